@@ -1,0 +1,433 @@
+/*
+ * kiln-exec [options] -- argv...: runs one Dockerfile RUN command inside a build root for kiln (Node.js cannot
+ * chroot or unshare itself). Sets up user/mount/pid/network namespaces, mounts, chroot and credentials, then
+ * execs the command; exits with its status (128+signal when killed). Helper failures go to the status pipe
+ * (fd 3 when open) as "error <stage> <errno> <message>" with exit status 127; otherwise it reports "exec-ok"
+ * and then "exit <code>" or "signal <number>".
+ * Processes: this supervisor forks C. Without a pid namespace C is the command in its own session; when it
+ * exits, its group and every orphan reparented to us (child subreaper) are SIGKILLed. With a pid namespace C
+ * is pid 1 (reaps, forwards signals) and the command is its child; when C exits the kernel kills the rest.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_MOUNTS 64
+#define MAX_GROUPS 256
+#define STATUS_FD 3
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct mnt { char kind; /* 'b' bind, 't' tmpfs */ int ro; const char *src, *size; char dst[4096]; };
+
+static const char *root_dir, *cwd_dir;
+static int want_creds, userns, mountns, pidns, netns, do_proc, do_dev, do_sys, do_devnodes, setgroups_denied;
+static uid_t uid;
+static gid_t gid, groups[MAX_GROUPS];
+static struct mnt mounts[MAX_MOUNTS];
+static size_t ngroups, nmounts;
+static int status_fd = -1, err_fd = -1, result_fd = -1; /* result: pid 1 -> supervisor, the fatal signal */
+static volatile sig_atomic_t target_pid;
+static const int fwd_sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+
+/* Reports a helper failure on the error channel (the status pipe in the supervisor, a pipe in children). */
+static void fail(const char *stage, int err, const char *what) {
+  char line[8192];
+  int n = snprintf(line, sizeof line, "error %s %d %s: %s\n", stage, err, what, strerror(err));
+  if (n > 0 && write(err_fd >= 0 ? err_fd : status_fd >= 0 ? status_fd : 2, line, (size_t)n) < 0) { /* lost */ }
+  _exit(127);
+}
+
+static void usage(const char *msg) { fail("usage", EINVAL, msg); }
+
+static void status_line(const char *fmt, int v) {
+  char line[64];
+  int n = snprintf(line, sizeof line, fmt, v);
+  if (status_fd >= 0 && n > 0 && write(status_fd, line, (size_t)n) < 0) { /* caller went away */ }
+}
+
+static unsigned long parse_num(const char *s, const char *what) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno || *s == '\0' || *end != '\0') usage(what);
+  return v;
+}
+
+/* Joins the root directory and a container path into buf. */
+static void in_root(char *buf, size_t len, const char *path) {
+  int n = snprintf(buf, len, "%s%s%s", root_dir ? root_dir : "", path[0] == '/' ? "" : "/", path);
+  if (n < 0 || (size_t)n >= len) usage("path too long");
+}
+
+static void write_file(const char *path, const char *data) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  size_t len = strlen(data);
+  if (fd < 0 || write(fd, data, len) != (ssize_t)len || close(fd) < 0) fail("userns", errno, path);
+}
+
+static void setup_userns(void) {
+  uid_t ouid = getuid();
+  gid_t ogid = getgid();
+  char map[64], path[64];
+  if (ouid == 0) {
+    /* Real root maps the whole id range onto itself, so ownership inside equals ownership outside. Only a
+       process still in the parent namespace may write such a map: a forked writer does it for us. */
+    int go[2], status;
+    char c = 0;
+    pid_t self = getpid();
+    if (pipe2(go, O_CLOEXEC) < 0) fail("userns", errno, "pipe");
+    pid_t w = fork();
+    if (w < 0) fail("userns", errno, "fork");
+    if (w == 0) {
+      close(go[1]);
+      if (read(go[0], &c, 1) != 1) _exit(1);
+      snprintf(path, sizeof path, "/proc/%d/uid_map", (int)self);
+      write_file(path, "0 0 4294967295\n");
+      snprintf(path, sizeof path, "/proc/%d/gid_map", (int)self);
+      write_file(path, "0 0 4294967295\n");
+      _exit(0);
+    }
+    close(go[0]);
+    if (unshare(CLONE_NEWUSER) < 0) fail("userns", errno, "unshare(CLONE_NEWUSER)");
+    if (write(go[1], &c, 1) != 1) fail("userns", errno, "pipe");
+    close(go[1]);
+    if (waitpid(w, &status, 0) != w) fail("userns", errno, "waitpid");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fail("userns", EPERM, "writing the id maps");
+    return;
+  }
+  if (unshare(CLONE_NEWUSER) < 0) fail("userns", errno, "unshare(CLONE_NEWUSER)");
+  write_file("/proc/self/setgroups", "deny\n");
+  setgroups_denied = 1;
+  snprintf(map, sizeof map, "0 %u 1\n", (unsigned)ouid);
+  write_file("/proc/self/uid_map", map);
+  snprintf(map, sizeof map, "0 %u 1\n", (unsigned)ogid);
+  write_file("/proc/self/gid_map", map);
+}
+
+static void loopback_up(void) {
+  struct ifreq ifr;
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) fail("netns", errno, "socket");
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) fail("netns", errno, "SIOCGIFFLAGS lo");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail("netns", errno, "SIOCSIFFLAGS lo");
+  close(s);
+}
+
+/* Remounts a bind mount read-only, keeping the flags the kernel locks in a user namespace. */
+static void remount_ro(const char *target) {
+  static const unsigned long keep[][2] = {{ST_NOSUID, MS_NOSUID},     {ST_NODEV, MS_NODEV},
+                                          {ST_NOEXEC, MS_NOEXEC},     {ST_NOATIME, MS_NOATIME},
+                                          {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME}};
+  struct statvfs sv;
+  unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY;
+  if (statvfs(target, &sv) < 0) fail("mount", errno, target);
+  for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+    if (sv.f_flag & keep[i][0]) flags |= keep[i][1];
+  if (mount(NULL, target, NULL, flags, NULL) < 0) fail("mount", errno, target);
+}
+
+static void bind_mount(const char *src, const char *dst, int ro) {
+  char target[4096];
+  in_root(target, sizeof target, dst);
+  if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) < 0) fail("mount", errno, target);
+  if (ro) remount_ro(target);
+}
+
+static void make_devnodes(void) {
+  static const struct { const char *name; unsigned maj, min; } nodes[] = {
+      {"/dev/null", 1, 3}, {"/dev/zero", 1, 5}, {"/dev/full", 1, 7},
+      {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
+  };
+  char path[4096];
+  for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+    in_root(path, sizeof path, nodes[i].name);
+    if (mknod(path, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) == 0) {
+      if (chmod(path, 0666) < 0) fail("devnodes", errno, path); /* umask-proof */
+    } else if (errno != EEXIST) {
+      fail("devnodes", errno, path);
+    }
+  }
+}
+
+/* Runs in the child that owns the new mount/pid namespaces: mounts, then chroot and chdir. */
+static void setup_fs(void) {
+  char target[4096];
+  if (mountns && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("mount", errno, "make / rprivate");
+  if (do_proc) {
+    in_root(target, sizeof target, "/proc");
+    if (pidns) {
+      if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) fail("mount", errno, target);
+    } else {
+      bind_mount("/proc", "/proc", 0);
+    }
+  }
+  if (do_dev) bind_mount("/dev", "/dev", 0);
+  if (do_sys) bind_mount("/sys", "/sys", 1);
+  if (do_devnodes) make_devnodes();
+  for (size_t i = 0; i < nmounts; i++) {
+    if (mounts[i].kind == 'b') {
+      bind_mount(mounts[i].src, mounts[i].dst, mounts[i].ro);
+    } else {
+      char opts[128];
+      in_root(target, sizeof target, mounts[i].dst);
+      snprintf(opts, sizeof opts, "mode=1777%s%s", mounts[i].size ? ",size=" : "", mounts[i].size ? mounts[i].size : "");
+      if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) fail("mount", errno, target);
+    }
+  }
+  if (root_dir) {
+    if (chroot(root_dir) < 0) fail("chroot", errno, root_dir);
+    if (chdir("/") < 0) fail("chdir", errno, "/");
+  }
+  if (cwd_dir && chdir(cwd_dir) < 0) fail("chdir", errno, cwd_dir);
+}
+
+/* Switches credentials (after chroot), restores default signal state and executes the command. */
+static void exec_command(char **argv) {
+  sigset_t none;
+  sigemptyset(&none);
+  if (setsid() < 0) fail("setsid", errno, "setsid");
+  if (want_creds) {
+    int only_primary = ngroups == 0 || (ngroups == 1 && groups[0] == gid);
+    if (!(setgroups_denied && only_primary) && setgroups(ngroups, groups) < 0) fail("credentials", errno, "setgroups");
+    if (setgid(gid) < 0) fail("credentials", errno, "setgid");
+    if (setuid(uid) < 0) fail("credentials", errno, "setuid");
+  }
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail("prctl", errno, "PR_SET_PDEATHSIG");
+  for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL); /* errors for SIGKILL/SIGSTOP are expected */
+  if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) fail("exec", errno, "sigprocmask");
+  if (strchr(argv[0], '/')) {
+    execv(argv[0], argv);
+    fail("exec", errno, argv[0]);
+  }
+  const char *path = getenv("PATH");
+  if (!path) path = DEFAULT_PATH;
+  int saved = ENOENT;
+  char file[4096];
+  for (const char *p = path;; p++) {
+    const char *end = strchrnul(p, ':');
+    int n = snprintf(file, sizeof file, "%.*s%s%s", (int)(end - p), p, end == p ? "" : "/", argv[0]);
+    if (n > 0 && (size_t)n < sizeof file) {
+      execv(file, argv);
+      if (errno != ENOENT && errno != ENOTDIR) saved = errno;
+    }
+    if (*end == '\0') break;
+    p = end;
+  }
+  fail("exec", saved, argv[0]);
+}
+
+static void forward(int sig) {
+  if (target_pid > 0 && kill(-target_pid, sig) < 0) kill(target_pid, sig);
+  if (sig == SIGTERM || sig == SIGINT) alarm(2); /* escalate if the command ignores it */
+}
+
+static void escalate(int sig) {
+  (void)sig;
+  if (target_pid > 0 && kill(-target_pid, SIGKILL) < 0) kill(target_pid, SIGKILL);
+}
+
+static void handle_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = forward;
+  for (size_t i = 0; i < sizeof fwd_sigs / sizeof fwd_sigs[0]; i++)
+    if (sigaction(fwd_sigs[i], &sa, NULL) < 0) fail("signals", errno, "sigaction");
+  sa.sa_handler = escalate;
+  if (sigaction(SIGALRM, &sa, NULL) < 0) fail("signals", errno, "sigaction");
+}
+
+static int wait_status(pid_t pid, int *status) {
+  while (waitpid(pid, status, 0) < 0)
+    if (errno != EINTR) return -1;
+  return 0;
+}
+
+static int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+/* pid 1 of the new pid namespace: runs the command as its child, reaps orphans, exits with its status. */
+static void run_init(char **argv) {
+  int status = 0;
+  pid_t cmd = fork();
+  if (cmd < 0) fail("fork", errno, "fork");
+  if (cmd == 0) exec_command(argv);
+  close(err_fd);
+  err_fd = -1;
+  target_pid = cmd;
+  for (pid_t r = 0; r != cmd;)
+    if ((r = waitpid(-1, &status, 0)) < 0 && errno != EINTR) _exit(127);
+  if (WIFSIGNALED(status)) {
+    /* pid 1 cannot kill itself with a signal: tell the supervisor which one killed the command. */
+    unsigned char sig = (unsigned char)WTERMSIG(status);
+    if (write(result_fd, &sig, 1) < 0) { /* supervisor gone: nothing to report */ }
+  }
+  _exit(exit_code(status));
+}
+
+/* Without a pid namespace: kills the command's group and every orphan reparented to us (subreaper). */
+static void kill_leftovers(pid_t group) {
+  char path[300], buf[512];
+  kill(-group, SIGKILL);
+  for (int rounds = 0; rounds < 100000; rounds++) {
+    int status;
+    pid_t r;
+    while ((r = waitpid(-1, &status, WNOHANG)) > 0) continue;
+    if (r < 0 && errno == ECHILD) return;
+    DIR *d = opendir("/proc");
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      ssize_t n = read(fd, buf, sizeof buf - 1);
+      close(fd);
+      if (n <= 0) continue;
+      buf[n] = '\0';
+      char *rp = strrchr(buf, ')');
+      int ppid;
+      if (rp && sscanf(rp + 1, " %*c %d", &ppid) == 1 && ppid == getpid()) kill(atoi(e->d_name), SIGKILL);
+    }
+    closedir(d);
+    nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+  }
+}
+
+int main(int argc, char **argv) {
+  const struct { const char *name; int *flag; } bools[] = {
+      {"--userns", &userns}, {"--mountns", &mountns}, {"--pidns", &pidns}, {"--netns", &netns},
+      {"--proc", &do_proc}, {"--dev", &do_dev}, {"--sys", &do_sys}, {"--devnodes", &do_devnodes}};
+  int i;
+  if (fcntl(STATUS_FD, F_GETFD) >= 0) {
+    status_fd = STATUS_FD;
+    if (fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0) fail("setup", errno, "fcntl(3)");
+  }
+  for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int takes = 1;
+    if (!strcmp(a, "--root")) root_dir = v;
+    else if (!strcmp(a, "--cwd")) cwd_dir = v;
+    else if (!strcmp(a, "--uid")) { if (v) uid = (uid_t)parse_num(v, "bad --uid"); want_creds = 1; }
+    else if (!strcmp(a, "--gid")) { if (v) gid = (gid_t)parse_num(v, "bad --gid"); want_creds = 1; }
+    else if (!strcmp(a, "--groups")) {
+      char buf[4096], *save = NULL;
+      if (!v || strlen(v) >= sizeof buf) usage("bad --groups");
+      strcpy(buf, v);
+      for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (ngroups == MAX_GROUPS) usage("too many groups");
+        groups[ngroups++] = (gid_t)parse_num(t, "bad --groups");
+      }
+      want_creds = 1;
+    } else if (!strcmp(a, "--bind") || !strcmp(a, "--tmpfs")) {
+      char *spec = argv[i + 1], *opt;
+      if (!v || nmounts == MAX_MOUNTS) usage("bad or too many mounts");
+      struct mnt *m = &mounts[nmounts++];
+      if ((m->kind = a[2]) == 'b') { /* --bind SRC:DST[:ro|rw], --tmpfs DST[:size] */
+        if (!(opt = strchr(spec, ':'))) usage("--bind needs SRC:DST[:ro|rw]");
+        *opt = '\0';
+        m->src = spec;
+        spec = opt + 1;
+      }
+      if ((opt = strchr(spec, ':'))) *opt++ = '\0';
+      if (strlen(spec) >= sizeof m->dst || spec[0] != '/') usage("mount target must be an absolute path");
+      strcpy(m->dst, spec);
+      if (m->kind == 't') m->size = opt;
+      else if (opt && !(m->ro = !strcmp(opt, "ro")) && strcmp(opt, "rw")) usage("bind option must be ro or rw");
+    } else {
+      size_t b = 0;
+      while (b < sizeof bools / sizeof bools[0] && strcmp(a, bools[b].name)) b++;
+      if (b == sizeof bools / sizeof bools[0]) usage(a);
+      *bools[b].flag = 1;
+      takes = 0;
+    }
+    if (takes && !v) usage(a);
+    i += takes;
+  }
+  if (i + 1 >= argc) usage("missing command after --");
+  char **cmd = argv + i + 1;
+  if ((do_proc || do_dev || do_sys || nmounts) && !mountns) usage("mounts need --mountns");
+
+  if (userns) setup_userns();
+  int flags = (mountns ? CLONE_NEWNS : 0) | (pidns ? CLONE_NEWPID : 0) | (netns ? CLONE_NEWNET : 0);
+  if (flags && unshare(flags) < 0) fail("unshare", errno, "unshare(mount/pid/net namespaces)");
+  if (netns) loopback_up();
+  if (!pidns && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) fail("prctl", errno, "PR_SET_CHILD_SUBREAPER");
+
+  int pipefd[2], resfd[2] = {-1, -1};
+  if (pipe2(pipefd, O_CLOEXEC) < 0) fail("setup", errno, "pipe");
+  if (pidns && pipe2(resfd, O_CLOEXEC | O_NONBLOCK) < 0) fail("setup", errno, "pipe");
+  sigset_t block, old;
+  sigemptyset(&block);
+  for (size_t k = 0; k < sizeof fwd_sigs / sizeof fwd_sigs[0]; k++) sigaddset(&block, fwd_sigs[k]);
+  if (sigprocmask(SIG_BLOCK, &block, &old) < 0) fail("setup", errno, "sigprocmask");
+  handle_signals();
+  pid_t child = fork();
+  if (child < 0) fail("fork", errno, "fork");
+  if (child == 0) {
+    close(pipefd[0]);
+    err_fd = pipefd[1];
+    result_fd = resfd[1];
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail("prctl", errno, "PR_SET_PDEATHSIG");
+    setup_fs();
+    if (pidns) {
+      if (sigprocmask(SIG_SETMASK, &old, NULL) < 0) fail("setup", errno, "sigprocmask");
+      run_init(cmd);
+    }
+    exec_command(cmd);
+  }
+  target_pid = child;
+  close(pipefd[1]);
+  if (pidns) close(resfd[1]);
+  if (sigprocmask(SIG_SETMASK, &old, NULL) < 0) fail("setup", errno, "sigprocmask");
+
+  /* The pipe closes on a successful exec (O_CLOEXEC); any bytes on it are an error line. */
+  char line[8192];
+  size_t used = 0;
+  for (;;) {
+    ssize_t n = read(pipefd[0], line + used, sizeof line - 1 - used);
+    if (n > 0) used += (size_t)n;
+    if (n == 0 || used == sizeof line - 1 || (n < 0 && errno != EINTR)) break;
+  }
+  close(pipefd[0]);
+  int status = 0;
+  if (used > 0) {
+    if (write(status_fd >= 0 ? status_fd : 2, line, used) < 0) { /* nowhere left to report to */ }
+    wait_status(child, &status);
+    if (!pidns) kill_leftovers(child);
+    return 127;
+  }
+  status_line("exec-ok\n", 0);
+  if (wait_status(child, &status) < 0) fail("wait", errno, "waitpid");
+  if (!pidns) kill_leftovers(child);
+  unsigned char sig = 0;
+  if (pidns && read(resfd[0], &sig, 1) == 1 && sig > 0) {
+    status_line("signal %d\n", sig);
+    return 128 + sig;
+  }
+  if (WIFSIGNALED(status)) status_line("signal %d\n", WTERMSIG(status));
+  else status_line("exit %d\n", WEXITSTATUS(status));
+  return exit_code(status);
+}

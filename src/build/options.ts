@@ -1,0 +1,73 @@
+import type { Compression } from "../image/media-types.js";
+import type { Platform } from "../image/types.js";
+
+/** Per-registry connection settings resolved from kaniko's TLS/insecure flags. */
+export interface RegistryAccess {
+  /** Plain HTTP for pushes to any registry (`--insecure`). */
+  insecurePush: boolean;
+  /** Plain HTTP for pulls from any registry (`--insecure-pull`). */
+  insecurePull: boolean;
+  /** Plain HTTP for these registries, push and pull (`--insecure-registry`). */
+  insecureRegistries: string[];
+  /** Skip TLS verification everywhere (`--skip-tls-verify`; kaniko applies it to pulls too). */
+  skipTlsVerify: boolean;
+  /** Skip TLS verification for these registries (`--skip-tls-verify-registry`). */
+  skipTlsVerifyRegistries: string[];
+  /** Extra CA files per registry (`--registry-certificate host=path`). */
+  registryCertificates: Record<string, string>;
+  /** Client cert,key per registry (`--registry-client-cert host=cert,key`). */
+  registryClientCerts: Record<string, string>;
+  /** Registry map for pulls (`--registry-map`, `--registry-mirror`). */
+  registryMap: { from: string; to: string[] }[];
+  skipDefaultRegistryFallback: boolean;
+  pushRetry: number;
+}
+
+/** Fully resolved, validated options of one build. Frozen by {@link freezeOptions}. */
+export interface BuildOptions {
+  /** Dockerfile path on the host (already fetched if it was a URL). */
+  dockerfilePath: string;
+  /** Name shown in error messages (e.g. "Dockerfile"). */
+  dockerfileName: string;
+  /** Build context directory on the host. */
+  contextDir: string;
+  destinations: string[];
+  buildArgs: Record<string, string | undefined>;
+  target?: string;
+  noPush: boolean;
+  tarPath?: string;
+  ociLayoutPath?: string;
+  digestFile?: string;
+  imageNameWithDigestFile?: string;
+  imageNameTagWithDigestFile?: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  platform: Platform;
+  isolation: "auto" | "in-place" | "chroot" | "userns";
+  /** kiln's state directory (kaniko's /kaniko); temp files, stage roots and spooled layers live below it. */
+  stateDir: string;
+  ignorePaths: string[];
+  ignoreVarRun: boolean;
+  /** Unix seconds to clamp timestamps to (`--reproducible` → 0, SOURCE_DATE_EPOCH). */
+  epoch?: number;
+  reproducible: boolean;
+  compression: Compression;
+  compressionLevel?: number;
+  singleSnapshot: boolean;
+  skipPushPermissionCheck: boolean;
+  registry: RegistryAccess;
+  /** Environment the build reads (credentials, SSL_CERT_DIR, proxies, --build-arg KEY values). */
+  env: Record<string, string | undefined>;
+}
+
+/** Deep-freezes build options so nothing downstream can change them. */
+export function freezeOptions(o: BuildOptions): Readonly<BuildOptions> {
+  const freeze = (v: unknown): void => {
+    if (v && typeof v === "object" && !Object.isFrozen(v)) {
+      Object.freeze(v);
+      for (const x of Object.values(v)) freeze(x);
+    }
+  };
+  freeze(o);
+  return o;
+}

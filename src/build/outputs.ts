@@ -1,0 +1,99 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { request } from "undici";
+import { KilnError } from "../common/errors.js";
+import type { Digest } from "../image/digest.js";
+import { writeDockerArchive, writeOciLayout } from "../image/index.js";
+import type { Image } from "../image/types.js";
+import { parseReference, type RegistryClient } from "../registry/index.js";
+import type { Reporter } from "./events.js";
+import type { BuildOptions } from "./options.js";
+
+/** kaniko's placeholder tag for a tarball written without any --destination. */
+const UNSET_TAG = "unset-repo/unset-image-name:latest";
+
+/**
+ * Writes a text output the way kaniko does: a local path (parent dirs created), or an HTTP PUT when
+ * the value is an https:// URL (pre-signed URL support).
+ */
+export async function writeTextOutput(target: string, content: string): Promise<void> {
+  if (/^https:\/\//i.test(target)) {
+    const res = await request(target, { method: "PUT", body: content, headers: { "content-type": "text/plain" } });
+    await res.body.dump();
+    if (res.statusCode >= 300) {
+      throw new KilnError("OUTPUT_FAILED", `writing digest to ${new URL(target).host}: HTTP ${res.statusCode}`);
+    }
+    return;
+  }
+  await mkdir(path.dirname(path.resolve(target)), { recursive: true });
+  await writeFile(target, content);
+}
+
+/** Repository name of a destination without tag/digest, as kaniko writes it (`registry/repo`). */
+function repoOf(dest: string): { repo: string; tag: string } {
+  const ref = parseReference(dest);
+  return { repo: ref.name, tag: ref.tag ?? "latest" };
+}
+
+/**
+ * Writes every requested output of a finished build: digest files, OCI layout, docker-archive and
+ * the pushes to each destination (in that order, like kaniko: files before the push).
+ */
+export async function writeOutputs(
+  image: Image,
+  opts: Readonly<BuildOptions>,
+  registry: RegistryClient,
+  report: Reporter,
+  signal?: AbortSignal,
+): Promise<{ pushed: { ref: string; digest: Digest }[] }> {
+  const digest = image.digest;
+  if (opts.digestFile) await writeTextOutput(opts.digestFile, digest);
+  if (opts.imageNameWithDigestFile) {
+    await writeTextOutput(opts.imageNameWithDigestFile, opts.destinations.map((d) => `${repoOf(d).repo}@${digest}\n`).join(""));
+  }
+  if (opts.imageNameTagWithDigestFile) {
+    const lines = opts.destinations.map((d) => {
+      const r = repoOf(d);
+      return `${r.repo}:${r.tag}@${digest}\n`;
+    });
+    await writeTextOutput(opts.imageNameTagWithDigestFile, lines.join(""));
+  }
+  if (opts.ociLayoutPath) {
+    const t0 = Date.now();
+    await writeOciLayout(opts.ociLayoutPath, image);
+    report({ kind: "phase", phase: "write", ms: Date.now() - t0 });
+    report({ kind: "image-written", sink: "oci-layout", target: opts.ociLayoutPath, digest });
+  }
+  if (opts.tarPath) {
+    const t0 = Date.now();
+    const tags = opts.destinations.length > 0 ? opts.destinations.map((d) => parseReference(d).toString()) : [UNSET_TAG];
+    await writeDockerArchive(opts.tarPath, image, tags);
+    report({ kind: "phase", phase: "write", ms: Date.now() - t0 });
+    report({ kind: "image-written", sink: "docker-archive", target: opts.tarPath, digest });
+  }
+  const pushed: { ref: string; digest: Digest }[] = [];
+  if (!opts.noPush) {
+    for (const dest of opts.destinations) {
+      const ref = parseReference(dest);
+      report({ kind: "info", message: `Pushing image to ${ref.toString()}` });
+      const t0 = Date.now();
+      let attempt = 0;
+      for (;;) {
+        try {
+          const d = await registry.pushImage(ref, image, { signal });
+          pushed.push({ ref: ref.toString(), digest: d });
+          break;
+        } catch (e) {
+          if (attempt >= opts.registry.pushRetry || signal?.aborted) throw e;
+          const wait = 1000 * 2 ** attempt++;
+          report({ kind: "warning", code: "PUSH_RETRY", message: `push to ${ref.toString()} failed, retrying in ${wait / 1000}s: ${(e as Error).message}` });
+          await new Promise((r) => setTimeout(r, wait));
+        }
+      }
+      report({ kind: "phase", phase: "push", ms: Date.now() - t0 });
+      report({ kind: "info", message: `Pushed ${ref.name}@${digest}` });
+      report({ kind: "image-written", sink: "registry", target: ref.toString(), digest });
+    }
+  }
+  return { pushed };
+}

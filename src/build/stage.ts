@@ -1,0 +1,334 @@
+import { lchown, mkdir, chmod } from "node:fs/promises";
+import { assertNever, KilnError } from "../common/errors.js";
+import {
+  envFromPairs,
+  expandInstruction,
+  parseInstructionLine,
+  PROXY_ARGS,
+  type Dockerfile,
+  type Instruction,
+  type Stage,
+} from "../dockerfile/index.js";
+import type { DirContext } from "../context/index.js";
+import { changesForPaths, resolveInRoot, walkChanges, type IgnoreList } from "../fs/index.js";
+import type { ContainerConfig, HistoryEntry, Image, Layer } from "../image/types.js";
+import type { ManifestFamily } from "../image/media-types.js";
+import type { Runner } from "../run/index.js";
+import { DEFAULT_PATH, getEnv, setEnv, splitEnv } from "./env.js";
+import { stepError } from "./errors.js";
+import type { Reporter } from "./events.js";
+import { createdBy, quoteList } from "./history.js";
+import { layerFromChanges, type LayerSink } from "./layer-from-changes.js";
+import {
+  cloneConfig,
+  commandArgv,
+  healthConfig,
+  parseExposedPorts,
+  resolveWorkdir,
+  validateStopSignal,
+} from "./metadata.js";
+import { StageRoot } from "./stage-root.js";
+import { copyIntoRoot } from "./steps/copy.js";
+import { runStep } from "./steps/run.js";
+import { resolveIdentity } from "./user.js";
+import { parseChmod } from "./chmod.js";
+
+/** The output of a built stage. */
+export interface StageResult {
+  author: string | undefined;
+  config: ContainerConfig;
+  history: HistoryEntry[];
+  layers: Layer[];
+  root: StageRoot;
+  family: ManifestFamily;
+}
+
+/** Services a stage needs from the build that runs it. */
+export interface StageServices {
+  df: Dockerfile;
+  dockerfileName: string;
+  context: DirContext;
+  buildArgs: Readonly<Record<string, string | undefined>>;
+  /** Values of meta ARGs (declared before the first FROM) after --build-arg overrides. */
+  metaArgs: ReadonlyMap<string, string | undefined>;
+  /** Build args consumed by some ARG (for the unused-build-arg warning). */
+  consumedArgs: Set<string>;
+  sink: LayerSink;
+  ignore: IgnoreList | undefined;
+  runner(): Promise<Runner>;
+  /** Root of another stage or image named by COPY --from (materialised). */
+  fromRoot(ref: string): Promise<DirContext>;
+  report: Reporter;
+  now(): Date;
+  signal?: AbortSignal;
+}
+
+/** Base of a stage: its image, and the root directory to build in. */
+export interface StageBase {
+  image: Image;
+  family: ManifestFamily;
+  rootDir: string;
+}
+
+/**
+ * Executes the instructions of one stage over its base image. Metadata instructions are pure
+ * updates of the config; RUN, COPY, ADD and WORKDIR touch the stage root (materialised on first
+ * need) and produce at most one layer each. Returns the stage's image parts.
+ */
+export async function buildStage(stage: Stage, base: StageBase, svc: StageServices): Promise<StageResult> {
+  const baseCfg = base.image.config;
+  let config = cloneConfig(baseCfg.config);
+  if (getEnv(config.Env ?? [], "PATH") === undefined) config.Env = setEnv(config.Env ?? [], "PATH", DEFAULT_PATH);
+  const history: HistoryEntry[] = [...(baseCfg.history ?? [])];
+  const layers: Layer[] = [...base.image.layers];
+  const root = new StageRoot(base.rootDir);
+  const args = new Map<string, string | undefined>();
+  let author = typeof baseCfg.author === "string" ? baseCfg.author : undefined;
+  let cmdSetInStage = false;
+
+  // ONBUILD triggers of the base image run first, then the child image does not inherit them.
+  const triggers: Instruction[] = (config.OnBuild ?? []).map((t) => parseInstructionLine(t, { file: svc.dockerfileName }));
+  if (triggers.length > 0) svc.report({ kind: "info", message: `Executing ${triggers.length} build triggers` });
+  config.OnBuild = null;
+  delete config.OnBuild;
+  const all = [...triggers, ...stage.instructions];
+
+  const ensureRoot = async (): Promise<string> => {
+    await root.ensure(base.image.layers, svc.ignore, svc.report, stage.index, svc.signal);
+    return root.dir;
+  };
+
+  const lookup = () => {
+    const pairs = new Map<string, string>();
+    for (const [k, v] of args) if (v !== undefined) pairs.set(k, v);
+    for (const e of config.Env ?? []) {
+      const [k, v] = splitEnv(e);
+      pairs.set(k, v);
+    }
+    return envFromPairs(pairs);
+  };
+
+  const addHistory = (instr: Instruction, detail: string, layer: Layer | undefined): void => {
+    const entry: HistoryEntry = { created: svc.now().toISOString(), created_by: createdBy(instr, detail), comment: "buildkit.dockerfile.v0" };
+    if (layer) layers.push(layer);
+    else entry.empty_layer = true;
+    history.push(entry);
+  };
+
+  for (let i = 0; i < all.length; i++) {
+    const raw = all[i] as Instruction;
+    const location = `${svc.dockerfileName}:${raw.range.start}`;
+    const t0 = Date.now();
+    svc.report({ kind: "step-start", stage: stage.index, step: i + 1, total: all.length, instruction: raw.original, location });
+    let layer: Layer | undefined;
+    try {
+      const instr = expandInstruction(raw, lookup(), svc.df.escapeToken).instruction;
+      switch (instr.kind) {
+        case "from":
+          throw new KilnError("INTERNAL", "FROM inside a stage");
+        case "arg": {
+          for (const a of instr.args) {
+            let value = a.value;
+            if (Object.prototype.hasOwnProperty.call(svc.buildArgs, a.key)) {
+              value = svc.buildArgs[a.key];
+              svc.consumedArgs.add(a.key);
+            } else if (value === undefined && svc.metaArgs.has(a.key)) {
+              value = svc.metaArgs.get(a.key);
+            }
+            args.set(a.key, value);
+          }
+          addHistory(raw, instr.args.map((a) => (a.value === undefined ? a.key : `${a.key}=${a.value}`)).join(" "), undefined);
+          break;
+        }
+        case "env": {
+          let env = config.Env ?? [];
+          for (const p of instr.pairs) env = setEnv(env, p.key, p.value);
+          config = { ...config, Env: env };
+          addHistory(raw, instr.pairs.map((p) => `${p.key}=${p.value}`).join(" "), undefined);
+          break;
+        }
+        case "label": {
+          const labels = { ...(config.Labels ?? {}) };
+          for (const p of instr.pairs) labels[p.key] = p.value;
+          config = { ...config, Labels: labels };
+          addHistory(raw, instr.pairs.map((p) => `${p.key}=${p.value}`).join(" "), undefined);
+          break;
+        }
+        case "maintainer":
+          author = instr.value;
+          addHistory(raw, instr.value, undefined);
+          break;
+        case "user":
+          config = { ...config, User: instr.value };
+          addHistory(raw, instr.value, undefined);
+          break;
+        case "expose": {
+          const ports = { ...(config.ExposedPorts ?? {}) };
+          for (const p of parseExposedPorts(instr.values)) ports[p] = {};
+          config = { ...config, ExposedPorts: ports };
+          addHistory(raw, instr.values.join(" "), undefined);
+          break;
+        }
+        case "volume": {
+          const vols = { ...(config.Volumes ?? {}) };
+          for (const v of instr.values) {
+            if (v.trim() === "") throw new KilnError("VOLUME_INVALID", "VOLUME specified can not be an empty string");
+            vols[v] = {};
+          }
+          config = { ...config, Volumes: vols };
+          addHistory(raw, quoteList(instr.values), undefined);
+          break;
+        }
+        case "stopsignal":
+          config = { ...config, StopSignal: validateStopSignal(instr.value) };
+          addHistory(raw, instr.value, undefined);
+          break;
+        case "shell":
+          if (instr.command.form !== "exec") throw new KilnError("SHELL_INVALID", "SHELL requires the arguments to be in JSON form");
+          config = { ...config, Shell: [...instr.command.args] };
+          addHistory(raw, quoteList(instr.command.args), undefined);
+          break;
+        case "cmd": {
+          const argv = commandArgv(instr.command, config.Shell ?? ["/bin/sh", "-c"]);
+          config = { ...config, Cmd: argv };
+          cmdSetInStage = true;
+          addHistory(raw, quoteList(argv), undefined);
+          break;
+        }
+        case "entrypoint": {
+          const argv = commandArgv(instr.command, config.Shell ?? ["/bin/sh", "-c"]);
+          config = { ...config, Entrypoint: argv };
+          // Docker: an ENTRYPOINT resets a CMD inherited from the base image.
+          if (!cmdSetInStage) {
+            config = { ...config };
+            delete config.Cmd;
+          }
+          addHistory(raw, quoteList(argv), undefined);
+          break;
+        }
+        case "healthcheck":
+          config = { ...config, Healthcheck: healthConfig(instr, config.Shell ?? ["/bin/sh", "-c"]) };
+          addHistory(raw, instr.original.replace(/^\s*healthcheck\s*/i, ""), undefined);
+          break;
+        case "onbuild":
+          config = { ...config, OnBuild: [...(config.OnBuild ?? []), instr.triggerText] };
+          addHistory(raw, instr.triggerText, undefined);
+          break;
+        case "workdir": {
+          const dir = resolveWorkdir(config.WorkingDir, instr.value);
+          config = { ...config, WorkingDir: dir };
+          const rootDir = await ensureRoot();
+          const id = await resolveIdentity(rootDir, config.User);
+          const created = await mkdirOwned(rootDir, dir, id.uid, id.gid);
+          const changes = await changesForPaths(rootDir, root.index, created, { ignore: svc.ignore });
+          layer = await layerFromChanges(rootDir, changes, svc.sink, svc.signal);
+          addHistory(raw, dir, layer);
+          break;
+        }
+        case "run": {
+          const rootDir = await ensureRoot();
+          const id = await resolveIdentity(rootDir, config.User);
+          let env = [...(config.Env ?? [])];
+          // Build args in scope (and the predefined proxy args when given) are visible to RUN but not stored.
+          for (const [k, v] of args) if (v !== undefined && getEnv(env, k) === undefined) env.push(`${k}=${v}`);
+          for (const k of PROXY_ARGS) {
+            const v = svc.buildArgs[k];
+            if (v !== undefined && !args.has(k) && getEnv(env, k) === undefined) {
+              env.push(`${k}=${v}`);
+              svc.consumedArgs.add(k);
+            }
+          }
+          if (getEnv(env, "HOME") === undefined) env = setEnv(env, "HOME", id.home);
+          const cwd = config.WorkingDir && config.WorkingDir.length > 0 ? config.WorkingDir : "/";
+          await mkdirOwned(rootDir, cwd, id.uid, id.gid);
+          const runner = await svc.runner();
+          const tRun = Date.now();
+          await runStep(
+            instr,
+            {
+              root: rootDir,
+              shell: config.Shell ?? ["/bin/sh", "-c"],
+              env,
+              cwd,
+              identity: id,
+              location,
+              onOutput: (stream, data) => svc.report({ kind: "step-output", stage: stage.index, step: i + 1, stream, data }),
+            },
+            runner,
+            svc.signal,
+          );
+          svc.report({ kind: "phase", phase: "run", ms: Date.now() - tRun, stage: stage.index });
+          const tSnap = Date.now();
+          svc.report({ kind: "info", message: "Taking snapshot of full filesystem..." });
+          const changes = await walkChanges(rootDir, root.index, { ignore: svc.ignore, update: true, signal: svc.signal });
+          layer = await layerFromChanges(rootDir, changes, svc.sink, svc.signal);
+          svc.report({ kind: "phase", phase: "snapshot", ms: Date.now() - tSnap, stage: stage.index });
+          const shown = instr.command.form === "exec" ? quoteList(instr.command.args) : `${(config.Shell ?? ["/bin/sh", "-c"]).join(" ")} ${instr.command.command}`;
+          addHistory(raw, shown, layer);
+          break;
+        }
+        case "copy":
+        case "add": {
+          if (instr.kind === "add" && instr.sources.some((s) => /^(https?|git):\/\//.test(s) || s.endsWith(".git"))) {
+            throw new KilnError("NOT_IMPLEMENTED", "ADD from a URL or git repository is not implemented yet");
+          }
+          if (instr.heredocs.length > 0) throw new KilnError("NOT_IMPLEMENTED", `${instr.kind.toUpperCase()} with a heredoc is not implemented yet`);
+          if (instr.parents || instr.excludes.length > 0) {
+            throw new KilnError("NOT_IMPLEMENTED", `${instr.kind.toUpperCase()} --parents/--exclude is not implemented yet`);
+          }
+          const rootDir = await ensureRoot();
+          const owner = instr.chown ? await resolveIdentity(rootDir, instr.chown) : { uid: 0, gid: 0 };
+          const chmod = instr.chmod ? parseChmod(instr.chmod) : undefined;
+          const from = instr.from ? await svc.fromRoot(instr.from) : svc.context;
+          const tCopy = Date.now();
+          const written = await copyIntoRoot(rootDir, from, instr.sources, instr.dest, config.WorkingDir || "/", {
+            uid: owner.uid,
+            gid: owner.gid,
+            chmod,
+          });
+          svc.report({ kind: "phase", phase: "copy", ms: Date.now() - tCopy, stage: stage.index });
+          const changes = await changesForPaths(rootDir, root.index, written, { ignore: svc.ignore });
+          layer = await layerFromChanges(rootDir, changes, svc.sink, svc.signal);
+          addHistory(raw, [...instr.sources, instr.dest].join(" "), layer);
+          break;
+        }
+        default:
+          assertNever(instr, "instruction");
+      }
+    } catch (e) {
+      throw stepError(location, raw.original, e);
+    }
+    svc.report({
+      kind: "step-done",
+      stage: stage.index,
+      step: i + 1,
+      layer: layer ? { digest: layer.digest, diffId: layer.diffId, size: layer.size } : undefined,
+      ms: Date.now() - t0,
+    });
+  }
+
+  return { config, history, layers, root, family: base.family, author };
+}
+
+/**
+ * `mkdir -p` inside the root with the given owner for directories it creates (WORKDIR semantics).
+ * Returns the container paths created.
+ */
+async function mkdirOwned(root: string, dir: string, uid: number, gid: number): Promise<string[]> {
+  const created: string[] = [];
+  let cur = "";
+  for (const p of dir.split("/").filter(Boolean)) {
+    cur = `${cur}/${p}`;
+    const host = await resolveInRoot(root, cur, { followFinal: true });
+    try {
+      await mkdir(host, { mode: 0o755 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
+      throw e;
+    }
+    await lchown(host, uid, gid);
+    await chmod(host, 0o755);
+    created.push(cur);
+  }
+  return created;
+}

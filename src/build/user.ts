@@ -1,0 +1,23 @@
+import { lookupUser } from "../fs/index.js";
+
+/** Identity a RUN/COPY/WORKDIR acts as. */
+export interface Identity {
+  uid: number;
+  gid: number;
+  groups: number[];
+  home: string;
+}
+
+/**
+ * Resolves the stage's USER against the root's /etc/passwd and /etc/group (empty = root).
+ * Numeric ids work without entries; unknown names fail with USER_NOT_FOUND.
+ */
+export async function resolveIdentity(root: string | undefined, user: string | undefined): Promise<Identity> {
+  const spec = user && user.length > 0 ? user : "0";
+  if (!root) {
+    const m = /^(\d+)(?::(\d+))?$/.exec(spec);
+    if (m) return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]), groups: [], home: "/" };
+  }
+  const r = await lookupUser(root ?? "/nonexistent", spec);
+  return { uid: r.uid, gid: r.gid, groups: r.groups, home: r.home };
+}

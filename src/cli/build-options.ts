@@ -1,0 +1,120 @@
+import { existsSync, statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { freezeOptions, type BuildOptions } from "../build/index.js";
+import { KilnError } from "../common/errors.js";
+import { UsageError, type ExecutorOptions } from "./flags/index.js";
+import { parsePlatform } from "./platform.js";
+
+/** Resolves the `--context` flag: a plain path or `dir://path`; other schemes are not built yet. */
+export function resolveContext(ctx: string, cwd: string): string {
+  const m = /^([a-z0-9+.-]+):\/\/(.*)$/i.exec(ctx);
+  if (m) {
+    const scheme = (m[1] as string).toLowerCase();
+    if (scheme !== "dir")
+      throw new KilnError("NOT_IMPLEMENTED", `kiln: context scheme ${scheme}:// is not implemented yet`);
+    return path.resolve(cwd, m[2] as string);
+  }
+  return path.resolve(cwd, ctx);
+}
+
+/**
+ * kaniko's Dockerfile lookup: the path as given if it exists, else relative to the context.
+ * URLs are not supported yet (clear error instead of a silent fallback).
+ */
+export function resolveDockerfile(dockerfile: string, contextDir: string, cwd: string): string {
+  if (/^https?:\/\//i.test(dockerfile)) {
+    throw new KilnError("NOT_IMPLEMENTED", "kiln: --dockerfile as a URL is not implemented yet");
+  }
+  const asGiven = path.resolve(cwd, dockerfile);
+  if (existsSync(asGiven)) return asGiven;
+  return path.resolve(contextDir, dockerfile);
+}
+
+function parseLabels(labels: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of labels) {
+    const i = l.indexOf("=");
+    if (i <= 0) throw new UsageError(`invalid --label "${l}": expected key=value`);
+    out[l.slice(0, i)] = l.slice(i + 1);
+  }
+  return out;
+}
+
+function parseBuildArgs(args: readonly string[]): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const a of args) {
+    const i = a.indexOf("=");
+    if (i < 0) out[a] = undefined;
+    else out[a.slice(0, i)] = a.slice(i + 1);
+  }
+  return out;
+}
+
+/** kiln's state directory: --kaniko-dir/KANIKO_DIR when usable, else a per-user temp dir. */
+function stateDir(o: ExecutorOptions, env: Record<string, string | undefined>): string {
+  const explicit = env.KANIKO_DIR ?? o.kanikoDir;
+  if (explicit && explicit !== "/kaniko") return path.resolve(explicit);
+  if (existsSync("/kaniko") && statSync("/kaniko").isDirectory()) return "/kaniko";
+  return path.join(os.tmpdir(), `kiln-${process.getuid?.() ?? 0}`);
+}
+
+/** Maps parsed executor flags onto the library's build options (validated, frozen). */
+export function toBuildOptions(
+  o: ExecutorOptions,
+  env: Record<string, string | undefined>,
+  cwd: string,
+): Readonly<BuildOptions> {
+  const contextDir = resolveContext(o.context, cwd);
+  const dockerfilePath = resolveDockerfile(o.dockerfile, contextDir, cwd);
+  const sde = env.SOURCE_DATE_EPOCH;
+  let epoch: number | undefined;
+  if (o.reproducible) epoch = 0;
+  if (sde !== undefined && sde !== "") {
+    if (!/^\d+$/.test(sde)) throw new UsageError(`invalid SOURCE_DATE_EPOCH "${sde}": expected Unix seconds`);
+    epoch = Number(sde);
+  }
+  const registryMap: { from: string; to: string[] }[] = [];
+  for (const [from, to] of Object.entries(o.registryMaps)) registryMap.push({ from, to });
+  if (o.registryMirrors.length > 0) registryMap.push({ from: "index.docker.io", to: [...o.registryMirrors] });
+  return freezeOptions({
+    dockerfilePath,
+    dockerfileName: path.basename(dockerfilePath),
+    contextDir,
+    destinations: [...o.destinations],
+    buildArgs: parseBuildArgs(o.buildArgs),
+    target: o.target || undefined,
+    noPush: o.noPush,
+    tarPath: o.tarPath || undefined,
+    ociLayoutPath: o.ociLayoutPath || undefined,
+    digestFile: o.digestFile || undefined,
+    imageNameWithDigestFile: o.imageNameWithDigestFile || undefined,
+    imageNameTagWithDigestFile: o.imageNameTagWithDigestFile || undefined,
+    labels: parseLabels(o.labels),
+    annotations: { ...o.annotations },
+    platform: parsePlatform(o.customPlatform),
+    isolation: o.isolation,
+    stateDir: stateDir(o, env),
+    ignorePaths: [...o.ignorePaths],
+    ignoreVarRun: o.ignoreVarRun,
+    epoch,
+    reproducible: o.reproducible,
+    compression: o.compression ?? "gzip",
+    compressionLevel: o.compressionLevel > 0 ? o.compressionLevel : undefined,
+    singleSnapshot: o.singleSnapshot,
+    skipPushPermissionCheck: o.skipPushPermissionCheck,
+    registry: {
+      insecurePush: o.insecure,
+      insecurePull: o.insecurePull,
+      insecureRegistries: [...o.insecureRegistries],
+      skipTlsVerify: o.skipTlsVerify,
+      skipTlsVerifyRegistries: [...o.skipTlsVerifyRegistries],
+      registryCertificates: { ...o.registryCertificates },
+      registryClientCerts: { ...o.registryClientCerts },
+      registryMap,
+      skipDefaultRegistryFallback: o.skipDefaultRegistryFallback,
+      pushRetry: o.pushRetry,
+    },
+    env: { ...env },
+  });
+}

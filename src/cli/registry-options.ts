@@ -1,0 +1,33 @@
+import type { BuildOptions, Reporter } from "../build/index.js";
+import type { RegistryClientOptions } from "../registry/index.js";
+import { KILN_VERSION } from "./version.js";
+
+/** Maps kaniko's registry/TLS flags onto the registry client's per-host options. */
+export function registryClientOptions(
+  opts: Readonly<BuildOptions>,
+  env: Record<string, string | undefined>,
+  report: Reporter,
+): RegistryClientOptions {
+  const r = opts.registry;
+  return {
+    env,
+    hostOptions(registry, purpose) {
+      const insecure =
+        r.insecureRegistries.includes(registry) || (purpose === "push" ? r.insecurePush : r.insecurePull);
+      const skipTlsVerify = r.skipTlsVerify || r.skipTlsVerifyRegistries.includes(registry);
+      const ca = r.registryCertificates[registry];
+      const client = r.registryClientCerts[registry];
+      const [cert, key] = client ? client.split(",") : [];
+      return {
+        insecure,
+        skipTlsVerify,
+        caFiles: ca ? [ca] : [],
+        ...(cert && key ? { clientCert: { cert, key } } : {}),
+      };
+    },
+    registryMap: r.registryMap,
+    skipDefaultFallback: r.skipDefaultRegistryFallback,
+    userAgent: `kiln/${KILN_VERSION}`,
+    onEvent: (e) => report({ kind: "debug", message: `registry: ${JSON.stringify(e)}` }),
+  };
+}

@@ -1,0 +1,58 @@
+import type { BuildEvent, Reporter } from "../build/index.js";
+import type { Level, Logger } from "./render/index.js";
+
+/**
+ * Renders build events as kaniko-style log lines. RUN output is streamed line by line as it
+ * arrives (stdout/stderr of the step go to the log at INFO, like kaniko prints them); phases and
+ * debug details appear at --verbosity=debug. `redact` removes secret values from every line.
+ */
+export function createReporter(
+  logger: Logger,
+  redact: (s: string) => string,
+  rawOutput: NodeJS.WritableStream,
+): Reporter {
+  const log = (level: Level, message: string): void => {
+    if (logger.enabled(level)) logger.log({ level, message: redact(message), time: new Date() });
+  };
+  return (e: BuildEvent) => {
+    switch (e.kind) {
+      case "info":
+        log("info", e.message);
+        break;
+      case "debug":
+        log("debug", e.message);
+        break;
+      case "warning":
+        log("warn", e.message);
+        break;
+      case "stage-start":
+        log("info", `Building stage '${e.name ?? e.stage}' FROM ${e.base}`);
+        break;
+      case "base-resolved":
+        log("debug", `Resolved base image ${e.ref} to ${e.digest}`);
+        break;
+      case "step-start":
+        log("info", `${e.instruction.split("\n")[0]}`);
+        log("debug", `step ${e.step}/${e.total} of stage ${e.stage} at ${e.location}`);
+        break;
+      case "step-output":
+        // RUN output is the command's own bytes: passed through unformatted, like kaniko does.
+        rawOutput.write(redact(e.data.toString("utf8")));
+        break;
+      case "step-done":
+        if (e.layer)
+          log("debug", `step ${e.step} produced layer ${e.layer.digest} (${e.layer.size} bytes) in ${e.ms} ms`);
+        else log("debug", `step ${e.step} done in ${e.ms} ms (no layer)`);
+        break;
+      case "phase":
+        log("debug", `phase ${e.phase}: ${e.ms} ms`);
+        break;
+      case "image-written":
+        if (e.sink !== "registry") log("info", `Wrote ${e.sink} ${e.target} (${e.digest})`);
+        break;
+      case "isolation":
+        log("info", `Using isolation back-end "${e.isolation}" (${e.reason})`);
+        break;
+    }
+  };
+}

@@ -1,0 +1,2 @@
+export { DirContext, cleanRel, type ContextSource } from "./dir-context.js";
+export { loadIgnorePatterns } from "./dockerignore-file.js";

@@ -1,0 +1,274 @@
+import * as assert from "node:assert/strict";
+import { lstat, mkdir, readFile, readdir, readlink, stat, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { test } from "node:test";
+import { FileIndex } from "./file-index.js";
+import { IgnoreList } from "./ignore-list.js";
+import { applySpecs, isRoot, listTree, makeSandbox } from "./test-helpers.js";
+import { findTool } from "./exec-tool.js";
+
+test("applies files, dirs, symlinks with owners, modes and times; dir mtimes survive children", async (t) => {
+  const sb = await makeSandbox();
+  try {
+    const index = new FileIndex();
+    const res = await applySpecs(
+      sb.root,
+      [
+        { name: "./etc/", type: "dir", mode: 0o750, uid: 7, gid: 8, mtime: 1111 },
+        { name: "./etc/passwd", body: "root:x:0:0::/root:/bin/sh\n", mode: 0o640, uid: 7, gid: 8, mtime: 2222.5 },
+        { name: "/usr/bin/tool", body: "#!", mode: 0o4755, mtime: 3333 },
+        { name: "bin", type: "symlink", linkname: "usr/bin", mtime: 4444 },
+      ],
+      { index },
+    );
+    assert.equal(res.entries, 4);
+    assert.equal(await readFile(path.join(sb.root, "etc/passwd"), "utf8"), "root:x:0:0::/root:/bin/sh\n");
+    const etc = await stat(path.join(sb.root, "etc"));
+    assert.equal(etc.mode & 0o7777, 0o750);
+    assert.equal(etc.mtimeMs, 1111_000, "dir mtime restored after its children were written");
+    const pw = await stat(path.join(sb.root, "etc/passwd"));
+    assert.equal(pw.mtimeMs, 2222_500);
+    assert.equal(pw.mode & 0o7777, 0o640);
+    if (isRoot()) {
+      assert.equal(pw.uid, 7);
+      assert.equal(etc.gid, 8);
+    } else t.diagnostic("not root: ownership not checked");
+    assert.equal((await stat(path.join(sb.root, "usr/bin/tool"))).mode & 0o7777, 0o4755, "setuid kept");
+    assert.equal((await stat(path.join(sb.root, "usr"))).mode & 0o7777, 0o755, "implicit parents are 0755");
+    assert.equal(await readlink(path.join(sb.root, "bin")), "usr/bin");
+    assert.equal((await lstat(path.join(sb.root, "bin"))).mtimeMs, 4444_000);
+    // The index mirrors the tree.
+    assert.deepEqual([...index.paths()].sort(), ["/bin", "/etc", "/etc/passwd", "/usr", "/usr/bin", "/usr/bin/tool"]);
+    assert.equal(index.get("/etc/passwd")?.mode, 0o640);
+    assert.equal(index.get("/etc")?.mtimeNs, 1111_000_000_000n);
+    assert.equal(index.get("/bin")?.linkTarget, "usr/bin");
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+test("whiteouts delete lower paths; same-layer entries survive their own whiteouts", async () => {
+  const sb = await makeSandbox();
+  try {
+    const index = new FileIndex();
+    await applySpecs(
+      sb.root,
+      [
+        { name: "a/", type: "dir" },
+        { name: "a/x", body: "x" },
+        { name: "a/y", body: "y" },
+        { name: "b/", type: "dir" },
+        { name: "b/z", body: "z" },
+      ],
+      { index },
+    );
+    const res = await applySpecs(
+      sb.root,
+      [
+        { name: "a/.wh.x" },
+        { name: "a/new", body: "n" },
+        { name: "a/.wh.new" },
+        { name: ".wh.b" },
+        { name: "a/.wh.never-existed" },
+      ],
+      { index },
+    );
+    assert.equal(res.whiteouts, 4);
+    assert.deepEqual(await listTree(sb.root), ["a/", "a/new", "a/y"]);
+    assert.equal(index.has("/a/x"), false);
+    assert.equal(index.has("/b/z"), false);
+    assert.equal(index.has("/b"), false);
+    assert.equal(index.has("/a/new"), true);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+test("opaque whiteout empties lower content but keeps this layer's entries in any order", async () => {
+  const sb = await makeSandbox();
+  try {
+    const index = new FileIndex();
+    await applySpecs(
+      sb.root,
+      [
+        { name: "d/", type: "dir" },
+        { name: "d/old", body: "o" },
+        { name: "d/sub/", type: "dir" },
+        { name: "d/sub/deep", body: "deep" },
+        { name: "keep", body: "k" },
+      ],
+      { index },
+    );
+    await applySpecs(
+      sb.root,
+      [
+        { name: "d/sub/fresh", body: "f" }, // before the marker
+        { name: "d/.wh..wh..opq" },
+        { name: "d/after", body: "a" }, // after the marker
+      ],
+      { index },
+    );
+    assert.deepEqual(await listTree(sb.root), ["d/", "d/after", "d/sub/", "d/sub/fresh", "keep"]);
+    assert.equal(index.has("/d/old"), false);
+    assert.equal(index.has("/d/sub/deep"), false);
+    assert.equal(index.has("/d/after"), true);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+test("whiteouts and opaque markers spare ignored paths and their ancestors", async () => {
+  const sb = await makeSandbox();
+  try {
+    await mkdir(path.join(sb.root, "var/run/secrets"), { recursive: true });
+    await writeFile(path.join(sb.root, "var/run/secrets/token"), "t");
+    await mkdir(path.join(sb.root, "var/lib"), { recursive: true });
+    await writeFile(path.join(sb.root, "var/lib/x"), "x");
+    const ignore = IgnoreList.create({ ignoreVarRun: true });
+    const res = await applySpecs(
+      sb.root,
+      [{ name: ".wh.var" }, { name: ".wh..wh..opq" }, { name: "var/run/evil", body: "e" }],
+      {
+        ignore,
+      },
+    );
+    assert.deepEqual(await listTree(sb.root), ["var/", "var/run/", "var/run/secrets/", "var/run/secrets/token"]);
+    assert.ok(res.skipped.some((s) => s.path === "/var/run/evil" && /ignored/.test(s.reason)));
+    assert.ok(res.skipped.some((s) => s.path === "/var" && /whiteout/.test(s.reason)));
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+test("file <-> dir <-> symlink replacement; dir over dir only updates metadata", async () => {
+  const sb = await makeSandbox();
+  try {
+    const index = new FileIndex();
+    await applySpecs(
+      sb.root,
+      [
+        { name: "f", body: "file" },
+        { name: "d/", type: "dir", mode: 0o700 },
+        { name: "d/child", body: "c" },
+        { name: "s", type: "symlink", linkname: "d" },
+        { name: "keepdir/", type: "dir" },
+        { name: "keepdir/kid", body: "kid" },
+      ],
+      { index },
+    );
+    await applySpecs(
+      sb.root,
+      [
+        { name: "f/", type: "dir" },
+        { name: "f/inside", body: "i" },
+        { name: "d", body: "now a file" },
+        { name: "s/", type: "dir" },
+        { name: "keepdir/", type: "dir", mode: 0o711 },
+      ],
+      { index },
+    );
+    assert.deepEqual(await listTree(sb.root), ["d", "f/", "f/inside", "keepdir/", "keepdir/kid", "s/"]);
+    assert.equal(await readFile(path.join(sb.root, "d"), "utf8"), "now a file");
+    assert.equal((await stat(path.join(sb.root, "keepdir"))).mode & 0o7777, 0o711);
+    assert.equal(index.has("/d/child"), false);
+    assert.equal(index.get("/d")?.type, "file");
+    assert.equal(index.get("/s")?.type, "dir");
+    assert.equal(index.get("/f")?.type, "dir");
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+test("hardlinks: within a layer and to an earlier layer's file", async () => {
+  const sb = await makeSandbox();
+  try {
+    const index = new FileIndex();
+    await applySpecs(sb.root, [{ name: "usr/bin/python3.11", body: "py", mode: 0o755 }], { index });
+    await applySpecs(
+      sb.root,
+      [
+        { name: "usr/bin/python3", type: "hardlink", linkname: "usr/bin/python3.11" },
+        { name: "a", body: "A" },
+        { name: "b", type: "hardlink", linkname: "./a" },
+      ],
+      { index },
+    );
+    const p = await stat(path.join(sb.root, "usr/bin/python3"));
+    const q = await stat(path.join(sb.root, "usr/bin/python3.11"));
+    assert.equal(p.ino, q.ino);
+    assert.equal(q.nlink, 2);
+    assert.equal((await stat(path.join(sb.root, "b"))).ino, (await stat(path.join(sb.root, "a"))).ino);
+    assert.equal(index.get("/usr/bin/python3.11")?.nlink, 2, "hardlink target refreshed in the index");
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+test("device nodes and fifos are created as root, otherwise reported as skipped", async (t) => {
+  const sb = await makeSandbox();
+  try {
+    const res = await applySpecs(sb.root, [
+      { name: "dev/null", type: "char", devmajor: 1, devminor: 3, mode: 0o666 },
+      { name: "dev/loop0", type: "block", devmajor: 7, devminor: 0, mode: 0o660 },
+      { name: "run/fifo", type: "fifo", mode: 0o600 },
+    ]);
+    const fifo = await lstat(path.join(sb.root, "run/fifo"));
+    assert.ok(fifo.isFIFO());
+    if (!isRoot()) {
+      t.diagnostic("not root: device creation skipped");
+      assert.equal(res.skipped.length, 2);
+      return;
+    }
+    const n = await lstat(path.join(sb.root, "dev/null"));
+    assert.ok(n.isCharacterDevice());
+    assert.equal(n.rdev, (1 << 8) | 3);
+    assert.equal(n.mode & 0o7777, 0o666);
+    assert.ok((await lstat(path.join(sb.root, "dev/loop0"))).isBlockDevice());
+    assert.deepEqual(res.skipped, []);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+test("xattrs: security.capability and user.* restored via setfattr, others reported", async (t) => {
+  if ((await findTool("setfattr")) === undefined || (await findTool("getfattr")) === undefined) {
+    t.skip("setfattr/getfattr (Debian package attr) not installed");
+    return;
+  }
+  const sb = await makeSandbox();
+  try {
+    // v2 capability blob: cap_net_bind_service (bit 10) permitted+effective.
+    const cap = Buffer.from("0100000200040000000000000000000000000000", "hex");
+    const res = await applySpecs(sb.root, [
+      {
+        name: "bin/ping",
+        body: "elf",
+        mode: 0o755,
+        xattrs: new Map([
+          ["security.capability", cap],
+          ["user.note", Buffer.from("hi there")],
+          ["security.selinux", Buffer.from("ctx")],
+        ]),
+      },
+    ]);
+    assert.ok(res.skipped.some((s) => s.reason.includes("security.selinux")));
+    const { readCapabilities } = await import("./xattr.js");
+    const caps = await readCapabilities([path.join(sb.root, "bin/ping")]);
+    assert.deepEqual(caps.get(path.join(sb.root, "bin/ping")), cap);
+    assert.equal((await stat(path.join(sb.root, "bin/ping"))).mode & 0o7777, 0o755);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+test("abort signal stops extraction", async () => {
+  const sb = await makeSandbox();
+  try {
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(applySpecs(sb.root, [{ name: "a", body: "a" }], { signal: ac.signal }));
+    assert.deepEqual(await readdir(sb.root), []);
+  } finally {
+    await sb.cleanup();
+  }
+});

@@ -1,0 +1,416 @@
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  symlinkSync,
+  utimesSync,
+  writeSync,
+} from "node:fs";
+import type { Stats } from "node:fs";
+import { link, readdir, rm } from "node:fs/promises";
+import * as path from "node:path";
+import type { Readable } from "node:stream";
+import { KilnError } from "../common/errors.js";
+import { readTar } from "../image/tar/index.js";
+import type { TarHeader } from "../image/tar/index.js";
+import { cleanContainerPath, containerBasename, containerDirname, containerJoin, escapesRoot } from "./clean-path.js";
+import { findTool, runTool } from "./exec-tool.js";
+import { indexEntryFromStatSync } from "./file-index.js";
+import type { FileIndex } from "./file-index.js";
+import type { IgnoreList } from "./ignore-list.js";
+import { resolveInRoot, toContainerPath } from "./resolve-in-root.js";
+import { applyXattrs, isRestorableXattr } from "./xattr.js";
+import type { XattrRequest } from "./xattr.js";
+
+/** Options of {@link applyLayer}. */
+export interface ApplyOptions {
+  /** Receives the lstat metadata of every path written, and loses every path deleted. */
+  index?: FileIndex;
+  /** Paths never written nor deleted. */
+  ignore?: IgnoreList;
+  signal?: AbortSignal;
+}
+
+/** What {@link applyLayer} did. `skipped` lists entries not (fully) applied, never failures. */
+export interface ApplyResult {
+  entries: number;
+  whiteouts: number;
+  skipped: { path: string; reason: string }[];
+}
+
+const WHITEOUT = ".wh.";
+const OPAQUE = ".wh..wh..opq";
+
+/** Per-layer bookkeeping; local to one applyLayer call. */
+interface LayerState {
+  root: string;
+  opts: ApplyOptions;
+  result: ApplyResult;
+  /** Container paths written by this layer, and all their ancestors. */
+  written: Set<string>;
+  ancestors: Set<string>;
+  /** Dirs whose lower-layer content must be removed at the end (opaque markers, whiteouts of dirs this layer also fills). */
+  opaque: Set<string>;
+  /** Dir host path → [atime, mtime] restored after all children are written. */
+  dirTimes: Map<string, { atime: number; mtime: number }>;
+  xattrs: Map<string, XattrRequest>;
+  /** Container paths whose index entry must be refreshed (or dropped) at the end. */
+  touched: Set<string>;
+  /**
+   * Unresolved container dir → host dir verified to be a real directory during this layer. Cleared on
+   * anything that could change resolution (a symlink created, anything removed).
+   */
+  dirCache: Map<string, string>;
+  tools: { mknod?: string | undefined; mkfifo?: string | undefined; looked: boolean };
+}
+
+/**
+ * Applies one uncompressed OCI layer tar to the directory `root` with image-spec whiteout semantics, every
+ * host path derived through {@link resolveInRoot}: entries that would leave the root are rejected with
+ * `LAYER_UNSAFE` (nothing outside the root is ever written), ignored paths are skipped, ownership, modes,
+ * times and xattrs are restored, and `opts.index` is updated with the result.
+ */
+export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  const st: LayerState = {
+    root: path.resolve(root),
+    opts,
+    result: { entries: 0, whiteouts: 0, skipped: [] },
+    written: new Set(),
+    ancestors: new Set(),
+    opaque: new Set(),
+    dirTimes: new Map(),
+    xattrs: new Map(),
+    touched: new Set(),
+    dirCache: new Map(),
+    tools: { looked: false },
+  };
+  for await (const entry of readTar(tar)) {
+    opts.signal?.throwIfAborted();
+    st.result.entries++;
+    await applyEntry(st, entry.header, entry.body);
+  }
+  await finishLayer(st);
+  return st.result;
+}
+
+function unsafe(name: string, why: string, cause?: unknown): KilnError {
+  return new KilnError("LAYER_UNSAFE", `layer entry ${JSON.stringify(name)} rejected: ${why}`, { cause });
+}
+
+async function applyEntry(st: LayerState, h: TarHeader, body: Readable): Promise<void> {
+  const name = h.name;
+  if (name.includes("\0")) throw unsafe(name, "name contains a NUL byte");
+  if (escapesRoot(name)) throw unsafe(name, "its path climbs above the root with '..'");
+  if (h.type === "hardlink" && (h.linkname.includes("\0") || escapesRoot(h.linkname))) {
+    throw unsafe(name, `hardlink target ${JSON.stringify(h.linkname)} is outside the root`);
+  }
+  const p = cleanContainerPath(name);
+  const base = containerBasename(p);
+  const dir = containerDirname(p);
+  try {
+    if (base === OPAQUE) {
+      st.result.whiteouts++;
+      await opaqueMarker(st, dir);
+      return;
+    }
+    if (base.startsWith(WHITEOUT)) {
+      st.result.whiteouts++;
+      const victim = base.slice(WHITEOUT.length);
+      if (victim === "" || victim === "." || victim === ".." || victim.startsWith(WHITEOUT)) {
+        throw unsafe(name, `whiteout names an invalid path ${JSON.stringify(victim)}`);
+      }
+      await whiteout(st, containerJoin(dir, victim));
+      return;
+    }
+    if (p === "/") {
+      st.result.skipped.push({ path: "/", reason: "entry for the root directory itself is not applied" });
+      return;
+    }
+    await writeEntry(st, p, h, body);
+  } catch (e) {
+    if (e instanceof KilnError) {
+      if (e.code === "FS_LOOP") throw unsafe(name, e.message, e);
+      throw e;
+    }
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENAMETOOLONG") throw unsafe(name, "path too long for the host filesystem", e);
+    throw new KilnError("LAYER_APPLY", `cannot apply layer entry ${JSON.stringify(name)} to ${st.root}: ${String(e)}`, {
+      cause: e,
+    });
+  }
+}
+
+/** Host path of the entry `p`: parent resolved (following symlinks inside the root), final name kept. */
+async function hostFor(st: LayerState, p: string): Promise<{ host: string; cpath: string; parentKnown: boolean }> {
+  const dir = containerDirname(p);
+  const cached = st.dirCache.get(dir);
+  const parentHost = cached ?? (await resolveInRoot(st.root, dir, { followFinal: true }));
+  const host = path.join(parentHost, containerBasename(p));
+  return { host, cpath: toContainerPath(st.root, host), parentKnown: cached !== undefined };
+}
+
+/** Removes a host path (recursively, never following symlinks) and forgets cached resolutions. */
+async function remove(st: LayerState, host: string): Promise<void> {
+  st.dirCache.clear();
+  await rm(host, { recursive: true, force: true });
+}
+
+function ignored(st: LayerState, p: string): boolean {
+  return st.opts.ignore?.ignores(p) ?? false;
+}
+
+function markWritten(st: LayerState, cpath: string): void {
+  st.written.add(cpath);
+  st.touched.add(cpath);
+  for (let d = containerDirname(cpath); ; d = containerDirname(d)) {
+    if (st.ancestors.has(d)) break;
+    st.ancestors.add(d);
+    st.touched.add(d);
+    if (d === "/") break;
+  }
+}
+
+// Hot-path metadata calls are synchronous on purpose: each is a few microseconds, whereas a round trip
+// through libuv's thread pool costs ~10x more, and extraction is a long sequence of them.
+function lstatOrUndef(host: string): Stats | undefined {
+  try {
+    return lstatSync(host);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    throw e;
+  }
+}
+
+/** Creates the missing directories between the root and `hostDir` (0755 root:root); replaces non-dirs. */
+async function ensureDir(st: LayerState, hostDir: string): Promise<void> {
+  const rel = path.relative(st.root, hostDir);
+  if (rel === "") return;
+  let cur = st.root;
+  for (const seg of rel.split(path.sep)) {
+    cur = path.join(cur, seg);
+    const s = lstatOrUndef(cur);
+    if (s?.isDirectory()) continue;
+    const cpath = toContainerPath(st.root, cur);
+    if (ignored(st, cpath)) throw new KilnError("LAYER_APPLY", `cannot create ${cpath}: it is an ignored path`);
+    if (s !== undefined) await remove(st, cur);
+    mkdirSync(cur, { mode: 0o755 });
+    chmodSync(cur, 0o755);
+    st.touched.add(cpath);
+  }
+}
+
+async function writeEntry(st: LayerState, p: string, h: TarHeader, body: Readable): Promise<void> {
+  if (ignored(st, p)) {
+    st.result.skipped.push({ path: p, reason: "ignored path" });
+    return;
+  }
+  const { host, cpath, parentKnown } = await hostFor(st, p);
+  if (cpath === "/") {
+    st.result.skipped.push({ path: p, reason: "entry resolves to the root directory itself" });
+    return;
+  }
+  if (ignored(st, cpath)) {
+    st.result.skipped.push({ path: cpath, reason: "ignored path" });
+    return;
+  }
+  if (!parentKnown) {
+    await ensureDir(st, path.dirname(host));
+    st.dirCache.set(containerDirname(p), path.dirname(host));
+  }
+  const existing = lstatOrUndef(host);
+
+  // Hardlink target must be resolved before the existing entry is removed (it may be that entry).
+  let linkTarget: string | undefined;
+  if (h.type === "hardlink") {
+    linkTarget = await resolveInRoot(st.root, cleanContainerPath(h.linkname), { followFinal: false });
+    if (linkTarget === host) {
+      st.result.skipped.push({ path: cpath, reason: "hardlink to itself" });
+      return;
+    }
+    const t = lstatOrUndef(linkTarget);
+    if (t === undefined) {
+      throw unsafe(h.name, `hardlink target ${h.linkname} does not exist inside the root`);
+    }
+    if (t.isDirectory()) throw unsafe(h.name, `hardlink target ${h.linkname} is a directory`);
+    if (ignored(st, toContainerPath(st.root, linkTarget))) {
+      st.result.skipped.push({ path: cpath, reason: `hardlink to ignored path ${h.linkname} not created` });
+      return;
+    }
+  }
+
+  if (existing !== undefined && !(existing.isDirectory() && h.type === "dir")) {
+    await remove(st, host);
+    if (existing.isDirectory()) st.opts.index?.deleteTree(cpath);
+  }
+  st.xattrs.delete(host);
+  st.dirTimes.delete(host);
+  markWritten(st, cpath);
+
+  switch (h.type) {
+    case "dir":
+      if (existing === undefined || !existing.isDirectory()) mkdirSync(host, { mode: 0o700 });
+      lchownSync(host, h.uid, h.gid);
+      chmodSync(host, h.mode & 0o7777);
+      st.dirTimes.set(host, { atime: h.atime ?? h.mtime, mtime: h.mtime });
+      st.dirCache.set(p, host);
+      break;
+    case "file": {
+      const fd = openSync(
+        host,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
+      try {
+        for await (const chunk of body) {
+          const buf = chunk as Buffer;
+          let off = 0;
+          while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+        }
+        fchownSync(fd, h.uid, h.gid);
+        fchmodSync(fd, h.mode & 0o7777);
+        futimesSync(fd, h.atime ?? h.mtime, h.mtime);
+      } finally {
+        closeSync(fd);
+      }
+      break;
+    }
+    case "symlink":
+      st.dirCache.clear();
+      symlinkSync(h.linkname, host);
+      lchownSync(host, h.uid, h.gid);
+      lutimesSync(host, h.atime ?? h.mtime, h.mtime);
+      break;
+    case "hardlink":
+      await link(linkTarget as string, host);
+      st.touched.add(toContainerPath(st.root, linkTarget as string));
+      return; // metadata is the target's; no xattrs either
+    case "char":
+    case "block":
+    case "fifo":
+      if (!(await makeSpecial(st, host, cpath, h))) return;
+      lchownSync(host, h.uid, h.gid);
+      chmodSync(host, h.mode & 0o7777);
+      utimesSync(host, h.atime ?? h.mtime, h.mtime);
+      break;
+  }
+  if (h.xattrs.size > 0) {
+    const attrs = new Map<string, Buffer>();
+    for (const [k, v] of h.xattrs) {
+      if (isRestorableXattr(k)) attrs.set(k, v);
+      else
+        st.result.skipped.push({
+          path: cpath,
+          reason: `xattr ${k} not restored (only security.capability, user.*, trusted.*)`,
+        });
+    }
+    if (attrs.size > 0 && h.type !== "symlink") st.xattrs.set(host, { hostPath: host, attrs });
+  }
+}
+
+async function makeSpecial(st: LayerState, host: string, cpath: string, h: TarHeader): Promise<boolean> {
+  if (!st.tools.looked) {
+    st.tools.mknod = await findTool("mknod");
+    st.tools.mkfifo = await findTool("mkfifo");
+    st.tools.looked = true;
+  }
+  const mode = (h.mode & 0o777).toString(8);
+  let res: { ok: boolean; stderr: string } | undefined;
+  if (h.type === "fifo") {
+    if (st.tools.mkfifo !== undefined) res = await runTool(st.tools.mkfifo, ["-m", mode, "--", host]);
+  } else if (st.tools.mknod !== undefined && (process.getuid?.() ?? 1) === 0) {
+    const kind = h.type === "char" ? "c" : "b";
+    res = await runTool(st.tools.mknod, ["-m", mode, "--", host, kind, String(h.devmajor), String(h.devminor)]);
+  }
+  if (res?.ok) return true;
+  st.written.delete(cpath);
+  st.result.skipped.push({
+    path: cpath,
+    reason: `${h.type} node not created: ${res === undefined ? "not permitted here (needs root and mknod/mkfifo)" : res.stderr}`,
+  });
+  return false;
+}
+
+async function whiteout(st: LayerState, victim: string): Promise<void> {
+  const { host, cpath } = await hostFor(st, victim);
+  if (cpath === "/") throw unsafe(victim, "whiteout would delete the root");
+  const ig = st.opts.ignore;
+  if (ig?.ignores(cpath) || ig?.isAncestorOfIgnored(cpath)) {
+    st.result.skipped.push({ path: cpath, reason: "whiteout of an ignored path (or an ancestor of one) not applied" });
+    return;
+  }
+  if (st.written.has(cpath)) return; // same-layer entries are not hidden by the layer's own whiteouts
+  if (st.ancestors.has(cpath)) {
+    st.opaque.add(cpath);
+    return;
+  }
+  await remove(st, host);
+  st.opts.index?.deleteTree(cpath);
+  st.touched.add(containerDirname(cpath));
+}
+
+async function opaqueMarker(st: LayerState, dir: string): Promise<void> {
+  const host = await resolveInRoot(st.root, dir, { followFinal: true });
+  const cpath = toContainerPath(st.root, host);
+  if (ignored(st, cpath)) return;
+  st.opaque.add(cpath);
+}
+
+/** Removes everything below the (host) dir `cpath` that this layer did not write, sparing ignored paths. */
+async function clearLower(st: LayerState, cpath: string): Promise<void> {
+  const host = cpath === "/" ? st.root : path.join(st.root, cpath);
+  const s = lstatOrUndef(host);
+  if (!s?.isDirectory()) return;
+  for (const name of await readdir(host)) {
+    const child = containerJoin(cpath, name);
+    const ig = st.opts.ignore;
+    if (ig?.ignores(child)) continue;
+    if (st.written.has(child) || st.ancestors.has(child) || ig?.isAncestorOfIgnored(child)) {
+      await clearLower(st, child);
+      continue;
+    }
+    await remove(st, path.join(host, name));
+    st.opts.index?.deleteTree(child);
+    st.touched.add(cpath);
+  }
+}
+
+async function finishLayer(st: LayerState): Promise<void> {
+  for (const d of [...st.opaque].sort()) await clearLower(st, d);
+  const reqs = [...st.xattrs.values()];
+  for (const s of await applyXattrs(reqs))
+    st.result.skipped.push({ path: toContainerPath(st.root, s.path), reason: s.reason });
+  // Deepest directories first so that fixing a child's time does not disturb its parent's.
+  const dirs = [...st.dirTimes.entries()].sort((a, b) => b[0].length - a[0].length);
+  for (const [host, t] of dirs) {
+    if (lstatOrUndef(host)?.isDirectory()) utimesSync(host, t.atime, t.mtime);
+  }
+  const index = st.opts.index;
+  if (index === undefined) return;
+  for (const cpath of st.touched) {
+    if (cpath === "/") continue;
+    const host = path.join(st.root, cpath);
+    let s;
+    try {
+      s = lstatSync(host, { bigint: true });
+    } catch {
+      index.deleteTree(cpath);
+      continue;
+    }
+    const old = index.get(cpath);
+    const e = indexEntryFromStatSync(host, s);
+    if (e === undefined) index.deleteTree(cpath);
+    else {
+      if (old !== undefined && old.type === "dir" && e.type !== "dir") index.deleteTree(cpath);
+      index.set(cpath, e);
+    }
+  }
+}

@@ -1,0 +1,67 @@
+import { lstat } from "node:fs/promises";
+import * as path from "node:path";
+import { cleanContainerPath, compareBytewise, containerDirname } from "./clean-path.js";
+import type { Changes } from "./changes.js";
+import { indexEntryFromStat } from "./file-index.js";
+import type { FileIndex } from "./file-index.js";
+import type { IgnoreList } from "./ignore-list.js";
+import { resolveInRoot, toContainerPath } from "./resolve-in-root.js";
+import { walkRoot } from "./walk.js";
+
+/**
+ * Snapshot for steps that know the paths they touched (COPY, ADD, WORKDIR): stats only those paths, their
+ * descendants and their parent directories, updates `index`, and returns every existing given path and
+ * descendant as changed (a COPY of identical content still belongs in its layer) and given paths that
+ * vanished but were indexed as deleted. Intermediate symlinks in the given paths are resolved in the root.
+ */
+export async function changesForPaths(
+  root: string,
+  index: FileIndex,
+  paths: readonly string[],
+  opts: { ignore?: IgnoreList } = {},
+): Promise<Changes> {
+  const hostRoot = path.resolve(root);
+  const changed = new Set<string>();
+  const deleted = new Set<string>();
+  const parents = new Set<string>();
+  for (const given of paths) {
+    const host = await resolveInRoot(hostRoot, cleanContainerPath(given), { followFinal: false });
+    const p = toContainerPath(hostRoot, host);
+    if (p === "/" || opts.ignore?.ignores(p)) continue;
+    for (let d = containerDirname(p); d !== "/"; d = containerDirname(d)) parents.add(d);
+    let st;
+    try {
+      st = await lstat(host, { bigint: true });
+    } catch {
+      if (index.has(p)) deleted.add(p);
+      index.deleteTree(p);
+      continue;
+    }
+    const e = await indexEntryFromStat(host, st);
+    if (e === undefined) continue;
+    const before = index.get(p);
+    if (before !== undefined && before.type === "dir" && e.type !== "dir") index.deleteTree(p);
+    index.set(p, e);
+    changed.add(p);
+    if (e.type === "dir") {
+      await walkRoot(hostRoot, { ignore: opts.ignore, start: p }, async (c, h, s) => {
+        const ce = await indexEntryFromStat(h, s);
+        if (ce === undefined) return;
+        index.set(c, ce);
+        changed.add(c);
+      });
+    }
+  }
+  for (const d of parents) {
+    if (changed.has(d)) continue;
+    try {
+      const host = path.join(hostRoot, d);
+      const e = await indexEntryFromStat(host, await lstat(host, { bigint: true }));
+      if (e !== undefined) index.set(d, e);
+    } catch {
+      // a parent that vanished meanwhile is not this step's business
+    }
+  }
+  const del = [...deleted].filter((p) => ![...deleted].some((q) => q !== p && p.startsWith(q + "/")));
+  return { changed: [...changed].sort(compareBytewise), deleted: del.sort(compareBytewise), opaqueDirs: [] };
+}

@@ -1,0 +1,22 @@
+// Public API of the root-jailed filesystem layer (design.md §3–§4).
+export { applyLayer } from "./apply-layer.js";
+export type { ApplyOptions, ApplyResult } from "./apply-layer.js";
+export type { Changes } from "./changes.js";
+export { changesForPaths } from "./changes-for-paths.js";
+export { cleanContainerPath, compareBytewise } from "./clean-path.js";
+export { FileIndex, entryTypeOf, indexEntryFromStat } from "./file-index.js";
+export type { IndexEntry } from "./file-index.js";
+export { globMatch } from "./glob-match.js";
+export { IgnoreList } from "./ignore-list.js";
+export type { IgnoreListOptions } from "./ignore-list.js";
+export { lookupUser } from "./lookup-user.js";
+export type { ResolvedUser } from "./lookup-user.js";
+export { parseMountinfo } from "./mountinfo.js";
+export { MAX_LINK_HOPS, resolveInRoot, toContainerPath } from "./resolve-in-root.js";
+export type { ResolveOptions } from "./resolve-in-root.js";
+export { entryChanged, walkChanges } from "./walk-changes.js";
+export type { WalkChangesOptions } from "./walk-changes.js";
+export { walkRoot } from "./walk.js";
+export type { WalkOptions, WalkVisitor } from "./walk.js";
+export { changesTarStream, writeChangesTar } from "./write-changes-tar.js";
+export type { WriteChangesOptions } from "./write-changes-tar.js";

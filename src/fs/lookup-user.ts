@@ -1,0 +1,112 @@
+import { readFile } from "node:fs/promises";
+import { KilnError } from "../common/errors.js";
+import { resolveInRoot } from "./resolve-in-root.js";
+
+/** A resolved `USER` specification. */
+export interface ResolvedUser {
+  uid: number;
+  gid: number;
+  /** Home directory from /etc/passwd, "/" when the user has no entry. */
+  home: string;
+  /** Supplementary group ids: groups in /etc/group listing the user by name, in file order. */
+  groups: number[];
+}
+
+interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+interface GroupEntry {
+  name: string;
+  gid: number;
+  members: string[];
+}
+
+const NUMERIC = /^[0-9]+$/;
+
+/**
+ * Resolves a Dockerfile `USER` spec (`name`, `uid`, `uid:gid`, `name:group`, `uid:groupname`) against
+ * /etc/passwd and /etc/group inside `root` (read through {@link resolveInRoot}). Numeric ids need no
+ * entry; an unknown user or group name throws `USER_NOT_FOUND`.
+ */
+export async function lookupUser(root: string, spec: string): Promise<ResolvedUser> {
+  const colon = spec.indexOf(":");
+  const userPart = colon < 0 ? spec : spec.slice(0, colon);
+  const groupPart = colon < 0 ? undefined : spec.slice(colon + 1);
+  if (userPart === "") throw new KilnError("USER_NOT_FOUND", `invalid user spec ${JSON.stringify(spec)}: empty user`);
+  const passwd = parsePasswd(await readInRoot(root, "/etc/passwd"));
+  let user: PasswdEntry | undefined;
+  let uid: number;
+  if (NUMERIC.test(userPart)) {
+    uid = Number(userPart);
+    user = passwd.find((e) => e.uid === uid);
+  } else {
+    user = passwd.find((e) => e.name === userPart);
+    if (user === undefined) {
+      throw new KilnError(
+        "USER_NOT_FOUND",
+        `user ${JSON.stringify(userPart)} not found in /etc/passwd of the image; create it in an earlier step or use a numeric uid`,
+      );
+    }
+    uid = user.uid;
+  }
+  const groupFile = parseGroup(await readInRoot(root, "/etc/group"));
+  let gid = user?.gid ?? 0;
+  if (groupPart !== undefined && groupPart !== "") {
+    if (NUMERIC.test(groupPart)) gid = Number(groupPart);
+    else {
+      const g = groupFile.find((e) => e.name === groupPart);
+      if (g === undefined) {
+        throw new KilnError(
+          "USER_NOT_FOUND",
+          `group ${JSON.stringify(groupPart)} not found in /etc/group of the image; create it or use a numeric gid`,
+        );
+      }
+      gid = g.gid;
+    }
+  }
+  const groups: number[] = [];
+  const name = user?.name;
+  if (name !== undefined) {
+    for (const g of groupFile) if (g.members.includes(name) && !groups.includes(g.gid)) groups.push(g.gid);
+  }
+  return { uid, gid, home: user?.home || "/", groups };
+}
+
+async function readInRoot(root: string, p: string): Promise<string> {
+  try {
+    return await readFile(await resolveInRoot(root, p, { followFinal: true }), "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") return "";
+    throw e;
+  }
+}
+
+function parsePasswd(text: string): PasswdEntry[] {
+  const out: PasswdEntry[] = [];
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#")) continue;
+    const f = line.split(":");
+    if (f.length < 4 || !NUMERIC.test(f[2] ?? "") || !NUMERIC.test(f[3] ?? "")) continue;
+    out.push({ name: f[0] ?? "", uid: Number(f[2]), gid: Number(f[3]), home: f[5] ?? "" });
+  }
+  return out;
+}
+
+function parseGroup(text: string): GroupEntry[] {
+  const out: GroupEntry[] = [];
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#")) continue;
+    const f = line.split(":");
+    if (f.length < 3 || !NUMERIC.test(f[2] ?? "")) continue;
+    const members = (f[3] ?? "")
+      .split(",")
+      .map((m) => m.trim())
+      .filter((m) => m !== "");
+    out.push({ name: f[0] ?? "", gid: Number(f[2]), members });
+  }
+  return out;
+}

@@ -1,0 +1,47 @@
+import { randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+
+/** A temp file name next to `file` (same directory, so rename is atomic). */
+function tempNameFor(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
+}
+
+/** Writes bytes to `file` atomically (temp file in the same directory, then rename). */
+export async function writeFileAtomic(file: string, data: Uint8Array | string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = tempNameFor(file);
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Streams `source` into `file` atomically (temp file, then rename); the temp file is removed on error. */
+export async function streamToFileAtomic(file: string, source: Readable, signal?: AbortSignal): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = tempNameFor(file);
+  try {
+    await pipeline(source, createWriteStream(tmp), ...(signal ? [{ signal }] : []));
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** True when `file` exists and is a regular file of `size` bytes. */
+export async function hasFileOfSize(file: string, size: number): Promise<boolean> {
+  try {
+    const s = await stat(file);
+    return s.isFile() && s.size === size;
+  } catch {
+    return false;
+  }
+}

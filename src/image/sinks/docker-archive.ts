@@ -1,0 +1,96 @@
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import * as path from "node:path";
+import { KilnError } from "../../common/errors.js";
+import { digestHex } from "../digest.js";
+import { verified } from "../layer/verifying-stream.js";
+import { MediaTypes } from "../media-types.js";
+import type { Image, Layer } from "../types.js";
+import { emptyHeader, TarWriter } from "../tar/index.js";
+
+/** File name of a layer inside the archive: digest hex plus an extension telling its compression. */
+function layerFileName(layer: Layer): string {
+  const mt = layer.mediaType;
+  const ext = mt.endsWith("+zstd") ? ".tar.zst" : mt.endsWith(".tar") ? ".tar" : ".tar.gz";
+  return `${digestHex(layer.digest)}${ext}`;
+}
+
+/** Splits `name:tag` (tag defaults to "latest"); digests are not allowed in RepoTags. */
+function splitTag(ref: string): [repo: string, tag: string] {
+  if (ref.includes("@")) {
+    throw new KilnError("INVALID_TAG", `docker-archive tag ${JSON.stringify(ref)} must be name:tag, not a digest`);
+  }
+  const slash = ref.lastIndexOf("/");
+  const colon = ref.lastIndexOf(":");
+  if (colon > slash) return [ref.slice(0, colon), ref.slice(colon + 1)];
+  return [ref, "latest"];
+}
+
+/**
+ * Writes a docker-archive tarball (what `docker save` writes and `docker load` / skopeo
+ * `docker-archive:` read): `manifest.json` (Config, RepoTags, Layers), the config as `<hex>.json`,
+ * each layer's blob as `<hex>.tar.gz` (compressed bytes, which docker load accepts), and a legacy
+ * `repositories` file for tagged images. Streams layers (verified against their digests) into a temp
+ * file next to `file`, then renames it into place.
+ */
+export async function writeDockerArchive(
+  file: string,
+  image: Image,
+  tags: string[],
+  opts?: { signal?: AbortSignal },
+): Promise<void> {
+  const repoTags = tags.map((t) => splitTag(t)).map(([r, t]) => `${r}:${t}`);
+  const configName = `${digestHex(image.manifest.config.digest)}.json`;
+  const layerNames = image.layers.map(layerFileName);
+  const manifestJson = Buffer.from(JSON.stringify([{ Config: configName, RepoTags: repoTags, Layers: layerNames }]));
+  await mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = path.join(
+    path.dirname(path.resolve(file)),
+    `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`,
+  );
+  const out = createWriteStream(tmp);
+  const writer = new TarWriter(out);
+  const addBytes = async (name: string, data: Uint8Array): Promise<void> => {
+    const h = emptyHeader(name, "file");
+    h.size = data.length;
+    await writer.add(h, data);
+  };
+  try {
+    await addBytes(configName, image.rawConfig);
+    const seen = new Set<string>();
+    for (let i = 0; i < image.layers.length; i++) {
+      const layer = image.layers[i] as Layer;
+      const name = layerNames[i] as string;
+      if (seen.has(name)) continue; // the same blob twice in one image is stored once
+      seen.add(name);
+      if (layer.mediaType === MediaTypes.dockerLayerForeignGzip) {
+        throw new KilnError(
+          "FOREIGN_LAYER",
+          `layer ${layer.digest} is a foreign layer; it cannot be saved to a docker-archive`,
+        );
+      }
+      const src = await layer.openCompressed(opts?.signal);
+      const h = emptyHeader(name, "file");
+      h.size = layer.size;
+      await writer.add(h, verified(src, layer.digest, layer.size));
+    }
+    await addBytes("manifest.json", manifestJson);
+    if (repoTags.length > 0) {
+      const top = image.layers[image.layers.length - 1];
+      const id = top ? digestHex(top.diffId) : digestHex(image.manifest.config.digest);
+      const repos: Record<string, Record<string, string>> = {};
+      for (const t of tags) {
+        const [repo, tag] = splitTag(t);
+        (repos[repo] ??= {})[tag] = id;
+      }
+      await addBytes("repositories", Buffer.from(JSON.stringify(repos)));
+    }
+    await writer.finish();
+    await rename(tmp, file);
+  } catch (e) {
+    out.destroy();
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}

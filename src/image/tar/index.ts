@@ -1,0 +1,5 @@
+export { emptyHeader } from "./types.js";
+export type { TarEntry, TarEntryType, TarHeader } from "./types.js";
+export { readTar } from "./reader.js";
+export type { ReadTarOptions } from "./reader.js";
+export { TarWriter } from "./writer.js";

@@ -1,0 +1,182 @@
+import type { Dispatcher } from "undici";
+import { KilnError } from "../common/errors.js";
+import type { Digest } from "../image/digest.js";
+import type { Image, Platform } from "../image/types.js";
+import type { Keychain } from "./credentials.js";
+import { createDispatcher, envCaCertificates, type RegistryHostOptions } from "./dispatcher.js";
+import { redactText } from "./errors.js";
+import type { ClientContext, RegistryEvent } from "./events.js";
+import { RegistryHost } from "./host.js";
+import { dockerConfigKeychain } from "./keychain.js";
+import { fetchManifest, pullFrom, type FetchedManifest } from "./pull.js";
+import { checkPush, pushImageTo, type PushedBlobs } from "./push.js";
+import { DOCKER_HUB_REGISTRY, type Reference } from "./reference.js";
+
+/** Options of a {@link RegistryClient}. */
+export interface RegistryClientOptions {
+  /** Environment (credentials lookup, proxies, SSL_CERT_*); never read from process.env here. */
+  env: Record<string, string | undefined>;
+  /** Transport options of one registry for pulls or pushes (kiln maps its flags onto this). */
+  hostOptions(registry: string, purpose: "pull" | "push"): RegistryHostOptions;
+  /** Pull mirrors: `from` registry → `to` hosts (each may carry a path prefix), tried in order. */
+  registryMap?: { from: string; to: string[] }[];
+  /** Do not fall back to the original registry when every mirror failed. */
+  skipDefaultFallback?: boolean;
+  /** Operation-level retries for pulls and pushes (default 3). */
+  retries?: number;
+  /** First backoff delay in milliseconds, doubled per retry (default 200). */
+  retryBaseDelayMs?: number;
+  /** Upload blobs larger than this in PATCH chunks of this size (≥ 5 MiB); default: one monolithic PUT. */
+  uploadChunkSize?: number;
+  userAgent?: string;
+  onEvent?: (e: RegistryEvent) => void;
+  /** Credentials source; default `dockerConfigKeychain(env)`. */
+  keychain?: Keychain;
+}
+
+function normaliseRegistry(r: string): string {
+  return r === "docker.io" ? DOCKER_HUB_REGISTRY : r;
+}
+
+function referenceString(ref: Reference): string {
+  const r = ref.digest ?? ref.tag;
+  if (r === undefined) throw new KilnError("INVALID_REFERENCE", `reference ${ref.name} has neither tag nor digest`);
+  return r;
+}
+
+/**
+ * The distribution-protocol client: pulls single-platform images, fetches manifests, pushes images
+ * and checks push permission. One undici dispatcher per registry and purpose, created lazily with
+ * that registry's TLS options; all caches (tokens, pushed blobs) live in the instance.
+ */
+export class RegistryClient {
+  private readonly opts: RegistryClientOptions;
+  private readonly keychain: Keychain;
+  private readonly ctx: ClientContext;
+  private readonly hosts = new Map<string, RegistryHost>();
+  private readonly dispatchers: Dispatcher[] = [];
+  private readonly pushed: PushedBlobs = new Map();
+  private readonly envCas: string[];
+
+  constructor(opts: RegistryClientOptions) {
+    this.opts = opts;
+    this.keychain = opts.keychain ?? dockerConfigKeychain(opts.env);
+    this.envCas = envCaCertificates(opts.env);
+    const onEvent = opts.onEvent;
+    this.ctx = {
+      retries: opts.retries ?? 3,
+      baseDelayMs: opts.retryBaseDelayMs ?? 200,
+      emit: (e) => onEvent?.(e),
+    };
+  }
+
+  private host(registry: string, purpose: "pull" | "push"): RegistryHost {
+    const key = `${purpose} ${registry}`;
+    let h = this.hosts.get(key);
+    if (h === undefined) {
+      const ho = this.opts.hostOptions(registry, purpose);
+      const dispatcher = createDispatcher(ho, this.opts.env, this.envCas);
+      this.dispatchers.push(dispatcher);
+      h = new RegistryHost(registry, dispatcher, this.keychain, ho.insecure === true, this.opts.userAgent ?? "kiln");
+      this.hosts.set(key, h);
+    }
+    return h;
+  }
+
+  /** Pull candidates for a reference: mirrors from registryMap in order, then the original. */
+  private candidates(ref: Reference): { registry: string; repository: string }[] {
+    const out: { registry: string; repository: string }[] = [];
+    for (const m of this.opts.registryMap ?? []) {
+      if (normaliseRegistry(m.from) !== ref.registry) continue;
+      for (const to of m.to) {
+        const slash = to.indexOf("/");
+        const registry = normaliseRegistry(slash >= 0 ? to.slice(0, slash) : to);
+        const prefix = slash >= 0 ? to.slice(slash + 1).replace(/\/+$/, "") : "";
+        out.push({ registry, repository: prefix ? `${prefix}/${ref.repository}` : ref.repository });
+      }
+    }
+    if (out.length === 0 || this.opts.skipDefaultFallback !== true) {
+      out.push({ registry: ref.registry, repository: ref.repository });
+    }
+    return out;
+  }
+
+  /**
+   * Resolves a reference to a single-platform Image (index → platform match), trying mirrors first.
+   * Layers are lazy: openCompressed() GETs the blob (following redirects without credentials) and
+   * verifies its digest while streaming; openUncompressed() decompresses that stream.
+   * Layer.origins = [{registry, repository}] of where it was actually pulled from.
+   */
+  async pullImage(ref: Reference, opts: { platform: Platform; signal?: AbortSignal }): Promise<Image> {
+    const reference = referenceString(ref);
+    const cands = this.candidates(ref);
+    let lastError: unknown;
+    for (const [i, c] of cands.entries()) {
+      try {
+        return await pullFrom(
+          this.ctx,
+          this.host(c.registry, "pull"),
+          c.repository,
+          reference,
+          opts.platform,
+          opts.signal,
+        );
+      } catch (e) {
+        lastError = e;
+        if (opts.signal?.aborted || i === cands.length - 1) break;
+        this.ctx.emit({
+          kind: "mirror-failed",
+          registry: ref.registry,
+          repository: ref.repository,
+          mirror: `${c.registry}/${c.repository}`,
+          error: redactText(e instanceof Error ? e.message : String(e)),
+        });
+      }
+    }
+    throw lastError;
+  }
+
+  /** Fetches a manifest by tag/digest (raw bytes, media type, digest), e.g. for the warmer and cache probes. 404 → undefined. */
+  async getManifest(ref: Reference, signal?: AbortSignal): Promise<FetchedManifest | undefined> {
+    return fetchManifest(this.ctx, this.host(ref.registry, "pull"), ref.repository, referenceString(ref), signal);
+  }
+
+  /**
+   * Pushes all blobs (HEAD check, cross-repository mount from Layer.origins on the same registry,
+   * upload), then the manifest under ref's tag (or digest). Returns the manifest digest.
+   */
+  async pushImage(ref: Reference, image: Image, opts?: { signal?: AbortSignal }): Promise<Digest> {
+    if (ref.digest !== undefined && ref.tag === undefined && ref.digest !== image.digest) {
+      throw new KilnError(
+        "DIGEST_MISMATCH",
+        `cannot push to ${ref.toString()}: the image's manifest digest is ${image.digest}`,
+      );
+    }
+    const signal = opts?.signal;
+    const chunkSize = this.opts.uploadChunkSize;
+    return pushImageTo(
+      this.ctx,
+      this.host(ref.registry, "push"),
+      ref.repository,
+      referenceString(ref),
+      image,
+      this.pushed,
+      {
+        ...(signal ? { signal } : {}),
+        ...(chunkSize !== undefined ? { chunkSize } : {}),
+      },
+    );
+  }
+
+  /** kaniko's push-permission pre-check: open an upload session in ref's repository and cancel it. */
+  async checkPushPermission(ref: Reference, signal?: AbortSignal): Promise<void> {
+    return checkPush(this.ctx, this.host(ref.registry, "push"), ref.repository, ref.toString(), signal);
+  }
+
+  /** Closes every connection pool; the client must not be used afterwards. */
+  async close(): Promise<void> {
+    const all = this.dispatchers.splice(0);
+    this.hosts.clear();
+    await Promise.all(all.map((d) => d.close()));
+  }
+}

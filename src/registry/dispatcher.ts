@@ -1,0 +1,98 @@
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import * as path from "node:path";
+import { rootCertificates } from "node:tls";
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from "undici";
+import { KilnError } from "../common/errors.js";
+
+/** Per-registry transport options (kiln maps its TLS/insecure flags onto these). */
+export interface RegistryHostOptions {
+  /** Talk plain HTTP to this registry. */
+  insecure?: boolean;
+  /** Accept any TLS certificate. */
+  skipTlsVerify?: boolean;
+  /** Extra CA certificate PEM files trusted for this registry. */
+  caFiles?: string[];
+  /** Client certificate and key (PEM file paths) for mutual TLS. */
+  clientCert?: { cert: string; key: string };
+}
+
+function readPem(file: string, what: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    throw new KilnError("TLS_CONFIG_INVALID", `cannot read ${what} ${file}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Extra CA PEMs from `SSL_CERT_FILE` and every file in `SSL_CERT_DIR` (unreadable entries skipped). */
+export function envCaCertificates(env: Record<string, string | undefined>): string[] {
+  const out: string[] = [];
+  const file = env.SSL_CERT_FILE;
+  if (file) {
+    try {
+      out.push(readFileSync(file, "utf8"));
+    } catch {
+      // a missing SSL_CERT_FILE is ignored, as OpenSSL does
+    }
+  }
+  for (const dir of (env.SSL_CERT_DIR ?? "").split(":").filter((d) => d !== "")) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names.sort()) {
+      const p = path.join(dir, n);
+      try {
+        if (!statSync(p).isFile()) continue;
+        const text = readFileSync(p, "utf8");
+        if (text.includes("-----BEGIN CERTIFICATE-----")) out.push(text);
+      } catch {
+        // unreadable entry: skip
+      }
+    }
+  }
+  return out;
+}
+
+/** TLS connect options for one registry; `ca` is only set when extra CAs exist (Node roots kept). */
+export function tlsOptions(
+  opts: RegistryHostOptions,
+  envCas: readonly string[],
+): { ca?: string[]; rejectUnauthorized: boolean; cert?: string; key?: string } {
+  const extra = [...envCas, ...(opts.caFiles ?? []).map((f) => readPem(f, "registry CA certificate"))];
+  return {
+    rejectUnauthorized: opts.skipTlsVerify !== true,
+    ...(extra.length > 0 ? { ca: [...rootCertificates, ...extra] } : {}),
+    ...(opts.clientCert
+      ? {
+          cert: readPem(opts.clientCert.cert, "registry client certificate"),
+          key: readPem(opts.clientCert.key, "registry client key"),
+        }
+      : {}),
+  };
+}
+
+/**
+ * Creates the undici dispatcher for one registry: an Agent with the registry's TLS options, or an
+ * EnvHttpProxyAgent when `HTTP(S)_PROXY` is set in `env` (honouring `NO_PROXY`).
+ */
+export function createDispatcher(
+  opts: RegistryHostOptions,
+  env: Record<string, string | undefined>,
+  envCas: readonly string[],
+): Dispatcher {
+  const tls = tlsOptions(opts, envCas);
+  const httpProxy = env.HTTP_PROXY ?? env.http_proxy ?? "";
+  const httpsProxy = env.HTTPS_PROXY ?? env.https_proxy ?? "";
+  const common = { connect: tls, keepAliveTimeout: 10_000, connections: 16 };
+  if (httpProxy === "" && httpsProxy === "") return new Agent(common);
+  return new EnvHttpProxyAgent({
+    ...common,
+    requestTls: tls,
+    httpProxy,
+    httpsProxy,
+    noProxy: env.NO_PROXY ?? env.no_proxy ?? "",
+  });
+}

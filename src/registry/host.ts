@@ -1,0 +1,448 @@
+import type { IncomingHttpHeaders } from "node:http";
+import type { Readable } from "node:stream";
+import { request, type Dispatcher } from "undici";
+import { KilnError } from "../common/errors.js";
+import { hasCredentials, type Credentials, type Keychain } from "./credentials.js";
+import { redactText, redactUrl, RegistryError, statusError } from "./errors.js";
+import { parseRetryAfter } from "./retry.js";
+import { parseWwwAuthenticate, type Challenge } from "./www-authenticate.js";
+
+/** HTTP methods the registry client uses. */
+export type HttpMethod = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+/** A request body: bytes, or a factory re-opening a stream (so a request can be replayed after re-auth). */
+export type RequestBody = Uint8Array | (() => Promise<Readable>);
+
+/** One request to a registry, authenticated for `scopes`. */
+export interface HostRequest {
+  /** Verb phrase for error messages, e.g. `pulling`, `pushing`. */
+  operation: string;
+  method: HttpMethod;
+  /** Path (`/v2/...`) or absolute URL (an upload `Location`). */
+  url: string;
+  /** Token scopes, e.g. `repository:app:pull,push`. */
+  scopes: readonly string[];
+  repository?: string;
+  headers?: Record<string, string>;
+  body?: RequestBody;
+  signal?: AbortSignal;
+  /** Follow 3xx for GET/HEAD (credentials are dropped when the host changes). */
+  followRedirects?: boolean;
+}
+
+/** A registry's answer; the caller must consume or dump `body`. */
+export interface HostResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Dispatcher.ResponseData["body"];
+  url: URL;
+}
+
+/** First value of a response header. */
+export function header(h: IncomingHttpHeaders, name: string): string | undefined {
+  const v = h[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Reads a body up to `limit` bytes; throws `tooLarge()` beyond that. */
+export async function readLimited(body: Readable, limit: number, tooLarge: () => Error): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    const b = chunk as Buffer;
+    total += b.length;
+    if (total > limit) {
+      body.destroy();
+      throw tooLarge();
+    }
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Reads a short error body (first 64 KiB) as text, never throwing. */
+export async function errorBody(res: HostResponse): Promise<string> {
+  try {
+    return (await readLimited(res.body, 65536, () => new Error("too large"))).toString("utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** Builds the RegistryError for an unexpected status (consumes the body). */
+export async function unexpected(
+  res: HostResponse,
+  operation: string,
+  registry: string,
+  repository: string | undefined,
+): Promise<RegistryError> {
+  const body = await errorBody(res);
+  return statusError(
+    operation,
+    registry,
+    repository,
+    res.status,
+    body,
+    parseRetryAfter(header(res.headers, "retry-after")),
+  );
+}
+
+const CERT_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS_CERT_ALTNAME/;
+
+function errCode(e: unknown): string {
+  let cur: unknown = e;
+  for (let i = 0; i < 4 && cur instanceof Error; i++) {
+    const c = (cur as { code?: unknown }).code;
+    if (typeof c === "string") return c;
+    cur = cur.cause;
+  }
+  return "";
+}
+
+/** Loopback / private hosts, where (like go-containerregistry) plain HTTP is tried after HTTPS. */
+export function isLocalRegistry(registry: string): boolean {
+  const host = registry.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  return (
+    host === "localhost" ||
+    host === "::1" ||
+    /^127\./.test(host) ||
+    /^10\./.test(host) ||
+    /^192\.168\./.test(host) ||
+    /^172\.(1[6-9]|2[0-9]|3[01])\./.test(host)
+  );
+}
+
+interface AuthState {
+  challenge: Challenge | undefined;
+}
+
+interface CachedToken {
+  token: string;
+  expiresAt: number;
+}
+
+/**
+ * One registry endpoint: scheme detection (ping), authentication (anonymous, Basic, Bearer token
+ * with scope tracking, OAuth2 refresh tokens) and redirects without credentials. Holds per-client
+ * state only (token cache, credentials cache), never module-level state.
+ */
+export class RegistryHost {
+  readonly registry: string;
+  private readonly dispatcher: Dispatcher;
+  private readonly keychain: Keychain;
+  private readonly insecure: boolean;
+  private readonly userAgent: string;
+  private pinged: Promise<URL> | undefined;
+  private readonly auth: AuthState = { challenge: undefined };
+  private readonly tokens = new Map<string, Promise<CachedToken>>();
+  private readonly creds = new Map<string, Promise<Credentials | undefined>>();
+
+  constructor(registry: string, dispatcher: Dispatcher, keychain: Keychain, insecure: boolean, userAgent: string) {
+    this.registry = registry;
+    this.dispatcher = dispatcher;
+    this.keychain = keychain;
+    this.insecure = insecure;
+    this.userAgent = userAgent;
+  }
+
+  /** The base URL (`https://host/` or `http://host/`) after the ping, pinging once if needed. */
+  base(operation: string, signal?: AbortSignal): Promise<URL> {
+    if (this.pinged === undefined) {
+      const p = this.ping(operation, signal);
+      this.pinged = p;
+      p.catch(() => {
+        if (this.pinged === p) this.pinged = undefined;
+      });
+    }
+    return this.pinged;
+  }
+
+  private async ping(operation: string, signal?: AbortSignal): Promise<URL> {
+    // Like go-containerregistry: HTTPS first; plain HTTP after it for insecure or local registries.
+    const schemes = this.insecure || isLocalRegistry(this.registry) ? ["https", "http"] : ["https"];
+    let lastError: unknown;
+    for (const scheme of schemes) {
+      const base = new URL(`${scheme}://${this.registry}/`);
+      try {
+        const res = await request(new URL("/v2/", base), {
+          method: "GET",
+          headers: { "user-agent": this.userAgent },
+          dispatcher: this.dispatcher,
+          ...(signal ? { signal } : {}),
+        });
+        if (res.statusCode === 401) {
+          const challenges = parseWwwAuthenticate(res.headers["www-authenticate"]);
+          this.auth.challenge =
+            challenges.find((c) => c.scheme === "bearer") ?? challenges.find((c) => c.scheme === "basic");
+          await res.body.dump();
+          return base;
+        }
+        if (res.statusCode === 400 && scheme === "http") {
+          await res.body.dump();
+          throw new RegistryError(
+            "REGISTRY_UNREACHABLE",
+            `${operation} ${this.registry}: the registry answered plain HTTP with 400; it probably speaks HTTPS, so do not mark it insecure`,
+            { registry: this.registry, status: 400 },
+          );
+        }
+        if (res.statusCode >= 500 || res.statusCode === 429) {
+          throw await unexpected({ ...res, status: res.statusCode, url: base }, operation, this.registry, undefined);
+        }
+        await res.body.dump();
+        return base;
+      } catch (e) {
+        if (e instanceof RegistryError) throw e;
+        if (signal?.aborted === true) throw e;
+        lastError = e;
+        // A certificate problem on a local (not insecure) registry is reported, not downgraded.
+        if (!this.insecure && CERT_ERRORS.test(errCode(e))) break;
+      }
+    }
+    throw this.networkError(operation, undefined, lastError);
+  }
+
+  /** Wraps a transport failure into a RegistryError naming the registry (and a TLS hint when relevant). */
+  networkError(operation: string, repository: string | undefined, e: unknown): RegistryError {
+    if (e instanceof KilnError) return e as RegistryError;
+    const code = errCode(e);
+    const msg = redactText(e instanceof Error ? e.message : String(e));
+    const hint = CERT_ERRORS.test(code)
+      ? "; trust its CA with --registry-certificate, or use --skip-tls-verify"
+      : code === "EPROTO" || /wrong version number/i.test(msg)
+        ? "; if the registry speaks plain HTTP use --insecure / --insecure-registry"
+        : code === "UND_ERR_DESTROYED" || code === "UND_ERR_CLOSED"
+          ? "; the RegistryClient was closed, and layers of an image it pulled can only be read while it is open"
+          : "";
+    const where = repository !== undefined ? `${this.registry}/${repository}` : this.registry;
+    return new RegistryError(
+      "REGISTRY_UNREACHABLE",
+      `${operation} ${where}: cannot talk to the registry: ${msg}${code && !msg.includes(code) ? ` (${code})` : ""}${hint}`,
+      { registry: this.registry, ...(repository !== undefined ? { repository } : {}), cause: e },
+    );
+  }
+
+  private credentials(repository: string | undefined): Promise<Credentials | undefined> {
+    const key = repository ?? "";
+    let p = this.creds.get(key);
+    if (p === undefined) {
+      p = this.keychain.resolve(this.registry, repository);
+      this.creds.set(key, p);
+    }
+    return p;
+  }
+
+  private async authorization(
+    req: HostRequest,
+    scopes: readonly string[],
+    force: boolean,
+  ): Promise<string | undefined> {
+    const ch = this.auth.challenge;
+    if (ch === undefined) return undefined;
+    const creds = await this.credentials(req.repository);
+    if (ch.scheme === "basic") {
+      if (!hasCredentials(creds) || creds.username === undefined) return undefined;
+      return `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ""}`).toString("base64")}`;
+    }
+    if (ch.scheme !== "bearer") return undefined;
+    if (creds?.registryToken) return `Bearer ${creds.registryToken}`;
+    const key = [...scopes].join(" ");
+    const cached = this.tokens.get(key);
+    if (!force && cached !== undefined) {
+      // Concurrent requests share one in-flight token fetch.
+      const t = await cached.catch(() => undefined);
+      if (t !== undefined && t.expiresAt > Date.now()) return `Bearer ${t.token}`;
+      if (this.tokens.get(key) !== cached) return this.authorization(req, scopes, false);
+    }
+    const p = this.fetchToken(req, ch, scopes, creds);
+    this.tokens.set(key, p);
+    p.catch(() => {
+      if (this.tokens.get(key) === p) this.tokens.delete(key);
+    });
+    return `Bearer ${(await p).token}`;
+  }
+
+  private async fetchToken(
+    req: HostRequest,
+    ch: Challenge,
+    scopes: readonly string[],
+    creds: Credentials | undefined,
+  ): Promise<CachedToken> {
+    const realm = ch.params.realm;
+    if (realm === undefined) {
+      throw new RegistryError(
+        "REGISTRY_AUTH_FAILED",
+        `${req.operation} ${this.registry}: bearer challenge without a realm; the registry's auth is misconfigured`,
+        { registry: this.registry },
+      );
+    }
+    let realmUrl: URL;
+    try {
+      realmUrl = new URL(realm);
+    } catch (e) {
+      throw new RegistryError("REGISTRY_AUTH_FAILED", `${req.operation} ${this.registry}: invalid token realm`, {
+        registry: this.registry,
+        cause: e,
+      });
+    }
+    const service = ch.params.service;
+    const sig = req.signal ? { signal: req.signal } : {};
+    let res: Dispatcher.ResponseData | undefined;
+    try {
+      if (creds?.identityToken) {
+        const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: creds.identityToken });
+        if (service !== undefined) form.set("service", service);
+        form.set("client_id", "kiln");
+        if (scopes.length > 0) form.set("scope", scopes.join(" "));
+        res = await request(realmUrl, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", "user-agent": this.userAgent },
+          body: form.toString(),
+          dispatcher: this.dispatcher,
+          ...sig,
+        });
+        if (res.statusCode === 404) {
+          // Not every token server implements OAuth2: fall back to GET.
+          await res.body.dump();
+          res = undefined;
+        }
+      }
+      if (res === undefined) {
+        const u = new URL(realmUrl);
+        if (service !== undefined) u.searchParams.set("service", service);
+        for (const s of scopes) u.searchParams.append("scope", s);
+        const headers: Record<string, string> = { "user-agent": this.userAgent };
+        if (creds?.username !== undefined && creds.username !== "") {
+          headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ""}`).toString("base64")}`;
+        } else if (creds?.identityToken) {
+          headers.authorization = `Basic ${Buffer.from(`<token>:${creds.identityToken}`).toString("base64")}`;
+        }
+        res = await request(u, { method: "GET", headers, dispatcher: this.dispatcher, ...sig });
+      }
+    } catch (e) {
+      throw this.networkError(`${req.operation} (token server ${redactUrl(realmUrl)})`, req.repository, e);
+    }
+    if (res.statusCode !== 200) {
+      throw await unexpected(
+        { ...res, status: res.statusCode, url: realmUrl },
+        `${req.operation} (token server ${redactUrl(realmUrl)})`,
+        this.registry,
+        req.repository,
+      );
+    }
+    let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    try {
+      parsed = (await res.body.json()) as typeof parsed;
+    } catch (e) {
+      throw new RegistryError(
+        "REGISTRY_AUTH_FAILED",
+        `${req.operation} ${this.registry}: token server ${redactUrl(realmUrl)} answered invalid JSON`,
+        { registry: this.registry, cause: e },
+      );
+    }
+    const token =
+      typeof parsed.access_token === "string" && parsed.access_token !== ""
+        ? parsed.access_token
+        : typeof parsed.token === "string"
+          ? parsed.token
+          : "";
+    if (token === "") {
+      throw new RegistryError(
+        "REGISTRY_AUTH_FAILED",
+        `${req.operation} ${this.registry}: token server ${redactUrl(realmUrl)} answered no token`,
+        { registry: this.registry },
+      );
+    }
+    const expiresIn = typeof parsed.expires_in === "number" && parsed.expires_in >= 60 ? parsed.expires_in : 60;
+    // Refresh a little early so a token does not expire in flight.
+    return { token, expiresAt: Date.now() + (expiresIn - 10) * 1000 };
+  }
+
+  /**
+   * Sends a request with the right credentials. A 401 answer triggers one re-authentication (a new
+   * or expired-token challenge; missing scopes are added at the front) and one replay.
+   */
+  async request(req: HostRequest): Promise<HostResponse> {
+    const base = await this.base(req.operation, req.signal);
+    const url = /^https?:\/\//.test(req.url) ? new URL(req.url) : new URL(req.url, base);
+    let scopes = [...req.scopes];
+    let force = false;
+    for (let attempt = 0; ; attempt++) {
+      const auth = await this.authorization(req, scopes, force);
+      const res = await this.send(req, url, base, auth);
+      if (res.status !== 401 || attempt > 0) return res;
+      const challenges = parseWwwAuthenticate(res.headers["www-authenticate"]);
+      const ch = challenges.find((c) => c.scheme === "bearer") ?? challenges.find((c) => c.scheme === "basic");
+      if (ch === undefined) return res;
+      const creds = await this.credentials(req.repository);
+      const before = this.auth.challenge;
+      this.auth.challenge = ch;
+      const scope = ch.params.scope;
+      const newScopes = scope !== undefined ? scope.split(" ").filter((s) => s !== "" && !scopes.includes(s)) : [];
+      const changed = before?.scheme !== ch.scheme || before.params.realm !== ch.params.realm;
+      // A Basic challenge again with the same creds (or none) cannot be cured by a retry.
+      if (ch.scheme === "basic" && !changed) return res;
+      if (ch.scheme === "basic" && !hasCredentials(creds)) return res;
+      await res.body.dump();
+      scopes = [...newScopes, ...scopes];
+      force = true;
+    }
+  }
+
+  private async send(req: HostRequest, start: URL, base: URL, auth: string | undefined): Promise<HostResponse> {
+    let url = start;
+    for (let hops = 0; ; hops++) {
+      const sameHost = url.host === base.host;
+      const headers: Record<string, string> = { "user-agent": this.userAgent, ...req.headers };
+      if (auth !== undefined && sameHost) headers.authorization = auth;
+      let res: Dispatcher.ResponseData;
+      let body: Uint8Array | Readable | undefined;
+      try {
+        body =
+          req.body === undefined || hops > 0 ? undefined : req.body instanceof Uint8Array ? req.body : await req.body();
+        res = await request(url, {
+          method: req.method,
+          headers,
+          dispatcher: this.dispatcher,
+          ...(body !== undefined ? { body } : {}),
+          ...(req.signal ? { signal: req.signal } : {}),
+        });
+      } catch (e) {
+        if (body !== undefined && !(body instanceof Uint8Array)) body.destroy();
+        if (e instanceof KilnError) throw e;
+        if (req.signal?.aborted) throw e;
+        throw this.networkError(req.operation, req.repository, e);
+      }
+      // A request body the registry refused must not keep its source (e.g. a blob GET) open.
+      if (body !== undefined && !(body instanceof Uint8Array) && res.statusCode >= 300 && !body.readableEnded) {
+        body.destroy();
+      }
+      const location = res.headers.location;
+      const loc = Array.isArray(location) ? location[0] : location;
+      if (
+        req.followRedirects === true &&
+        (req.method === "GET" || req.method === "HEAD") &&
+        [301, 302, 303, 307, 308].includes(res.statusCode) &&
+        loc !== undefined &&
+        hops < 5
+      ) {
+        await res.body.dump();
+        url = new URL(loc, url);
+        continue;
+      }
+      return { status: res.statusCode, headers: res.headers, body: res.body, url };
+    }
+  }
+
+  /** Resolves a (possibly relative) `Location` header against the URL that answered it. */
+  resolveLocation(res: HostResponse, what: string, repository: string): URL {
+    const loc = header(res.headers, "location");
+    if (loc === undefined) {
+      throw new RegistryError(
+        "REGISTRY_PROTOCOL_ERROR",
+        `${what} ${this.registry}/${repository}: registry answered ${res.status} without a Location header`,
+        { registry: this.registry, repository, status: res.status },
+      );
+    }
+    return new URL(loc, res.url);
+  }
+}

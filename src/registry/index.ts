@@ -1,0 +1,11 @@
+/** Public API of the registry client (distribution protocol: references, auth, pull, push). */
+export { RegistryClient, type RegistryClientOptions } from "./client.js";
+export { hasCredentials, type Credentials, type Keychain } from "./credentials.js";
+export type { RegistryHostOptions } from "./dispatcher.js";
+export { RegistryError } from "./errors.js";
+export type { RegistryEvent } from "./events.js";
+export { anonymousKeychain, dockerConfigKeychain, dockerConfigPath, staticKeychain } from "./keychain.js";
+export { MAX_MANIFEST_BYTES } from "./manifest.js";
+export { formatPlatform, parsePlatform, selectPlatform } from "./platform.js";
+export type { FetchedManifest } from "./pull.js";
+export { DOCKER_HUB_REGISTRY, makeReference, parseReference, type Reference } from "./reference.js";

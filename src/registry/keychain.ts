@@ -1,0 +1,173 @@
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import * as path from "node:path";
+import { KilnError } from "../common/errors.js";
+import { runCredentialHelper } from "./cred-helper.js";
+import { hasCredentials, type Credentials, type Keychain } from "./credentials.js";
+
+/** One `auths` entry of a docker config.json. */
+interface AuthEntry {
+  auth?: string;
+  username?: string;
+  password?: string;
+  identitytoken?: string;
+  registrytoken?: string;
+}
+
+/** The parts of a docker config.json kiln reads. */
+interface DockerConfig {
+  auths: Record<string, AuthEntry>;
+  credHelpers: Record<string, string>;
+  credsStore?: string;
+}
+
+const DOCKER_HUB_KEY = "https://index.docker.io/v1/";
+const DOCKER_HUB_HOSTS = new Set(["index.docker.io", "docker.io", "registry-1.docker.io"]);
+
+/** `https://host:port/v2/` → `host:port` (docker/cli ConvertToHostname). */
+export function keyHostname(key: string): string {
+  const stripped = key.replace(/^https?:\/\//, "");
+  const slash = stripped.indexOf("/");
+  return slash >= 0 ? stripped.slice(0, slash) : stripped;
+}
+
+/** Which config file the keychain reads, or undefined when none exists (go-containerregistry order). */
+export function dockerConfigPath(env: Record<string, string | undefined>): string | undefined {
+  const candidates: string[] = [];
+  if (env.DOCKER_CONFIG) candidates.push(path.join(env.DOCKER_CONFIG, "config.json"));
+  if (env.HOME) candidates.push(path.join(env.HOME, ".docker", "config.json"));
+  if (env.REGISTRY_AUTH_FILE) candidates.push(env.REGISTRY_AUTH_FILE);
+  if (env.XDG_RUNTIME_DIR) candidates.push(path.join(env.XDG_RUNTIME_DIR, "containers", "auth.json"));
+  return candidates.find((c) => existsSync(c));
+}
+
+function asRecord(v: unknown): Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+async function loadConfig(file: string): Promise<DockerConfig> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(file, "utf8"));
+  } catch (e) {
+    throw new KilnError("INVALID_DOCKER_CONFIG", `cannot read docker config ${file}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  const root = asRecord(parsed);
+  const auths: Record<string, AuthEntry> = {};
+  for (const [k, v] of Object.entries(asRecord(root.auths))) {
+    const e = asRecord(v);
+    auths[k] = {
+      ...(str(e.auth) ? { auth: str(e.auth) } : {}),
+      ...(str(e.username) ? { username: str(e.username) } : {}),
+      ...(str(e.password) ? { password: str(e.password) } : {}),
+      ...(str(e.identitytoken) ? { identitytoken: str(e.identitytoken) } : {}),
+      ...(str(e.registrytoken) ? { registrytoken: str(e.registrytoken) } : {}),
+    };
+  }
+  const credHelpers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(asRecord(root.credHelpers))) if (str(v)) credHelpers[k] = v as string;
+  const credsStore = str(root.credsStore);
+  return { auths, credHelpers, ...(credsStore ? { credsStore } : {}) };
+}
+
+function decodeEntry(entry: AuthEntry, key: string, file: string): Credentials | undefined {
+  const c: Credentials = {};
+  if (entry.username) c.username = entry.username;
+  if (entry.password) c.password = entry.password;
+  if (entry.auth) {
+    const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    const user = colon >= 0 ? decoded.slice(0, colon) : decoded;
+    if (colon < 0 || user === "") {
+      throw new KilnError(
+        "INVALID_DOCKER_CONFIG",
+        `invalid "auth" for ${key} in ${file}: expected base64 of "username:password"`,
+      );
+    }
+    c.username = user;
+    c.password = decoded.slice(colon + 1).replace(/\0+$/, "");
+  }
+  if (entry.identitytoken) c.identityToken = entry.identitytoken;
+  if (entry.registrytoken) c.registryToken = entry.registrytoken;
+  return hasCredentials(c) ? c : undefined;
+}
+
+/** Config keys that may name `registry`, most specific first. */
+function matchingKeys(keys: string[], registry: string, repository: string | undefined): string[] {
+  const out: string[] = [];
+  const hub = DOCKER_HUB_HOSTS.has(registry);
+  if (repository !== undefined) {
+    const full = `${registry}/${repository}`;
+    if (keys.includes(full)) out.push(full);
+  }
+  if (hub && keys.includes(DOCKER_HUB_KEY)) out.push(DOCKER_HUB_KEY);
+  if (keys.includes(registry)) out.push(registry);
+  for (const k of keys) {
+    if (out.includes(k)) continue;
+    const host = keyHostname(k);
+    if (host === registry || (hub && DOCKER_HUB_HOSTS.has(host))) out.push(k);
+  }
+  return out;
+}
+
+function helperFor(cfg: DockerConfig, registry: string): string | undefined {
+  const hub = DOCKER_HUB_HOSTS.has(registry);
+  for (const [k, v] of Object.entries(cfg.credHelpers)) {
+    const host = keyHostname(k);
+    if (host === registry || (hub && DOCKER_HUB_HOSTS.has(host))) return v;
+  }
+  return cfg.credsStore;
+}
+
+/**
+ * The default keychain: docker config.json (`auths`, `credHelpers`, `credsStore`), found via
+ * `$DOCKER_CONFIG`, `$HOME/.docker`, `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
+ * then GitLab CI's `CI_REGISTRY*` variables. Docker Hub accepts `https://index.docker.io/v1/` and
+ * also `docker.io`, `index.docker.io`, `registry-1.docker.io` keys. The file is read on first use.
+ */
+export function dockerConfigKeychain(env: Record<string, string | undefined>): Keychain {
+  const file = dockerConfigPath(env);
+  const configPromise: Promise<DockerConfig> | undefined = file !== undefined ? loadConfig(file) : undefined;
+  // Avoid an unhandled rejection when resolve() is never called.
+  configPromise?.catch(() => undefined);
+  return {
+    async resolve(registry: string, repository?: string): Promise<Credentials | undefined> {
+      if (configPromise !== undefined && file !== undefined) {
+        const cfg = await configPromise;
+        const helper = helperFor(cfg, registry);
+        if (helper !== undefined) {
+          const serverUrl = DOCKER_HUB_HOSTS.has(registry) ? DOCKER_HUB_KEY : registry;
+          const fromHelper = await runCredentialHelper(helper, serverUrl, env);
+          if (hasCredentials(fromHelper)) return fromHelper;
+        }
+        for (const key of matchingKeys(Object.keys(cfg.auths), registry, repository)) {
+          const entry = cfg.auths[key];
+          const c = entry !== undefined ? decodeEntry(entry, key, file) : undefined;
+          if (c !== undefined) return c;
+        }
+      }
+      const ci = env.CI_REGISTRY;
+      if (ci && keyHostname(ci) === registry && env.CI_REGISTRY_USER && env.CI_REGISTRY_PASSWORD) {
+        return { username: env.CI_REGISTRY_USER, password: env.CI_REGISTRY_PASSWORD };
+      }
+      return undefined;
+    },
+  };
+}
+
+/** A keychain that always answers anonymous. */
+export const anonymousKeychain: Keychain = Object.freeze({
+  resolve: () => Promise.resolve(undefined),
+});
+
+/** A keychain answering fixed credentials for the given registries (tests, library callers). */
+export function staticKeychain(map: Record<string, Credentials>): Keychain {
+  const copy = { ...map };
+  return { resolve: (registry: string) => Promise.resolve(copy[registry]) };
+}

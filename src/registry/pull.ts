@@ -1,0 +1,198 @@
+import { Readable } from "node:stream";
+import { KilnError } from "../common/errors.js";
+import { imageFromRaw } from "../image/assemble.js";
+import { isDigest, sha256Digest, type Digest } from "../image/digest.js";
+import type { Image, ImageConfigFile, Layer, Platform } from "../image/types.js";
+import { digestMismatch, openBlob } from "./blob-reader.js";
+import { decompressAuto } from "./decompress.js";
+import { RegistryError, statusError } from "./errors.js";
+import type { ClientContext } from "./events.js";
+import { header, readLimited, unexpected, type RegistryHost } from "./host.js";
+import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest } from "./manifest.js";
+import { formatPlatform, isAttestation, selectPlatform } from "./platform.js";
+import { withRetry } from "./retry.js";
+import { redactText } from "./errors.js";
+
+/** A manifest as fetched: raw bytes, media type and sha256 digest of the bytes. */
+export interface FetchedManifest {
+  raw: Uint8Array;
+  mediaType: string;
+  digest: Digest;
+}
+
+function retryOpts(ctx: ClientContext, host: RegistryHost, operation: string, signal?: AbortSignal) {
+  return {
+    retries: ctx.retries,
+    baseDelayMs: ctx.baseDelayMs,
+    ...(signal ? { signal } : {}),
+    onRetry: (attempt: number, delayMs: number, e: unknown) =>
+      ctx.emit({
+        kind: "retry",
+        registry: host.registry,
+        operation,
+        attempt,
+        delayMs,
+        reason: redactText(e instanceof Error ? e.message : String(e)),
+      }),
+  };
+}
+
+/**
+ * GETs a manifest by tag or digest with content negotiation, size limit (4 MiB) and digest check
+ * (against the requested digest, else against `Docker-Content-Digest`). 404 → undefined.
+ */
+export async function fetchManifest(
+  ctx: ClientContext,
+  host: RegistryHost,
+  repository: string,
+  reference: string,
+  signal?: AbortSignal,
+): Promise<FetchedManifest | undefined> {
+  const where = `${host.registry}/${repository}${isDigest(reference) ? "@" : ":"}${reference}`;
+  return withRetry(
+    async () => {
+      const res = await host.request({
+        operation: "pulling",
+        method: "GET",
+        url: `/v2/${repository}/manifests/${reference}`,
+        scopes: [`repository:${repository}:pull`],
+        repository,
+        headers: { accept: MANIFEST_ACCEPT },
+        followRedirects: true,
+        ...(signal ? { signal } : {}),
+      });
+      if (res.status === 404) {
+        await res.body.dump();
+        return undefined;
+      }
+      if (res.status !== 200) throw await unexpected(res, "pulling", host.registry, repository);
+      const tooLarge = (): KilnError =>
+        new KilnError(
+          "MANIFEST_TOO_LARGE",
+          `manifest of ${where} is larger than ${MAX_MANIFEST_BYTES} bytes; refusing it`,
+        );
+      const len = Number(header(res.headers, "content-length") ?? "0");
+      if (len > MAX_MANIFEST_BYTES) {
+        res.body.destroy();
+        throw tooLarge();
+      }
+      const raw = await readLimited(res.body, MAX_MANIFEST_BYTES, tooLarge);
+      const digest = sha256Digest(raw);
+      const loc = { host, repository, digest, size: raw.length };
+      if (isDigest(reference) && reference !== digest) {
+        throw digestMismatch({ ...loc, digest: reference }, `manifest content hashes to ${digest}`);
+      }
+      const claimed = header(res.headers, "docker-content-digest");
+      if (claimed !== undefined && isDigest(claimed) && claimed !== digest) {
+        throw digestMismatch({ ...loc, digest: claimed }, `manifest content hashes to ${digest}`);
+      }
+      const ct = header(res.headers, "content-type");
+      const mediaType = parseManifest(raw, ct, where).mediaType;
+      return { raw, mediaType, digest };
+    },
+    retryOpts(ctx, host, `pull manifest ${where}`, signal),
+  );
+}
+
+function notFound(host: RegistryHost, repository: string, reference: string): RegistryError {
+  return statusError(
+    "pulling",
+    host.registry,
+    repository,
+    404,
+    JSON.stringify({
+      errors: [
+        {
+          code: "MANIFEST_UNKNOWN",
+          message: `no manifest for ${isDigest(reference) ? "digest" : "tag"} ${reference}; check the image name and tag`,
+        },
+      ],
+    }),
+  );
+}
+
+/**
+ * Resolves `reference` in one repository to a single-platform Image: manifest negotiation, index →
+ * platform selection (skipping attestations), config fetch (≤ 4 MiB, verified) and lazy layers
+ * whose streams are verified against their digests.
+ */
+export async function pullFrom(
+  ctx: ClientContext,
+  host: RegistryHost,
+  repository: string,
+  reference: string,
+  platform: Platform,
+  signal?: AbortSignal,
+): Promise<Image> {
+  const where = `${host.registry}/${repository}`;
+  let fetched = await fetchManifest(ctx, host, repository, reference, signal);
+  if (fetched === undefined) throw notFound(host, repository, reference);
+  let parsed = parseManifest(fetched.raw, fetched.mediaType, where);
+  for (let depth = 0; parsed.kind === "index"; depth++) {
+    if (depth >= 2) throw new KilnError("INVALID_MANIFEST", `${where}: image indexes nested too deeply`);
+    const chosen = selectPlatform(parsed.index.manifests, platform);
+    if (chosen === undefined) {
+      const available = parsed.index.manifests
+        .filter((d) => d.platform !== undefined && !isAttestation(d))
+        .map((d) => formatPlatform(d.platform as Platform));
+      throw new KilnError(
+        "PLATFORM_NOT_FOUND",
+        `${where}:${reference} has no image for platform ${formatPlatform(platform)} (available: ${available.join(", ") || "none"}); choose one with --custom-platform`,
+      );
+    }
+    fetched = await fetchManifest(ctx, host, repository, chosen.digest, signal);
+    if (fetched === undefined) throw notFound(host, repository, chosen.digest);
+    parsed = parseManifest(fetched.raw, fetched.mediaType, where);
+  }
+  const manifest = parsed.manifest;
+  ctx.emit({
+    kind: "pull-manifest",
+    registry: host.registry,
+    repository,
+    reference,
+    digest: fetched.digest,
+    mediaType: parsed.mediaType,
+  });
+  const cfgDesc = manifest.config;
+  if (cfgDesc.size > MAX_MANIFEST_BYTES) {
+    throw new KilnError(
+      "CONFIG_TOO_LARGE",
+      `config ${cfgDesc.digest} of ${where} is ${cfgDesc.size} bytes, more than the ${MAX_MANIFEST_BYTES} kiln accepts`,
+    );
+  }
+  const cfgLoc = { host, repository, digest: cfgDesc.digest, size: cfgDesc.size };
+  const rawConfig = await readLimited(openBlob(ctx, cfgLoc, signal), MAX_MANIFEST_BYTES, () =>
+    digestMismatch(cfgLoc, "config larger than declared"),
+  );
+  let config: ImageConfigFile;
+  try {
+    config = JSON.parse(rawConfig.toString("utf8")) as ImageConfigFile;
+  } catch (e) {
+    throw new KilnError("INVALID_CONFIG", `config ${cfgDesc.digest} of ${where} is not valid JSON`, { cause: e });
+  }
+  const diffIds = config.rootfs?.diff_ids;
+  if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) {
+    throw new KilnError(
+      "INVALID_CONFIG",
+      `config of ${where} lists ${Array.isArray(diffIds) ? diffIds.length : 0} diff_ids for ${manifest.layers.length} layers`,
+    );
+  }
+  const origins = Object.freeze([Object.freeze({ registry: host.registry, repository })]);
+  const layers: Layer[] = manifest.layers.map((d, i) => {
+    const diffId = diffIds[i] as Digest;
+    const loc = { host, repository, digest: d.digest, size: d.size };
+    const layer: Layer = {
+      mediaType: d.mediaType,
+      digest: d.digest,
+      diffId,
+      size: d.size,
+      ...(d.annotations ? { annotations: d.annotations } : {}),
+      origins,
+      openCompressed: (sig?: AbortSignal): Promise<Readable> => Promise.resolve(openBlob(ctx, loc, sig)),
+      openUncompressed: (sig?: AbortSignal): Promise<Readable> =>
+        Promise.resolve(decompressAuto(openBlob(ctx, loc, sig))),
+    };
+    return Object.freeze(layer);
+  });
+  return imageFromRaw(fetched.raw, manifest, rawConfig, config, layers, parsed.mediaType);
+}

@@ -1,0 +1,10 @@
+/** RUN execution back-ends (design.md §3): in-place, chroot and user-namespace isolation. */
+export type { Isolation, IsolationProbe, RunIo, RunMount, RunResult, RunSpec, Runner } from "./types.js";
+export type { DetectionFs } from "./container-detect.js";
+export { containerEvidence, isInContainer } from "./container-detect.js";
+export { hostDetectionFs } from "./host-detection-fs.js";
+export { findHelper, helperCandidates, KANIKO_HELPER_PATH } from "./helper-path.js";
+export { probeIsolation } from "./probe.js";
+export type { RunnerOptions } from "./runner.js";
+export { chooseIsolation, createRunner } from "./runner.js";
+export { MountTargets, resolveInRoot } from "./mount-targets.js";

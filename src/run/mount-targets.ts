@@ -1,0 +1,149 @@
+import { lstat, mkdir, readlink, rmdir, unlink, utimes, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { KilnError } from "../common/errors.js";
+
+const MAX_LINKS = 40;
+
+function isMissing(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
+/**
+ * Resolves a container path to the canonical container path it denotes inside `root`: symlinks are
+ * followed as the chrooted command would see them (absolute targets restart at the root, `..` stops at
+ * the root), so the result names no symlink and joined to `root` stays inside it. Components that do
+ * not exist are kept as written.
+ * @throws KilnError RUN_MOUNT_TARGET when more than 40 symlinks are followed.
+ */
+export async function resolveInRoot(root: string, containerPath: string): Promise<string> {
+  const pending = containerPath.split("/").filter((c) => c !== "" && c !== ".");
+  const done: string[] = [];
+  let links = 0;
+  let missing = false;
+  while (pending.length > 0) {
+    const comp = pending.shift() as string;
+    if (comp === "..") {
+      done.pop();
+      continue;
+    }
+    done.push(comp);
+    if (missing) continue;
+    const host = path.join(root, ...done);
+    try {
+      const st = await lstat(host);
+      if (!st.isSymbolicLink()) continue;
+    } catch (e) {
+      if (!isMissing(e)) throw e;
+      missing = true;
+      continue;
+    }
+    if (++links > MAX_LINKS) {
+      throw new KilnError("RUN_MOUNT_TARGET", `too many symlinks resolving ${containerPath} inside ${root}`);
+    }
+    const target = await readlink(host);
+    done.pop();
+    if (target.startsWith("/")) done.length = 0;
+    pending.unshift(...target.split("/").filter((c) => c !== "" && c !== "."));
+  }
+  return `/${done.join("/")}`;
+}
+
+/** A path this process created inside a build root, to be removed after the run. */
+interface Created {
+  hostPath: string;
+  dir: boolean;
+}
+
+/**
+ * Creates mount targets inside a build root and removes exactly the ones it created afterwards, so
+ * that mount points never show up in a layer snapshot. Not safe for concurrent use.
+ */
+export class MountTargets {
+  readonly #root: string;
+  readonly #created: Created[] = [];
+  /** Directories we added entries to: their times before, and their mtime right after our additions. */
+  readonly #parents = new Map<string, { atimeNs: bigint; mtimeNs: bigint; mtimeAfter: bigint }>();
+
+  constructor(root: string) {
+    this.#root = root;
+  }
+
+  /**
+   * Makes sure `containerPath` exists inside the root as a directory (or an empty file when `kind` is
+   * "file"), creating missing parents, and returns its canonical container path (symlinks resolved).
+   * @throws KilnError RUN_MOUNT_TARGET when an existing component is not a directory.
+   */
+  async ensure(containerPath: string, kind: "dir" | "file"): Promise<string> {
+    const resolved = await resolveInRoot(this.#root, containerPath);
+    const comps = resolved.split("/").filter((c) => c !== "");
+    let host = this.#root;
+    for (let i = 0; i < comps.length; i++) {
+      host = path.join(host, comps[i] as string);
+      const last = i === comps.length - 1;
+      const wantDir = !last || kind === "dir";
+      try {
+        const st = await lstat(host);
+        if (wantDir && !st.isDirectory()) {
+          throw new KilnError(
+            "RUN_MOUNT_TARGET",
+            `cannot mount on ${containerPath}: ${host} exists and is not a directory`,
+          );
+        }
+        continue;
+      } catch (e) {
+        if (!isMissing(e)) throw e;
+      }
+      const parent = path.dirname(host);
+      const before = this.#parents.get(parent) ?? (await lstat(parent, { bigint: true }));
+      if (wantDir) await mkdir(host, { mode: 0o755 });
+      else await writeFile(host, "", { flag: "wx", mode: 0o644 });
+      this.#created.push({ hostPath: host, dir: wantDir });
+      const after = await lstat(parent, { bigint: true });
+      this.#parents.set(parent, { atimeNs: before.atimeNs, mtimeNs: before.mtimeNs, mtimeAfter: after.mtimeNs });
+    }
+    return resolved;
+  }
+
+  /** Host paths created so far, in creation order. */
+  get created(): readonly string[] {
+    return this.#created.map((c) => c.hostPath);
+  }
+
+  /**
+   * Removes what {@link ensure} created, deepest first. A directory the command has since filled is
+   * kept (its content is the command's output); the returned list names the paths that were kept.
+   */
+  async cleanup(): Promise<string[]> {
+    const kept: string[] = [];
+    // Parents whose mtime the command did not change get their original times back afterwards, so that
+    // time-based snapshots do not see directories that only held our mount points (Node sets times with
+    // about 0.1 µs precision, so nanoseconds may differ).
+    const untouched: [string, { atimeNs: bigint; mtimeNs: bigint }][] = [];
+    for (const [dir, t] of this.#parents) {
+      try {
+        if ((await lstat(dir, { bigint: true })).mtimeNs === t.mtimeAfter) untouched.push([dir, t]);
+      } catch (e) {
+        if (!isMissing(e)) throw e;
+      }
+    }
+    this.#parents.clear();
+    while (this.#created.length > 0) {
+      const c = this.#created.pop() as Created;
+      try {
+        if (c.dir) await rmdir(c.hostPath);
+        else await unlink(c.hostPath);
+      } catch (e) {
+        if (!isMissing(e)) kept.push(c.hostPath);
+      }
+    }
+    for (const [dir, t] of untouched) {
+      try {
+        await utimes(dir, Number(t.atimeNs) / 1e9, Number(t.mtimeNs) / 1e9);
+      } catch (e) {
+        if (!isMissing(e)) throw e;
+      }
+    }
+    return kept;
+  }
+}

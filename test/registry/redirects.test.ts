@@ -1,0 +1,61 @@
+import * as assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { hasCode } from "../../src/common/errors.js";
+import { parseReference, RegistryClient, staticKeychain, type RegistryEvent } from "../../src/registry/index.js";
+import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.js";
+import { readAllStream, startRegistry, testImage, testLayer, type TestRegistry } from "../support/registry.js";
+
+const amd64 = { os: "linux", architecture: "amd64" };
+const creds = { username: "redirect-user", password: "redirect-pass-123" };
+let reg: TestRegistry;
+let proxy: FaultProxy;
+before(async () => {
+  reg = await startRegistry();
+  proxy = await startFaultProxy({ target: reg.host, basicAuth: creds, redirectBlobs: true });
+});
+after(async () => {
+  await proxy?.stop();
+  await reg?.stop();
+});
+
+test("blob redirects to another host are followed without credentials; secrets stay out of errors", async () => {
+  const layer = testLayer({ redirected: "blob" });
+  const image = testImage([layer]);
+  const events: RegistryEvent[] = [];
+  const c = new RegistryClient({
+    env: {},
+    hostOptions: () => ({}),
+    keychain: staticKeychain({ [proxy.host]: creds }),
+    retries: 1,
+    retryBaseDelayMs: 5,
+    onEvent: (e) => events.push(e),
+  });
+  try {
+    await c.pushImage(parseReference(`${proxy.host}/redir:1`), image);
+    const pulled = await c.pullImage(parseReference(`${proxy.host}/redir:1`), { platform: amd64 });
+    assert.equal(pulled.digest, image.digest);
+    const gz = await readAllStream(await (pulled.layers[0] as (typeof pulled.layers)[number]).openCompressed());
+    assert.ok(gz.equals(layer.gz));
+    assert.ok(proxy.storageRequests.length >= 2, "config and layer came from storage");
+    assert.ok(
+      proxy.storageRequests.every((r) => r.authorization === undefined),
+      "no credentials sent to storage",
+    );
+
+    // Storage failing: the error names the blob and registry, not the signed URL.
+    await reg.stop();
+    await assert.rejects(
+      readAllStream(await (pulled.layers[0] as (typeof pulled.layers)[number]).openCompressed()),
+      (e: unknown) => {
+        assert.ok(e instanceof Error);
+        assert.ok(!e.message.includes("storage-secret-sig"), e.message);
+        assert.ok(!e.message.includes(creds.password));
+        return hasCode(e, "REGISTRY_UNAVAILABLE") || hasCode(e, "REGISTRY_UNREACHABLE") || hasCode(e, "REGISTRY_ERROR");
+      },
+    );
+    const text = JSON.stringify(events);
+    assert.ok(!text.includes("storage-secret-sig") && !text.includes(creds.password));
+  } finally {
+    await c.close();
+  }
+});
