@@ -30,6 +30,7 @@ export async function skopeoInspect(ref: string, what: "--config" | "--raw" | ""
 /** Copies a registry image into an OCI layout and unpacks it with umoci (an unpacker that is not kiln). */
 export async function unpackWithUmoci(ref: string, work: string): Promise<string> {
   const layout = path.join(work, "layout");
+  await mkdir(work, { recursive: true });
   await sh("skopeo", ["copy", "--src-tls-verify=false", `docker://${ref}`, `oci:${layout}:img`]);
   const bundle = path.join(work, "bundle");
   await sh("umoci", ["unpack", "--image", `${layout}:img`, bundle]);
