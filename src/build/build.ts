@@ -73,7 +73,10 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   }
   const df = parseDockerfile(text, { file: opts.dockerfileName });
   for (const w of df.warnings) report({ kind: "warning", code: w.code, message: w.message });
-  const context = await DirContext.open(opts.contextDir, await loadIgnorePatterns(opts.contextDir, opts.dockerfilePath));
+  const context = await DirContext.open(
+    opts.contextDir,
+    await loadIgnorePatterns(opts.contextDir, opts.dockerfilePath),
+  );
 
   // Meta ARGs (before the first FROM) are visible to FROM lines; platform args are predefined there.
   const consumedArgs = new Set<string>();
@@ -124,7 +127,9 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   };
 
   const fromRoot = async (ref: string, current: Stage): Promise<DirContext> => {
-    const st = findStage(df.stages.slice(0, current.index), expandFrom(ref)) ?? findStage(df.stages.slice(0, current.index), ref);
+    const st =
+      findStage(df.stages.slice(0, current.index), expandFrom(ref)) ??
+      findStage(df.stages.slice(0, current.index), ref);
     if (st) {
       const r = results.get(st.index);
       if (!r) throw new KilnError("STAGE_NOT_BUILT", `stage "${ref}" was not built before stage ${current.index}`);
@@ -151,7 +156,8 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
       report({ kind: "stage-start", stage: stage.index, name: stage.name, base: fromRef });
       let baseImage: Image;
       let family: ManifestFamily;
-      const prior = fromRef.toLowerCase() === "scratch" ? undefined : findStage(df.stages.slice(0, stage.index), fromRef);
+      const prior =
+        fromRef.toLowerCase() === "scratch" ? undefined : findStage(df.stages.slice(0, stage.index), fromRef);
       if (fromRef.toLowerCase() === "scratch") {
         baseImage = emptyImage(opts.platform, "oci");
         family = "oci";
@@ -192,7 +198,12 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
       );
       const image = assembleImage({
         family,
-        config: stageConfig(baseImage.config, r, stage === stages[stages.length - 1] ? opts.labels : {}, created(opts, deps)),
+        config: stageConfig(
+          baseImage.config,
+          r,
+          stage === stages[stages.length - 1] ? opts.labels : {},
+          created(opts, deps),
+        ),
         layers: r.layers,
         annotations: opts.annotations,
       });
@@ -200,7 +211,11 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     }
     for (const k of Object.keys(opts.buildArgs)) {
       if (!consumedArgs.has(k) && !PLATFORM_ARGS.includes(k) && !PROXY_ARGS.includes(k)) {
-        report({ kind: "warning", code: "UNUSED_BUILD_ARG", message: `[Warning] One or more build-args [${k}] were not consumed` });
+        report({
+          kind: "warning",
+          code: "UNUSED_BUILD_ARG",
+          message: `[Warning] One or more build-args [${k}] were not consumed`,
+        });
       }
     }
     const last = stages[stages.length - 1];
@@ -214,7 +229,12 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
 }
 
 /** The config of a built stage: the base's platform fields, the stage's runtime config and history. */
-function stageConfig(base: ImageConfigFile, r: StageResult, labels: Record<string, string>, createdAt: string): ImageConfigFile {
+function stageConfig(
+  base: ImageConfigFile,
+  r: StageResult,
+  labels: Record<string, string>,
+  createdAt: string,
+): ImageConfigFile {
   const config = { ...r.config };
   if (Object.keys(labels).length > 0) config.Labels = { ...(config.Labels ?? {}), ...labels };
   const out: ImageConfigFile = {

@@ -15,7 +15,13 @@ export type BuildEvent =
   | { kind: "base-resolved"; stage: number; ref: string; digest: Digest }
   | { kind: "step-start"; stage: number; step: number; total: number; instruction: string; location: string }
   | { kind: "step-output"; stage: number; step: number; stream: "stdout" | "stderr"; data: Buffer }
-  | { kind: "step-done"; stage: number; step: number; layer?: { digest: Digest; diffId: Digest; size: number }; ms: number }
+  | {
+      kind: "step-done";
+      stage: number;
+      step: number;
+      layer?: { digest: Digest; diffId: Digest; size: number };
+      ms: number;
+    }
   | { kind: "phase"; phase: Phase; ms: number; stage?: number }
   | { kind: "image-written"; sink: "registry" | "oci-layout" | "docker-archive"; target: string; digest: Digest }
   | { kind: "isolation"; isolation: string; reason: string };

@@ -42,16 +42,49 @@ export function parseExposedPorts(values: readonly string[]): string[] {
     if (!m) throw new KilnError("EXPOSE_INVALID", `invalid EXPOSE port "${raw}"`);
     const start = Number(m[1]);
     const end = m[2] === undefined ? start : Number(m[2]);
-    if (start < 1 || end > 65535 || end < start) throw new KilnError("EXPOSE_INVALID", `invalid EXPOSE port range "${raw}"`);
+    if (start < 1 || end > 65535 || end < start)
+      throw new KilnError("EXPOSE_INVALID", `invalid EXPOSE port range "${raw}"`);
     for (let port = start; port <= end; port++) out.push(`${port}/${p}`);
   }
   return out;
 }
 
 const SIGNALS = [
-  "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
-  "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH",
-  "IO", "POLL", "PWR", "SYS", "RTMIN", "RTMAX",
+  "HUP",
+  "INT",
+  "QUIT",
+  "ILL",
+  "TRAP",
+  "ABRT",
+  "IOT",
+  "BUS",
+  "FPE",
+  "KILL",
+  "USR1",
+  "SEGV",
+  "USR2",
+  "PIPE",
+  "ALRM",
+  "TERM",
+  "STKFLT",
+  "CHLD",
+  "CONT",
+  "STOP",
+  "TSTP",
+  "TTIN",
+  "TTOU",
+  "URG",
+  "XCPU",
+  "XFSZ",
+  "VTALRM",
+  "PROF",
+  "WINCH",
+  "IO",
+  "POLL",
+  "PWR",
+  "SYS",
+  "RTMIN",
+  "RTMAX",
 ];
 
 /** Validates a STOPSIGNAL value (name with or without SIG, number, or RTMIN+n) and returns it unchanged. */

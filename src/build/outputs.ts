@@ -49,7 +49,10 @@ export async function writeOutputs(
   const digest = image.digest;
   if (opts.digestFile) await writeTextOutput(opts.digestFile, digest);
   if (opts.imageNameWithDigestFile) {
-    await writeTextOutput(opts.imageNameWithDigestFile, opts.destinations.map((d) => `${repoOf(d).repo}@${digest}\n`).join(""));
+    await writeTextOutput(
+      opts.imageNameWithDigestFile,
+      opts.destinations.map((d) => `${repoOf(d).repo}@${digest}\n`).join(""),
+    );
   }
   if (opts.imageNameTagWithDigestFile) {
     const lines = opts.destinations.map((d) => {
@@ -66,7 +69,8 @@ export async function writeOutputs(
   }
   if (opts.tarPath) {
     const t0 = Date.now();
-    const tags = opts.destinations.length > 0 ? opts.destinations.map((d) => parseReference(d).toString()) : [UNSET_TAG];
+    const tags =
+      opts.destinations.length > 0 ? opts.destinations.map((d) => parseReference(d).toString()) : [UNSET_TAG];
     await writeDockerArchive(opts.tarPath, image, tags);
     report({ kind: "phase", phase: "write", ms: Date.now() - t0 });
     report({ kind: "image-written", sink: "docker-archive", target: opts.tarPath, digest });
@@ -86,7 +90,11 @@ export async function writeOutputs(
         } catch (e) {
           if (attempt >= opts.registry.pushRetry || signal?.aborted) throw e;
           const wait = 1000 * 2 ** attempt++;
-          report({ kind: "warning", code: "PUSH_RETRY", message: `push to ${ref.toString()} failed, retrying in ${wait / 1000}s: ${(e as Error).message}` });
+          report({
+            kind: "warning",
+            code: "PUSH_RETRY",
+            message: `push to ${ref.toString()} failed, retrying in ${wait / 1000}s: ${(e as Error).message}`,
+          });
           await new Promise((r) => setTimeout(r, wait));
         }
       }

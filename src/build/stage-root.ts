@@ -22,7 +22,13 @@ export class StageRoot {
   }
 
   /** Extracts `layers` (base first) into the root if that has not happened yet. */
-  async ensure(layers: readonly Layer[], ignore: IgnoreList | undefined, report: Reporter, stage: number, signal?: AbortSignal): Promise<void> {
+  async ensure(
+    layers: readonly Layer[],
+    ignore: IgnoreList | undefined,
+    report: Reporter,
+    stage: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
     if (this.ready) return;
     await rm(this.dir, { recursive: true, force: true });
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
@@ -30,7 +36,8 @@ export class StageRoot {
     for (const layer of layers) {
       const stream = await layer.openUncompressed(signal);
       const r = await applyLayer(this.dir, stream, { index: this.index, ignore, signal });
-      for (const s of r.skipped) report({ kind: "warning", code: "EXTRACT_SKIPPED", message: `${s.path}: ${s.reason}` });
+      for (const s of r.skipped)
+        report({ kind: "warning", code: "EXTRACT_SKIPPED", message: `${s.path}: ${s.reason}` });
     }
     report({ kind: "phase", phase: "extract", ms: Date.now() - t0, stage });
     this.ready = true;

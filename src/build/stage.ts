@@ -87,7 +87,9 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   let cmdSetInStage = false;
 
   // ONBUILD triggers of the base image run first, then the child image does not inherit them.
-  const triggers: Instruction[] = (config.OnBuild ?? []).map((t) => parseInstructionLine(t, { file: svc.dockerfileName }));
+  const triggers: Instruction[] = (config.OnBuild ?? []).map((t) =>
+    parseInstructionLine(t, { file: svc.dockerfileName }),
+  );
   if (triggers.length > 0) svc.report({ kind: "info", message: `Executing ${triggers.length} build triggers` });
   config.OnBuild = null;
   delete config.OnBuild;
@@ -109,7 +111,11 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   };
 
   const addHistory = (instr: Instruction, detail: string, layer: Layer | undefined): void => {
-    const entry: HistoryEntry = { created: svc.now().toISOString(), created_by: createdBy(instr, detail), comment: "buildkit.dockerfile.v0" };
+    const entry: HistoryEntry = {
+      created: svc.now().toISOString(),
+      created_by: createdBy(instr, detail),
+      comment: "buildkit.dockerfile.v0",
+    };
     if (layer) layers.push(layer);
     else entry.empty_layer = true;
     history.push(entry);
@@ -119,7 +125,14 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     const raw = all[i] as Instruction;
     const location = `${svc.dockerfileName}:${raw.range.start}`;
     const t0 = Date.now();
-    svc.report({ kind: "step-start", stage: stage.index, step: i + 1, total: all.length, instruction: raw.original, location });
+    svc.report({
+      kind: "step-start",
+      stage: stage.index,
+      step: i + 1,
+      total: all.length,
+      instruction: raw.original,
+      location,
+    });
     let layer: Layer | undefined;
     try {
       const instr = expandInstruction(raw, lookup(), svc.df.escapeToken).instruction;
@@ -137,7 +150,11 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
             }
             args.set(a.key, value);
           }
-          addHistory(raw, instr.args.map((a) => (a.value === undefined ? a.key : `${a.key}=${a.value}`)).join(" "), undefined);
+          addHistory(
+            raw,
+            instr.args.map((a) => (a.value === undefined ? a.key : `${a.key}=${a.value}`)).join(" "),
+            undefined,
+          );
           break;
         }
         case "env": {
@@ -184,7 +201,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
           addHistory(raw, instr.value, undefined);
           break;
         case "shell":
-          if (instr.command.form !== "exec") throw new KilnError("SHELL_INVALID", "SHELL requires the arguments to be in JSON form");
+          if (instr.command.form !== "exec")
+            throw new KilnError("SHELL_INVALID", "SHELL requires the arguments to be in JSON form");
           config = { ...config, Shell: [...instr.command.args] };
           addHistory(raw, quoteList(instr.command.args), undefined);
           break;
@@ -252,7 +270,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
               cwd,
               identity: id,
               location,
-              onOutput: (stream, data) => svc.report({ kind: "step-output", stage: stage.index, step: i + 1, stream, data }),
+              onOutput: (stream, data) =>
+                svc.report({ kind: "step-output", stage: stage.index, step: i + 1, stream, data }),
             },
             runner,
             svc.signal,
@@ -260,10 +279,17 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
           svc.report({ kind: "phase", phase: "run", ms: Date.now() - tRun, stage: stage.index });
           const tSnap = Date.now();
           svc.report({ kind: "info", message: "Taking snapshot of full filesystem..." });
-          const changes = await walkChanges(rootDir, root.index, { ignore: svc.ignore, update: true, signal: svc.signal });
+          const changes = await walkChanges(rootDir, root.index, {
+            ignore: svc.ignore,
+            update: true,
+            signal: svc.signal,
+          });
           layer = await layerFromChanges(rootDir, changes, svc.sink, svc.signal);
           svc.report({ kind: "phase", phase: "snapshot", ms: Date.now() - tSnap, stage: stage.index });
-          const shown = instr.command.form === "exec" ? quoteList(instr.command.args) : `${(config.Shell ?? ["/bin/sh", "-c"]).join(" ")} ${instr.command.command}`;
+          const shown =
+            instr.command.form === "exec"
+              ? quoteList(instr.command.args)
+              : `${(config.Shell ?? ["/bin/sh", "-c"]).join(" ")} ${instr.command.command}`;
           addHistory(raw, shown, layer);
           break;
         }
@@ -272,9 +298,13 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
           if (instr.kind === "add" && instr.sources.some((s) => /^(https?|git):\/\//.test(s) || s.endsWith(".git"))) {
             throw new KilnError("NOT_IMPLEMENTED", "ADD from a URL or git repository is not implemented yet");
           }
-          if (instr.heredocs.length > 0) throw new KilnError("NOT_IMPLEMENTED", `${instr.kind.toUpperCase()} with a heredoc is not implemented yet`);
+          if (instr.heredocs.length > 0)
+            throw new KilnError("NOT_IMPLEMENTED", `${instr.kind.toUpperCase()} with a heredoc is not implemented yet`);
           if (instr.parents || instr.excludes.length > 0) {
-            throw new KilnError("NOT_IMPLEMENTED", `${instr.kind.toUpperCase()} --parents/--exclude is not implemented yet`);
+            throw new KilnError(
+              "NOT_IMPLEMENTED",
+              `${instr.kind.toUpperCase()} --parents/--exclude is not implemented yet`,
+            );
           }
           const rootDir = await ensureRoot();
           const owner = instr.chown ? await resolveIdentity(rootDir, instr.chown) : { uid: 0, gid: 0 };

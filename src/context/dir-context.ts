@@ -63,7 +63,10 @@ export class DirContext {
       const abs = await this.inside(rel, true);
       const st = await lstatOrUndefined(abs);
       if (!st || this.isExcluded(rel)) {
-        throw new KilnError("COPY_SOURCE_NOT_FOUND", `"/${rel}": not found in the build context (or excluded by .dockerignore)`);
+        throw new KilnError(
+          "COPY_SOURCE_NOT_FOUND",
+          `"/${rel}": not found in the build context (or excluded by .dockerignore)`,
+        );
       }
       return [{ rel, abs, stat: st }];
     }
@@ -133,7 +136,8 @@ export class DirContext {
       const candidate = path.join(this.root, ...resolved, part);
       const st = await lstatOrUndefined(candidate);
       if (st?.isSymbolicLink() && (queue.length > 0 || followFinal)) {
-        if (++hops > 40) throw new KilnError("CONTEXT_LOOP", `too many symbolic links resolving "${rel}" in the build context`);
+        if (++hops > 40)
+          throw new KilnError("CONTEXT_LOOP", `too many symbolic links resolving "${rel}" in the build context`);
         const target = await readlink(candidate);
         if (target.startsWith("/")) resolved.length = 0;
         queue.unshift(...target.split("/"));

@@ -22,7 +22,10 @@ export async function writeTree(root: string, files: Record<string, string | [st
 }
 
 /** `skopeo inspect` of a registry image (plain HTTP), parsed. */
-export async function skopeoInspect(ref: string, what: "--config" | "--raw" | "" = ""): Promise<Record<string, unknown>> {
+export async function skopeoInspect(
+  ref: string,
+  what: "--config" | "--raw" | "" = "",
+): Promise<Record<string, unknown>> {
   const args = ["inspect", "--tls-verify=false", ...(what ? [what] : []), `docker://${ref}`];
   return JSON.parse(await sh("skopeo", args)) as Record<string, unknown>;
 }

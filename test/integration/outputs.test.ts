@@ -26,25 +26,42 @@ describe("file outputs without a registry", () => {
     });
     const out = path.join(work, "out");
     const r = await runKiln([
-      "build", "-f", path.join(ctx, "Dockerfile"), "-c", ctx, "--no-push",
-      "--tar-path", path.join(out, "image.tar"),
-      "--oci-layout-path", path.join(out, "oci"),
-      "--digest-file", path.join(out, "digest"),
-      "--image-name-with-digest-file", path.join(out, "names"),
-      "--destination", "registry.example/team/app:1.0",
+      "build",
+      "-f",
+      path.join(ctx, "Dockerfile"),
+      "-c",
+      ctx,
+      "--no-push",
+      "--tar-path",
+      path.join(out, "image.tar"),
+      "--oci-layout-path",
+      path.join(out, "oci"),
+      "--digest-file",
+      path.join(out, "digest"),
+      "--image-name-with-digest-file",
+      path.join(out, "names"),
+      "--destination",
+      "registry.example/team/app:1.0",
     ]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const digest = await readFile(path.join(out, "digest"), "utf8");
     assert.match(digest, /^sha256:[a-f0-9]{64}$/, "digest file holds exactly sha256:<hex>, no newline");
     assert.equal(await readFile(path.join(out, "names"), "utf8"), `registry.example/team/app@${digest}\n`);
 
-    const index = JSON.parse(await readFile(path.join(out, "oci", "index.json"), "utf8")) as { manifests: { digest: string }[] };
+    const index = JSON.parse(await readFile(path.join(out, "oci", "index.json"), "utf8")) as {
+      manifests: { digest: string }[];
+    };
     assert.equal(index.manifests[0]?.digest, digest);
-    const ociInspect = JSON.parse(await sh("skopeo", ["inspect", `oci:${path.join(out, "oci")}`])) as { Layers: string[]; Digest: string };
+    const ociInspect = JSON.parse(await sh("skopeo", ["inspect", `oci:${path.join(out, "oci")}`])) as {
+      Layers: string[];
+      Digest: string;
+    };
     assert.equal(ociInspect.Layers.length, 2);
     assert.equal(ociInspect.Digest, digest);
 
-    const tarInspect = JSON.parse(await sh("skopeo", ["inspect", "--config", `docker-archive:${path.join(out, "image.tar")}`])) as {
+    const tarInspect = JSON.parse(
+      await sh("skopeo", ["inspect", "--config", `docker-archive:${path.join(out, "image.tar")}`]),
+    ) as {
       config: { Env: string[]; Cmd: string[] };
       rootfs: { diff_ids: string[] };
     };

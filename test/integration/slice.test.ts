@@ -60,13 +60,20 @@ describe("build and push to a real registry", () => {
     const ref = `${reg.host}/app:v1`;
     const r = await runKiln([
       "build",
-      "--dockerfile", path.join(ctx, "Dockerfile"),
-      "--context", ctx,
-      "--destination", ref,
-      "--insecure", "--insecure-pull",
-      "--build-arg", `BASE=${base}`,
-      "--build-arg", "FROM_CLI=cli",
-      "--digest-file", digestFile,
+      "--dockerfile",
+      path.join(ctx, "Dockerfile"),
+      "--context",
+      ctx,
+      "--destination",
+      ref,
+      "--insecure",
+      "--insecure-pull",
+      "--build-arg",
+      `BASE=${base}`,
+      "--build-arg",
+      "FROM_CLI=cli",
+      "--digest-file",
+      digestFile,
     ]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const digest = await readFile(digestFile, "utf8");
@@ -116,7 +123,16 @@ describe("build and push to a real registry", () => {
     // The deletion is a whiteout in the second RUN's layer.
     const layout = path.join(work, "unpacked", "layout");
     const m = JSON.parse(
-      await readFile(path.join(layout, "blobs/sha256", (JSON.parse(await readFile(path.join(layout, "index.json"), "utf8")) as { manifests: { digest: string }[] }).manifests[0]!.digest.slice(7)), "utf8"),
+      await readFile(
+        path.join(
+          layout,
+          "blobs/sha256",
+          (
+            JSON.parse(await readFile(path.join(layout, "index.json"), "utf8")) as { manifests: { digest: string }[] }
+          ).manifests[0]!.digest.slice(7),
+        ),
+        "utf8",
+      ),
     ) as { layers: { digest: string }[] };
     const listing = await sh("tar", ["-tzf", path.join(layout, "blobs/sha256", m.layers[2]!.digest.slice(7))]);
     assert.match(listing, /(^|\n)\.wh\.doomed\n/);

@@ -46,7 +46,10 @@ export async function copyIntoRoot(
   const destStat = await stat(destHost).catch(() => undefined);
   const intoDir = destIsDirSyntax || matched.length > 1 || destStat?.isDirectory() === true;
   if (matched.length > 1 && !destIsDirSyntax && destStat && !destStat.isDirectory()) {
-    throw new KilnError("COPY_DEST_NOT_DIR", `when using COPY with more than one source file, the destination must be a directory and end with a /`);
+    throw new KilnError(
+      "COPY_DEST_NOT_DIR",
+      `when using COPY with more than one source file, the destination must be a directory and end with a /`,
+    );
   }
 
   const items: CopyItem[] = [];

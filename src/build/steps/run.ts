@@ -45,7 +45,12 @@ export function runArgv(instr: RunInstruction, shell: readonly string[]): string
 }
 
 /** Runs one RUN step; throws RunFailedError (with the exit code) when the command fails. */
-export async function runStep(instr: RunInstruction, input: RunStepInput, runner: Runner, signal?: AbortSignal): Promise<void> {
+export async function runStep(
+  instr: RunInstruction,
+  input: RunStepInput,
+  runner: Runner,
+  signal?: AbortSignal,
+): Promise<void> {
   if (instr.mounts.length > 0) {
     throw new KilnError("NOT_IMPLEMENTED", `RUN --mount is not implemented yet`);
   }
