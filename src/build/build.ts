@@ -175,6 +175,8 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
         stage,
         { image: baseImage, family, rootDir: path.join(runDir, `stage-${stage.index}`) },
         {
+          opts,
+          tmpDir: runDir,
           df,
           dockerfileName: opts.dockerfileName,
           context,
@@ -192,7 +194,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
           runner: () => (runner ??= deps.runner()),
           fromRoot: (ref) => fromRoot(ref, stage),
           report,
-          now: deps.now,
+          now: opts.epoch !== undefined ? () => new Date((opts.epoch as number) * 1000) : deps.now,
           signal,
         },
       );
@@ -246,7 +248,7 @@ function stageConfig(
     ...(r.author ? { author: r.author } : {}),
     config,
     rootfs: { type: "layers", diff_ids: [] },
-    history: r.history.map((h) => (createdAt.startsWith("1970") && h.created ? { ...h, created: createdAt } : h)),
+    history: r.history,
   };
   return out;
 }

@@ -1,4 +1,3 @@
-import { lchown, mkdir, chmod } from "node:fs/promises";
 import { assertNever, KilnError } from "../common/errors.js";
 import {
   envFromPairs,
@@ -10,7 +9,7 @@ import {
   type Stage,
 } from "../dockerfile/index.js";
 import type { DirContext } from "../context/index.js";
-import { changesForPaths, resolveInRoot, walkChanges, type IgnoreList } from "../fs/index.js";
+import { changesForPaths, walkChanges, type Changes, type IgnoreList } from "../fs/index.js";
 import type { ContainerConfig, HistoryEntry, Image, Layer } from "../image/types.js";
 import type { ManifestFamily } from "../image/media-types.js";
 import type { Runner } from "../run/index.js";
@@ -28,10 +27,12 @@ import {
   validateStopSignal,
 } from "./metadata.js";
 import { StageRoot } from "./stage-root.js";
-import { copyIntoRoot } from "./steps/copy.js";
-import { runStep } from "./steps/run.js";
-import { resolveIdentity } from "./user.js";
-import { parseChmod } from "./chmod.js";
+import { execCopy } from "./steps/copy-step.js";
+import { execRun } from "./steps/run.js";
+import type { StepContext, StepOutput } from "./steps/step-context.js";
+import { execWorkdir } from "./steps/workdir.js";
+import { resolveIdentity, type Identity } from "./user.js";
+import type { BuildOptions } from "./options.js";
 
 /** The output of a built stage. */
 export interface StageResult {
@@ -45,6 +46,9 @@ export interface StageResult {
 
 /** Services a stage needs from the build that runs it. */
 export interface StageServices {
+  opts: Readonly<BuildOptions>;
+  /** Scratch directory of the build (never part of a layer). */
+  tmpDir: string;
   df: Dockerfile;
   dockerfileName: string;
   context: DirContext;
@@ -119,6 +123,62 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     if (layer) layers.push(layer);
     else entry.empty_layer = true;
     history.push(entry);
+  };
+
+  const runEnv = (id: Identity): string[] => {
+    let env = [...(config.Env ?? [])];
+    // Build args in scope (and the predefined proxy args when given) are visible to RUN but not stored.
+    for (const [k, v] of args) if (v !== undefined && getEnv(env, k) === undefined) env.push(`${k}=${v}`);
+    for (const k of PROXY_ARGS) {
+      const v = svc.buildArgs[k];
+      if (v !== undefined && !args.has(k) && getEnv(env, k) === undefined) {
+        env.push(`${k}=${v}`);
+        svc.consumedArgs.add(k);
+      }
+    }
+    if (getEnv(env, "HOME") === undefined) env = setEnv(env, "HOME", id.home);
+    return env;
+  };
+
+  /** Runs one filesystem step, snapshots what it changed and records its layer and history. */
+  const fsStep = async (
+    raw: Instruction,
+    i: number,
+    location: string,
+    exec: (ctx: StepContext) => Promise<StepOutput>,
+  ): Promise<Layer | undefined> => {
+    const ctx: StepContext = {
+      stageIndex: stage.index,
+      step: i + 1,
+      location,
+      opts: svc.opts,
+      config,
+      shell: config.Shell ?? ["/bin/sh", "-c"],
+      args,
+      escapeToken: svc.df.escapeToken,
+      rootDir: ensureRoot,
+      identity: async (spec) => resolveIdentity(await ensureRoot(), spec ?? config.User),
+      runEnv,
+      context: svc.context,
+      fromRoot: svc.fromRoot,
+      runner: svc.runner,
+      tmpDir: svc.tmpDir,
+      report: svc.report,
+      signal: svc.signal,
+    };
+    const out = await exec(ctx);
+    const tSnap = Date.now();
+    let changes: Changes | undefined;
+    if (out.snapshot.kind === "walk") {
+      svc.report({ kind: "info", message: "Taking snapshot of full filesystem..." });
+      changes = await walkChanges(root.dir, root.index, { ignore: svc.ignore, update: true, signal: svc.signal });
+    } else if (out.snapshot.kind === "paths") {
+      changes = await changesForPaths(root.dir, root.index, out.snapshot.paths, { ignore: svc.ignore });
+    }
+    const layer = changes ? await layerFromChanges(root.dir, changes, svc.sink, svc.signal) : undefined;
+    svc.report({ kind: "phase", phase: "snapshot", ms: Date.now() - tSnap, stage: stage.index });
+    addHistory(raw, out.detail, layer);
+    return layer;
   };
 
   for (let i = 0; i < all.length; i++) {
@@ -235,93 +295,16 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         case "workdir": {
           const dir = resolveWorkdir(config.WorkingDir, instr.value);
           config = { ...config, WorkingDir: dir };
-          const rootDir = await ensureRoot();
-          const id = await resolveIdentity(rootDir, config.User);
-          const created = await mkdirOwned(rootDir, dir, id.uid, id.gid);
-          const changes = await changesForPaths(rootDir, root.index, created, { ignore: svc.ignore });
-          layer = await layerFromChanges(rootDir, changes, svc.sink, svc.signal);
-          addHistory(raw, dir, layer);
+          layer = await fsStep(raw, i, location, (ctx) => execWorkdir(dir, ctx));
           break;
         }
-        case "run": {
-          const rootDir = await ensureRoot();
-          const id = await resolveIdentity(rootDir, config.User);
-          let env = [...(config.Env ?? [])];
-          // Build args in scope (and the predefined proxy args when given) are visible to RUN but not stored.
-          for (const [k, v] of args) if (v !== undefined && getEnv(env, k) === undefined) env.push(`${k}=${v}`);
-          for (const k of PROXY_ARGS) {
-            const v = svc.buildArgs[k];
-            if (v !== undefined && !args.has(k) && getEnv(env, k) === undefined) {
-              env.push(`${k}=${v}`);
-              svc.consumedArgs.add(k);
-            }
-          }
-          if (getEnv(env, "HOME") === undefined) env = setEnv(env, "HOME", id.home);
-          const cwd = config.WorkingDir && config.WorkingDir.length > 0 ? config.WorkingDir : "/";
-          await mkdirOwned(rootDir, cwd, id.uid, id.gid);
-          const runner = await svc.runner();
-          const tRun = Date.now();
-          await runStep(
-            instr,
-            {
-              root: rootDir,
-              shell: config.Shell ?? ["/bin/sh", "-c"],
-              env,
-              cwd,
-              identity: id,
-              location,
-              onOutput: (stream, data) =>
-                svc.report({ kind: "step-output", stage: stage.index, step: i + 1, stream, data }),
-            },
-            runner,
-            svc.signal,
-          );
-          svc.report({ kind: "phase", phase: "run", ms: Date.now() - tRun, stage: stage.index });
-          const tSnap = Date.now();
-          svc.report({ kind: "info", message: "Taking snapshot of full filesystem..." });
-          const changes = await walkChanges(rootDir, root.index, {
-            ignore: svc.ignore,
-            update: true,
-            signal: svc.signal,
-          });
-          layer = await layerFromChanges(rootDir, changes, svc.sink, svc.signal);
-          svc.report({ kind: "phase", phase: "snapshot", ms: Date.now() - tSnap, stage: stage.index });
-          const shown =
-            instr.command.form === "exec"
-              ? quoteList(instr.command.args)
-              : `${(config.Shell ?? ["/bin/sh", "-c"]).join(" ")} ${instr.command.command}`;
-          addHistory(raw, shown, layer);
+        case "run":
+          layer = await fsStep(raw, i, location, (ctx) => execRun(instr, ctx));
           break;
-        }
         case "copy":
-        case "add": {
-          if (instr.kind === "add" && instr.sources.some((s) => /^(https?|git):\/\//.test(s) || s.endsWith(".git"))) {
-            throw new KilnError("NOT_IMPLEMENTED", "ADD from a URL or git repository is not implemented yet");
-          }
-          if (instr.heredocs.length > 0)
-            throw new KilnError("NOT_IMPLEMENTED", `${instr.kind.toUpperCase()} with a heredoc is not implemented yet`);
-          if (instr.parents || instr.excludes.length > 0) {
-            throw new KilnError(
-              "NOT_IMPLEMENTED",
-              `${instr.kind.toUpperCase()} --parents/--exclude is not implemented yet`,
-            );
-          }
-          const rootDir = await ensureRoot();
-          const owner = instr.chown ? await resolveIdentity(rootDir, instr.chown) : { uid: 0, gid: 0 };
-          const chmod = instr.chmod ? parseChmod(instr.chmod) : undefined;
-          const from = instr.from ? await svc.fromRoot(instr.from) : svc.context;
-          const tCopy = Date.now();
-          const written = await copyIntoRoot(rootDir, from, instr.sources, instr.dest, config.WorkingDir || "/", {
-            uid: owner.uid,
-            gid: owner.gid,
-            chmod,
-          });
-          svc.report({ kind: "phase", phase: "copy", ms: Date.now() - tCopy, stage: stage.index });
-          const changes = await changesForPaths(rootDir, root.index, written, { ignore: svc.ignore });
-          layer = await layerFromChanges(rootDir, changes, svc.sink, svc.signal);
-          addHistory(raw, [...instr.sources, instr.dest].join(" "), layer);
+        case "add":
+          layer = await fsStep(raw, i, location, (ctx) => execCopy(instr, ctx));
           break;
-        }
         default:
           assertNever(instr, "instruction");
       }
@@ -338,27 +321,4 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   }
 
   return { config, history, layers, root, family: base.family, author };
-}
-
-/**
- * `mkdir -p` inside the root with the given owner for directories it creates (WORKDIR semantics).
- * Returns the container paths created.
- */
-async function mkdirOwned(root: string, dir: string, uid: number, gid: number): Promise<string[]> {
-  const created: string[] = [];
-  let cur = "";
-  for (const p of dir.split("/").filter(Boolean)) {
-    cur = `${cur}/${p}`;
-    const host = await resolveInRoot(root, cur, { followFinal: true });
-    try {
-      await mkdir(host, { mode: 0o755 });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
-      throw e;
-    }
-    await lchown(host, uid, gid);
-    await chmod(host, 0o755);
-    created.push(cur);
-  }
-  return created;
 }

@@ -1,19 +1,9 @@
 import { KilnError } from "../../common/errors.js";
 import type { Heredoc, RunInstruction } from "../../dockerfile/index.js";
-import type { Runner } from "../../run/index.js";
 import { RunFailedError } from "../errors.js";
-import type { Identity } from "../user.js";
-
-/** Everything a RUN step needs besides the instruction. */
-export interface RunStepInput {
-  root: string;
-  shell: readonly string[];
-  env: string[];
-  cwd: string;
-  identity: Identity;
-  location: string;
-  onOutput: (stream: "stdout" | "stderr", data: Buffer) => void;
-}
+import { quoteList } from "../history.js";
+import type { StepContext, StepOutput } from "./step-context.js";
+import { mkdirOwned } from "./workdir.js";
 
 /**
  * The argv of a RUN: exec form as written; shell form through SHELL. A shell-form RUN whose
@@ -44,35 +34,49 @@ export function runArgv(instr: RunInstruction, shell: readonly string[]): string
   return [...shell, script];
 }
 
-/** Runs one RUN step; throws RunFailedError (with the exit code) when the command fails. */
-export async function runStep(
-  instr: RunInstruction,
-  input: RunStepInput,
-  runner: Runner,
-  signal?: AbortSignal,
-): Promise<void> {
+/**
+ * Runs one RUN step in the stage root as the stage's USER, with the working directory created if
+ * missing; throws RunFailedError (with the exit code) when the command fails. The whole root is
+ * snapshotted afterwards.
+ */
+export async function execRun(instr: RunInstruction, ctx: StepContext): Promise<StepOutput> {
   if (instr.mounts.length > 0) {
     throw new KilnError("NOT_IMPLEMENTED", `RUN --mount is not implemented yet`);
   }
-  const argv = runArgv(instr, input.shell);
+  const root = await ctx.rootDir();
+  const id = await ctx.identity();
+  const cwd = ctx.config.WorkingDir && ctx.config.WorkingDir.length > 0 ? ctx.config.WorkingDir : "/";
+  await mkdirOwned(root, cwd, id.uid, id.gid);
+  const argv = runArgv(instr, ctx.shell);
+  const runner = await ctx.runner();
+  const t0 = Date.now();
   const result = await runner.run(
     {
-      root: input.root,
+      root,
       argv,
-      env: input.env,
-      cwd: input.cwd,
-      uid: input.identity.uid,
-      gid: input.identity.gid,
-      groups: input.identity.groups,
+      env: ctx.runEnv(id),
+      cwd,
+      uid: id.uid,
+      gid: id.gid,
+      groups: id.groups,
       network: instr.network === "none" ? "none" : "host",
       mounts: [],
       hostNetworkFiles: instr.network !== "none",
     },
-    { stdout: (c) => input.onOutput("stdout", c), stderr: (c) => input.onOutput("stderr", c) },
-    signal,
+    {
+      stdout: (data) =>
+        ctx.report({ kind: "step-output", stage: ctx.stageIndex, step: ctx.step, stream: "stdout", data }),
+      stderr: (data) =>
+        ctx.report({ kind: "step-output", stage: ctx.stageIndex, step: ctx.step, stream: "stderr", data }),
+    },
+    ctx.signal,
   );
+  ctx.report({ kind: "phase", phase: "run", ms: Date.now() - t0, stage: ctx.stageIndex });
   if (result.exitCode !== 0) {
     const how = result.signal ? `was killed by ${result.signal}` : `returned a non-zero code: ${result.exitCode}`;
-    throw new RunFailedError(`${input.location}: the command '${argv.join(" ")}' ${how}`, result.exitCode);
+    throw new RunFailedError(`${ctx.location}: the command '${argv.join(" ")}' ${how}`, result.exitCode);
   }
+  const detail =
+    instr.command.form === "exec" ? quoteList(instr.command.args) : `${ctx.shell.join(" ")} ${instr.command.command}`;
+  return { snapshot: { kind: "walk" }, detail };
 }
