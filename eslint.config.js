@@ -10,7 +10,7 @@ const allowed = {
   dockerfile: [],
   image: [],
   registry: ["image"],
-  context: ["dockerfile"],
+  context: ["dockerfile", "image", "fs"],
   fs: ["image"],
   run: [],
   cache: ["image", "registry"],
