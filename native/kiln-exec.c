@@ -38,6 +38,7 @@
 struct mnt { char kind; /* 'b' bind, 't' tmpfs */ int ro; const char *src, *size; char dst[4096]; };
 
 static const char *root_dir, *cwd_dir;
+static char overlay_opts[16384]; /* --overlay: mount data for an overlay over the root, or empty */
 static int want_creds, userns, mountns, pidns, netns, do_proc, do_dev, do_sys, do_devnodes, setgroups_denied;
 static uid_t uid;
 static gid_t gid, groups[MAX_GROUPS];
@@ -174,6 +175,7 @@ static void make_devnodes(void) {
 static void setup_fs(void) {
   char target[4096];
   if (mountns && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("mount", errno, "make / rprivate");
+  if (overlay_opts[0] && mount("overlay", root_dir, "overlay", 0, overlay_opts) < 0) fail("mount", errno, "overlay over the root");
   if (do_proc) {
     in_root(target, sizeof target, "/proc");
     if (pidns) {
@@ -341,6 +343,16 @@ int main(int argc, char **argv) {
         groups[ngroups++] = (gid_t)parse_num(t, "bad --groups");
       }
       want_creds = 1;
+    } else if (!strcmp(a, "--overlay")) { /* --overlay LOWER[:LOWER...]:UPPER:WORK (last two fields) */
+      char buf[sizeof overlay_opts], *work, *upper;
+      if (!v || strlen(v) >= sizeof buf - 128 || strchr(v, ',')) usage("bad --overlay");
+      strcpy(buf, v);
+      if (!(work = strrchr(buf, ':'))) usage("--overlay needs LOWER:UPPER:WORK");
+      *work++ = '\0';
+      if (!(upper = strrchr(buf, ':'))) usage("--overlay needs LOWER:UPPER:WORK");
+      *upper++ = '\0';
+      snprintf(overlay_opts, sizeof overlay_opts, "lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,metacopy=off", buf,
+               upper, work);
     } else if (!strcmp(a, "--bind") || !strcmp(a, "--tmpfs")) {
       char *spec = argv[i + 1], *opt;
       if (!v || nmounts == MAX_MOUNTS) usage("bad or too many mounts");
@@ -368,7 +380,8 @@ int main(int argc, char **argv) {
   }
   if (i + 1 >= argc) usage("missing command after --");
   char **cmd = argv + i + 1;
-  if ((do_proc || do_dev || do_sys || nmounts) && !mountns) usage("mounts need --mountns");
+  if ((do_proc || do_dev || do_sys || nmounts || overlay_opts[0]) && !mountns) usage("mounts need --mountns");
+  if (overlay_opts[0] && !root_dir) usage("--overlay needs --root");
 
   if (userns) setup_userns();
   int flags = (mountns ? CLONE_NEWNS : 0) | (pidns ? CLONE_NEWPID : 0) | (netns ? CLONE_NEWNET : 0);

@@ -34,6 +34,8 @@ DEBIAN_PACKAGES=(
   ca-certificates   # HTTPS to the npm registry and Debian archive
   xz-utils          # .tar.xz fixtures for ADD auto-extraction
   bzip2             # .tar.bz2 fixtures for ADD auto-extraction
+  docker.io         # reference dockerd + /usr/bin/docker for the differential tests (test/differential)
+  chromium          # headless browser that opens the HTML build report in tests
 )
 MIN_NODE="20.19.0"
 

@@ -18,11 +18,16 @@ import { assembleImage, emptyImage } from "../image/index.js";
 import { familyOf, layerMediaType, type ManifestFamily } from "../image/media-types.js";
 import type { Image, ImageConfigFile, Platform } from "../image/types.js";
 import { parseReference, type RegistryClient } from "../registry/index.js";
+import { LayerCache, loadCachedBase, openCacheStore } from "../cache/index.js";
 import type { Runner } from "../run/index.js";
 import type { Reporter } from "./events.js";
 import type { BuildOptions } from "./options.js";
 import { writeOutputs } from "./outputs.js";
+import { cleanRoot } from "./clean-root.js";
+import { decideInPlace } from "./in-place.js";
+import { withRetries } from "./retry.js";
 import { StageRoot } from "./stage-root.js";
+import { stageUses } from "./stage-uses.js";
 import { buildStage, type StageResult } from "./stage.js";
 
 /** Everything a build needs from its environment; nothing is global. */
@@ -103,21 +108,58 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     for (const d of opts.destinations) await deps.registry.checkPushPermission(parseReference(d), signal);
   }
 
+  let runner: Promise<Runner> | undefined;
+  // In place (kaniko's model), "/" is every stage's root: stages then build one after the other.
+  const inPlaceIgnore = await decideInPlace(opts, () => (runner ??= deps.runner()));
+  const inPlace = inPlaceIgnore !== undefined;
   await mkdir(opts.stateDir, { recursive: true });
   const runDir = await mkdtemp(path.join(opts.stateDir, "build-"));
   const blobsDir = path.join(runDir, "blobs");
   await mkdir(blobsDir, { recursive: true });
-  const ignore = IgnoreList.create({ ignorePaths: opts.ignorePaths });
+  const ignore = inPlaceIgnore ?? IgnoreList.create({ ignorePaths: opts.ignorePaths });
+  const stageCopies = new Map<number, StageRoot>();
+  let liveRootOwner: number | undefined;
   const results = new Map<number, BuiltStage>();
   const imageRoots = new Map<string, Promise<DirContext>>();
   const pulled = new Map<string, Promise<Image>>();
 
+  // With --cache, a FROM by digest is served from the warmer's --cache-dir without the registry.
+  const pullOrCached = async (ref: string): Promise<Image> => {
+    const parsed = parseReference(ref);
+    if (opts.cache && parsed.digest !== undefined) {
+      const img = await loadCachedBase(opts.cache.baseDir, parsed.digest, opts.cache.ttlMs, deps.now());
+      if (img) {
+        report({ kind: "info", message: `Found ${ref} in local cache ${opts.cache.baseDir}` });
+        return img;
+      }
+    }
+    return deps.registry.pullImage(parsed, { platform: opts.platform, signal });
+  };
+  const layerCache = opts.cache
+    ? new LayerCache({
+        store: openCacheStore(opts.cache.repo, opts.destinations, deps.registry, opts.platform),
+        platform: opts.platform,
+        ttlMs: opts.cache.ttlMs,
+        write: !opts.cache.noPush,
+        now: deps.now,
+        onWarning: (message) => report({ kind: "warning", code: "CACHE_WRITE_FAILED", message }),
+      })
+    : undefined;
   const pull = (ref: string): Promise<Image> => {
     let p = pulled.get(ref);
     if (!p) {
       const t0 = Date.now();
       report({ kind: "info", message: `Retrieving image manifest ${ref}` });
-      p = deps.registry.pullImage(parseReference(ref), { platform: opts.platform, signal }).then((img) => {
+      p = withRetries(
+        () => pullOrCached(ref),
+        opts.imageDownloadRetry ?? 0,
+        (attempt, e) =>
+          report({
+            kind: "warning",
+            code: "PULL_RETRY",
+            message: `retrieving ${ref} failed (${e instanceof Error ? e.message : String(e)}); retry ${attempt}`,
+          }),
+      ).then((img) => {
         report({ kind: "phase", phase: "pull", ms: Date.now() - t0 });
         return img;
       });
@@ -131,16 +173,22 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
       findStage(df.stages.slice(0, current.index), expandFrom(ref)) ??
       findStage(df.stages.slice(0, current.index), ref);
     if (st) {
-      const r = results.get(st.index);
-      if (!r) throw new KilnError("STAGE_NOT_BUILT", `stage "${ref}" was not built before stage ${current.index}`);
-      await r.root.ensure(r.layers, ignore, report, st.index, signal);
-      return DirContext.open(r.root.dir, []);
+      const r = await stageDone(st.index, ref, current);
+      let root = r.root;
+      if (inPlace) {
+        // "/" moves on to later stages: read an earlier stage from its own extraction.
+        root = stageCopies.get(st.index) ?? new StageRoot(path.join(runDir, `stage-copy-${st.index}`));
+        stageCopies.set(st.index, root);
+      }
+      await root.ensure(r.layers, ignore, report, st.index, signal);
+      return DirContext.open(root.dir, []);
     }
     let p = imageRoots.get(ref);
     if (!p) {
+      const dir = path.join(runDir, `image-${imageRoots.size}`);
       p = (async () => {
         const img = await pull(ref);
-        const root = new StageRoot(path.join(runDir, `image-${imageRoots.size}`));
+        const root = new StageRoot(dir, opts.imageFsExtractRetry);
         await root.ensure(img.layers, undefined, report, current.index, signal);
         return DirContext.open(root.dir, []);
       })();
@@ -149,23 +197,48 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     return p;
   };
 
-  let runner: Promise<Runner> | undefined;
+  /** Cache identity of a COPY --from source: a built stage's chain key, or an image's manifest digest. */
+  const cacheIdentity = async (ref: string, current: Stage): Promise<string | undefined> => {
+    const st =
+      findStage(df.stages.slice(0, current.index), expandFrom(ref)) ??
+      findStage(df.stages.slice(0, current.index), ref);
+    if (st) return (await done.get(st.index))?.cacheChain;
+    return (await pull(ref)).digest;
+  };
+
+  // Stages build concurrently; a stage waits for the stages it uses (FROM, COPY --from, --mount from=).
+  const done = new Map<number, Promise<BuiltStage>>();
+  const stageAbort = new AbortController();
+  const stageSignal = signal ? AbortSignal.any([signal, stageAbort.signal]) : stageAbort.signal;
+  const uses = stageUses(stages, df.stages, expandFrom);
+  const stageDone = (index: number, ref: string, current: Stage): Promise<BuiltStage> => {
+    const p = done.get(index);
+    if (!p) throw new KilnError("STAGE_NOT_BUILT", `stage "${ref}" was not built before stage ${current.index}`);
+    return p;
+  };
+
   try {
-    for (const stage of stages) {
+    const buildOne = async (stage: Stage): Promise<BuiltStage> => {
       const fromRef = expandFrom(stage.from.image);
       report({ kind: "stage-start", stage: stage.index, name: stage.name, base: fromRef });
       let baseImage: Image;
       let family: ManifestFamily;
+      let handedOver: StageRoot | undefined;
       const prior =
         fromRef.toLowerCase() === "scratch" ? undefined : findStage(df.stages.slice(0, stage.index), fromRef);
       if (fromRef.toLowerCase() === "scratch") {
         baseImage = emptyImage(opts.platform, "oci");
         family = "oci";
       } else if (prior) {
-        const r = results.get(prior.index);
-        if (!r) throw new KilnError("STAGE_NOT_BUILT", `stage "${fromRef}" was not built`);
+        const r = await stageDone(prior.index, fromRef, stage);
         baseImage = r.image;
         family = r.family;
+        // The only user of a stage's filesystem is this FROM: take its root over, no re-extraction.
+        const u = uses.get(prior.index);
+        const live = !inPlace || liveRootOwner === prior.index;
+        if (live && r.root.materialized && u?.total === 1 && u.asBase === 1 && (r.config.OnBuild ?? []).length === 0) {
+          handedOver = r.root.handOver();
+        }
       } else {
         baseImage = await pull(fromRef);
         family = familyOf(baseImage.mediaType);
@@ -173,7 +246,17 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
       }
       const r = await buildStage(
         stage,
-        { image: baseImage, family, rootDir: path.join(runDir, `stage-${stage.index}`) },
+        {
+          image: baseImage,
+          family,
+          rootDir: path.join(runDir, `stage-${stage.index}`),
+          ...(handedOver
+            ? { root: handedOver }
+            : inPlace
+              ? { root: new StageRoot("/", opts.imageFsExtractRetry, ignore) }
+              : {}),
+          ...(prior ? { cacheSeed: results.get(prior.index)?.cacheChain } : {}),
+        },
         {
           opts,
           tmpDir: runDir,
@@ -195,7 +278,18 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
           fromRoot: (ref) => fromRoot(ref, stage),
           report,
           now: opts.epoch !== undefined ? () => new Date((opts.epoch as number) * 1000) : deps.now,
-          signal,
+          signal: stageSignal,
+          ...(layerCache && opts.cache
+            ? {
+                cache: {
+                  layers: layerCache,
+                  runLayers: opts.cache.runLayers,
+                  copyLayers: opts.cache.copyLayers,
+                  explain: opts.cache.explain,
+                },
+                fromKey: (ref: string) => cacheIdentity(ref, stage),
+              }
+            : {}),
         },
       );
       const image = assembleImage({
@@ -209,8 +303,23 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
         layers: r.layers,
         annotations: opts.annotations,
       });
-      results.set(stage.index, { ...r, image });
+      const built: BuiltStage = { ...r, image };
+      results.set(stage.index, built);
+      if (inPlace && r.root.materialized) liveRootOwner = stage.index;
+      return built;
+    };
+    let firstError: unknown;
+    for (const stage of stages) {
+      const p = buildOne(stage);
+      p.catch((e: unknown) => {
+        if (firstError === undefined) firstError = e;
+        stageAbort.abort(e);
+      });
+      done.set(stage.index, p);
+      if (inPlace) await p.catch(() => undefined);
     }
+    await Promise.allSettled(done.values());
+    if (firstError !== undefined) throw firstError;
     for (const k of Object.keys(opts.buildArgs)) {
       if (!consumedArgs.has(k) && !PLATFORM_ARGS.includes(k) && !PROXY_ARGS.includes(k)) {
         report({
@@ -224,8 +333,10 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     const final = last ? results.get(last.index) : undefined;
     if (!final) throw new KilnError("INTERNAL", "no stage was built");
     const { pushed } = await writeOutputs(final.image, opts, deps.registry, report, signal);
+    if (inPlace && opts.cleanup) await cleanRoot("/", ignore, signal);
     return { digest: final.image.digest, image: final.image, pushed };
   } finally {
+    await layerCache?.flush(); // background cache writes read spooled layers under runDir
     await rm(runDir, { recursive: true, force: true });
   }
 }

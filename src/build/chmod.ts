@@ -12,8 +12,13 @@ export function parseChmod(spec: string): (mode: number, isDir: boolean) => numb
   }
   const clauses = spec.split(",");
   const parsed = clauses.map((c) => {
-    const m = /^([ugoa]*)([-+=])([rwxXst]*)$/.exec(c);
-    if (!m) throw new KilnError("CHMOD_INVALID", `invalid --chmod value "${spec}"`);
+    const m = /^([ugoa]*)([-+=])([rwxXst]*|[ugo])$/.exec(c);
+    if (!m) {
+      throw new KilnError(
+        "CHMOD_INVALID",
+        `invalid chmod parameter: '${spec}'. it should be octal string and between 0 and 07777, or symbolic like u+x,go-w`,
+      );
+    }
     return { who: m[1] || "a", op: m[2] as "+" | "-" | "=", perms: m[3] ?? "" };
   });
   return (mode: number, isDir: boolean) => {
@@ -22,9 +27,15 @@ export function parseChmod(spec: string): (mode: number, isDir: boolean) => numb
       const execOk = isDir || (out & 0o111) !== 0;
       let bits = 0;
       let mask = 0;
+      // `g=u`: copy the permission bits of another class.
+      const copied = /^[ugo]$/.test(perms) ? (out >> (perms === "u" ? 6 : perms === "g" ? 3 : 0)) & 0o7 : undefined;
       for (const w of who.includes("a") ? "ugo" : who) {
         const shift = w === "u" ? 6 : w === "g" ? 3 : 0;
         mask |= 0o7 << shift;
+        if (copied !== undefined) {
+          bits |= copied << shift;
+          continue;
+        }
         if (perms.includes("r")) bits |= 0o4 << shift;
         if (perms.includes("w")) bits |= 0o2 << shift;
         if (perms.includes("x") || (perms.includes("X") && execOk)) bits |= 0o1 << shift;

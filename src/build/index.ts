@@ -1,4 +1,4 @@
 export { build, platformArgs, type BuildDeps, type BuildResult } from "./build.js";
-export type { BuildEvent, Reporter, Phase } from "./events.js";
-export { freezeOptions, type BuildOptions, type RegistryAccess } from "./options.js";
+export type { BuildEvent, CacheOutcome, Reporter, Phase } from "./events.js";
+export { freezeOptions, type BuildOptions, type BuildSecret, type RegistryAccess } from "./options.js";
 export { RunFailedError } from "./errors.js";

@@ -58,7 +58,42 @@ export interface BuildOptions {
   registry: RegistryAccess;
   /** Environment the build reads (credentials, SSL_CERT_DIR, proxies, --build-arg KEY values). */
   env: Record<string, string | undefined>;
+  /** Secrets for `RUN --mount=type=secret` (`--secret`); values are read only when a RUN mounts them. */
+  secrets?: BuildSecret[];
+  /** Where `RUN --mount=type=cache` directories persist; default `<stateDir>/cache-mounts`. */
+  cacheMountsDir?: string;
+  /** Build in place outside a container (`--force`). */
+  force?: boolean;
+  /** In place: delete the built filesystem when the build ends (`--cleanup`). */
+  cleanup?: boolean;
+  /** Retries of a failed base image pull (`--image-download-retry`). */
+  imageDownloadRetry?: number;
+  /** Retries of a failed base filesystem extraction (`--image-fs-extract-retry`). */
+  imageFsExtractRetry?: number;
+  /** The layer cache and base-image cache (`--cache`); undefined when off. */
+  cache?: BuildCacheOptions;
 }
+
+/** Layer-cache settings (kaniko's cache flags plus `--explain-cache`). */
+export interface BuildCacheOptions {
+  /** `--cache-repo`: a registry repository, `oci:/path` or `dir:/path`; "" = `<destination>/cache`. */
+  repo: string;
+  /** `--cache-dir`: base images written by the warmer, used for FROM by digest. */
+  baseDir: string;
+  /** `--cache-ttl` in milliseconds. */
+  ttlMs: number;
+  /** `--cache-run-layers`. */
+  runLayers: boolean;
+  /** `--cache-copy-layers`. */
+  copyLayers: boolean;
+  /** `--no-push-cache`: look entries up but never write them. */
+  noPush: boolean;
+  /** `--explain-cache`: log the changed input of every miss. */
+  explain: boolean;
+}
+
+/** A `--secret`: read from a host file or from a variable of {@link BuildOptions.env}. */
+export type BuildSecret = { id: string; type: "file"; src: string } | { id: string; type: "env"; env: string };
 
 /** Deep-freezes build options so nothing downstream can change them. */
 export function freezeOptions(o: BuildOptions): Readonly<BuildOptions> {

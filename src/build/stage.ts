@@ -8,14 +8,16 @@ import {
   type Instruction,
   type Stage,
 } from "../dockerfile/index.js";
+import { compositeKey, inputFingerprints, type KeyInput, type LayerCache } from "../cache/index.js";
 import type { DirContext } from "../context/index.js";
-import { changesForPaths, walkChanges, type Changes, type IgnoreList } from "../fs/index.js";
+import { applyLayer, changesForPaths, walkChanges, type Changes, type IgnoreList } from "../fs/index.js";
 import type { ContainerConfig, HistoryEntry, Image, Layer } from "../image/types.js";
 import type { ManifestFamily } from "../image/media-types.js";
 import type { Runner } from "../run/index.js";
+import { contextFileInputs, instructionText, visibleInputs } from "./cache-inputs.js";
 import { DEFAULT_PATH, getEnv, setEnv, splitEnv } from "./env.js";
 import { stepError } from "./errors.js";
-import type { Reporter } from "./events.js";
+import type { CacheOutcome, Reporter } from "./events.js";
 import { createdBy, quoteList } from "./history.js";
 import { layerFromChanges, type LayerSink } from "./layer-from-changes.js";
 import {
@@ -42,6 +44,19 @@ export interface StageResult {
   layers: Layer[];
   root: StageRoot;
   family: ManifestFamily;
+  /** Cache chain key after the last step (identifies the stage's filesystem); set when caching. */
+  cacheChain?: string;
+}
+
+/** The layer cache as a stage uses it (`--cache`). */
+export interface StageCache {
+  layers: LayerCache;
+  /** Cache RUN results (`--cache-run-layers`). */
+  runLayers: boolean;
+  /** Cache COPY/ADD results (`--cache-copy-layers`). */
+  copyLayers: boolean;
+  /** Explain every miss (`--explain-cache`). */
+  explain: boolean;
 }
 
 /** Services a stage needs from the build that runs it. */
@@ -65,6 +80,10 @@ export interface StageServices {
   report: Reporter;
   now(): Date;
   signal?: AbortSignal;
+  /** The layer cache; undefined without `--cache`. */
+  cache?: StageCache;
+  /** Cache identity of a COPY --from source: a stage's chain key or an image digest (undefined: not cacheable). */
+  fromKey?(ref: string): Promise<string | undefined>;
 }
 
 /** Base of a stage: its image, and the root directory to build in. */
@@ -72,6 +91,10 @@ export interface StageBase {
   image: Image;
   family: ManifestFamily;
   rootDir: string;
+  /** An already materialised root holding exactly `image`'s layers (handed over by a FROM stage). */
+  root?: StageRoot;
+  /** Seed of the stage's cache chain: a previous stage's chain key; default: the base image digest. */
+  cacheSeed?: string;
 }
 
 /**
@@ -85,7 +108,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   if (getEnv(config.Env ?? [], "PATH") === undefined) config.Env = setEnv(config.Env ?? [], "PATH", DEFAULT_PATH);
   const history: HistoryEntry[] = [...(baseCfg.history ?? [])];
   const layers: Layer[] = [...base.image.layers];
-  const root = new StageRoot(base.rootDir);
+  const root = base.root ?? new StageRoot(base.rootDir, svc.opts.imageFsExtractRetry);
   const args = new Map<string, string | undefined>();
   let author = typeof baseCfg.author === "string" ? baseCfg.author : undefined;
   let cmdSetInStage = false;
@@ -99,9 +122,30 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   delete config.OnBuild;
   const all = [...triggers, ...stage.instructions];
 
+  // Cache hits before the first step that needs the filesystem only append layers; materialising
+  // the root then extracts the base and those cached layers together.
   const ensureRoot = async (): Promise<string> => {
-    await root.ensure(base.image.layers, svc.ignore, svc.report, stage.index, svc.signal);
+    await root.ensure([...layers], svc.ignore, svc.report, stage.index, svc.signal);
     return root.dir;
+  };
+
+  const cache = svc.cache;
+  let chain = cache
+    ? compositeKey([
+        ["base", base.cacheSeed ?? base.image.digest],
+        ["platform", [base.image.config.os, base.image.config.architecture, base.image.config.variant ?? ""].join("/")],
+        ["layer", `${svc.sink.mediaType} epoch=${svc.sink.epoch ?? "none"}`],
+      ])
+    : "";
+  /** The cache's verdict on the current step (for its step-done event). */
+  let outcome: CacheOutcome | undefined;
+  /** The chain key after a step: the filesystem before it plus the exact layer it added. */
+  const advanceChain = (layer: Layer | undefined): void => {
+    if (cache)
+      chain = compositeKey([
+        ["parent", chain],
+        ["result", layer ? layer.diffId : "none"],
+      ]);
   };
 
   const lookup = () => {
@@ -115,9 +159,12 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   };
 
   const addHistory = (instr: Instruction, detail: string, layer: Layer | undefined): void => {
+    addHistoryText(createdBy(instr, detail), layer);
+  };
+  const addHistoryText = (text: string, layer: Layer | undefined): void => {
     const entry: HistoryEntry = {
       created: svc.now().toISOString(),
-      created_by: createdBy(instr, detail),
+      created_by: text,
       comment: "buildkit.dockerfile.v0",
     };
     if (layer) layers.push(layer);
@@ -140,13 +187,85 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     return env;
   };
 
+  /**
+   * Looks a cacheable step up. On a hit the cached layer is recorded (and applied to the root only
+   * if the root already exists) and returned; on a miss returns what the write needs later.
+   */
+  const probe = async (
+    raw: Instruction,
+    instr: Instruction,
+    i: number,
+    extra: () => Promise<KeyInput[] | undefined>,
+  ): Promise<
+    | { hit: true; layer: Layer | undefined }
+    | { hit: false; key: string; slot: string; fp: Record<string, string> }
+    | undefined
+  > => {
+    if (!cache) return undefined;
+    const more = await extra();
+    if (!more) {
+      outcome = {
+        status: "uncacheable",
+        reason: `${instr.kind.toUpperCase()} is not cached with these flags or mounts`,
+      };
+      return undefined;
+    }
+    const inputs: KeyInput[] = [["parent", chain], ["instruction", instructionText(instr)], ...more];
+    const key = compositeKey(inputs);
+    const slot = compositeKey([
+      ["dockerfile", svc.dockerfileName],
+      ["stage", stage.name ?? String(stage.index)],
+      ["step", String(i)],
+    ]);
+    svc.report({ kind: "info", message: `Checking for cached layer ${cache.layers.description}:${key}...` });
+    const found = await cache.layers.lookup(key, svc.signal);
+    if (found.hit) {
+      const layer = found.entry.layer;
+      if (layer && root.materialized) {
+        const r = await applyLayer(root.dir, await layer.openUncompressed(svc.signal), {
+          index: root.index,
+          ignore: svc.ignore,
+          signal: svc.signal,
+        });
+        for (const sk of r.skipped)
+          svc.report({ kind: "warning", code: "EXTRACT_SKIPPED", message: `${sk.path}: ${sk.reason}` });
+      }
+      addHistoryText(found.entry.record.createdBy, layer);
+      advanceChain(layer);
+      outcome = { status: "hit", reason: `cached at ${cache.layers.description}:${key}`, key };
+      return { hit: true, layer };
+    }
+    const fp = inputFingerprints(inputs);
+    const why = found.reason === "absent" ? "" : ` (entry ${found.reason})`;
+    if (cache.explain && found.reason === "absent") {
+      const diff = await cache.layers.explain(slot, fp, svc.signal);
+      const text =
+        diff === undefined
+          ? "no earlier build of this step is recorded"
+          : diff.length === 0
+            ? "the inputs match the latest entry for this step, which is gone"
+            : diff.join("; ");
+      svc.report({
+        kind: "info",
+        message: `Cache miss at ${svc.dockerfileName}:${raw.range.start} (${raw.original}): ${text}`,
+      });
+      outcome = { status: "miss", reason: text, key };
+    }
+    outcome = { status: "miss", reason: `no usable entry${why}`, key };
+    return { hit: false, key, slot, fp };
+  };
+
   /** Runs one filesystem step, snapshots what it changed and records its layer and history. */
   const fsStep = async (
     raw: Instruction,
+    instr: Instruction,
     i: number,
     location: string,
     exec: (ctx: StepContext) => Promise<StepOutput>,
+    extra: () => Promise<KeyInput[] | undefined> = async () => undefined,
   ): Promise<Layer | undefined> => {
+    const probed = await probe(raw, instr, i, extra);
+    if (probed?.hit) return probed.layer;
     const ctx: StepContext = {
       stageIndex: stage.index,
       step: i + 1,
@@ -177,8 +296,36 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     }
     const layer = changes ? await layerFromChanges(root.dir, changes, svc.sink, svc.signal) : undefined;
     svc.report({ kind: "phase", phase: "snapshot", ms: Date.now() - tSnap, stage: stage.index });
-    addHistory(raw, out.detail, layer);
+    const text = createdBy(raw, out.detail);
+    addHistoryText(text, layer);
+    if (cache && probed && !probed.hit) {
+      cache.layers.put({ key: probed.key, slot: probed.slot, inputs: probed.fp, createdBy: text }, layer, svc.signal);
+    }
+    advanceChain(layer);
     return layer;
+  };
+
+  /** What a RUN can see besides the filesystem: env, build args in scope, proxy args, USER, WORKDIR, SHELL. */
+  const runInputs = (): KeyInput[] => {
+    const proxy: Record<string, string | undefined> = {};
+    for (const k of PROXY_ARGS) proxy[k] = svc.buildArgs[k];
+    return [
+      ...visibleInputs(config.Env ?? [], args, proxy),
+      ["user", config.User ?? ""],
+      ["workdir", config.WorkingDir ?? ""],
+      ["shell", JSON.stringify(config.Shell ?? ["/bin/sh", "-c"])],
+    ];
+  };
+
+  /** What a COPY/ADD reads: the context files it names, or the identity of its --from source. */
+  const copyInputs = async (instr: Instruction & { kind: "copy" | "add" }): Promise<KeyInput[] | undefined> => {
+    if (instr.sources.some((s) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s) || s.endsWith(".git"))) return undefined;
+    const base: KeyInput[] = [["workdir", config.WorkingDir ?? ""]];
+    if (instr.from !== undefined) {
+      const k = svc.fromKey ? await svc.fromKey(instr.from) : undefined;
+      return k === undefined ? undefined : [...base, ["from", k]];
+    }
+    return [...base, ...(await contextFileInputs(svc.context, instr.sources))];
   };
 
   for (let i = 0; i < all.length; i++) {
@@ -194,6 +341,9 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       location,
     });
     let layer: Layer | undefined;
+    outcome = cache
+      ? { status: "uncacheable", reason: "metadata instruction: folded into the keys of later steps" }
+      : undefined;
     try {
       const instr = expandInstruction(raw, lookup(), svc.df.escapeToken).instruction;
       switch (instr.kind) {
@@ -295,15 +445,39 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         case "workdir": {
           const dir = resolveWorkdir(config.WorkingDir, instr.value);
           config = { ...config, WorkingDir: dir };
-          layer = await fsStep(raw, i, location, (ctx) => execWorkdir(dir, ctx));
+          layer = await fsStep(
+            raw,
+            instr,
+            i,
+            location,
+            (ctx) => execWorkdir(dir, ctx),
+            async () => [
+              ["user", config.User ?? ""],
+              ["workdir", dir],
+            ],
+          );
           break;
         }
         case "run":
-          layer = await fsStep(raw, i, location, (ctx) => execRun(instr, ctx));
+          layer = await fsStep(
+            raw,
+            instr,
+            i,
+            location,
+            (ctx) => execRun(instr, ctx),
+            async () => (cache?.runLayers && !instr.mounts.some((m) => m.type === "bind") ? runInputs() : undefined),
+          );
           break;
         case "copy":
         case "add":
-          layer = await fsStep(raw, i, location, (ctx) => execCopy(instr, ctx));
+          layer = await fsStep(
+            raw,
+            instr,
+            i,
+            location,
+            (ctx) => execCopy(instr, ctx),
+            async () => (cache?.copyLayers ? copyInputs(instr) : undefined),
+          );
           break;
         default:
           assertNever(instr, "instruction");
@@ -317,8 +491,9 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       step: i + 1,
       layer: layer ? { digest: layer.digest, diffId: layer.diffId, size: layer.size } : undefined,
       ms: Date.now() - t0,
+      ...(outcome ? { cache: outcome } : {}),
     });
   }
 
-  return { config, history, layers, root, family: base.family, author };
+  return { config, history, layers, root, family: base.family, author, ...(cache ? { cacheChain: chain } : {}) };
 }

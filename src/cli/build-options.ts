@@ -2,34 +2,11 @@ import { existsSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { freezeOptions, type BuildOptions } from "../build/index.js";
-import { KilnError } from "../common/errors.js";
 import { UsageError, type ExecutorOptions } from "./flags/index.js";
+import { resolveContext, resolveDockerfile } from "./context-options.js";
 import { parsePlatform } from "./platform.js";
 
-/** Resolves the `--context` flag: a plain path or `dir://path`; other schemes are not built yet. */
-export function resolveContext(ctx: string, cwd: string): string {
-  const m = /^([a-z0-9+.-]+):\/\/(.*)$/i.exec(ctx);
-  if (m) {
-    const scheme = (m[1] as string).toLowerCase();
-    if (scheme !== "dir")
-      throw new KilnError("NOT_IMPLEMENTED", `kiln: context scheme ${scheme}:// is not implemented yet`);
-    return path.resolve(cwd, m[2] as string);
-  }
-  return path.resolve(cwd, ctx);
-}
-
-/**
- * kaniko's Dockerfile lookup: the path as given if it exists, else relative to the context.
- * URLs are not supported yet (clear error instead of a silent fallback).
- */
-export function resolveDockerfile(dockerfile: string, contextDir: string, cwd: string): string {
-  if (/^https?:\/\//i.test(dockerfile)) {
-    throw new KilnError("NOT_IMPLEMENTED", "kiln: --dockerfile as a URL is not implemented yet");
-  }
-  const asGiven = path.resolve(cwd, dockerfile);
-  if (existsSync(asGiven)) return asGiven;
-  return path.resolve(contextDir, dockerfile);
-}
+export { resolveContext, resolveDockerfile } from "./context-options.js";
 
 function parseLabels(labels: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -52,7 +29,7 @@ function parseBuildArgs(args: readonly string[]): Record<string, string | undefi
 }
 
 /** kiln's state directory: --kaniko-dir/KANIKO_DIR when usable, else a per-user temp dir. */
-function stateDir(o: ExecutorOptions, env: Record<string, string | undefined>): string {
+export function stateDir(o: ExecutorOptions, env: Record<string, string | undefined>): string {
   const explicit = env.KANIKO_DIR ?? o.kanikoDir;
   if (explicit && explicit !== "/kaniko") return path.resolve(explicit);
   if (existsSync("/kaniko") && statSync("/kaniko").isDirectory()) return "/kaniko";
@@ -116,5 +93,23 @@ export function toBuildOptions(
       pushRetry: o.pushRetry,
     },
     env: { ...env },
+    cache: o.cache
+      ? {
+          repo: o.cacheRepo,
+          baseDir: path.resolve(cwd, o.cacheDir),
+          ttlMs: o.cacheTtlMs,
+          runLayers: o.cacheRunLayers,
+          copyLayers: o.cacheCopyLayers,
+          noPush: o.noPushCache,
+          explain: o.explainCache,
+        }
+      : undefined,
+    secrets: o.secrets.map((s) => ({ ...s })),
+    cacheMountsDir:
+      o.cacheDir && o.cacheDir !== "/cache" ? path.join(path.resolve(cwd, o.cacheDir), "cache-mounts") : undefined,
+    force: o.force,
+    cleanup: o.cleanup,
+    imageDownloadRetry: o.imageDownloadRetry,
+    imageFsExtractRetry: o.imageFsExtractRetry,
   });
 }

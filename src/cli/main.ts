@@ -1,14 +1,20 @@
-import { build } from "../build/index.js";
+import { readFileSync } from "node:fs";
+import { build, type Reporter } from "../build/index.js";
 import { KilnError } from "../common/errors.js";
+import { readOciLayout } from "../image/index.js";
 import { RegistryClient } from "../registry/index.js";
 import { createRunner, probeIsolation } from "../run/index.js";
-import { toBuildOptions } from "./build-options.js";
+import { stateDir, toBuildOptions } from "./build-options.js";
+import { prepareContext } from "./context-options.js";
 import { ExitCode, errorDetails, errorLine, exitCodeFor } from "./exit-codes.js";
-import { parseExecutorArgs, renderHelp, UsageError, type ExecutorOptions } from "./flags/index.js";
+import { parseExecutorArgs, renderHelp, UsageError, type ExecutorOptions, type SecretSpec } from "./flags/index.js";
 import { registryClientOptions } from "./registry-options.js";
 import { createLogger, redactor, type Logger } from "./render/index.js";
+import { createProgress } from "./progress.js";
+import { createReportCollector, writeReport, type BuildEnd, type LayerSource } from "./report/index.js";
 import { createReporter } from "./reporter.js";
 import { KILN_VERSION } from "./version.js";
+import { runWarm } from "./warm-command.js";
 
 type Invocation = "kiln" | "executor" | "warmer";
 
@@ -46,8 +52,7 @@ export async function main(invokedAs: Invocation): Promise<void> {
     return;
   }
   if (command === "warm") {
-    process.stderr.write("kiln: the warmer is not implemented yet\n");
-    process.exitCode = ExitCode.usage;
+    process.exitCode = await runWarm(rest, process.env as Record<string, string | undefined>, process.cwd());
     return;
   }
   process.exitCode = await runBuild(rest, invokedAs === "executor" ? "executor" : "build");
@@ -69,19 +74,55 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
     process.stderr.write(`${e instanceof UsageError || e instanceof KilnError ? e.message : String(e)}\n`);
     return ExitCode.usage;
   }
-  const secrets = collectSecrets(env);
+  const secrets = [...collectSecrets(env), ...buildSecretValues(options.secrets, env)];
+  // Live progress only on an interactive terminal; CI logs get plain lines.
+  const progress = createProgress({
+    tty: process.stderr.isTTY === true && options.logFormat !== "json" && !env.CI,
+    err: process.stderr,
+    out: process.stdout,
+    clock: () => performance.now(),
+    line: (m) => logger.log({ level: "debug", message: m, time: new Date() }),
+    columns: process.stderr.columns,
+  });
   const logger: Logger = createLogger({
     format: options.logFormat,
     level: options.verbosity,
     timestamps: options.logTimestamp,
-    out: process.stderr,
+    out: progress.err,
     isTTY: process.stderr.isTTY === true,
     noColor: env.NO_COLOR !== undefined && env.NO_COLOR !== "",
     start: new Date(),
   });
   const redact = redactor(secrets);
   for (const w of warnings) logger.log({ level: "warn", message: redact(w), time: new Date() });
-  const report = createReporter(logger, redact, process.stdout);
+  const logReport = createReporter(logger, redact, progress.out);
+  const collector =
+    options.report !== ""
+      ? createReportCollector({
+          kilnVersion: KILN_VERSION,
+          startedAt: new Date(),
+          clock: () => performance.now(),
+          cacheEnabled: options.cache,
+        })
+      : undefined;
+  const report: Reporter = (e) => {
+    logReport(e);
+    progress.reporter(e);
+    collector?.reporter(e);
+  };
+  /** Writes --report (JSON or HTML by extension); a failure to write is logged, never fatal. */
+  const finishReport = async (end: BuildEnd, ociLayoutPath?: string): Promise<void> => {
+    if (!collector) return;
+    try {
+      const source: LayerSource | undefined = ociLayoutPath
+        ? async (digest) => (await readOciLayout(ociLayoutPath)).layers.find((l) => l.digest === digest)
+        : undefined;
+      await writeReport(options.report, await collector.finish(end, source));
+      logger.log({ level: "info", message: `Wrote build report ${options.report}`, time: new Date() });
+    } catch (e) {
+      logger.log({ level: "warn", message: redact(errorLine(e)), time: new Date() });
+    }
+  };
 
   const controller = new AbortController();
   let interruptedBy: NodeJS.Signals | undefined;
@@ -94,7 +135,13 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
 
   let registry: RegistryClient | undefined;
   try {
-    const opts = toBuildOptions(options, env, process.cwd());
+    const prepared = await prepareContext(options, env, process.cwd(), stateDir(options, env), {
+      stdin: process.stdin,
+      signal: controller.signal,
+    });
+    if (prepared.context.fetched)
+      logger.log({ level: "info", message: `Using build context ${prepared.context.source}`, time: new Date() });
+    const opts = toBuildOptions(prepared.options, env, process.cwd());
     registry = new RegistryClient(registryClientOptions(opts, env, report));
     const result = await build(
       opts,
@@ -116,21 +163,45 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
       controller.signal,
     );
     logger.log({ level: "info", message: `Built image ${result.digest}`, time: new Date() });
+    await finishReport({ exitCode: ExitCode.ok, digest: result.digest }, opts.ociLayoutPath);
     return ExitCode.ok;
   } catch (e) {
     if (interruptedBy) {
       logger.log({ level: "error", message: `build interrupted by ${interruptedBy}`, time: new Date() });
-      return interruptedBy === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated;
+      const code = interruptedBy === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated;
+      await finishReport({ exitCode: code, error: `build interrupted by ${interruptedBy}` });
+      return code;
     }
     logger.log({ level: "error", message: redact(errorLine(e)), time: new Date() });
     if (logger.enabled("debug"))
       for (const d of errorDetails(e)) logger.log({ level: "debug", message: redact(d), time: new Date() });
+    await finishReport({ exitCode: exitCodeFor(e), error: redact(errorLine(e)) });
     return exitCodeFor(e);
   } finally {
+    progress.stop();
     process.removeListener("SIGINT", onSignal);
     process.removeListener("SIGTERM", onSignal);
     await registry?.close();
   }
+}
+
+/** Values of `--secret`s (file contents, env values), whole and trimmed: never printed. */
+function buildSecretValues(specs: readonly SecretSpec[], env: Record<string, string | undefined>): string[] {
+  const out: string[] = [];
+  for (const s of specs) {
+    let v: string | undefined;
+    if (s.type === "env") v = env[s.env];
+    else {
+      try {
+        v = readFileSync(s.src, "utf8");
+      } catch {
+        v = undefined; // reported by the RUN that mounts it
+      }
+    }
+    if (v === undefined) continue;
+    for (const x of [v, v.trim()]) if (x.length >= 4) out.push(x);
+  }
+  return out;
 }
 
 /** Values that must never be printed: registry passwords and tokens passed through the environment. */

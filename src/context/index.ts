@@ -1,2 +1,18 @@
 export { DirContext, cleanRel, type ContextSource } from "./dir-context.js";
 export { loadIgnorePatterns } from "./dockerignore-file.js";
+export { parseContextSpec, redactUrl, DEFAULT_CONTEXT_OBJECT } from "./context-spec.js";
+export type { ContextSpec, GitContextSpec } from "./context-spec.js";
+export { extractContextTar, DEFAULT_CONTEXT_LIMITS } from "./extract-tar.js";
+export type { ContextLimits, ExtractResult } from "./extract-tar.js";
+export { prepareContext } from "./prepare-context.js";
+export type { PrepareContextOptions, PreparedContext } from "./prepare-context.js";
+export { fetchGitContext, parseGitmodules, resolveRelativeUrl } from "./git-context.js";
+export type { GitFetchOptions, GitCredentials } from "./git-context.js";
+export { httpGet } from "./http-fetch.js";
+export type { HttpGetOptions } from "./http-fetch.js";
+export { openS3Object } from "./s3-context.js";
+export type { S3Env } from "./s3-context.js";
+export { openGcsObject, gcsObjectUrl } from "./gcs-context.js";
+export type { GcsEnv } from "./gcs-context.js";
+export { openAzureBlob, sharedKeyAuthorization, parseConnectionString } from "./azure-context.js";
+export type { AzureEnv } from "./azure-context.js";

@@ -1,6 +1,8 @@
 import {
   chmodSync,
   closeSync,
+  open as openCb,
+  symlink as symlinkCb,
   constants,
   fchmodSync,
   fchownSync,
@@ -10,7 +12,6 @@ import {
   lutimesSync,
   mkdirSync,
   openSync,
-  symlinkSync,
   utimesSync,
   writeSync,
 } from "node:fs";
@@ -47,6 +48,7 @@ export interface ApplyResult {
 }
 
 const WHITEOUT = ".wh.";
+const FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const OPAQUE = ".wh..wh..opq";
 
 /** Per-layer bookkeeping; local to one applyLayer call. */
@@ -70,7 +72,23 @@ interface LayerState {
    */
   dirCache: Map<string, string>;
   tools: { mknod?: string | undefined; mkfifo?: string | undefined; looked: boolean };
+  /** Host path → in-flight creation of a file or symlink (see {@link queueCreate}). */
+  pending: Map<string, Promise<void>>;
+  pendingBytes: number;
+  /** First failure of an in-flight creation, rethrown by {@link drain}. */
+  failure?: Error | undefined;
 }
+
+/**
+ * Creating an inode costs hundreds of microseconds on many disks (journal, VM block layers) but overlaps
+ * well, so regular files and symlinks are created through the thread pool with up to this many in flight
+ * while the main thread keeps parsing. Anything that depends on an in-flight path waits for all of them.
+ */
+const MAX_IN_FLIGHT = 64;
+/** Bytes of file bodies held in memory for in-flight creations. */
+const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+/** Files larger than this are written inline, streaming, instead of being buffered. */
+const MAX_BUFFERED_FILE = 4 * 1024 * 1024;
 
 /**
  * Applies one uncompressed OCI layer tar to the directory `root` with image-spec whiteout semantics, every
@@ -91,14 +109,80 @@ export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions
     touched: new Set(),
     dirCache: new Map(),
     tools: { looked: false },
+    pending: new Map(),
+    pendingBytes: 0,
   };
-  for await (const entry of readTar(tar)) {
-    opts.signal?.throwIfAborted();
-    st.result.entries++;
-    await applyEntry(st, entry.header, entry.body);
+  try {
+    for await (const entry of readTar(tar)) {
+      opts.signal?.throwIfAborted();
+      st.result.entries++;
+      await applyEntry(st, entry.header, entry.body);
+    }
+    await finishLayer(st);
+  } finally {
+    // Never leave creations running behind the caller's back (errors are already being reported).
+    await Promise.allSettled(st.pending.values());
   }
-  await finishLayer(st);
   return st.result;
+}
+
+/** Waits for every in-flight creation; throws the first failure among them. */
+async function drain(st: LayerState): Promise<void> {
+  if (st.pending.size > 0) await Promise.allSettled(st.pending.values());
+  if (st.failure !== undefined) throw st.failure;
+}
+
+function creationError(name: string, root: string, e: unknown): Error {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "ENAMETOOLONG") return unsafe(name, "path too long for the host filesystem", e);
+  return new KilnError("LAYER_APPLY", `cannot apply layer entry ${JSON.stringify(name)} to ${root}: ${String(e)}`, {
+    cause: e,
+  });
+}
+
+/**
+ * Starts creating `host` in the thread pool (`start` calls back with the new fd or error; `finish` runs
+ * on the main thread with it). Bounded by {@link MAX_IN_FLIGHT} and {@link MAX_IN_FLIGHT_BYTES}.
+ */
+async function queueCreate(
+  st: LayerState,
+  name: string,
+  host: string,
+  bytes: number,
+  start: (cb: (err: Error | null, fd?: number) => void) => void,
+  finish: (fd: number | undefined) => void,
+): Promise<void> {
+  while (st.pending.size >= MAX_IN_FLIGHT || (st.pending.size > 0 && st.pendingBytes + bytes > MAX_IN_FLIGHT_BYTES)) {
+    await Promise.race(st.pending.values());
+  }
+  if (st.failure !== undefined) throw st.failure;
+  st.pendingBytes += bytes;
+  const job = new Promise<void>((resolve) => {
+    start((err, fd) => {
+      try {
+        if (err !== null) throw err;
+        finish(fd);
+      } catch (e) {
+        st.failure ??= creationError(name, st.root, e);
+      } finally {
+        st.pending.delete(host);
+        st.pendingBytes -= bytes;
+        resolve();
+      }
+    });
+  });
+  st.pending.set(host, job);
+}
+
+/** Reads a whole entry body (of known size) into one buffer. */
+async function readBody(body: Readable, size: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(size);
+  let off = 0;
+  for await (const chunk of body) {
+    const buf = chunk as Buffer;
+    off += buf.copy(out, off);
+  }
+  return off === size ? out : out.subarray(0, off);
 }
 
 function unsafe(name: string, why: string, cause?: unknown): KilnError {
@@ -152,6 +236,7 @@ async function applyEntry(st: LayerState, h: TarHeader, body: Readable): Promise
 async function hostFor(st: LayerState, p: string): Promise<{ host: string; cpath: string; parentKnown: boolean }> {
   const dir = containerDirname(p);
   const cached = st.dirCache.get(dir);
+  if (cached === undefined) await drain(st); // resolution must see in-flight files and symlinks
   const parentHost = cached ?? (await resolveInRoot(st.root, dir, { followFinal: true }));
   const host = path.join(parentHost, containerBasename(p));
   return { host, cpath: toContainerPath(st.root, host), parentKnown: cached !== undefined };
@@ -159,6 +244,7 @@ async function hostFor(st: LayerState, p: string): Promise<{ host: string; cpath
 
 /** Removes a host path (recursively, never following symlinks) and forgets cached resolutions. */
 async function remove(st: LayerState, host: string): Promise<void> {
+  await drain(st);
   st.dirCache.clear();
   await rm(host, { recursive: true, force: true });
 }
@@ -226,11 +312,13 @@ async function writeEntry(st: LayerState, p: string, h: TarHeader, body: Readabl
     await ensureDir(st, path.dirname(host));
     st.dirCache.set(containerDirname(p), path.dirname(host));
   }
+  if (st.pending.has(host)) await drain(st); // duplicate entry: the first must be complete
   const existing = lstatOrUndef(host);
 
   // Hardlink target must be resolved before the existing entry is removed (it may be that entry).
   let linkTarget: string | undefined;
   if (h.type === "hardlink") {
+    await drain(st);
     linkTarget = await resolveInRoot(st.root, cleanContainerPath(h.linkname), { followFinal: false });
     if (linkTarget === host) {
       st.result.skipped.push({ path: cpath, reason: "hardlink to itself" });
@@ -263,32 +351,64 @@ async function writeEntry(st: LayerState, p: string, h: TarHeader, body: Readabl
       st.dirTimes.set(host, { atime: h.atime ?? h.mtime, mtime: h.mtime });
       st.dirCache.set(p, host);
       break;
-    case "file": {
-      const fd = openSync(
-        host,
-        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-        0o600,
-      );
-      try {
-        for await (const chunk of body) {
-          const buf = chunk as Buffer;
-          let off = 0;
-          while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    case "file":
+      if (h.size <= MAX_BUFFERED_FILE) {
+        const data = await readBody(body, h.size);
+        const { uid, gid, mtime } = h;
+        const mode = h.mode & 0o7777;
+        const atime = h.atime ?? h.mtime;
+        await queueCreate(
+          st,
+          h.name,
+          host,
+          data.length,
+          (cb) => openCb(host, FILE_FLAGS, 0o600, (err, fd) => cb(err, fd)),
+          (fd) => {
+            const f = fd as number;
+            try {
+              let off = 0;
+              while (off < data.length) off += writeSync(f, data, off, data.length - off);
+              fchownSync(f, uid, gid);
+              fchmodSync(f, mode);
+              futimesSync(f, atime, mtime);
+            } finally {
+              closeSync(f);
+            }
+          },
+        );
+      } else {
+        const fd = openSync(host, FILE_FLAGS, 0o600);
+        try {
+          for await (const chunk of body) {
+            const buf = chunk as Buffer;
+            let off = 0;
+            while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+          }
+          fchownSync(fd, h.uid, h.gid);
+          fchmodSync(fd, h.mode & 0o7777);
+          futimesSync(fd, h.atime ?? h.mtime, h.mtime);
+        } finally {
+          closeSync(fd);
         }
-        fchownSync(fd, h.uid, h.gid);
-        fchmodSync(fd, h.mode & 0o7777);
-        futimesSync(fd, h.atime ?? h.mtime, h.mtime);
-      } finally {
-        closeSync(fd);
       }
       break;
-    }
-    case "symlink":
-      st.dirCache.clear();
-      symlinkSync(h.linkname, host);
-      lchownSync(host, h.uid, h.gid);
-      lutimesSync(host, h.atime ?? h.mtime, h.mtime);
+    case "symlink": {
+      // No dirCache invalidation: the link's path did not exist (or was removed, which clears the cache).
+      const { uid, gid, mtime, linkname } = h;
+      const atime = h.atime ?? h.mtime;
+      await queueCreate(
+        st,
+        h.name,
+        host,
+        0,
+        (cb) => symlinkCb(linkname, host, (err) => cb(err)),
+        () => {
+          lchownSync(host, uid, gid);
+          lutimesSync(host, atime, mtime);
+        },
+      );
       break;
+    }
     case "hardlink":
       await link(linkTarget as string, host);
       st.touched.add(toContainerPath(st.root, linkTarget as string));
@@ -340,6 +460,7 @@ async function makeSpecial(st: LayerState, host: string, cpath: string, h: TarHe
 }
 
 async function whiteout(st: LayerState, victim: string): Promise<void> {
+  await drain(st);
   const { host, cpath } = await hostFor(st, victim);
   if (cpath === "/") throw unsafe(victim, "whiteout would delete the root");
   const ig = st.opts.ignore;
@@ -358,6 +479,7 @@ async function whiteout(st: LayerState, victim: string): Promise<void> {
 }
 
 async function opaqueMarker(st: LayerState, dir: string): Promise<void> {
+  await drain(st);
   const host = await resolveInRoot(st.root, dir, { followFinal: true });
   const cpath = toContainerPath(st.root, host);
   if (ignored(st, cpath)) return;
@@ -384,6 +506,7 @@ async function clearLower(st: LayerState, cpath: string): Promise<void> {
 }
 
 async function finishLayer(st: LayerState): Promise<void> {
+  await drain(st);
   for (const d of [...st.opaque].sort()) await clearLower(st, d);
   const reqs = [...st.xattrs.values()];
   for (const s of await applyXattrs(reqs))

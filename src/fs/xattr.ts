@@ -39,34 +39,81 @@ export async function applyXattrs(reqs: readonly XattrRequest[]): Promise<{ path
  * Reads `security.capability` of many files with batched `getfattr` runs; returns host path → value for
  * files that have it. Returns an empty map when `getfattr` is not installed.
  */
-export async function readCapabilities(hostPaths: readonly string[]): Promise<Map<string, Buffer>> {
+export function readCapabilities(hostPaths: readonly string[]): Promise<Map<string, Buffer>> {
+  return readXattr(hostPaths, "security.capability");
+}
+
+/**
+ * Reads the attribute `name` of many paths (symlinks not followed) with batched `getfattr` runs; returns
+ * host path → value for paths that have it (empty when `getfattr` is not installed).
+ */
+export async function readXattr(hostPaths: readonly string[], name: string): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   if (hostPaths.length === 0) return out;
   const tool = await findTool("getfattr");
   if (tool === undefined) return out;
   const CHUNK = 1024;
+  const prefix = `${escapeName(name)}=0s`;
   for (let i = 0; i < hostPaths.length; i += CHUNK) {
     const chunk = hostPaths.slice(i, i + CHUNK);
-    const res = await runTool(tool, [
-      "-h",
-      "--absolute-names",
-      "-e",
-      "base64",
-      "-n",
-      "security.capability",
-      "--",
-      ...chunk,
-    ]);
+    const res = await runTool(tool, ["-h", "--absolute-names", "-e", "base64", "-n", name, "--", ...chunk]);
     // getfattr exits non-zero when some file lacks the attribute; parse whatever it printed.
     let current: string | undefined;
     for (const line of res.stdout.toString("latin1").split("\n")) {
       if (line.startsWith("# file: ")) current = unescapeName(line.slice(8));
-      else if (current !== undefined && line.startsWith("security.capability=0s")) {
-        out.set(current, Buffer.from(line.slice("security.capability=0s".length), "base64"));
+      else if (current !== undefined && line.startsWith(prefix)) {
+        out.set(current, Buffer.from(line.slice(prefix.length), "base64"));
       }
     }
   }
   return out;
+}
+
+/**
+ * Reads all attributes whose names match the regular expression `pattern` (getfattr `-m`) of many paths
+ * (symlinks not followed); returns host path → name → value for paths that have any.
+ */
+export async function readXattrsMatching(
+  hostPaths: readonly string[],
+  pattern: string,
+): Promise<Map<string, Map<string, Buffer>>> {
+  const out = new Map<string, Map<string, Buffer>>();
+  if (hostPaths.length === 0) return out;
+  const tool = await findTool("getfattr");
+  if (tool === undefined) return out;
+  for (let i = 0; i < hostPaths.length; i += 1024) {
+    const chunk = hostPaths.slice(i, i + 1024);
+    const res = await runTool(tool, ["-h", "--absolute-names", "-e", "base64", "-d", "-m", pattern, "--", ...chunk]);
+    let current: Map<string, Buffer> | undefined;
+    for (const line of res.stdout.toString("latin1").split("\n")) {
+      if (line.startsWith("# file: ")) {
+        current = new Map();
+        out.set(unescapeName(line.slice(8)), current);
+        continue;
+      }
+      const eq = line.indexOf("=");
+      if (current === undefined || eq <= 0) continue;
+      const v = line.slice(eq + 1);
+      current.set(
+        unescapeName(line.slice(0, eq)),
+        v.startsWith("0s") ? Buffer.from(v.slice(2), "base64") : Buffer.alloc(0),
+      );
+    }
+  }
+  return out;
+}
+
+/** Removes the attribute `name` from many paths (symlinks not followed); false when setfattr failed or is missing. */
+export async function removeXattr(hostPaths: readonly string[], name: string): Promise<boolean> {
+  if (hostPaths.length === 0) return true;
+  const tool = await findTool("setfattr");
+  if (tool === undefined) return false;
+  let ok = true;
+  for (let i = 0; i < hostPaths.length; i += 1024) {
+    const res = await runTool(tool, ["-h", "-x", name, "--", ...hostPaths.slice(i, i + 1024)]);
+    ok &&= res.ok;
+  }
+  return ok;
 }
 
 /** Escapes a name the way getfattr dumps do: every byte outside printable non-space ASCII, and `\`, as `\ooo`. */

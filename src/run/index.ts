@@ -6,5 +6,5 @@ export { hostDetectionFs } from "./host-detection-fs.js";
 export { findHelper, helperCandidates, KANIKO_HELPER_PATH } from "./helper-path.js";
 export { probeIsolation } from "./probe.js";
 export type { RunnerOptions } from "./runner.js";
-export { chooseIsolation, createRunner } from "./runner.js";
+export { chooseIsolation, createRunner, runnerSupportsMounts } from "./runner.js";
 export { MountTargets, resolveInRoot } from "./mount-targets.js";

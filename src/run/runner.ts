@@ -23,6 +23,12 @@ function unsupported(what: string, why: string): KilnError {
   return new KilnError("RUN_ISOLATION_UNSUPPORTED", `${what} is not available here: ${why}`);
 }
 
+/** True when `runner` can make RUN mounts (`--mount`, heredoc scripts): it runs in a mount namespace. */
+export function runnerSupportsMounts(runner: Runner): boolean {
+  if (runner.isolation === "userns") return true;
+  return runner.isolation === "chroot" && runner.capabilities.mountns;
+}
+
 /** Picks the strongest back-end the probe says works: chroot with mounts, userns, plain chroot, in-place. */
 export function chooseIsolation(probe: IsolationProbe, helperFound: boolean): Isolation {
   if (!helperFound) return "in-place";

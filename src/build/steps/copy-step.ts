@@ -1,31 +1,98 @@
 import { KilnError } from "../../common/errors.js";
-import type { AddInstruction, CopyInstruction } from "../../dockerfile/index.js";
+import { envFromPairs, expandHeredoc, type AddInstruction, type CopyInstruction } from "../../dockerfile/index.js";
 import { parseChmod } from "../chmod.js";
-import { copyIntoRoot } from "./copy.js";
+import { isArchive } from "./add-archive.js";
+import { downloadUrl } from "./add-url.js";
+import { copyIntoRoot, type CopyItem } from "./copy.js";
+import { matchSources } from "./copy-sources.js";
 import type { StepContext, StepOutput } from "./step-context.js";
 
+const URL_SOURCE = /^https?:\/\//i;
+
+/** Whether an ADD source names a git repository (BuildKit's rules: git@…, git://…, or a URL ending in .git[#ref]). */
+export function isGitSource(s: string): boolean {
+  return /^git@[^:]+:/.test(s) || /^git:\/\//i.test(s) || /^https?:\/\/[^#]+\.git(#.*)?$/i.test(s);
+}
+
 /**
- * COPY and ADD (local sources): resolves `--chown` in the stage root, copies from the context or
- * the `--from` stage/image, and reports exactly the paths it wrote (no walk needed).
+ * COPY and ADD: resolves `--chown` in the stage root and `--chmod`, expands sources in the build
+ * context or the `--from` stage/image, adds heredoc bodies, and for ADD downloads URLs and
+ * extracts local tar archives. Reports exactly the paths it wrote (no walk needed).
  */
 export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: StepContext): Promise<StepOutput> {
   const kw = instr.kind.toUpperCase();
-  if (instr.kind === "add" && instr.sources.some((s) => /^(https?|git):\/\//.test(s) || s.endsWith(".git"))) {
-    throw new KilnError("NOT_IMPLEMENTED", "ADD from a URL or git repository is not implemented yet");
+  const urls = instr.kind === "add" ? instr.sources.filter((s) => URL_SOURCE.test(s) || isGitSource(s)) : [];
+  const locals = instr.sources.filter((s) => !urls.includes(s));
+  if (urls.some(isGitSource)) {
+    throw new KilnError(
+      "NOT_IMPLEMENTED",
+      `ADD from a git repository (${urls.find(isGitSource) ?? ""}) is not implemented yet; clone it in a RUN step or use a git build context`,
+    );
   }
-  if (instr.heredocs.length > 0) throw new KilnError("NOT_IMPLEMENTED", `${kw} with a heredoc is not implemented yet`);
-  if (instr.parents || instr.excludes.length > 0) {
-    throw new KilnError("NOT_IMPLEMENTED", `${kw} --parents/--exclude is not implemented yet`);
+  if (instr.kind === "add" && instr.checksum !== undefined && locals.length > 0) {
+    throw new KilnError("ADD_CHECKSUM_LOCAL", `checksum requires HTTP(S) or Git sources (got ${locals.join(" ")})`);
   }
   const root = await ctx.rootDir();
-  const owner = instr.chown ? await ctx.identity(instr.chown) : { uid: 0, gid: 0 };
+  const owner = instr.chown ? await ctx.identity(instr.chown) : undefined;
   const from = instr.from ? await ctx.fromRoot(instr.from) : ctx.context;
   const t0 = Date.now();
-  const written = await copyIntoRoot(root, from, instr.sources, instr.dest, ctx.config.WorkingDir || "/", {
-    uid: owner.uid,
-    gid: owner.gid,
-    chmod: instr.chmod ? parseChmod(instr.chmod) : undefined,
-  });
+  const items: CopyItem[] = [];
+
+  const matches = await matchSources(from, locals, { parents: instr.parents, excludes: instr.excludes });
+  for (const m of matches) {
+    const unpack = instr.kind === "add" && instr.unpack !== false && m.stat.isFile() && (await isArchive(m.abs));
+    items.push(unpack ? { kind: "archive", file: m.abs, label: `ADD ${m.rel}` } : { kind: "match", match: m, from });
+  }
+  for (const u of urls) {
+    const d = await downloadUrl(u, ctx.tmpDir, {
+      checksum: instr.kind === "add" ? instr.checksum : undefined,
+      env: ctx.opts.env,
+      signal: ctx.signal,
+    });
+    const unpack = instr.kind === "add" && instr.unpack === true && (await isArchive(d.file));
+    items.push(
+      unpack
+        ? { kind: "archive", file: d.file, label: `ADD ${u}` }
+        : { kind: "content", name: d.name, data: { file: d.file }, mode: 0o600, mtime: d.mtime },
+    );
+  }
+  if (instr.heredocs.length > 0) {
+    const pairs = new Map<string, string>();
+    for (const [k, v] of ctx.args) if (v !== undefined) pairs.set(k, v);
+    for (const e of ctx.config.Env ?? []) {
+      const i = e.indexOf("=");
+      if (i > 0) pairs.set(e.slice(0, i), e.slice(i + 1));
+    }
+    const env = envFromPairs(pairs);
+    const mtime = ctx.opts.epoch !== undefined ? new Date(ctx.opts.epoch * 1000) : new Date();
+    for (const doc of instr.heredocs) {
+      const body = expandHeredoc(doc, env, ctx.escapeToken).content;
+      items.push({ kind: "content", name: doc.name, data: Buffer.from(body, "utf8"), mode: 0o644, mtime });
+    }
+  }
+  if (items.length === 0) {
+    // BuildKit: with --parents a wildcard that matches nothing is not an error.
+    if (instr.parents && locals.every((s) => /[*?[]/.test(s)) && instr.sources.length > 0) {
+      return { snapshot: { kind: "none" }, detail: [...instr.sources, instr.dest].join(" ") };
+    }
+    throw new KilnError(
+      "COPY_NO_SOURCE",
+      `${kw}: no source files were specified (nothing matched ${instr.sources.join(" ")}, or --exclude removed everything)`,
+    );
+  }
+  const written = await copyIntoRoot(
+    root,
+    items,
+    instr.dest,
+    ctx.config.WorkingDir || "/",
+    {
+      ...(owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}),
+      preserveOwners: instr.from !== undefined,
+      ...(instr.chmod ? { chmod: parseChmod(instr.chmod) } : {}),
+    },
+    { parents: instr.parents, signal: ctx.signal },
+  );
   ctx.report({ kind: "phase", phase: "copy", ms: Date.now() - t0, stage: ctx.stageIndex });
-  return { snapshot: { kind: "paths", paths: written }, detail: [...instr.sources, instr.dest].join(" ") };
+  const docs = instr.heredocs.map((h) => `<<${h.name}`);
+  return { snapshot: { kind: "paths", paths: written }, detail: [...instr.sources, ...docs, instr.dest].join(" ") };
 }

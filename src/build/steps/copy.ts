@@ -1,127 +1,305 @@
-import { chmod, copyFile, lchown, lutimes, mkdir, readlink, rm, stat, symlink, utimes, lstat } from "node:fs/promises";
+import {
+  chmod,
+  copyFile,
+  link,
+  lchown,
+  lstat,
+  lutimes,
+  mkdir,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import type { Stats } from "node:fs";
 import path from "node:path";
 import { KilnError } from "../../common/errors.js";
-import type { ContextSource, DirContext } from "../../context/index.js";
-import { cleanContainerPath, resolveInRoot } from "../../fs/index.js";
+import type { DirContext } from "../../context/index.js";
+import { cleanContainerPath, resolveInRoot, toContainerPath } from "../../fs/index.js";
+import { extractArchive } from "./add-archive.js";
+import type { MatchedSource } from "./copy-sources.js";
 
 /** Ownership and mode options of one COPY/ADD. */
 export interface CopyAttrs {
-  uid: number;
-  gid: number;
+  /** `--chown` owner; without it entries are 0:0, or keep their source owner when `preserveOwners`. */
+  owner?: { uid: number; gid: number };
+  /** Keep source uid/gid (COPY --from a stage or image without `--chown`). */
+  preserveOwners?: boolean;
   /** `--chmod` as a function of the source's mode and whether the entry is a directory. */
   chmod?: (mode: number, isDir: boolean) => number;
 }
 
-/** One planned copy of a source entry to a container path. */
-interface CopyItem {
-  src: ContextSource;
-  dest: string;
+/** One thing a COPY/ADD writes under its destination. */
+export type CopyItem =
+  /** A file, directory or (followed) symlink of the build context or a `--from` root. */
+  | { kind: "match"; match: MatchedSource; from: DirContext }
+  /** Bytes with a name: a heredoc (0644) or a downloaded URL (0600). */
+  | { kind: "content"; name: string; data: Buffer | { file: string }; mode: number; mtime: Date }
+  /** A local or downloaded tar archive (any supported compression) extracted into the destination. */
+  | { kind: "archive"; file: string; label: string };
+
+interface Owner {
+  uid: number;
+  gid: number;
 }
 
 /**
- * Copies COPY/ADD sources from a context (the build context or another stage's root) into a root,
- * with Docker's rules: a directory source copies its contents, several sources or a trailing "/"
- * make the destination a directory, an existing directory destination receives the file inside it,
- * symlinks inside copied directories are copied as links, created parent directories get the COPY's
- * owner. Every host path goes through {@link resolveInRoot}. Returns the container paths written
- * (for the snapshot; no walk needed).
+ * Copies COPY/ADD items into a root with BuildKit's rules: a directory source copies its contents,
+ * several items or a trailing "/" make the destination a directory, an existing directory
+ * destination receives a file inside it, the destination resolves through symlinks inside the root,
+ * symlinks inside copied directories stay links, hardlinked files stay hardlinked, sockets become
+ * empty files and other special files are skipped, mtimes are kept. Owners are 0:0 unless
+ * `--chown` (or kept from a `--from` root); implicitly created parents get the owner and `--chmod`
+ * mode (0755 otherwise). An existing top-level destination keeps its own metadata; nested existing
+ * directories take the source's. Every host path goes through {@link resolveInRoot}. Returns the
+ * container paths written (for the snapshot; no walk needed).
  */
 export async function copyIntoRoot(
   root: string,
-  from: DirContext,
-  sources: readonly string[],
+  items: readonly CopyItem[],
   destRaw: string,
   workdir: string,
   attrs: CopyAttrs,
+  opts: { parents?: boolean; signal?: AbortSignal } = {},
 ): Promise<string[]> {
-  const destIsDirSyntax = destRaw.endsWith("/") || destRaw.endsWith("/.") || destRaw === "." || destRaw === "..";
-  const dest = cleanContainerPath(destRaw.startsWith("/") ? destRaw : `${workdir}/${destRaw}`);
-  const matched: ContextSource[] = [];
-  for (const s of sources) matched.push(...(await from.resolve(s)));
-  if (matched.length === 0) {
-    throw new KilnError("COPY_NO_SOURCE", `no source files were specified (nothing matched ${sources.join(" ")})`);
-  }
-  const destHost = await resolveInRoot(root, dest, { followFinal: true });
+  const destIsDirSyntax =
+    destRaw === "" || destRaw.endsWith("/") || destRaw.endsWith("/.") || destRaw === "." || destRaw === "..";
+  const lexical = cleanContainerPath(destRaw.startsWith("/") ? destRaw : `${workdir || "/"}/${destRaw}`);
+  const destHost = await resolveInRoot(root, lexical, { followFinal: true });
+  const dest = toContainerPath(root, destHost);
   const destStat = await stat(destHost).catch(() => undefined);
-  const intoDir = destIsDirSyntax || matched.length > 1 || destStat?.isDirectory() === true;
-  if (matched.length > 1 && !destIsDirSyntax && destStat && !destStat.isDirectory()) {
+  const intoDir = destIsDirSyntax || items.length > 1 || opts.parents === true || destStat?.isDirectory() === true;
+  if (items.length > 1 && destStat && !destStat.isDirectory()) {
     throw new KilnError(
       "COPY_DEST_NOT_DIR",
-      `when using COPY with more than one source file, the destination must be a directory and end with a /`,
+      `when using COPY with more than one source file, the destination must be a directory and end with a / (${destRaw} is a file)`,
     );
   }
-
-  const items: CopyItem[] = [];
-  for (const m of matched) {
-    const st = await followedStat(m);
-    if (st.isDirectory()) {
-      items.push({ src: { ...m, stat: st }, dest });
-      for await (const child of from.walk(m.rel)) {
-        const relInside = m.rel === "" ? child.rel : child.rel.slice(m.rel.length + 1);
-        items.push({ src: child, dest: cleanContainerPath(`${dest}/${relInside}`) });
-      }
+  const c = new Copier(root, attrs, opts.signal);
+  for (const item of items) {
+    if (item.kind === "archive") {
+      await c.ensureDir(dest, undefined, true);
+      for (const p of await extractArchive(root, dest, item.file, item.label, c.archiveOwner.bind(c), opts.signal))
+        c.written.add(p);
+      continue;
+    }
+    if (item.kind === "content") {
+      const target = intoDir ? join(dest, item.name) : dest;
+      await c.writeContent(target, item);
+      continue;
+    }
+    const m = item.match;
+    if (m.stat.isDirectory()) {
+      const top = m.keep !== "" ? join(dest, m.keep) : dest;
+      await c.copyTree(item.from, m, top);
     } else {
       const base = m.rel === "" ? "" : path.posix.basename(m.rel);
-      items.push({ src: { ...m, stat: st }, dest: intoDir ? cleanContainerPath(`${dest}/${base}`) : dest });
+      const target = m.keep !== "" ? join(dest, m.keep) : intoDir ? join(dest, base) : dest;
+      await c.copyEntry(m.abs, m.stat, target, false);
+    }
+  }
+  await c.finish();
+  return c.result();
+}
+
+function join(dir: string, rel: string): string {
+  return cleanContainerPath(`${dir}/${rel}`);
+}
+
+/** State of one copy: what was written, directory times to restore, inodes seen (hardlinks). */
+class Copier {
+  readonly written = new Set<string>();
+  private readonly touchedDirs = new Set<string>();
+  private readonly dirTimes: { host: string; atime: Date; mtime: Date }[] = [];
+  private readonly inodes = new Map<string, string>();
+  /** Container dirs known to exist (skips re-checking parents; resolution stays with resolveInRoot). */
+  private readonly knownDirs = new Set<string>(["/"]);
+
+  constructor(
+    private readonly root: string,
+    private readonly attrs: CopyAttrs,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
+
+  /** Owner of an entry whose source owner is `src`. */
+  ownerFor(src: Owner): Owner {
+    if (this.attrs.owner) return this.attrs.owner;
+    return this.attrs.preserveOwners ? { uid: src.uid, gid: src.gid } : { uid: 0, gid: 0 };
+  }
+
+  /** Owner of an extracted archive entry: `--chown`, else the archive's own uid/gid (like Docker). */
+  archiveOwner(src: Owner): Owner {
+    return this.attrs.owner ?? { uid: src.uid, gid: src.gid };
+  }
+
+  private mode(st: Stats): number {
+    const m = st.mode & 0o7777;
+    return this.attrs.chmod ? this.attrs.chmod(m, st.isDirectory()) : m;
+  }
+
+  /** Copies a directory's contents to `top` (created with the source dir's metadata when missing). */
+  async copyTree(from: DirContext, m: MatchedSource, top: string): Promise<void> {
+    await this.ensureDir(top, m.stat, true);
+    for await (const child of from.walk(m.rel)) {
+      this.signal?.throwIfAborted();
+      const relInside = m.rel === "" ? child.rel : child.rel.slice(m.rel.length + 1);
+      if (m.exclude?.matches(relInside)) continue;
+      await this.copyEntry(child.abs, child.stat, join(top, relInside), true);
     }
   }
 
-  const written = new Set<string>();
-  const dirTimes: { host: string; st: Stats }[] = [];
-  for (const item of items) {
-    await ensureParents(root, item.dest, attrs, written);
-    const host = await resolveInRoot(root, item.dest, { followFinal: false });
-    const st = item.src.stat;
-    const mode = attrs.chmod ? attrs.chmod(st.mode & 0o7777, st.isDirectory()) : st.mode & 0o7777;
+  /** Copies one lstat'ed entry to a container path. */
+  async copyEntry(abs: string, st: Stats, target: string, nested: boolean): Promise<void> {
     if (st.isDirectory()) {
-      const existing = await lstat(host).catch(() => undefined);
-      if (existing && !existing.isDirectory()) await rm(host, { recursive: true, force: true });
-      if (!existing || !existing.isDirectory()) await mkdir(host);
-      await lchown(host, attrs.uid, attrs.gid);
-      await chmod(host, mode);
-      dirTimes.push({ host, st });
-    } else if (st.isSymbolicLink()) {
-      await rm(host, { recursive: true, force: true });
-      await symlink(await readlink(item.src.abs), host);
-      await lchown(host, attrs.uid, attrs.gid);
-      await lutimes(host, st.atime, st.mtime);
-    } else if (st.isFile()) {
-      const existing = await lstat(host).catch(() => undefined);
-      if (existing) await rm(host, { recursive: true, force: true });
-      await copyFile(item.src.abs, host);
-      await lchown(host, attrs.uid, attrs.gid);
-      await chmod(host, mode);
-      await utimes(host, st.atime, st.mtime);
-    } else {
-      continue; // sockets, devices and FIFOs in a context are not copied (Docker skips them too)
+      await this.ensureDir(target, st, !nested);
+      return;
     }
-    written.add(item.dest);
+    await this.ensureParents(target);
+    const host = await resolveInRoot(this.root, target, { followFinal: false });
+    const own = this.ownerFor(st);
+    if (st.isSymbolicLink()) {
+      await this.remove(host);
+      await symlink(await readlink(abs), host);
+      await lchown(host, own.uid, own.gid);
+      await lutimes(host, st.atime, st.mtime);
+    } else if (st.isFile() || st.isSocket()) {
+      await this.remove(host);
+      const key = `${st.dev}:${st.ino}`;
+      const first = st.nlink > 1 && st.isFile() ? this.inodes.get(key) : undefined;
+      if (first !== undefined) {
+        await link(first, host);
+        this.written.add(toContainerPath(this.root, host));
+        return;
+      }
+      if (st.isFile()) await copyFile(abs, host);
+      else await writeFile(host, ""); // BuildKit copies a socket as an empty regular file
+      await lchown(host, own.uid, own.gid);
+      await chmod(host, this.mode(st));
+      await utimes(host, st.atime, st.mtime);
+      if (st.nlink > 1 && st.isFile()) this.inodes.set(key, host);
+    } else {
+      return; // devices and FIFOs in a context are not copied
+    }
+    this.written.add(toContainerPath(this.root, host));
   }
-  // Directory mtimes last: writing children changed them.
-  for (const d of dirTimes.reverse()) await utimes(d.host, d.st.atime, d.st.mtime);
-  return [...written].sort();
-}
 
-async function followedStat(s: ContextSource): Promise<Stats> {
-  // A source named explicitly is followed when it is a symlink (resolved inside the context by resolve()).
-  return s.stat.isSymbolicLink() ? await stat(s.abs) : s.stat;
-}
+  /** Writes a named blob (heredoc body or downloaded file). */
+  async writeContent(target: string, item: Extract<CopyItem, { kind: "content" }>): Promise<void> {
+    await this.ensureParents(target);
+    const host = await resolveInRoot(this.root, target, { followFinal: false });
+    const existing = await lstat(host).catch(() => undefined);
+    if (existing?.isDirectory()) {
+      throw new KilnError("COPY_DEST_IS_DIR", `cannot write ${item.name} to ${target}: it is an existing directory`);
+    }
+    await rm(host, { force: true });
+    if (Buffer.isBuffer(item.data)) await writeFile(host, item.data);
+    else await copyFile(item.data.file, host);
+    const own = this.ownerFor({ uid: 0, gid: 0 });
+    await lchown(host, own.uid, own.gid);
+    await chmod(host, this.attrs.chmod ? this.attrs.chmod(item.mode, false) : item.mode);
+    await utimes(host, item.mtime, item.mtime);
+    this.written.add(toContainerPath(this.root, host));
+  }
 
-/** Creates missing parent directories of `dest` (0755, owned by the COPY's owner, like BuildKit). */
-async function ensureParents(root: string, dest: string, attrs: CopyAttrs, written: Set<string>): Promise<void> {
-  const parts = dest.split("/").filter(Boolean);
-  parts.pop();
-  let cur = "";
-  for (const p of parts) {
-    cur = `${cur}/${p}`;
-    const host = await resolveInRoot(root, cur, { followFinal: true });
+  /**
+   * Makes `target` a directory. Missing: created with `st`'s metadata (or as an implied parent).
+   * Existing: the top-level destination keeps its metadata, nested ones take the source's.
+   */
+  async ensureDir(target: string, st: Stats | undefined, top: boolean): Promise<void> {
+    await this.ensureParents(target);
+    const host = await resolveInRoot(this.root, target, { followFinal: true });
+    const existing = await lstat(host).catch(() => undefined);
+    if (existing?.isDirectory()) {
+      this.knownDirs.add(target);
+      if (top || !st) return;
+      await this.setDirMeta(host, st);
+      this.touchedDirs.add(toContainerPath(this.root, host));
+      return;
+    }
+    if (existing) await this.remove(host);
+    await mkdir(host);
+    if (st) await this.setDirMeta(host, st);
+    else await this.impliedMeta(host);
+    this.written.add(toContainerPath(this.root, host));
+    this.knownDirs.add(target);
+  }
+
+  /** Removes whatever is at `host` (a replaced directory invalidates the known-dirs cache). */
+  private async remove(host: string): Promise<void> {
     const st = await lstat(host).catch(() => undefined);
-    if (st?.isDirectory()) continue;
-    if (st) throw new KilnError("COPY_DEST_NOT_DIR", `cannot copy to ${dest}: ${cur} exists and is not a directory`);
-    await mkdir(host, { mode: 0o755 });
-    await lchown(host, attrs.uid, attrs.gid);
-    await chmod(host, 0o755);
-    written.add(cur);
+    if (!st) return;
+    if (st.isDirectory()) {
+      this.knownDirs.clear();
+      this.knownDirs.add("/");
+    }
+    await rm(host, { recursive: true, force: true });
   }
+
+  private async setDirMeta(host: string, st: Stats): Promise<void> {
+    const own = this.ownerFor(st);
+    await lchown(host, own.uid, own.gid);
+    await chmod(host, this.mode(st));
+    this.dirTimes.push({ host, atime: st.atime, mtime: st.mtime });
+  }
+
+  private async impliedMeta(host: string): Promise<void> {
+    const own = this.attrs.owner ?? { uid: 0, gid: 0 };
+    await lchown(host, own.uid, own.gid);
+    await chmod(host, this.attrs.chmod ? this.attrs.chmod(0o755, true) : 0o755);
+  }
+
+  /** Creates missing parents of `target` as implied directories (owner of the COPY, 0755 or --chmod). */
+  async ensureParents(target: string): Promise<void> {
+    const parent = target.slice(0, target.lastIndexOf("/")) || "/";
+    if (this.knownDirs.has(parent)) return;
+    const parts = target.split("/").filter(Boolean);
+    parts.pop();
+    let cur = "";
+    for (const p of parts) {
+      cur = `${cur}/${p}`;
+      if (this.knownDirs.has(cur)) continue;
+      const host = await resolveInRoot(this.root, cur, { followFinal: true });
+      const st = await lstat(host).catch(() => undefined);
+      if (st?.isDirectory()) {
+        this.knownDirs.add(cur);
+        continue;
+      }
+      if (st) {
+        throw new KilnError(
+          "COPY_DEST_NOT_DIR",
+          `cannot copy to ${target}: ${cur} exists in the image and is not a directory`,
+        );
+      }
+      await mkdir(host);
+      await this.impliedMeta(host);
+      this.written.add(toContainerPath(this.root, host));
+      this.knownDirs.add(cur);
+    }
+  }
+
+  /** Restores directory times (writing children changed them). */
+  async finish(): Promise<void> {
+    for (const d of this.dirTimes.reverse()) await utimes(d.host, d.atime, d.mtime);
+  }
+
+  /**
+   * Paths for the snapshot: everything written, minus what lies below a written directory (the
+   * snapshot walks those); a re-stamped existing dir only when nothing below it was written.
+   */
+  result(): string[] {
+    const out = new Set(this.written);
+    const ancestors = new Set<string>();
+    for (const p of this.written) {
+      for (let i = p.lastIndexOf("/"); i > 0; i = p.lastIndexOf("/", i - 1)) ancestors.add(p.slice(0, i));
+    }
+    for (const d of this.touchedDirs) if (!ancestors.has(d)) out.add(d);
+    return [...out].filter((p) => !hasAncestorIn(p, this.written)).sort();
+  }
+}
+
+function hasAncestorIn(p: string, set: ReadonlySet<string>): boolean {
+  for (let i = p.lastIndexOf("/"); i > 0; i = p.lastIndexOf("/", i - 1)) if (set.has(p.slice(0, i))) return true;
+  return false;
 }

@@ -1,7 +1,11 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { KilnError } from "../../common/errors.js";
 import type { Heredoc, RunInstruction } from "../../dockerfile/index.js";
+import { runnerSupportsMounts, type RunMount } from "../../run/index.js";
 import { RunFailedError } from "../errors.js";
 import { quoteList } from "../history.js";
+import { prepareMounts } from "./run-mounts.js";
 import type { StepContext, StepOutput } from "./step-context.js";
 import { mkdirOwned } from "./workdir.js";
 
@@ -34,47 +38,90 @@ export function runArgv(instr: RunInstruction, shell: readonly string[]): string
   return [...shell, script];
 }
 
+/** Container path a shebang heredoc script is bound at while its RUN runs (never in a layer). */
+export const HEREDOC_SCRIPT_PATH = "/.kiln-heredoc-script";
+
+/** The body of a RUN whose whole command is one heredoc starting with `#!`, else undefined. */
+export function shebangScript(instr: RunInstruction): string | undefined {
+  if (instr.command.form !== "shell" || instr.heredocs.length !== 1) return undefined;
+  if (!/^\s*\d*<<-?\s*['"]?[A-Za-z0-9_.-]+['"]?\s*$/.test(instr.command.command)) return undefined;
+  const body = (instr.heredocs[0] as Heredoc).content;
+  return body.startsWith("#!") ? body : undefined;
+}
+
 /**
  * Runs one RUN step in the stage root as the stage's USER, with the working directory created if
- * missing; throws RunFailedError (with the exit code) when the command fails. The whole root is
- * snapshotted afterwards.
+ * missing, its `--mount`s made for the duration of the command and `--network` applied; throws
+ * RunFailedError (with the exit code) when the command fails. A shebang heredoc runs as a script
+ * file bound read-only into the root. The whole root is snapshotted afterwards; mount targets kiln
+ * created are removed before that.
  */
 export async function execRun(instr: RunInstruction, ctx: StepContext): Promise<StepOutput> {
-  if (instr.mounts.length > 0) {
-    throw new KilnError("NOT_IMPLEMENTED", `RUN --mount is not implemented yet`);
+  const runner = await ctx.runner();
+  const mountsOk = runnerSupportsMounts(runner);
+  const script = shebangScript(instr);
+  if (!mountsOk && instr.mounts.length > 0) {
+    throw new KilnError(
+      "RUN_ISOLATION_UNSUPPORTED",
+      `${ctx.location}: RUN --mount needs mount namespaces, which the ${runner.isolation} back-end cannot create here`,
+    );
   }
   const root = await ctx.rootDir();
+  if (runner.isolation === "in-place" && root !== "/") {
+    throw new KilnError(
+      "RUN_ISOLATION_UNSUPPORTED",
+      `${ctx.location}: no isolation back-end works here: RUN needs chroot (run as root), user namespaces, ` +
+        "or the in-place back-end inside a container (--isolation=in-place, plus --force outside a container)",
+    );
+  }
   const id = await ctx.identity();
   const cwd = ctx.config.WorkingDir && ctx.config.WorkingDir.length > 0 ? ctx.config.WorkingDir : "/";
   await mkdirOwned(root, cwd, id.uid, id.gid);
-  const argv = runArgv(instr, ctx.shell);
-  const runner = await ctx.runner();
-  const t0 = Date.now();
-  const result = await runner.run(
-    {
-      root,
-      argv,
-      env: ctx.runEnv(id),
-      cwd,
-      uid: id.uid,
-      gid: id.gid,
-      groups: id.groups,
-      network: instr.network === "none" ? "none" : "host",
-      mounts: [],
-      hostNetworkFiles: instr.network !== "none",
-    },
-    {
-      stdout: (data) =>
-        ctx.report({ kind: "step-output", stage: ctx.stageIndex, step: ctx.step, stream: "stdout", data }),
-      stderr: (data) =>
-        ctx.report({ kind: "step-output", stage: ctx.stageIndex, step: ctx.step, stream: "stderr", data }),
-    },
-    ctx.signal,
-  );
-  ctx.report({ kind: "phase", phase: "run", ms: Date.now() - t0, stage: ctx.stageIndex });
-  if (result.exitCode !== 0) {
-    const how = result.signal ? `was killed by ${result.signal}` : `returned a non-zero code: ${result.exitCode}`;
-    throw new RunFailedError(`${ctx.location}: the command '${argv.join(" ")}' ${how}`, result.exitCode);
+  const scratch = await mkdtemp(path.join(ctx.tmpDir, "run-"));
+  let argv = runArgv(instr, ctx.shell);
+  try {
+    const prepared = await prepareMounts(instr.mounts, ctx, cwd, scratch);
+    const mounts: RunMount[] = [...prepared.mounts];
+    if (script !== undefined && mountsOk) {
+      const file = path.join(scratch, "heredoc-script");
+      await writeFile(file, script, { mode: 0o755 });
+      mounts.push({ kind: "bind", source: file, target: HEREDOC_SCRIPT_PATH, readonly: true });
+      argv = [HEREDOC_SCRIPT_PATH];
+    }
+    const t0 = Date.now();
+    let result;
+    try {
+      result = await runner.run(
+        {
+          root,
+          argv,
+          env: [...ctx.runEnv(id), ...prepared.env],
+          cwd,
+          uid: id.uid,
+          gid: id.gid,
+          groups: id.groups,
+          network: instr.network === "none" ? "none" : "host",
+          mounts,
+          hostNetworkFiles: instr.network !== "none",
+        },
+        {
+          stdout: (data) =>
+            ctx.report({ kind: "step-output", stage: ctx.stageIndex, step: ctx.step, stream: "stdout", data }),
+          stderr: (data) =>
+            ctx.report({ kind: "step-output", stage: ctx.stageIndex, step: ctx.step, stream: "stderr", data }),
+        },
+        ctx.signal,
+      );
+    } finally {
+      await prepared.release();
+    }
+    ctx.report({ kind: "phase", phase: "run", ms: Date.now() - t0, stage: ctx.stageIndex });
+    if (result.exitCode !== 0) {
+      const how = result.signal ? `was killed by ${result.signal}` : `returned a non-zero code: ${result.exitCode}`;
+      throw new RunFailedError(`${ctx.location}: the command '${argv.join(" ")}' ${how}`, result.exitCode);
+    }
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
   }
   const detail =
     instr.command.form === "exec" ? quoteList(instr.command.args) : `${ctx.shell.join(" ")} ${instr.command.command}`;

@@ -191,7 +191,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     valueName: "path",
     group: IN,
     description: "Sub-directory of a scheme:// context to use as the context (ignored for plain paths, like kaniko).",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "bucket",
@@ -202,7 +202,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     group: IN,
     description: "GCS bucket holding the context (gs://<bucket>/context.tar.gz).",
     hidden: true,
-    implemented: false,
+    implemented: true,
   },
   {
     name: "git",
@@ -212,7 +212,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     group: IN,
     description:
       "Git context option, one per use: branch=<name>, single-branch=<bool>, recurse-submodules=<bool>, insecure-skip-tls=<bool>.",
-    implemented: false,
+    implemented: true,
   },
   // Build behaviour
   {
@@ -249,7 +249,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: false,
     group: BB,
     description: "Build only the stages the target depends on.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "snapshot-mode",
@@ -342,7 +342,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     valueName: "n",
     group: BB,
     description: "Retries for extracting the base image filesystem.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "image-download-retry",
@@ -351,7 +351,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     valueName: "n",
     group: BB,
     description: "Retries for resolving and downloading base images.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "secret",
@@ -360,7 +360,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     valueName: "id=…,src=path|env=VAR",
     group: BB,
     description: "Secret for RUN --mount=type=secret: id=<id>,src=<file> or id=<id>,env=<VAR>. Repeatable.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "preserve-context",
@@ -547,7 +547,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: false,
     group: CA,
     description: "Use the layer cache and the --cache-dir base-image cache.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "cache-repo",
@@ -556,7 +556,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     valueName: "repo",
     group: CA,
     description: "Repository for cached layers (oci:/path for an OCI layout); default <destination>/cache.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "cache-dir",
@@ -565,7 +565,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     valueName: "path",
     group: CA,
     description: "Local base-image cache written by the warmer.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "cache-ttl",
@@ -574,7 +574,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     valueName: "duration",
     group: CA,
     description: "How long cached layers stay valid (Go duration, e.g. 336h, 1h30m).",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "cache-copy-layers",
@@ -582,7 +582,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: false,
     group: CA,
     description: "Also cache COPY layers.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "cache-run-layers",
@@ -590,7 +590,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: true,
     group: CA,
     description: "Cache RUN layers.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "compressed-caching",
@@ -606,7 +606,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: false,
     group: CA,
     description: "Do not push cache layers.",
-    implemented: false,
+    implemented: true,
   },
   // Registry and TLS
   {
@@ -663,8 +663,9 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: "",
     valueName: "path",
     group: "kiln",
-    description: "Write a JSON build report (steps, timings, cache hits, digests) to this file.",
-    implemented: false,
+    description:
+      "Write a build report (stages, steps and timeline, cache hits and misses, layer sizes and biggest paths, digests, phase profile) to this file: HTML when it ends in .html, JSON otherwise.",
+    implemented: true,
   },
   {
     name: "explain-cache",
@@ -672,7 +673,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: false,
     group: "kiln",
     description: "Log which input changed for every cache miss.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "strict",

@@ -167,7 +167,7 @@ test("--git takes one key=value per use", () => {
 });
 
 test("--secret syntax", () => {
-  usage(() => parse([...D, "--secret", "id=a,src=/s"]), /--secret is not implemented yet/, "NOT_IMPLEMENTED");
+  assert.deepEqual(parse([...D, "--secret", "id=a,src=/s"]).options.secrets, [{ id: "a", type: "file", src: "/s" }]);
   usage(() => parse([...D, "--secret", "src=/s"]), /id=<name> is required/);
   usage(() => parse([...D, "--secret", "id=a,src=/s,env=X"]), /either src= or env=/);
   usage(() => parse([...D, "--secret", "id=a,colour=red"]), /unknown key "colour"/);

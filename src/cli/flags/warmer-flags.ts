@@ -19,7 +19,7 @@ export const WARMER_FLAGS: readonly FlagSpec[] = defineTable("warmer", [
     valueName: "image",
     group: "Warming",
     description: "Image to download into the cache. Repeatable.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "dockerfile",
@@ -29,7 +29,7 @@ export const WARMER_FLAGS: readonly FlagSpec[] = defineTable("warmer", [
     valueName: "path",
     group: "Warming",
     description: "Dockerfile (path or http(s) URL) whose FROM images to cache.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "build-arg",
@@ -38,7 +38,7 @@ export const WARMER_FLAGS: readonly FlagSpec[] = defineTable("warmer", [
     valueName: "KEY[=VALUE]",
     group: "Warming",
     description: "Build argument used to expand FROM lines of --dockerfile. Repeatable.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "cache-dir",
@@ -48,7 +48,7 @@ export const WARMER_FLAGS: readonly FlagSpec[] = defineTable("warmer", [
     valueName: "path",
     group: "Warming",
     description: "Directory to write the cache to (created if missing).",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "force",
@@ -57,7 +57,7 @@ export const WARMER_FLAGS: readonly FlagSpec[] = defineTable("warmer", [
     default: false,
     group: "Warming",
     description: "Overwrite images already in the cache.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "cache-ttl",
@@ -66,7 +66,7 @@ export const WARMER_FLAGS: readonly FlagSpec[] = defineTable("warmer", [
     valueName: "duration",
     group: "Warming",
     description: "How long cached images stay valid (Go duration, e.g. 336h).",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "customPlatform",
@@ -75,7 +75,7 @@ export const WARMER_FLAGS: readonly FlagSpec[] = defineTable("warmer", [
     valueName: "os/arch[/variant]",
     group: "Warming",
     description: "Platform of the images to cache; default is the host platform.",
-    implemented: false,
+    implemented: true,
   },
   ...registryFlags(false),
   ...loggingFlags(),

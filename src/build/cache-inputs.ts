@@ -1,0 +1,50 @@
+import { stat } from "node:fs/promises";
+import { fileFingerprint, type KeyInput } from "../cache/index.js";
+import type { DirContext } from "../context/index.js";
+import type { Instruction } from "../dockerfile/index.js";
+import { splitEnv } from "./env.js";
+
+/** The instruction after expansion, without its source position (moving a line must not bust the cache). */
+export function instructionText(instr: Instruction): string {
+  return JSON.stringify(instr, (k, v: unknown) => (k === "range" || k === "location" ? undefined : v));
+}
+
+/** One key input per environment variable and build arg a step can see, sorted by name. */
+export function visibleInputs(
+  env: readonly string[],
+  args: ReadonlyMap<string, string | undefined>,
+  proxyArgs: Readonly<Record<string, string | undefined>>,
+): KeyInput[] {
+  const out: KeyInput[] = [];
+  const envNames = new Set<string>();
+  for (const e of env) {
+    const [k, v] = splitEnv(e);
+    envNames.add(k);
+    out.push([`env:${k}`, v]);
+  }
+  for (const [k, v] of args) if (v !== undefined && !envNames.has(k)) out.push([`arg:${k}`, v]);
+  for (const [k, v] of Object.entries(proxyArgs)) if (v !== undefined && !args.has(k)) out.push([`arg:${k}`, v]);
+  return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}
+
+/**
+ * Fingerprints of every build-context entry a COPY/ADD reads (after `.dockerignore`): each source
+ * is resolved like the copy does, directories are walked, and every entry contributes
+ * `file:<path>` → {@link fileFingerprint}. A source matching nothing contributes a `missing:` input.
+ */
+export async function contextFileInputs(context: DirContext, sources: readonly string[]): Promise<KeyInput[]> {
+  const seen = new Map<string, string>();
+  for (const s of sources) {
+    const matched = await context.resolve(s);
+    if (matched.length === 0) seen.set(`missing:${s}`, "");
+    for (const m of matched) {
+      // A source named explicitly is followed when it is a symlink, as the copy does.
+      const st = m.stat.isSymbolicLink() ? await stat(m.abs) : m.stat;
+      seen.set(`file:${m.rel || "."}`, await fileFingerprint(m.abs, st));
+      if (st.isDirectory()) {
+        for await (const c of context.walk(m.rel)) seen.set(`file:${c.rel}`, await fileFingerprint(c.abs, c.stat));
+      }
+    }
+  }
+  return [...seen.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}

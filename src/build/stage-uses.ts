@@ -1,0 +1,31 @@
+import { findStage, type Stage } from "../dockerfile/index.js";
+
+/**
+ * How often each stage is used by the `stages` being built: as a FROM base, a `COPY --from` source
+ * or a `RUN --mount from=` source (refs expanded with `expandFrom`, as the build resolves them).
+ * A stage used exactly once, as a FROM base, can hand its root over to that stage.
+ */
+export function stageUses(
+  stages: readonly Stage[],
+  all: Stage[],
+  expandFrom: (s: string) => string,
+): Map<number, { total: number; asBase: number }> {
+  const uses = new Map<number, { total: number; asBase: number }>();
+  const count = (ref: string, user: Stage, asBase: boolean): void => {
+    const earlier = all.slice(0, user.index);
+    const dep = findStage(earlier, expandFrom(ref)) ?? findStage(earlier, ref);
+    if (!dep) return;
+    const u = uses.get(dep.index) ?? { total: 0, asBase: 0 };
+    u.total++;
+    if (asBase) u.asBase++;
+    uses.set(dep.index, u);
+  };
+  for (const s of stages) {
+    if (s.from.image.toLowerCase() !== "scratch") count(s.from.image, s, true);
+    for (const instr of s.instructions) {
+      if (instr.kind === "copy" && instr.from !== undefined) count(instr.from, s, false);
+      if (instr.kind === "run") for (const m of instr.mounts) if (m.from !== undefined) count(m.from, s, false);
+    }
+  }
+  return uses;
+}

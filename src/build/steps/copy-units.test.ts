@@ -1,0 +1,80 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import os from "node:os";
+import path from "node:path";
+import { parseChmod } from "../chmod.js";
+import { detectArchiveCompression, isArchive, isTarHeader } from "./add-archive.js";
+import { downloadName, parseChecksum } from "./add-url.js";
+import { componentsMatch } from "./copy-sources.js";
+import { isGitSource } from "./copy-step.js";
+
+test("--chmod octal replaces the bits, symbolic forms match chmod(1)", () => {
+  assert.equal(parseChmod("0644")(0o755, false), 0o644);
+  assert.equal(parseChmod("0")(0o755, true), 0);
+  assert.equal(parseChmod("go-w")(0o777, false), 0o755);
+  assert.equal(parseChmod("u=rw,g=r,o=r")(0o777, false), 0o644);
+  assert.equal(parseChmod("a+X")(0o644, false), 0o644);
+  assert.equal(parseChmod("a+X")(0o744, false), 0o755);
+  assert.equal(parseChmod("a+X")(0o700, true), 0o711);
+  assert.equal(parseChmod("u+rw,g+r,o-x,o+w")(0o001, false), 0o642);
+  assert.equal(parseChmod("g=u")(0o750, false), 0o770);
+  assert.equal(parseChmod("u+s,+t")(0o755, false), 0o5755);
+  assert.throws(() => parseChmod("64a"), /invalid chmod parameter: '64a'/);
+  assert.throws(() => parseChmod("u+q"), /invalid chmod parameter/);
+});
+
+test("`**` spans any number of components, other components use filepath.Match", () => {
+  assert.ok(componentsMatch(["**", "*.go"], ["a.go"]));
+  assert.ok(componentsMatch(["**", "*.go"], ["x", "y", "a.go"]));
+  assert.ok(componentsMatch(["a", "**"], ["a", "b", "c"]));
+  assert.ok(!componentsMatch(["**", "*.go"], ["x", "a.txt"]));
+  assert.ok(componentsMatch(["d?r", "[ab]"], ["dir", "b"]));
+});
+
+test("archive compression is detected by magic numbers and a tar by its header checksum", async () => {
+  assert.equal(detectArchiveCompression(Buffer.from([0x1f, 0x8b, 8])), "gzip");
+  assert.equal(detectArchiveCompression(Buffer.from("BZh91AY")), "bzip2");
+  assert.equal(detectArchiveCompression(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0])), "xz");
+  assert.equal(detectArchiveCompression(Buffer.from([0x28, 0xb5, 0x2f, 0xfd])), "zstd");
+  assert.equal(detectArchiveCompression(Buffer.from("hello")), "none");
+  assert.ok(!isTarHeader(Buffer.alloc(512)));
+  const dir = await mkdtemp(path.join(os.tmpdir(), "kiln-archive-"));
+  try {
+    await writeFile(path.join(dir, "a.txt"), "a\n");
+    execFileSync("tar", ["-cf", path.join(dir, "a.tar"), "-C", dir, "a.txt"]);
+    execFileSync("gzip", ["-k", path.join(dir, "a.tar")]);
+    execFileSync("gzip", ["-k", path.join(dir, "a.txt")]);
+    await writeFile(path.join(dir, "empty"), "");
+    assert.equal(await isArchive(path.join(dir, "a.tar")), "none");
+    assert.equal(await isArchive(path.join(dir, "a.tar.gz")), "gzip");
+    assert.equal(await isArchive(path.join(dir, "a.txt.gz")), undefined);
+    assert.equal(await isArchive(path.join(dir, "a.txt")), undefined);
+    assert.equal(await isArchive(path.join(dir, "empty")), undefined);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("ADD --checksum accepts sha256/384/512 and rejects the rest with BuildKit's words", () => {
+  assert.deepEqual(parseChecksum(`sha256:${"A".repeat(64)}`), { algorithm: "sha256", hex: "a".repeat(64) });
+  assert.throws(() => parseChecksum("md5:abc"), /unsupported digest algorithm/);
+  assert.throws(() => parseChecksum("abc"), /invalid checksum digest format/);
+  assert.throws(() => parseChecksum("sha256:abc"), /invalid checksum digest format/);
+});
+
+test("downloaded file names: Content-Disposition, else the URL path, else __unnamed__", () => {
+  assert.equal(downloadName(new URL("http://h/a/b.tgz?x=1"), undefined), "b.tgz");
+  assert.equal(downloadName(new URL("http://h/"), undefined), "__unnamed__");
+  assert.equal(downloadName(new URL("http://h/x%20y"), undefined), "x y");
+  assert.equal(downloadName(new URL("http://h/dl"), 'attachment; filename="r.zip"'), "r.zip");
+  assert.equal(downloadName(new URL("http://h/dl"), 'attachment; filename="../../etc/passwd"'), "passwd");
+});
+
+test("git sources are recognised like BuildKit", () => {
+  assert.ok(isGitSource("git@github.com:o/r.git"));
+  assert.ok(isGitSource("https://github.com/o/r.git#main"));
+  assert.ok(isGitSource("git://h/r"));
+  assert.ok(!isGitSource("https://h/file.tar.gz"));
+});

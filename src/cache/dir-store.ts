@@ -1,0 +1,90 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { KilnError } from "../common/errors.js";
+import {
+  digestHex,
+  imageFromRaw,
+  isDigest,
+  layerFromBlobFile,
+  sha256Digest,
+  verifyingStream,
+  type Digest,
+  type Image,
+  type ImageConfigFile,
+  type ImageManifest,
+  type Layer,
+} from "../image/index.js";
+import { hasSize, streamAtomic, writeAtomic } from "./atomic.js";
+import type { CacheStore } from "./store.js";
+
+/**
+ * A local-directory cache (`--cache-repo=dir:/path`): content-addressed blobs shared by all entries
+ * in `blobs/sha256/<hex>` and one small file per tag in `refs/<tag>` naming its manifest digest.
+ * Every file is written by temp file + rename and blobs are immutable, so any number of builds can
+ * share the directory without locks; the last writer of a tag wins.
+ */
+export class DirCacheStore implements CacheStore {
+  readonly description: string;
+  private readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = path.resolve(dir);
+    this.description = `dir:${this.dir}`;
+  }
+
+  private blob(d: Digest): string {
+    return path.join(this.dir, "blobs", "sha256", digestHex(d));
+  }
+
+  private async verifiedBlob(d: Digest, size: number | undefined, what: string): Promise<Buffer> {
+    const data = await readFile(this.blob(d));
+    if (sha256Digest(data) !== d || (size !== undefined && data.length !== size)) {
+      throw new KilnError("CACHE_CORRUPT", `${what} ${this.blob(d)} does not match its digest ${d}; delete it`);
+    }
+    return data;
+  }
+
+  async read(tag: string): Promise<Image | undefined> {
+    let ref: string;
+    try {
+      ref = (await readFile(path.join(this.dir, "refs", tag), "utf8")).trim();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw e;
+    }
+    if (!isDigest(ref)) throw new KilnError("CACHE_CORRUPT", `${path.join(this.dir, "refs", tag)} is not a digest`);
+    const rawManifest = await this.verifiedBlob(ref, undefined, "manifest");
+    const manifest = JSON.parse(rawManifest.toString("utf8")) as ImageManifest;
+    const rawConfig = await this.verifiedBlob(manifest.config.digest, manifest.config.size, "config");
+    const config = JSON.parse(rawConfig.toString("utf8")) as ImageConfigFile;
+    const layers: Layer[] = [];
+    for (const [i, l] of manifest.layers.entries()) {
+      const diffId = config.rootfs.diff_ids[i];
+      if (!diffId || !(await hasSize(this.blob(l.digest), l.size))) return undefined; // blob pruned: a miss
+      layers.push(
+        layerFromBlobFile(this.blob(l.digest), {
+          mediaType: l.mediaType,
+          digest: l.digest,
+          diffId,
+          size: l.size,
+          verify: true,
+        }),
+      );
+    }
+    return imageFromRaw(rawManifest, manifest, rawConfig, config, layers, manifest.mediaType ?? "");
+  }
+
+  async write(tag: string, image: Image, signal?: AbortSignal): Promise<void> {
+    for (const l of image.layers) {
+      const file = this.blob(l.digest);
+      if (await hasSize(file, l.size)) continue;
+      const src = await l.openCompressed(signal);
+      await streamAtomic(file, src, verifyingStream(l.digest, l.size), signal);
+    }
+    const cfg = this.blob(image.manifest.config.digest);
+    if (!(await hasSize(cfg, image.rawConfig.length))) await writeAtomic(cfg, image.rawConfig);
+    const man = this.blob(image.digest);
+    if (!(await hasSize(man, image.rawManifest.length))) await writeAtomic(man, image.rawManifest);
+    await writeAtomic(path.join(this.dir, "refs", tag), image.digest);
+  }
+}

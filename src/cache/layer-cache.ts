@@ -1,0 +1,104 @@
+import type { Layer, Platform } from "../image/index.js";
+import { entryFromImage, entryImage, isCacheableLayerType, type CacheEntry, type CacheRecord } from "./entry.js";
+import { explainDifference } from "./explain.js";
+import type { CacheStore } from "./store.js";
+
+/** Options of a {@link LayerCache}. */
+export interface LayerCacheOptions {
+  store: CacheStore;
+  platform: Platform;
+  /** Entries older than this (config `created` + ttl) are misses (`--cache-ttl`). */
+  ttlMs: number;
+  /** Write new entries (false with `--no-push-cache`). */
+  write: boolean;
+  now: () => Date;
+  /** Receives failures of background writes and lookups; they never fail the build. */
+  onWarning: (message: string) => void;
+}
+
+/** Result of a cache lookup. */
+export type Lookup =
+  { hit: true; entry: CacheEntry } | { hit: false; reason: "absent" | "expired" | "unusable" | "error" };
+
+/** Tag of the pointer to the latest entry written for a step position. */
+export function slotTag(slot: string): string {
+  return `slot-${slot.slice(0, 64)}`;
+}
+
+/**
+ * The layer cache of one build over a {@link CacheStore}: lookups by composite key, background
+ * writes (a failed write is a warning), TTL, and miss explanations against the latest entry
+ * recorded for the same step position. Holds no global state; one instance per build.
+ */
+export class LayerCache {
+  private readonly o: LayerCacheOptions;
+  private readonly pending: Promise<void>[] = [];
+
+  constructor(o: LayerCacheOptions) {
+    this.o = o;
+  }
+
+  /** Where entries are read and written. */
+  get description(): string {
+    return this.o.store.description;
+  }
+
+  /** Looks an entry up by key. Lookup failures are warnings and count as misses. */
+  async lookup(key: string, signal?: AbortSignal): Promise<Lookup> {
+    let img;
+    try {
+      img = await this.o.store.read(key, signal);
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      this.o.onWarning(`cache lookup ${this.o.store.description}:${key} failed: ${message(e)}`);
+      return { hit: false, reason: "error" };
+    }
+    if (!img) return { hit: false, reason: "absent" };
+    const entry = entryFromImage(img);
+    if (!entry || entry.record.key !== key) return { hit: false, reason: "unusable" };
+    if (entry.layer && !isCacheableLayerType(entry.layer.mediaType)) return { hit: false, reason: "unusable" };
+    if (entry.created.getTime() + this.o.ttlMs <= this.o.now().getTime()) return { hit: false, reason: "expired" };
+    return { hit: true, entry };
+  }
+
+  /**
+   * Explains a miss: compares `inputs` with those recorded by the latest entry written for `slot`.
+   * Returns undefined when nothing was ever recorded for that position.
+   */
+  async explain(
+    slot: string,
+    inputs: Readonly<Record<string, string>>,
+    signal?: AbortSignal,
+  ): Promise<string[] | undefined> {
+    try {
+      const img = await this.o.store.read(slotTag(slot), signal);
+      const prev = img ? entryFromImage(img) : undefined;
+      if (!prev) return undefined;
+      return explainDifference(inputs, prev.record.inputs);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Stores a step result in the background (entry under its key, plus the slot pointer). */
+  put(record: CacheRecord, layer: Layer | undefined, signal?: AbortSignal): void {
+    if (!this.o.write) return;
+    const image = entryImage({ layer, record, created: this.o.now() }, this.o.platform);
+    const p = (async () => {
+      await this.o.store.write(record.key, image, signal);
+      await this.o.store.write(slotTag(record.slot), image, signal);
+    })().catch((e: unknown) => {
+      this.o.onWarning(`writing cache entry ${this.o.store.description}:${record.key} failed: ${message(e)}`);
+    });
+    this.pending.push(p);
+  }
+
+  /** Waits for every background write (failures were already reported as warnings). */
+  async flush(): Promise<void> {
+    while (this.pending.length > 0) await Promise.all(this.pending.splice(0));
+  }
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,36 @@
+import type { Image, Platform } from "../image/index.js";
+import { parseReference, RegistryError, type RegistryClient } from "../registry/index.js";
+import type { CacheStore } from "./store.js";
+
+/**
+ * kaniko's registry cache: entry `<repo>:<key>` is a one-layer image in the cache repository.
+ * A cached layer pulled from here keeps its registry origin, so pushing the final image to the same
+ * registry mounts the blob instead of downloading and uploading it.
+ */
+export class RegistryCacheStore implements CacheStore {
+  readonly description: string;
+  private readonly client: RegistryClient;
+  private readonly platform: Platform;
+
+  /** `repo` is `registry/repository` without tag (e.g. `registry.example/app/cache`). */
+  constructor(client: RegistryClient, repo: string, platform: Platform) {
+    parseReference(`${repo}:probe`); // validates the repository name early
+    this.client = client;
+    this.description = repo;
+    this.platform = platform;
+  }
+
+  async read(tag: string, signal?: AbortSignal): Promise<Image | undefined> {
+    const ref = parseReference(`${this.description}:${tag}`);
+    try {
+      return await this.client.pullImage(ref, { platform: this.platform, ...(signal ? { signal } : {}) });
+    } catch (e) {
+      if (e instanceof RegistryError && (e.status === 404 || e.code === "REGISTRY_NOT_FOUND")) return undefined;
+      throw e;
+    }
+  }
+
+  async write(tag: string, image: Image, signal?: AbortSignal): Promise<void> {
+    await this.client.pushImage(parseReference(`${this.description}:${tag}`), image, signal ? { signal } : {});
+  }
+}

@@ -1,0 +1,231 @@
+import * as fs from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import git, { type GitHttpRequest, type GitHttpResponse, type HttpClient } from "isomorphic-git";
+import { Agent, request, type Dispatcher } from "undici";
+import { KilnError } from "../common/errors.js";
+import { resolveInRoot } from "../fs/index.js";
+import { redactUrl, type GitContextSpec } from "./context-spec.js";
+
+/** kaniko's `--git` options. */
+export interface GitFetchOptions {
+  /** `branch=`: branch or tag used when the URL names no ref. */
+  branch: string;
+  singleBranch: boolean;
+  recurseSubmodules: boolean;
+  insecureSkipTLS: boolean;
+}
+
+/** Credentials from GIT_USERNAME / GIT_PASSWORD / GIT_TOKEN (a token is sent as the username, like kaniko). */
+export interface GitCredentials {
+  username?: string | undefined;
+  password?: string | undefined;
+  token?: string | undefined;
+}
+
+const SHA = /^[0-9a-f]{40}$/i;
+const MAX_SUBMODULE_DEPTH = 8;
+
+/**
+ * Clones a git context into `dest` with a pure-JS client (isomorphic-git, so it works where /usr is
+ * replaced): shallow and single-ref when a named ref is enough; a full fetch when a commit SHA must be
+ * found. Checks out the commit (second fragment) when given, and submodules with `recurseSubmodules`.
+ * Returns the directory holding the context (`dest`, or its BuildKit `:subdir`).
+ */
+export async function fetchGitContext(
+  spec: GitContextSpec,
+  dest: string,
+  opts: GitFetchOptions,
+  creds: GitCredentials,
+  signal?: AbortSignal,
+): Promise<string> {
+  const headers: Record<string, string> = {};
+  let user = spec.username;
+  let pass = spec.password;
+  if (creds.token) {
+    user = creds.token;
+    pass = "";
+  } else if (creds.username || creds.password) {
+    user = creds.username ?? "";
+    pass = creds.password ?? "";
+  }
+  if (user !== undefined || pass !== undefined) {
+    headers.Authorization = `Basic ${Buffer.from(`${user ?? ""}:${pass ?? ""}`).toString("base64")}`;
+  }
+  const dispatcher = new Agent({ connect: { rejectUnauthorized: !opts.insecureSkipTLS } });
+  try {
+    const http = httpClient(dispatcher, signal);
+    await mkdir(dest, { recursive: true });
+    const ref = spec.ref !== "" ? spec.ref : opts.branch;
+    await cloneInto(http, headers, spec.url, dest, ref, spec.commit, opts.singleBranch || spec.commit === "");
+    if (opts.recurseSubmodules) await checkoutSubmodules(http, headers, spec.url, dest, 0);
+  } catch (e) {
+    if (e instanceof KilnError) throw e;
+    throw new KilnError(
+      "CONTEXT_FETCH",
+      `git context ${redactUrl(spec.url)}${spec.ref ? `#${spec.ref}` : ""}: ${scrub(e instanceof Error ? e.message : String(e), headers)}`,
+    );
+  } finally {
+    await dispatcher.close();
+  }
+  if (spec.subdir === "") return dest;
+  return resolveInRoot(dest, spec.subdir, { followFinal: true });
+}
+
+/** Fetches `ref` (or a commit) from `url` into the repository at `dir` and checks it out (detached). */
+async function cloneInto(
+  http: HttpClient,
+  headers: Record<string, string>,
+  url: string,
+  dir: string,
+  ref: string,
+  commit: string,
+  shallow: boolean,
+): Promise<void> {
+  await git.init({ fs, dir });
+  await git.addRemote({ fs, dir, remote: "origin", url, force: true });
+  let oid: string;
+  if (SHA.test(ref)) {
+    // A commit: isomorphic-git can only want advertised refs, so fetch every branch and tag.
+    await git.fetch({ fs, http, dir, remote: "origin", headers, tags: true, singleBranch: false });
+    oid = ref.toLowerCase();
+  } else {
+    const res = await git.fetch({
+      fs,
+      http,
+      dir,
+      remote: "origin",
+      headers,
+      ...(ref !== "" ? { remoteRef: ref, ref } : {}),
+      singleBranch: shallow || ref.startsWith("refs/pull/"),
+      tags: ref.startsWith("refs/tags/") || !shallow,
+      ...(shallow ? { depth: 1 } : {}),
+    });
+    if (!res.fetchHead) throw new KilnError("CONTEXT_FETCH", `git context ${redactUrl(url)}: the repository is empty`);
+    oid = res.fetchHead;
+  }
+  if (commit !== "") oid = await git.expandOid({ fs, dir, oid: commit }).catch(() => commit);
+  try {
+    await git.checkout({ fs, dir, ref: oid, force: true });
+  } catch (e) {
+    throw new KilnError(
+      "CONTEXT_FETCH",
+      `git context ${redactUrl(url)}: cannot check out ${commit || ref || "HEAD"} (${e instanceof Error ? e.message : String(e)}); check the ref/commit exists`,
+    );
+  }
+}
+
+/** Clones each submodule (URLs relative to the parent allowed) at the commit recorded in the parent tree. */
+async function checkoutSubmodules(
+  http: HttpClient,
+  headers: Record<string, string>,
+  parentUrl: string,
+  dir: string,
+  depth: number,
+): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(path.join(dir, ".gitmodules"), "utf8");
+  } catch {
+    return;
+  }
+  if (depth >= MAX_SUBMODULE_DEPTH)
+    throw new KilnError("CONTEXT_FETCH", `git context: submodules nested more than ${MAX_SUBMODULE_DEPTH} deep`);
+  const head = await git.resolveRef({ fs, dir, ref: "HEAD" });
+  for (const sm of parseGitmodules(text)) {
+    const entry = await gitlinkAt(dir, head, sm.path);
+    if (!entry) continue;
+    const url = sm.url.startsWith("./") || sm.url.startsWith("../") ? resolveRelativeUrl(parentUrl, sm.url) : sm.url;
+    const subDir = await resolveInRoot(dir, sm.path);
+    await mkdir(subDir, { recursive: true });
+    await cloneInto(http, headers, url, subDir, entry, "", false);
+    await checkoutSubmodules(http, headers, url, subDir, depth + 1);
+  }
+}
+
+async function gitlinkAt(dir: string, commitOid: string, filepath: string): Promise<string | undefined> {
+  const parts = filepath.split("/").filter((s) => s !== "");
+  const { commit } = await git.readCommit({ fs, dir, oid: commitOid });
+  let tree = commit.tree;
+  for (let i = 0; i < parts.length; i++) {
+    const { tree: entries } = await git.readTree({ fs, dir, oid: tree });
+    const e = entries.find((x) => x.path === parts[i]);
+    if (!e) return undefined;
+    if (i === parts.length - 1) return e.type === "commit" ? e.oid : undefined;
+    tree = e.oid;
+  }
+  return undefined;
+}
+
+/** The `[submodule]` sections of a .gitmodules file (path and url). */
+export function parseGitmodules(text: string): { path: string; url: string }[] {
+  const out: { path: string; url: string }[] = [];
+  let cur: { path?: string; url?: string } | undefined;
+  const flush = (): void => {
+    if (cur?.path && cur.url) out.push({ path: cur.path, url: cur.url });
+  };
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
+    if (line.startsWith("[")) {
+      flush();
+      cur = /^\[submodule\s/.test(line) ? {} : undefined;
+      continue;
+    }
+    const m = /^([A-Za-z]+)\s*=\s*(.*)$/.exec(line);
+    if (cur && m) {
+      const key = (m[1] as string).toLowerCase();
+      if (key === "path") cur.path = m[2] as string;
+      if (key === "url") cur.url = m[2] as string;
+    }
+  }
+  flush();
+  return out;
+}
+
+/** git's rule for a relative submodule URL: relative to the parent repository URL. */
+export function resolveRelativeUrl(parent: string, rel: string): string {
+  const u = new URL(parent);
+  const segs = u.pathname.replace(/\/+$/, "").split("/");
+  for (const part of rel.split("/")) {
+    if (part === "..") segs.pop();
+    else if (part !== "." && part !== "") segs.push(part);
+  }
+  u.pathname = segs.join("/");
+  return u.toString();
+}
+
+function httpClient(dispatcher: Dispatcher, signal?: AbortSignal): HttpClient {
+  return {
+    async request(req: GitHttpRequest): Promise<GitHttpResponse> {
+      let body: Buffer | undefined;
+      if (req.body) {
+        const chunks: Uint8Array[] = [];
+        for await (const c of req.body) chunks.push(c);
+        body = Buffer.concat(chunks);
+      }
+      const res = await request(req.url, {
+        method: (req.method ?? "GET") as Dispatcher.HttpMethod,
+        headers: req.headers ?? {},
+        ...(body ? { body } : {}),
+        dispatcher,
+        ...(signal ? { signal } : {}),
+      } as Parameters<typeof request>[1]);
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = String(v);
+      return {
+        url: req.url,
+        method: req.method ?? "GET",
+        headers,
+        statusCode: res.statusCode,
+        statusMessage: String(res.statusCode),
+        body: res.body[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array>,
+      };
+    },
+  };
+}
+
+function scrub(message: string, headers: Record<string, string>): string {
+  const auth = headers.Authorization;
+  return auth ? message.split(auth).join("***") : message;
+}

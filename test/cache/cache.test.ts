@@ -1,0 +1,270 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { lstat, readFile, readdir, rm } from "node:fs/promises";
+import path from "node:path";
+import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
+import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
+import { startRegistry, type TestRegistry } from "../support/registry.js";
+import { removeDir, tempDir } from "../support/tmp.js";
+import { sh, unpackWithUmoci, writeTree } from "../integration/helpers.js";
+
+const CORPUS = path.resolve(process.cwd(), "../shared/conformance/kaniko-integration/integration/dockerfiles");
+
+/** kaniko's cache Dockerfile with its public base swapped for the local busybox. */
+async function corpusDockerfile(name: string, base: string): Promise<string> {
+  const text = await readFile(path.join(CORPUS, name), "utf8");
+  return text.replace(/^FROM\s+\S+/m, `FROM ${base}`);
+}
+
+function hits(r: RunKilnResult): number {
+  return (r.stderr.match(/Using caching version of cmd/g) ?? []).length;
+}
+function misses(r: RunKilnResult): number {
+  return (r.stderr.match(/No cached layer found for cmd/g) ?? []).length;
+}
+
+async function layoutDigest(layout: string): Promise<string> {
+  const idx = JSON.parse(await readFile(path.join(layout, "index.json"), "utf8")) as {
+    manifests: { digest: string }[];
+  };
+  return idx.manifests[idx.manifests.length - 1]!.digest;
+}
+
+describe("layer cache", () => {
+  let reg: TestRegistry;
+  let base: string;
+  let work: string;
+  before(async () => {
+    reg = await startRegistry();
+    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
+    base = `${reg.host}/busybox:latest`;
+    work = await tempDir("cache");
+  });
+  after(async () => {
+    await reg?.stop();
+    if (work) await removeDir(work);
+  });
+
+  /** Builds `ctx` to an OCI layout with the cache flags given; returns the CLI result and the manifest digest. */
+  const buildLayout = async (
+    ctx: string,
+    out: string,
+    extra: string[],
+  ): Promise<{ r: RunKilnResult; digest: string }> => {
+    const layout = path.join(work, out);
+    const r = await runKiln([
+      "build",
+      "--context",
+      ctx,
+      "--no-push",
+      "--insecure-pull",
+      "--reproducible",
+      "--oci-layout-path",
+      layout,
+      "--cache=true",
+      ...extra,
+    ]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    return { r, digest: await layoutDigest(layout) };
+  };
+
+  test("registry cache: Dockerfile_test_cache gives the same image on the second build, without running a step", async () => {
+    const ctx = path.join(work, "reg-ctx");
+    await writeTree(ctx, {
+      Dockerfile: await corpusDockerfile("Dockerfile_test_cache", base),
+      "context/foo": "foo\n",
+    });
+    const args = [
+      "build",
+      "--context",
+      ctx,
+      "--destination",
+      `${reg.host}/app:v1`,
+      "--insecure",
+      "--insecure-pull",
+      "--reproducible",
+      "--cache=true",
+      "--cache-copy-layers",
+      "--verbosity=debug",
+      "--digest-file",
+    ];
+    const first = await runKiln([...args, path.join(work, "d1")]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(misses(first), 3);
+    const second = await runKiln([...args, path.join(work, "d2")]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(hits(second), 3, second.stderr);
+    assert.equal(await readFile(path.join(work, "d2"), "utf8"), await readFile(path.join(work, "d1"), "utf8"));
+    // Fully cached: no base extraction and no RUN executed (no isolation back-end was even chosen).
+    assert.doesNotMatch(second.stderr, /phase extract/);
+    assert.doesNotMatch(second.stderr, /Using isolation back-end/);
+    // kaniko's tag scheme: <destination repo>/cache:<key>.
+    const tags = JSON.parse(
+      await sh("skopeo", ["list-tags", "--tls-verify=false", `docker://${reg.host}/app/cache`]),
+    ) as {
+      Tags: string[];
+    };
+    assert.equal(tags.Tags.filter((t) => /^[0-9a-f]{64}$/.test(t)).length, 3);
+    const root = await unpackWithUmoci(`${reg.host}/app:v1`, path.join(work, "reg-unpack"));
+    assert.equal(await readFile(path.join(root, "foo"), "utf8"), "foo\n");
+  });
+
+  for (const [name, files] of [
+    ["Dockerfile_test_cache_perm", {}],
+    ["Dockerfile_test_deleted_file_cached", {}],
+  ] as const) {
+    test(`OCI-layout cache: ${name} is byte-identical on the second build`, async () => {
+      const ctx = path.join(work, `${name}-ctx`);
+      await writeTree(ctx, { Dockerfile: await corpusDockerfile(name, base), ...files });
+      const cacheRepo = `oci:${path.join(work, `${name}-cache`)}`;
+      const a = await buildLayout(ctx, `${name}-1`, ["--cache-repo", cacheRepo]);
+      const b = await buildLayout(ctx, `${name}-2`, ["--cache-repo", cacheRepo]);
+      assert.equal(hits(b.r), 2, b.r.stderr);
+      assert.equal(b.digest, a.digest);
+      // kaniko's layout: one OCI layout directory per key, `<path>:<key>`.
+      const dirs = (await readdir(work)).filter((d) => d.startsWith(`${name}-cache:`) && !d.includes("slot-"));
+      assert.equal(dirs.length, 2);
+      // Build a third time on top of the cached layers and check the filesystem with umoci.
+      const layout = path.join(work, `${name}-2`);
+      await sh("skopeo", ["copy", `oci:${layout}`, `oci:${path.join(work, `${name}-copy`)}:img`]);
+      const bundle = path.join(work, `${name}-bundle`);
+      await sh("umoci", ["unpack", "--image", `${path.join(work, `${name}-copy`)}:img`, bundle]);
+      const rootfs = path.join(bundle, "rootfs");
+      if (name === "Dockerfile_test_cache_perm") {
+        assert.equal((await lstat(path.join(rootfs, "foo"))).mode & 0o7777 & 0o1000, 0o1000);
+        assert.equal((await lstat(path.join(rootfs, "bar"))).mode & 0o6000, 0o6000);
+      } else {
+        await assert.rejects(lstat(path.join(rootfs, "some/dir/first.txt")));
+        assert.ok((await lstat(path.join(rootfs, "some/dir"))).isDirectory());
+      }
+    });
+  }
+
+  test("a build arg busts only the steps that can see it, and --explain-cache names it", async () => {
+    const ctx = path.join(work, "arg-ctx");
+    await writeTree(ctx, {
+      Dockerfile: [
+        `FROM ${base}`,
+        "RUN echo before > /before",
+        "ARG V=1",
+        "RUN echo $V > /v",
+        "RUN echo after > /after",
+        "",
+      ].join("\n"),
+    });
+    const cache = ["--cache-repo", `dir:${path.join(work, "arg-cache")}`, "--explain-cache"];
+    await buildLayout(ctx, "arg-1", cache);
+    const same = await buildLayout(ctx, "arg-2", cache);
+    assert.equal(hits(same.r), 3);
+    const changed = await buildLayout(ctx, "arg-3", [...cache, "--build-arg", "V=2"]);
+    assert.equal(hits(changed.r), 1, changed.r.stderr); // RUN before the ARG still hits
+    assert.equal(misses(changed.r), 2);
+    assert.match(changed.r.stderr, /Dockerfile:4 \(RUN echo \$V > \/v\): build arg V changed\s*$/m);
+  });
+
+  test("probing continues after a miss: a rerun that gives the same layer lets later steps hit", async () => {
+    const ctx = path.join(work, "probe-ctx");
+    await writeTree(ctx, {
+      Dockerfile: [`FROM ${base}`, "COPY a.txt /a.txt", "RUN date +%s%N > /stamp", "WORKDIR /w", ""].join("\n"),
+      "a.txt": "a\n",
+    });
+    // COPY is not cached without --cache-copy-layers (kaniko's default): it reruns every time.
+    const cache = ["--cache-repo", `dir:${path.join(work, "probe-cache")}`];
+    const a = await buildLayout(ctx, "probe-1", cache);
+    const b = await buildLayout(ctx, "probe-2", cache);
+    assert.equal(hits(b.r), 2, b.r.stderr);
+    assert.equal(b.digest, a.digest); // the RUN's /stamp came from the cache
+    // Changing the copied file changes the COPY layer: everything after it must miss.
+    await writeTree(ctx, { "a.txt": "b\n" });
+    const c = await buildLayout(ctx, "probe-3", cache);
+    assert.equal(hits(c.r), 0, c.r.stderr);
+  });
+
+  test("with --cache-copy-layers a changed context file busts the COPY and names the file", async () => {
+    const ctx = path.join(work, "copy-ctx");
+    await writeTree(ctx, {
+      Dockerfile: [`FROM ${base}`, "COPY src/ /src/", "RUN cat /src/* > /all", ""].join("\n"),
+      "src/x.txt": "x\n",
+      "src/y.txt": "y\n",
+      ".dockerignore": "src/ignored\n",
+    });
+    const cache = ["--cache-repo", `dir:${path.join(work, "copy-cache")}`, "--cache-copy-layers", "--explain-cache"];
+    await buildLayout(ctx, "copy-1", cache);
+    await writeTree(ctx, { "src/ignored": "changes nothing\n" });
+    const b = await buildLayout(ctx, "copy-2", cache);
+    assert.equal(hits(b.r), 2, b.r.stderr);
+    await writeTree(ctx, { "src/y.txt": "Y\n" });
+    const c = await buildLayout(ctx, "copy-3", cache);
+    assert.equal(hits(c.r), 0);
+    assert.match(c.r.stderr, /file src\/y\.txt changed/);
+  });
+
+  test("concurrent builds sharing one cache do not corrupt it", async () => {
+    const ctx = path.join(work, "conc-ctx");
+    await writeTree(ctx, {
+      Dockerfile: [`FROM ${base}`, "RUN echo one > /one", "RUN echo two > /two", "WORKDIR /app", ""].join("\n"),
+    });
+    for (const repo of [`dir:${path.join(work, "conc-dir")}`, `oci:${path.join(work, "conc-oci")}`]) {
+      const builds = await Promise.all(
+        [0, 1, 2, 3].map((i) => buildLayout(ctx, `conc-${repo.slice(0, 3)}-${i}`, ["--cache-repo", repo])),
+      );
+      const digests = new Set(builds.map((b) => b.digest));
+      assert.equal(digests.size, 1);
+      const again = await buildLayout(ctx, `conc-${repo.slice(0, 3)}-again`, ["--cache-repo", repo]);
+      assert.equal(hits(again.r), 3, again.r.stderr);
+      assert.equal(again.digest, builds[0]!.digest);
+    }
+  });
+
+  test("an expired entry is a miss (--cache-ttl)", async () => {
+    const ctx = path.join(work, "ttl-ctx");
+    await writeTree(ctx, { Dockerfile: [`FROM ${base}`, "RUN echo x > /x", ""].join("\n") });
+    const cache = ["--cache-repo", `dir:${path.join(work, "ttl-cache")}`];
+    await buildLayout(ctx, "ttl-1", cache);
+    const b = await buildLayout(ctx, "ttl-2", [...cache, "--cache-ttl=1ns"]);
+    assert.equal(hits(b.r), 0);
+    assert.match(b.r.stderr, /No cached layer found/);
+  });
+
+  test("warmer: a FROM by digest is served from --cache-dir without the registry", async () => {
+    const own = await startRegistry();
+    try {
+      await pushLayoutToRegistry(await busyboxOciLayout(), own.host, "busybox:latest");
+      const cacheDir = path.join(work, "warm");
+      const w = await runKiln(["warm", "--image", `${own.host}/busybox:latest`, "-c", cacheDir, "--insecure-pull"]);
+      assert.equal(w.code, 0, w.stderr);
+      const names = (await readdir(cacheDir)).sort();
+      assert.equal(names.length, 2);
+      const digest = names[0]!;
+      assert.match(digest, /^sha256:[0-9a-f]{64}$/);
+      assert.equal(names[1], `${digest}.json`);
+      const again = await runKiln(["warm", "-i", `${own.host}/busybox@${digest}`, "-c", cacheDir]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stderr, /already in cache/);
+      // Docker can load what the warmer wrote (kaniko writes a docker tarball).
+      assert.match(await sh("tar", ["-tf", path.join(cacheDir, digest)]), /manifest\.json/);
+      const ctx = path.join(work, "warm-ctx");
+      await writeTree(ctx, { Dockerfile: [`FROM ${own.host}/busybox@${digest}`, "RUN echo hi > /hi", ""].join("\n") });
+      await own.stop();
+      const b = await buildLayout(ctx, "warm-1", [
+        "--cache-dir",
+        cacheDir,
+        "--cache-repo",
+        `dir:${path.join(work, "warm-cache")}`,
+      ]);
+      assert.match(b.r.stderr, /in local cache/);
+    } finally {
+      await own.stop().catch(() => undefined);
+    }
+  });
+
+  test("a failed cache write is a warning, not a failed build", async () => {
+    const ctx = path.join(work, "fail-ctx");
+    await writeTree(ctx, { Dockerfile: [`FROM ${base}`, "RUN echo x > /x", ""].join("\n") });
+    const blocker = path.join(work, "fail-cache-file");
+    await writeTree(work, { "fail-cache-file": "not a directory\n" });
+    const b = await buildLayout(ctx, "fail-1", ["--cache-repo", `dir:${path.join(blocker, "sub")}`]);
+    assert.match(b.r.stderr, /writing cache entry/);
+    await rm(blocker);
+  });
+});
