@@ -81,6 +81,16 @@ function log(msg: string): void {
   console.error(`[bench ${new Date().toISOString().slice(11, 19)} load ${load.toFixed(1)}] ${msg}`);
 }
 
+/** Keeps the generated results in the repository's prettier style (CI runs `prettier --check .`). */
+function formatResults(): void {
+  const files = ["latest.json", "latest.md"].map((f) => path.join(BENCH_DIR, "results", f));
+  try {
+    execFileSync(path.join(REPO, "node_modules", ".bin", "prettier"), ["--write", "--log-level", "silent", ...files]);
+  } catch {
+    // Formatting is cosmetic: keep the unformatted results.
+  }
+}
+
 function record(r: Sample & { phases?: Record<string, number> }): RunRecord {
   return { wallMs: r.wallMs, cpuMs: r.cpuMs, rssKb: r.rssKb, ...(r.phases ? { phases: r.phases } : {}) };
 }
@@ -211,7 +221,7 @@ async function main(): Promise<void> {
       mkdirSync(path.join(BENCH_DIR, "results"), { recursive: true });
       writeFileSync(path.join(BENCH_DIR, "results", "latest.json"), JSON.stringify(result, null, 2) + "\n");
       const md = [
-        `# kiln benchmark — ${result.date} (${result.mode}, ${status}: ${args.warmup} warm-up + ${args.runs} runs, heavy workloads ≤ 2; ${result.durationS} s)`,
+        `# kiln benchmark — ${result.date} (${result.mode}, ${status}: ${args.warmup} warm-up + ${args.runs} runs${args.runs > 2 ? ", heavy workloads 2" : ""}; ${result.durationS} s)`,
         "",
         `Machine: ${result.machine.cpus} × ${result.machine.cpuModel}, ${result.machine.memGiB} GiB, Linux ${result.machine.kernel}; 1-min load average during the run ${result.machine.loadAvg1.min.toFixed(1)}–${result.machine.loadAvg1.max.toFixed(1)} (median ${result.machine.loadAvg1.median.toFixed(1)}); ${Object.entries(
           versions,
@@ -233,6 +243,7 @@ async function main(): Promise<void> {
         "",
       ].join("\n");
       writeFileSync(path.join(BENCH_DIR, "results", "latest.md"), md);
+      formatResults();
       return md;
     };
 
@@ -287,10 +298,13 @@ async function main(): Promise<void> {
       }
       for (const v of w.variants)
         if (v === "warm") col.note(`${w.name}|warm`, "kiln", "kiln always pulls (same runs as cold)");
+      emit(`partial: up to ${w.name}`);
     }
 
     if (args.only === null || args.only.includes("pull")) await runPull(bases, col, args, kiln);
+    emit("partial: up to pull");
     if (args.only === null || args.only.includes("push")) await runPush(bases, col, args, kiln, dest);
+    emit("partial: up to push");
     if (!args.quick && (args.only === null || args.only.includes("primitives"))) {
       findMs = await runPrimitives(col, args);
     }

@@ -56,7 +56,8 @@ export function stats(runs: RunRecord[], note?: string): BuilderStats {
 }
 
 /** kiln/peer wall-time ratios for a row. */
-export function ratios(builders: Record<string, BuilderStats>, kilnKey = "kiln"): Record<string, number | null> {
+export function ratios(builders: Record<string, BuilderStats>): Record<string, number | null> {
+  const kilnKey = Object.keys(builders).find((b) => b.startsWith("kiln")) ?? "kiln";
   const k = builders[kilnKey]?.wallMs ?? null;
   const out: Record<string, number | null> = {};
   for (const [name, s] of Object.entries(builders)) {

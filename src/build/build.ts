@@ -18,7 +18,7 @@ import { assembleImage, emptyImage } from "../image/index.js";
 import { familyOf, layerMediaType, type ManifestFamily } from "../image/media-types.js";
 import type { Image, ImageConfigFile, Platform } from "../image/types.js";
 import { parseReference, type RegistryClient } from "../registry/index.js";
-import { LayerCache, loadCachedBase, openCacheStore } from "../cache/index.js";
+import { findCachedBase, LayerCache, openCacheStore } from "../cache/index.js";
 import type { Runner } from "../run/index.js";
 import type { Reporter } from "./events.js";
 import type { BuildOptions } from "./options.js";
@@ -126,8 +126,21 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   // With --cache, a FROM by digest is served from the warmer's --cache-dir without the registry.
   const pullOrCached = async (ref: string): Promise<Image> => {
     const parsed = parseReference(ref);
-    if (opts.cache && parsed.digest !== undefined) {
-      const img = await loadCachedBase(opts.cache.baseDir, parsed.digest, opts.cache.ttlMs, deps.now());
+    if (opts.cache) {
+      const img = await findCachedBase(deps.registry, parsed, {
+        cacheDir: opts.cache.baseDir,
+        ttlMs: opts.cache.ttlMs,
+        now: deps.now(),
+        platform: opts.platform,
+        ...(signal ? { signal } : {}),
+      }).catch((e: unknown) => {
+        report({
+          kind: "warning",
+          code: "BASE_CACHE_UNUSABLE",
+          message: `base-image cache ${opts.cache?.baseDir} not used for ${ref}: ${e instanceof Error ? e.message : String(e)}`,
+        });
+        return undefined;
+      });
       if (img) {
         report({ kind: "info", message: `Found ${ref} in local cache ${opts.cache.baseDir}` });
         return img;

@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { realpathSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { IsolationProbe, Runner } from "../run/index.js";
@@ -55,10 +56,13 @@ test("in place is refused when kiln's own runtime is not under the ignore list",
 });
 
 test("with the runtime protected, the ignore list keeps state dir, system mounts, context and --ignore-path", async () => {
-  const runtime = [path.dirname(process.execPath), path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")];
+  const runtime = [
+    path.dirname(realpathSync(process.execPath)),
+    path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../.."),
+  ];
   const ignore = await decideInPlace(opts({ ignorePaths: runtime }), runner("in-place", true));
   assert.ok(ignore);
   for (const p of ["/kaniko-test-state/x", "/proc/1", "/dev/null", "/sys/fs", "/ctx/Dockerfile", "/var/run/x"])
     assert.ok(ignore.ignores(p), p);
-  assert.ok(!ignore.ignores("/usr/bin/sh"));
+  assert.ok(!ignore.ignores("/etc/passwd"));
 });

@@ -13,9 +13,12 @@ import {
   type Digest,
   type Image,
   type ImageConfigFile,
+  type ImageIndex,
   type ImageManifest,
+  type Platform,
   type Layer,
 } from "../image/index.js";
+import { selectPlatform, type Reference, type RegistryClient } from "../registry/index.js";
 import { indexTar, type MemberRange } from "./archive-index.js";
 
 /** Paths of a base-image cache entry, named like kaniko's warmer: `<dir>/<digest>` and `<dir>/<digest>.json`. */
@@ -102,4 +105,39 @@ export async function loadCachedBase(
     return layer;
   });
   return imageFromRaw(rawManifest, manifest, rawConfig, config, layers, manifest.mediaType ?? "");
+}
+
+/** Options of {@link findCachedBase}. */
+export interface FindCachedBaseOptions {
+  cacheDir: string;
+  ttlMs: number;
+  now: Date;
+  platform: Platform;
+  signal?: AbortSignal;
+}
+
+/**
+ * kaniko's executor lookup in the warmer's cache: a reference by digest is served from `cacheDir`
+ * without contacting the registry; a tag is first resolved to a manifest digest (one manifest
+ * request, index → platform) and then looked up. Returns undefined when not cached.
+ */
+export async function findCachedBase(
+  registry: RegistryClient,
+  ref: Reference,
+  o: FindCachedBaseOptions,
+): Promise<Image | undefined> {
+  if (ref.digest !== undefined) {
+    const direct = await loadCachedBase(o.cacheDir, ref.digest, o.ttlMs, o.now);
+    if (direct) return direct;
+  }
+  const fetched = await registry.getManifest(ref, o.signal);
+  if (!fetched) return undefined;
+  let digest = fetched.digest;
+  if (isIndexMediaType(fetched.mediaType)) {
+    const index = JSON.parse(Buffer.from(fetched.raw).toString("utf8")) as ImageIndex;
+    const chosen = selectPlatform(index.manifests ?? [], o.platform);
+    if (!chosen) return undefined;
+    digest = chosen.digest;
+  }
+  return loadCachedBase(o.cacheDir, digest, o.ttlMs, o.now);
 }

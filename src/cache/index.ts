@@ -9,5 +9,5 @@ export { DirCacheStore } from "./dir-store.js";
 export { openCacheStore } from "./open-cache.js";
 export { LayerCache, slotTag, type LayerCacheOptions, type Lookup } from "./layer-cache.js";
 export { fileFingerprint } from "./file-fingerprint.js";
-export { baseCachePaths, loadCachedBase } from "./base-cache.js";
+export { baseCachePaths, findCachedBase, loadCachedBase, type FindCachedBaseOptions } from "./base-cache.js";
 export { warmImage, type WarmOptions, type WarmResult } from "./warm.js";

@@ -82,8 +82,8 @@ export class FileIndex {
   /** Indexes every non-ignored path below `root` (the root itself is not an entry). */
   static async fromWalk(root: string, ignore?: IgnoreList, signal?: AbortSignal): Promise<FileIndex> {
     const index = new FileIndex();
-    await walkRoot(root, { ignore, signal }, async (p, host, st) => {
-      const e = await indexEntryFromStat(host, st);
+    await walkRoot(root, { ignore, signal }, (p, host, st) => {
+      const e = indexEntryFromStatSync(host, st);
       if (e !== undefined) index.set(p, e);
     });
     return index;
@@ -97,6 +97,16 @@ export class FileIndex {
   /** The entry for a container path, if indexed. */
   get(p: string): IndexEntry | undefined {
     return this.#entries.get(cleanContainerPath(p));
+  }
+
+  /** {@link get} for a path already in clean form ("/a/b": absolute, no "." / ".." / empty segments). */
+  getClean(p: string): IndexEntry | undefined {
+    return this.#entries.get(p);
+  }
+
+  /** Names of the indexed direct children of the clean container dir `dir` (live view; do not keep). */
+  childNames(dir: string): ReadonlySet<string> | undefined {
+    return this.#children.get(dir);
   }
 
   /** True when the container path is indexed. */

@@ -1,6 +1,6 @@
-import { containerDirname, compareBytewise } from "./clean-path.js";
+import { compareBytewise } from "./clean-path.js";
 import type { Changes } from "./changes.js";
-import { indexEntryFromStat } from "./file-index.js";
+import { indexEntryFromStatSync } from "./file-index.js";
 import type { FileIndex, IndexEntry } from "./file-index.js";
 import type { IgnoreList } from "./ignore-list.js";
 import { walkRoot } from "./walk.js";
@@ -38,34 +38,34 @@ export function entryChanged(before: IndexEntry, now: IndexEntry): boolean {
  */
 export async function walkChanges(root: string, index: FileIndex, opts: WalkChangesOptions = {}): Promise<Changes> {
   const changed: string[] = [];
-  const seen = new Set<string>();
   const updates: [string, IndexEntry][] = [];
-  await walkRoot(root, { ignore: opts.ignore, signal: opts.signal }, async (p, host, st) => {
-    const now = await indexEntryFromStat(host, st);
+  const retyped = new Set<string>();
+  const deleted: string[] = [];
+  const ig = opts.ignore;
+  // Deletions: per directory, indexed children the directory no longer lists. Children of a vanished or
+  // retyped directory are never looked at, so only the topmost vanished path is reported.
+  const onDir = (dir: string, names: readonly string[]): void => {
+    const known = index.childNames(dir);
+    if (known === undefined || known.size === 0) return;
+    if (retyped.has(dir)) return;
+    const present = names.length < 16 ? undefined : new Set(names);
+    for (const k of known) {
+      if (present !== undefined ? present.has(k) : names.includes(k)) continue;
+      const p = dir === "/" ? "/" + k : dir + "/" + k;
+      if (ig?.ignores(p)) continue;
+      deleted.push(p);
+    }
+  };
+  await walkRoot(root, { ignore: ig, signal: opts.signal, onDir }, (p, host, st) => {
+    const now = indexEntryFromStatSync(host, st);
     if (now === undefined) return;
-    seen.add(p);
-    const before = index.get(p);
+    const before = index.getClean(p);
     if (before === undefined || entryChanged(before, now)) {
       changed.push(p);
       updates.push([p, now]);
+      if (before !== undefined && before.type === "dir" && now.type !== "dir") retyped.add(p);
     }
   });
-  const deleted: string[] = [];
-  const retyped = new Set<string>();
-  for (const [p, now] of updates) {
-    const before = index.get(p);
-    if (before !== undefined && before.type === "dir" && now.type !== "dir") retyped.add(p);
-  }
-  for (const p of index.paths()) {
-    if (seen.has(p) || opts.ignore?.ignores(p)) continue;
-    const parent = containerDirname(p);
-    // Only the topmost vanished path is listed; children of a retyped dir vanish with it.
-    if (parent !== "/") {
-      if (retyped.has(parent)) continue;
-      if (!seen.has(parent) && index.has(parent) && !opts.ignore?.ignores(parent)) continue;
-    }
-    deleted.push(p);
-  }
   changed.sort(compareBytewise);
   deleted.sort(compareBytewise);
   if (opts.update) {

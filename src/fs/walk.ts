@@ -1,7 +1,6 @@
 import type { BigIntStats } from "node:fs";
-import { lstat, readdir } from "node:fs/promises";
+import { lstatSync, readdirSync } from "node:fs";
 import * as path from "node:path";
-import { containerJoin } from "./clean-path.js";
 import type { IgnoreList } from "./ignore-list.js";
 
 /** Options of {@link walkRoot}. */
@@ -10,45 +9,65 @@ export interface WalkOptions {
   signal?: AbortSignal | undefined;
   /** Container path to start below (default "/"); it must be a directory. */
   start?: string;
+  /** Called with each directory's (unfiltered, sorted) entry names before its children are visited. */
+  onDir?: ((dir: string, names: readonly string[]) => void) | undefined;
 }
 
 /** Called once per non-ignored path, parents before children. */
 export type WalkVisitor = (containerPath: string, hostPath: string, st: BigIntStats) => Promise<void> | void;
 
-const BATCH = 64;
+/** Paths visited between two yields to the event loop (the walk itself is synchronous system calls). */
+const YIELD_EVERY = 4096;
+
+/** A name no directory entry can have (NUL is never part of a name): probes rules that ignore all children. */
+const PROBE = "\0probe";
 
 /**
  * Walks the tree below `root` with `lstat` only (never following symlinks, never descending into
- * ignored paths) and calls `visit` for every path below the start directory, parents first.
+ * ignored paths) and calls `visit` for every path below the start directory, parents first, siblings in
+ * sorted order. The system calls are synchronous (a few microseconds each on a cached tree, far cheaper
+ * than thread-pool round trips); the walk yields to the event loop every few thousand paths and awaits
+ * the visitor only when it returns a promise.
  */
 export async function walkRoot(root: string, opts: WalkOptions, visit: WalkVisitor): Promise<void> {
   const hostRoot = path.resolve(root);
+  const ig = opts.ignore;
   const stack: string[] = [opts.start ?? "/"];
+  let sinceYield = 0;
   while (stack.length > 0) {
     opts.signal?.throwIfAborted();
     const dir = stack.pop() as string;
-    const hostDir = dir === "/" ? hostRoot : path.join(hostRoot, dir);
+    const hostDir = dir === "/" ? hostRoot : hostRoot + dir;
     let names: string[];
     try {
-      names = await readdir(hostDir);
+      names = readdirSync(hostDir);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === "ENOENT" || code === "ENOTDIR") continue;
       throw e;
     }
     names.sort();
-    const kids = names.map((n) => containerJoin(dir, n)).filter((p) => !opts.ignore?.ignores(p));
-    for (let i = 0; i < kids.length; i += BATCH) {
-      const batch = kids.slice(i, i + BATCH);
-      const stats = await Promise.all(
-        batch.map((p) => lstat(path.join(hostRoot, p), { bigint: true }).catch(() => undefined)),
-      );
-      for (let j = 0; j < batch.length; j++) {
-        const st = stats[j];
-        const p = batch[j] as string;
-        if (st === undefined) continue;
-        await visit(p, path.join(hostRoot, p), st);
-        if (st.isDirectory()) stack.push(p);
+    opts.onDir?.(dir, names);
+    // Only directories on the way to an ignored path (or under a rule ignoring all children) need per-child checks.
+    const checkKids =
+      ig !== undefined && (ig.isAncestorOfIgnored(dir) || ig.ignores(dir === "/" ? "/" + PROBE : dir + "/" + PROBE));
+    const prefix = dir === "/" ? "/" : dir + "/";
+    for (const name of names) {
+      const p = prefix + name;
+      if (checkKids && ig.ignores(p)) continue;
+      const host = hostRoot + p;
+      let st: BigIntStats;
+      try {
+        st = lstatSync(host, { bigint: true });
+      } catch {
+        continue; // vanished meanwhile
+      }
+      const r = visit(p, host, st);
+      if (r !== undefined) await r;
+      if (st.isDirectory()) stack.push(p);
+      if (++sinceYield >= YIELD_EVERY) {
+        sinceYield = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }
   }

@@ -92,6 +92,13 @@ class RootedRunner implements Runner {
       if (!probe.netns) throw unsupported("network none", "network namespaces cannot be created");
       options.push("--netns");
     }
+    if (spec.overlay !== undefined) {
+      if (userns || !probe.mountns) {
+        throw unsupported("the overlay snapshot back-end", "it needs root with mount namespaces (chroot back-end)");
+      }
+      const o = spec.overlay;
+      options.push("--overlay", [...o.lower, o.upper, o.work].map((p) => noColon(p, "overlay directory")).join(":"));
+    }
     try {
       if (withMounts) {
         if (userns) options.push("--userns");

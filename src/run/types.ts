@@ -25,6 +25,12 @@ export interface RunSpec {
   mounts: RunMount[];
   /** Bind (copies of) the host's /etc/resolv.conf and /etc/hosts into the root. */
   hostNetworkFiles: boolean;
+  /**
+   * Run on an overlay mounted over `root` in the command's private mount namespace (the overlay
+   * snapshot back-end): lower dirs topmost first, a fresh upper dir and a work dir on the upper's
+   * filesystem. Absolute paths without ':' or ','. Needs the chroot back-end with mount namespaces.
+   */
+  overlay?: { lower: string[]; upper: string; work: string } | undefined;
 }
 
 /** How a RUN command ended: `exitCode` is 128+n when it was killed by signal n (named in `signal`). */

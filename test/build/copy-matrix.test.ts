@@ -107,6 +107,7 @@ describe("COPY/ADD matrix", () => {
         "COPY --chown=7:7 sub /existing/",
         "COPY --from=src /o /fromsrc/",
         "COPY --link f.txt /linked.txt",
+        "COPY test* /uni/",
         "WORKDIR /w",
         "COPY f.txt .",
         "COPY f.txt ../up.txt",
@@ -127,6 +128,9 @@ describe("COPY/ADD matrix", () => {
         "pics/b.txt": "txt\n",
         "pics/sub/c.png": "png\n",
         "hard/one": "h\n",
+        "test-äöü.txt": "umlaut\n",
+        "test-%C3%A4%C3%B6%C3%BC.txt": "percent\n",
+        "test+aou.txt": "plus\n",
       },
     );
     await symlink("sub/dir1", path.join(ctx, "link"));
@@ -220,6 +224,10 @@ describe("COPY/ADD matrix", () => {
     assert.equal(await read("linked.txt"), "f\n");
     assert.equal(await read("w/f.txt"), "f\n");
     assert.equal(await read("up.txt"), "f\n");
+    // unicode and percent-encoded names are literal
+    assert.equal(await read("uni/test-äöü.txt"), "umlaut\n");
+    assert.equal(await read("uni/test-%C3%A4%C3%B6%C3%BC.txt"), "percent\n");
+    assert.equal(await read("uni/test+aou.txt"), "plus\n");
 
     // A COPY into an existing dir puts only what it wrote (plus parents) in its layer.
     const layers = await layerListings(layout);
@@ -248,6 +256,8 @@ describe("COPY/ADD matrix", () => {
         "ADD --unpack=false t.tar.gz /kept/",
         "COPY t.tar.gz /copied/",
         "ADD --chown=100:200 t.tar /owned/",
+        "RUN mkdir -p /sym /etcreal && ln -s /etcreal /sym/etc",
+        "ADD t.tar /sym/",
         `ADD ${http.url}/files/data.txt /url/`,
         `ADD --chmod=644 ${http.url}/files/data.txt /url644/`,
         `ADD ${http.url}/ /unnamed/`,
@@ -283,6 +293,9 @@ describe("COPY/ADD matrix", () => {
     const ownedDir = await st("owned");
     assert.equal(`${ownedDir.uid}:${ownedDir.gid}`, "100:200");
 
+    // extraction follows a symlink already in the image, inside the root
+    assert.equal(await read("etcreal/dnf/dnf.conf"), "dnf\n");
+    assert.ok((await st("sym/etc")).isSymbolicLink());
     const url = await st("url/data.txt");
     assert.equal(await read("url/data.txt"), "remote data\n");
     assert.equal(url.mode & 0o7777, 0o600);
@@ -303,7 +316,7 @@ describe("COPY/ADD matrix", () => {
       ["ADD --checksum=sha256:abc f.txt /x", /checksum requires HTTP\(S\) or Git sources/],
       ["COPY nothere /x", /nothere.*not found/],
       ["COPY nomatch* /x", /no source files/],
-      ["ADD https://example.invalid/repo.git /src", /git repository.*not implemented/],
+      ["ADD git@example.invalid:o/repo.git /src", /only http\(s\) git URLs are supported/],
       ["ADD evil.tar /x/", /climbs out/],
     ];
     const evilSrc = path.join(work, "evil");

@@ -79,3 +79,63 @@ export async function layerListings(layout: string): Promise<string[][]> {
   for (const l of manifest.layers) out.push((await sh("tar", ["-tzf", blob(l.digest)])).split("\n").filter(Boolean));
   return out;
 }
+
+/** A loopback smart-HTTP git server (`git http-backend` as CGI) serving the repositories under `projectRoot`. */
+export async function startGitServer(projectRoot: string): Promise<FileServer> {
+  const { spawn } = await import("node:child_process");
+  const requests: string[] = [];
+  const server: Server = createServer((req, res) => {
+    requests.push(`${req.method ?? "?"} ${req.url ?? ""}`);
+    const u = new URL(req.url ?? "/", "http://x");
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      const child = spawn("git", ["http-backend"], {
+        env: {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+          GIT_PROJECT_ROOT: projectRoot,
+          GIT_HTTP_EXPORT_ALL: "1",
+          REQUEST_METHOD: req.method ?? "GET",
+          PATH_INFO: decodeURIComponent(u.pathname),
+          QUERY_STRING: u.search.slice(1),
+          CONTENT_TYPE: req.headers["content-type"] ?? "",
+          CONTENT_LENGTH: String(body.length),
+          ...(req.headers["content-encoding"] ? { HTTP_CONTENT_ENCODING: req.headers["content-encoding"] } : {}),
+        },
+      });
+      const out: Buffer[] = [];
+      child.stdout.on("data", (c: Buffer) => out.push(c));
+      child.on("close", () => {
+        const all = Buffer.concat(out);
+        let sep = all.indexOf("\r\n\r\n");
+        let skip = 4;
+        if (sep < 0) {
+          sep = all.indexOf("\n\n");
+          skip = 2;
+        }
+        const head = all.subarray(0, sep).toString("latin1");
+        let status = 200;
+        const headers: Record<string, string> = {};
+        for (const line of head.split(/\r?\n/)) {
+          const i = line.indexOf(":");
+          if (i < 0) continue;
+          const k = line.slice(0, i).trim();
+          const v = line.slice(i + 1).trim();
+          if (k.toLowerCase() === "status") status = parseInt(v, 10);
+          else headers[k] = v;
+        }
+        res.writeHead(status, headers);
+        res.end(all.subarray(sep + skip));
+      });
+      child.stdin.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

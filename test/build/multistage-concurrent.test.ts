@@ -78,8 +78,10 @@ describe("multi-stage builds", () => {
     const ctx = path.join(work, "ctx");
     await writeTree(ctx, { Dockerfile: dockerfile });
     const ref = `${reg.host}/multi:v1`;
-    const r = await build(ctx, ref, ["--build-arg", "RID=1"]);
+    const r = await build(ctx, ref, ["--build-arg", "RID=1", "--verbosity=debug"]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
+    // Two extractions (left, right): the final stage takes left's root over, COPY --from reads right's.
+    assert.equal((r.stderr + r.stdout).match(/phase extract:/g)?.length, 2, r.stderr);
     const rootfs = await unpackWithUmoci(ref, path.join(work, "u1"));
     const read = (p: string) => readFile(path.join(rootfs, p), "utf8");
     assert.equal(await read("left.txt"), "left\n");

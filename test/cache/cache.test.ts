@@ -95,9 +95,11 @@ describe("layer cache", () => {
     assert.equal(second.code, 0, second.stderr);
     assert.equal(hits(second), 3, second.stderr);
     assert.equal(await readFile(path.join(work, "d2"), "utf8"), await readFile(path.join(work, "d1"), "utf8"));
-    // Fully cached: no base extraction and no RUN executed (no isolation back-end was even chosen).
+    // Fully cached: no base extraction, no step executed, no snapshot.
     assert.doesNotMatch(second.stderr, /phase extract/);
-    assert.doesNotMatch(second.stderr, /Using isolation back-end/);
+    assert.doesNotMatch(second.stderr, /Taking snapshot|phase run|phase extract/);
+    // Every blob of the result is already in the registry: nothing was uploaded (or downloaded).
+    assert.doesNotMatch(second.stderr, /"kind":"blob-pushed"/);
     // kaniko's tag scheme: <destination repo>/cache:<key>.
     const tags = JSON.parse(
       await sh("skopeo", ["list-tags", "--tls-verify=false", `docker://${reg.host}/app/cache`]),
@@ -197,6 +199,53 @@ describe("layer cache", () => {
     const c = await buildLayout(ctx, "copy-3", cache);
     assert.equal(hits(c.r), 0);
     assert.match(c.r.stderr, /file src\/y\.txt changed/);
+  });
+
+  test("cached layers (with their whiteouts) under a later executed step: deleted stays deleted", async () => {
+    const ctx = path.join(work, "wh-ctx");
+    await writeTree(ctx, {
+      Dockerfile: [
+        `FROM ${base}`,
+        "COPY a.txt /a.txt", // not cached: runs, so the root exists when the hits below are applied
+        "RUN mkdir -p /d && echo 1 > /d/f && echo 2 > /d/g",
+        "RUN rm /d/f",
+        "ARG V=1",
+        "RUN ls /d > /listing-$V",
+        "",
+      ].join("\n"),
+      "a.txt": "a\n",
+    });
+    const cache = ["--cache-repo", `dir:${path.join(work, "wh-cache")}`];
+    await buildLayout(ctx, "wh-1", cache);
+    const b = await buildLayout(ctx, "wh-2", [...cache, "--build-arg", "V=2"]);
+    assert.equal(hits(b.r), 2, b.r.stderr);
+    const layout = path.join(work, "wh-2");
+    await sh("skopeo", ["copy", `oci:${layout}`, `oci:${path.join(work, "wh-copy")}:img`]);
+    const bundle = path.join(work, "wh-bundle");
+    await sh("umoci", ["unpack", "--image", `${path.join(work, "wh-copy")}:img`, bundle]);
+    assert.equal(await readFile(path.join(bundle, "rootfs", "listing-2"), "utf8"), "g\n");
+    await assert.rejects(lstat(path.join(bundle, "rootfs", "d", "f")));
+  });
+
+  test("multi-stage: a fully cached rebuild hits across COPY --from and FROM <stage>", async () => {
+    const ctx = path.join(work, "ms-ctx");
+    await writeTree(ctx, {
+      Dockerfile: [
+        `FROM ${base} AS build`,
+        "RUN date +%s%N > /stamp",
+        "FROM build AS more",
+        "RUN cat /stamp > /again",
+        `FROM ${base}`,
+        "COPY --from=more /again /final",
+        "RUN cat /final > /check",
+        "",
+      ].join("\n"),
+    });
+    const cache = ["--cache-repo", `dir:${path.join(work, "ms-cache")}`, "--cache-copy-layers"];
+    const a = await buildLayout(ctx, "ms-1", cache);
+    const b = await buildLayout(ctx, "ms-2", cache);
+    assert.equal(hits(b.r), 4, b.r.stderr);
+    assert.equal(b.digest, a.digest);
   });
 
   test("concurrent builds sharing one cache do not corrupt it", async () => {

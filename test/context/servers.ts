@@ -258,7 +258,7 @@ export async function startS3(dir: string, bucket: string, files: Record<string,
 
 /** azurite's well-known development account. */
 export const AZURITE_ACCOUNT = "devstoreaccount1";
-export const AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UJwvD8cKgmAKhJ0j4tK0YdJyR8IhCglo4lg==";
+export const AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /** The Node binary azurite runs with: this one if it is new enough, else scripts/node24.sh's. */
 function azuriteNode(): string {

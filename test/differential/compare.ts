@@ -46,6 +46,11 @@ export const NORMALIZATIONS: readonly Normalization[] = [
     why: "no Internet on this machine; both builders fetch the identical bytes",
   },
   {
+    id: "nondeterministic-content",
+    what: "the content (size, sha256) of the paths in CONTENT_IGNORES, per case, is not compared; type, mode and owner still are",
+    why: "the Dockerfile itself writes build-time data there (e.g. `RUN date > /date`): two builds of either builder differ",
+  },
+  {
     id: "run-mountpoints",
     what: "paths in RUN_MOUNTPOINTS (empty files/dirs a runtime creates as bind-mount targets) are not compared when they are empty",
     why: "runc/BuildKit leave mount targets such as /etc/hosts behind in a RUN layer, kiln's runner does not; neither is content a Dockerfile asked for",
@@ -61,6 +66,12 @@ export const RUN_MOUNTPOINTS: readonly string[] = [
   "/sys",
   "/dev",
 ];
+
+/** Per case: paths whose content is build-time data written by the Dockerfile itself, with the reason. */
+export const CONTENT_IGNORES: Readonly<Record<string, { paths: readonly string[]; why: string }>> = {
+  "kaniko/Dockerfile_test_cache": { paths: ["/date"], why: "RUN date > /date" },
+  "kaniko/Dockerfile_test_cache_oci": { paths: ["/date"], why: "RUN date > /date" },
+};
 
 /** Config fields compared (under `config`), plus the top-level architecture/os. */
 export const CONFIG_FIELDS = [
@@ -121,7 +132,8 @@ function hardlinkGroups(tree: Map<string, TreeEntry>): Map<string, string> {
 }
 
 /** Differences of one case, each a one-line human-readable statement (empty when identical). */
-export function compareImages(docker: ImageModel, kiln: ImageModel): string[] {
+export function compareImages(docker: ImageModel, kiln: ImageModel, caseName = ""): string[] {
+  const contentIgnored = new Set(CONTENT_IGNORES[caseName]?.paths ?? []);
   const diffs: string[] = [];
   const paths = new Set([...docker.tree.keys(), ...kiln.tree.keys()]);
   paths.delete("/");
@@ -136,7 +148,7 @@ export function compareImages(docker: ImageModel, kiln: ImageModel): string[] {
       continue;
     }
     const fields: (keyof TreeEntry)[] = ["type", "mode", "uid", "gid", "size", "sha256", "link", "dev", "capability"];
-    const bad = fields.filter((f) => d[f] !== k[f]);
+    const bad = fields.filter((f) => d[f] !== k[f] && !(contentIgnored.has(p) && (f === "size" || f === "sha256")));
     if (bad.length > 0) diffs.push(`${p}: [${bad.join(",")}] docker ${describe(d)} | kiln ${describe(k)}`);
     const dg = dGroups.get(p) ?? "";
     const kg = kGroups.get(p) ?? "";
@@ -148,13 +160,15 @@ export function compareImages(docker: ImageModel, kiln: ImageModel): string[] {
     const dv = dc[f];
     const kv = kc[f];
     if (isEmptyValue(dv) && isEmptyValue(kv)) continue;
-    if (!isDeepStrictEqual(dv, kv)) diffs.push(`config.${f}: docker ${JSON.stringify(dv)} | kiln ${JSON.stringify(kv)}`);
+    if (!isDeepStrictEqual(dv, kv))
+      diffs.push(`config.${f}: docker ${JSON.stringify(dv)} | kiln ${JSON.stringify(kv)}`);
   }
   for (const f of ["architecture", "os"]) {
     if (docker.config[f] !== kiln.config[f]) {
       diffs.push(`${f}: docker ${JSON.stringify(docker.config[f])} | kiln ${JSON.stringify(kiln.config[f])}`);
     }
   }
-  if (docker.layerCount !== kiln.layerCount) diffs.push(`layers: docker ${docker.layerCount} | kiln ${kiln.layerCount}`);
+  if (docker.layerCount !== kiln.layerCount)
+    diffs.push(`layers: docker ${docker.layerCount} | kiln ${kiln.layerCount}`);
   return diffs;
 }

@@ -75,6 +75,8 @@ export function standInFor(ref: string): StandIn | undefined {
 const EXPLICIT_SKIPS: Record<string, string> = {
   "dockerfiles/Dockerfile_test_copy_bucket": "builds from a GCS bucket context (-b), not a directory",
   "dockerfiles/Dockerfile_git_buildcontext": "needs a git build context (covered by the git context tests)",
+  "dockerfiles/Dockerfile_test_issue_2066":
+    "RUN apt update/install against the Ubuntu/Debian archive (network; ~80 s; apt caches and logs hold timestamps)",
   "dockerfiles/Dockerfile_test_snapshotter_ignorelist":
     "asserts kaniko trace log lines about /dev (not an image property); its FROM is alpine + RUN ln to /dev/null",
 };
@@ -113,7 +115,13 @@ export function kanikoCases(): DiffCase[] {
     const buildArgs = a.build_args.map((arg) => (arg.includes("=") ? arg : `${arg}=${env.get(arg) ?? ""}`));
     const skip = skipReason(key, a);
     const name = `kaniko/${key.replace(/^dockerfiles\//, "").replace(/\/Dockerfile$/, "")}`;
-    const inputs = JSON.stringify([readFileSync(dockerfile, "utf8"), context, buildArgs, a.docker_extra_flags, a.kaniko_extra_flags]);
+    const inputs = JSON.stringify([
+      readFileSync(dockerfile, "utf8"),
+      context,
+      buildArgs,
+      a.docker_extra_flags,
+      a.kaniko_extra_flags,
+    ]);
     const duplicateOf = seen.get(inputs);
     if (duplicateOf === undefined) seen.set(inputs, name);
     cases.push({

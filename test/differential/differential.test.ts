@@ -18,7 +18,10 @@ import { formatTable } from "./table.js";
 function selected(all: DiffCase[]): DiffCase[] {
   const filter = process.env["KILN_DIFF_CASES"];
   if (filter === undefined || filter === "") return all;
-  const parts = filter.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const parts = filter
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
   return all.filter((c) => parts.some((p) => c.name.includes(p)));
 }
 
@@ -68,5 +71,9 @@ test("kiln builds the same images as docker build", { timeout: 15 * 60_000 }, as
     "unexplained differences (fix kiln, or record them in test/differential/known.ts with a reason)",
   );
   const stale = results.filter((r) => r.details.some((d) => d.startsWith("stale known-difference")));
-  assert.deepEqual(stale.map((r) => r.name), [], "known differences that are gone: remove them from known.ts");
+  assert.deepEqual(
+    stale.map((r) => r.name),
+    [],
+    "known differences that are gone: remove them from known.ts",
+  );
 });

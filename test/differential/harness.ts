@@ -182,7 +182,8 @@ export async function runCase(h: Harness, c: DiffCase): Promise<CaseResult> {
     })();
     const [d, k] = await Promise.all([dockerBuild, kilnBuild]);
 
-    const unsupported = !k.ok && (k.code === 2 || /not implemented yet/.test(k.log));
+    // Not exit code 2 alone: a RUN step's own exit status 2 propagates as kiln's exit code.
+    const unsupported = !k.ok && /not implemented yet/.test(k.log);
     if (unsupported) return done("unsupported", [tail(k.log, 1)]);
     if (!d.ok && !k.ok) return done("both-fail", [`docker: ${tail(d.log, 1)}`, `kiln: ${tail(k.log, 1)}`]);
     let diffs: string[];
@@ -190,7 +191,7 @@ export async function runCase(h: Harness, c: DiffCase): Promise<CaseResult> {
     else if (!k.ok) diffs = [`kiln failed (exit ${k.code}), docker succeeded: ${tail(k.log)}`];
     else {
       const start = Date.now();
-      diffs = compareImages(await readDockerArchive(dockerTar), await readDockerArchive(kilnTar));
+      diffs = compareImages(await readDockerArchive(dockerTar), await readDockerArchive(kilnTar), c.name);
       phases.compare = (Date.now() - start) / 1000;
     }
 

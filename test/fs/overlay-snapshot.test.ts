@@ -6,11 +6,19 @@
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { cp, mkdir, readFile, readdir, lstat, readlink, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, readdir, lstat, readlink, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { test } from "node:test";
 import { FileIndex } from "../../src/fs/index.js";
-import { OverlaySnapshotter, WalkSnapshotter, overlayHelperArgument } from "../../src/fs/snapshot/index.js";
+import {
+  OverlaySnapshotter,
+  WalkSnapshotter,
+  chooseSnapshotter,
+  overlayHelperArgument,
+  probeOverlaySnapshots,
+} from "../../src/fs/snapshot/index.js";
+import type { OverlayDirs } from "../../src/fs/snapshot/index.js";
+import { createRunner, probeIsolation } from "../../src/run/index.js";
 import type { Changes } from "../../src/fs/index.js";
 import { repoRoot, removeDir, tempDir } from "../support/tmp.js";
 
@@ -153,6 +161,49 @@ test("overlay back-end: upper dir becomes the step's changes and merges into the
     // No overlay xattr leaked into the root.
     const xattrs = execFileSync("getfattr", ["-R", "-h", "-d", "-m", "trusted.overlay", a], { encoding: "utf8" });
     assert.equal(xattrs.trim(), "");
+  } finally {
+    await removeDir(dir);
+  }
+});
+
+test("probeOverlaySnapshots: true through the real chroot runner where overlay mounts work, false when the mount fails", async (t) => {
+  const dir = await tempDir("kiln-ovl-probe-");
+  try {
+    if (!overlayWorks(path.join(dir, "manual"))) {
+      t.skip("overlay mounts need root, native/kiln-exec and /bin/busybox");
+      return;
+    }
+    const probe = await probeIsolation();
+    const runner = createRunner("chroot", probe);
+    const attempt = (dirs: OverlayDirs): Promise<unknown> =>
+      runner.run(
+        {
+          root: dirs.lower[0] as string,
+          argv: ["/kiln-overlay-probe"],
+          env: [],
+          cwd: "/",
+          uid: 0,
+          gid: 0,
+          groups: [],
+          network: "host",
+          mounts: [],
+          hostNetworkFiles: false,
+          overlay: dirs,
+        },
+        { stdout: () => undefined, stderr: () => undefined },
+      );
+    assert.equal(await probeOverlaySnapshots(path.join(dir, "state"), attempt), true);
+    assert.deepEqual(await readdir(path.join(dir, "state")), [], "probe cleans up");
+    // A mount that cannot work (upper dir on another filesystem than the work dir) is reported as unavailable.
+    const otherFs = await mkdtemp("/dev/shm/kiln-ovl-work-");
+    const broken = (dirs: OverlayDirs): Promise<unknown> => attempt({ ...dirs, upper: otherFs });
+    try {
+      assert.equal(await probeOverlaySnapshots(path.join(dir, "state2"), broken), false);
+    } finally {
+      await removeDir(otherFs);
+    }
+    assert.equal(chooseSnapshotter("full", true).kind, "overlay");
+    assert.equal(chooseSnapshotter("time", false).kind, "walk");
   } finally {
     await removeDir(dir);
   }

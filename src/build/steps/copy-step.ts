@@ -1,18 +1,22 @@
+import { lstat } from "node:fs/promises";
 import { KilnError } from "../../common/errors.js";
-import { envFromPairs, expandHeredoc, type AddInstruction, type CopyInstruction } from "../../dockerfile/index.js";
+import { DirContext } from "../../context/index.js";
+import {
+  PatternMatcher,
+  envFromPairs,
+  expandHeredoc,
+  type AddInstruction,
+  type CopyInstruction,
+} from "../../dockerfile/index.js";
 import { parseChmod } from "../chmod.js";
 import { isArchive } from "./add-archive.js";
+import { fetchGitSource, isGitSource } from "./add-git.js";
 import { downloadUrl } from "./add-url.js";
 import { copyIntoRoot, type CopyItem } from "./copy.js";
 import { matchSources } from "./copy-sources.js";
 import type { StepContext, StepOutput } from "./step-context.js";
 
 const URL_SOURCE = /^https?:\/\//i;
-
-/** Whether an ADD source names a git repository (BuildKit's rules: git@…, git://…, or a URL ending in .git[#ref]). */
-export function isGitSource(s: string): boolean {
-  return /^git@[^:]+:/.test(s) || /^git:\/\//i.test(s) || /^https?:\/\/[^#]+\.git(#.*)?$/i.test(s);
-}
 
 /**
  * COPY and ADD: resolves `--chown` in the stage root and `--chmod`, expands sources in the build
@@ -23,11 +27,8 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
   const kw = instr.kind.toUpperCase();
   const urls = instr.kind === "add" ? instr.sources.filter((s) => URL_SOURCE.test(s) || isGitSource(s)) : [];
   const locals = instr.sources.filter((s) => !urls.includes(s));
-  if (urls.some(isGitSource)) {
-    throw new KilnError(
-      "NOT_IMPLEMENTED",
-      `ADD from a git repository (${urls.find(isGitSource) ?? ""}) is not implemented yet; clone it in a RUN step or use a git build context`,
-    );
+  if (instr.kind === "add" && instr.checksum !== undefined && urls.some(isGitSource)) {
+    throw new KilnError("NOT_IMPLEMENTED", "ADD --checksum with a git source is not implemented yet");
   }
   if (instr.kind === "add" && instr.checksum !== undefined && locals.length > 0) {
     throw new KilnError("ADD_CHECKSUM_LOCAL", `checksum requires HTTP(S) or Git sources (got ${locals.join(" ")})`);
@@ -44,6 +45,19 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
     items.push(unpack ? { kind: "archive", file: m.abs, label: `ADD ${m.rel}` } : { kind: "match", match: m, from });
   }
   for (const u of urls) {
+    if (isGitSource(u)) {
+      // The checkout's contents go to the destination; .git only with --keep-git-dir.
+      const dir = await fetchGitSource(u, ctx.tmpDir, ctx.signal);
+      const repo = await DirContext.open(dir, []);
+      const keep = instr.kind === "add" && instr.keepGitDir;
+      const match = { rel: "", abs: repo.root, stat: await lstat(repo.root), keep: "" };
+      items.push({
+        kind: "match",
+        from: repo,
+        match: keep ? match : { ...match, exclude: new PatternMatcher([".git"]) },
+      });
+      continue;
+    }
     const d = await downloadUrl(u, ctx.tmpDir, {
       checksum: instr.kind === "add" ? instr.checksum : undefined,
       env: ctx.opts.env,

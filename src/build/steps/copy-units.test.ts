@@ -8,7 +8,7 @@ import { parseChmod } from "../chmod.js";
 import { detectArchiveCompression, isArchive, isTarHeader } from "./add-archive.js";
 import { downloadName, parseChecksum } from "./add-url.js";
 import { componentsMatch } from "./copy-sources.js";
-import { isGitSource } from "./copy-step.js";
+import { isGitSource } from "./add-git.js";
 
 test("--chmod octal replaces the bits, symbolic forms match chmod(1)", () => {
   assert.equal(parseChmod("0644")(0o755, false), 0o644);

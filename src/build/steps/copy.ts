@@ -40,6 +40,9 @@ export type CopyItem =
   /** A local or downloaded tar archive (any supported compression) extracted into the destination. */
   | { kind: "archive"; file: string; label: string };
 
+/** Files copied at the same time within one directory tree. */
+const COPY_CONCURRENCY = 16;
+
 interface Owner {
   uid: number;
   gid: number;
@@ -113,7 +116,8 @@ class Copier {
   readonly written = new Set<string>();
   private readonly touchedDirs = new Set<string>();
   private readonly dirTimes: { host: string; atime: Date; mtime: Date }[] = [];
-  private readonly inodes = new Map<string, string>();
+  /** dev:ino of multiply-linked source files → host path of their first copy (once written). */
+  private readonly inodes = new Map<string, Promise<string>>();
   /** Container dirs known to exist (skips re-checking parents; resolution stays with resolveInRoot). */
   private readonly knownDirs = new Set<string>(["/"]);
 
@@ -142,12 +146,29 @@ class Copier {
   /** Copies a directory's contents to `top` (created with the source dir's metadata when missing). */
   async copyTree(from: DirContext, m: MatchedSource, top: string): Promise<void> {
     await this.ensureDir(top, m.stat, true);
+    // Directories are made in walk order (parents first); files and links are copied concurrently.
+    const pending = new Set<Promise<void>>();
+    let failure: { e: unknown } | undefined;
     for await (const child of from.walk(m.rel)) {
       this.signal?.throwIfAborted();
+      if (failure) break;
       const relInside = m.rel === "" ? child.rel : child.rel.slice(m.rel.length + 1);
       if (m.exclude?.matches(relInside)) continue;
-      await this.copyEntry(child.abs, child.stat, join(top, relInside), true);
+      const target = join(top, relInside);
+      if (child.stat.isDirectory()) {
+        await this.copyEntry(child.abs, child.stat, target, true);
+        continue;
+      }
+      if (pending.size >= COPY_CONCURRENCY) await Promise.race(pending);
+      const job: Promise<void> = this.copyEntry(child.abs, child.stat, target, true)
+        .catch((e: unknown) => {
+          failure ??= { e };
+        })
+        .finally(() => pending.delete(job));
+      pending.add(job);
     }
+    await Promise.all(pending);
+    if (failure) throw failure.e;
   }
 
   /** Copies one lstat'ed entry to a container path. */
@@ -169,16 +190,20 @@ class Copier {
       const key = `${st.dev}:${st.ino}`;
       const first = st.nlink > 1 && st.isFile() ? this.inodes.get(key) : undefined;
       if (first !== undefined) {
-        await link(first, host);
+        await link(await first, host);
         this.written.add(toContainerPath(this.root, host));
         return;
       }
-      if (st.isFile()) await copyFile(abs, host);
-      else await writeFile(host, ""); // BuildKit copies a socket as an empty regular file
-      await lchown(host, own.uid, own.gid);
-      await chmod(host, this.mode(st));
-      await utimes(host, st.atime, st.mtime);
-      if (st.nlink > 1 && st.isFile()) this.inodes.set(key, host);
+      const done = (async () => {
+        if (st.isFile()) await copyFile(abs, host);
+        else await writeFile(host, ""); // BuildKit copies a socket as an empty regular file
+        await lchown(host, own.uid, own.gid);
+        await chmod(host, this.mode(st));
+        await utimes(host, st.atime, st.mtime);
+        return host;
+      })();
+      if (st.nlink > 1 && st.isFile()) this.inodes.set(key, done);
+      await done;
     } else {
       return; // devices and FIFOs in a context are not copied
     }
@@ -272,8 +297,15 @@ class Copier {
           `cannot copy to ${target}: ${cur} exists in the image and is not a directory`,
         );
       }
-      await mkdir(host);
-      await this.impliedMeta(host);
+      // Concurrent copies into the same missing parent may race to create it.
+      const made = await mkdir(host).then(
+        () => true,
+        (e: NodeJS.ErrnoException) => {
+          if (e.code !== "EEXIST") throw e;
+          return false;
+        },
+      );
+      if (made) await this.impliedMeta(host);
       this.written.add(toContainerPath(this.root, host));
       this.knownDirs.add(cur);
     }
