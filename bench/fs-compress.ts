@@ -36,7 +36,7 @@ async function makeInput(file: string, mb: number): Promise<void> {
   let written = 0;
   while (written < mb * 1024 * 1024) {
     const n = Math.min(tar.length, mb * 1024 * 1024 - written);
-    if (!out.write(tar.subarray(0, n))) await new Promise((r) => out.once("drain", r));
+    if (!out.write(tar.subarray(0, n))) await new Promise<void>((r) => out.once("drain", () => r()));
     written += n;
   }
   await new Promise<void>((r, j) => out.end((e?: Error | null) => (e ? j(e) : r())));

@@ -6,6 +6,7 @@ import { changesForPaths } from "./changes-for-paths.js";
 import { FileIndex } from "./file-index.js";
 import { IgnoreList } from "./ignore-list.js";
 import { applySpecs, isRoot, makeSandbox } from "./test-helpers.js";
+import { gnuFind } from "./find-walk.js";
 import { walkChanges } from "./walk-changes.js";
 
 async function base(root: string): Promise<FileIndex> {
@@ -189,4 +190,38 @@ test("FileIndex subtree operations and clone independence", () => {
   assert.throws(() => {
     (copy.get("/z") as { mode: number }).mode = 1;
   });
+});
+
+test("GNU find engine and Node engine agree on changes and on the updated index", async (t) => {
+  if ((await gnuFind()) === undefined) {
+    t.skip("GNU find not installed");
+    return;
+  }
+  const sb = await makeSandbox();
+  try {
+    const r = sb.root;
+    await mkdir(path.join(r, "a/b"), { recursive: true });
+    await writeFile(path.join(r, "a/b/f"), "f");
+    await writeFile(path.join(r, "a/gone"), "g");
+    await mkdir(path.join(r, "ign/deep"), { recursive: true });
+    await writeFile(path.join(r, "ign/deep/x"), "x");
+    await symlink("a/b", path.join(r, "ln"));
+    const ignore = IgnoreList.create({ stateDir: "/kaniko", ignorePaths: ["/ign"] });
+    const i1 = await FileIndex.fromWalk(r, ignore);
+    const i2 = i1.clone();
+    await writeFile(path.join(r, "a/b/f"), "changed");
+    await rm(path.join(r, "a/gone"));
+    await writeFile(path.join(r, "new file\nwith newline"), "n");
+    await chmod(path.join(r, "a"), 0o4711);
+    await writeFile(path.join(r, "ign/deep/y"), "y");
+    const viaFind = await walkChanges(r, i1, { ignore, update: true, engine: "find" });
+    const viaNode = await walkChanges(r, i2, { ignore, update: true, engine: "node" });
+    assert.deepEqual(viaFind, viaNode);
+    assert.ok(viaFind.changed.includes("/new file\nwith newline"));
+    assert.deepEqual(viaFind.deleted, ["/a/gone"]);
+    assert.deepEqual([...i1.paths()].sort(), [...i2.paths()].sort());
+    for (const p of i1.paths()) assert.deepEqual(i1.get(p), i2.get(p), p);
+  } finally {
+    await sb.cleanup();
+  }
 });

@@ -3,6 +3,7 @@ import type { Changes } from "./changes.js";
 import { indexEntryFromStatSync } from "./file-index.js";
 import type { FileIndex, IndexEntry } from "./file-index.js";
 import type { IgnoreList } from "./ignore-list.js";
+import { findWalk, gnuFind } from "./find-walk.js";
 import { walkRoot } from "./walk.js";
 
 /** Options of {@link walkChanges}. */
@@ -11,6 +12,8 @@ export interface WalkChangesOptions {
   /** Bring `index` up to date with the root (default false). */
   update?: boolean;
   signal?: AbortSignal;
+  /** "find" (default): GNU find does the lstat walk when installed, else Node; "node": always Node. */
+  engine?: "find" | "node";
 }
 
 /**
@@ -56,16 +59,22 @@ export async function walkChanges(root: string, index: FileIndex, opts: WalkChan
       deleted.push(p);
     }
   };
-  await walkRoot(root, { ignore: ig, signal: opts.signal, onDir }, (p, host, st) => {
-    const now = indexEntryFromStatSync(host, st);
-    if (now === undefined) return;
+  const compare = (p: string, now: IndexEntry): void => {
     const before = index.getClean(p);
     if (before === undefined || entryChanged(before, now)) {
       changed.push(p);
       updates.push([p, now]);
       if (before !== undefined && before.type === "dir" && now.type !== "dir") retyped.add(p);
     }
-  });
+  };
+  const find = opts.engine === "node" ? undefined : await gnuFind();
+  if (find !== undefined) await findWalk(find, root, { ignore: ig, signal: opts.signal, onDir }, compare);
+  else {
+    await walkRoot(root, { ignore: ig, signal: opts.signal, onDir }, (p, host, st) => {
+      const now = indexEntryFromStatSync(host, st);
+      if (now !== undefined) compare(p, now);
+    });
+  }
   changed.sort(compareBytewise);
   deleted.sort(compareBytewise);
   if (opts.update) {

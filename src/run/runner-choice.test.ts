@@ -1,8 +1,8 @@
 import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import { findHelper, helperCandidates, KANIKO_HELPER_PATH } from "./helper-path.js";
-import { chooseIsolation, createRunner } from "./runner.js";
-import type { IsolationProbe } from "./types.js";
+import { chooseIsolation, createRunner, runnerSupportsMounts } from "./runner.js";
+import type { IsolationProbe, Runner } from "./types.js";
 
 const none: IsolationProbe = {
   chroot: false,
@@ -38,5 +38,19 @@ describe("back-end choice", () => {
     ]);
     assert.equal(c.at(-1), KANIKO_HELPER_PATH);
     assert.throws(() => findHelper("/nonexistent/kiln-exec"), { code: "RUN_HELPER_NOT_FOUND" });
+  });
+});
+
+describe("mount support", () => {
+  it("only runners in a mount namespace can make RUN mounts", () => {
+    const stub = (isolation: Runner["isolation"], probe: IsolationProbe): Runner => ({
+      isolation,
+      capabilities: probe,
+      run: () => Promise.reject(new Error("not used")),
+    });
+    assert.equal(runnerSupportsMounts(stub("userns", { ...none, userns: true })), true);
+    assert.equal(runnerSupportsMounts(stub("chroot", { ...none, chroot: true, mountns: true })), true);
+    assert.equal(runnerSupportsMounts(stub("chroot", { ...none, chroot: true })), false);
+    assert.equal(runnerSupportsMounts(stub("in-place", { ...none, chroot: true, mountns: true })), false);
   });
 });

@@ -66,7 +66,7 @@ describe("COPY/ADD matrix", () => {
       "ctx-copy",
       [
         `FROM ${base} AS src`,
-        "RUN mkdir -p /o/d && echo a > /o/a && chown 100:200 /o/a && chown 101:201 /o/d",
+        "RUN mkdir -p /o/d /real/out && echo a > /o/a && chown 100:200 /o/a && chown 101:201 /o/d && echo s > /real/out/foo && echo p > /o/d/x.png && ln -s /real /abs && ln -s real/out /rel",
         `FROM ${base}`,
         "ARG GREETING=world",
         "COPY *.go /gofiles/",
@@ -108,6 +108,21 @@ describe("COPY/ADD matrix", () => {
         "COPY --from=src /o /fromsrc/",
         "COPY --link f.txt /linked.txt",
         "COPY test* /uni/",
+        "COPY chain/l* /alllinks/",
+        "COPY --from=src /abs/out/foo /rel/foo /fromlinks/",
+        "COPY --from=src --exclude=*.png /o/d /fromexcl/",
+        "COPY --chmod=0751 --chown=kiln <<EOF /hd-owned",
+        "x",
+        "EOF",
+        "COPY sub /twice/",
+        "COPY sub /twice/",
+        "COPY --parents a/./b/./c/deep.txt /multi/",
+        "COPY --parents a/**/deep.txt /star/",
+        'ENV empty=""',
+        "ARG MODE=0700",
+        "WORKDIR /e",
+        "COPY f.txt $empty",
+        "COPY --chmod=${MODE} f.txt /argmode",
         "WORKDIR /w",
         "COPY f.txt .",
         "COPY f.txt ../up.txt",
@@ -131,12 +146,16 @@ describe("COPY/ADD matrix", () => {
         "test-äöü.txt": "umlaut\n",
         "test-%C3%A4%C3%B6%C3%BC.txt": "percent\n",
         "test+aou.txt": "plus\n",
+        "chain/baz": "baz\n",
+        "a/b/c/deep.txt": "deep\n",
       },
     );
     await symlink("sub/dir1", path.join(ctx, "link"));
     await symlink("bar.go", path.join(ctx, "lnk"));
     await symlink("../bar.go", path.join(ctx, "d", "inner"));
     await symlink("nowhere", path.join(ctx, "d", "dangling"));
+    await symlink("second", path.join(ctx, "chain", "l1"));
+    await symlink("baz", path.join(ctx, "chain", "second"));
     await link(path.join(ctx, "hard", "one"), path.join(ctx, "hard", "two"));
     await mkdir(path.join(ctx, "d", "empty"));
     await utimes(path.join(ctx, "f.txt"), MTIME, MTIME);
@@ -228,6 +247,21 @@ describe("COPY/ADD matrix", () => {
     assert.equal(await read("uni/test-äöü.txt"), "umlaut\n");
     assert.equal(await read("uni/test-%C3%A4%C3%B6%C3%BC.txt"), "percent\n");
     assert.equal(await read("uni/test+aou.txt"), "plus\n");
+    // a matched symlink chain is followed to its content
+    assert.equal(await read("alllinks/l1"), "baz\n");
+    // --from sources resolve absolute and relative links inside the stage's root
+    assert.equal(await read("fromlinks/foo"), "s\n");
+    assert.deepEqual(await readdir(path.join(root, "fromexcl")), []);
+    // heredoc with --chmod/--chown
+    assert.equal(await mode("hd-owned"), "751");
+    assert.equal(await owner("hd-owned"), "1000:1000");
+    assert.equal(await read("twice/dir1/dir2/foo"), "deep\n");
+    // several pivots: the first one counts; `**` spans directories
+    assert.equal(await read("multi/b/c/deep.txt"), "deep\n");
+    assert.equal(await read("star/a/b/c/deep.txt"), "deep\n");
+    // an empty destination is the WORKDIR; --chmod from an ARG
+    assert.equal(await read("e/f.txt"), "f\n");
+    assert.equal(await mode("argmode"), "700");
 
     // A COPY into an existing dir puts only what it wrote (plus parents) in its layer.
     const layers = await layerListings(layout);

@@ -139,6 +139,33 @@ describe("RUN --mount, heredoc scripts and --network in real builds", () => {
     assert.ok(caches.length >= 2, caches.join(","));
   });
 
+  test("bind mounts from a stage and from an image, read-only by default", async () => {
+    const ctx = path.join(work, "ctx-from");
+    await writeTree(ctx, {
+      Dockerfile: [
+        "ARG BASE",
+        "FROM ${BASE} AS tools",
+        "RUN mkdir /tools && echo tool > /tools/t.txt",
+        "FROM ${BASE}",
+        "RUN --mount=type=bind,from=tools,source=/tools,target=/t cat /t/t.txt > /from-stage.txt && " +
+          "(touch /t/x 2>/dev/null && echo writable || echo read-only) > /from-stage-ro.txt",
+        `RUN --mount=type=bind,from=${base},source=/bin,target=/imgbin test -e /imgbin/sh && echo yes > /from-image.txt`,
+        "",
+      ].join("\n"),
+    });
+    const ref = `${reg.host}/mounts:from`;
+    const r = await build(ctx, ref);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const rootfs = await unpackWithUmoci(ref, path.join(work, "u-from"));
+    const read = (p: string) => readFile(path.join(rootfs, p), "utf8");
+    assert.equal(await read("from-stage.txt"), "tool\n");
+    assert.equal(await read("from-stage-ro.txt"), "read-only\n");
+    assert.equal(await read("from-image.txt"), "yes\n");
+    assert.equal(await exists(path.join(rootfs, "tools")), false);
+    assert.equal(await exists(path.join(rootfs, "t")), false);
+    assert.equal(await exists(path.join(rootfs, "imgbin")), false);
+  });
+
   test("a required secret that was not given fails the build with a clear message", async () => {
     const ctx = path.join(work, "ctx-missing");
     await writeTree(ctx, {

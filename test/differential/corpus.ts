@@ -122,8 +122,8 @@ export function kanikoCases(): DiffCase[] {
       a.docker_extra_flags,
       a.kaniko_extra_flags,
     ]);
-    const duplicateOf = seen.get(inputs);
-    if (duplicateOf === undefined) seen.set(inputs, name);
+    const duplicateOf = skip === undefined ? seen.get(inputs) : undefined;
+    if (skip === undefined && duplicateOf === undefined) seen.set(inputs, name);
     cases.push({
       name,
       dockerfile,

@@ -76,11 +76,27 @@ test("readDockerArchive applies layers with whiteouts and keeps modes, owners, l
   await writeFile(path.join(l0, "suid-link"), "s");
   await writeFile(path.join(l1, "opaque", "new"), "NEW");
   const other = await readDockerArchive(
-    await dockerArchive(path.join(dir, "b"), [l0, l1], { architecture: "amd64", os: "linux", config: { Env: ["A=2"] } }),
+    await dockerArchive(path.join(dir, "b"), [l0, l1], {
+      architecture: "amd64",
+      os: "linux",
+      config: { Env: ["A=2"] },
+    }),
   );
   const diffs = compareImages(img, other);
-  assert.ok(diffs.some((d) => d.startsWith("/opaque/new: [sha256]")), diffs.join("\n"));
-  assert.ok(diffs.some((d) => d.startsWith("/suid: [mode")), diffs.join("\n"));
-  assert.ok(diffs.some((d) => d.startsWith("/suid-link: hardlink group")), diffs.join("\n"));
-  assert.ok(diffs.some((d) => d.startsWith("config.Env:")), diffs.join("\n"));
+  assert.ok(
+    diffs.some((d) => d.startsWith("/opaque/new: [sha256]")),
+    diffs.join("\n"),
+  );
+  assert.ok(
+    diffs.some((d) => d.startsWith("/suid: [mode")),
+    diffs.join("\n"),
+  );
+  assert.ok(
+    diffs.some((d) => d.startsWith("/suid-link: hardlink group")),
+    diffs.join("\n"),
+  );
+  assert.ok(
+    diffs.some((d) => d.startsWith("config.Env:")),
+    diffs.join("\n"),
+  );
 });

@@ -20,7 +20,6 @@ const D7 =
 const D8 =
   "D8: FROM <stage>: BuildKit lets ARG defaults see the parent stage's ARG values, kiln starts the stage's ARGs empty";
 const D9 = "D9: USER root in an image without /etc/passwd: docker uses uid 0, kiln fails the WORKDIR";
-const D10 = "D10: VOLUME /x then RUN writing into /x: docker creates /x for the RUN, kiln does not (RUN fails)";
 const D11 = "D11: WORKDIR of an existing directory: docker commits a layer for it, kiln commits none";
 
 export const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = {
@@ -43,6 +42,5 @@ export const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = {
   "kaniko/Dockerfile_test_issue_519": D7,
   "kaniko/Dockerfile_test_multistage_args_issue_1911": D8,
   "kaniko/Dockerfile_test_workdir_with_user": D9,
-  "kaniko/Dockerfile_test_volume_2": D10,
   "kaniko/Dockerfile_test_workdir": D11,
 };

@@ -128,7 +128,8 @@ export async function extractArchive(
       const st = await lstat(h).catch(() => undefined);
       if (st?.isDirectory()) continue;
       if (st) await rm(h, { force: true });
-      await mkdir(h);
+      // `h` is resolved inside the root; components still missing below it are plain names.
+      await mkdir(h, { recursive: true });
       await lchown(h, implied.uid, implied.gid);
       await chmod(h, 0o755);
       written.push(toContainerPath(root, h));

@@ -54,7 +54,7 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
       items.push({
         kind: "match",
         from: repo,
-        match: keep ? match : { ...match, exclude: new PatternMatcher([".git"]) },
+        match: { ...match, exclude: new PatternMatcher([...(keep ? [] : [".git"]), ...instr.excludes]) },
       });
       continue;
     }

@@ -78,3 +78,42 @@ test("git sources are recognised like BuildKit", () => {
   assert.ok(isGitSource("git://h/r"));
   assert.ok(!isGitSource("https://h/file.tar.gz"));
 });
+
+test("archive extraction stays inside the root: links are resolved in it, `..` names are refused", async () => {
+  const { createWriteStream } = await import("node:fs");
+  const { lstat, readFile, mkdir } = await import("node:fs/promises");
+  const { TarWriter, emptyHeader } = await import("../../image/index.js");
+  const { extractArchive } = await import("./add-archive.js");
+  const dir = await mkdtemp(path.join(os.tmpdir(), "kiln-extract-"));
+  const outside = `kiln-outside-${path.basename(dir)}`;
+  try {
+    const root = path.join(dir, "root");
+    await mkdir(root);
+    const tarFile = path.join(dir, "t.tar");
+    const w = new TarWriter(createWriteStream(tarFile));
+    await w.add({ ...emptyHeader("esc", "symlink"), linkname: `/../../../../tmp/${outside}` });
+    await w.add({ ...emptyHeader("esc/pwn", "file"), size: 3 }, Buffer.from("pw\n"));
+    await w.add({ ...emptyHeader("d/f", "file"), size: 2, uid: 5, gid: 6, mode: 0o640 }, Buffer.from("f\n"));
+    await w.add({ ...emptyHeader("d/h", "hardlink"), linkname: "d/f" });
+    await w.finish();
+    const written = await extractArchive(root, "/dest", tarFile, "t.tar", (o) => o);
+    // The absolute link target is re-rooted: the file lands under <root>/tmp, never the host's /tmp.
+    assert.equal(await readFile(path.join(root, "tmp", outside, "pwn"), "utf8"), "pw\n");
+    await assert.rejects(lstat(path.join("/tmp", outside)));
+    const f = await lstat(path.join(root, "dest/d/f"));
+    assert.equal(`${f.uid}:${f.gid}:${(f.mode & 0o777).toString(8)}`, "5:6:640");
+    assert.equal((await lstat(path.join(root, "dest/d/h"))).ino, f.ino);
+    assert.ok(written.includes("/dest/d/f"));
+
+    const evil = path.join(dir, "evil.tar");
+    const w2 = new TarWriter(createWriteStream(evil));
+    await w2.add({ ...emptyHeader("../../x", "file"), size: 1 }, Buffer.from("x"));
+    await w2.finish();
+    await assert.rejects(
+      extractArchive(root, "/dest", evil, "evil.tar", (o) => o),
+      /climbs out/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

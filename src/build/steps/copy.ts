@@ -297,14 +297,9 @@ class Copier {
           `cannot copy to ${target}: ${cur} exists in the image and is not a directory`,
         );
       }
-      // Concurrent copies into the same missing parent may race to create it.
-      const made = await mkdir(host).then(
-        () => true,
-        (e: NodeJS.ErrnoException) => {
-          if (e.code !== "EEXIST") throw e;
-          return false;
-        },
-      );
+      // Concurrent copies into the same missing parent may race: only the creator sets its metadata.
+      // `host` is resolved inside the root; components still missing below it are plain names.
+      const made = (await mkdir(host, { recursive: true })) !== undefined;
       if (made) await this.impliedMeta(host);
       this.written.add(toContainerPath(this.root, host));
       this.knownDirs.add(cur);
