@@ -3,9 +3,10 @@
  * alternating builders run by run, reporting medians (wall, CPU, peak RSS), kiln/peer ratios, kiln's
  * per-phase profile and the issue's goals as met/missed.
  *
- *   bash bench/run.sh [--quick] [--runs N] [--warmup N] [--only w1,w2] [--builders b1,b2]
+ *   bash bench/run.sh [--quick] [--runs N] [--warmup N] [--only w1,w2] [--builders b1,b2|none] [--out DIR]
  *
- * Writes bench/results/latest.json and bench/results/latest.md and prints the tables.
+ * `--only` takes workload names and `pull`, `push`, `primitives`. Writes DIR/latest.json and DIR/latest.md
+ * (default bench/results/) after every workload and prints the tables at the end.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -43,10 +44,12 @@ interface Args {
   warmup: number;
   only: string[] | null;
   builders: string[] | null;
+  /** Directory for latest.json / latest.md. */
+  out: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, runs: 3, warmup: 1, only: null, builders: null };
+  const a: Args = { quick: false, runs: 3, warmup: 1, only: null, builders: null, out: "" };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i];
     const next = (): string => {
@@ -59,6 +62,7 @@ function parseArgs(argv: string[]): Args {
     else if (v === "--warmup") a.warmup = Number(next());
     else if (v === "--only") a.only = next().split(",");
     else if (v === "--builders") a.builders = next().split(",");
+    else if (v === "--out") a.out = path.resolve(next());
     else throw new Error(`unknown argument ${v} (see bench/run.ts)`);
   }
   if (a.quick) {
@@ -70,7 +74,10 @@ function parseArgs(argv: string[]): Args {
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.dirname(BENCH_DIR);
-const WORK = path.join(REPO, ".tmp", "bench");
+/** Scratch space (state dirs, context copies); KILN_BENCH_WORK lets two invocations run side by side. */
+const WORK = process.env["KILN_BENCH_WORK"] || path.join(REPO, ".tmp", "bench");
+/** Reference images built once and shared by every invocation. */
+const CACHE = path.join(REPO, ".tmp", "bench", "cache");
 
 /** 1-minute load averages seen during the run (the machine may be shared: noise shows here). */
 const LOADS: number[] = [];
@@ -82,8 +89,8 @@ function log(msg: string): void {
 }
 
 /** Keeps the generated results in the repository's prettier style (CI runs `prettier --check .`). */
-function formatResults(): void {
-  const files = ["latest.json", "latest.md"].map((f) => path.join(BENCH_DIR, "results", f));
+function formatResults(resultsDir: string): void {
+  const files = ["latest.json", "latest.md"].map((f) => path.join(resultsDir, f));
   try {
     execFileSync(path.join(REPO, "node_modules", ".bin", "prettier"), ["--write", "--log-level", "silent", ...files]);
   } catch {
@@ -159,6 +166,7 @@ class Collector {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  const resultsDir = args.out || path.join(BENCH_DIR, "results");
   const t0 = Date.now();
   mkdirSync(WORK, { recursive: true });
   const stateRoot = path.join(WORK, "state");
@@ -170,7 +178,7 @@ async function main(): Promise<void> {
   let dockerd: Dockerd | undefined;
   try {
     log("building/pushing reference bases (busybox, debian, debian + 100,000 files)");
-    const bases: Bases = await prepareBases(registry.host, path.join(WORK, "cache"));
+    const bases: Bases = await prepareBases(registry.host, CACHE);
     const bEnv = buildahEnv(path.join(WORK, "buildah-conf"), registry.host);
 
     const want = (name: string): boolean => args.builders === null || args.builders.includes(name);
@@ -218,8 +226,8 @@ async function main(): Promise<void> {
         rows,
         goals,
       };
-      mkdirSync(path.join(BENCH_DIR, "results"), { recursive: true });
-      writeFileSync(path.join(BENCH_DIR, "results", "latest.json"), JSON.stringify(result, null, 2) + "\n");
+      mkdirSync(resultsDir, { recursive: true });
+      writeFileSync(path.join(resultsDir, "latest.json"), JSON.stringify(result, null, 2) + "\n");
       const md = [
         `# kiln benchmark — ${result.date} (${result.mode}, ${status}: ${args.warmup} warm-up + ${args.runs} runs${args.runs > 2 ? ", heavy workloads 2" : ""}; ${result.durationS} s)`,
         "",
@@ -242,8 +250,8 @@ async function main(): Promise<void> {
         goalTable(goals),
         "",
       ].join("\n");
-      writeFileSync(path.join(BENCH_DIR, "results", "latest.md"), md);
-      formatResults();
+      writeFileSync(path.join(resultsDir, "latest.md"), md);
+      formatResults(resultsDir);
       return md;
     };
 
@@ -461,7 +469,7 @@ async function runPush(
  * entry) over the 100,000-file root for the snapshot goal. Returns find's median ms.
  */
 async function runPrimitives(col: Collector, args: Args): Promise<number | null> {
-  const cache = path.join(WORK, "cache");
+  const cache = CACHE;
   const tar = path.join(cache, "debian-layer.tar");
   const rootfs = path.join(cache, "big100k-bundle");
   if (!existsSync(tar)) {

@@ -13,6 +13,7 @@ import {
   type ContextLimits,
   type PreparedContext,
 } from "../context/index.js";
+import { resolveInRoot } from "../fs/index.js";
 import type { ExecutorOptions } from "./flags/index.js";
 
 const SCHEME = /^([a-z0-9+.-]+):\/\//i;
@@ -117,6 +118,9 @@ export async function prepareContext(
     await mkdir(dir, { recursive: true });
     dockerfile = path.join(dir, "Dockerfile");
     await pipeline(body, createWriteStream(dockerfile));
+  } else if (context.fetched && !existsSync(path.resolve(cwd, dockerfile))) {
+    // A fetched context is untrusted: its Dockerfile may be a symlink, resolved inside the context.
+    dockerfile = await resolveInRoot(context.dir, dockerfile, { followFinal: true });
   }
   return { options: { ...o, context: context.dir, dockerfile }, context };
 }

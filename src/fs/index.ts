@@ -20,3 +20,14 @@ export { walkRoot } from "./walk.js";
 export type { WalkOptions, WalkVisitor } from "./walk.js";
 export { changesTarStream, writeChangesTar } from "./write-changes-tar.js";
 export type { WriteChangesOptions } from "./write-changes-tar.js";
+export {
+  OverlaySnapshotter,
+  WalkSnapshotter,
+  chooseSnapshotter,
+  mergeOverlayUpper,
+  overlayHelperArgument,
+  probeOverlaySnapshots,
+} from "./snapshot/index.js";
+export type { OverlayDirs, SnapshotMode, SnapshotOptions, Snapshotter } from "./snapshot/index.js";
+export { findWalk, gnuFind } from "./find-walk.js";
+export type { FindWalkOptions } from "./find-walk.js";

@@ -93,6 +93,33 @@ describe("build contexts from every kaniko source", () => {
     assert.deepEqual([...sub.files.keys()].sort(), ["ctx/Dockerfile", "ctx/s.txt"]);
   });
 
+  test("an untrusted archive cannot reach host files (Dockerfile symlink, .. entries, link escapes)", async () => {
+    const evil = path.join(work, "evil");
+    const host = path.join(work, "host.Dockerfile");
+    await writeFile(host, "FROM scratch\nCOPY hello.txt /leaked/\n");
+    await writeFiles(evil, { "hello.txt": "hi\n" });
+    run("ln", ["-s", host, path.join(evil, "Dockerfile")]);
+    run("tar", ["-czf", path.join(work, "evil.tar.gz"), "-C", evil, "."]);
+    const r = await buildWith(["--context", `tar://${path.join(work, "evil.tar.gz")}`]);
+    assert.notEqual(r.code, 0, "the Dockerfile symlink must resolve inside the context");
+    assert.match(r.stderr, /buildcontext\/.*host\.Dockerfile: no such file/);
+
+    // A COPY of a link to / reads the context's own files, never the host's.
+    const esc = path.join(work, "esc");
+    await writeFiles(esc, { Dockerfile: "FROM scratch\nCOPY root/etc/hostname /out/\n" });
+    run("ln", ["-s", "/", path.join(esc, "root")]);
+    run("tar", ["-czf", path.join(work, "esc.tar.gz"), "-C", esc, "."]);
+    const e = await buildWith(["--context", `tar://${path.join(work, "esc.tar.gz")}`]);
+    assert.notEqual(e.code, 0);
+    assert.match(e.stderr, /not found in the build context/);
+
+    const dots = path.join(work, "dots.tar");
+    run("tar", ["-cf", dots, "-C", work, "--transform", "s,^,../,", "context.tar.gz"]);
+    const d = await buildWith(["--context", `tar://${dots}`]);
+    assert.notEqual(d.code, 0);
+    assert.match(d.stderr, /"\.\.\/context\.tar\.gz" has a "\.\." component/);
+  });
+
   test("--context-sub-path applies to dir:// but not to a plain path (kaniko's quirk)", async () => {
     const src = path.join(work, "src");
     const viaScheme = await buildWith(["--context", `dir://${src}`, "--context-sub-path", "sub"]);
