@@ -350,6 +350,7 @@ async function runCacheWorkload(
         bases: w.bases(bases),
         cache: true,
       };
+      spec.cacheRepo = spec.destination.replace(/:[^:/]*$/, "") + "-cache";
       await b.prepare("cold", spec);
       writeFileSync(path.join(ctx, "changing.txt"), `${i} first\n`);
       const first = await b.build(spec);

@@ -20,6 +20,8 @@ export interface BuildSpec {
   bases: string[];
   /** Build with the builder's layer cache enabled (cache-rebuild workload). */
   cache?: boolean;
+  /** kiln only: `host/repo` of the registry cache (`--cache-repo`), the same for a build and its rebuild. */
+  cacheRepo?: string;
   /** kiln only: extra flags. */
   kilnFlags?: string[];
   /** kiln only: skip the push (with `kilnFlags` giving another output). */
@@ -93,7 +95,9 @@ export function kilnBuilder(repo: string, stateRoot: string): Builder {
         "--verbosity=debug",
         "--kaniko-dir",
         stateDir,
-        ...(spec.cache ? ["--cache=true", `--cache-repo=${spec.destination.replace(/:[^:/]*$/, "")}-cache`] : []),
+        ...(spec.cache
+          ? ["--cache=true", `--cache-repo=${spec.cacheRepo ?? spec.destination.replace(/:[^:/]*$/, "") + "-cache"}`]
+          : []),
         ...(spec.kilnFlags ?? []),
       ];
       const s = await timed(process.execPath, args, { cwd: repo });

@@ -12,7 +12,7 @@ import {
   stagesNeeded,
   type Stage,
 } from "../dockerfile/index.js";
-import { IgnoreList } from "../fs/index.js";
+import { chooseSnapshotter, IgnoreList, probeOverlaySnapshots, type Snapshotter } from "../fs/index.js";
 import type { Digest } from "../image/digest.js";
 import { assembleImage, emptyImage } from "../image/index.js";
 import { familyOf, layerMediaType, type ManifestFamily } from "../image/media-types.js";
@@ -109,6 +109,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   }
 
   let runner: Promise<Runner> | undefined;
+  let snapshotter: Promise<Snapshotter> | undefined;
   // In place (kaniko's model), "/" is every stage's root: stages then build one after the other.
   const inPlaceIgnore = await decideInPlace(opts, () => (runner ??= deps.runner()));
   const inPlace = inPlaceIgnore !== undefined;
@@ -268,7 +269,10 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
             : inPlace
               ? { root: new StageRoot("/", opts.imageFsExtractRetry, ignore) }
               : {}),
-          ...(prior ? { cacheSeed: results.get(prior.index)?.cacheChain } : {}),
+          ...(prior
+            ? { cacheSeed: results.get(prior.index)?.cacheChain, inheritedArgs: results.get(prior.index)?.args }
+            : {}),
+          scratch: fromRef.toLowerCase() === "scratch",
         },
         {
           opts,
@@ -288,6 +292,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
           },
           ignore,
           runner: () => (runner ??= deps.runner()),
+          snapshotter: () => (snapshotter ??= chooseRunSnapshotter(opts, () => (runner ??= deps.runner()), report)),
           fromRoot: (ref) => fromRoot(ref, stage),
           report,
           now: opts.epoch !== undefined ? () => new Date((opts.epoch as number) * 1000) : deps.now,
@@ -380,4 +385,41 @@ function stageConfig(
 function created(opts: Readonly<BuildOptions>, deps: BuildDeps): string {
   if (opts.epoch !== undefined) return new Date(opts.epoch * 1000).toISOString();
   return deps.now().toISOString();
+}
+
+/**
+ * Picks the RUN snapshot back-end once per build: the overlay back-end when the runner can mount an
+ * overlay over a root under the state dir (chroot with mount namespaces, as root), else the metadata
+ * walk. `--snapshot-mode` values all map onto these (see chooseSnapshotter).
+ */
+async function chooseRunSnapshotter(
+  opts: Readonly<BuildOptions>,
+  runner: () => Promise<Runner>,
+  report: Reporter,
+): Promise<Snapshotter> {
+  const r = await runner();
+  let overlayOk = false;
+  if (r.isolation === "chroot" && r.capabilities.mountns && !opts.disableOverlay) {
+    overlayOk = await probeOverlaySnapshots(opts.stateDir, (dirs) =>
+      r.run(
+        {
+          root: dirs.lower[0] as string,
+          argv: ["/kiln-overlay-probe"],
+          env: [],
+          cwd: "/",
+          uid: 0,
+          gid: 0,
+          groups: [],
+          network: "host",
+          mounts: [],
+          hostNetworkFiles: false,
+          overlay: dirs,
+        },
+        { stdout() {}, stderr() {} },
+      ),
+    );
+  }
+  const s = chooseSnapshotter(opts.snapshotMode ?? "full", overlayOk);
+  report({ kind: "debug", message: `RUN snapshots: ${s.kind} back-end` });
+  return s;
 }

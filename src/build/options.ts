@@ -56,6 +56,10 @@ export interface BuildOptions {
   singleSnapshot: boolean;
   skipPushPermissionCheck: boolean;
   registry: RegistryAccess;
+  /** kaniko's --snapshot-mode (all modes map onto kiln's back-ends, see chooseSnapshotter). */
+  snapshotMode?: "full" | "redo" | "time";
+  /** Use the metadata walk even where overlay snapshots work (KILN_SNAPSHOTTER=walk). */
+  disableOverlay?: boolean;
   /** Environment the build reads (credentials, SSL_CERT_DIR, proxies, --build-arg KEY values). */
   env: Record<string, string | undefined>;
   /** Secrets for `RUN --mount=type=secret` (`--secret`); values are read only when a RUN mounts them. */

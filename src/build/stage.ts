@@ -10,7 +10,14 @@ import {
 } from "../dockerfile/index.js";
 import { compositeKey, inputFingerprints, type KeyInput, type LayerCache } from "../cache/index.js";
 import type { DirContext } from "../context/index.js";
-import { applyLayer, changesForPaths, walkChanges, type Changes, type IgnoreList } from "../fs/index.js";
+import {
+  applyLayer,
+  changesForPaths,
+  walkChanges,
+  type Changes,
+  type IgnoreList,
+  type Snapshotter,
+} from "../fs/index.js";
 import type { ContainerConfig, HistoryEntry, Image, Layer } from "../image/types.js";
 import type { ManifestFamily } from "../image/media-types.js";
 import type { Runner } from "../run/index.js";
@@ -46,6 +53,8 @@ export interface StageResult {
   family: ManifestFamily;
   /** Cache chain key after the last step (identifies the stage's filesystem); set when caching. */
   cacheChain?: string;
+  /** ARGs in scope at the end of the stage: a stage built FROM this one starts with them (BuildKit). */
+  args: ReadonlyMap<string, string | undefined>;
 }
 
 /** The layer cache as a stage uses it (`--cache`). */
@@ -75,6 +84,8 @@ export interface StageServices {
   sink: LayerSink;
   ignore: IgnoreList | undefined;
   runner(): Promise<Runner>;
+  /** The RUN snapshot back-end of this build (overlay where it works, else the metadata walk). */
+  snapshotter(): Promise<Snapshotter>;
   /** Root of another stage or image named by COPY --from (materialised). */
   fromRoot(ref: string): Promise<DirContext>;
   report: Reporter;
@@ -95,6 +106,10 @@ export interface StageBase {
   root?: StageRoot;
   /** Seed of the stage's cache chain: a previous stage's chain key; default: the base image digest. */
   cacheSeed?: string;
+  /** ARGs of the stage this one is built FROM (BuildKit keeps them in scope). */
+  inheritedArgs?: ReadonlyMap<string, string | undefined>;
+  /** FROM scratch: BuildKit gives the image WorkingDir "/". */
+  scratch?: boolean;
 }
 
 /**
@@ -109,7 +124,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   const history: HistoryEntry[] = [...(baseCfg.history ?? [])];
   const layers: Layer[] = [...base.image.layers];
   const root = base.root ?? new StageRoot(base.rootDir, svc.opts.imageFsExtractRetry);
-  const args = new Map<string, string | undefined>();
+  const args = new Map<string, string | undefined>(base.inheritedArgs ?? []);
+  if (base.scratch && !config.WorkingDir) config.WorkingDir = "/";
   let author = typeof baseCfg.author === "string" ? baseCfg.author : undefined;
   let cmdSetInStage = false;
 
@@ -117,7 +133,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   const triggers: Instruction[] = (config.OnBuild ?? []).map((t) =>
     parseInstructionLine(t, { file: svc.dockerfileName }),
   );
-  if (triggers.length > 0) svc.report({ kind: "info", message: `Executing ${triggers.length} build triggers` });
+  // kaniko logs this line for every stage, also when there is nothing to run.
+  svc.report({ kind: "info", message: `Executing ${triggers.length} build triggers` });
   config.OnBuild = null;
   delete config.OnBuild;
   const all = [...triggers, ...stage.instructions];
@@ -281,20 +298,39 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       context: svc.context,
       fromRoot: svc.fromRoot,
       runner: svc.runner,
+      prepareRun: async () => {
+        const dir = await ensureRoot();
+        prepared = await svc.snapshotter();
+        return prepared.beforeRun(dir);
+      },
       tmpDir: svc.tmpDir,
       report: svc.report,
+      ignore: svc.ignore,
       signal: svc.signal,
     };
-    const out = await exec(ctx);
+    let prepared: Snapshotter | undefined;
+    let out: StepOutput;
+    try {
+      out = await exec(ctx);
+    } catch (e) {
+      if (prepared) await prepared.discard(root.dir);
+      throw e;
+    }
     const tSnap = Date.now();
     let changes: Changes | undefined;
     if (out.snapshot.kind === "walk") {
       svc.report({ kind: "info", message: "Taking snapshot of full filesystem..." });
-      changes = await walkChanges(root.dir, root.index, { ignore: svc.ignore, update: true, signal: svc.signal });
+      changes = prepared
+        ? await prepared.afterRun(root.dir, root.index, { ignore: svc.ignore, signal: svc.signal })
+        : await walkChanges(root.dir, root.index, { ignore: svc.ignore, update: true, signal: svc.signal });
     } else if (out.snapshot.kind === "paths") {
       changes = await changesForPaths(root.dir, root.index, out.snapshot.paths, { ignore: svc.ignore });
+    } else if (out.snapshot.kind === "entries") {
+      // Entries that exist unchanged (the index stays valid): a layer holding just them.
+      changes = { changed: [...out.snapshot.paths], deleted: [], opaqueDirs: [] };
     }
     const layer = changes ? await layerFromChanges(root.dir, changes, svc.sink, svc.signal) : undefined;
+    if (layer) svc.report({ kind: "layer-created", stage: stage.index, step: i + 1, layer });
     svc.report({ kind: "phase", phase: "snapshot", ms: Date.now() - tSnap, stage: stage.index });
     const text = createdBy(raw, out.detail);
     addHistoryText(text, layer);
@@ -495,5 +531,14 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     });
   }
 
-  return { config, history, layers, root, family: base.family, author, ...(cache ? { cacheChain: chain } : {}) };
+  return {
+    config,
+    history,
+    layers,
+    root,
+    family: base.family,
+    author,
+    args,
+    ...(cache ? { cacheChain: chain } : {}),
+  };
 }

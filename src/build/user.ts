@@ -18,6 +18,12 @@ export async function resolveIdentity(root: string | undefined, user: string | u
     const m = /^(\d+)(?::(\d+))?$/.exec(spec);
     if (m) return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]), groups: [], home: "/" };
   }
-  const r = await lookupUser(root ?? "/nonexistent", spec);
-  return { uid: r.uid, gid: r.gid, groups: r.groups, home: r.home };
+  try {
+    const r = await lookupUser(root ?? "/nonexistent", spec);
+    return { uid: r.uid, gid: r.gid, groups: r.groups, home: r.home };
+  } catch (e) {
+    // Docker resolves "root" to uid 0 even when the image has no /etc/passwd.
+    if (/^root(:(root|0))?$/.test(spec)) return { uid: 0, gid: 0, groups: [], home: "/root" };
+    throw e;
+  }
 }

@@ -92,6 +92,8 @@ export function toBuildOptions(
       skipDefaultRegistryFallback: o.skipDefaultRegistryFallback,
       pushRetry: o.pushRetry,
     },
+    snapshotMode: o.snapshotMode,
+    disableOverlay: env.KILN_SNAPSHOTTER === "walk",
     env: { ...env },
     cache: o.cache
       ? {

@@ -138,8 +138,10 @@ async function checkoutSubmodules(
     const url = sm.url.startsWith("./") || sm.url.startsWith("../") ? resolveRelativeUrl(parentUrl, sm.url) : sm.url;
     const subDir = await resolveInRoot(dir, sm.path);
     await mkdir(subDir, { recursive: true });
-    await cloneInto(http, headers, url, subDir, entry, "", false);
-    await checkoutSubmodules(http, headers, url, subDir, depth + 1);
+    // Credentials go only to the origin they were given for, never to another host's submodule.
+    const subHeaders = new URL(url).origin === new URL(parentUrl).origin ? headers : {};
+    await cloneInto(http, subHeaders, url, subDir, entry, "", false);
+    await checkoutSubmodules(http, subHeaders, url, subDir, depth + 1);
   }
 }
 

@@ -161,12 +161,39 @@ function syntaxError(message: string, hint?: string): DockerfileError {
 /** Error for a JSON array containing something other than strings. */
 const NOT_STRING_ARRAY = "when using JSON array syntax, arrays must be comprised of strings only";
 
+/**
+ * Length of the first JSON value at the start of `s` when it is an array, else -1. BuildKit decodes
+ * with Go's json.Decoder, which reads ONE value and ignores what follows it
+ * (`ENTRYPOINT ["x"] # note` is exec form), so only that prefix is parsed.
+ */
+function firstArrayLength(s: string): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    else if (c === "[" || c === "{") depth++;
+    else if (c === "]" || c === "}") {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+  }
+  return -1;
+}
+
 function parseJSON(rest: string): Parsed | undefined {
   const r = trimLeftSpace(rest);
   if (!r.startsWith("[")) return undefined;
+  const end = firstArrayLength(r);
+  if (end < 0) return undefined;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(r);
+    parsed = JSON.parse(r.slice(0, end));
   } catch {
     return undefined;
   }

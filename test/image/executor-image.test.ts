@@ -33,11 +33,24 @@ describe("the executor image in an unprivileged container", { timeout: 900_000 }
     await pushLayoutToRegistry(await busyboxOciLayout(), plain.host, "busybox:latest");
     const script = path.join(repoRoot(), "deploy/build-executor-image.sh");
     for (const target of ["executor", "debug"]) {
-      await exec("bash", [script, "--target", target, "--destination", `${plain.host}/kiln:${target}`, "--insecure", "--verbosity", "warn"], {
-        cwd: repoRoot(),
-        env: { ...process.env, KILN_IMAGE_STAGE: path.join(work, `stage-${target}`) },
-        maxBuffer: 32 * 1024 * 1024,
-      });
+      await exec(
+        "bash",
+        [
+          script,
+          "--target",
+          target,
+          "--destination",
+          `${plain.host}/kiln:${target}`,
+          "--insecure",
+          "--verbosity",
+          "warn",
+        ],
+        {
+          cwd: repoRoot(),
+          env: { ...process.env, KILN_IMAGE_STAGE: path.join(work, `stage-${target}`) },
+          maxBuffer: 32 * 1024 * 1024,
+        },
+      );
     }
     // The workspace a pipeline mounts, and the docker config + CA it mounts under /kaniko.
     await mkdir(path.join(work, "ws"), { recursive: true });
@@ -60,11 +73,18 @@ describe("the executor image in an unprivileged container", { timeout: 900_000 }
   test("has kaniko's layout, env, workdir and entrypoint", async (t) => {
     if (skip) return t.skip(skip);
     const cfg = JSON.parse(
-      (await exec("skopeo", ["inspect", "--tls-verify=false", "--config", `docker://${plain.host}/kiln:executor`])).stdout,
+      (await exec("skopeo", ["inspect", "--tls-verify=false", "--config", `docker://${plain.host}/kiln:executor`]))
+        .stdout,
     ) as { config: { Env: string[]; Entrypoint: string[]; WorkingDir: string } };
     assert.deepEqual(cfg.config.Entrypoint, ["/kaniko/executor"]);
     assert.equal(cfg.config.WorkingDir, "/workspace");
-    for (const e of ["DOCKER_CONFIG=/kaniko/.docker/", "SSL_CERT_DIR=/kaniko/ssl/certs", "PATH=/usr/local/bin:/kaniko", "HOME=/root", "USER=root"]) {
+    for (const e of [
+      "DOCKER_CONFIG=/kaniko/.docker/",
+      "SSL_CERT_DIR=/kaniko/ssl/certs",
+      "PATH=/usr/local/bin:/kaniko",
+      "HOME=/root",
+      "USER=root",
+    ]) {
       assert.ok(cfg.config.Env.includes(e), `missing ${e}`);
     }
     const raw = JSON.parse(
@@ -81,23 +101,52 @@ describe("the executor image in an unprivileged container", { timeout: 900_000 }
     if (skip) return t.skip(skip);
     const dest = `${secure.host}/team/app:podman`;
     const r = await podman.run([
-      "run", "--rm", "--network", "host",
-      "-v", `${path.join(work, "ws")}:/workspace:ro`,
-      "-v", `${path.join(work, "docker/config.json")}:/kaniko/.docker/config.json:ro`,
-      "-v", `${secure.caFile}:/kaniko/ssl/certs/test-ca.crt:ro`,
+      "run",
+      "--rm",
+      "--network",
+      "host",
+      "-v",
+      `${path.join(work, "ws")}:/workspace:ro`,
+      "-v",
+      `${path.join(work, "docker/config.json")}:/kaniko/.docker/config.json:ro`,
+      "-v",
+      `${secure.caFile}:/kaniko/ssl/certs/test-ca.crt:ro`,
       `${plain.host}/kiln:executor`,
-      "--dockerfile", "Dockerfile", "--context", "dir:///workspace", "--destination", dest,
-      "--insecure-pull", "--digest-file", "/dev/termination-log",
+      "--dockerfile",
+      "Dockerfile",
+      "--context",
+      "dir:///workspace",
+      "--destination",
+      dest,
+      "--insecure-pull",
+      "--digest-file",
+      "/dev/termination-log",
     ]);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.doesNotMatch(r.stdout + r.stderr, new RegExp(pass));
     const inspect = JSON.parse(
-      (await exec("skopeo", ["inspect", "--tls-verify=false", "--creds", `${user}:${pass}`, "--config", `docker://${dest}`])).stdout,
+      (
+        await exec("skopeo", [
+          "inspect",
+          "--tls-verify=false",
+          "--creds",
+          `${user}:${pass}`,
+          "--config",
+          `docker://${dest}`,
+        ])
+      ).stdout,
     ) as { rootfs: { diff_ids: string[] }; config: { Cmd: string[] } };
     assert.equal(inspect.rootfs.diff_ids.length, 3);
     assert.deepEqual(inspect.config.Cmd, ["cat", "/proof"]);
     const out = path.join(work, "pulled");
-    await exec("skopeo", ["copy", "--src-tls-verify=false", "--src-creds", `${user}:${pass}`, `docker://${dest}`, `oci:${out}:x`]);
+    await exec("skopeo", [
+      "copy",
+      "--src-tls-verify=false",
+      "--src-creds",
+      `${user}:${pass}`,
+      `docker://${dest}`,
+      `oci:${out}:x`,
+    ]);
     await exec("umoci", ["unpack", "--image", `${out}:x`, path.join(work, "bundle")]);
     assert.equal(await readFile(path.join(work, "bundle/rootfs/proof"), "utf8"), "built-in-podman\n");
     assert.equal(await readFile(path.join(work, "bundle/rootfs/uid"), "utf8"), "0\n");
@@ -108,18 +157,37 @@ describe("the executor image in an unprivileged container", { timeout: 900_000 }
     if (skip) return t.skip(skip);
     const name = `kiln-jenkins-${process.pid}`;
     const started = await podman.run([
-      "run", "-d", "-t", "--name", name, "--network", "host", "--entrypoint", "/busybox/cat",
-      "-v", `${path.join(work, "ws")}:/workspace:ro`, `${plain.host}/kiln:debug`,
+      "run",
+      "-d",
+      "-t",
+      "--name",
+      name,
+      "--network",
+      "host",
+      "--entrypoint",
+      "/busybox/cat",
+      "-v",
+      `${path.join(work, "ws")}:/workspace:ro`,
+      `${plain.host}/kiln:debug`,
     ]);
     assert.equal(started.code, 0, started.stderr);
     try {
       const r = await podman.run([
-        "exec", name, "/busybox/sh", "-c",
+        "exec",
+        name,
+        "/busybox/sh",
+        "-c",
         "export PATH=/busybox:$PATH; /kaniko/executor -f `pwd`/Dockerfile -c `pwd` --insecure-pull --no-push --digest-file /tmp/digest && cat /tmp/digest",
       ]);
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
       assert.match(r.stdout, /sha256:[a-f0-9]{64}$/);
-      const timing = await podman.run(["exec", name, "/busybox/sh", "-c", "s=$(date +%s%N); /kaniko/executor version >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000000 ))"]);
+      const timing = await podman.run([
+        "exec",
+        name,
+        "/busybox/sh",
+        "-c",
+        "s=$(date +%s%N); /kaniko/executor version >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000000 ))",
+      ]);
       console.log(`# executor start to exit (version) inside the container: ${timing.stdout.trim()} ms`);
     } finally {
       await podman.run(["rm", "-f", name]);
@@ -134,7 +202,10 @@ describe("the executor image in an unprivileged container", { timeout: 900_000 }
     const yaml = docs
       .replaceAll("REGISTRY.EXAMPLE/team/app:latest", dest)
       .replaceAll("KILN_IMAGE", `${plain.host}/kiln:executor`)
-      .replaceAll("DOCKER_CONFIG_JSON_BASE64", Buffer.from(JSON.stringify({ auths: { [secure.host]: { auth } } })).toString("base64"))
+      .replaceAll(
+        "DOCKER_CONFIG_JSON_BASE64",
+        Buffer.from(JSON.stringify({ auths: { [secure.host]: { auth } } })).toString("base64"),
+      )
       .replaceAll("/path/to/workspace", path.join(work, "ws"))
       .replace("args:", `args:\n        - --insecure-pull\n        - --skip-tls-verify-registry=${secure.host}`);
     // podman 4.3 cannot create a Secret from the played YAML itself (it crashes on the volume); it
@@ -154,7 +225,8 @@ describe("the executor image in an unprivileged container", { timeout: 900_000 }
       const logs = await podman.run(["logs", "kiln-build-kiln"]);
       assert.equal(wait.stdout.trim(), "0", `${logs.stdout}\n${logs.stderr}`);
       const inspect = JSON.parse(
-        (await exec("skopeo", ["inspect", "--tls-verify=false", "--creds", `${user}:${pass}`, `docker://${dest}`])).stdout,
+        (await exec("skopeo", ["inspect", "--tls-verify=false", "--creds", `${user}:${pass}`, `docker://${dest}`]))
+          .stdout,
       ) as { Layers: string[] };
       assert.equal(inspect.Layers.length, 3);
     } finally {

@@ -147,10 +147,16 @@ describe("secrets never reach logs or images", { timeout: 600_000 }, () => {
       for (const f of await filesUnder(storage)) {
         if ((await lstat(f)).size > 0) blobs.push([`registry ${path.relative(storage, f)}`, await readFile(f)]);
       }
+      let probeSeen = false;
       for (const [where, b] of blobs) {
         scannedBlobs++;
-        for (const x of expand(b)) scan(where, x, leaks);
+        for (const x of expand(b)) {
+          scan(where, x, leaks);
+          // The RUN really tried the executor's config path and found nothing there (busybox cat's message).
+          if (x.includes(Buffer.from(`can't open '${cfgFile}'`))) probeSeen = true;
+        }
       }
+      assert.ok(probeSeen, "the isolation probe's output (cat: can't open <executor config>) is in a layer");
       figures.add(
         `creds + --secret file/env, ${v.name}`,
         1,

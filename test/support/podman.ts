@@ -8,7 +8,10 @@ const exec = promisify(execFile);
 /** A podman set up for this machine (test-environment.md §5): runc, cgroupfs, file events, nofile 20000. */
 export interface Podman {
   env: Record<string, string>;
-  run(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
+  run(
+    args: string[],
+    opts?: { input?: string; timeoutMs?: number },
+  ): Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
 /** Writes containers.conf / storage.conf / registries.conf under `dir` and returns a runner using them. */
@@ -31,7 +34,13 @@ export async function setupPodman(dir: string, insecureRegistries: string[]): Pr
   );
   await writeFile(
     storage,
-    ["[storage]", 'driver = "vfs"', `graphroot = "${path.join(dir, "graph")}"`, `runroot = "${path.join(dir, "run")}"`, ""].join("\n"),
+    [
+      "[storage]",
+      'driver = "vfs"',
+      `graphroot = "${path.join(dir, "graph")}"`,
+      `runroot = "${path.join(dir, "run")}"`,
+      "",
+    ].join("\n"),
   );
   await writeFile(
     registries,

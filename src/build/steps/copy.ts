@@ -245,8 +245,14 @@ class Copier {
     }
     if (existing) await this.remove(host);
     await mkdir(host);
-    if (st) await this.setDirMeta(host, st);
-    else await this.impliedMeta(host);
+    if (st && !top) await this.setDirMeta(host, st);
+    else if (top) {
+      // A destination directory COPY creates is 0755 and owned by --chown (else root), whatever the
+      // source directory's mode and owner, and --chmod applies only below it (BuildKit).
+      const own = this.attrs.owner ?? { uid: 0, gid: 0 };
+      await lchown(host, own.uid, own.gid);
+      await chmod(host, 0o755);
+    } else await this.impliedMeta(host);
     this.written.add(toContainerPath(this.root, host));
     this.knownDirs.add(target);
   }

@@ -76,7 +76,10 @@ export async function execRun(instr: RunInstruction, ctx: StepContext): Promise<
   }
   const id = await ctx.identity();
   const cwd = ctx.config.WorkingDir && ctx.config.WorkingDir.length > 0 ? ctx.config.WorkingDir : "/";
-  await mkdirOwned(root, cwd, id.uid, id.gid);
+  // With the overlay snapshotter the step runs on an overlay over the root: a missing working
+  // directory is created in the upper dir so that it is part of the step's diff.
+  const overlay = await ctx.prepareRun();
+  await mkdirOwned(overlay ? overlay.upper : root, cwd, id.uid, id.gid);
   const scratch = await mkdtemp(path.join(ctx.tmpDir, "run-"));
   let argv = runArgv(instr, ctx.shell);
   try {
@@ -103,6 +106,7 @@ export async function execRun(instr: RunInstruction, ctx: StepContext): Promise<
           network: instr.network === "none" ? "none" : "host",
           mounts,
           hostNetworkFiles: instr.network !== "none",
+          ...(overlay ? { overlay } : {}),
         },
         {
           stdout: (data) =>

@@ -1,4 +1,5 @@
 import type { DirContext } from "../../context/index.js";
+import type { IgnoreList, OverlayDirs } from "../../fs/index.js";
 import type { ContainerConfig } from "../../image/types.js";
 import type { Runner } from "../../run/index.js";
 import type { Reporter } from "../events.js";
@@ -32,9 +33,13 @@ export interface StepContext {
   /** The root of another stage or image named by `--from`. */
   fromRoot(ref: string): Promise<DirContext>;
   runner(): Promise<Runner>;
+  /** Prepares the snapshot of a RUN: the overlay to run on (overlay back-end) or undefined (walk). */
+  prepareRun(): Promise<OverlayDirs | undefined>;
   /** Scratch directory of this build (never part of a layer). */
   readonly tmpDir: string;
   readonly report: Reporter;
+  /** Paths a step must never write (in-place mode: kiln's dir, mount points, /proc …). */
+  readonly ignore?: IgnoreList;
   readonly signal?: AbortSignal;
 }
 
@@ -44,6 +49,8 @@ export type Snapshot =
   | { kind: "walk" }
   /** Only these container paths (and what lies below them) changed (COPY, ADD, WORKDIR). */
   | { kind: "paths"; paths: string[] }
+  /** These existing, unchanged entries only — no descendants (WORKDIR of an existing directory). */
+  | { kind: "entries"; paths: string[] }
   /** Nothing changed. */
   | { kind: "none" };
 

@@ -10,7 +10,11 @@ export async function execWorkdir(dir: string, ctx: StepContext): Promise<StepOu
   const root = await ctx.rootDir();
   const id = await ctx.identity();
   const created = await mkdirOwned(root, dir, id.uid, id.gid);
-  return { snapshot: created.length > 0 ? { kind: "paths", paths: created } : { kind: "none" }, detail: dir };
+  // BuildKit commits a layer for every WORKDIR, also when the directory already exists.
+  return {
+    snapshot: created.length > 0 ? { kind: "paths", paths: created } : { kind: "entries", paths: [dir] },
+    detail: dir,
+  };
 }
 
 /** `mkdir -p` inside the root with the given owner for the directories it creates; returns them. */

@@ -260,7 +260,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     valueName: "mode",
     group: BB,
     description: "How to detect changed files: full, redo or time.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "single-snapshot",
@@ -276,7 +276,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: false,
     group: BB,
     description: "kaniko's experimental RUN change detection (mtime-based).",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "ignore-var-run",
