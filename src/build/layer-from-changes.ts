@@ -21,8 +21,10 @@ export async function layerFromChanges(
   changes: Changes,
   sink: LayerSink,
   signal?: AbortSignal,
+  opts: { force?: boolean } = {},
 ): Promise<Layer | undefined> {
-  if (changes.changed.length === 0 && changes.deleted.length === 0 && changes.opaqueDirs.length === 0) return undefined;
+  const empty = changes.changed.length === 0 && changes.deleted.length === 0 && changes.opaqueDirs.length === 0;
+  if (empty && !opts.force) return undefined;
   const tar = changesTarStream(root, changes, { epoch: sink.epoch });
   return spoolLayer(tar, {
     dir: sink.blobsDir,

@@ -56,6 +56,8 @@ export interface BuildOptions {
   singleSnapshot: boolean;
   skipPushPermissionCheck: boolean;
   registry: RegistryAccess;
+  /** Treat "tag is immutable" push errors (ECR, GAR) as success (`--push-ignore-immutable-tag-errors`). */
+  pushIgnoreImmutableTagErrors?: boolean;
   /** kaniko's --snapshot-mode (all modes map onto kiln's back-ends, see chooseSnapshotter). */
   snapshotMode?: "full" | "redo" | "time";
   /** Use the metadata walk even where overlay snapshots work (KILN_SNAPSHOTTER=walk). */

@@ -88,6 +88,15 @@ export async function writeOutputs(
           pushed.push({ ref: ref.toString(), digest: d });
           break;
         } catch (e) {
+          // ECR answers TAG_INVALID / "tag … is immutable", GAR "… is immutable": kaniko's opt-in success.
+          if (opts.pushIgnoreImmutableTagErrors && /TAG_INVALID|immutable/i.test((e as Error).message)) {
+            report({
+              kind: "warning",
+              code: "PUSH_IMMUTABLE_TAG",
+              message: `${ref.toString()}: the tag is immutable; not overwritten`,
+            });
+            break;
+          }
           if (attempt >= opts.registry.pushRetry || signal?.aborted) throw e;
           const wait = 1000 * 2 ** attempt++;
           report({

@@ -329,7 +329,10 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       // Entries that exist unchanged (the index stays valid): a layer holding just them.
       changes = { changed: [...out.snapshot.paths], deleted: [], opaqueDirs: [] };
     }
-    const layer = changes ? await layerFromChanges(root.dir, changes, svc.sink, svc.signal) : undefined;
+    // docker build commits a layer for every RUN, also an empty one (kiln matches the layer count).
+    const layer = changes
+      ? await layerFromChanges(root.dir, changes, svc.sink, svc.signal, { force: out.snapshot.kind === "walk" })
+      : undefined;
     if (layer) svc.report({ kind: "layer-created", stage: stage.index, step: i + 1, layer });
     svc.report({ kind: "phase", phase: "snapshot", ms: Date.now() - tSnap, stage: stage.index });
     const text = createdBy(raw, out.detail);
@@ -391,6 +394,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
             if (Object.prototype.hasOwnProperty.call(svc.buildArgs, a.key)) {
               value = svc.buildArgs[a.key];
               svc.consumedArgs.add(a.key);
+            } else if (value === undefined && args.get(a.key) !== undefined) {
+              value = args.get(a.key); // in scope already (inherited from the stage this one is FROM)
             } else if (value === undefined && svc.metaArgs.has(a.key)) {
               value = svc.metaArgs.get(a.key);
             }
@@ -480,13 +485,14 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
           break;
         case "workdir": {
           const dir = resolveWorkdir(config.WorkingDir, instr.value);
+          const previous = config.WorkingDir;
           config = { ...config, WorkingDir: dir };
           layer = await fsStep(
             raw,
             instr,
             i,
             location,
-            (ctx) => execWorkdir(dir, ctx),
+            (ctx) => execWorkdir(dir, ctx, previous),
             async () => [
               ["user", config.User ?? ""],
               ["workdir", dir],

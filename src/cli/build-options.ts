@@ -93,6 +93,7 @@ export function toBuildOptions(
       pushRetry: o.pushRetry,
     },
     snapshotMode: o.snapshotMode,
+    pushIgnoreImmutableTagErrors: o.pushIgnoreImmutableTagErrors,
     disableOverlay: env.KILN_SNAPSHOTTER === "walk",
     env: { ...env },
     cache: o.cache

@@ -9,9 +9,10 @@ import type { ContextSpec } from "./context-spec.js";
 import { redactUrl } from "./context-spec.js";
 import { DEFAULT_CONTEXT_LIMITS, extractContextTar, type ContextLimits } from "./extract-tar.js";
 import { openGcsObject, type GcsEnv } from "./gcs-context.js";
-import { fetchGitContext, type GitCredentials, type GitFetchOptions } from "./git-context.js";
+import type { GitCredentials, GitFetchOptions } from "./git-context.js";
+import { fetchGitContext, openS3Object } from "./lazy-sources.js";
 import { httpGet } from "./http-fetch.js";
-import { openS3Object, type S3Env } from "./s3-context.js";
+import type { S3Env } from "./s3-context.js";
 
 /** Inputs of {@link prepareContext}. */
 export interface PrepareContextOptions {

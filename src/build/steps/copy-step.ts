@@ -34,7 +34,9 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
     throw new KilnError("ADD_CHECKSUM_LOCAL", `checksum requires HTTP(S) or Git sources (got ${locals.join(" ")})`);
   }
   const root = await ctx.rootDir();
-  const owner = instr.chown ? await ctx.identity(instr.chown) : undefined;
+  let owner = instr.chown ? await ctx.identity(instr.chown) : undefined;
+  // Docker: "a username without groupname or a UID without GID will use the same numeric UID as the GID".
+  if (owner && instr.chown && !instr.chown.includes(":")) owner = { ...owner, gid: owner.uid };
   const from = instr.from ? await ctx.fromRoot(instr.from) : ctx.context;
   const t0 = Date.now();
   const items: CopyItem[] = [];

@@ -1,20 +1,26 @@
 import { chmod, lchown, mkdir } from "node:fs/promises";
 import { resolveInRoot } from "../../fs/index.js";
+import { resolveFileOwner } from "../user.js";
 import type { StepContext, StepOutput } from "./step-context.js";
 
 /**
  * WORKDIR's filesystem effect: `mkdir -p` of the (already resolved, absolute) directory, new
  * directories owned by the current USER like BuildKit. Nothing to snapshot when it existed.
  */
-export async function execWorkdir(dir: string, ctx: StepContext): Promise<StepOutput> {
+export async function execWorkdir(dir: string, ctx: StepContext, previous?: string): Promise<StepOutput> {
   const root = await ctx.rootDir();
-  const id = await ctx.identity();
+  const id = await resolveFileOwner(root, ctx.config.User);
   const created = await mkdirOwned(root, dir, id.uid, id.gid);
-  // BuildKit commits a layer for every WORKDIR, also when the directory already exists.
-  return {
-    snapshot: created.length > 0 ? { kind: "paths", paths: created } : { kind: "entries", paths: [dir] },
-    detail: dir,
-  };
+  // BuildKit commits a layer for every WORKDIR, also when the directory already exists — except for
+  // "/" (it adds no mkdir for the root). `previous` is kept for the history only.
+  void previous;
+  const snapshot: StepOutput["snapshot"] =
+    created.length > 0
+      ? { kind: "paths", paths: created }
+      : dir === "/"
+        ? { kind: "none" }
+        : { kind: "entries", paths: [dir] };
+  return { snapshot, detail: dir };
 }
 
 /** `mkdir -p` inside the root with the given owner for the directories it creates; returns them. */

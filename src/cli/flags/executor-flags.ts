@@ -117,7 +117,7 @@ export function registryFlags(withMirrorEnv: boolean): FlagSpec[] {
       valueName: "host=cert,key",
       group: g,
       description: "Client certificate and key (mTLS) for this registry. Repeatable, one pair per use.",
-      implemented: false,
+      implemented: true,
     },
     {
       name: "registry-mirror",
@@ -127,7 +127,7 @@ export function registryFlags(withMirrorEnv: boolean): FlagSpec[] {
       group: g,
       description: "Mirror for docker.io (tried in order, then docker.io). Repeatable.",
       ...(withMirrorEnv ? { env: "KANIKO_REGISTRY_MIRROR" } : {}),
-      implemented: false,
+      implemented: true,
     },
     {
       name: "registry-map",
@@ -137,7 +137,7 @@ export function registryFlags(withMirrorEnv: boolean): FlagSpec[] {
       group: g,
       description: "Replace registry orig by new (tried in order, then orig). Repeatable; `;` separates pairs.",
       env: "KANIKO_REGISTRY_MAP",
-      implemented: false,
+      implemented: true,
     },
     {
       name: "skip-default-registry-fallback",
@@ -145,7 +145,7 @@ export function registryFlags(withMirrorEnv: boolean): FlagSpec[] {
       default: false,
       group: g,
       description: "Fail instead of falling back to the original registry when every mirror/map entry misses.",
-      implemented: false,
+      implemented: true,
     },
   ];
 }
@@ -475,7 +475,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: false,
     group: OUT,
     description: "Treat a registry's 'tag is immutable' push error as success.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "skip-push-permission-check",
@@ -501,7 +501,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     valueName: "key=value",
     group: OUT,
     description: "Annotation to add to the image manifest. Repeatable, one pair per use.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "reproducible",
@@ -519,7 +519,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     valueName: "algo",
     group: OUT,
     description: "Layer compression: gzip (default) or zstd.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "compression-level",
@@ -528,7 +528,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     valueName: "n",
     group: OUT,
     description: "Compression level; applied only when greater than 0.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "image-format",
@@ -598,7 +598,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: true,
     group: CA,
     description: "Keep compressed layers in memory while building (kaniko memory knob).",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "no-push-cache",
