@@ -146,7 +146,10 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     return root.dir;
   };
 
-  const cache = svc.cache;
+  // --single-snapshot: steps change the root without snapshots; one layer is taken at the end of the
+  // stage (kaniko's flag). The root's index is then left at the base state until that final walk.
+  const single = svc.opts.singleSnapshot;
+  const cache = single ? undefined : svc.cache;
   let chain = cache
     ? compositeKey([
         ["base", base.cacheSeed ?? base.image.digest],
@@ -178,6 +181,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   const addHistory = (instr: Instruction, detail: string, layer: Layer | undefined): void => {
     addHistoryText(createdBy(instr, detail), layer);
   };
+  let singleChanged = false;
   const addHistoryText = (text: string, layer: Layer | undefined): void => {
     const entry: HistoryEntry = {
       created: svc.now().toISOString(),
@@ -300,6 +304,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       runner: svc.runner,
       prepareRun: async () => {
         const dir = await ensureRoot();
+        if (single) return undefined;
         prepared = await svc.snapshotter();
         return prepared.beforeRun(dir);
       },
@@ -316,6 +321,11 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       if (prepared) await prepared.discard(root.dir);
       throw e;
     }
+    if (single) {
+      if (out.snapshot.kind !== "none") singleChanged = true;
+      addHistoryText(createdBy(raw, out.detail), undefined);
+      return undefined;
+    }
     const tSnap = Date.now();
     let changes: Changes | undefined;
     if (out.snapshot.kind === "walk") {
@@ -323,6 +333,11 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       changes = prepared
         ? await prepared.afterRun(root.dir, root.index, { ignore: svc.ignore, signal: svc.signal })
         : await walkChanges(root.dir, root.index, { ignore: svc.ignore, update: true, signal: svc.signal });
+      if (out.alsoChanged && out.alsoChanged.length > 0) {
+        const extra = await changesForPaths(root.dir, root.index, out.alsoChanged, { ignore: svc.ignore });
+        const all = new Set([...changes.changed, ...extra.changed]);
+        changes = { ...changes, changed: [...all].sort() };
+      }
     } else if (out.snapshot.kind === "paths") {
       changes = await changesForPaths(root.dir, root.index, out.snapshot.paths, { ignore: svc.ignore });
     } else if (out.snapshot.kind === "entries") {
@@ -535,6 +550,23 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       ms: Date.now() - t0,
       ...(outcome ? { cache: outcome } : {}),
     });
+  }
+
+  if (single && singleChanged && root.materialized) {
+    svc.report({ kind: "info", message: "Taking snapshot of full filesystem..." });
+    const changes = await walkChanges(root.dir, root.index, { ignore: svc.ignore, update: true, signal: svc.signal });
+    const layer = await layerFromChanges(root.dir, changes, svc.sink, svc.signal, { force: true });
+    if (layer) {
+      layers.push(layer);
+      // The stage's one layer belongs to its last filesystem step's history entry.
+      for (let h = history.length - 1; h >= 0; h--) {
+        const entry = history[h] as HistoryEntry;
+        if (entry.empty_layer && /^(RUN|COPY|ADD|WORKDIR) /.test(entry.created_by ?? "")) {
+          delete entry.empty_layer;
+          break;
+        }
+      }
+    }
   }
 
   return {

@@ -13,3 +13,4 @@ export { validateImage } from "./validate.js";
 export { writeOciLayout, readOciLayout, REF_NAME_ANNOTATION } from "./sinks/oci-layout.js";
 export type { WriteOciLayoutOptions, ReadOciLayoutOptions } from "./sinks/oci-layout.js";
 export { writeDockerArchive } from "./sinks/docker-archive.js";
+export { writeFileAtomic, streamToFileAtomic, hasFileOfSize } from "./sinks/atomic-file.js";

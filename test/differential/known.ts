@@ -9,8 +9,13 @@ const D4 = "D4: COPY --chmod=4755: docker 20.10 (BuildKit 0.8) drops setuid/setg
 const D7 =
   "D7: uppercase stage name (AS BUG_stage): docker 20.10 rejects it, kiln accepts it like kaniko and newer BuildKit";
 
+const D12 =
+  "D12: --single-snapshot (a kaniko flag docker does not have) makes one layer per stage: same files, fewer layers";
+
 export const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = {
   "own/chown-chmod": D4,
   "kaniko/Dockerfile_test_from_multistage_capital": D7,
   "kaniko/Dockerfile_test_issue_519": D7,
+  "kaniko/Dockerfile_test_add": D12,
+  "kaniko/Dockerfile_test_scratch": D12,
 };

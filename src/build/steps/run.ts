@@ -76,10 +76,11 @@ export async function execRun(instr: RunInstruction, ctx: StepContext): Promise<
   }
   const id = await ctx.identity();
   const cwd = ctx.config.WorkingDir && ctx.config.WorkingDir.length > 0 ? ctx.config.WorkingDir : "/";
-  // With the overlay snapshotter the step runs on an overlay over the root: a missing working
-  // directory is created in the upper dir so that it is part of the step's diff.
+  // A missing working directory is created in the root before the step (owned by the step's user);
+  // with the overlay snapshotter those directories are reported separately, since they are not in the
+  // overlay's upper dir (creating them there would copy-up and re-own existing parents).
+  const createdCwd = await mkdirOwned(root, cwd, id.uid, id.gid);
   const overlay = await ctx.prepareRun();
-  await mkdirOwned(overlay ? overlay.upper : root, cwd, id.uid, id.gid);
   const scratch = await mkdtemp(path.join(ctx.tmpDir, "run-"));
   let argv = runArgv(instr, ctx.shell);
   try {
@@ -129,5 +130,9 @@ export async function execRun(instr: RunInstruction, ctx: StepContext): Promise<
   }
   const detail =
     instr.command.form === "exec" ? quoteList(instr.command.args) : `${ctx.shell.join(" ")} ${instr.command.command}`;
-  return { snapshot: { kind: "walk" }, detail };
+  return {
+    snapshot: { kind: "walk" },
+    detail,
+    ...(overlay && createdCwd.length > 0 ? { alsoChanged: createdCwd } : {}),
+  };
 }

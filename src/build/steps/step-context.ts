@@ -59,4 +59,6 @@ export interface StepOutput {
   snapshot: Snapshot;
   /** Text after the keyword in the history's `created_by`. */
   detail: string;
+  /** Paths the step changed outside what its snapshot finds (created before an overlay was mounted). */
+  alsoChanged?: string[];
 }

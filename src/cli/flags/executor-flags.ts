@@ -268,7 +268,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: false,
     group: BB,
     description: "Take one snapshot (one layer) at the end of the build.",
-    implemented: false,
+    implemented: true,
   },
   {
     name: "use-new-run",

@@ -210,14 +210,6 @@ test("not-implemented flags fail only with non-default values", () => {
   assert.equal(parse([...D, "--cache"]).options.cache, true); // implemented (layer cache)
 });
 
-function catchErr(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
 
 test("--help short-circuits validation", () => {
   const r = parse(["--help"]);

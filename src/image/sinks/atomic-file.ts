@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import * as path from "node:path";
-import type { Readable } from "node:stream";
+import type { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
 /** A temp file name next to `file` (same directory, so rename is atomic). */
@@ -23,12 +23,22 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
   }
 }
 
-/** Streams `source` into `file` atomically (temp file, then rename); the temp file is removed on error. */
-export async function streamToFileAtomic(file: string, source: Readable, signal?: AbortSignal): Promise<void> {
+/**
+ * Streams `source` (through `via`, e.g. a digest check, when given) into `file` atomically (temp file,
+ * then rename); the temp file is removed on error.
+ */
+export async function streamToFileAtomic(
+  file: string,
+  source: Readable,
+  signal?: AbortSignal,
+  via?: Transform,
+): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
   const tmp = tempNameFor(file);
   try {
-    await pipeline(source, createWriteStream(tmp), ...(signal ? [{ signal }] : []));
+    const opts = signal ? [{ signal }] : [];
+    if (via) await pipeline(source, via, createWriteStream(tmp), ...opts);
+    else await pipeline(source, createWriteStream(tmp), ...opts);
     await rename(tmp, file);
   } catch (e) {
     await rm(tmp, { force: true });
