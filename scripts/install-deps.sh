@@ -36,6 +36,11 @@ DEBIAN_PACKAGES=(
   bzip2             # .tar.bz2 fixtures for ADD auto-extraction
   docker.io         # reference dockerd + /usr/bin/docker for the differential tests (test/differential)
   chromium          # headless browser that opens the HTML build report in tests
+  debootstrap       # the Debian minbase stand-in image (test/support/base-images.ts)
+  podman            # runs kiln's executor image as an unprivileged container (test/image)
+  runc              # podman's runtime here (crun cannot start containers on these VMs)
+  catatonit         # podman kube play's pause process
+  findutils         # GNU find: the fast metadata walk for snapshots
 )
 MIN_NODE="20.19.0"
 
