@@ -210,7 +210,6 @@ test("not-implemented flags fail only with non-default values", () => {
   assert.equal(parse([...D, "--cache"]).options.cache, true); // implemented (layer cache)
 });
 
-
 test("--help short-circuits validation", () => {
   const r = parse(["--help"]);
   assert.equal(r.help, true);
