@@ -212,10 +212,10 @@ describe("the executor image in an unprivileged container", { timeout: 900_000 }
     // the test plays the documented Pod with the Secret's config.json provided as a hostPath
     // volume at the same mount point; everything else is the documented manifest.
     const podDoc = (yaml.split(/^---$/m)[1] ?? "").replace(
-      /      secret:\n        secretName: kiln-docker-config\n        items:\n          - key: \.dockerconfigjson\n            path: config\.json\n/,
+      / {6}secret:\n {8}secretName: kiln-docker-config\n {8}items:\n {10}- key: \.dockerconfigjson\n {12}path: config\.json\n/,
       `      hostPath:\n        path: ${path.join(work, "docker")}\n        type: Directory\n`,
     );
-    assert.match(podDoc, /hostPath:\n        path: .*docker\n/);
+    assert.match(podDoc, /hostPath:\n {8}path: .*docker\n/);
     const file = path.join(work, "pod.yaml");
     await writeFile(file, podDoc);
     const play = await podman.run(["kube", "play", "--network", "host", file]);
