@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdir, open, rename, rm } from "node:fs/promises";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -32,16 +32,20 @@ export async function spoolLayer(uncompressedTar: Readable, opts: SpoolOptions):
   const tmp = path.join(opts.dir, `.spool-${randomBytes(8).toString("hex")}.tmp`);
   const input = new HashingTap();
   const output = new HashingTap();
+  // The temp file is opened before the pipeline starts: a write stream that is still opening when an
+  // abort destroys it would otherwise create the file after the cleanup below removed it.
+  const fh = await open(tmp, "w");
   try {
     await pipeline(
       uncompressedTar,
       input,
       compressStream(opts.compression, opts.level),
       output,
-      createWriteStream(tmp),
+      fh.createWriteStream(),
       ...(opts.signal ? [{ signal: opts.signal }] : []),
     );
   } catch (e) {
+    await fh.close().catch(() => undefined);
     await rm(tmp, { force: true });
     if (e instanceof KilnError) throw e;
     throw new KilnError("LAYER_SPOOL_FAILED", `could not write layer to ${opts.dir}: ${String(e)}`, { cause: e });

@@ -55,7 +55,11 @@ export async function makeBusyboxRoot(): Promise<string> {
   return root;
 }
 
-/** Test support: every entry below `root` as "path mode size-or-dir-mtime(10 µs) link", sorted, for before/after comparisons. */
+/**
+ * Test support: every entry below `root` as "path mode size-or-dir-mtime link", sorted, for before/after
+ * comparisons. Directory mtimes are rounded to whole milliseconds: the runner restores the mtimes of
+ * parents of the mount targets it removes through Node's utimes, which carries sub-microsecond error.
+ */
 export async function treeListing(root: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (dir: string): Promise<void> => {
@@ -64,7 +68,7 @@ export async function treeListing(root: string): Promise<string[]> {
       const st = await lstat(p);
       const link = st.isSymbolicLink() ? await readlink(p) : "";
       out.push(
-        `${path.relative(root, p)} ${st.mode.toString(8)} ${st.isDirectory() ? st.mtimeMs.toFixed(2) : st.size} ${link}`,
+        `${path.relative(root, p)} ${st.mode.toString(8)} ${st.isDirectory() ? Math.round(st.mtimeMs) : st.size} ${link}`,
       );
       if (st.isDirectory()) await walk(p);
     }
