@@ -26,6 +26,14 @@ test("5xx, 429 and connection resets are retryable; 4xx, digest errors and abort
     ),
   );
   assert.ok(!isRetryable(new RegistryError("DIGEST_MISMATCH", "m", { registry: "r" })));
+  // A manifest PUT racing a concurrent commit of one of its blobs is worth another try; other 400s are not.
+  const blobUnknown = "pushing r/app: 400 Bad Request (MANIFEST_BLOB_UNKNOWN: blob unknown to registry)";
+  assert.ok(isRetryable(new RegistryError("REGISTRY_ERROR", blobUnknown, { registry: "r", status: 400 })));
+  assert.ok(
+    !isRetryable(
+      new RegistryError("REGISTRY_ERROR", "pushing r/app: 400 (NAME_INVALID)", { registry: "r", status: 400 }),
+    ),
+  );
   assert.ok(isRetryable(new KilnError("PREMATURE_EOF", "short")));
   const abort = new Error("aborted");
   abort.name = "AbortError";

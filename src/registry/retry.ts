@@ -34,6 +34,10 @@ export function parseRetryAfter(v: string | undefined, now = Date.now()): number
 
 /** True for errors a retry may cure: 5xx, 429, connection resets and timeouts. Aborts never are. */
 export function isRetryable(e: unknown): boolean {
+  // A manifest PUT answered MANIFEST_BLOB_UNKNOWN right after its blobs were pushed: registries on
+  // eventually consistent storage, and distribution itself while another client commits the same blob,
+  // answer this transiently — the blobs were verified and are there a moment later.
+  if (e instanceof RegistryError && e.status === 400 && /MANIFEST_BLOB_UNKNOWN/.test(e.message)) return true;
   if (e instanceof RegistryError && e.status !== undefined) return e.status >= 500 || e.status === 429;
   if (e instanceof KilnError && !(e instanceof RegistryError)) return RETRYABLE_NET.has(e.code);
   let cur: unknown = e instanceof RegistryError ? e.cause : e;
