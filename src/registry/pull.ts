@@ -4,7 +4,7 @@ import { imageFromRaw } from "../image/assemble.js";
 import { isDigest, sha256Digest, type Digest } from "../image/digest.js";
 import type { Image, ImageConfigFile, Layer, Platform } from "../image/types.js";
 import { digestMismatch, openBlob } from "./blob-reader.js";
-import { decompressAuto } from "./decompress.js";
+import { decompressAuto } from "../image/compress/compression.js";
 import { RegistryError, statusError } from "./errors.js";
 import type { ClientContext } from "./events.js";
 import { header, readLimited, unexpected, type RegistryHost } from "./host.js";
@@ -189,8 +189,7 @@ export async function pullFrom(
       ...(d.annotations ? { annotations: d.annotations } : {}),
       origins,
       openCompressed: (sig?: AbortSignal): Promise<Readable> => Promise.resolve(openBlob(ctx, loc, sig)),
-      openUncompressed: (sig?: AbortSignal): Promise<Readable> =>
-        Promise.resolve(decompressAuto(openBlob(ctx, loc, sig))),
+      openUncompressed: (sig?: AbortSignal): Promise<Readable> => decompressAuto(openBlob(ctx, loc, sig)),
     };
     return Object.freeze(layer);
   });

@@ -2,11 +2,11 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { lstat, readFile, readdir } from "node:fs/promises";
 import path from "node:path";
-import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
-import { startRegistry, type TestRegistry } from "../support/registry.js";
+import { type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 import { sh, writeTree } from "../integration/helpers.js";
 import { buildToLayout, startGitServer, unpackLayout, type FileServer } from "./copy-support.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
 
 // ADD <git URL>: a real repository made with git, served by `git http-backend` on loopback.
 describe("ADD from a git repository", () => {
@@ -17,9 +17,7 @@ describe("ADD from a git repository", () => {
   let first: string;
 
   before(async () => {
-    reg = await startRegistry();
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
-    base = `${reg.host}/busybox:latest`;
+    ({ reg, base } = await startBusyboxRegistry());
     work = await tempDir("copy-git");
     const src = path.join(work, "src");
     await writeTree(src, { README: "v1\n", "sub/inner.txt": "inner v1\n", "run.sh": ["#!/bin/sh\n", 0o755] });

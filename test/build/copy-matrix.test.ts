@@ -4,11 +4,11 @@ import { createHash } from "node:crypto";
 import { link, lstat, mkdir, readFile, readdir, readlink, symlink, utimes, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
-import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
-import { startRegistry, type TestRegistry } from "../support/registry.js";
+import { type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 import { sh, writeTree } from "../integration/helpers.js";
 import { buildToLayout, layerListings, startFileServer, unpackLayout, type FileServer } from "./copy-support.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
 
 // COPY and ADD with BuildKit's semantics, built for real on busybox (pulled from a real registry),
 // written as an OCI layout and unpacked with skopeo + umoci (not kiln) before checking the tree.
@@ -23,9 +23,7 @@ describe("COPY/ADD matrix", () => {
   let tgz: Buffer;
 
   before(async () => {
-    reg = await startRegistry();
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
-    base = `${reg.host}/busybox:latest`;
+    ({ reg, base } = await startBusyboxRegistry());
     work = await tempDir("copy-matrix");
     // Archive fixtures made by GNU tar (not kiln): an implied parent dir, a hardlink, a symlink.
     const src = path.join(work, "tarsrc");

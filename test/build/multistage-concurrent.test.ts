@@ -2,11 +2,11 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { lstat, readFile } from "node:fs/promises";
 import path from "node:path";
-import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
 import { runKiln } from "../support/kiln-cli.js";
-import { startRegistry, type TestRegistry } from "../support/registry.js";
+import { type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 import { skopeoInspect, unpackWithUmoci, writeTree } from "../integration/helpers.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -30,9 +30,7 @@ describe("multi-stage builds", () => {
   let base: string;
   let work: string;
   before(async () => {
-    reg = await startRegistry();
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
-    base = `${reg.host}/busybox:latest`;
+    ({ reg, base } = await startBusyboxRegistry());
     work = await tempDir("multistage");
   });
   after(async () => {

@@ -3,10 +3,10 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { copyFile, lstat, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
-import { startRegistry, type TestRegistry } from "../support/registry.js";
+import { type TestRegistry } from "../support/registry.js";
 import { removeDir, repoRoot, tempDir } from "../support/tmp.js";
 import { sh, unpackWithUmoci } from "../integration/helpers.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -41,9 +41,7 @@ describe("in-place builds inside a namespace jail", { skip: canJail ? false : "n
   let base: string;
   let work: string;
   before(async () => {
-    reg = await startRegistry();
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
-    base = `${reg.host}/busybox:latest`;
+    ({ reg, base } = await startBusyboxRegistry());
     work = await tempDir("inplace");
   });
   after(async () => {

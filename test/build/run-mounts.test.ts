@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import { lstat, readFile, readdir } from "node:fs/promises";
 import path from "node:path";
-import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
 import { runKiln } from "../support/kiln-cli.js";
-import { startRegistry, type TestRegistry } from "../support/registry.js";
+import { type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 import { sh, skopeoInspect, unpackWithUmoci, writeTree } from "../integration/helpers.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
 
 const SECRET = "s3cr3t-Value-42";
 
@@ -28,9 +28,7 @@ describe("RUN --mount, heredoc scripts and --network in real builds", () => {
   let work: string;
   let agent: Server;
   before(async () => {
-    reg = await startRegistry();
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
-    base = `${reg.host}/busybox:latest`;
+    ({ reg, base } = await startBusyboxRegistry());
     work = await tempDir("run-mounts");
     agent = createServer(() => {});
     await new Promise<void>((r) => agent.listen(path.join(work, "agent.sock"), r));

@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
 import { runKiln } from "../support/kiln-cli.js";
-import { startRegistry, type TestRegistry } from "../support/registry.js";
+import { type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 import { unpackWithUmoci, writeTree } from "../integration/helpers.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
 
 /** Host processes whose command line contains `marker` (pgrep -f), excluding pgrep itself. */
 function pgrep(marker: string): Promise<string> {
@@ -22,9 +22,7 @@ describe("RUN semantics", () => {
   let base: string;
   let work: string;
   before(async () => {
-    reg = await startRegistry();
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
-    base = `${reg.host}/busybox:latest`;
+    ({ reg, base } = await startBusyboxRegistry());
     work = await tempDir("run-semantics");
   });
   after(async () => {

@@ -7,6 +7,7 @@ import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
 import { startRegistry, type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 import { sh, unpackWithUmoci, writeTree } from "../integration/helpers.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
 
 const CORPUS = path.resolve(process.cwd(), "../shared/conformance/kaniko-integration/integration/dockerfiles");
 
@@ -35,9 +36,7 @@ describe("layer cache", () => {
   let base: string;
   let work: string;
   before(async () => {
-    reg = await startRegistry();
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
-    base = `${reg.host}/busybox:latest`;
+    ({ reg, base } = await startBusyboxRegistry());
     work = await tempDir("cache");
   });
   after(async () => {

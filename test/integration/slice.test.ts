@@ -2,11 +2,11 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { lstat, readFile, readdir } from "node:fs/promises";
 import path from "node:path";
-import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
 import { runKiln } from "../support/kiln-cli.js";
-import { startRegistry, type TestRegistry } from "../support/registry.js";
+import { type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 import { sh, skopeoInspect, unpackWithUmoci, writeTree } from "./helpers.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
 
 // The first vertical slice end to end: a Dockerfile with every instruction of the slice, built on a
 // busybox base that umoci made (not kiln), pushed to the real distribution registry, then read back
@@ -16,9 +16,7 @@ describe("build and push to a real registry", () => {
   let base: string;
   let work: string;
   before(async () => {
-    reg = await startRegistry();
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
-    base = `${reg.host}/busybox:latest`;
+    ({ reg, base } = await startBusyboxRegistry());
     work = await tempDir("slice");
   });
   after(async () => {

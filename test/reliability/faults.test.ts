@@ -16,6 +16,7 @@ import { removeDir, tempDir } from "../support/tmp.js";
 import { startChaosProxy, type ChaosAction } from "./chaos-proxy.js";
 import { startRestartableRegistry, type RestartableRegistry } from "./restartable-registry.js";
 import { Figures, runKilnMeasured, seededRng, type MeasuredRun } from "./support.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
 
 /** Builds per scenario (the issue asks for at least 20). */
 const RUNS = Number(process.env["KILN_RELIABILITY_RUNS"] ?? "20");
@@ -99,8 +100,7 @@ describe("whole builds under registry faults", { timeout: 1_800_000 }, () => {
   let counter = 0;
 
   before(async () => {
-    reg = await startRegistry();
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
+    ({ reg } = await startBusyboxRegistry());
     work = await tempDir("faults");
     ctx = path.join(work, "ctx");
     await mkdir(ctx, { recursive: true });

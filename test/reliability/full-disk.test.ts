@@ -8,10 +8,10 @@ import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
-import { startRegistry, type TestRegistry } from "../support/registry.js";
+import { type TestRegistry } from "../support/registry.js";
 import { mountsUnder, removeDir, tempDir } from "../support/tmp.js";
 import { Figures, runKilnMeasured } from "./support.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
 
 const figures = new Figures("out of space");
 const isRoot = process.getuid?.() === 0;
@@ -21,8 +21,7 @@ describe("a full state directory", { timeout: 300_000, skip: isRoot ? false : "n
   let work: string;
   let small: string;
   before(async () => {
-    reg = await startRegistry();
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
+    ({ reg } = await startBusyboxRegistry());
     work = await tempDir("full-disk");
     small = path.join(work, "small");
     await mkdir(small);

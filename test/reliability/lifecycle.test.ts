@@ -9,11 +9,11 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
-import { startRegistry, type TestRegistry } from "../support/registry.js";
+import { type TestRegistry } from "../support/registry.js";
 import { mountsUnder, removeDir, tempDir } from "../support/tmp.js";
 import { startChaosProxy, type ChaosAction } from "./chaos-proxy.js";
 import { Figures, runKilnMeasured } from "./support.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
 
 const figures = new Figures("load and lifecycle (whole builds through bin/kiln)");
 
@@ -45,8 +45,7 @@ describe("load and lifecycle", { timeout: 600_000 }, () => {
   let reg: TestRegistry;
   let work: string;
   before(async () => {
-    reg = await startRegistry();
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
+    ({ reg } = await startBusyboxRegistry());
     work = await tempDir("lifecycle");
   });
   after(async () => {

@@ -5,11 +5,11 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import type { BuildReport } from "../../src/cli/report/index.js";
-import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
 import { runKiln } from "../support/kiln-cli.js";
-import { startRegistry, type TestRegistry } from "../support/registry.js";
+import { type TestRegistry } from "../support/registry.js";
 import { removeDir, repoRoot, tempDir } from "../support/tmp.js";
 import { writeTree } from "../integration/helpers.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 // Flags for a browser that touches nothing beyond the page it is given.
@@ -32,9 +32,7 @@ describe("build report (--report)", () => {
   let work: string;
   let ctx: string;
   before(async () => {
-    reg = await startRegistry();
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
-    base = `${reg.host}/busybox:latest`;
+    ({ reg, base } = await startBusyboxRegistry());
     work = await tempDir("report");
     ctx = path.join(work, "ctx");
     await writeTree(ctx, {

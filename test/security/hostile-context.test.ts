@@ -11,10 +11,10 @@ import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
-import { startRegistry, type TestRegistry } from "../support/registry.js";
+import { type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 import { Figures, runKilnMeasured } from "../reliability/support.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
 
 const figures = new Figures("hostile build contexts (whole builds)");
 
@@ -34,8 +34,7 @@ describe("hostile build contexts", { timeout: 300_000 }, () => {
   let outsideFile: string;
   const secret = `outside-${randomBytes(12).toString("hex")}`;
   before(async () => {
-    reg = await startRegistry();
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latest");
+    ({ reg } = await startBusyboxRegistry());
     work = await tempDir("hostile-ctx");
     await mkdir(path.join(work, "outside"));
     outsideFile = path.join(work, "outside", "secret.txt");
