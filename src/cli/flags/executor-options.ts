@@ -3,8 +3,8 @@ import type { ParseOptions, ParseResult } from "./parse-result.js";
 import type { SecretSpec } from "./secret-spec.js";
 import type { Env } from "./resolve.js";
 import { EXECUTOR_FLAGS } from "./executor-flags.js";
-import { parseArgv } from "./parse-argv.js";
-import { applyEnvFallbacks, checkImplemented, rejectPositionals, resolveBuildArgs, ValueReader } from "./resolve.js";
+import { parseCommand } from "./parse-command.js";
+import { resolveBuildArgs, ValueReader } from "./resolve.js";
 import { parseSecretSpec } from "./secret-spec.js";
 import { UsageError } from "./usage-error.js";
 
@@ -219,13 +219,5 @@ export function parseExecutorArgs(
   env: Env,
   opts: ParseOptions = {},
 ): ParseResult<ExecutorOptions> {
-  const raw = parseArgv(EXECUTOR_FLAGS, argv, "executor");
-  const fromEnv = applyEnvFallbacks(EXECUTOR_FLAGS, raw, env);
-  const options = readExecutor(new ValueReader("executor", EXECUTOR_FLAGS, raw.values), env);
-  const result = { options, warnings: raw.warnings, set: raw.set, positionals: raw.positionals, help: raw.help };
-  if (raw.help) return result;
-  if (!opts.allowPositionals) rejectPositionals(raw.positionals, "executor");
-  validateExecutor(options);
-  checkImplemented(EXECUTOR_FLAGS, raw, fromEnv);
-  return result;
+  return parseCommand("executor", EXECUTOR_FLAGS, argv, env, opts, readExecutor, validateExecutor);
 }

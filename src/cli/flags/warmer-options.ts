@@ -2,8 +2,8 @@ import type { ParseOptions, ParseResult } from "./parse-result.js";
 import type { Env } from "./resolve.js";
 import type { LogFormatName, LogLevelName } from "./executor-options.js";
 import { WARMER_FLAGS } from "./warmer-flags.js";
-import { parseArgv } from "./parse-argv.js";
-import { applyEnvFallbacks, checkImplemented, rejectPositionals, resolveBuildArgs, ValueReader } from "./resolve.js";
+import { parseCommand } from "./parse-command.js";
+import { resolveBuildArgs, ValueReader } from "./resolve.js";
 import { UsageError } from "./usage-error.js";
 
 /** Typed, validated options of `warmer` / `kiln warm`: one camelCase field per flag. */
@@ -75,17 +75,11 @@ export function parseWarmerArgs(
   env: Env,
   opts: ParseOptions = {},
 ): ParseResult<WarmerOptions> {
-  const raw = parseArgv(WARMER_FLAGS, argv, "warmer");
-  const fromEnv = applyEnvFallbacks(WARMER_FLAGS, raw, env);
-  const options = readWarmer(new ValueReader("warmer", WARMER_FLAGS, raw.values), env);
-  const result = { options, warnings: raw.warnings, set: raw.set, positionals: raw.positionals, help: raw.help };
-  if (raw.help) return result;
-  if (!opts.allowPositionals) rejectPositionals(raw.positionals, "warmer");
-  if (options.images.length === 0 && options.dockerfile === "") {
-    throw new UsageError(
-      "you must select at least one image to cache (--image/-i) or a Dockerfile to parse (--dockerfile/-d)",
-    );
-  }
-  checkImplemented(WARMER_FLAGS, raw, fromEnv);
-  return result;
+  return parseCommand("warmer", WARMER_FLAGS, argv, env, opts, readWarmer, (options) => {
+    if (options.images.length === 0 && options.dockerfile === "") {
+      throw new UsageError(
+        "you must select at least one image to cache (--image/-i) or a Dockerfile to parse (--dockerfile/-d)",
+      );
+    }
+  });
 }
