@@ -7,34 +7,17 @@ import { digestMismatch, openBlob } from "./blob-reader.js";
 import { decompressAuto } from "../image/compress/compression.js";
 import { RegistryError, statusError } from "./errors.js";
 import type { ClientContext } from "./events.js";
+
 import { header, readLimited, unexpected, type RegistryHost } from "./host.js";
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest } from "./manifest.js";
 import { formatPlatform, isAttestation, selectPlatform } from "./platform.js";
-import { withRetry } from "./retry.js";
-import { redactText } from "./errors.js";
+import { retryOpts, withRetry } from "./retry.js";
 
 /** A manifest as fetched: raw bytes, media type and sha256 digest of the bytes. */
 export interface FetchedManifest {
   raw: Uint8Array;
   mediaType: string;
   digest: Digest;
-}
-
-function retryOpts(ctx: ClientContext, host: RegistryHost, operation: string, signal?: AbortSignal) {
-  return {
-    retries: ctx.retries,
-    baseDelayMs: ctx.baseDelayMs,
-    ...(signal ? { signal } : {}),
-    onRetry: (attempt: number, delayMs: number, e: unknown) =>
-      ctx.emit({
-        kind: "retry",
-        registry: host.registry,
-        operation,
-        attempt,
-        delayMs,
-        reason: redactText(e instanceof Error ? e.message : String(e)),
-      }),
-  };
 }
 
 /**

@@ -2,11 +2,12 @@ import { Readable } from "node:stream";
 import type { Digest } from "../image/digest.js";
 import type { Image } from "../image/types.js";
 import { digestMismatch } from "./blob-reader.js";
-import { redactText, RegistryError } from "./errors.js";
+import { RegistryError } from "./errors.js";
 import type { ClientContext } from "./events.js";
+
 import { header, unexpected, type HostResponse, type RegistryHost } from "./host.js";
 import { mapLimit } from "./limit.js";
-import { withRetry } from "./retry.js";
+import { retryOpts, withRetry } from "./retry.js";
 
 /** ECR's (and S3 multipart's) minimum size of every chunk but the last. */
 export const MIN_CHUNK_BYTES = 5 * 1024 * 1024;
@@ -32,23 +33,6 @@ export interface PushSettings {
 
 /** State shared by the pushes of one client: blobs already known to be in a repository. */
 export type PushedBlobs = Map<string, Promise<void>>;
-
-function retryOpts(ctx: ClientContext, host: RegistryHost, operation: string, signal?: AbortSignal) {
-  return {
-    retries: ctx.retries,
-    baseDelayMs: ctx.baseDelayMs,
-    ...(signal ? { signal } : {}),
-    onRetry: (attempt: number, delayMs: number, e: unknown) =>
-      ctx.emit({
-        kind: "retry",
-        registry: host.registry,
-        operation,
-        attempt,
-        delayMs,
-        reason: redactText(e instanceof Error ? e.message : String(e)),
-      }),
-  };
-}
 
 function withDigest(location: URL, digest: Digest): URL {
   const u = new URL(location);

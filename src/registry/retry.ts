@@ -1,6 +1,8 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { KilnError } from "../common/errors.js";
-import { RegistryError } from "./errors.js";
+import { RegistryError, redactText } from "./errors.js";
+import type { ClientContext } from "./events.js";
+import type { RegistryHost } from "./host.js";
 
 /** Error codes of network failures worth retrying (connection resets, timeouts, premature EOF). */
 const RETRYABLE_NET = new Set([
@@ -75,4 +77,27 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
       await delay(wait, undefined, opts.signal ? { signal: opts.signal } : undefined);
     }
   }
+}
+
+/** {@link RetryOptions} for one registry operation, reporting each retry as a redacted `retry` event. */
+export function retryOpts(
+  ctx: ClientContext,
+  host: RegistryHost,
+  operation: string,
+  signal?: AbortSignal,
+): RetryOptions {
+  return {
+    retries: ctx.retries,
+    baseDelayMs: ctx.baseDelayMs,
+    ...(signal ? { signal } : {}),
+    onRetry: (attempt: number, delayMs: number, e: unknown) =>
+      ctx.emit({
+        kind: "retry",
+        registry: host.registry,
+        operation,
+        attempt,
+        delayMs,
+        reason: redactText(e instanceof Error ? e.message : String(e)),
+      }),
+  };
 }
