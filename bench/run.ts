@@ -309,6 +309,10 @@ async function main(): Promise<void> {
       emit(`partial: up to ${w.name}`);
     }
 
+    if (args.only === null || args.only.includes("big100k-store")) {
+      await runLayerStoreWorkload(bases, col, args, stateRoot, peers, dest);
+      emit("partial: up to big100k-store");
+    }
     if (args.only === null || args.only.includes("pull")) await runPull(bases, col, args, kiln);
     emit("partial: up to pull");
     if (args.only === null || args.only.includes("push")) await runPush(bases, col, args, kiln, dest);
@@ -374,6 +378,83 @@ async function runCacheWorkload(
       else col.add(`${w.name}|warm-cache`, b.name, record(second));
     }
   }
+}
+
+/**
+ * big100k-touch warm on the same machine (issue #14): kiln's second build with `--layer-store` (the
+ * base's layers stored by a first, untimed build) against BuildKit's second `docker build --no-cache`
+ * (base pulled and unpacked by a first, untimed build). Also logs and notes the store's disk use and
+ * an eviction run (a busybox build into the same store with a 1 MB limit evicts the unused big base).
+ */
+async function runLayerStoreWorkload(
+  bases: Bases,
+  col: Collector,
+  args: Args,
+  stateRoot: string,
+  peers: Builder[],
+  dest: (w: string, b: string) => string,
+): Promise<void> {
+  const row = "big100k-touch|warm-store";
+  const buildkit = peers.find((p) => p.name === "docker-buildkit");
+  col.declare(row, "100,000-file base, second build on the same machine: --layer-store vs BuildKit warm", [
+    "kiln",
+    ...(buildkit ? [buildkit.name] : []),
+  ]);
+  const ctx = stageContext(BENCH_DIR, WORK, "big100k-touch");
+  const store = path.join(stateRoot, "layer-store");
+  const kiln = kilnBuilder(REPO, stateRoot);
+  const spec = (b: string, flags: string[] = []): BuildSpec => ({
+    context: ctx,
+    buildArgs: { BASE: bases.big },
+    destination: dest("big100k-store", b),
+    bases: [bases.big],
+    kilnFlags: flags,
+  });
+  const runs = Math.min(args.runs, 2);
+  for (let i = 0; i < args.warmup + runs; i++) {
+    removeTree(store);
+    const first = spec("kiln", ["--layer-store", store]);
+    await kiln.prepare("cold", first);
+    const r1 = await kiln.build(first);
+    await kiln.cleanup(first);
+    const second = spec("kiln", ["--layer-store", store]);
+    await kiln.prepare("cold", second);
+    const r2 = await kiln.build(second);
+    await kiln.cleanup(second);
+    log(`  big100k-store kiln: first ${(r1.wallMs / 1000).toFixed(2)} s, second ${(r2.wallMs / 1000).toFixed(2)} s`);
+    if (r1.code !== 0 || r2.code !== 0) col.note(row, "kiln", failure(r1.code !== 0 ? r1 : r2));
+    else if (i >= args.warmup) col.add(row, "kiln", record(r2));
+    if (buildkit) {
+      const b1 = spec(buildkit.name);
+      await buildkit.prepare("cold", b1);
+      const f = await buildkit.build(b1);
+      await buildkit.cleanup(b1);
+      const b2 = spec(buildkit.name);
+      const r = await buildkit.build(b2);
+      await buildkit.cleanup(b2);
+      log(
+        `  big100k-store ${buildkit.name}: first ${(f.wallMs / 1000).toFixed(2)} s, second ${(r.wallMs / 1000).toFixed(2)} s`,
+      );
+      if (r.code !== 0) col.note(row, buildkit.name, failure(r));
+      else if (i >= args.warmup) col.add(row, buildkit.name, record(r));
+    }
+  }
+  const du = (): number => Number(execFileSync("du", ["-sb", store], { encoding: "utf8" }).split("\t")[0]);
+  const before = du();
+  // Eviction: a busybox build into the same store with a 1 MB limit evicts the big base (unleased).
+  const ev = spec("kiln", ["--layer-store", store, "--layer-store-max-size", "1MB"]);
+  ev.buildArgs = { BASE: bases.busybox };
+  ev.bases = [bases.busybox];
+  const evCtx = stageContext(BENCH_DIR, WORK, "busybox-run-copy");
+  await kiln.prepare("cold", { ...ev, context: evCtx });
+  const er = await kiln.build({ ...ev, context: evCtx });
+  await kiln.cleanup(ev);
+  const after = du();
+  const evicted = (er.stderr + er.stdout).match(/layer store: evicted/g)?.length ?? 0;
+  const msg = `store ${(before / 1e6).toFixed(1)} MB after the big100k builds; eviction run (1 MB limit): ${evicted} layer(s) evicted, ${(after / 1e6).toFixed(1)} MB left${er.code !== 0 ? " — FAILED " + failure(er) : ""}`;
+  log(`  big100k-store: ${msg}`);
+  col.note("big100k-touch|store-disk", "kiln", msg);
+  removeTree(store);
 }
 
 /** Pull: kiln (`FROM base` only, written as an OCI layout, no push) vs `skopeo copy docker:// oci:`. */

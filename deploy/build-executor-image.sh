@@ -2,8 +2,11 @@
 # Builds kiln's executor image with kiln itself (self-hosting).
 #
 #   deploy/build-executor-image.sh [--target executor|debug|slim] [kiln build flags...]
+#   deploy/build-executor-image.sh --all REPOSITORY [kiln build flags...]
 #
 # e.g. deploy/build-executor-image.sh --target debug --destination 127.0.0.1:5000/kiln:debug --insecure
+#      deploy/build-executor-image.sh --all 127.0.0.1:5000/kiln --insecure
+#        (stages once, then builds and pushes REPOSITORY:latest, :debug and :slim)
 #
 # Stages /kaniko (Node.js 24 from the npm registry with its loader and shared libraries, the
 # esbuild bundle of kiln, the static launcher and exec helper, a CA bundle) under .tmp/executor-image,
@@ -32,15 +35,19 @@ for lib in $(ldd "$nodebin" | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
 done
 [ -f "$stage/kaniko/lib/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$stage/kaniko/lib/"
 
-# kiln as one ESM bundle (fast start: one file to load).
-npx esbuild deploy/entry.ts --bundle --platform=node --format=esm --target=node20 \
-  --outfile="$stage/kaniko/kiln.mjs" --log-level=warning \
+# kiln as an ESM bundle, split at dynamic imports: what only some builds need (the AWS SDK of the
+# ECR provider and the S3 context, git, ...) lives in /kaniko/chunks and is loaded on first use, so
+# it costs nothing at start.
+npx esbuild deploy/entry.ts --bundle --splitting --platform=node --format=esm --target=node20 \
+  --outdir="$stage/kaniko" --entry-names=kiln --chunk-names='chunks/[name]-[hash]' --out-extension:.js=.mjs \
+  --log-level=warning \
   --banner:js="import { createRequire as __kilnCreateRequire } from 'node:module'; const require = __kilnCreateRequire(import.meta.url);"
 
 # The static launcher (executor/warmer/kiln) and the exec helper.
+# warmer and kiln are symlinks: the launcher picks the command from argv[0]'s name.
 cc -O2 -static -o "$stage/kaniko/executor" native/kiln-launcher.c
-cp "$stage/kaniko/executor" "$stage/kaniko/warmer"
-cp "$stage/kaniko/executor" "$stage/kaniko/kiln"
+ln -s executor "$stage/kaniko/warmer"
+ln -s executor "$stage/kaniko/kiln"
 node scripts/build-helper.mjs >/dev/null
 cp native/kiln-exec "$stage/kaniko/kiln-exec"
 
@@ -54,4 +61,14 @@ for applet in $(/bin/busybox --list); do
   [ "$applet" = busybox ] || ln -sf busybox "$stage/busybox/$applet"
 done
 
+if [ "${1:-}" = "--all" ]; then
+  repo=${2:?--all needs a repository, e.g. registry.example/kiln}
+  shift 2
+  for target in executor debug slim; do
+    tag=$target
+    [ "$target" = executor ] && tag=latest
+    ./bin/kiln build --context "$stage" --dockerfile deploy/Dockerfile --target "$target" --destination "$repo:$tag" "$@"
+  done
+  exit 0
+fi
 exec ./bin/kiln build --context "$stage" --dockerfile deploy/Dockerfile "$@"

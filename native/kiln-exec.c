@@ -317,7 +317,39 @@ static void kill_leftovers(pid_t group) {
   }
 }
 
+/*
+ * kiln-exec --mount-overlay BASE LOWER[:LOWER...] UPPER WORK TARGET: mounts an overlay at TARGET in the
+ * caller's mount namespace (the layer store's stage roots). Lower directories may be relative to BASE (the
+ * helper chdirs there first) so that many layers fit in the one-page mount options.
+ * kiln-exec --umount TARGET: unmounts TARGET (lazily when it is busy). Both exit 0 or print and exit 1.
+ */
+static int mount_mode(int argc, char **argv) {
+  if (!strcmp(argv[1], "--umount")) {
+    if (argc != 3) { fprintf(stderr, "kiln-exec: usage: --umount TARGET\n"); return 1; }
+    if (umount2(argv[2], 0) == 0 || (errno == EBUSY && umount2(argv[2], MNT_DETACH) == 0)) return 0;
+    fprintf(stderr, "kiln-exec: umount %s: %s\n", argv[2], strerror(errno));
+    return 1;
+  }
+  if (argc != 7) { fprintf(stderr, "kiln-exec: usage: --mount-overlay BASE LOWERS UPPER WORK TARGET\n"); return 1; }
+  for (int k = 3; k <= 5; k++)
+    if (strchr(argv[k], ',')) { fprintf(stderr, "kiln-exec: mount-overlay: ',' in %s\n", argv[k]); return 1; }
+  char data[8192];
+  int n = snprintf(data, sizeof data, "lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,metacopy=off,index=off",
+                   argv[3], argv[4], argv[5]);
+  if (n < 0 || n >= (int)sizeof data || n >= getpagesize()) {
+    fprintf(stderr, "kiln-exec: mount-overlay: options longer than one page\n");
+    return 1;
+  }
+  if (chdir(argv[2]) < 0) { fprintf(stderr, "kiln-exec: chdir %s: %s\n", argv[2], strerror(errno)); return 1; }
+  if (mount("overlay", argv[6], "overlay", 0, data) < 0) {
+    fprintf(stderr, "kiln-exec: mount overlay at %s: %s\n", argv[6], strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 2 && (!strcmp(argv[1], "--mount-overlay") || !strcmp(argv[1], "--umount"))) return mount_mode(argc, argv);
   const struct { const char *name; int *flag; } bools[] = {
       {"--userns", &userns}, {"--mountns", &mountns}, {"--pidns", &pidns}, {"--netns", &netns},
       {"--proc", &do_proc}, {"--dev", &do_dev}, {"--sys", &do_sys}, {"--devnodes", &do_devnodes}};

@@ -13,9 +13,11 @@ export type {
   BuildDeps,
   BuildEvent,
   BuildOptions,
+  BuildPlan,
   BuildResult,
   CacheOutcome,
   Phase,
+  PlannedStage,
   RegistryAccess,
   Reporter,
 } from "./build/index.js";

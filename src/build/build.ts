@@ -14,7 +14,7 @@ import {
 } from "../dockerfile/index.js";
 import { chooseSnapshotter, IgnoreList, probeOverlaySnapshots, type Snapshotter } from "../fs/index.js";
 import type { Digest } from "../image/digest.js";
-import { assembleImage, emptyImage } from "../image/index.js";
+import { assembleImage, convertImageFormat, emptyImage } from "../image/index.js";
 import { familyOf, layerMediaType, type ManifestFamily } from "../image/media-types.js";
 import type { Image, ImageConfigFile, Platform } from "../image/types.js";
 import { parseReference, type RegistryClient } from "../registry/index.js";
@@ -23,10 +23,13 @@ import type { Runner } from "../run/index.js";
 import type { Reporter } from "./events.js";
 import type { BuildOptions } from "./options.js";
 import { writeOutputs } from "./outputs.js";
+import { assertNoSecretBuildArgs } from "./secret-build-args.js";
 import { cleanRoot } from "./clean-root.js";
-import { decideInPlace } from "./in-place.js";
+import { decideInPlace, ignoreWithVolumes, inPlaceIgnoreOptions, restoreRootFiles, saveRootFiles } from "./in-place.js";
+import { planBuild, type BuildPlan } from "./dry-run.js";
+import { assertStrict, fromPlatformWarning, strictReporter, strictViolations } from "./strict.js";
 import { withRetries } from "./retry.js";
-import { StageRoot } from "./stage-root.js";
+import { openBuildLayerStore, StageRoot } from "./stage-root.js";
 import { stageUses } from "./stage-uses.js";
 import { buildStage, type StageResult } from "./stage.js";
 
@@ -44,6 +47,11 @@ export interface BuildResult {
   digest: Digest;
   image: Image;
   pushed: { ref: string; digest: Digest }[];
+  /**
+   * Set by `--dryrun`: what the build would do. Nothing was built, so `image`/`digest` are then the
+   * final stage's resolved base image (the empty image for scratch).
+   */
+  plan?: BuildPlan;
 }
 
 interface BuiltStage extends StageResult {
@@ -69,19 +77,26 @@ export function platformArgs(p: Platform): Map<string, string> {
  * filesystem. Throws KilnError subclasses (RunFailedError carries the failing RUN's exit code).
  */
 export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signal?: AbortSignal): Promise<BuildResult> {
-  const report = deps.report;
+  const report = strictReporter(deps.report, opts.strict === true);
   let text: string;
+  let dockerfilePath = opts.dockerfilePath;
   try {
-    text = await readFile(opts.dockerfilePath, "utf8");
+    text = await readFile(dockerfilePath, "utf8");
   } catch {
-    throw new KilnError("DOCKERFILE_NOT_FOUND", `Dockerfile ${opts.dockerfilePath}: no such file`);
+    // Like BuildKit, a context without `Dockerfile` may name it `dockerfile`.
+    const lower = path.join(path.dirname(dockerfilePath), "dockerfile");
+    try {
+      if (path.basename(dockerfilePath) !== "Dockerfile") throw new Error("not the default name");
+      text = await readFile(lower, "utf8");
+      dockerfilePath = lower;
+    } catch {
+      throw new KilnError("DOCKERFILE_NOT_FOUND", `Dockerfile ${opts.dockerfilePath}: no such file`);
+    }
   }
   const df = parseDockerfile(text, { file: opts.dockerfileName });
+  if (opts.strict) assertStrict(strictViolations(df.warnings, opts.dockerfileName));
   for (const w of df.warnings) report({ kind: "warning", code: w.code, message: w.message });
-  const context = await DirContext.open(
-    opts.contextDir,
-    await loadIgnorePatterns(opts.contextDir, opts.dockerfilePath),
-  );
+  const context = await DirContext.open(opts.contextDir, await loadIgnorePatterns(opts.contextDir, dockerfilePath));
 
   // Meta ARGs (before the first FROM) are visible to FROM lines; platform args are predefined there.
   const consumedArgs = new Set<string>();
@@ -101,11 +116,40 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
       else fromEnv.delete(kv.key);
     }
   }
+  // BuildKit: a global `ARG SOURCE_DATE_EPOCH=<n>` default sets the epoch when no build-arg or env gives one.
+  const sdeDefault = metaArgs.get("SOURCE_DATE_EPOCH");
+  if (opts.epoch === undefined && sdeDefault !== undefined && sdeDefault !== "") {
+    if (!/^\d+$/.test(sdeDefault)) throw new KilnError("ARG_INVALID", `invalid SOURCE_DATE_EPOCH: ${sdeDefault}`);
+    opts = { ...opts, epoch: Number(sdeDefault) };
+  }
   const expandFrom = (s: string): string => expandWord(s, envFromPairs(fromEnv), df.escapeToken).value;
   const stages = stagesNeeded(df, opts.target, (s) => s.from.image, expandFrom);
+  // What an in-stage `ARG X` without a value takes when no build-arg is given: a global ARG's value, else
+  // a predefined arg (the platform args and TARGETSTAGE, the target stage's name or "default").
+  const stageArgDefaults = new Map<string, string | undefined>(platformArgs(opts.platform));
+  stageArgDefaults.set("TARGETSTAGE", stages.at(-1)?.name ?? "default");
+  for (const [k, v] of metaArgs) if (v !== undefined || !stageArgDefaults.has(k)) stageArgDefaults.set(k, v);
+
+  for (const st of stages) {
+    const line = st.from.range.start;
+    const w = st.from.platform ? fromPlatformWarning(expandFrom(st.from.platform), opts.platform, line) : undefined;
+    if (w) report({ kind: "warning", code: w.code, message: `${opts.dockerfileName}:${line}: ${w.message}` });
+  }
 
   if (!opts.noPush && !opts.skipPushPermissionCheck) {
     for (const d of opts.destinations) await deps.registry.checkPushPermission(parseReference(d), signal);
+  }
+  if (opts.dryRun) {
+    const { plan, finalBase } = await planBuild({
+      opts,
+      stages,
+      allStages: df.stages,
+      expandFrom,
+      pull: (ref) => deps.registry.pullImage(parseReference(ref), { platform: opts.platform, signal }),
+      report,
+    });
+    const image = finalBase ?? emptyImage(opts.platform, opts.imageFormat ?? "oci");
+    return { digest: image.digest, image, pushed: [], plan };
   }
 
   let runner: Promise<Runner> | undefined;
@@ -113,9 +157,29 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   // In place (kaniko's model), "/" is every stage's root: stages then build one after the other.
   const inPlaceIgnore = await decideInPlace(opts, () => (runner ??= deps.runner()));
   const inPlace = inPlaceIgnore !== undefined;
+  const inPlaceOnly = [
+    opts.preCleanup && "--pre-cleanup",
+    opts.preserveContext && "--preserve-context",
+    opts.materialize && "--materialize",
+  ].filter((f): f is string => typeof f === "string");
+  if (!inPlace && inPlaceOnly.length > 0) {
+    report({
+      kind: "warning",
+      code: "IN_PLACE_FLAG_IGNORED",
+      message: `${inPlaceOnly.join(", ")} ignored: they act on the in-place back-end's root, and this build uses its own directories`,
+    });
+  }
   await mkdir(opts.stateDir, { recursive: true });
   const runDir = await mkdtemp(path.join(opts.stateDir, "build-"));
   const blobsDir = path.join(runDir, "blobs");
+  // --layer-store: stage and image roots become overlay mounts of stored layers where overlay works.
+  const rootStore =
+    opts.layerStore && !inPlace
+      ? await openBuildLayerStore(opts.layerStore, opts.stateDir, runDir, report, async () => {
+          snapshotter ??= chooseRunSnapshotter(opts, () => (runner ??= deps.runner()), report);
+          return (await snapshotter).kind === "overlay";
+        })
+      : undefined;
   await mkdir(blobsDir, { recursive: true });
   const ignore = inPlaceIgnore ?? IgnoreList.create({ ignorePaths: opts.ignorePaths });
   const stageCopies = new Map<number, StageRoot>();
@@ -202,7 +266,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
       const dir = path.join(runDir, `image-${imageRoots.size}`);
       p = (async () => {
         const img = await pull(ref);
-        const root = new StageRoot(dir, opts.imageFsExtractRetry);
+        const root = new StageRoot(dir, opts.imageFsExtractRetry, undefined, rootStore);
         await root.ensure(img.layers, undefined, report, current.index, signal);
         return DirContext.open(root.dir, []);
       })();
@@ -225,13 +289,35 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   const stageAbort = new AbortController();
   const stageSignal = signal ? AbortSignal.any([signal, stageAbort.signal]) : stageAbort.signal;
   const uses = stageUses(stages, df.stages, expandFrom);
+  // Stages whose layers reach the output image: the target and its FROM ancestors. The layers of the
+  // others (used only through COPY --from / --mount from=) never leave the build: spooled uncompressed.
+  const outputStages = new Set<number>();
+  for (let st = stages[stages.length - 1]; st !== undefined;) {
+    outputStages.add(st.index);
+    const ref = expandFrom(st.from.image);
+    st = ref.toLowerCase() === "scratch" ? undefined : findStage(df.stages.slice(0, st.index), ref);
+  }
+  // A stage named only by an ONBUILD trigger (seen once the base image's config is read) starts on first use.
+  let startLate: ((st: Stage) => Promise<BuiltStage>) | undefined;
   const stageDone = (index: number, ref: string, current: Stage): Promise<BuiltStage> => {
-    const p = done.get(index);
+    let p = done.get(index);
+    const late = df.stages[index];
+    if (!p && startLate && late && index < current.index) {
+      p = startLate(late);
+      done.set(index, p);
+    }
     if (!p) throw new KilnError("STAGE_NOT_BUILT", `stage "${ref}" was not built before stage ${current.index}`);
     return p;
   };
 
   try {
+    // In place: --preserve-context saves the container's own files (extracted under every stage's base
+    // unless --pre-cleanup, and restored after --cleanup); --pre-cleanup empties "/" before the build.
+    const preserved =
+      inPlace && opts.preserveContext ? await saveRootFiles("/", ignore, blobsDir, report, signal) : undefined;
+    if (inPlace && opts.preCleanup) await cleanRoot("/", ignore, signal);
+    const underlay = preserved && !opts.preCleanup ? [preserved] : [];
+    const volumeBase = inPlace ? await inPlaceIgnoreOptions(opts) : {};
     const buildOne = async (stage: Stage): Promise<BuiltStage> => {
       const fromRef = expandFrom(stage.from.image);
       report({ kind: "stage-start", stage: stage.index, name: stage.name, base: fromRef });
@@ -241,8 +327,8 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
       const prior =
         fromRef.toLowerCase() === "scratch" ? undefined : findStage(df.stages.slice(0, stage.index), fromRef);
       if (fromRef.toLowerCase() === "scratch") {
-        baseImage = emptyImage(opts.platform, "oci");
-        family = "oci";
+        family = opts.imageFormat ?? "oci";
+        baseImage = emptyImage(opts.platform, family);
       } else if (prior) {
         const r = await stageDone(prior.index, fromRef, stage);
         baseImage = r.image;
@@ -257,6 +343,18 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
         baseImage = await pull(fromRef);
         family = familyOf(baseImage.mediaType);
         report({ kind: "base-resolved", stage: stage.index, ref: fromRef, digest: baseImage.digest });
+        // --image-format: the stage's manifest, config and every layer (base ones relabelled) use that family.
+        if (opts.imageFormat) {
+          baseImage = convertImageFormat(baseImage, opts.imageFormat);
+          family = opts.imageFormat;
+        }
+      }
+      if (family === "docker" && opts.compression !== "gzip") {
+        report({
+          kind: "warning",
+          code: "COMPRESSION_IGNORED",
+          message: `stage ${stage.index}: --compression=${opts.compression} is ignored: a Docker-format image carries gzip layers only (use --image-format=oci)`,
+        });
       }
       const r = await buildStage(
         stage,
@@ -268,7 +366,16 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
             ? { root: handedOver }
             : inPlace
               ? { root: new StageRoot("/", opts.imageFsExtractRetry, ignore) }
-              : {}),
+              : rootStore
+                ? {
+                    root: new StageRoot(
+                      path.join(runDir, `stage-${stage.index}`),
+                      opts.imageFsExtractRetry,
+                      undefined,
+                      rootStore,
+                    ),
+                  }
+                : {}),
           ...(prior
             ? { cacheSeed: results.get(prior.index)?.cacheChain, inheritedArgs: results.get(prior.index)?.args }
             : {}),
@@ -281,7 +388,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
           dockerfileName: opts.dockerfileName,
           context,
           buildArgs: opts.buildArgs,
-          metaArgs,
+          metaArgs: stageArgDefaults,
           consumedArgs,
           sink: {
             blobsDir,
@@ -289,8 +396,12 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
             level: opts.compressionLevel,
             mediaType: layerMediaType(family, family === "docker" ? "gzip" : opts.compression),
             epoch: opts.epoch,
+            spoolUncompressed: !outputStages.has(stage.index),
           },
           ignore,
+          ...(inPlace
+            ? { underlay, ignoreWithVolumes: (v: readonly string[]) => ignoreWithVolumes(volumeBase, v) }
+            : {}),
           runner: () => (runner ??= deps.runner()),
           snapshotter: () => (snapshotter ??= chooseRunSnapshotter(opts, () => (runner ??= deps.runner()), report)),
           fromRoot: (ref) => fromRoot(ref, stage),
@@ -304,6 +415,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
                   runLayers: opts.cache.runLayers,
                   copyLayers: opts.cache.copyLayers,
                   explain: opts.cache.explain,
+                  stopAtFirstMiss: opts.cache.stopAtFirstMiss === true,
                 },
                 fromKey: (ref: string) => cacheIdentity(ref, stage),
               }
@@ -326,6 +438,13 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
       if (inPlace && r.root.materialized) liveRootOwner = stage.index;
       return built;
     };
+    if (!inPlace) {
+      startLate = (st) => {
+        const p = buildOne(st);
+        p.catch(() => undefined); // awaited (and its error reported) by the stage that asked for it
+        return p;
+      };
+    }
     let firstError: unknown;
     for (const stage of stages) {
       const p = buildOne(stage);
@@ -350,11 +469,20 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     const last = stages[stages.length - 1];
     const final = last ? results.get(last.index) : undefined;
     if (!final) throw new KilnError("INTERNAL", "no stage was built");
+    assertNoSecretBuildArgs(final.image.config, opts.buildArgs, opts.secretBuildArgs);
+    // --materialize: "/" ends up holding the final stage's filesystem even when no step needed it.
+    if (inPlace && opts.materialize && last) {
+      await final.root.ensure([...underlay, ...final.layers], ignore, report, last.index, signal);
+    }
     const { pushed } = await writeOutputs(final.image, opts, deps.registry, report, signal);
-    if (inPlace && opts.cleanup) await cleanRoot("/", ignore, signal);
+    if (inPlace && opts.cleanup) {
+      await cleanRoot("/", ignore, signal, { pruneEmpty: true });
+      if (preserved) await restoreRootFiles("/", preserved, ignore, report, signal);
+    }
     return { digest: final.image.digest, image: final.image, pushed };
   } finally {
     await layerCache?.flush(); // background cache writes read spooled layers under runDir
+    await rootStore?.close(); // unmounts store-mounted roots before runDir is deleted
     await rm(runDir, { recursive: true, force: true });
   }
 }

@@ -23,6 +23,9 @@ test("cleanRoot deletes everything except ignored paths and the directories lead
     assert.deepEqual((await readdir(root)).sort(), ["etc", "kaniko", "proc", "var"].sort());
     assert.deepEqual(await readdir(path.join(root, "var")), ["run"]);
     assert.deepEqual(await readdir(path.join(root, "etc")), [], "parent of /etc/mtab is kept, emptied");
+    // --cleanup prunes: /etc led only to /etc/mtab, which does not exist, so it goes too.
+    await cleanRoot(root, ignore, undefined, { pruneEmpty: true });
+    assert.deepEqual((await readdir(root)).sort(), ["kaniko", "proc", "var"].sort());
     assert.deepEqual(await readdir(path.join(root, "kaniko/state")), ["f"]);
     assert.deepEqual(await readdir(path.join(root, "proc")), ["1"]);
   } finally {

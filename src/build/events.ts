@@ -38,6 +38,8 @@ export type BuildEvent =
       bytes: number;
       total?: number;
       done: boolean;
+      /** Set on the last event of a task that ended with an error. */
+      failed?: boolean;
     }
   | { kind: "phase"; phase: Phase; ms: number; stage?: number }
   | { kind: "image-written"; sink: "registry" | "oci-layout" | "docker-archive"; target: string; digest: Digest }

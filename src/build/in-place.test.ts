@@ -4,7 +4,7 @@ import { realpathSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { IsolationProbe, Runner } from "../run/index.js";
-import { decideInPlace } from "./in-place.js";
+import { decideInPlace, ignoreWithVolumes } from "./in-place.js";
 import type { BuildOptions } from "./options.js";
 
 const probe = (inContainer: boolean): IsolationProbe => ({
@@ -65,4 +65,16 @@ test("with the runtime protected, the ignore list keeps state dir, system mounts
   for (const p of ["/kaniko-test-state/x", "/proc/1", "/dev/null", "/sys/fs", "/ctx/Dockerfile", "/var/run/x"])
     assert.ok(ignore.ignores(p), p);
   assert.ok(!ignore.ignores("/etc/passwd"));
+});
+
+test("VOLUME paths: what lies below is ignored, the volume directory itself is not", () => {
+  const ignore = ignoreWithVolumes({ stateDir: "/kaniko", ignorePaths: ["/cache"] }, ["/data", "/we*rd"]);
+  assert.ok(ignore.ignores("/data/file"));
+  assert.ok(ignore.ignores("/data/sub/deep"));
+  assert.ok(!ignore.ignores("/data"));
+  assert.ok(!ignore.ignores("/database/x"));
+  assert.ok(ignore.isAncestorOfIgnored("/data"), "cleaning the root keeps what is below a volume");
+  assert.ok(ignore.ignores("/we*rd/x"));
+  assert.ok(!ignore.ignores("/weird/x"), "volume names are literal, not globs");
+  assert.ok(ignore.ignores("/kaniko/x") && ignore.ignores("/cache/y"));
 });

@@ -3,8 +3,18 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { KilnError } from "../common/errors.js";
-import { IgnoreList } from "../fs/index.js";
+import {
+  applyLayer,
+  changesTarStream,
+  cleanContainerPath,
+  IgnoreList,
+  walkRoot,
+  type IgnoreListOptions,
+} from "../fs/index.js";
+import { MediaTypes, spoolLayer } from "../image/index.js";
+import type { Layer } from "../image/types.js";
 import type { Runner } from "../run/index.js";
+import type { Reporter } from "./events.js";
 import type { BuildOptions } from "./options.js";
 
 /** kaniko's refusal to build in place outside a container, worded as kaniko words it. */
@@ -63,9 +73,15 @@ function runtimePaths(): string[] {
 /**
  * The paths an in-place build must never overwrite, delete or snapshot: kiln's state dir, every
  * mount point of /proc/self/mountinfo, /proc, /sys, /dev, /var/run (unless `--ignore-var-run=false`),
- * `--ignore-path`s, and the build context and Dockerfile directories (kiln reads them during the build).
+ * `--ignore-path`s, the build context and Dockerfile directories (kiln reads them during the build), and
+ * the container markers `/.dockerenv` and `/run/.containerenv`.
  */
 export async function inPlaceIgnoreList(opts: Readonly<BuildOptions>): Promise<IgnoreList> {
+  return IgnoreList.create(await inPlaceIgnoreOptions(opts));
+}
+
+/** The inputs of {@link inPlaceIgnoreList} (mountinfo read once), to derive lists with VOLUMEs added. */
+export async function inPlaceIgnoreOptions(opts: Readonly<BuildOptions>): Promise<IgnoreListOptions> {
   let mountinfo: string | undefined;
   try {
     mountinfo = await readFile("/proc/self/mountinfo", "utf8");
@@ -73,12 +89,75 @@ export async function inPlaceIgnoreList(opts: Readonly<BuildOptions>): Promise<I
     mountinfo = undefined;
   }
   const keep = [opts.contextDir, path.dirname(opts.dockerfilePath)].filter((p) => path.resolve(p) !== "/");
-  return IgnoreList.create({
+  // The container runtime's marker files: deleting them (kaniko does on cleanup) makes a second
+  // in-place build in the same container miss that it runs in a container (cgroup v2 hosts).
+  keep.push("/.dockerenv", "/run/.containerenv");
+  return {
     stateDir: opts.stateDir,
     mountinfo,
     ignoreVarRun: opts.ignoreVarRun,
     ignorePaths: opts.ignorePaths,
     systemMounts: true,
     volumes: keep.map((p) => path.resolve(p)),
+  };
+}
+
+/** Escapes a literal path segment for the ignore list's per-segment glob patterns. */
+function escapeGlob(segment: string): string {
+  return segment.replace(/[*?[\\]/g, (c) => `\\${c}`);
+}
+
+/**
+ * The in-place ignore list with a stage's VOLUME paths added as kaniko adds them (prefix-only
+ * entries): what a later step writes *below* a volume is neither snapshotted nor deleted by
+ * whiteouts, while the volume directory itself still is. COPY/ADD into a volume stay in the image,
+ * as with kaniko and Docker's legacy builder (kaniko's snapshot of known paths only skips exact
+ * ignore-list entries).
+ */
+export function ignoreWithVolumes(base: IgnoreListOptions, volumes: readonly string[]): IgnoreList {
+  const below = volumes.map((v) => {
+    const c = cleanContainerPath(v);
+    return `${c.split("/").map(escapeGlob).join("/")}/*`;
   });
+  return IgnoreList.create({ ...base, ignorePaths: [...(base.ignorePaths ?? []), ...below] });
+}
+
+/**
+ * `--preserve-context`: saves every entry of the live root the ignore list does not protect (the
+ * container's own files) into an uncompressed, content-addressed layer under `dir`. Extracting it
+ * under a stage's base layers restores them as part of that stage's starting state (recorded in its
+ * index, so unchanged files never reach a layer); extracting it after `--cleanup` restores the
+ * container as it was before the build.
+ */
+export async function saveRootFiles(
+  root: string,
+  ignore: IgnoreList,
+  dir: string,
+  report: Reporter,
+  signal?: AbortSignal,
+): Promise<Layer> {
+  const t0 = Date.now();
+  const changed: string[] = [];
+  await walkRoot(root, { ignore, signal }, (p) => {
+    changed.push(p);
+  });
+  const tar = changesTarStream(root, { changed, deleted: [], opaqueDirs: [] });
+  const layer = await spoolLayer(tar, { dir, compression: "none", mediaType: MediaTypes.ociLayer, signal });
+  report({
+    kind: "info",
+    message: `Saved ${changed.length} paths of the container's filesystem (--preserve-context) in ${Date.now() - t0}ms`,
+  });
+  return layer;
+}
+
+/** Extracts a layer saved by {@link saveRootFiles} back into the live root (after `--cleanup`). */
+export async function restoreRootFiles(
+  root: string,
+  saved: Layer,
+  ignore: IgnoreList,
+  report: Reporter,
+  signal?: AbortSignal,
+): Promise<void> {
+  const r = await applyLayer(root, await saved.openUncompressed(signal), { ignore, signal });
+  report({ kind: "info", message: `Restored the container's filesystem (--preserve-context): ${r.entries} entries` });
 }

@@ -21,6 +21,11 @@ export interface RegistryAccess {
   registryMap: { from: string; to: string[] }[];
   skipDefaultRegistryFallback: boolean;
   pushRetry: number;
+  /**
+   * `--credential-helpers`: built-in credential providers the per-host lookup may use (env,
+   * google, ecr, acr, gitlab); undefined = all of them, [] = none.
+   */
+  credentialHelpers?: readonly ("env" | "google" | "ecr" | "acr" | "gitlab")[];
 }
 
 /** Fully resolved, validated options of one build. Frozen by {@link freezeOptions}. */
@@ -33,6 +38,11 @@ export interface BuildOptions {
   contextDir: string;
   destinations: string[];
   buildArgs: Record<string, string | undefined>;
+  /**
+   * Names of build args marked secret (`--secret-build-arg`): their values reach RUN steps as environment
+   * variables but never the image config or history (the build fails if an instruction would store one).
+   */
+  secretBuildArgs?: string[];
   target?: string;
   noPush: boolean;
   tarPath?: string;
@@ -78,6 +88,30 @@ export interface BuildOptions {
   imageFsExtractRetry?: number;
   /** The layer cache and base-image cache (`--cache`); undefined when off. */
   cache?: BuildCacheOptions;
+  /** The persistent store of unpacked layers (`--layer-store`); undefined when off. */
+  layerStore?: LayerStoreSettings;
+  /** Every instruction emits a layer, an empty one when it changed nothing (`--force-build-metadata`). */
+  forceBuildMetadata?: boolean;
+  /** Manifest/config/layer media types of the result; undefined: follow the base image (`--image-format`). */
+  imageFormat?: "docker" | "oci";
+  /** In place: clean the root (everything the ignore list does not protect) before the build (`--pre-cleanup`). */
+  preCleanup?: boolean;
+  /** In place: save the container's own files before the build and restore them between stages and after `--cleanup` (`--preserve-context`). */
+  preserveContext?: boolean;
+  /** Extract the final stage's filesystem even when no step needed it (`--materialize`). */
+  materialize?: boolean;
+  /** Parse, resolve and check everything; execute no step and write or push nothing (`--dryrun`). */
+  dryRun?: boolean;
+  /** Leniencies kaniko allows (ignored instructions, options or paths) fail the build (`--strict`). */
+  strict?: boolean;
+}
+
+/** `--layer-store` settings. */
+export interface LayerStoreSettings {
+  /** The store directory (shared by concurrent builds). */
+  dir: string;
+  /** `--layer-store-max-size` in bytes: least-recently-used entries are evicted above it. */
+  maxBytes: number;
 }
 
 /** Layer-cache settings (kaniko's cache flags plus `--explain-cache`). */
@@ -96,6 +130,11 @@ export interface BuildCacheOptions {
   noPush: boolean;
   /** `--explain-cache`: log the changed input of every miss. */
   explain: boolean;
+  /**
+   * Stop looking entries up after a stage's first miss, as kaniko does. Not a flag: a benchmark-only
+   * switch (env `KILN_BENCH_KANIKO_CACHE_PROBING=1`) to compare kiln's probing with kaniko's.
+   */
+  stopAtFirstMiss?: boolean;
 }
 
 /** A `--secret`: read from a host file or from a variable of {@link BuildOptions.env}. */

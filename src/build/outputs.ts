@@ -29,6 +29,18 @@ export async function writeTextOutput(target: string, content: string): Promise<
   await writeFile(target, content);
 }
 
+/** Runs one file output; a system error (ENOSPC, EACCES …) becomes OUTPUT_FAILED naming the output and path. */
+async function fileOutput(what: string, target: string, write: () => Promise<void>): Promise<void> {
+  try {
+    await write();
+  } catch (e) {
+    if (e instanceof KilnError || !(e instanceof Error)) throw e;
+    const full =
+      (e as NodeJS.ErrnoException).code === "ENOSPC" ? "; the disk is full: free space or write elsewhere" : "";
+    throw new KilnError("OUTPUT_FAILED", `writing ${what} to ${target}: ${e.message}${full}`, { cause: e });
+  }
+}
+
 /** Repository name of a destination without tag/digest, as kaniko writes it (`registry/repo`). */
 function repoOf(dest: string): { repo: string; tag: string } {
   const ref = parseReference(dest);
@@ -36,8 +48,9 @@ function repoOf(dest: string): { repo: string; tag: string } {
 }
 
 /**
- * Writes every requested output of a finished build: digest files, OCI layout, docker-archive and
- * the pushes to each destination (in that order, like kaniko: files before the push).
+ * Writes every requested output of a finished build: OCI layout, docker-archive, the pushes to each
+ * destination, then the digest files (kaniko writes those first; last means a failed output never
+ * leaves a digest file naming an image that does not exist).
  */
 export async function writeOutputs(
   image: Image,
@@ -47,23 +60,10 @@ export async function writeOutputs(
   signal?: AbortSignal,
 ): Promise<{ pushed: { ref: string; digest: Digest }[] }> {
   const digest = image.digest;
-  if (opts.digestFile) await writeTextOutput(opts.digestFile, digest);
-  if (opts.imageNameWithDigestFile) {
-    await writeTextOutput(
-      opts.imageNameWithDigestFile,
-      opts.destinations.map((d) => `${repoOf(d).repo}@${digest}\n`).join(""),
-    );
-  }
-  if (opts.imageNameTagWithDigestFile) {
-    const lines = opts.destinations.map((d) => {
-      const r = repoOf(d);
-      return `${r.repo}:${r.tag}@${digest}\n`;
-    });
-    await writeTextOutput(opts.imageNameTagWithDigestFile, lines.join(""));
-  }
   if (opts.ociLayoutPath) {
     const t0 = Date.now();
-    await writeOciLayout(opts.ociLayoutPath, image);
+    const layout = opts.ociLayoutPath;
+    await fileOutput("the OCI layout (--oci-layout-path)", layout, () => writeOciLayout(layout, image));
     report({ kind: "phase", phase: "write", ms: Date.now() - t0 });
     report({ kind: "image-written", sink: "oci-layout", target: opts.ociLayoutPath, digest });
   }
@@ -71,11 +71,14 @@ export async function writeOutputs(
     const t0 = Date.now();
     const tags =
       opts.destinations.length > 0 ? opts.destinations.map((d) => parseReference(d).toString()) : [UNSET_TAG];
-    await writeDockerArchive(opts.tarPath, image, tags);
+    const tarPath = opts.tarPath;
+    await fileOutput("the image tarball (--tar-path)", tarPath, () => writeDockerArchive(tarPath, image, tags));
     report({ kind: "phase", phase: "write", ms: Date.now() - t0 });
     report({ kind: "image-written", sink: "docker-archive", target: opts.tarPath, digest });
   }
   const pushed: { ref: string; digest: Digest }[] = [];
+  if (opts.noPush && opts.destinations.length > 0)
+    report({ kind: "info", message: "Skipping push to container registry due to --no-push flag" });
   if (!opts.noPush) {
     for (const dest of opts.destinations) {
       const ref = parseReference(dest);
@@ -111,6 +114,21 @@ export async function writeOutputs(
       report({ kind: "info", message: `Pushed ${ref.name}@${digest}` });
       report({ kind: "image-written", sink: "registry", target: ref.toString(), digest });
     }
+  }
+  // Digest files last: when an output fails, no digest file names an image that was not written.
+  if (opts.digestFile) await writeTextOutput(opts.digestFile, digest);
+  if (opts.imageNameWithDigestFile) {
+    await writeTextOutput(
+      opts.imageNameWithDigestFile,
+      opts.destinations.map((d) => `${repoOf(d).repo}@${digest}\n`).join(""),
+    );
+  }
+  if (opts.imageNameTagWithDigestFile) {
+    const lines = opts.destinations.map((d) => {
+      const r = repoOf(d);
+      return `${r.repo}:${r.tag}@${digest}\n`;
+    });
+    await writeTextOutput(opts.imageNameTagWithDigestFile, lines.join(""));
   }
   return { pushed };
 }

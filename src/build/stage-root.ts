@@ -1,36 +1,82 @@
-import { mkdir, rm } from "node:fs/promises";
-import { KilnError } from "../common/errors.js";
-import { applyLayer, FileIndex, type IgnoreList } from "../fs/index.js";
+import { chmodSync, lchownSync, lstatSync, lutimesSync } from "node:fs";
+import { lstat, mkdir, readFile, rm, statfs, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { hasCode, KilnError } from "../common/errors.js";
+import {
+  applyLayer,
+  FileIndex,
+  indexEntryFromStat,
+  LayerStore,
+  mountStoreOverlay,
+  mountsUnder,
+  overlayOptionsFit,
+  rebuildFileIndex,
+  unmountStoreOverlay,
+  type IgnoreList,
+  type StoredLayer,
+  type StoreOverlay,
+} from "../fs/index.js";
 import type { Layer } from "../image/types.js";
+import { findHelper } from "../run/index.js";
 import { cleanRoot } from "./clean-root.js";
 import type { Reporter } from "./events.js";
+
+/** How stage roots use the persistent layer store (`--layer-store`). */
+export interface StageRootStore {
+  store: LayerStore;
+  /**
+   * The kiln-exec helper when stage roots may be overlay mounts of stored layers (root, mount
+   * namespaces, overlay snapshots); undefined: the root is extracted as without the store.
+   */
+  mountHelper: () => Promise<string | undefined>;
+}
+
+/** Errors of the store that must fail the build instead of falling back to plain extraction. */
+const FATAL_STORE_ERRORS = ["LAYER_STORE_DIGEST", "LAYER_UNSAFE", "INTERRUPTED"];
 
 /**
  * The materialised root filesystem of one stage: a directory under kiln's state dir plus the index
  * of everything in it. Created lazily — a stage whose steps never touch the filesystem never
- * downloads or extracts its base layers. Concurrent `ensure` calls share one extraction.
+ * downloads or extracts its base layers. Concurrent `ensure` calls share one extraction. With a
+ * layer store and overlay support the root is an overlay mount of the stored layer trees (no
+ * extraction, no copying on a hit) whose index is rebuilt from the stored indexes.
  */
 export class StageRoot {
   readonly dir: string;
-  readonly index = new FileIndex();
+  #index = new FileIndex();
   private ready = false;
   private pending: Promise<void> | undefined;
   private readonly extractRetries: number;
   private readonly inPlace: IgnoreList | undefined;
+  private readonly store: StageRootStore | undefined;
+  /** The helper that mounted this root (set while it is an overlay mount). */
+  #mountedBy: string | undefined;
 
   /**
    * `extractRetries`: how often a failed extraction is retried from scratch (`--image-fs-extract-retry`).
    * `inPlace`: the root is a live filesystem (the in-place back-end's "/"): instead of deleting the
    * directory, extraction first cleans it except what this ignore list protects.
+   * `store`: the layer store to mount the root from (never used in place).
    */
-  constructor(dir: string, extractRetries = 0, inPlace?: IgnoreList) {
+  constructor(dir: string, extractRetries = 0, inPlace?: IgnoreList, store?: StageRootStore) {
     this.dir = dir;
     this.extractRetries = Math.max(0, extractRetries);
     this.inPlace = inPlace;
+    this.store = inPlace ? undefined : store;
+  }
+
+  /** Everything in the root (kept up to date by the steps). */
+  get index(): FileIndex {
+    return this.#index;
   }
 
   get materialized(): boolean {
     return this.ready;
+  }
+
+  /** True while the root is an overlay mount of stored layers. */
+  get mounted(): boolean {
+    return this.#mountedBy !== undefined;
   }
 
   /** Extracts `layers` (base first) into the root if that has not happened yet. */
@@ -42,7 +88,7 @@ export class StageRoot {
     signal?: AbortSignal,
   ): Promise<void> {
     if (this.ready) return Promise.resolve();
-    this.pending ??= this.extract(layers, ignore, report, stage, signal).then(
+    this.pending ??= this.materialize(layers, ignore, report, stage, signal).then(
       () => {
         this.ready = true;
       },
@@ -54,6 +100,109 @@ export class StageRoot {
     return this.pending;
   }
 
+  private async materialize(
+    layers: readonly Layer[],
+    ignore: IgnoreList | undefined,
+    report: Reporter,
+    stage: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const helper = this.store && layers.length > 0 ? await this.store.mountHelper() : undefined;
+    if (this.store && helper !== undefined) {
+      try {
+        await this.mountFromStore(this.store.store, helper, layers, ignore, report, stage, signal);
+        return;
+      } catch (e) {
+        await this.unmount().catch(() => undefined);
+        if (signal?.aborted || FATAL_STORE_ERRORS.some((c) => hasCode(e, c))) throw e;
+        report({
+          kind: "warning",
+          code: "LAYER_STORE_UNUSED",
+          message: `stage ${stage}: root not mounted from the layer store (${e instanceof Error ? e.message : String(e)}); extracting it instead`,
+        });
+      }
+    } else if (this.store && layers.length > 0) {
+      report({
+        kind: "debug",
+        message: `stage ${stage}: layer store not used for the root (overlay mounts are not available here); extracting`,
+      });
+    }
+    await this.extract(layers, ignore, report, stage, signal);
+  }
+
+  /** Leases every layer from the store (extracting misses into it) and mounts their overlay at `dir`. */
+  private async mountFromStore(
+    store: LayerStore,
+    helper: string,
+    layers: readonly Layer[],
+    ignore: IgnoreList | undefined,
+    report: Reporter,
+    stage: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const t0 = Date.now();
+    const entries: StoredLayer[] = [];
+    for (const layer of layers) {
+      const e = await store.acquire(layer.diffId, () => layer.openUncompressed(signal), signal);
+      for (const s of e.skipped)
+        report({ kind: "warning", code: "EXTRACT_SKIPPED", message: `${s.path}: ${s.reason}` });
+      entries.push(e);
+    }
+    const tLeased = Date.now();
+    const misses = entries.filter((e) => !e.hit).length;
+    const scratch = this.dir + ".store";
+    const o: StoreOverlay = {
+      base: store.layersDir,
+      lowers: entries.map((e) => e.relTree).reverse(),
+      upper: path.join(scratch, "upper"),
+      work: path.join(scratch, "work"),
+      target: this.dir,
+    };
+    if (!overlayOptionsFit(o)) {
+      throw new KilnError("LAYER_STORE_MOUNT", `${layers.length} layers do not fit in one overlay mount`);
+    }
+    await rm(scratch, { recursive: true, force: true });
+    await rm(this.dir, { recursive: true, force: true });
+    await mkdir(this.dir, { recursive: true, mode: 0o755 });
+    await mkdir(o.upper, { recursive: true, mode: 0o755 });
+    await mkdir(o.work, { recursive: true, mode: 0o700 });
+    await mountStoreOverlay(helper, o);
+    this.#mountedBy = helper;
+    const dev = Number((await lstat(this.dir, { bigint: true })).dev);
+    const { index, fixups } = rebuildFileIndex(
+      entries.map((e) => e.index),
+      dev,
+      ignore,
+    );
+    // Directories a layer only implied keep the lower layer's metadata, as extraction does.
+    // Owner and mode first (copying every such directory up), then times deepest first, then re-read.
+    const fix = [...fixups].sort((a, b) => b[0].length - a[0].length);
+    for (const [p, e] of fix) {
+      lchownSync(path.join(this.dir, p), e.uid, e.gid);
+      chmodSync(path.join(this.dir, p), e.mode);
+    }
+    for (const [p, e] of fix) {
+      const mtime = Number(e.mtimeNs / 1000n) / 1e6;
+      lutimesSync(path.join(this.dir, p), mtime, mtime);
+    }
+    for (const [p] of fix) {
+      const host = path.join(this.dir, p);
+      const now = await indexEntryFromStat(host, lstatSync(host, { bigint: true }));
+      if (now !== undefined) index.set(p, now);
+    }
+    this.#index = index;
+    const ms = Date.now() - t0;
+    report({
+      kind: "debug",
+      message: `stage ${stage} root: layers leased in ${tLeased - t0} ms, mounted and indexed (${index.size} paths) in ${Date.now() - tLeased} ms`,
+    });
+    report({
+      kind: "info",
+      message: `Layer store ${store.dir}: ${entries.length - misses} of ${entries.length} layers of stage ${stage} found, ${misses} extracted; root mounted in ${ms} ms`,
+    });
+    if (misses > 0) report({ kind: "phase", phase: "extract", ms, stage });
+  }
+
   private async extract(
     layers: readonly Layer[],
     ignore: IgnoreList | undefined,
@@ -63,7 +212,7 @@ export class StageRoot {
   ): Promise<void> {
     const t0 = Date.now();
     for (let attempt = 0; ; attempt++) {
-      this.index.deleteTree("/");
+      this.#index.deleteTree("/");
       if (this.inPlace) {
         await cleanRoot(this.dir, this.inPlace, signal);
       } else {
@@ -73,7 +222,7 @@ export class StageRoot {
       try {
         for (const layer of layers) {
           const stream = await layer.openUncompressed(signal);
-          const r = await applyLayer(this.dir, stream, { index: this.index, ignore, signal });
+          const r = await applyLayer(this.dir, stream, { index: this.#index, ignore, signal });
           for (const s of r.skipped)
             report({ kind: "warning", code: "EXTRACT_SKIPPED", message: `${s.path}: ${s.reason}` });
         }
@@ -92,29 +241,130 @@ export class StageRoot {
   }
 
   /**
-   * Hands this root over to a stage built FROM it (its only user): the directory and index move
-   * without re-extraction. This root is unusable afterwards.
+   * Hands this root over to a stage built FROM it (its only user): the directory (or mount) and index
+   * move without re-extraction. This root is unusable afterwards.
    * @throws KilnError INTERNAL when the root is not materialised.
    */
   handOver(): StageRoot {
     if (!this.ready) throw new KilnError("INTERNAL", `stage root ${this.dir} handed over before extraction`);
-    const next = new StageRoot(this.dir, this.extractRetries, this.inPlace);
-    for (const p of this.index.paths()) {
-      const e = this.index.get(p);
-      if (e) next.index.set(p, e);
-    }
+    const next = new StageRoot(this.dir, this.extractRetries, this.inPlace, this.store);
+    next.#index = this.#index;
+    next.#mountedBy = this.#mountedBy;
     next.ready = true;
+    this.#index = new FileIndex();
+    this.#mountedBy = undefined;
     this.ready = false;
     this.pending = Promise.reject(new KilnError("INTERNAL", `stage root ${this.dir} was handed over`));
     this.pending.catch(() => {});
     return next;
   }
 
-  /** Deletes the root from disk (in place: everything not ignored). */
+  /** Unmounts the root when it is an overlay mount of stored layers (its upper stays on disk). */
+  async unmount(): Promise<void> {
+    const helper = this.#mountedBy;
+    if (helper === undefined) return;
+    await unmountStoreOverlay(helper, this.dir);
+    this.#mountedBy = undefined;
+  }
+
+  /** Deletes the root from disk (in place: everything not ignored); unmounts it first. */
   async remove(): Promise<void> {
     this.ready = false;
     this.pending = undefined;
-    if (this.inPlace) await cleanRoot(this.dir, this.inPlace);
-    else await rm(this.dir, { recursive: true, force: true });
+    if (this.inPlace) {
+      await cleanRoot(this.dir, this.inPlace);
+      return;
+    }
+    await this.unmount();
+    await rm(this.dir, { recursive: true, force: true });
+    await rm(this.dir + ".store", { recursive: true, force: true });
+  }
+}
+
+/**
+ * Unmounts every mount at or below `dir` (deepest first) with the kiln-exec `helper`: stage roots
+ * mounted from the layer store when a build ends, fails or was aborted.
+ */
+export async function unmountAllUnder(dir: string, helper: string): Promise<void> {
+  for (const m of await mountsUnder(dir)) await unmountStoreOverlay(helper, m).catch(() => undefined);
+}
+
+/** The layer store as one build uses it: stage roots mount from it; `close` ends the build's use. */
+export interface BuildLayerStore extends StageRootStore {
+  /** Unmounts every stage root under the build's run dir and ends the build's leases. */
+  close(): Promise<void>;
+}
+
+/** overlayfs's statfs magic: a store on overlayfs cannot be the lower of two more overlay levels. */
+const OVERLAYFS_MAGIC = 0x794c7630;
+
+/**
+ * Opens the layer store for a build whose scratch directory is `runDir` (under `stateDir`): removes
+ * store mounts that crashed builds left under `stateDir` (their `kiln.pid` names a dead process), and
+ * decides lazily whether stage roots can be overlay mounts: `overlaySnapshots()` (RUN uses the overlay
+ * snapshotter, hence root with mount namespaces), a store not itself on overlayfs, and the kiln-exec
+ * helper.
+ */
+export async function openBuildLayerStore(
+  settings: { dir: string; maxBytes: number },
+  stateDir: string,
+  runDir: string,
+  report: Reporter,
+  overlaySnapshots: () => Promise<boolean>,
+): Promise<BuildLayerStore> {
+  const store = await LayerStore.open(settings.dir, {
+    maxBytes: settings.maxBytes,
+    onNote: (message) => report({ kind: "info", message }),
+  });
+  await writeFile(path.join(runDir, "kiln.pid"), String(process.pid));
+  const helper = findHelper();
+  if (helper !== undefined) await cleanStaleMounts(stateDir, helper);
+  let decided: Promise<string | undefined> | undefined;
+  const mountHelper = (): Promise<string | undefined> =>
+    (decided ??= (async () => {
+      if (helper === undefined || process.getuid?.() !== 0) return undefined;
+      try {
+        if (!(await overlaySnapshots())) return undefined;
+        if ((await statfs(store.dir)).type === OVERLAYFS_MAGIC) return undefined;
+      } catch {
+        return undefined;
+      }
+      return helper;
+    })());
+  return {
+    store,
+    mountHelper,
+    async close() {
+      if (decided !== undefined) {
+        const h = await decided;
+        if (h !== undefined) await unmountAllUnder(runDir, h);
+      }
+      await store.release();
+    },
+  };
+}
+
+/** Unmounts (and deletes) the store mounts of build dirs under `stateDir` whose owner process is gone. */
+async function cleanStaleMounts(stateDir: string, helper: string): Promise<void> {
+  const state = path.resolve(stateDir);
+  const dead = new Set<string>();
+  for (const m of await mountsUnder(state)) {
+    const rel = path.relative(state, m).split(path.sep);
+    if (rel.length < 2 || !rel[0]?.startsWith("build-")) continue;
+    const buildDir = path.join(state, rel[0]);
+    const owner = Number(await readFile(path.join(buildDir, "kiln.pid"), "utf8").catch(() => "0"));
+    if (owner > 0 && pidAlive(owner)) continue;
+    await unmountStoreOverlay(helper, m).catch(() => undefined);
+    dead.add(buildDir);
+  }
+  for (const d of dead) await rm(d, { recursive: true, force: true }).catch(() => undefined);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }

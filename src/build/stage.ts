@@ -25,8 +25,8 @@ import { contextFileInputs, instructionText, visibleInputs } from "./cache-input
 import { DEFAULT_PATH, getEnv, setEnv, splitEnv } from "./env.js";
 import { stepError } from "./errors.js";
 import type { CacheOutcome, Reporter } from "./events.js";
-import { createdBy, quoteList } from "./history.js";
-import { layerFromChanges, type LayerSink } from "./layer-from-changes.js";
+import { createdBy, exposeHistory, healthcheckHistory, quoteList } from "./history.js";
+import { layerFromChanges, publishedLayer, type LayerSink } from "./layer-from-changes.js";
 import {
   cloneConfig,
   commandArgv,
@@ -66,6 +66,8 @@ export interface StageCache {
   copyLayers: boolean;
   /** Explain every miss (`--explain-cache`). */
   explain: boolean;
+  /** Stop looking entries up after the stage's first miss, like kaniko (a bench-only switch). */
+  stopAtFirstMiss?: boolean;
 }
 
 /** Services a stage needs from the build that runs it. */
@@ -83,6 +85,10 @@ export interface StageServices {
   consumedArgs: Set<string>;
   sink: LayerSink;
   ignore: IgnoreList | undefined;
+  /** In place: the ignore list plus this stage's VOLUME paths (kaniko ignores what lies below a volume). */
+  ignoreWithVolumes?(volumes: readonly string[]): IgnoreList;
+  /** Layers extracted under the stage's base when its root materialises (in place: `--preserve-context`). */
+  underlay?: readonly Layer[];
   runner(): Promise<Runner>;
   /** The RUN snapshot back-end of this build (overlay where it works, else the metadata walk). */
   snapshotter(): Promise<Snapshotter>;
@@ -142,13 +148,15 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   // Cache hits before the first step that needs the filesystem only append layers; materialising
   // the root then extracts the base and those cached layers together.
   const ensureRoot = async (): Promise<string> => {
-    await root.ensure([...layers], svc.ignore, svc.report, stage.index, svc.signal);
+    await root.ensure([...(svc.underlay ?? []), ...layers], svc.ignore, svc.report, stage.index, svc.signal);
     return root.dir;
   };
 
   // --single-snapshot: steps change the root without snapshots; one layer is taken at the end of the
   // stage (kaniko's flag). The root's index is then left at the base state until that final walk.
-  const single = svc.opts.singleSnapshot;
+  // --force-build-metadata snapshots after every instruction (kaniko), so it overrides --single-snapshot.
+  const forceMeta = svc.opts.forceBuildMetadata === true;
+  const single = svc.opts.singleSnapshot && !forceMeta;
   const cache = single ? undefined : svc.cache;
   let chain = cache
     ? compositeKey([
@@ -168,6 +176,24 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       ]);
   };
 
+  /** Position of step `i` in the Dockerfile: where its latest cache entry is recorded (for prefetch and explain). */
+  const slotOf = (i: number): string =>
+    compositeKey([
+      ["dockerfile", svc.dockerfileName],
+      ["stage", stage.name ?? String(stage.index)],
+      ["step", String(i)],
+    ]);
+  // A rebuild probes every step's latest entry at once instead of one round trip per step in turn.
+  if (cache) {
+    const fsKinds = new Set(["run", "copy", "add", "workdir"]);
+    cache.layers.prefetch(
+      all.flatMap((instr, i) => (fsKinds.has(instr.kind) ? [slotOf(i)] : [])),
+      svc.signal,
+    );
+  }
+  /** kaniko's probing (bench-only switch): after the first miss of the stage, no further lookups. */
+  let missedOnce = false;
+
   const lookup = () => {
     const pairs = new Map<string, string>();
     for (const [k, v] of args) if (v !== undefined) pairs.set(k, v);
@@ -182,6 +208,9 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     addHistoryText(createdBy(instr, detail), layer);
   };
   let singleChanged = false;
+  // In place, VOLUME paths join the ignore list of later RUN snapshots in this stage (kaniko).
+  const stageVolumes: string[] = [];
+  let runIgnore = svc.ignore;
   const addHistoryText = (text: string, layer: Layer | undefined): void => {
     const entry: HistoryEntry = {
       created: svc.now().toISOString(),
@@ -233,13 +262,14 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     }
     const inputs: KeyInput[] = [["parent", chain], ["instruction", instructionText(instr)], ...more];
     const key = compositeKey(inputs);
-    const slot = compositeKey([
-      ["dockerfile", svc.dockerfileName],
-      ["stage", stage.name ?? String(stage.index)],
-      ["step", String(i)],
-    ]);
+    const slot = slotOf(i);
+    const fp = inputFingerprints(inputs);
+    if (cache.stopAtFirstMiss && missedOnce) {
+      outcome = { status: "miss", reason: "not looked up after an earlier miss (kaniko's probing)", key };
+      return { hit: false, key, slot, fp };
+    }
     svc.report({ kind: "info", message: `Checking for cached layer ${cache.layers.description}:${key}...` });
-    const found = await cache.layers.lookup(key, svc.signal);
+    const found = await cache.layers.lookup(key, svc.signal, slot);
     if (found.hit) {
       const layer = found.entry.layer;
       if (layer && root.materialized) {
@@ -256,23 +286,27 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       outcome = { status: "hit", reason: `cached at ${cache.layers.description}:${key}`, key };
       return { hit: true, layer };
     }
-    const fp = inputFingerprints(inputs);
-    const why = found.reason === "absent" ? "" : ` (entry ${found.reason})`;
-    if (cache.explain && found.reason === "absent") {
-      const diff = await cache.layers.explain(slot, fp, svc.signal);
-      const text =
-        diff === undefined
-          ? "no earlier build of this step is recorded"
-          : diff.length === 0
-            ? "the inputs match the latest entry for this step, which is gone"
-            : diff.join("; ");
+    missedOnce = true;
+    if (found.reason !== "absent") {
+      outcome = { status: "miss", reason: `no usable entry (entry ${found.reason})`, key };
+      return { hit: false, key, slot, fp };
+    }
+    // The latest entry of this position was read already (prefetch): explaining costs no round trip,
+    // so the build report always carries the reason; --explain-cache also logs it.
+    const diff = await cache.layers.explain(slot, fp, svc.signal);
+    const text =
+      diff === undefined
+        ? "no earlier build of this step is recorded"
+        : diff.length === 0
+          ? "the inputs match the latest entry for this step, which is gone"
+          : diff.join("; ");
+    if (cache.explain) {
       svc.report({
         kind: "info",
         message: `Cache miss at ${svc.dockerfileName}:${raw.range.start} (${raw.original}): ${text}`,
       });
-      outcome = { status: "miss", reason: text, key };
     }
-    outcome = { status: "miss", reason: `no usable entry${why}`, key };
+    outcome = { status: "miss", reason: text, key };
     return { hit: false, key, slot, fp };
   };
 
@@ -311,6 +345,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       tmpDir: svc.tmpDir,
       report: svc.report,
       ignore: svc.ignore,
+      inPlace: svc.ignoreWithVolumes !== undefined,
       signal: svc.signal,
     };
     let prepared: Snapshotter | undefined;
@@ -331,10 +366,10 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     if (out.snapshot.kind === "walk") {
       svc.report({ kind: "info", message: "Taking snapshot of full filesystem..." });
       changes = prepared
-        ? await prepared.afterRun(root.dir, root.index, { ignore: svc.ignore, signal: svc.signal })
-        : await walkChanges(root.dir, root.index, { ignore: svc.ignore, update: true, signal: svc.signal });
+        ? await prepared.afterRun(root.dir, root.index, { ignore: runIgnore, signal: svc.signal })
+        : await walkChanges(root.dir, root.index, { ignore: runIgnore, update: true, signal: svc.signal });
       if (out.alsoChanged && out.alsoChanged.length > 0) {
-        const extra = await changesForPaths(root.dir, root.index, out.alsoChanged, { ignore: svc.ignore });
+        const extra = await changesForPaths(root.dir, root.index, out.alsoChanged, { ignore: runIgnore });
         const all = new Set([...changes.changed, ...extra.changed]);
         changes = { ...changes, changed: [...all].sort() };
       }
@@ -343,28 +378,39 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     } else if (out.snapshot.kind === "entries") {
       // Entries that exist unchanged (the index stays valid): a layer holding just them.
       changes = { changed: [...out.snapshot.paths], deleted: [], opaqueDirs: [] };
+    } else if (forceMeta) {
+      changes = { changed: [], deleted: [], opaqueDirs: [] };
     }
     // docker build commits a layer for every RUN, also an empty one (kiln matches the layer count).
     const layer = changes
-      ? await layerFromChanges(root.dir, changes, svc.sink, svc.signal, { force: out.snapshot.kind === "walk" })
+      ? await layerFromChanges(root.dir, changes, svc.sink, svc.signal, {
+          force: out.snapshot.kind === "walk" || forceMeta,
+        })
       : undefined;
     if (layer) svc.report({ kind: "layer-created", stage: stage.index, step: i + 1, layer });
     svc.report({ kind: "phase", phase: "snapshot", ms: Date.now() - tSnap, stage: stage.index });
     const text = createdBy(raw, out.detail);
     addHistoryText(text, layer);
     if (cache && probed && !probed.hit) {
-      cache.layers.put({ key: probed.key, slot: probed.slot, inputs: probed.fp, createdBy: text }, layer, svc.signal);
+      // A stage whose layers are spooled uncompressed still caches a compressed blob.
+      const cached = layer && (await publishedLayer(layer, svc.sink, svc.signal));
+      cache.layers.put({ key: probed.key, slot: probed.slot, inputs: probed.fp, createdBy: text }, cached, svc.signal);
     }
     advanceChain(layer);
     return layer;
   };
 
-  /** What a RUN can see besides the filesystem: env, build args in scope, proxy args, USER, WORKDIR, SHELL. */
+  /**
+   * What a RUN can see besides the filesystem: env, build args in scope, USER, WORKDIR, SHELL. The predefined
+   * proxy args reach RUN but, as in BuildKit, are not part of the key: changing only a proxy keeps the cache.
+   */
   const runInputs = (): KeyInput[] => {
-    const proxy: Record<string, string | undefined> = {};
-    for (const k of PROXY_ARGS) proxy[k] = svc.buildArgs[k];
+    // A secret build arg (--secret-build-arg) keys the cache by its name only: no hash of its value is
+    // stored in the cache, and rotating the secret does not invalidate cached steps (like --secret).
+    const secret = new Set(svc.opts.secretBuildArgs ?? []);
+    const keyArgs = new Map([...args].map(([k, v]) => [k, v !== undefined && secret.has(k) ? "<secret>" : v]));
     return [
-      ...visibleInputs(config.Env ?? [], args, proxy),
+      ...visibleInputs(config.Env ?? [], keyArgs, {}),
       ["user", config.User ?? ""],
       ["workdir", config.WorkingDir ?? ""],
       ["shell", JSON.stringify(config.Shell ?? ["/bin/sh", "-c"])],
@@ -399,7 +445,11 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       ? { status: "uncacheable", reason: "metadata instruction: folded into the keys of later steps" }
       : undefined;
     try {
-      const instr = expandInstruction(raw, lookup(), svc.df.escapeToken).instruction;
+      // BuildKit: an ARG default is not evaluated when a build-arg gives the value (`ARG X=${Y:?msg}`).
+      const given = (k: string): boolean => Object.prototype.hasOwnProperty.call(svc.buildArgs, k);
+      const toExpand: Instruction =
+        raw.kind === "arg" ? { ...raw, args: raw.args.map((a) => (given(a.key) ? { key: a.key } : a)) } : raw;
+      const instr = expandInstruction(toExpand, lookup(), svc.df.escapeToken).instruction;
       switch (instr.kind) {
         case "from":
           throw new KilnError("INTERNAL", "FROM inside a stage");
@@ -449,7 +499,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
           const ports = { ...(config.ExposedPorts ?? {}) };
           for (const p of parseExposedPorts(instr.values)) ports[p] = {};
           config = { ...config, ExposedPorts: ports };
-          addHistory(raw, instr.values.join(" "), undefined);
+          addHistory(raw, exposeHistory(instr.values), undefined);
           break;
         }
         case "volume": {
@@ -459,6 +509,10 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
             vols[v] = {};
           }
           config = { ...config, Volumes: vols };
+          if (svc.ignoreWithVolumes) {
+            stageVolumes.push(...instr.values.map((v) => resolveWorkdir(config.WorkingDir, v)));
+            runIgnore = svc.ignoreWithVolumes(stageVolumes);
+          }
           addHistory(raw, quoteList(instr.values), undefined);
           break;
         }
@@ -492,7 +546,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         }
         case "healthcheck":
           config = { ...config, Healthcheck: healthConfig(instr, config.Shell ?? ["/bin/sh", "-c"]) };
-          addHistory(raw, instr.original.replace(/^\s*healthcheck\s*/i, ""), undefined);
+          addHistory(raw, healthcheckHistory(config.Healthcheck ?? {}), undefined);
           break;
         case "onbuild":
           config = { ...config, OnBuild: [...(config.OnBuild ?? []), instr.triggerText] };
@@ -539,6 +593,19 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         default:
           assertNever(instr, "instruction");
       }
+      // --force-build-metadata: an instruction that added no layer (metadata, or a step that changed
+      // nothing) gets an empty one, as kaniko emits a layer for every command.
+      const last = history[history.length - 1];
+      if (forceMeta && !layer && last?.empty_layer) {
+        layer = await layerFromChanges(root.dir, { changed: [], deleted: [], opaqueDirs: [] }, svc.sink, svc.signal, {
+          force: true,
+        });
+        if (layer) {
+          delete last.empty_layer;
+          layers.push(layer);
+          svc.report({ kind: "layer-created", stage: stage.index, step: i + 1, layer });
+        }
+      }
     } catch (e) {
       throw stepError(location, raw.original, e);
     }
@@ -554,7 +621,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
 
   if (single && singleChanged && root.materialized) {
     svc.report({ kind: "info", message: "Taking snapshot of full filesystem..." });
-    const changes = await walkChanges(root.dir, root.index, { ignore: svc.ignore, update: true, signal: svc.signal });
+    const changes = await walkChanges(root.dir, root.index, { ignore: runIgnore, update: true, signal: svc.signal });
     const layer = await layerFromChanges(root.dir, changes, svc.sink, svc.signal, { force: true });
     if (layer) {
       layers.push(layer);

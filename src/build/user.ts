@@ -1,5 +1,4 @@
-import { readFile } from "node:fs/promises";
-import { lookupUser, resolveInRoot } from "../fs/index.js";
+import { lookupUser } from "../fs/index.js";
 
 /** Identity a RUN/COPY/WORKDIR acts as. */
 export interface Identity {
@@ -14,17 +13,26 @@ export interface Identity {
  * Numeric ids work without entries; unknown names fail with USER_NOT_FOUND.
  */
 export async function resolveIdentity(root: string | undefined, user: string | undefined): Promise<Identity> {
+  const { uid, gid, groups, home } = await lookupIdentity(root, user);
+  // runc/BuildKit: /etc/group adds supplementary groups only to `USER name`; `USER name:group` runs with just that group.
+  return { uid, gid, groups: user?.includes(":") ? [] : groups, home };
+}
+
+async function lookupIdentity(
+  root: string | undefined,
+  user: string | undefined,
+): Promise<Identity & { inPasswd: boolean }> {
   const spec = user && user.length > 0 ? user : "0";
   if (!root) {
     const m = /^(\d+)(?::(\d+))?$/.exec(spec);
-    if (m) return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]), groups: [], home: "/" };
+    if (m) return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]), groups: [], home: "/", inPasswd: false };
   }
   try {
     const r = await lookupUser(root ?? "/nonexistent", spec);
-    return { uid: r.uid, gid: r.gid, groups: r.groups, home: r.home };
+    return { uid: r.uid, gid: r.gid, groups: r.groups, home: r.home, inPasswd: r.inPasswd };
   } catch (e) {
     // Docker resolves "root" to uid 0 even when the image has no /etc/passwd.
-    if (/^root(:(root|0))?$/.test(spec)) return { uid: 0, gid: 0, groups: [], home: "/root" };
+    if (/^root(:(root|0))?$/.test(spec)) return { uid: 0, gid: 0, groups: [], home: "/root", inPasswd: false };
     throw e;
   }
 }
@@ -35,17 +43,8 @@ export async function resolveIdentity(root: string | undefined, user: string | u
  * this; a process started as such a uid runs with gid 0).
  */
 export async function resolveFileOwner(root: string, user: string | undefined): Promise<Identity> {
-  const id = await resolveIdentity(root, user);
+  const { inPasswd, ...id } = await lookupIdentity(root, user);
   const spec = user && user.length > 0 ? user : "0";
-  if (/^\d+$/.test(spec) && id.uid !== 0 && !(await hasPasswdEntry(root, id.uid))) return { ...id, gid: id.uid };
+  if (/^\d+$/.test(spec) && id.uid !== 0 && !inPasswd) return { ...id, gid: id.uid };
   return id;
-}
-
-async function hasPasswdEntry(root: string, uid: number): Promise<boolean> {
-  try {
-    const text = await readFile(await resolveInRoot(root, "/etc/passwd", { followFinal: true }), "utf8");
-    return text.split("\n").some((l) => l.split(":")[2] === String(uid));
-  } catch {
-    return false;
-  }
 }

@@ -33,6 +33,8 @@ export function slotTag(slot: string): string {
 export class LayerCache {
   private readonly o: LayerCacheOptions;
   private readonly pending: Promise<void>[] = [];
+  /** Latest entry per step position, read at most once per build (see {@link LayerCache.prefetch}). */
+  private readonly latest = new Map<string, Promise<CacheEntry | undefined>>();
 
   constructor(o: LayerCacheOptions) {
     this.o = o;
@@ -43,8 +45,49 @@ export class LayerCache {
     return this.o.store.description;
   }
 
-  /** Looks an entry up by key. Lookup failures are warnings and count as misses. */
-  async lookup(key: string, signal?: AbortSignal): Promise<Lookup> {
+  /**
+   * Starts reading the latest entry recorded for each step position in `slots`, all in parallel, so
+   * that {@link LayerCache.lookup} of a key that the position's latest entry carries (the usual case
+   * on an unchanged rebuild) and {@link LayerCache.explain} need no further round trip. A step's key
+   * depends on the result of the step before it, so keys cannot be probed ahead of time; positions can.
+   */
+  prefetch(slots: readonly string[], signal?: AbortSignal): void {
+    for (const slot of slots) void this.latestEntry(slot, signal);
+  }
+
+  /** The latest entry written for `slot` (memoized; read failures count as "none"). */
+  private latestEntry(slot: string, signal?: AbortSignal): Promise<CacheEntry | undefined> {
+    let p = this.latest.get(slot);
+    if (!p) {
+      p = this.o.store.read(slotTag(slot), signal).then(
+        (img) => (img ? entryFromImage(img) : undefined),
+        () => undefined,
+      );
+      this.latest.set(slot, p);
+    }
+    return p;
+  }
+
+  /** A hit when `entry` is a usable entry for `key` (its record names the key, its layer type is known, not expired). */
+  private check(key: string, entry: CacheEntry | undefined): Lookup {
+    if (!entry || entry.record.key !== key) return { hit: false, reason: "unusable" };
+    if (entry.layer && !isCacheableLayerType(entry.layer.mediaType)) return { hit: false, reason: "unusable" };
+    if (entry.created.getTime() + this.o.ttlMs <= this.o.now().getTime()) return { hit: false, reason: "expired" };
+    return { hit: true, entry };
+  }
+
+  /**
+   * Looks an entry up by key. With `slot`, the latest entry of that step position is tried first (one
+   * read per build, usually prefetched); only when it is not the entry for `key` is the key itself read.
+   * Lookup failures are warnings and count as misses.
+   */
+  async lookup(key: string, signal?: AbortSignal, slot?: string): Promise<Lookup> {
+    if (slot !== undefined) {
+      const latest = await this.latestEntry(slot, signal);
+      if (signal?.aborted) throw signal.reason;
+      const found = latest?.record.key === key ? this.check(key, latest) : undefined;
+      if (found?.hit) return found;
+    }
     let img;
     try {
       img = await this.o.store.read(key, signal);
@@ -54,11 +97,7 @@ export class LayerCache {
       return { hit: false, reason: "error" };
     }
     if (!img) return { hit: false, reason: "absent" };
-    const entry = entryFromImage(img);
-    if (!entry || entry.record.key !== key) return { hit: false, reason: "unusable" };
-    if (entry.layer && !isCacheableLayerType(entry.layer.mediaType)) return { hit: false, reason: "unusable" };
-    if (entry.created.getTime() + this.o.ttlMs <= this.o.now().getTime()) return { hit: false, reason: "expired" };
-    return { hit: true, entry };
+    return this.check(key, entryFromImage(img));
   }
 
   /**
@@ -70,14 +109,8 @@ export class LayerCache {
     inputs: Readonly<Record<string, string>>,
     signal?: AbortSignal,
   ): Promise<string[] | undefined> {
-    try {
-      const img = await this.o.store.read(slotTag(slot), signal);
-      const prev = img ? entryFromImage(img) : undefined;
-      if (!prev) return undefined;
-      return explainDifference(inputs, prev.record.inputs);
-    } catch {
-      return undefined;
-    }
+    const prev = await this.latestEntry(slot, signal);
+    return prev ? explainDifference(inputs, prev.record.inputs) : undefined;
   }
 
   /** Stores a step result in the background (entry under its key, plus the slot pointer). */

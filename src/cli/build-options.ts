@@ -5,8 +5,16 @@ import { freezeOptions, type BuildOptions } from "../build/index.js";
 import { UsageError, type ExecutorOptions } from "./flags/index.js";
 import { resolveContext, resolveDockerfile } from "./context-options.js";
 import { parsePlatform } from "./platform.js";
+import { parseSize } from "../fs/index.js";
+import { parseCredentialHelpers } from "../registry/index.js";
 
 export { resolveContext, resolveDockerfile } from "./context-options.js";
+
+/** `--credential-helpers` → `RegistryAccess.credentialHelpers` (absent when the flag is not given). */
+function credentialHelpersOption(values: readonly string[]): Pick<BuildOptions["registry"], "credentialHelpers"> {
+  const enabled = parseCredentialHelpers(values);
+  return enabled !== undefined ? { credentialHelpers: enabled } : {};
+}
 
 function parseLabels(labels: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -28,12 +36,72 @@ function parseBuildArgs(args: readonly string[]): Record<string, string | undefi
   return out;
 }
 
+/** Shortest value a secret build arg may have: shorter ones cannot be redacted without hiding unrelated text. */
+const MIN_SECRET_BUILD_ARG_LENGTH = 4;
+
+/**
+ * The build args marked secret (`--secret-build-arg NAME`) with their values: from `--build-arg NAME=VALUE`
+ * or `--build-arg NAME`, else from the environment variable NAME. Throws UsageError for a name without a
+ * value or a value shorter than 4 characters (an empty value is allowed: there is nothing to hide).
+ */
+export function resolveSecretBuildArgs(
+  o: Pick<ExecutorOptions, "buildArgs" | "secretBuildArgs">,
+  env: Record<string, string | undefined>,
+): Map<string, string> {
+  const given = parseBuildArgs(o.buildArgs);
+  const out = new Map<string, string>();
+  for (const name of o.secretBuildArgs) {
+    if (name === "" || name.includes("=")) {
+      throw new UsageError(
+        `invalid --secret-build-arg "${name.split("=")[0] ?? ""}${name.includes("=") ? "=…" : ""}": expected a build arg name; ` +
+          "give the value through the environment (or --build-arg NAME=VALUE), never on this flag",
+      );
+    }
+    const value = Object.prototype.hasOwnProperty.call(given, name) ? given[name] : env[name];
+    if (value === undefined) {
+      throw new UsageError(
+        `--secret-build-arg ${name}: no value; set the environment variable ${name} or pass --build-arg ${name}=VALUE`,
+      );
+    }
+    if (value.length > 0 && value.length < MIN_SECRET_BUILD_ARG_LENGTH) {
+      throw new UsageError(
+        `--secret-build-arg ${name}: the value is shorter than ${MIN_SECRET_BUILD_ARG_LENGTH} characters, too short to be redacted reliably`,
+      );
+    }
+    out.set(name, value);
+  }
+  return out;
+}
+
+/** Values of the secret build args for the log redactor (never throws; bad flags are reported later). */
+export function secretBuildArgSecrets(
+  o: Pick<ExecutorOptions, "buildArgs" | "secretBuildArgs">,
+  env: Record<string, string | undefined>,
+): string[] {
+  const given = parseBuildArgs(o.buildArgs);
+  const out: string[] = [];
+  for (const name of o.secretBuildArgs) {
+    const value = Object.prototype.hasOwnProperty.call(given, name) ? given[name] : env[name];
+    if (value !== undefined && value.length >= MIN_SECRET_BUILD_ARG_LENGTH) out.push(value);
+  }
+  return out;
+}
+
 /** kiln's state directory: --kaniko-dir/KANIKO_DIR when usable, else a per-user temp dir. */
 export function stateDir(o: ExecutorOptions, env: Record<string, string | undefined>): string {
   const explicit = env.KANIKO_DIR ?? o.kanikoDir;
   if (explicit && explicit !== "/kaniko") return path.resolve(explicit);
   if (existsSync("/kaniko") && statSync("/kaniko").isDirectory()) return "/kaniko";
   return path.join(os.tmpdir(), `kiln-${process.getuid?.() ?? 0}`);
+}
+
+/** `--layer-store-max-size` in bytes. */
+function storeSize(text: string): number {
+  try {
+    return parseSize(text);
+  } catch (e) {
+    throw new UsageError(`invalid --layer-store-max-size "${text}": ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 /** Maps parsed executor flags onto the library's build options (validated, frozen). */
@@ -44,7 +112,8 @@ export function toBuildOptions(
 ): Readonly<BuildOptions> {
   const contextDir = resolveContext(o.context, cwd);
   const dockerfilePath = resolveDockerfile(o.dockerfile, contextDir, cwd);
-  const sde = env.SOURCE_DATE_EPOCH;
+  // BuildKit takes SOURCE_DATE_EPOCH as a build arg; kaniko users set it in the environment.
+  const sde = parseBuildArgs(o.buildArgs).SOURCE_DATE_EPOCH ?? env.SOURCE_DATE_EPOCH;
   let epoch: number | undefined;
   if (o.reproducible) epoch = 0;
   if (sde !== undefined && sde !== "") {
@@ -59,7 +128,8 @@ export function toBuildOptions(
     dockerfileName: path.basename(dockerfilePath),
     contextDir,
     destinations: [...o.destinations],
-    buildArgs: parseBuildArgs(o.buildArgs),
+    buildArgs: { ...parseBuildArgs(o.buildArgs), ...Object.fromEntries(resolveSecretBuildArgs(o, env)) },
+    secretBuildArgs: [...o.secretBuildArgs],
     target: o.target || undefined,
     noPush: o.noPush,
     tarPath: o.tarPath || undefined,
@@ -91,6 +161,7 @@ export function toBuildOptions(
       registryMap,
       skipDefaultRegistryFallback: o.skipDefaultRegistryFallback,
       pushRetry: o.pushRetry,
+      ...credentialHelpersOption(o.credentialHelpers),
     },
     snapshotMode: o.snapshotMode,
     pushIgnoreImmutableTagErrors: o.pushIgnoreImmutableTagErrors,
@@ -105,6 +176,7 @@ export function toBuildOptions(
           copyLayers: o.cacheCopyLayers,
           noPush: o.noPushCache,
           explain: o.explainCache,
+          ...(env.KILN_BENCH_KANIKO_CACHE_PROBING === "1" ? { stopAtFirstMiss: true } : {}),
         }
       : undefined,
     secrets: o.secrets.map((s) => ({ ...s })),
@@ -114,5 +186,15 @@ export function toBuildOptions(
     cleanup: o.cleanup,
     imageDownloadRetry: o.imageDownloadRetry,
     imageFsExtractRetry: o.imageFsExtractRetry,
+    layerStore: o.layerStore
+      ? { dir: path.resolve(cwd, o.layerStore), maxBytes: storeSize(o.layerStoreMaxSize) }
+      : undefined,
+    forceBuildMetadata: o.forceBuildMetadata,
+    imageFormat: o.imageFormat,
+    preCleanup: o.preCleanup,
+    preserveContext: o.preserveContext,
+    materialize: o.materialize,
+    dryRun: o.dryrun,
+    strict: o.strict,
   });
 }

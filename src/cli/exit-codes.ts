@@ -1,5 +1,6 @@
 import { RunFailedError } from "../build/index.js";
 import { KilnError } from "../common/errors.js";
+import { RegistryError } from "../registry/index.js";
 
 /**
  * kiln's exit codes (stable, documented in the README):
@@ -22,11 +23,20 @@ export function errorLine(e: unknown): string {
   return `internal error: ${String(e)}`;
 }
 
-/** The cause chain of an error, for --verbosity=debug. */
+/** The error's code (and for registry errors where and what the registry answered), then its cause chain, for --verbosity=debug. */
 export function errorDetails(e: unknown): string[] {
   const out: string[] = [];
+  if (e instanceof RegistryError) {
+    const fields = [
+      `registry=${e.registry}`,
+      ...(e.repository !== undefined ? [`repository=${e.repository}`] : []),
+      ...(e.status !== undefined ? [`status=${e.status}`] : []),
+      ...(e.ociCode !== undefined ? [`oci-code=${e.ociCode}`] : []),
+    ];
+    out.push(`error code ${e.code}: ${fields.join(" ")}`);
+  } else if (e instanceof KilnError) out.push(`error code ${e.code}`);
   let cur: unknown = e instanceof Error ? e.cause : undefined;
-  while (cur !== undefined && out.length < 10) {
+  for (let depth = 0; cur !== undefined && depth < 10; depth++) {
     out.push(cur instanceof Error ? `caused by: ${cur.message}` : `caused by: ${String(cur)}`);
     cur = cur instanceof Error ? cur.cause : undefined;
   }

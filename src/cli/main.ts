@@ -4,13 +4,13 @@ import { KilnError } from "../common/errors.js";
 import { readOciLayout } from "../image/index.js";
 import { RegistryClient } from "../registry/index.js";
 import { createRunner, probeIsolation } from "../run/index.js";
-import { stateDir, toBuildOptions } from "./build-options.js";
+import { secretBuildArgSecrets, stateDir, toBuildOptions } from "./build-options.js";
 import { prepareContext } from "./context-options.js";
 import { ExitCode, errorDetails, errorLine, exitCodeFor } from "./exit-codes.js";
 import { parseExecutorArgs, renderHelp, UsageError, type ExecutorOptions, type SecretSpec } from "./flags/index.js";
 import { registryClientOptions } from "./registry-options.js";
 import { createLogger, redactor, type Logger } from "./render/index.js";
-import { createProgress } from "./progress.js";
+import { createProgress, progressIsLive } from "./progress.js";
 import { createReportCollector, writeReport, type BuildEnd, type LayerSource } from "./report/index.js";
 import { createReporter } from "./reporter.js";
 import { KILN_VERSION } from "./version.js";
@@ -74,15 +74,20 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
     process.stderr.write(`${e instanceof UsageError || e instanceof KilnError ? e.message : String(e)}\n`);
     return ExitCode.usage;
   }
-  const secrets = [...collectSecrets(env), ...buildSecretValues(options.secrets, env)];
+  const secrets = [
+    ...collectSecrets(env),
+    ...buildSecretValues(options.secrets, env),
+    ...secretBuildArgSecrets(options, env),
+  ];
   // Live progress only on an interactive terminal; CI logs get plain lines.
   const progress = createProgress({
-    tty: process.stderr.isTTY === true && options.logFormat !== "json" && !env.CI,
+    tty: progressIsLive({ isTTY: process.stderr.isTTY === true, logFormat: options.logFormat, env }),
     err: process.stderr,
     out: process.stdout,
     clock: () => performance.now(),
-    line: (m) => logger.log({ level: "debug", message: m, time: new Date() }),
+    line: (m, level) => logger.log({ level, message: m, time: new Date() }),
     columns: process.stderr.columns,
+    redact: redactor(secrets),
   });
   const logger: Logger = createLogger({
     format: options.logFormat,
@@ -162,7 +167,8 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
       },
       controller.signal,
     );
-    logger.log({ level: "info", message: `Built image ${result.digest}`, time: new Date() });
+    const done = result.plan ? "Dry run: nothing was built, written or pushed" : `Built image ${result.digest}`;
+    logger.log({ level: "info", message: done, time: new Date() });
     await finishReport({ exitCode: ExitCode.ok, digest: result.digest }, opts.ociLayoutPath);
     return ExitCode.ok;
   } catch (e) {

@@ -1,4 +1,6 @@
+import { hasCode } from "../common/errors.js";
 import type { Platform } from "../image/types.js";
+import { parsePlatform as parseOsArch } from "../registry/index.js";
 import { UsageError } from "./flags/index.js";
 
 /** The platform kiln builds for natively: the host's, in OCI terms. */
@@ -17,15 +19,18 @@ export function hostPlatform(arch: string = process.arch): Platform {
   }
 }
 
-/** Parses `os/arch[/variant]` (`--custom-platform`); "" means the host platform. */
+/**
+ * Parses `--custom-platform` with the registry's {@link parseOsArch}; "" means the host platform.
+ * A malformed value is a usage error (exit 2).
+ */
 export function parsePlatform(s: string): Platform {
   if (s === "") return hostPlatform();
-  const [os, architecture, variant, ...rest] = s.split("/");
-  if (!os || !architecture || rest.length > 0) {
-    throw new UsageError(`invalid --custom-platform "${s}": expected os/arch[/variant]`);
+  try {
+    return parseOsArch(s);
+  } catch (e) {
+    if (hasCode(e, "INVALID_PLATFORM")) {
+      throw new UsageError(`invalid --custom-platform "${s}": expected os/arch[/variant]`);
+    }
+    throw e;
   }
-  const p: Platform = { os: os.toLowerCase(), architecture: architecture.toLowerCase() };
-  if (variant) p.variant = variant;
-  else if (p.architecture === "arm64") p.variant = "v8";
-  return p;
 }

@@ -1,5 +1,6 @@
 import type { BuildOptions, Reporter } from "../build/index.js";
-import type { RegistryClientOptions } from "../registry/index.js";
+import { dockerConfigKeychain, type RegistryClientOptions } from "../registry/index.js";
+import { transferEvent } from "./transfer-events.js";
 import { KILN_VERSION } from "./version.js";
 
 /** Maps kaniko's registry/TLS flags onto the registry client's per-host options. */
@@ -28,6 +29,7 @@ export function registryClientOptions(
     registryMap: r.registryMap,
     skipDefaultFallback: r.skipDefaultRegistryFallback,
     userAgent: `kiln/${KILN_VERSION}`,
-    onEvent: (e) => report({ kind: "debug", message: `registry: ${JSON.stringify(e)}` }),
+    keychain: dockerConfigKeychain(env, r.credentialHelpers ? { credentialHelpers: r.credentialHelpers } : {}),
+    onEvent: (e) => report(transferEvent(e) ?? { kind: "debug", message: `registry: ${JSON.stringify(e)}` }),
   };
 }

@@ -145,6 +145,46 @@ describe("extractContextTar", () => {
     );
   });
 
+  it("leaves nothing behind when it refuses an archive", async () => {
+    const d = path.join(await tmp(), "ctx");
+    const tar = await makeTar([
+      { name: "ok", body: "fine" },
+      { name: "sub/" },
+      ...Array.from({ length: 20 }, (_, i) => ({ name: `sub/f${i}`, body: "x" })),
+    ]);
+    await assert.rejects(
+      extractContextTar(Readable.from([tar]), d, "t", { maxEntries: 10 }),
+      code("CONTEXT_TOO_LARGE"),
+    );
+    await assert.rejects(lstat(d), /ENOENT/);
+  });
+
+  it("refuses names longer than PATH_MAX before touching the disk", async () => {
+    const d = await tmp();
+    const tar = await makeTar([{ name: `${"n".repeat(200)}/`.repeat(25) + "f", body: "x" }]);
+    await assert.rejects(
+      extractContextTar(Readable.from([tar]), d, "t"),
+      (e: unknown) => code("CONTEXT_UNSAFE")(e) && /more than 4096/.test((e as Error).message),
+    );
+  });
+
+  it("restores directory mtimes without following a symlink that replaced the directory", async () => {
+    const outside = await tmp();
+    const before = (await lstat(outside)).mtimeMs;
+    const d = await tmp();
+    const tar = await makeTar([
+      { name: "a/" },
+      { name: "a/f", body: "x" },
+      { name: "a", linkname: outside },
+      // Repeated entries for one directory keep one record (no growth per entry).
+      ...Array.from({ length: 50 }, () => ({ name: "keep/" })),
+    ]);
+    await extractContextTar(Readable.from([tar]), d, "t");
+    assert.equal((await lstat(outside)).mtimeMs, before);
+    assert.ok((await lstat(path.join(d, "a"))).isSymbolicLink());
+    assert.ok((await lstat(path.join(d, "keep"))).isDirectory());
+  });
+
   it("fails on a stream that is not a tar", async () => {
     await assert.rejects(
       extractContextTar(Readable.from([Buffer.alloc(1024, 7)]), await tmp(), "t"),

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { parseDockerignore } from "./dockerignore.js";
 import { PatternMatcher, compilePattern } from "./pattern-matcher.js";
-import { BadPatternError, globMatch } from "./glob-match.js";
+import { BadPatternError, globMatch } from "../common/glob-match.js";
 import { DockerfileError } from "./errors.js";
 import { readConformanceJson } from "./conformance-path.test-helper.js";
 
@@ -116,15 +116,4 @@ test("kaniko per-Dockerfile ignore files and BuildKit integration expectations",
     for (const p of Object.keys(c.expectPresent)) assert.equal(pm.matches(p), false, `${c.name}: ${p}`);
     for (const p of c.expectAbsent ?? []) assert.equal(pm.matches(p), true, `${c.name}: ${p}`);
   }
-});
-
-test("globMatch is Go filepath.Match", () => {
-  assert.equal(globMatch("a*", "ab/c"), false);
-  assert.equal(globMatch("a*/b", "abc/b"), true);
-  assert.equal(globMatch("[a-c]x", "bx"), true);
-  assert.equal(globMatch("[^a-c]x", "bx"), false);
-  assert.equal(globMatch("\\*", "*"), true);
-  assert.equal(globMatch("?", "é"), true);
-  assert.throws(() => globMatch("[", "a"), BadPatternError);
-  assert.throws(() => globMatch("a\\", "a"), BadPatternError);
 });

@@ -1,4 +1,4 @@
-import { cleanPath } from "./glob-match.js";
+import { cleanPath } from "../common/clean-path.js";
 import { goTrimSpace } from "./go-quote.js";
 
 /**

@@ -60,7 +60,8 @@ export {
 } from "./args.js";
 export { parseDockerignore } from "./dockerignore.js";
 export { PatternMatcher, type CompiledPattern } from "./pattern-matcher.js";
-export { BadPatternError, cleanPath, globMatch } from "./glob-match.js";
+export { BadPatternError, globMatch } from "../common/glob-match.js";
+export { cleanPath } from "../common/clean-path.js";
 export { filterContext, type ContextEntry, type ContextFilter } from "./context-filter.js";
 export { exposedPorts } from "./expose.js";
 export { WARNING_RULES, applyChecks, parseCheckDirective, type CheckConfig } from "./checks.js";

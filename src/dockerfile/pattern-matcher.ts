@@ -1,5 +1,6 @@
 import { DockerfileError, ErrorCodes } from "./errors.js";
-import { BadPatternError, cleanPath, globMatch } from "./glob-match.js";
+import { cleanPath } from "../common/clean-path.js";
+import { BadPatternError, globMatch } from "../common/glob-match.js";
 import { goTrimSpace } from "./go-quote.js";
 
 type MatchType = "exact" | "prefix" | "suffix" | "regexp";

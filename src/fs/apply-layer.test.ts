@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { test } from "node:test";
 import { FileIndex } from "./file-index.js";
 import { IgnoreList } from "./ignore-list.js";
-import { applySpecs, isRoot, listTree, makeSandbox } from "./test-helpers.js";
+import { applySpecs, assertCanaryIntact, isRoot, listTree, makeSandbox } from "./test-helpers.js";
 import { findTool } from "./exec-tool.js";
 
 test("applies files, dirs, symlinks with owners, modes and times; dir mtimes survive children", async (t) => {
@@ -326,6 +326,71 @@ test("a failed in-flight creation fails the layer with the entry's name", async 
       ]),
       (e: Error & { code?: string }) => e.code === "LAYER_UNSAFE" && e.message.includes(long.slice(0, 50)),
     );
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+test(
+  "overlayWhiteouts: whiteouts become 0/0 devices, opaque markers xattrs; nothing escapes or is deleted",
+  { skip: !isRoot() },
+  async () => {
+    const sb = await makeSandbox();
+    try {
+      const index = new FileIndex();
+      const res = await applySpecs(
+        sb.root,
+        [
+          { name: "a/", type: "dir", mode: 0o711 },
+          { name: "a/.wh.x" },
+          { name: "a/kept", body: "k" },
+          { name: "a/.wh.kept" }, // same layer: not hidden
+          { name: "d/.wh..wh..opq" }, // d only implied by the marker
+          { name: "d/new", body: "n" },
+          { name: "w/.wh.gone" },
+          { name: "w", type: "symlink", linkname: "/etc" }, // a later entry turns the parent into a symlink
+          { name: "re/.wh.sub" },
+          { name: "re/sub/", type: "dir" }, // whiteout, then refilled in the same layer: opaque
+          { name: "esc", type: "symlink", linkname: "../../canary" },
+          { name: "esc/.wh.secret" }, // resolved inside the root, never in the canary
+          { name: "t/", type: "dir", xattrs: new Map([["trusted.overlay.opaque", Buffer.from("y")]]) },
+        ],
+        { index, overlayWhiteouts: true },
+      );
+      assert.ok(res.overlay);
+      assert.deepEqual(res.overlay.whiteouts, ["/a/x", "/canary/secret"]);
+      assert.deepEqual(res.overlay.opaqueDirs, ["/d", "/re/sub"]);
+      assert.deepEqual(res.overlay.implicitDirs, ["/canary", "/d", "/re"]);
+      const wh = await lstat(path.join(sb.root, "a", "x"));
+      assert.ok(wh.isCharacterDevice() && wh.rdev === 0);
+      assert.equal(await readFile(path.join(sb.root, "a", "kept"), "utf8"), "k");
+      assert.equal(await readlink(path.join(sb.root, "w")), "/etc", "the symlink is not replaced by a directory");
+      assert.equal((await stat(path.join(sb.root, "a"))).mode & 0o7777, 0o711);
+      assert.ok(res.skipped.some((s) => s.path === "/t" && s.reason.includes("reserved for overlayfs")));
+      assert.equal(index.has("/a/x"), false, "whiteout nodes are not indexed");
+      await assertCanaryIntact(sb);
+    } finally {
+      await sb.cleanup();
+    }
+  },
+);
+
+test("a `./` root directory entry is ignored silently (containerd parity); the root keeps its metadata", async () => {
+  const sb = await makeSandbox();
+  try {
+    const before = await stat(sb.root);
+    const res = await applySpecs(sb.root, [
+      { name: "./", type: "dir", mode: 0o700, uid: 5, gid: 6, mtime: 1 },
+      { name: "./a", body: "a" },
+    ]);
+    assert.deepEqual(res.skipped, []);
+    const after = await stat(sb.root);
+    assert.equal(after.mode, before.mode);
+    assert.equal(`${after.uid}:${after.gid}`, `${before.uid}:${before.gid}`);
+    assert.equal(await readFile(path.join(sb.root, "a"), "utf8"), "a");
+    // Not a directory: still reported.
+    const odd = await applySpecs(sb.root, [{ name: "./", body: "x" }]);
+    assert.equal(odd.skipped.length, 1);
   } finally {
     await sb.cleanup();
   }

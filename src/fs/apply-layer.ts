@@ -27,7 +27,7 @@ import { findTool, runTool } from "./exec-tool.js";
 import { indexEntryFromStatSync } from "./file-index.js";
 import type { FileIndex } from "./file-index.js";
 import type { IgnoreList } from "./ignore-list.js";
-import { resolveInRoot, toContainerPath } from "./resolve-in-root.js";
+import { resolveInRoot, toContainerPath } from "../common/resolve-in-root.js";
 import { applyXattrs, isRestorableXattr } from "./xattr.js";
 import type { XattrRequest } from "./xattr.js";
 
@@ -38,6 +38,23 @@ export interface ApplyOptions {
   /** Paths never written nor deleted. */
   ignore?: IgnoreList;
   signal?: AbortSignal;
+  /**
+   * Build a standalone overlayfs lower directory holding this one layer (the layer store): nothing is
+   * deleted; a whiteout becomes an overlay whiteout (a 0/0 character device, needs root and `mknod`), an
+   * opaque marker (or a whiteout of a directory the layer refills) becomes `trusted.overlay.opaque=y`, and
+   * `trusted.overlay.*` xattrs carried by the tar are never restored. The root should start empty.
+   */
+  overlayWhiteouts?: boolean;
+}
+
+/** Container paths recorded by {@link applyLayer} in `overlayWhiteouts` mode. */
+export interface OverlayLayerInfo {
+  /** Paths now holding an overlay whiteout (hidden in the layers below). */
+  whiteouts: string[];
+  /** Directories marked opaque (their content in the layers below is hidden). */
+  opaqueDirs: string[];
+  /** Directories the layer did not contain but had to create as parents of its entries. */
+  implicitDirs: string[];
 }
 
 /** What {@link applyLayer} did. `skipped` lists entries not (fully) applied, never failures. */
@@ -45,6 +62,8 @@ export interface ApplyResult {
   entries: number;
   whiteouts: number;
   skipped: { path: string; reason: string }[];
+  /** Set in `overlayWhiteouts` mode. */
+  overlay?: OverlayLayerInfo;
 }
 
 const WHITEOUT = ".wh.";
@@ -77,6 +96,9 @@ interface LayerState {
   pendingBytes: number;
   /** First failure of an in-flight creation, rethrown by {@link drain}. */
   failure?: Error | undefined;
+  /** overlayWhiteouts mode: whiteouts to create at the end, and dirs created only as parents. */
+  ovWhiteouts: Set<string>;
+  implicit: Set<string>;
 }
 
 /**
@@ -111,6 +133,8 @@ export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions
     tools: { looked: false },
     pending: new Map(),
     pendingBytes: 0,
+    ovWhiteouts: new Set(),
+    implicit: new Set(),
   };
   try {
     for await (const entry of readTar(tar)) {
@@ -215,7 +239,11 @@ async function applyEntry(st: LayerState, h: TarHeader, body: Readable): Promise
       return;
     }
     if (p === "/") {
-      st.result.skipped.push({ path: "/", reason: "entry for the root directory itself is not applied" });
+      // The `./` directory entry many tar writers emit is ignored without a warning, like containerd
+      // does (BuildKit/docker build); anything else naming the root is reported.
+      if (h.type !== "dir") {
+        st.result.skipped.push({ path: "/", reason: "entry for the root directory itself is not applied" });
+      }
       return;
     }
     await writeEntry(st, p, h, body);
@@ -291,6 +319,7 @@ async function ensureDir(st: LayerState, hostDir: string): Promise<void> {
     mkdirSync(cur, { mode: 0o755 });
     chmodSync(cur, 0o755);
     st.touched.add(cpath);
+    if (st.opts.overlayWhiteouts) st.implicit.add(cpath);
   }
 }
 
@@ -425,7 +454,9 @@ async function writeEntry(st: LayerState, p: string, h: TarHeader, body: Readabl
   if (h.xattrs.size > 0) {
     const attrs = new Map<string, Buffer>();
     for (const [k, v] of h.xattrs) {
-      if (isRestorableXattr(k)) attrs.set(k, v);
+      if (st.opts.overlayWhiteouts && k.startsWith("trusted.overlay."))
+        st.result.skipped.push({ path: cpath, reason: `xattr ${k} not restored (reserved for overlayfs)` });
+      else if (isRestorableXattr(k)) attrs.set(k, v);
       else
         st.result.skipped.push({
           path: cpath,
@@ -473,6 +504,10 @@ async function whiteout(st: LayerState, victim: string): Promise<void> {
     st.opaque.add(cpath);
     return;
   }
+  if (st.opts.overlayWhiteouts) {
+    st.ovWhiteouts.add(cpath);
+    return;
+  }
   await remove(st, host);
   st.opts.index?.deleteTree(cpath);
   st.touched.add(containerDirname(cpath));
@@ -507,7 +542,8 @@ async function clearLower(st: LayerState, cpath: string): Promise<void> {
 
 async function finishLayer(st: LayerState): Promise<void> {
   await drain(st);
-  for (const d of [...st.opaque].sort()) await clearLower(st, d);
+  if (st.opts.overlayWhiteouts) await finishOverlayLayer(st);
+  else for (const d of [...st.opaque].sort()) await clearLower(st, d);
   const reqs = [...st.xattrs.values()];
   for (const s of await applyXattrs(reqs))
     st.result.skipped.push({ path: toContainerPath(st.root, s.path), reason: s.reason });
@@ -536,4 +572,63 @@ async function finishLayer(st: LayerState): Promise<void> {
       index.set(cpath, e);
     }
   }
+}
+
+/**
+ * overlayWhiteouts mode: creates the whiteout nodes and queues the opaque xattrs (before directory times
+ * are restored, since creating a node changes its parent's mtime). A whiteout of a path the layer later
+ * wrote hides nothing when that path is a non-directory, and makes it opaque when it is a directory.
+ */
+async function finishOverlayLayer(st: LayerState): Promise<void> {
+  const whiteouts: string[] = [];
+  for (const w of [...st.ovWhiteouts].sort()) {
+    const host = path.join(st.root, w);
+    if (st.written.has(w) || st.ancestors.has(w)) {
+      if (lstatOrUndef(host)?.isDirectory()) st.opaque.add(w);
+      continue;
+    }
+    if (!realDirChain(st, path.dirname(host))) continue; // a later entry made a parent a non-directory
+    await ensureDir(st, path.dirname(host));
+    if (!st.tools.looked) {
+      st.tools.mknod = await findTool("mknod");
+      st.tools.mkfifo = await findTool("mkfifo");
+      st.tools.looked = true;
+    }
+    const res = st.tools.mknod === undefined ? undefined : await runTool(st.tools.mknod, ["--", host, "c", "0", "0"]);
+    if (!res?.ok) {
+      throw new KilnError(
+        "LAYER_APPLY",
+        `cannot create the overlay whiteout for ${w} in ${st.root}: ${res === undefined ? "mknod not found" : res.stderr} (the layer store needs root)`,
+      );
+    }
+    st.touched.add(containerDirname(w));
+    whiteouts.push(w);
+  }
+  const opaqueDirs: string[] = [];
+  for (const d of [...st.opaque].sort()) {
+    const host = d === "/" ? st.root : path.join(st.root, d);
+    if (!realDirChain(st, host)) continue; // replaced by a non-directory later in the layer
+    await ensureDir(st, host);
+    const req = st.xattrs.get(host) ?? { hostPath: host, attrs: new Map<string, Buffer>() };
+    req.attrs.set("trusted.overlay.opaque", Buffer.from("y"));
+    st.xattrs.set(host, req);
+    st.touched.add(d);
+    opaqueDirs.push(d);
+  }
+  const implicitDirs = [...st.implicit].filter((d) => !st.written.has(d)).sort();
+  st.result.overlay = { whiteouts, opaqueDirs, implicitDirs };
+}
+
+/** True when every existing component from the root down to `hostDir` is a real directory (no symlinks). */
+function realDirChain(st: LayerState, hostDir: string): boolean {
+  const rel = path.relative(st.root, hostDir);
+  if (rel === "") return true;
+  let cur = st.root;
+  for (const seg of rel.split(path.sep)) {
+    cur = path.join(cur, seg);
+    const s = lstatOrUndef(cur);
+    if (s === undefined) return true; // the rest is created fresh
+    if (!s.isDirectory()) return false;
+  }
+  return true;
 }

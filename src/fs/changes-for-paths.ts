@@ -5,7 +5,7 @@ import type { Changes } from "./changes.js";
 import { indexEntryFromStat } from "./file-index.js";
 import type { FileIndex } from "./file-index.js";
 import type { IgnoreList } from "./ignore-list.js";
-import { resolveInRoot, toContainerPath } from "./resolve-in-root.js";
+import { resolveInRoot, toContainerPath } from "../common/resolve-in-root.js";
 import { walkRoot } from "./walk.js";
 
 /**

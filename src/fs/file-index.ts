@@ -128,6 +128,22 @@ export class FileIndex {
     kids.add(c.slice(parent === "/" ? 1 : parent.length + 1));
   }
 
+  /**
+   * {@link set} for bulk loading (100,000 entries): `p` must already be clean and not "/", and `e` is
+   * taken over as is, not frozen (freezing costs more than the rest of the insert); the caller must
+   * never change it afterwards.
+   */
+  setClean(p: string, e: IndexEntry): void {
+    this.#entries.set(p, e);
+    const parent = containerDirname(p);
+    let kids = this.#children.get(parent);
+    if (kids === undefined) {
+      kids = new Set();
+      this.#children.set(parent, kids);
+    }
+    kids.add(p.slice(parent === "/" ? 1 : parent.length + 1));
+  }
+
   /** Forgets one container path (not its descendants). */
   delete(p: string): void {
     const c = cleanContainerPath(p);

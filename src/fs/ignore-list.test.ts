@@ -1,35 +1,7 @@
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
-import { globMatch } from "./glob-match.js";
 import { IgnoreList } from "./ignore-list.js";
 import { parseMountinfo } from "./mountinfo.js";
-
-test("globMatch follows Go filepath.Match", () => {
-  const cases: [string, string, boolean][] = [
-    ["abc", "abc", true],
-    ["*", "abc", true],
-    ["*c", "abc", true],
-    ["a*", "a", true],
-    ["a*b*c*d*e*", "axbxcxdxexxx", true],
-    ["a?c", "abc", true],
-    ["a?c", "ac", false],
-    ["[a-c]x", "bx", true],
-    ["[^a-c]x", "bx", false],
-    ["[^a-c]x", "dx", true],
-    ["a\\*b", "a*b", true],
-    ["a\\*b", "axb", false],
-    ["[\\]a]", "]", true],
-    ["[\\-]", "-", true],
-    ["[x\\-]", "z", false],
-    ["*.log", "app.log", true],
-    ["*.log", "app.txt", false],
-    ["ä?", "äö", true],
-  ];
-  for (const [p, n, want] of cases) assert.equal(globMatch(p, n), want, `${p} vs ${n}`);
-  for (const badPattern of ["[", "[]", "[^]", "a\\", "[a-", "[-]", "[]a]", "[x-]"]) {
-    assert.throws(() => globMatch(badPattern, "x"), /invalid pattern/, badPattern);
-  }
-});
 
 test("parseMountinfo decodes octal escapes", () => {
   const text = [

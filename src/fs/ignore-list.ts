@@ -1,5 +1,5 @@
 import { cleanContainerPath } from "./clean-path.js";
-import { globMatch, validateGlob } from "./glob-match.js";
+import { globMatch, validateGlob } from "../common/glob-match.js";
 import { parseMountinfo } from "./mountinfo.js";
 
 /** Options of {@link IgnoreList.create}; every field is optional. */

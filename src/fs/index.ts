@@ -1,19 +1,19 @@
 // Public API of the root-jailed filesystem layer (design.md §3–§4).
 export { applyLayer } from "./apply-layer.js";
-export type { ApplyOptions, ApplyResult } from "./apply-layer.js";
+export type { ApplyOptions, ApplyResult, OverlayLayerInfo } from "./apply-layer.js";
 export type { Changes } from "./changes.js";
 export { changesForPaths } from "./changes-for-paths.js";
 export { cleanContainerPath, compareBytewise } from "./clean-path.js";
 export { FileIndex, entryTypeOf, indexEntryFromStat } from "./file-index.js";
 export type { IndexEntry } from "./file-index.js";
-export { globMatch } from "./glob-match.js";
+export { globMatch } from "../common/glob-match.js";
 export { IgnoreList } from "./ignore-list.js";
 export type { IgnoreListOptions } from "./ignore-list.js";
 export { lookupUser } from "./lookup-user.js";
 export type { ResolvedUser } from "./lookup-user.js";
 export { parseMountinfo } from "./mountinfo.js";
-export { MAX_LINK_HOPS, resolveInRoot, toContainerPath } from "./resolve-in-root.js";
-export type { ResolveOptions } from "./resolve-in-root.js";
+export { MAX_LINK_HOPS, resolveInRoot, toContainerPath } from "../common/resolve-in-root.js";
+export type { ResolveOptions } from "../common/resolve-in-root.js";
 export { entryChanged, walkChanges } from "./walk-changes.js";
 export type { WalkChangesOptions } from "./walk-changes.js";
 export { walkRoot } from "./walk.js";
@@ -31,3 +31,13 @@ export {
 export type { OverlayDirs, SnapshotMode, SnapshotOptions, Snapshotter } from "./snapshot/index.js";
 export { findWalk, gnuFind } from "./find-walk.js";
 export type { FindWalkOptions } from "./find-walk.js";
+export {
+  LayerStore,
+  mountStoreOverlay,
+  mountsUnder,
+  overlayOptionsFit,
+  parseSize,
+  rebuildFileIndex,
+  unmountStoreOverlay,
+} from "./layer-store/index.js";
+export type { LayerIndex, LayerStoreOptions, StoredLayer, StoreOverlay, StoreUsage } from "./layer-store/index.js";

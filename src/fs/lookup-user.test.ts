@@ -19,13 +19,37 @@ test("lookupUser resolves names, ids, groups and supplementary groups inside the
       path.join(r, "real-etc/group"),
       "root:x:0:\nappgrp:x:1001:\nwheel:x:10:app,other\ndocker:x:999: app \nstaff:x:50:\n",
     );
-    assert.deepEqual(await lookupUser(r, "app"), { uid: 1000, gid: 1001, home: "/home/app", groups: [10, 999] });
-    assert.deepEqual(await lookupUser(r, "1000"), { uid: 1000, gid: 1001, home: "/home/app", groups: [10, 999] });
-    assert.deepEqual(await lookupUser(r, "app:staff"), { uid: 1000, gid: 50, home: "/home/app", groups: [10, 999] });
-    assert.deepEqual(await lookupUser(r, "1000:42"), { uid: 1000, gid: 42, home: "/home/app", groups: [10, 999] });
-    assert.deepEqual(await lookupUser(r, "4242"), { uid: 4242, gid: 0, home: "/", groups: [] });
-    assert.deepEqual(await lookupUser(r, "4242:staff"), { uid: 4242, gid: 50, home: "/", groups: [] });
-    assert.deepEqual(await lookupUser(r, "nohome"), { uid: 1002, gid: 1002, home: "/", groups: [] });
+    assert.deepEqual(await lookupUser(r, "app"), {
+      uid: 1000,
+      gid: 1001,
+      home: "/home/app",
+      groups: [10, 999],
+      inPasswd: true,
+    });
+    assert.deepEqual(await lookupUser(r, "1000"), {
+      uid: 1000,
+      gid: 1001,
+      home: "/home/app",
+      groups: [10, 999],
+      inPasswd: true,
+    });
+    assert.deepEqual(await lookupUser(r, "app:staff"), {
+      uid: 1000,
+      gid: 50,
+      home: "/home/app",
+      groups: [10, 999],
+      inPasswd: true,
+    });
+    assert.deepEqual(await lookupUser(r, "1000:42"), {
+      uid: 1000,
+      gid: 42,
+      home: "/home/app",
+      groups: [10, 999],
+      inPasswd: true,
+    });
+    assert.deepEqual(await lookupUser(r, "4242"), { uid: 4242, gid: 0, home: "/", groups: [], inPasswd: false });
+    assert.deepEqual(await lookupUser(r, "4242:staff"), { uid: 4242, gid: 50, home: "/", groups: [], inPasswd: false });
+    assert.deepEqual(await lookupUser(r, "nohome"), { uid: 1002, gid: 1002, home: "/", groups: [], inPasswd: true });
     await assertCode(lookupUser(r, "nobody"), "USER_NOT_FOUND");
     await assertCode(lookupUser(r, "app:nogroup"), "USER_NOT_FOUND");
   } finally {
@@ -36,7 +60,7 @@ test("lookupUser resolves names, ids, groups and supplementary groups inside the
 test("lookupUser without /etc/passwd: numeric ids work, names fail", async () => {
   const sb = await makeSandbox();
   try {
-    assert.deepEqual(await lookupUser(sb.root, "1:2"), { uid: 1, gid: 2, home: "/", groups: [] });
+    assert.deepEqual(await lookupUser(sb.root, "1:2"), { uid: 1, gid: 2, home: "/", groups: [], inPasswd: false });
     await assertCode(lookupUser(sb.root, "root"), "USER_NOT_FOUND");
     // A symlinked passwd pointing outside the root is re-rooted, never the host's file.
     await mkdir(path.join(sb.root, "etc"));

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { KilnError } from "../common/errors.js";
-import { resolveInRoot } from "./resolve-in-root.js";
+import { resolveInRoot } from "../common/resolve-in-root.js";
 
 /** A resolved `USER` specification. */
 export interface ResolvedUser {
@@ -10,6 +10,8 @@ export interface ResolvedUser {
   home: string;
   /** Supplementary group ids: groups in /etc/group listing the user by name, in file order. */
   groups: number[];
+  /** Whether /etc/passwd has an entry for the user (false for a bare numeric uid it does not list). */
+  inPasswd: boolean;
 }
 
 interface PasswdEntry {
@@ -72,7 +74,7 @@ export async function lookupUser(root: string, spec: string): Promise<ResolvedUs
   if (name !== undefined) {
     for (const g of groupFile) if (g.members.includes(name) && !groups.includes(g.gid)) groups.push(g.gid);
   }
-  return { uid, gid, home: user?.home || "/", groups };
+  return { uid, gid, home: user?.home || "/", groups, inPasswd: user !== undefined };
 }
 
 async function readInRoot(root: string, p: string): Promise<string> {

@@ -175,3 +175,18 @@ test("changesTarStream surfaces errors (abort) as a stream error; walkChanges ho
     await sb.cleanup();
   }
 });
+
+test("the root directory itself is never an entry (BuildKit's RUN layers carry none either)", async () => {
+  const sb = await makeSandbox();
+  try {
+    await writeFile(path.join(sb.root, "a"), "a");
+    const changes = { changed: ["/", ".", "", "/a"], deleted: ["/"], opaqueDirs: ["/"] };
+    const hs = await headersOf(await collect(changesTarStream(sb.root, changes)));
+    assert.deepEqual(
+      hs.map((h) => h.name),
+      [".wh..wh..opq", "a"],
+    );
+  } finally {
+    await sb.cleanup();
+  }
+});

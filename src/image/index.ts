@@ -9,6 +9,7 @@ export { spoolLayer, layerFromBlobFile } from "./layer/spool.js";
 export type { SpoolOptions, BlobFileLayerInfo } from "./layer/spool.js";
 export { verifyingStream, HashingTap } from "./layer/verifying-stream.js";
 export { emptyImage } from "./empty-image.js";
+export { convertImageFormat, layerMediaTypeIn, relabelLayer } from "./format.js";
 export { validateImage } from "./validate.js";
 export { writeOciLayout, readOciLayout, REF_NAME_ANNOTATION } from "./sinks/oci-layout.js";
 export type { WriteOciLayoutOptions, ReadOciLayoutOptions } from "./sinks/oci-layout.js";

@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { KilnError } from "../common/errors.js";
 import type { Digest } from "../image/digest.js";
+import { blobProgress } from "./blob-progress.js";
 import { RegistryError } from "./errors.js";
 import type { ClientContext } from "./events.js";
 import { header, unexpected, type RegistryHost } from "./host.js";
@@ -30,12 +31,21 @@ export function digestMismatch(loc: BlobLocation, why: string): RegistryError {
  * Opens a registry blob as a byte stream that is verified while it is read: the stream errors with
  * DIGEST_MISMATCH (naming the blob) when the size or sha256 differ. A connection reset or premature
  * end is resumed with `Range: bytes=N-` (or by skipping N bytes when the registry ignores Range),
- * retrying with backoff on 5xx/429 too.
+ * retrying with backoff on 5xx/429 too. Reports `blob-progress` (pull) events while it is read.
  */
 export function openBlob(ctx: ClientContext, loc: BlobLocation, signal?: AbortSignal): Readable {
   const { host, repository, digest, size } = loc;
   const operation = "pulling";
   async function* gen(): AsyncGenerator<Buffer> {
+    const progress = blobProgress(ctx, { direction: "pull", registry: host.registry, repository, digest, size });
+    try {
+      yield* verified(progress.update);
+      progress.end("done");
+    } finally {
+      progress.end("failed"); // no-op after "done"; also runs when the reader stops early
+    }
+  }
+  async function* verified(onBytes: (n: number) => void): AsyncGenerator<Buffer> {
     const hash = createHash("sha256");
     let offset = 0;
     let failures = 0;
@@ -80,6 +90,7 @@ export function openBlob(ctx: ClientContext, loc: BlobLocation, signal?: AbortSi
             throw digestMismatch(loc, `more than the ${size} bytes the manifest declares`);
           }
           hash.update(b);
+          onBytes(offset);
           yield b;
         }
         if (offset < size) {

@@ -29,7 +29,10 @@ export interface RegistryClientOptions {
   /** Upload blobs larger than this in PATCH chunks of this size (≥ 5 MiB); default: one monolithic PUT. */
   uploadChunkSize?: number;
   userAgent?: string;
+  /** Receives progress and debug events (`blob-progress` per blob transfer, retries, mounts…). */
   onEvent?: (e: RegistryEvent) => void;
+  /** Minimum milliseconds between two `blob-progress` events of one blob (default 100; 0: every chunk). */
+  progressIntervalMs?: number;
   /** Credentials source; default `dockerConfigKeychain(env)`. */
   keychain?: Keychain;
 }
@@ -67,6 +70,7 @@ export class RegistryClient {
       retries: opts.retries ?? 3,
       baseDelayMs: opts.retryBaseDelayMs ?? 200,
       emit: (e) => onEvent?.(e),
+      ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}),
     };
   }
 

@@ -87,6 +87,9 @@ export async function unexpected(
   );
 }
 
+/** Redirects followed for one GET/HEAD before giving up (registries redirect blobs once, to storage). */
+const MAX_REDIRECTS = 5;
+
 const CERT_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS_CERT_ALTNAME/;
 
 function errCode(e: unknown): string {
@@ -422,15 +425,25 @@ export class RegistryHost {
         req.followRedirects === true &&
         (req.method === "GET" || req.method === "HEAD") &&
         [301, 302, 303, 307, 308].includes(res.statusCode) &&
-        loc !== undefined &&
-        hops < 5
+        loc !== undefined
       ) {
         await res.body.dump();
+        if (hops >= MAX_REDIRECTS) throw this.tooManyRedirects(req, res.statusCode, new URL(loc, url));
         url = new URL(loc, url);
         continue;
       }
       return { status: res.statusCode, headers: res.headers, body: res.body, url };
     }
+  }
+
+  /** The error for a redirect chain longer than {@link MAX_REDIRECTS} (a 3xx status: never retried). */
+  private tooManyRedirects(req: HostRequest, status: number, next: URL): RegistryError {
+    const where = req.repository !== undefined ? `${this.registry}/${req.repository}` : this.registry;
+    return new RegistryError(
+      "REGISTRY_TOO_MANY_REDIRECTS",
+      `${req.operation} ${where}: too many redirects (more than ${MAX_REDIRECTS}; the last answer was ${status} to ${redactUrl(next)}); check the registry address or a proxy in front of it`,
+      { registry: this.registry, status, ...(req.repository !== undefined ? { repository: req.repository } : {}) },
+    );
   }
 
   /** Resolves a (possibly relative) `Location` header against the URL that answered it. */

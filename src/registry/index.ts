@@ -4,7 +4,14 @@ export { hasCredentials, type Credentials, type Keychain } from "./credentials.j
 export type { RegistryHostOptions } from "./dispatcher.js";
 export { RegistryError } from "./errors.js";
 export type { RegistryEvent } from "./events.js";
-export { anonymousKeychain, dockerConfigKeychain, dockerConfigPath, staticKeychain } from "./keychain.js";
+export {
+  anonymousKeychain,
+  dockerConfigKeychain,
+  dockerConfigPath,
+  staticKeychain,
+  type DockerConfigKeychainOptions,
+} from "./keychain.js";
+export { NO_BUILTIN_HELPERS_ENV, parseCredentialHelpers, type BuiltinProviderName } from "./cred-providers/index.js";
 export { MAX_MANIFEST_BYTES } from "./manifest.js";
 export { formatPlatform, parsePlatform, selectPlatform } from "./platform.js";
 export type { FetchedManifest } from "./pull.js";

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { KilnError } from "../common/errors.js";
-import { runCredentialHelper } from "./cred-helper.js";
+import { credentialSources, type BuiltinProviderName } from "./cred-providers/index.js";
 import { hasCredentials, type Credentials, type Keychain } from "./credentials.js";
 
 /** One `auths` entry of a docker config.json. */
@@ -116,23 +116,37 @@ function matchingKeys(keys: string[], registry: string, repository: string | und
   return out;
 }
 
-function helperFor(cfg: DockerConfig, registry: string): string | undefined {
+/** The helper for `registry`: its `credHelpers` entry, else `credsStore` (`store: true`). */
+function helperFor(cfg: DockerConfig, registry: string): { name: string; store: boolean } | undefined {
   const hub = DOCKER_HUB_HOSTS.has(registry);
   for (const [k, v] of Object.entries(cfg.credHelpers)) {
     const host = keyHostname(k);
-    if (host === registry || (hub && DOCKER_HUB_HOSTS.has(host))) return v;
+    if (host === registry || (hub && DOCKER_HUB_HOSTS.has(host))) return { name: v, store: false };
   }
-  return cfg.credsStore;
+  return cfg.credsStore !== undefined ? { name: cfg.credsStore, store: true } : undefined;
+}
+
+/** Options of {@link dockerConfigKeychain}. */
+export interface DockerConfigKeychainOptions {
+  /** `--credential-helpers`: built-ins the automatic per-host lookup uses; undefined = all. */
+  credentialHelpers?: readonly BuiltinProviderName[];
 }
 
 /**
  * The default keychain: docker config.json (`auths`, `credHelpers`, `credsStore`), found via
  * `$DOCKER_CONFIG`, `$HOME/.docker`, `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
- * then GitLab CI's `CI_REGISTRY*` variables. Docker Hub accepts `https://index.docker.io/v1/` and
- * also `docker.io`, `index.docker.io`, `registry-1.docker.io` keys. The file is read on first use.
+ * then kiln's built-in providers by host (`KANIKO_<HOST>_*` variables, GCR/Artifact Registry, ECR,
+ * ACR, GitLab CI's `CI_REGISTRY*`). A helper named in config.json runs as `docker-credential-<name>`
+ * when on PATH, else kaniko's helper names (`ecr-login`, `gcr`, `gcloud`, `acr-env`) are answered
+ * by the built-ins. Docker Hub accepts `https://index.docker.io/v1/` and also `docker.io`,
+ * `index.docker.io`, `registry-1.docker.io` keys. The file is read on first use.
  */
-export function dockerConfigKeychain(env: Record<string, string | undefined>): Keychain {
+export function dockerConfigKeychain(
+  env: Record<string, string | undefined>,
+  opts: DockerConfigKeychainOptions = {},
+): Keychain {
   const file = dockerConfigPath(env);
+  const sources = credentialSources(env, opts.credentialHelpers ? { enabled: opts.credentialHelpers } : {});
   const configPromise: Promise<DockerConfig> | undefined = file !== undefined ? loadConfig(file) : undefined;
   // Avoid an unhandled rejection when resolve() is never called.
   configPromise?.catch(() => undefined);
@@ -143,7 +157,7 @@ export function dockerConfigKeychain(env: Record<string, string | undefined>): K
         const helper = helperFor(cfg, registry);
         if (helper !== undefined) {
           const serverUrl = DOCKER_HUB_HOSTS.has(registry) ? DOCKER_HUB_KEY : registry;
-          const fromHelper = await runCredentialHelper(helper, serverUrl, env);
+          const fromHelper = await sources.helper(helper.name, registry, serverUrl, helper.store);
           if (hasCredentials(fromHelper)) return fromHelper;
         }
         for (const key of matchingKeys(Object.keys(cfg.auths), registry, repository)) {
@@ -152,11 +166,7 @@ export function dockerConfigKeychain(env: Record<string, string | undefined>): K
           if (c !== undefined) return c;
         }
       }
-      const ci = env.CI_REGISTRY;
-      if (ci && keyHostname(ci) === registry && env.CI_REGISTRY_USER && env.CI_REGISTRY_PASSWORD) {
-        return { username: env.CI_REGISTRY_USER, password: env.CI_REGISTRY_PASSWORD };
-      }
-      return undefined;
+      return sources.auto(registry);
     },
   };
 }

@@ -35,4 +35,7 @@ test("parses --custom-platform values", () => {
   assert.deepEqual(parsePlatform("linux/amd64"), { os: "linux", architecture: "amd64" });
   assert.throws(() => parsePlatform("linux"), /invalid platform/);
   assert.throws(() => parsePlatform("linux/arm/"), /invalid platform/);
+  assert.throws(() => parsePlatform("linux/arm/v7/x"), { code: "INVALID_PLATFORM" });
+  assert.deepEqual(parsePlatform("Linux/ARM64"), { os: "linux", architecture: "arm64", variant: "v8" });
+  assert.deepEqual(parsePlatform("linux/arm/v6"), { os: "linux", architecture: "arm", variant: "v6" });
 });

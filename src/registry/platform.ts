@@ -21,14 +21,20 @@ export function formatPlatform(p: Platform): string {
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""}`;
 }
 
-/** Parses `os/arch[/variant]` (`--custom-platform`). */
+/**
+ * Parses `os/arch[/variant]` (`--custom-platform`): os and architecture are lower-cased and arm64
+ * without a variant gets "v8". Throws `INVALID_PLATFORM` for anything else (empty parts included).
+ */
 export function parsePlatform(s: string): Platform {
   const parts = s.split("/");
   const [os, architecture, variant] = parts;
   if (parts.length < 2 || parts.length > 3 || !os || !architecture || (parts.length === 3 && !variant)) {
     throw new KilnError("INVALID_PLATFORM", `invalid platform ${JSON.stringify(s)}: expected os/arch[/variant]`);
   }
-  return { os, architecture, ...(variant ? { variant } : {}) };
+  const p: Platform = { os: os.toLowerCase(), architecture: architecture.toLowerCase() };
+  if (variant) p.variant = variant;
+  else if (p.architecture === "arm64") p.variant = "v8";
+  return p;
 }
 
 /**

@@ -1,6 +1,7 @@
-import { Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import type { Digest } from "../image/digest.js";
 import type { Image } from "../image/types.js";
+import { blobProgress, type BlobProgress } from "./blob-progress.js";
 import { digestMismatch } from "./blob-reader.js";
 import { RegistryError } from "./errors.js";
 import type { ClientContext } from "./events.js";
@@ -45,6 +46,21 @@ function checkDigestHeader(res: HostResponse, host: RegistryHost, repository: st
   if (got !== undefined && got !== "" && got !== digest) {
     throw digestMismatch({ host, repository, digest, size: 0 }, `registry stored it as ${got} (Docker-Content-Digest)`);
   }
+}
+
+/** Passes `src` through, reporting the running byte count; destroying either side destroys both. */
+function counted(src: Readable, onBytes: (n: number) => void): Readable {
+  let n = 0;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      n += chunk.length;
+      onBytes(n);
+      cb(null, chunk);
+    },
+  });
+  src.once("error", (e) => t.destroy(e));
+  t.once("close", () => src.destroy());
+  return src.pipe(t);
 }
 
 /** Reads a stream into chunks of exactly `size` bytes (the last may be shorter). */
@@ -126,6 +142,7 @@ async function uploadMonolithic(
   scopes: string[],
   blob: PushBlob,
   location: URL,
+  progress: BlobProgress,
   signal?: AbortSignal,
 ): Promise<void> {
   const res = await host.request({
@@ -135,7 +152,10 @@ async function uploadMonolithic(
     scopes,
     repository,
     headers: { "content-type": "application/octet-stream", "content-length": String(blob.size) },
-    body: () => blob.open(signal),
+    body: async () => {
+      progress.update(0);
+      return counted(await blob.open(signal), progress.update);
+    },
     ...(signal ? { signal } : {}),
   });
   if (res.status !== 201 && res.status !== 204 && res.status !== 200) {
@@ -152,6 +172,7 @@ async function uploadChunked(
   blob: PushBlob,
   start: URL,
   chunkSize: number,
+  progress: BlobProgress,
   signal?: AbortSignal,
 ): Promise<void> {
   let location = start;
@@ -180,6 +201,7 @@ async function uploadChunked(
       await res.body.dump();
       if (header(res.headers, "location") !== undefined) location = host.resolveLocation(res, "pushing", repository);
       offset += chunk.length;
+      progress.update(offset);
     }
   } finally {
     src.destroy();
@@ -214,6 +236,8 @@ export async function pushBlob(
   settings: PushSettings,
 ): Promise<void> {
   const { signal } = settings;
+  let progress: BlobProgress | undefined;
+  const transfer = { direction: "push" as const, registry: host.registry, repository, digest: blob.digest };
   await withRetry(
     async () => {
       const head = await host.request({
@@ -235,15 +259,23 @@ export async function pushBlob(
       const started = await startUpload(host, repository, scopes, blob, ctx, signal);
       if (started === "mounted") return;
       const chunk = settings.chunkSize;
-      if (chunk !== undefined && blob.size > chunk) {
-        await uploadChunked(host, repository, scopes, blob, started, Math.max(chunk, MIN_CHUNK_BYTES), signal);
-      } else {
-        await uploadMonolithic(host, repository, scopes, blob, started, signal);
+      progress ??= blobProgress(ctx, { ...transfer, size: blob.size });
+      try {
+        if (chunk !== undefined && blob.size > chunk) {
+          const size = Math.max(chunk, MIN_CHUNK_BYTES);
+          await uploadChunked(host, repository, scopes, blob, started, size, progress, signal);
+        } else {
+          await uploadMonolithic(host, repository, scopes, blob, started, progress, signal);
+        }
+      } catch (e) {
+        progress.update(0); // a retry uploads the blob again from its start
+        throw e;
       }
+      progress.end("done");
       ctx.emit({ kind: "blob-pushed", registry: host.registry, repository, digest: blob.digest, size: blob.size });
     },
     retryOpts(ctx, host, `push blob ${blob.digest}`, signal),
-  );
+  ).finally(() => progress?.end("failed")); // no-op after "done"
 }
 
 /**

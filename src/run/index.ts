@@ -7,4 +7,4 @@ export { findHelper, helperCandidates, KANIKO_HELPER_PATH } from "./helper-path.
 export { probeIsolation } from "./probe.js";
 export type { RunnerOptions } from "./runner.js";
 export { chooseIsolation, createRunner, runnerSupportsMounts } from "./runner.js";
-export { MountTargets, resolveInRoot } from "./mount-targets.js";
+export { MountTargets, canonicalContainerPath } from "./mount-targets.js";

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
-import { MountTargets, resolveInRoot } from "./mount-targets.js";
+import { MountTargets, canonicalContainerPath } from "./mount-targets.js";
 
 describe("mount targets", () => {
   let root: string;
@@ -21,10 +21,10 @@ describe("mount targets", () => {
   });
 
   it("resolves symlinks as seen from inside the root and never escapes it", async () => {
-    assert.equal(await resolveInRoot(root, "/etc/resolv.conf"), "/run/systemd/resolve/stub-resolv.conf");
-    assert.equal(await resolveInRoot(root, "/etc/up/tmp/x"), "/tmp/x");
-    assert.equal(await resolveInRoot(root, "../../a/./b/../c"), "/a/c");
-    await assert.rejects(resolveInRoot(root, "/loop1/x"), /too many symlinks/);
+    assert.equal(await canonicalContainerPath(root, "/etc/resolv.conf"), "/run/systemd/resolve/stub-resolv.conf");
+    assert.equal(await canonicalContainerPath(root, "/etc/up/tmp/x"), "/tmp/x");
+    assert.equal(await canonicalContainerPath(root, "../../a/./b/../c"), "/a/c");
+    await assert.rejects(canonicalContainerPath(root, "/loop1/x"), /too many symlinks/);
   });
 
   it("creates missing targets through symlinks and removes only what it created", async () => {

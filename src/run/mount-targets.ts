@@ -1,8 +1,7 @@
-import { lstat, mkdir, readlink, rmdir, unlink, utimes, writeFile } from "node:fs/promises";
+import { lstat, mkdir, rmdir, unlink, utimes, writeFile } from "node:fs/promises";
 import * as path from "node:path";
-import { KilnError } from "../common/errors.js";
-
-const MAX_LINKS = 40;
+import { KilnError, hasCode } from "../common/errors.js";
+import { resolveInRoot, toContainerPath } from "../common/resolve-in-root.js";
 
 function isMissing(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
@@ -13,40 +12,20 @@ function isMissing(e: unknown): boolean {
  * Resolves a container path to the canonical container path it denotes inside `root`: symlinks are
  * followed as the chrooted command would see them (absolute targets restart at the root, `..` stops at
  * the root), so the result names no symlink and joined to `root` stays inside it. Components that do
- * not exist are kept as written.
+ * not exist are kept as written. A thin wrapper over the shared {@link resolveInRoot}.
  * @throws KilnError RUN_MOUNT_TARGET when more than 40 symlinks are followed.
  */
-export async function resolveInRoot(root: string, containerPath: string): Promise<string> {
-  const pending = containerPath.split("/").filter((c) => c !== "" && c !== ".");
-  const done: string[] = [];
-  let links = 0;
-  let missing = false;
-  while (pending.length > 0) {
-    const comp = pending.shift() as string;
-    if (comp === "..") {
-      done.pop();
-      continue;
+export async function canonicalContainerPath(root: string, containerPath: string): Promise<string> {
+  try {
+    return toContainerPath(root, await resolveInRoot(root, containerPath, { followFinal: true }));
+  } catch (e) {
+    if (hasCode(e, "FS_LOOP")) {
+      throw new KilnError("RUN_MOUNT_TARGET", `too many symlinks resolving ${containerPath} inside ${root}`, {
+        cause: e,
+      });
     }
-    done.push(comp);
-    if (missing) continue;
-    const host = path.join(root, ...done);
-    try {
-      const st = await lstat(host);
-      if (!st.isSymbolicLink()) continue;
-    } catch (e) {
-      if (!isMissing(e)) throw e;
-      missing = true;
-      continue;
-    }
-    if (++links > MAX_LINKS) {
-      throw new KilnError("RUN_MOUNT_TARGET", `too many symlinks resolving ${containerPath} inside ${root}`);
-    }
-    const target = await readlink(host);
-    done.pop();
-    if (target.startsWith("/")) done.length = 0;
-    pending.unshift(...target.split("/").filter((c) => c !== "" && c !== "."));
+    throw e;
   }
-  return `/${done.join("/")}`;
 }
 
 /** A path this process created inside a build root, to be removed after the run. */
@@ -75,7 +54,7 @@ export class MountTargets {
    * @throws KilnError RUN_MOUNT_TARGET when an existing component is not a directory.
    */
   async ensure(containerPath: string, kind: "dir" | "file"): Promise<string> {
-    const resolved = await resolveInRoot(this.#root, containerPath);
+    const resolved = await canonicalContainerPath(this.#root, containerPath);
     const comps = resolved.split("/").filter((c) => c !== "");
     let host = this.#root;
     for (let i = 0; i < comps.length; i++) {

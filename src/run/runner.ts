@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { KilnError } from "../common/errors.js";
 import { findHelper } from "./helper-path.js";
+import { planMounts, type PlannedMount } from "./mount-order.js";
 import { MountTargets } from "./mount-targets.js";
 import { runDirect } from "./spawn-direct.js";
 import { runHelper } from "./spawn-helper.js";
@@ -72,6 +73,15 @@ async function removeCreatedDevNodes(candidates: string[]): Promise<void> {
   }
 }
 
+async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs RUN commands chrooted into the build root, with or without namespaces and mounts. */
 class RootedRunner implements Runner {
   constructor(
@@ -85,6 +95,25 @@ class RootedRunner implements Runner {
     const userns = this.isolation === "userns";
     const withMounts = userns || probe.mountns;
     const targets = new MountTargets(spec.root);
+    // Mount points of mounts nested inside another mount live in that mount's source directory.
+    const nestedTargets = new Map<string, MountTargets>();
+    const ensureTarget = async (p: PlannedMount, kind: "dir" | "file"): Promise<string> => {
+      const parent = p.parent?.mount;
+      if (parent === undefined) return targets.ensure(p.target, kind);
+      const inner = p.target.slice((p.parent?.target ?? "/").replace(/\/$/, "").length) || "/";
+      if (parent.kind === "bind" && parent.readonly && (await exists(path.join(parent.source, inner)))) return p.target;
+      if (parent.kind === "tmpfs" || parent.readonly) {
+        throw new KilnError(
+          "RUN_MOUNT_TARGET",
+          `cannot mount on ${p.mount.target}: it lies inside the ${parent.kind === "tmpfs" ? "tmpfs" : "read-only"} mount at ${parent.target}`,
+        );
+      }
+      const source = path.resolve(parent.source);
+      let t = nestedTargets.get(source);
+      if (t === undefined) nestedTargets.set(source, (t = new MountTargets(source)));
+      await t.ensure(inner, kind);
+      return p.target;
+    };
     const options = ["--root", spec.root, "--cwd", spec.cwd, ...credentialOptions(spec)];
     let devNodes: string[] = [];
     let scratch: string | undefined;
@@ -120,14 +149,14 @@ class RootedRunner implements Runner {
             options.push("--bind", `${copy}:${noColon(await targets.ensure(file, "file"), "mount target")}:rw`);
           }
         }
-        for (const m of spec.mounts) {
+        for (const planned of await planMounts(spec.root, spec.mounts)) {
+          const m = planned.mount;
+          const isDir = m.kind === "tmpfs" || (await stat(path.resolve(m.source))).isDirectory();
+          const dst = noColon(await ensureTarget(planned, isDir ? "dir" : "file"), "mount target");
           if (m.kind === "bind") {
             const src = noColon(path.resolve(m.source), "mount source");
-            const isDir = (await stat(src)).isDirectory();
-            const dst = noColon(await targets.ensure(m.target, isDir ? "dir" : "file"), "mount target");
             options.push("--bind", `${src}:${dst}:${m.readonly ? "ro" : "rw"}`);
           } else {
-            const dst = noColon(await targets.ensure(m.target, "dir"), "mount target");
             options.push("--tmpfs", m.sizeBytes === undefined ? dst : `${dst}:${m.sizeBytes}`);
           }
         }
@@ -146,6 +175,7 @@ class RootedRunner implements Runner {
       );
     } finally {
       await removeCreatedDevNodes(devNodes);
+      for (const t of [...nestedTargets.values()].reverse()) await t.cleanup();
       await targets.cleanup();
       if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
     }

@@ -77,7 +77,8 @@ describe("RUN semantics", () => {
       await read("by-name.txt"),
       "1234:2345:2345 3456:/home/app:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:1.2\n",
     );
-    assert.equal(await read("name-group.txt"), "1234:4567:4567 3456\n");
+    // An explicit group replaces the /etc/group supplementary groups (runc's GetExecUser, BuildKit).
+    assert.equal(await read("name-group.txt"), "1234:4567:4567\n");
     // Docker (runc): a uid without a passwd entry runs with gid 0 and HOME=/.
     assert.equal(await read("uid-only.txt"), "4321:0:/\n");
     assert.equal(await read("uid-gid.txt"), "4321:999\n");

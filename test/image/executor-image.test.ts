@@ -1,10 +1,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFile, writeFile, mkdir, chmod } from "node:fs/promises";
+import { readFile, writeFile, mkdir, chmod, stat } from "node:fs/promises";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
+import { startFakeEcr } from "../registry/cred-fakes.js";
+import { busyboxOciLayout, debianOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
 import { podmanAvailable, setupPodman, type Podman } from "../support/podman.js";
 import { startRegistry, type TestRegistry } from "../support/registry.js";
 import { removeDir, repoRoot, tempDir } from "../support/tmp.js";
@@ -31,27 +32,14 @@ describe("the executor image in an unprivileged container", { timeout: 900_000 }
     secure = await startRegistry({ tls: true, htpasswd: { username: user, password: pass } });
     podman = await setupPodman(path.join(work, "podman"), [plain.host]);
     await pushLayoutToRegistry(await busyboxOciLayout(), plain.host, "busybox:latest");
+    await pushLayoutToRegistry(await debianOciLayout(), plain.host, "debian:bookworm");
+    // One staging, three images: kiln:latest (executor), kiln:debug, kiln:slim.
     const script = path.join(repoRoot(), "deploy/build-executor-image.sh");
-    for (const target of ["executor", "debug"]) {
-      await exec(
-        "bash",
-        [
-          script,
-          "--target",
-          target,
-          "--destination",
-          `${plain.host}/kiln:${target}`,
-          "--insecure",
-          "--verbosity",
-          "warn",
-        ],
-        {
-          cwd: repoRoot(),
-          env: { ...process.env, KILN_IMAGE_STAGE: path.join(work, `stage-${target}`) },
-          maxBuffer: 32 * 1024 * 1024,
-        },
-      );
-    }
+    await exec("bash", [script, "--all", `${plain.host}/kiln`, "--insecure", "--verbosity", "warn"], {
+      cwd: repoRoot(),
+      env: { ...process.env, KILN_IMAGE_STAGE: path.join(work, "stage") },
+      maxBuffer: 32 * 1024 * 1024,
+    });
     // The workspace a pipeline mounts, and the docker config + CA it mounts under /kaniko.
     await mkdir(path.join(work, "ws"), { recursive: true });
     await writeFile(
@@ -73,7 +61,7 @@ describe("the executor image in an unprivileged container", { timeout: 900_000 }
   test("has kaniko's layout, env, workdir and entrypoint", async (t) => {
     if (skip) return t.skip(skip);
     const cfg = JSON.parse(
-      (await exec("skopeo", ["inspect", "--tls-verify=false", "--config", `docker://${plain.host}/kiln:executor`]))
+      (await exec("skopeo", ["inspect", "--tls-verify=false", "--config", `docker://${plain.host}/kiln:latest`]))
         .stdout,
     ) as { config: { Env: string[]; Entrypoint: string[]; WorkingDir: string } };
     assert.deepEqual(cfg.config.Entrypoint, ["/kaniko/executor"]);
@@ -88,11 +76,11 @@ describe("the executor image in an unprivileged container", { timeout: 900_000 }
       assert.ok(cfg.config.Env.includes(e), `missing ${e}`);
     }
     const raw = JSON.parse(
-      (await exec("skopeo", ["inspect", "--tls-verify=false", "--raw", `docker://${plain.host}/kiln:executor`])).stdout,
+      (await exec("skopeo", ["inspect", "--tls-verify=false", "--raw", `docker://${plain.host}/kiln:latest`])).stdout,
     ) as { layers: { size: number }[] };
     const size = raw.layers.reduce((a, l) => a + l.size, 0);
     console.log(`# executor image: ${raw.layers.length} layers, ${(size / 1e6).toFixed(1)} MB compressed`);
-    const r = await podman.run(["run", "--rm", "--network", "host", `${plain.host}/kiln:executor`, "version"]);
+    const r = await podman.run(["run", "--rm", "--network", "host", `${plain.host}/kiln:latest`, "version"]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Kaniko version :/);
   });
@@ -111,7 +99,7 @@ describe("the executor image in an unprivileged container", { timeout: 900_000 }
       `${path.join(work, "docker/config.json")}:/kaniko/.docker/config.json:ro`,
       "-v",
       `${secure.caFile}:/kaniko/ssl/certs/test-ca.crt:ro`,
-      `${plain.host}/kiln:executor`,
+      `${plain.host}/kiln:latest`,
       "--dockerfile",
       "Dockerfile",
       "--context",
@@ -201,7 +189,7 @@ describe("the executor image in an unprivileged container", { timeout: 900_000 }
     const auth = Buffer.from(`${user}:${pass}`).toString("base64");
     const yaml = docs
       .replaceAll("REGISTRY.EXAMPLE/team/app:latest", dest)
-      .replaceAll("KILN_IMAGE", `${plain.host}/kiln:executor`)
+      .replaceAll("KILN_IMAGE", `${plain.host}/kiln:latest`)
       .replaceAll(
         "DOCKER_CONFIG_JSON_BASE64",
         Buffer.from(JSON.stringify({ auths: { [secure.host]: { auth } } })).toString("base64"),
@@ -232,5 +220,121 @@ describe("the executor image in an unprivileged container", { timeout: 900_000 }
     } finally {
       await podman.run(["kube", "down", file]);
     }
+  });
+  test(":slim differs only by KILN_NO_BUILTIN_CRED_HELPERS; the full image answers credHelpers ecr-login, :slim refuses it clearly", async (t) => {
+    if (skip) return t.skip(skip);
+    const envOf = async (tag: string): Promise<string[]> =>
+      (
+        JSON.parse(
+          (await exec("skopeo", ["inspect", "--tls-verify=false", "--config", `docker://${plain.host}/kiln:${tag}`]))
+            .stdout,
+        ) as { config: { Env: string[] } }
+      ).config.Env;
+    assert.ok((await envOf("slim")).includes("KILN_NO_BUILTIN_CRED_HELPERS=1"));
+    assert.ok(!(await envOf("latest")).some((e) => e.startsWith("KILN_NO_BUILTIN_CRED_HELPERS=")));
+
+    // An "ECR": the ECR API on loopback and a real registry accepting only the token it hands out.
+    const ecrPassword = `ecr-${process.pid}-${Date.now()}`;
+    const ecr = await startFakeEcr({ accessKeyId: "AKIAKILNIMAGETEST001", password: ecrPassword });
+    const ecrReg = await startRegistry({ htpasswd: { username: "AWS", password: ecrPassword } });
+    try {
+      const cfg = path.join(work, "docker-ecr");
+      await mkdir(cfg, { recursive: true });
+      await writeFile(path.join(cfg, "config.json"), JSON.stringify({ credHelpers: { [ecrReg.host]: "ecr-login" } }));
+      const run = (tag: string, dest: string) =>
+        podman.run([
+          "run",
+          "--rm",
+          "--network",
+          "host",
+          "-e",
+          "AWS_ACCESS_KEY_ID=AKIAKILNIMAGETEST001",
+          "-e",
+          "AWS_SECRET_ACCESS_KEY=kiln-image-test-secret",
+          "-e",
+          "AWS_REGION=eu-west-1",
+          "-e",
+          `AWS_ENDPOINT_URL_ECR=${ecr.url}`,
+          "-e",
+          "AWS_EC2_METADATA_DISABLED=true",
+          "-v",
+          `${path.join(work, "ws")}:/workspace:ro`,
+          "-v",
+          `${path.join(cfg, "config.json")}:/kaniko/.docker/config.json:ro`,
+          `${plain.host}/kiln:${tag}`,
+          "--context",
+          "dir:///workspace",
+          "--destination",
+          dest,
+          "--insecure",
+          "--insecure-pull",
+        ]);
+      const full = await run("latest", `${ecrReg.host}/team/app:ecr`);
+      assert.equal(full.code, 0, `${full.stdout}\n${full.stderr}`);
+      assert.doesNotMatch(full.stdout + full.stderr, new RegExp(ecrPassword));
+      await exec("skopeo", [
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        `AWS:${ecrPassword}`,
+        `docker://${ecrReg.host}/team/app:ecr`,
+      ]);
+      const slim = await run("slim", `${ecrReg.host}/team/app:slim`);
+      assert.equal(slim.code, 1, `${slim.stdout}\n${slim.stderr}`);
+      assert.match(slim.stdout + slim.stderr, /docker-credential-ecr-login is not on PATH .*:slim/);
+    } finally {
+      await ecrReg.stop();
+      await ecr.stop();
+    }
+  });
+
+  test("in place: a Debian stage overwrites /lib and /usr, then a busybox stage COPY --from and RUN", async (t) => {
+    if (skip) return t.skip(skip);
+    const ws = path.join(work, "ws-debian");
+    await mkdir(ws, { recursive: true });
+    await writeFile(
+      path.join(ws, "Dockerfile"),
+      [
+        `FROM ${plain.host}/debian:bookworm AS deb`,
+        // RUN with Debian's own /lib and /usr in place of the image's (kiln keeps running from /kaniko).
+        "RUN echo from-debian > /from-debian && dpkg-query -W -f='${Package}\\n' base-files > /pkg && test -e /usr/lib/x86_64-linux-gnu/libc.so.6",
+        "RUN rm -rf /usr/share/doc && echo second > /second && cp /bin/true /usr/local/bin/deb-true",
+        `FROM ${plain.host}/busybox:latest`,
+        "COPY --from=deb /from-debian /pkg /second /",
+        "COPY --from=deb /usr/local/bin/deb-true /opt/deb-true",
+        // The busybox stage's root no longer has Debian's files.
+        "RUN cat /from-debian /pkg /second > /proof && test ! -e /usr/bin/dpkg && test ! -e /usr/lib/x86_64-linux-gnu/libc.so.6 && echo ok >> /proof",
+        "",
+      ].join("\n"),
+    );
+    await chmod(ws, 0o755);
+    const dest = `${plain.host}/team/app:in-place-debian`;
+    const r = await podman.run(
+      [
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-v",
+        `${ws}:/workspace:ro`,
+        `${plain.host}/kiln:latest`,
+        "--context",
+        "dir:///workspace",
+        "--destination",
+        dest,
+        "--insecure",
+        "--insecure-pull",
+        "--isolation=in-place",
+      ],
+      { timeoutMs: 600_000 },
+    );
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const out = path.join(work, "pulled-debian");
+    await exec("skopeo", ["copy", "--src-tls-verify=false", `docker://${dest}`, `oci:${out}:x`]);
+    const bundle = path.join(work, "bundle-debian");
+    await exec("umoci", ["unpack", "--image", `${out}:x`, bundle]);
+    assert.equal(await readFile(path.join(bundle, "rootfs/proof"), "utf8"), "from-debian\nbase-files\nsecond\nok\n");
+    assert.ok((await stat(path.join(bundle, "rootfs/opt/deb-true"))).isFile());
+    await assert.rejects(stat(path.join(bundle, "rootfs/usr/bin/dpkg")));
   });
 });

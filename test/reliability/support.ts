@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { appendFile, mkdir, readFile, rm } from "node:fs/promises";
 import * as path from "node:path";
 import { constants } from "node:os";
+import type { Readable } from "node:stream";
 import { pathToFileURL } from "node:url";
 import { repoRoot } from "../support/tmp.js";
 
@@ -81,6 +82,8 @@ export interface MeasuredOptions {
   env?: Record<string, string | undefined>;
   cwd?: string;
   timeoutMs?: number;
+  /** Piped into the child's stdin (e.g. `--context tar://stdin`); the child may stop reading early. */
+  stdin?: Readable;
   /** Called once the child runs (e.g. to send it a signal later). */
   onSpawn?: (pid: number, output: () => string) => void;
 }
@@ -113,8 +116,15 @@ export async function runKilnMeasured(args: string[], opts: MeasuredOptions = {}
     const child = spawn(process.execPath, [path.join(root, "bin", "kiln"), ...args], {
       cwd: opts.cwd ?? root,
       env,
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
+    // kiln may refuse a stdin stream and exit before reading it all: EPIPE is expected then.
+    child.stdin.on("error", () => undefined);
+    if (opts.stdin) {
+      opts.stdin.on("error", () => undefined);
+      opts.stdin.pipe(child.stdin);
+      child.on("close", () => opts.stdin?.destroy());
+    } else child.stdin.end();
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (b: Buffer) => out.push(b));

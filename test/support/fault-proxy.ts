@@ -47,6 +47,8 @@ export interface FaultProxyOptions {
    * and records the Authorization header it received.
    */
   redirectBlobs?: boolean;
+  /** A slow link: 2xx GET response bodies are sent at about this many bytes per second (in 50 ms slices). */
+  bytesPerSecond?: number;
 }
 
 /** One injected fault, for assertions. */
@@ -207,6 +209,16 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     if (post === undefined) {
       if (method !== "HEAD") headers["content-length"] = String(body.length);
       res.writeHead(status, headers);
+      const bps = opts.bytesPerSecond;
+      if (bps !== undefined && method === "GET" && status >= 200 && status < 300) {
+        const slice = Math.max(1, Math.floor(bps / 20));
+        for (let i = 0; i < body.length; i += slice) {
+          res.write(body.subarray(i, i + slice));
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        res.end();
+        return;
+      }
       res.end(method === "HEAD" ? undefined : body);
       return;
     }

@@ -96,6 +96,7 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
       `${kw}: no source files were specified (nothing matched ${instr.sources.join(" ")}, or --exclude removed everything)`,
     );
   }
+  const ignored: string[] = [];
   const written = await copyIntoRoot(
     root,
     items,
@@ -106,8 +107,23 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
       preserveOwners: instr.from !== undefined,
       ...(instr.chmod ? { chmod: parseChmod(instr.chmod) } : {}),
     },
-    { parents: instr.parents, signal: ctx.signal },
+    {
+      parents: instr.parents,
+      signal: ctx.signal,
+      // In place, "/" is the build container itself: kiln's state dir, mount points (secrets, /proc …),
+      // /var/run and --ignore-path are never written; kaniko leaves them out of the layer as well.
+      ...(ctx.inPlace && ctx.ignore ? { ignore: ctx.ignore, onIgnored: (p: string) => ignored.push(p) } : {}),
+    },
   );
+  if (ignored.length > 0) {
+    ctx.report({
+      kind: "warning",
+      code: "COPY_IGNORED_PATH",
+      message:
+        `${ctx.location}: ${kw} skipped ${ignored.join(", ")}: on the in-place ignore list (kiln's state dir, ` +
+        `a mount point, /proc /sys /dev, /var/run or --ignore-path), so not written and not in the image`,
+    });
+  }
   ctx.report({ kind: "phase", phase: "copy", ms: Date.now() - t0, stage: ctx.stageIndex });
   const docs = instr.heredocs.map((h) => `<<${h.name}`);
   return { snapshot: { kind: "paths", paths: written }, detail: [...instr.sources, ...docs, instr.dest].join(" ") };

@@ -17,7 +17,7 @@ import type { Stats } from "node:fs";
 import path from "node:path";
 import { KilnError } from "../../common/errors.js";
 import type { DirContext } from "../../context/index.js";
-import { cleanContainerPath, resolveInRoot, toContainerPath } from "../../fs/index.js";
+import { cleanContainerPath, resolveInRoot, toContainerPath, type IgnoreList } from "../../fs/index.js";
 import { extractArchive } from "./add-archive.js";
 import type { MatchedSource } from "./copy-sources.js";
 
@@ -65,7 +65,16 @@ export async function copyIntoRoot(
   destRaw: string,
   workdir: string,
   attrs: CopyAttrs,
-  opts: { parents?: boolean; signal?: AbortSignal } = {},
+  opts: {
+    parents?: boolean;
+    signal?: AbortSignal;
+    /**
+     * In place: paths never to write (kiln's state dir, mount points, /proc …). Entries that land
+     * there are skipped and reported through `onIgnored` (topmost skipped path only).
+     */
+    ignore?: IgnoreList;
+    onIgnored?: (containerPath: string) => void;
+  } = {},
 ): Promise<string[]> {
   const destIsDirSyntax =
     destRaw === "" || destRaw.endsWith("/") || destRaw.endsWith("/.") || destRaw === "." || destRaw === "..";
@@ -80,9 +89,10 @@ export async function copyIntoRoot(
       `when using COPY with more than one source file, the destination must be a directory and end with a / (${destRaw} is a file)`,
     );
   }
-  const c = new Copier(root, attrs, opts.signal);
+  const c = new Copier(root, attrs, opts.signal, opts.ignore, opts.onIgnored);
   for (const item of items) {
     if (item.kind === "archive") {
+      if (c.skipIgnored(dest)) continue;
       await c.ensureDir(dest, undefined, true);
       for (const p of await extractArchive(root, dest, item.file, item.label, c.archiveOwner.bind(c), opts.signal))
         c.written.add(p);
@@ -121,11 +131,25 @@ class Copier {
   /** Container dirs known to exist (skips re-checking parents; resolution stays with resolveInRoot). */
   private readonly knownDirs = new Set<string>(["/"]);
 
+  private readonly ignoredTops = new Set<string>();
+
   constructor(
     private readonly root: string,
     private readonly attrs: CopyAttrs,
     private readonly signal: AbortSignal | undefined,
+    private readonly ignore?: IgnoreList,
+    private readonly onIgnored?: (containerPath: string) => void,
   ) {}
+
+  /** True (and reported once per topmost path) when `target` is on the ignore list: it is not written. */
+  skipIgnored(target: string): boolean {
+    if (!this.ignore?.ignores(target)) return false;
+    if (!this.ignoredTops.has(target) && !hasAncestorIn(target, this.ignoredTops)) {
+      this.ignoredTops.add(target);
+      this.onIgnored?.(target);
+    }
+    return true;
+  }
 
   /** Owner of an entry whose source owner is `src`. */
   ownerFor(src: Owner): Owner {
@@ -177,8 +201,10 @@ class Copier {
       await this.ensureDir(target, st, !nested);
       return;
     }
+    if (this.skipIgnored(target)) return;
     await this.ensureParents(target);
     const host = await resolveInRoot(this.root, target, { followFinal: false });
+    if (this.skipIgnored(toContainerPath(this.root, host))) return;
     const own = this.ownerFor(st);
     if (st.isSymbolicLink()) {
       await this.remove(host);
@@ -212,8 +238,10 @@ class Copier {
 
   /** Writes a named blob (heredoc body or downloaded file). */
   async writeContent(target: string, item: Extract<CopyItem, { kind: "content" }>): Promise<void> {
+    if (this.skipIgnored(target)) return;
     await this.ensureParents(target);
     const host = await resolveInRoot(this.root, target, { followFinal: false });
+    if (this.skipIgnored(toContainerPath(this.root, host))) return;
     const existing = await lstat(host).catch(() => undefined);
     if (existing?.isDirectory()) {
       throw new KilnError("COPY_DEST_IS_DIR", `cannot write ${item.name} to ${target}: it is an existing directory`);
@@ -233,8 +261,10 @@ class Copier {
    * Existing: the top-level destination keeps its metadata, nested ones take the source's.
    */
   async ensureDir(target: string, st: Stats | undefined, top: boolean): Promise<void> {
+    if (this.skipIgnored(target)) return;
     await this.ensureParents(target);
     const host = await resolveInRoot(this.root, target, { followFinal: true });
+    if (this.skipIgnored(toContainerPath(this.root, host))) return;
     const existing = await lstat(host).catch(() => undefined);
     if (existing?.isDirectory()) {
       this.knownDirs.add(target);

@@ -115,13 +115,9 @@ export async function prepareMounts(
           break;
         }
         case "cache": {
-          if (m.from !== undefined || m.source !== undefined) {
-            throw mountError(
-              "NOT_IMPLEMENTED",
-              "RUN --mount=type=cache with from= or source= is not implemented yet; remove them",
-            );
-          }
-          const root = ctx.opts.cacheMountsDir ?? path.join(ctx.opts.stateDir, "cache-mounts");
+          const root = ctx.opts.layerStore
+            ? path.join(ctx.opts.layerStore.dir, "cache-mounts")
+            : (ctx.opts.cacheMountsDir ?? path.join(ctx.opts.stateDir, "cache-mounts"));
           await mkdir(root, { recursive: true, mode: 0o700 });
           let dir = cacheMountDir(root, m.id ?? (m.target as string));
           if (m.sharing === "locked" || m.sharing === "private") {
@@ -136,7 +132,16 @@ export async function prepareMounts(
           } catch (e) {
             if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
           }
-          if (created) await ownAndMode(dir, m.uid ?? 0, m.gid ?? 0, m.mode ?? 0o755);
+          if (created) {
+            await ownAndMode(dir, m.uid ?? 0, m.gid ?? 0, m.mode ?? 0o755);
+            // BuildKit: `from=`/`source=` seed a cache directory when it is first created.
+            if (m.from !== undefined || m.source !== undefined) {
+              const from = m.from !== undefined ? await ctx.fromRoot(m.from) : ctx.context;
+              const [src] = await from.resolve(m.source ?? ".");
+              if (!src) throw mountError("RUN_MOUNT_SOURCE", `RUN --mount: source ${m.source ?? "."} not found`);
+              await filteredCopy(from, src.abs, dir);
+            }
+          }
           mounts.push({ kind: "bind", source: dir, target: target(m.target as string), readonly: m.readonly === true });
           break;
         }

@@ -128,8 +128,15 @@ export async function execRun(instr: RunInstruction, ctx: StepContext): Promise<
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
-  const detail =
+  const command =
     instr.command.form === "exec" ? quoteList(instr.command.args) : `${ctx.shell.join(" ")} ${instr.command.command}`;
+  // BuildKit's history text: `|<n> k=v …` for the stage's ARGs with a value (first-declaration order, final
+  // values), then the command. Build args marked secret (--secret-build-arg) are left out.
+  const secret = new Set(ctx.opts.secretBuildArgs ?? []);
+  const argPairs = [...ctx.args]
+    .filter(([k, v]) => v !== undefined && !secret.has(k))
+    .map(([k, v]) => `${k}=${v ?? ""}`);
+  const detail = argPairs.length > 0 ? `|${argPairs.length} ${argPairs.join(" ")} ${command}` : command;
   return {
     snapshot: { kind: "walk" },
     detail,

@@ -40,6 +40,8 @@ export interface StepContext {
   readonly report: Reporter;
   /** Paths a step must never write (in-place mode: kiln's dir, mount points, /proc …). */
   readonly ignore?: IgnoreList;
+  /** The root is the live "/" of the build container (the in-place back-end). */
+  readonly inPlace?: boolean;
   readonly signal?: AbortSignal;
 }
 

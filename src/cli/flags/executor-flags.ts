@@ -322,8 +322,8 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     type: "bool",
     default: false,
     group: BB,
-    description: "Emit a (possibly empty) layer for metadata-only instructions.",
-    implemented: false,
+    description: "Emit a layer for every instruction, an empty one when it changed nothing (also metadata-only ones).",
+    implemented: true,
   },
   {
     name: "kaniko-dir",
@@ -367,32 +367,36 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     type: "bool",
     default: false,
     group: BB,
-    description: "Keep the build context intact across stages and cleanup (fork flag).",
-    implemented: false,
+    env: "KANIKO_PRESERVE_CONTEXT",
+    description:
+      "In place: save the container's own files before the build; restore them under every stage and after --cleanup (fork flag).",
+    implemented: true,
   },
   {
     name: "pre-cleanup",
     type: "bool",
     default: false,
     group: BB,
-    description: "Clean the filesystem before the build starts (fork flag).",
-    implemented: false,
+    env: "KANIKO_PRE_CLEANUP",
+    description: "In place: clean the filesystem (all but the ignore list) before the build starts (fork flag).",
+    implemented: true,
   },
   {
     name: "materialize",
     type: "bool",
     default: false,
     group: BB,
-    description: "Always materialize the final stage's filesystem, even when nothing needs it (fork flag).",
-    implemented: false,
+    description: "In place: always extract the final stage's filesystem, even when no step needed it (fork flag).",
+    implemented: true,
   },
   {
     name: "dryrun",
     type: "bool",
     default: false,
     group: BB,
-    description: "Parse and plan the build without executing it (fork flag).",
-    implemented: false,
+    description:
+      "Parse the Dockerfile, resolve stages and images and check push access; execute, write and push nothing (fork flag).",
+    implemented: true,
   },
   // Outputs
   {
@@ -538,7 +542,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     valueName: "format",
     group: OUT,
     description: "Manifest format of the result: docker or oci (default: follow the base image) (fork flag).",
-    implemented: false,
+    implemented: true,
   },
   // Cache
   {
@@ -632,8 +636,9 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: [],
     valueName: "name",
     group: REG,
-    description: "Built-in credential helper to enable (env, google, ecr, acr, gitlab). Repeatable (fork flag).",
-    implemented: false,
+    description:
+      "Built-in credential helper the per-host lookup may use (env, google, ecr, acr, gitlab); default all, an empty value disables them. Repeatable (fork flag).",
+    implemented: true,
   },
   {
     name: "azure-container-registry-config",
@@ -676,11 +681,42 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     implemented: true,
   },
   {
+    name: "secret-build-arg",
+    type: "multi",
+    default: [],
+    valueName: "NAME",
+    group: "kiln",
+    description:
+      "Mark the build arg NAME secret: RUN steps see it as an environment variable, but its value never appears in the logs, the image config or history (a build that would store it there fails). The value comes from --build-arg NAME[=VALUE] or, without one, from the environment variable NAME. Repeatable.",
+    implemented: true,
+  },
+  {
     name: "strict",
     type: "bool",
     default: false,
     group: "kiln",
-    description: "Turn kaniko-compatibility leniencies (ignored instructions or options) into errors.",
-    implemented: false,
+    description: "Turn kaniko-compatibility leniencies (ignored instructions, options or paths) into errors.",
+    implemented: true,
+  },
+  {
+    name: "layer-store",
+    type: "string",
+    default: "",
+    valueName: "dir",
+    env: "KILN_LAYER_STORE",
+    group: "kiln",
+    description:
+      "Keep unpacked base layers in this directory across builds (shared safely by concurrent builds); where overlay mounts work a stage root is mounted from it instead of extracted. RUN --mount=type=cache directories live there too.",
+    implemented: true,
+  },
+  {
+    name: "layer-store-max-size",
+    type: "string",
+    default: "20GiB",
+    valueName: "size",
+    group: "kiln",
+    description:
+      "Size limit of --layer-store (e.g. 500MB, 20GiB); least-recently-used unused layers are evicted above it.",
+    implemented: true,
   },
 ]);

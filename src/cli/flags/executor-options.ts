@@ -100,7 +100,11 @@ export interface ExecutorOptions {
   isolation: IsolationMode;
   report: string;
   explainCache: boolean;
+  /** Build arg names marked secret (`--secret-build-arg`). */
+  secretBuildArgs: string[];
   strict: boolean;
+  layerStore: string;
+  layerStoreMaxSize: string;
 }
 
 function oneOf<T extends string>(v: string, allowed: readonly T[]): T {
@@ -203,7 +207,10 @@ function readExecutor(r: ValueReader, env: Env): ExecutorOptions {
     isolation: oneOf(r.string("isolation"), ["auto", "in-place", "chroot", "userns"] as const),
     report: r.string("report"),
     explainCache: r.bool("explain-cache"),
+    secretBuildArgs: r.list("secret-build-arg"),
     strict: r.bool("strict"),
+    layerStore: r.string("layer-store"),
+    layerStoreMaxSize: r.string("layer-store-max-size"),
   };
   r.assertAllRead();
   return o;

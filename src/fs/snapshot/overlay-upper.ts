@@ -8,6 +8,7 @@ import { compareBytewise, containerJoin } from "../clean-path.js";
 import { indexEntryFromStatSync } from "../file-index.js";
 import type { FileIndex } from "../file-index.js";
 import type { IgnoreList } from "../ignore-list.js";
+import { copyTree } from "../layer-store/copy-tree.js";
 import { readXattrsMatching, removeXattr } from "../xattr.js";
 
 /** The xattr overlayfs (mounted by root) sets on an upper directory that hides the lower one. */
@@ -103,6 +104,8 @@ export async function mergeOverlayUpper(
     return false;
   };
   const mergedDirs: UpperEntry[] = [];
+  const copied = new Set<string>(); // moved by copying: the root is another filesystem (an overlay mount)
+  const copiedLinks = new Map<string, string>(); // hardlinks across the copied entries
   try {
     for (const e of entries) {
       opts.signal?.throwIfAborted();
@@ -137,7 +140,14 @@ export async function mergeOverlayUpper(
         await rm(to, { recursive: true, force: true });
         index.deleteTree(e.cpath);
       }
-      renameSync(from, to);
+      try {
+        renameSync(from, to);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
+        // The root is an overlay mount of stored layers: copy (cost grows with the change only).
+        await copyTree(from, to, copiedLinks);
+        copied.add(e.cpath);
+      }
       if (e.st.isDirectory()) moved.add(e.cpath);
     }
     // Directory metadata last (children renamed into them changed their mtimes), deepest first.
@@ -155,11 +165,18 @@ export async function mergeOverlayUpper(
       { cause: e },
     );
   }
+  // Copies never carry overlay xattrs (and overlayfs refuses to touch them on its own files).
+  const underCopied = (p: string): boolean => {
+    for (let d = path.posix.dirname(p); d !== "/"; d = path.posix.dirname(d)) if (copied.has(d)) return true;
+    return false;
+  };
   // Overlay xattrs must not leak into the root (it is the next step's lower directory). Merged
   // directories never received them (only their metadata was copied).
   const merged = new Set(mergedDirs.map((m) => m.cpath));
   for (const [name, cpaths] of strip) {
-    const moved = cpaths.filter((c) => !merged.has(c)).map((c) => path.join(hostRoot, c));
+    const moved = cpaths
+      .filter((c) => !merged.has(c) && !copied.has(c) && !underCopied(c))
+      .map((c) => path.join(hostRoot, c));
     if (!(await removeXattr(moved, name))) {
       throw new KilnError(
         "SNAPSHOT_MERGE",

@@ -1,6 +1,6 @@
 import { lstat, readlink } from "node:fs/promises";
 import * as path from "node:path";
-import { KilnError } from "../common/errors.js";
+import { KilnError } from "./errors.js";
 
 /** Maximum number of symlinks followed while resolving one path (Linux's MAXSYMLINKS). */
 export const MAX_LINK_HOPS = 40;

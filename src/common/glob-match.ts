@@ -1,10 +1,24 @@
-/** Thrown by {@link globMatch} for a malformed pattern (Go `filepath.ErrBadPattern`). */
-export class BadPatternError extends Error {
-  constructor() {
-    super("syntax error in pattern");
-    this.name = "BadPatternError";
+import { KilnError } from "./errors.js";
+
+/**
+ * Thrown by {@link globMatch} and {@link validateGlob} for a malformed pattern (Go
+ * `filepath.ErrBadPattern`); code `GLOB_INVALID`.
+ */
+export class BadPatternError extends KilnError {
+  /** The malformed pattern. */
+  readonly pattern: string;
+  constructor(pattern: string, reason: string) {
+    super("GLOB_INVALID", `invalid pattern ${JSON.stringify(pattern)}: ${reason}`);
+    this.pattern = pattern;
   }
 }
+
+/** Internal: a syntax error found while scanning, before the pattern text is attached. */
+class Fault {
+  constructor(readonly reason: string) {}
+}
+
+const TRAILING_BACKSLASH = "trailing backslash";
 
 type Chars = string[];
 
@@ -38,15 +52,16 @@ function scanChunk(p: Chars): { star: boolean; chunk: Chars; rest: Chars } {
 }
 
 function getEsc(chunk: Chars): { r: string; rest: Chars } {
-  if (chunk.length === 0 || chunk[0] === "-" || chunk[0] === "]") throw new BadPatternError();
+  if (chunk.length === 0) throw new Fault("unterminated character class");
+  if (chunk[0] === "-" || chunk[0] === "]") throw new Fault(`unescaped ${JSON.stringify(chunk[0])} in character class`);
   let c = chunk;
   if (c[0] === "\\") {
     c = c.slice(1);
-    if (c.length === 0) throw new BadPatternError();
+    if (c.length === 0) throw new Fault(TRAILING_BACKSLASH);
   }
   const r = c[0] as string;
   const rest = c.slice(1);
-  if (rest.length === 0) throw new BadPatternError();
+  if (rest.length === 0) throw new Fault("unterminated character class");
   return { r, rest };
 }
 
@@ -102,7 +117,7 @@ function matchChunk(chunkIn: Chars, sIn: Chars): Chars | null {
       default:
         if (chunk[0] === "\\") {
           chunk = chunk.slice(1);
-          if (chunk.length === 0) throw new BadPatternError();
+          if (chunk.length === 0) throw new Fault(TRAILING_BACKSLASH);
         }
         if (!failed) {
           if (chunk[0] !== s[0]) failed = true;
@@ -115,12 +130,29 @@ function matchChunk(chunkIn: Chars, sIn: Chars): Chars | null {
 }
 
 /**
- * Go `path/filepath.Match` on Unix: `*` (not across `/`), `?`, `[a-z]`/`[^…]` classes and `\`
- * escapes; the whole name must match. Throws {@link BadPatternError} for a malformed pattern.
+ * Go `path/filepath.Match` on Unix: `*` (not across `/`), `?` (not `/`), `[a-z]`/`[^…]` classes and
+ * `\` escapes; the whole name must match. Throws {@link BadPatternError} for a malformed pattern
+ * (like Go, the whole pattern is checked whenever the result is false).
  */
 export function globMatch(pattern: string, name: string): boolean {
-  let p: Chars = Array.from(pattern);
-  let n: Chars = Array.from(name);
+  try {
+    return match(Array.from(pattern), Array.from(name));
+  } catch (e) {
+    if (e instanceof Fault) throw new BadPatternError(pattern, e.reason);
+    throw e;
+  }
+}
+
+/** Throws {@link BadPatternError} unless `pattern` is a well-formed Go `filepath.Match` pattern. */
+export function validateGlob(pattern: string): void {
+  // Matching the empty name fails for every pattern that is not all stars, and a failed match checks
+  // the syntax of the whole pattern (Go does the same before returning false).
+  globMatch(pattern, "");
+}
+
+function match(pIn: Chars, nIn: Chars): boolean {
+  let p = pIn;
+  let n = nIn;
   outer: while (p.length > 0) {
     const { star, chunk, rest } = scanChunk(p);
     p = rest;
@@ -148,23 +180,4 @@ export function globMatch(pattern: string, name: string): boolean {
     return false;
   }
   return n.length === 0;
-}
-
-/** Go `path.Clean` (slash-separated, lexical). */
-export function cleanPath(p: string): string {
-  if (p === "") return ".";
-  const rooted = p.startsWith("/");
-  const out: string[] = [];
-  for (const part of p.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      if (out.length > 0 && out[out.length - 1] !== "..") out.pop();
-      else if (!rooted) out.push("..");
-      continue;
-    }
-    out.push(part);
-  }
-  const joined = out.join("/");
-  if (rooted) return "/" + joined;
-  return joined === "" ? "." : joined;
 }

@@ -1,0 +1,41 @@
+import * as assert from "node:assert/strict";
+import { test } from "node:test";
+import { KilnError } from "../common/errors.js";
+import { assertNoSecretBuildArgs, secretBuildArgValues } from "./secret-build-args.js";
+
+const args = { TOKEN: "s3cr3t-value", PLAIN: "visible", EMPTY: "" };
+
+test("only the build args marked secret, with a value, are checked", () => {
+  assert.deepEqual([...secretBuildArgValues(args, ["TOKEN", "EMPTY", "MISSING"])], [["TOKEN", "s3cr3t-value"]]);
+  assert.deepEqual([...secretBuildArgValues(args, undefined)], []);
+});
+
+test("a config without the secret value passes; plain build args may be stored", () => {
+  const config = {
+    config: { Env: ["PLAIN=visible"], Labels: { a: "visible" } },
+    history: [{ created_by: "RUN /bin/sh -c echo $TOKEN # buildkit" }],
+  };
+  assert.doesNotThrow(() => assertNoSecretBuildArgs(config, args, ["TOKEN"]));
+});
+
+test("the secret value in Env, a label, a label key or the history fails, naming the field but not the value", () => {
+  const cases: [unknown, RegExp][] = [
+    [{ config: { Env: ["PATH=/bin", "X=pre-s3cr3t-value"] } }, /config\.Env\[1\]/],
+    [{ config: { Labels: { tok: "s3cr3t-value" } } }, /config\.Labels\.tok/],
+    [{ config: { Labels: { "s3cr3t-value": "x" } } }, /config\.Labels\.<key>/],
+    [{ history: [{ created_by: "ENV X=s3cr3t-value" }] }, /history\[0\]\.created_by/],
+  ];
+  for (const [config, field] of cases) {
+    assert.throws(
+      () => assertNoSecretBuildArgs(config, args, ["TOKEN"]),
+      (e: unknown) => {
+        assert.ok(e instanceof KilnError);
+        assert.equal(e.code, "SECRET_BUILD_ARG_STORED");
+        assert.match(e.message, /secret build arg TOKEN/);
+        assert.match(e.message, field);
+        assert.ok(!e.message.includes("s3cr3t-value"), e.message);
+        return true;
+      },
+    );
+  }
+});

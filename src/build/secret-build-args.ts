@@ -1,0 +1,60 @@
+import { KilnError } from "../common/errors.js";
+
+/** Shortest secret build arg value kiln can keep out of its outputs without hiding unrelated text. */
+export const MIN_SECRET_BUILD_ARG_LENGTH = 4;
+
+/** Values of the build args marked secret (`--secret-build-arg`), by name; empty values are left out. */
+export function secretBuildArgValues(
+  buildArgs: Readonly<Record<string, string | undefined>>,
+  secretNames: readonly string[] | undefined,
+): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const name of secretNames ?? []) {
+    const v = buildArgs[name];
+    if (v !== undefined && v !== "") out.set(name, v);
+  }
+  return out;
+}
+
+/** Depth-first search for the first string holding `needle`; returns its JSON path (`config.Env[1]`). */
+function findString(v: unknown, needle: string, where: string): string | undefined {
+  if (typeof v === "string") return v.includes(needle) ? where : undefined;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const hit = findString(v[i], needle, `${where}[${i}]`);
+      if (hit !== undefined) return hit;
+    }
+    return undefined;
+  }
+  if (v !== null && typeof v === "object") {
+    for (const [k, x] of Object.entries(v)) {
+      if (k.includes(needle)) return `${where}.<key>`;
+      const hit = findString(x, needle, where === "" ? k : `${where}.${k}`);
+      if (hit !== undefined) return hit;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Fails the build when the image config (runtime config, labels, history) would carry the value of a
+ * build arg marked secret, e.g. through `ENV TOKEN=$TOKEN` or `LABEL x=$TOKEN`. kiln itself never
+ * stores build arg values; this stops a Dockerfile from doing it by accident. The error names the
+ * arg and the config field, never the value.
+ */
+export function assertNoSecretBuildArgs(
+  imageConfig: unknown,
+  buildArgs: Readonly<Record<string, string | undefined>>,
+  secretNames: readonly string[] | undefined,
+): void {
+  for (const [name, value] of secretBuildArgValues(buildArgs, secretNames)) {
+    const field = findString(imageConfig, value, "");
+    if (field === undefined) continue;
+    throw new KilnError(
+      "SECRET_BUILD_ARG_STORED",
+      `the value of the secret build arg ${name} would be stored in the image config (${field}), ` +
+        `e.g. by an ENV, LABEL, USER or WORKDIR that expands $${name}; secret build args are for RUN steps only: ` +
+        `read $${name} in a RUN, or use --secret with RUN --mount=type=secret`,
+    );
+  }
+}

@@ -1,0 +1,27 @@
+import type { BuildEvent } from "../build/index.js";
+import type { RegistryEvent } from "../registry/index.js";
+
+/** `sha256:0123456789ab` — a digest shortened for progress labels. */
+function shortDigest(d: string): string {
+  const colon = d.indexOf(":");
+  return d.slice(0, colon + 1 + 12);
+}
+
+/**
+ * Maps the registry client's `blob-progress` events onto build `transfer` events (id = direction,
+ * repository and digest; label = short digest and where it moves); other registry events → undefined.
+ */
+export function transferEvent(e: RegistryEvent): BuildEvent | undefined {
+  if (e.kind !== "blob-progress") return undefined;
+  const where = `${e.registry}/${e.repository}`;
+  return {
+    kind: "transfer",
+    id: `${e.direction} ${where}@${e.digest}`,
+    phase: e.direction,
+    label: `${shortDigest(e.digest)} ${e.direction === "pull" ? "from" : "to"} ${where}`,
+    bytes: e.bytes,
+    total: e.total,
+    done: e.done,
+    ...(e.failed === true ? { failed: true } : {}),
+  };
+}

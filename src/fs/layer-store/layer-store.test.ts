@@ -1,0 +1,221 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { assertCode, buildTar, isRoot, type Spec } from "../test-helpers.js";
+import { LayerStore } from "./layer-store.js";
+import { parseSize } from "./parse-size.js";
+
+interface TestLayer {
+  diffId: string;
+  open: () => Promise<Readable>;
+}
+
+async function layerOf(specs: readonly Spec[]): Promise<TestLayer> {
+  const tar = await buildTar(specs);
+  return {
+    diffId: `sha256:${createHash("sha256").update(tar).digest("hex")}`,
+    open: () => Promise.resolve(Readable.from([tar])),
+  };
+}
+
+async function withStore(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), "kiln-store-"));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const BIG = 1 << 40;
+const hexOf = (d: string): string => d.slice("sha256:".length);
+
+/** A pid that is certainly dead: a child that has exited. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+  return Number(r.stdout);
+}
+
+test("a miss extracts, verifies and publishes atomically; the next acquire is a hit", async () => {
+  await withStore(async (dir) => {
+    const layer = await layerOf([
+      { name: "etc/", type: "dir", mode: 0o755 },
+      { name: "etc/hello", body: "hello\n", mode: 0o644 },
+      { name: "bin/sh", type: "symlink", linkname: "busybox" },
+    ]);
+    const store = await LayerStore.open(dir, { maxBytes: BIG });
+    const first = await store.acquire(layer.diffId, layer.open);
+    assert.equal(first.hit, false);
+    assert.equal(await readFile(path.join(first.tree, "etc/hello"), "utf8"), "hello\n");
+    assert.deepEqual((await readdir(first.dir)).sort(), ["index.v8", "meta.json", "tree"]);
+    assert.deepEqual(await readdir(path.join(dir, "tmp")), [], "nothing left in tmp/");
+    const meta = JSON.parse(await readFile(path.join(first.dir, "meta.json"), "utf8")) as Record<string, unknown>;
+    assert.equal(meta.diffId, layer.diffId);
+    assert.equal(meta.files, 1);
+    assert.ok(first.index.entries.has("/etc/hello") && first.index.entries.has("/bin/sh"));
+    // Size accounting: 1 file rounded to 4 KiB, 2 dirs (etc, bin — implicit), plus the index.
+    const indexLen = (await readFile(path.join(first.dir, "index.v8"))).length;
+    assert.equal(first.bytes, 4096 + 2 * 4096 + indexLen);
+    assert.deepEqual(await store.usage(), { entries: 1, bytes: first.bytes });
+    assert.deepEqual(first.index.implicitDirs, ["/bin"]);
+    let opened = 0;
+    const again = await store.acquire(layer.diffId, () => {
+      opened++;
+      return layer.open();
+    });
+    assert.equal(again.hit, true);
+    assert.equal(opened, 0, "a hit never opens the layer");
+    await store.release();
+    assert.deepEqual(await readdir(path.join(dir, "leases", hexOf(layer.diffId))), []);
+  });
+});
+
+test("a stream whose sha256 is not the diffID is refused and nothing is published", async () => {
+  await withStore(async (dir) => {
+    const layer = await layerOf([{ name: "a", body: "a" }]);
+    const wrong = `sha256:${"ab".repeat(32)}`;
+    const store = await LayerStore.open(dir, { maxBytes: BIG });
+    await assertCode(store.acquire(wrong, layer.open), "LAYER_STORE_DIGEST");
+    assert.deepEqual(await readdir(path.join(dir, "layers", "sha256")), []);
+    assert.deepEqual(await readdir(path.join(dir, "tmp")), []);
+    await assertCode(store.acquire("sha512:00", layer.open), "LAYER_STORE");
+  });
+});
+
+test("a damaged entry (index digest mismatch, missing or invalid meta.json) is rebuilt", async () => {
+  await withStore(async (dir) => {
+    const layer = await layerOf([{ name: "f", body: "content" }]);
+    const notes: string[] = [];
+    const store = await LayerStore.open(dir, { maxBytes: BIG, onNote: (m) => notes.push(m) });
+    const e = await store.acquire(layer.diffId, layer.open);
+    const damage = [
+      () => writeFile(path.join(e.dir, "index.v8"), '{"version":1}'),
+      () => rm(path.join(e.dir, "meta.json")),
+      () => writeFile(path.join(e.dir, "meta.json"), "{not json"),
+      () => rm(path.join(e.dir, "tree"), { recursive: true }),
+    ];
+    for (const d of damage) {
+      await d();
+      const again = await store.acquire(layer.diffId, layer.open);
+      assert.equal(again.hit, false, "re-extracted");
+      assert.equal(await readFile(path.join(again.tree, "f"), "utf8"), "content");
+    }
+    assert.equal(notes.filter((n) => n.includes("damaged")).length, damage.length);
+  });
+});
+
+test("leftovers of crashed processes (tmp dirs, leases) are removed when the store opens", async () => {
+  await withStore(async (dir) => {
+    const dead = deadPid();
+    const store = await LayerStore.open(dir, { maxBytes: BIG });
+    void store;
+    const half = path.join(dir, "tmp", `${dead}-abcdef-0123`);
+    await mkdir(path.join(half, "tree", "usr"), { recursive: true });
+    const live = path.join(dir, "tmp", `${process.pid}-mine`);
+    await mkdir(live);
+    await mkdir(path.join(dir, "leases", "ff".repeat(32)), { recursive: true });
+    await writeFile(path.join(dir, "leases", "ff".repeat(32), `${dead}-x`), "");
+    await LayerStore.open(dir, { maxBytes: BIG });
+    assert.deepEqual(await readdir(path.join(dir, "tmp")), [`${process.pid}-mine`]);
+    assert.deepEqual(await readdir(path.join(dir, "leases")), []);
+  });
+});
+
+test("eviction removes least-recently-used entries down to the limit and skips leased ones", async () => {
+  await withStore(async (dir) => {
+    const layers = await Promise.all([1, 2, 3].map((i) => layerOf([{ name: `f${i}`, body: "x".repeat(10000 * i) }])));
+    let clock = Date.parse("2026-01-01T00:00:00Z");
+    const now = (): Date => new Date((clock += 1000));
+    const holder = await LayerStore.open(dir, { maxBytes: BIG, now });
+    const other = await LayerStore.open(dir, { maxBytes: BIG, now });
+    const e1 = await holder.acquire(layers[0]!.diffId, layers[0]!.open); // oldest, but stays leased
+    const e2 = await other.acquire(layers[1]!.diffId, layers[1]!.open);
+    const e3 = await other.acquire(layers[2]!.diffId, layers[2]!.open);
+    await other.release();
+    const total = e1.bytes + e2.bytes + e3.bytes;
+    assert.deepEqual(await other.usage(), { entries: 3, bytes: total });
+    const r = await other.evict(e1.bytes + e3.bytes);
+    assert.deepEqual(r.evicted, [e2.diffId], "the oldest unleased entry goes; the leased one stays");
+    assert.equal(r.bytes, e2.bytes);
+    assert.equal((await other.usage()).bytes, e1.bytes + e3.bytes);
+    const r2 = await other.evict(0);
+    assert.deepEqual(r2.evicted, [e3.diffId]);
+    assert.ok((await lstat(e1.tree)).isDirectory(), "leased entry kept");
+    await holder.release();
+    assert.deepEqual((await other.evict(0)).evicted, [e1.diffId]);
+    assert.deepEqual(await other.usage(), { entries: 0, bytes: 0 });
+  });
+});
+
+test("publishing evicts down to --layer-store-max-size", async () => {
+  await withStore(async (dir) => {
+    const a = await layerOf([{ name: "a", body: "a".repeat(50000) }]);
+    const b = await layerOf([{ name: "b", body: "b".repeat(50000) }]);
+    const s1 = await LayerStore.open(dir, { maxBytes: 100000 });
+    await s1.acquire(a.diffId, a.open);
+    await s1.release();
+    const s2 = await LayerStore.open(dir, { maxBytes: 100000 });
+    await s2.acquire(b.diffId, b.open);
+    assert.deepEqual(await readdir(path.join(dir, "layers", "sha256")), [hexOf(b.diffId)]);
+  });
+});
+
+test("whiteouts become overlay whiteouts and opaque markers trusted.overlay.opaque", { skip: !isRoot() }, async () => {
+  await withStore(async (dir) => {
+    const layer = await layerOf([
+      { name: "etc/", type: "dir", mode: 0o755 },
+      { name: "etc/.wh.motd", body: "" },
+      { name: "var/", type: "dir", mode: 0o700 },
+      { name: "var/.wh..wh..opq", body: "" },
+      { name: "var/new", body: "n" },
+    ]);
+    const store = await LayerStore.open(dir, { maxBytes: BIG });
+    const e = await store.acquire(layer.diffId, layer.open);
+    const wh = await lstat(path.join(e.tree, "etc/motd"));
+    assert.ok(wh.isCharacterDevice() && wh.rdev === 0, "0/0 character device");
+    const opq = execFileSync("getfattr", [
+      "--absolute-names",
+      "--only-values",
+      "-n",
+      "trusted.overlay.opaque",
+      path.join(e.tree, "var"),
+    ]);
+    assert.equal(opq.toString(), "y");
+    assert.deepEqual(e.index.whiteouts, ["/etc/motd"]);
+    assert.deepEqual(e.index.opaqueDirs, ["/var"]);
+    assert.ok(!e.index.entries.has("/etc/motd"), "whiteout nodes are not index entries");
+    assert.equal(e.index.entries.get("/var")?.mode, 0o700);
+  });
+});
+
+test("parseSize", () => {
+  assert.equal(parseSize("20GiB"), 20 * 1024 ** 3);
+  assert.equal(parseSize("500MB"), 500_000_000);
+  assert.equal(parseSize("1.5g"), 1.5 * 1024 ** 3);
+  assert.equal(parseSize("4096"), 4096);
+  assert.throws(() => parseSize("lots"), /invalid size/);
+  assert.throws(() => parseSize("5 parsecs"), /invalid size/);
+});
+
+test("when another process publishes the same layer first, the second copy is discarded", async () => {
+  await withStore(async (dir) => {
+    const layer = await layerOf([{ name: "f", body: "same" }]);
+    const a = await LayerStore.open(dir, { maxBytes: BIG });
+    const b = await LayerStore.open(dir, { maxBytes: BIG });
+    let bResult: Awaited<ReturnType<LayerStore["acquire"]>> | undefined;
+    const aResult = await a.acquire(layer.diffId, async () => {
+      bResult = await b.acquire(layer.diffId, layer.open); // b wins the race while a is extracting
+      return layer.open();
+    });
+    assert.equal(bResult?.hit, false);
+    assert.equal(aResult.hit, true, "a uses b's published entry");
+    assert.equal(aResult.dir, bResult?.dir);
+    assert.deepEqual(await readdir(path.join(dir, "tmp")), []);
+    assert.deepEqual(await readdir(path.join(dir, "layers", "sha256")), [hexOf(layer.diffId)]);
+  });
+});

@@ -1,0 +1,374 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { pipeline, Transform } from "node:stream";
+import type { Readable } from "node:stream";
+import { KilnError } from "../../common/errors.js";
+import { applyLayer } from "../apply-layer.js";
+import { FileIndex } from "../file-index.js";
+import { indexDigest, parseLayerIndex, serializeLayerIndex } from "./layer-index.js";
+import type { LayerIndex } from "./layer-index.js";
+
+/** Options of {@link LayerStore.open}. */
+export interface LayerStoreOptions {
+  /** Size limit in bytes; after publishing an entry, least-recently-used unleased entries are evicted. */
+  maxBytes: number;
+  now?: () => Date;
+  /** Notes about the store's upkeep (corrupted entries rebuilt, entries evicted); never errors. */
+  onNote?: (message: string) => void;
+}
+
+/** One layer held by the store (leased by this {@link LayerStore} until {@link LayerStore.release}). */
+export interface StoredLayer {
+  readonly diffId: string;
+  /** The entry directory `DIR/layers/sha256/<hex>`. */
+  readonly dir: string;
+  /** The unpacked layer: an overlayfs lower directory (overlay whiteouts and opaque xattrs). */
+  readonly tree: string;
+  /** `tree` relative to {@link LayerStore.layersDir} (short overlay mount options). */
+  readonly relTree: string;
+  readonly index: LayerIndex;
+  /** Disk use of the entry (file sizes rounded up to 4 KiB blocks, plus directories and the index). */
+  readonly bytes: number;
+  /** True when the entry was already in the store; false when this call extracted it. */
+  readonly hit: boolean;
+  /** Entries the extraction skipped (see ApplyResult.skipped); empty on a hit. */
+  readonly skipped: readonly { path: string; reason: string }[];
+}
+
+/** How much the store holds. */
+export interface StoreUsage {
+  entries: number;
+  bytes: number;
+}
+
+interface Meta {
+  version: 1;
+  diffId: string;
+  bytes: number;
+  files: number;
+  indexSha256: string;
+  created: string;
+  lastUsed: string;
+}
+
+const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
+
+/** True when a process with this pid exists (EPERM: it exists but is not ours). */
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function code(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/**
+ * A persistent directory of unpacked layers keyed by diffID, shared safely by several kiln processes:
+ *
+ * - `layers/sha256/<hex>/` holds `tree/` (the layer alone, OCI whiteouts turned into overlay whiteouts),
+ *   `index.v8` (its entries, see {@link LayerIndex}) and `meta.json` (diffID, size, file count, sha256 of
+ *   index.v8, created/last-used). Entries are extracted into `tmp/<pid>-<random>/`, verified against
+ *   the diffID (sha256 of the uncompressed stream) and published by one atomic rename; when two
+ *   processes extract the same layer the second rename fails and that copy is discarded.
+ * - `leases/<hex>/<pid>-<random>` marks an entry in use; leases of dead processes are stale. Eviction
+ *   (least recently used first, down to the size limit) skips leased entries: it renames an entry away
+ *   first and puts it back when a lease appeared meanwhile.
+ * - An entry whose meta.json is missing or invalid, or whose index.v8 does not match its recorded
+ *   digest, is deleted and extracted again. File contents are not re-hashed on each use.
+ * - Leftover `tmp/` directories of dead processes are removed when a store is opened.
+ *
+ * The store must be shared only by processes of one pid namespace (leases name pids).
+ */
+export class LayerStore {
+  readonly dir: string;
+  /** `DIR/layers/sha256`: the parent of every entry. */
+  readonly layersDir: string;
+  readonly maxBytes: number;
+  readonly #tmpDir: string;
+  readonly #leasesDir: string;
+  readonly #leaseId = `${process.pid}-${randomBytes(6).toString("hex")}`;
+  readonly #leased = new Set<string>();
+  readonly #now: () => Date;
+  readonly #note: (message: string) => void;
+
+  private constructor(dir: string, opts: LayerStoreOptions) {
+    this.dir = path.resolve(dir);
+    this.layersDir = path.join(this.dir, "layers", "sha256");
+    this.#tmpDir = path.join(this.dir, "tmp");
+    this.#leasesDir = path.join(this.dir, "leases");
+    this.maxBytes = opts.maxBytes;
+    this.#now = opts.now ?? (() => new Date());
+    this.#note = opts.onNote ?? (() => undefined);
+  }
+
+  /**
+   * Opens (creating) the store at `dir` and removes what crashed processes left behind.
+   * @throws KilnError LAYER_STORE when the directory cannot be created.
+   */
+  static async open(dir: string, opts: LayerStoreOptions): Promise<LayerStore> {
+    const s = new LayerStore(dir, opts);
+    try {
+      for (const d of [s.layersDir, s.#tmpDir, s.#leasesDir]) await mkdir(d, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new KilnError("LAYER_STORE", `cannot create the layer store ${s.dir}: ${String(e)}; check --layer-store`, {
+        cause: e,
+      });
+    }
+    await s.cleanStale();
+    return s;
+  }
+
+  /** Directory for `RUN --mount=type=cache` directories kept with the store. */
+  get cacheMountsDir(): string {
+    return path.join(this.dir, "cache-mounts");
+  }
+
+  /** Removes tmp directories and leases of processes that no longer exist. */
+  async cleanStale(): Promise<void> {
+    for (const name of await readdir(this.#tmpDir).catch(() => [] as string[])) {
+      if (!pidAlive(Number(name.split("-")[0])))
+        await rm(path.join(this.#tmpDir, name), { recursive: true, force: true });
+    }
+    for (const hex of await readdir(this.#leasesDir).catch(() => [] as string[])) {
+      await this.#liveLeases(hex);
+      await rmdir(path.join(this.#leasesDir, hex)).catch(() => undefined); // only when empty
+    }
+  }
+
+  /**
+   * Leases the entry of `diffId` and returns it: from the store when present and intact (a hit), else
+   * extracted from `open()` (the layer's uncompressed tar), verified and published (a miss). The lease
+   * lasts until {@link release}.
+   * @throws KilnError LAYER_STORE_DIGEST when the stream's sha256 is not `diffId` (nothing is stored);
+   *   LAYER_UNSAFE / LAYER_APPLY from extraction.
+   */
+  async acquire(diffId: string, open: () => Promise<Readable>, signal?: AbortSignal): Promise<StoredLayer> {
+    const hex = DIFF_ID.exec(diffId)?.[1];
+    if (hex === undefined)
+      throw new KilnError("LAYER_STORE", `layer store: unsupported diffID ${diffId} (sha256 only)`);
+    await this.#lease(hex);
+    const found = await this.#load(hex, diffId);
+    if (found) return found;
+    const tmp = path.join(this.#tmpDir, `${this.#leaseId}-${randomBytes(4).toString("hex")}`);
+    const tree = path.join(tmp, "tree");
+    try {
+      await mkdir(tree, { recursive: true, mode: 0o755 });
+      const index = new FileIndex();
+      const hash = createHash("sha256");
+      const hasher = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          hash.update(chunk);
+          cb(null, chunk);
+        },
+      });
+      pipeline(await open(), hasher, () => undefined);
+      const r = await applyLayer(tree, hasher, { index, overlayWhiteouts: true, ...(signal ? { signal } : {}) });
+      const got = `sha256:${hash.digest("hex")}`;
+      if (got !== diffId) {
+        throw new KilnError(
+          "LAYER_STORE_DIGEST",
+          `layer ${diffId}: its uncompressed content has digest ${got}; nothing was stored (the blob is corrupted or the image config lists a wrong diff_id)`,
+        );
+      }
+      const info = r.overlay ?? { whiteouts: [], opaqueDirs: [], implicitDirs: [] };
+      const data = serializeLayerIndex(diffId, index, info);
+      let bytes = data.length;
+      let files = 0;
+      for (const p of index.paths()) {
+        const e = index.getClean(p);
+        if (e?.type === "file") {
+          files++;
+          bytes += Math.ceil(e.size / 4096) * 4096;
+        } else if (e?.type === "dir") bytes += 4096;
+      }
+      const now = this.#now().toISOString();
+      const meta: Meta = {
+        version: 1,
+        diffId,
+        bytes,
+        files,
+        indexSha256: indexDigest(data),
+        created: now,
+        lastUsed: now,
+      };
+      await writeFile(path.join(tmp, "index.v8"), data);
+      await writeFile(path.join(tmp, "meta.json"), JSON.stringify(meta));
+      const final = path.join(this.layersDir, hex);
+      try {
+        await rename(tmp, final);
+        await this.evict().catch(() => undefined);
+      } catch (e) {
+        if (code(e) !== "ENOTEMPTY" && code(e) !== "EEXIST") throw e;
+        // Another process published it first: use theirs.
+        await rm(tmp, { recursive: true, force: true });
+        const winner = await this.#load(hex, diffId);
+        if (winner) return winner;
+        throw new KilnError("LAYER_STORE", `layer store ${this.dir}: entry ${diffId} vanished while it was published`);
+      }
+      return {
+        diffId,
+        dir: final,
+        tree: path.join(final, "tree"),
+        relTree: `${hex}/tree`,
+        index: parseLayerIndex(data, diffId),
+        bytes,
+        hit: false,
+        skipped: r.skipped,
+      };
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Ends every lease this instance holds (the entries become evictable). */
+  async release(): Promise<void> {
+    for (const hex of this.#leased) await unlink(path.join(this.#leasesDir, hex, this.#leaseId)).catch(() => undefined);
+    this.#leased.clear();
+  }
+
+  /** Number of entries and their recorded disk use. */
+  async usage(): Promise<StoreUsage> {
+    const list = await this.#list();
+    return { entries: list.length, bytes: list.reduce((n, e) => n + e.bytes, 0) };
+  }
+
+  /**
+   * Deletes least-recently-used entries that nobody leases until the store holds at most `maxBytes`.
+   * Returns the evicted diffIDs and the bytes freed.
+   */
+  async evict(maxBytes = this.maxBytes): Promise<{ evicted: string[]; bytes: number }> {
+    const list = await this.#list();
+    let total = list.reduce((n, e) => n + e.bytes, 0);
+    const out = { evicted: [] as string[], bytes: 0 };
+    list.sort((a, b) => (a.lastUsed < b.lastUsed ? -1 : a.lastUsed > b.lastUsed ? 1 : 0));
+    for (const e of list) {
+      if (total <= maxBytes) break;
+      if (this.#leased.has(e.hex) || (await this.#liveLeases(e.hex)) > 0) continue;
+      const final = path.join(this.layersDir, e.hex);
+      const away = path.join(this.#tmpDir, `${this.#leaseId}-evict-${e.hex.slice(0, 12)}`);
+      try {
+        await rename(final, away);
+      } catch {
+        continue; // gone or being replaced by another process
+      }
+      if ((await this.#liveLeases(e.hex)) > 0) {
+        // Leased between the check and the rename: put it back (or drop ours if it was re-published).
+        await rename(away, final).catch(() => rm(away, { recursive: true, force: true }));
+        continue;
+      }
+      await rm(away, { recursive: true, force: true });
+      total -= e.bytes;
+      out.evicted.push(e.diffId);
+      out.bytes += e.bytes;
+      this.#note(`layer store: evicted ${e.diffId} (${e.bytes} bytes, last used ${e.lastUsed})`);
+    }
+    return out;
+  }
+
+  async #lease(hex: string): Promise<void> {
+    const dir = path.join(this.#leasesDir, hex);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        await writeFile(path.join(dir, this.#leaseId), "");
+        break;
+      } catch (e) {
+        if (code(e) !== "ENOENT" || attempt >= 5) {
+          throw new KilnError("LAYER_STORE", `cannot lease an entry of the layer store ${this.dir}: ${String(e)}`, {
+            cause: e,
+          });
+        }
+      }
+    }
+    this.#leased.add(hex);
+  }
+
+  /** Number of live leases of an entry; removes stale ones. */
+  async #liveLeases(hex: string): Promise<number> {
+    const dir = path.join(this.#leasesDir, hex);
+    let n = 0;
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (pidAlive(Number(name.split("-")[0]))) n++;
+      else await unlink(path.join(dir, name)).catch(() => undefined);
+    }
+    return n;
+  }
+
+  /** Loads and checks an entry; a damaged one is deleted (undefined: extract it again). */
+  async #load(hex: string, diffId: string): Promise<StoredLayer | undefined> {
+    const dir = path.join(this.layersDir, hex);
+    let meta: Meta;
+    let index: LayerIndex;
+    try {
+      let metaText: string;
+      try {
+        metaText = await readFile(path.join(dir, "meta.json"), "utf8");
+      } catch (e) {
+        if (code(e) === "ENOENT" && !(await exists(dir))) return undefined;
+        throw new Error("meta.json is missing or unreadable");
+      }
+      meta = JSON.parse(metaText) as Meta;
+      if (meta.version !== 1 || meta.diffId !== diffId || typeof meta.indexSha256 !== "string") {
+        throw new Error("meta.json is invalid");
+      }
+      const data = await readFile(path.join(dir, "index.v8"));
+      if (indexDigest(data) !== meta.indexSha256) throw new Error("index.v8 does not match its recorded digest");
+      index = parseLayerIndex(data, diffId);
+      if (!(await stat(path.join(dir, "tree"))).isDirectory()) throw new Error("tree/ is not a directory");
+    } catch (e) {
+      if (!(await exists(dir))) return undefined; // evicted or replaced meanwhile
+      this.#note(
+        `layer store: entry ${diffId} is damaged (${e instanceof Error ? e.message : String(e)}); rebuilding it`,
+      );
+      const away = path.join(this.#tmpDir, `${this.#leaseId}-bad-${randomBytes(4).toString("hex")}`);
+      await rename(dir, away).catch(() => undefined);
+      await rm(away, { recursive: true, force: true });
+      return undefined;
+    }
+    meta.lastUsed = this.#now().toISOString();
+    const tmpMeta = path.join(dir, `meta.json.${this.#leaseId}`);
+    await writeFile(tmpMeta, JSON.stringify(meta))
+      .then(() => rename(tmpMeta, path.join(dir, "meta.json")))
+      .catch(() => rm(tmpMeta, { force: true }));
+    return {
+      diffId,
+      dir,
+      tree: path.join(dir, "tree"),
+      relTree: `${hex}/tree`,
+      index,
+      bytes: meta.bytes,
+      hit: true,
+      skipped: [],
+    };
+  }
+
+  async #list(): Promise<{ hex: string; diffId: string; bytes: number; lastUsed: string }[]> {
+    const out: { hex: string; diffId: string; bytes: number; lastUsed: string }[] = [];
+    for (const hex of await readdir(this.layersDir).catch(() => [] as string[])) {
+      try {
+        const m = JSON.parse(await readFile(path.join(this.layersDir, hex, "meta.json"), "utf8")) as Meta;
+        out.push({ hex, diffId: m.diffId, bytes: Number(m.bytes) || 0, lastUsed: String(m.lastUsed) });
+      } catch {
+        // being published, evicted or damaged: not counted (a damaged entry is rebuilt when used)
+      }
+    }
+    return out;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,78 @@
+import { readFile } from "node:fs/promises";
+import { KilnError } from "../../common/errors.js";
+import type { Credentials } from "../credentials.js";
+import { isLoopbackHost, requestJson, stringField } from "./http.js";
+import type { CredentialProvider, ProviderContext } from "./types.js";
+
+/** The username ACR accepts with a refresh token from `/oauth2/exchange` as password. */
+export const ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000";
+const ARM_SCOPE = "https://management.azure.com/.default";
+const DEFAULT_AUTHORITY = "https://login.microsoftonline.com/";
+
+/** True for Azure Container Registry hosts (`<name>.azurecr.io` and the sovereign clouds' suffixes). */
+export function isAzureRegistry(registry: string): boolean {
+  return /^[a-z0-9][a-z0-9-]*\.azurecr\.(io|cn|de|us)$/i.test(registry);
+}
+
+function fail(registry: string, message: string, cause?: unknown): KilnError {
+  return new KilnError(
+    "CREDENTIAL_PROVIDER_FAILED",
+    `ACR credentials for ${registry}: ${message}`,
+    cause ? { cause } : undefined,
+  );
+}
+
+/** An Azure AD access token for ARM, by client secret or workload identity (federated token file). */
+async function aadToken(
+  registry: string,
+  ctx: ProviderContext,
+): Promise<{ token: string; tenant: string } | undefined> {
+  const { env } = ctx;
+  const tenant = env.AZURE_TENANT_ID;
+  const clientId = env.AZURE_CLIENT_ID;
+  if (!tenant || !clientId) return undefined;
+  const form: Record<string, string> = { grant_type: "client_credentials", client_id: clientId, scope: ARM_SCOPE };
+  if (env.AZURE_CLIENT_SECRET) {
+    form.client_secret = env.AZURE_CLIENT_SECRET;
+  } else if (env.AZURE_FEDERATED_TOKEN_FILE) {
+    let assertion: string;
+    try {
+      assertion = (await readFile(env.AZURE_FEDERATED_TOKEN_FILE, "utf8")).trim();
+    } catch (e) {
+      throw fail(registry, `cannot read AZURE_FEDERATED_TOKEN_FILE ${env.AZURE_FEDERATED_TOKEN_FILE}`, e);
+    }
+    form.client_assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+    form.client_assertion = assertion;
+  } else {
+    return undefined;
+  }
+  const authority = (env.AZURE_AUTHORITY_HOST || DEFAULT_AUTHORITY).replace(/\/*$/, "/");
+  const url = new URL(`${encodeURIComponent(tenant)}/oauth2/v2.0/token`, authority);
+  const res = await requestJson({ url, form, provider: "Azure AD", timeoutMs: ctx.timeoutMs });
+  return { token: stringField(res, "access_token", "Azure AD", url.host), tenant };
+}
+
+/**
+ * Azure Container Registry (`acr-env`, `acr`): an Azure AD token for the service principal in
+ * `AZURE_CLIENT_ID`/`AZURE_TENANT_ID` with `AZURE_CLIENT_SECRET`, or workload identity
+ * (`AZURE_FEDERATED_TOKEN_FILE`), from `AZURE_AUTHORITY_HOST` (default login.microsoftonline.com),
+ * exchanged at `https://<registry>/oauth2/exchange` for an ACR refresh token, used as the password
+ * of user `00000000-0000-0000-0000-000000000000`. Answers nothing when no identity is configured.
+ */
+export const acrProvider: CredentialProvider = {
+  name: "acr",
+  matches: (registry) => isAzureRegistry(registry),
+  async get(registry: string, ctx: ProviderContext): Promise<Credentials | undefined> {
+    const aad = await aadToken(registry, ctx);
+    if (aad === undefined) return undefined;
+    const scheme = isLoopbackHost(registry) ? "http" : "https";
+    const url = new URL(`${scheme}://${registry}/oauth2/exchange`);
+    const res = await requestJson({
+      url,
+      form: { grant_type: "access_token", service: registry, tenant: aad.tenant, access_token: aad.token },
+      provider: "ACR",
+      timeoutMs: ctx.timeoutMs,
+    });
+    return { username: ACR_TOKEN_USER, password: stringField(res, "refresh_token", "ACR", url.host) };
+  },
+};

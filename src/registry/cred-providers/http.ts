@@ -1,0 +1,98 @@
+import { request } from "undici";
+import { KilnError } from "../../common/errors.js";
+
+/** A successful JSON answer of a token endpoint. */
+export type JsonObject = Record<string, unknown>;
+
+/** Where a token request goes and what it is for (used in error messages; never the body). */
+export interface TokenRequest {
+  url: URL;
+  method?: "GET" | "POST";
+  headers?: Record<string, string>;
+  /** `application/x-www-form-urlencoded` body. */
+  form?: Record<string, string>;
+  /** e.g. "ECR", "Google", "Azure AD" — names the provider in errors. */
+  provider: string;
+  timeoutMs: number;
+}
+
+/** The URL without query or credentials, safe for messages. */
+export function safeUrl(u: URL): string {
+  return `${u.protocol}//${u.host}${u.pathname}`;
+}
+
+/**
+ * Sends one token request and parses its JSON answer. Errors name the provider and the endpoint
+ * (never the query, the body or the answer, which may hold secrets) and say what to check.
+ */
+export async function requestJson(r: TokenRequest): Promise<JsonObject> {
+  const headers: Record<string, string> = { accept: "application/json", ...r.headers };
+  let body: string | undefined;
+  if (r.form !== undefined) {
+    headers["content-type"] = "application/x-www-form-urlencoded";
+    body = new URLSearchParams(r.form).toString();
+  }
+  let status: number;
+  let text: string;
+  try {
+    const res = await request(r.url, {
+      method: r.method ?? (body !== undefined ? "POST" : "GET"),
+      headers,
+      ...(body !== undefined ? { body } : {}),
+      signal: AbortSignal.timeout(r.timeoutMs),
+    });
+    status = res.statusCode;
+    text = await res.body.text();
+  } catch (e) {
+    throw new KilnError(
+      "CREDENTIAL_PROVIDER_FAILED",
+      `${r.provider} credentials: cannot reach ${safeUrl(r.url)}: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  if (status < 200 || status >= 300) {
+    throw new KilnError(
+      "CREDENTIAL_PROVIDER_FAILED",
+      `${r.provider} credentials: ${safeUrl(r.url)} answered HTTP ${status}${oauthError(text)}; check the identity's configuration and permissions`,
+    );
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) return parsed as JsonObject;
+  } catch {
+    // fall through
+  }
+  throw new KilnError(
+    "CREDENTIAL_PROVIDER_FAILED",
+    `${r.provider} credentials: ${safeUrl(r.url)} did not answer a JSON object`,
+  );
+}
+
+/** The OAuth2 `error` code of an error answer (a fixed vocabulary, safe to show), if any. */
+function oauthError(text: string): string {
+  try {
+    const j = JSON.parse(text) as { error?: unknown };
+    if (typeof j.error === "string" && /^[a-z_]{1,64}$/.test(j.error)) return ` (${j.error})`;
+  } catch {
+    // not JSON
+  }
+  return "";
+}
+
+/** A non-empty string field of a JSON answer, or a clear error. */
+export function stringField(j: JsonObject, field: string, provider: string, where: string): string {
+  const v = j[field];
+  if (typeof v !== "string" || v === "") {
+    throw new KilnError(
+      "CREDENTIAL_PROVIDER_FAILED",
+      `${provider} credentials: the answer of ${where} has no "${field}"`,
+    );
+  }
+  return v;
+}
+
+/** True for registry hosts on the loopback interface (tests), where token exchanges use plain HTTP. */
+export function isLoopbackHost(registry: string): boolean {
+  const host = registry.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
+}

@@ -1,0 +1,195 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { lstat, readdir, readFile, readlink } from "node:fs/promises";
+import path from "node:path";
+import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
+import { type TestRegistry } from "../support/registry.js";
+import { removeDir, tempDir } from "../support/tmp.js";
+import { unpackWithUmoci, writeTree } from "../integration/helpers.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
+
+/** sha256 over every path of a directory tree: type, mode, owner, size, content, link target. */
+async function treeHash(dir: string): Promise<string> {
+  const h = createHash("sha256");
+  const walk = async (rel: string): Promise<void> => {
+    for (const n of (await readdir(path.join(dir, rel))).sort()) {
+      const r = path.join(rel, n);
+      const host = path.join(dir, r);
+      const st = await lstat(host);
+      h.update(`${r} ${st.mode} ${st.uid}:${st.gid} ${st.size} ${st.mtimeMs} ${st.rdev}\n`);
+      if (st.isFile()) h.update(await readFile(host));
+      else if (st.isSymbolicLink()) h.update(await readlink(host));
+      else if (st.isDirectory()) await walk(r);
+    }
+  };
+  await walk("");
+  return h.digest("hex");
+}
+
+async function mountsLeft(under: string): Promise<string[]> {
+  return (await readFile("/proc/self/mountinfo", "utf8")).split("\n").filter((l) => l.includes(under));
+}
+
+const storeAvailable = process.getuid?.() === 0;
+
+// Builds against the real registry with --layer-store: warm builds mount the stored base layers
+// instead of extracting them, and every image is byte-identical to a build without the store.
+describe("--layer-store builds", { skip: !storeAvailable && "needs root (overlay mounts)" }, () => {
+  let reg: TestRegistry;
+  let base: string;
+  let work: string;
+  let n = 0;
+  before(async () => {
+    ({ reg, base } = await startBusyboxRegistry());
+    work = await tempDir("layer-store-build");
+  });
+  after(async () => {
+    await reg?.stop();
+    if (work) await removeDir(work);
+  });
+
+  /** Builds `ctx` to a fresh tag; returns the result and the pushed digest. */
+  const buildIt = async (ctx: string, extra: string[]): Promise<{ r: RunKilnResult; digest: string; ref: string }> => {
+    const ref = `${reg.host}/store:t${n++}`;
+    const digestFile = path.join(work, `digest-${n}`);
+    const r = await runKiln([
+      "build",
+      "--context",
+      ctx,
+      "--destination",
+      ref,
+      "--insecure",
+      "--insecure-pull",
+      "--reproducible",
+      "--digest-file",
+      digestFile,
+      "--kaniko-dir",
+      path.join(work, "state"),
+      "-v",
+      "debug",
+      ...extra,
+    ]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    return { r, digest: await readFile(digestFile, "utf8"), ref };
+  };
+
+  test("the second build mounts the stored base (no extract phase) and pushes the same image", async () => {
+    const ctx = path.join(work, "warm");
+    await writeTree(ctx, {
+      Dockerfile: [
+        `FROM ${base}`,
+        "COPY app.txt /app/app.txt",
+        "RUN echo built > /app/built && rm /bin/vi && echo more >> /etc/passwd && ln /bin/busybox /app/bb && ln /app/built /app/built2",
+        "WORKDIR /app/w",
+        "RUN ls -la /app > /app/listing",
+        "",
+      ].join("\n"),
+      "app.txt": "app\n",
+    });
+    const store = path.join(work, "store-warm");
+    const cold = await buildIt(ctx, ["--layer-store", store]);
+    const log = (b: { r: RunKilnResult }): string => b.r.stdout + b.r.stderr;
+    assert.match(log(cold), /phase extract/);
+    assert.match(log(cold), /0 of 1 layers of stage 0 found, 1 extracted/);
+    const warm = await buildIt(ctx, ["--layer-store", store]);
+    assert.doesNotMatch(log(warm), /phase extract/);
+    assert.match(log(warm), /1 of 1 layers of stage 0 found, 0 extracted/);
+    const plain = await buildIt(ctx, []);
+    assert.equal(cold.digest, plain.digest);
+    assert.equal(warm.digest, plain.digest);
+    assert.deepEqual(await mountsLeft(path.join(work, "state")), [], "no mount left behind");
+  });
+
+  test("a base with whiteouts and opaque directories across layers gives the same image", async () => {
+    // The base's second layer removes files (whiteouts) and replaces a directory (opaque).
+    const baseCtx = path.join(work, "wh-base");
+    await writeTree(baseCtx, {
+      Dockerfile: [
+        `FROM ${base}`,
+        "RUN mkdir -p /d/sub /e && echo 1 > /d/f && echo 2 > /d/sub/g && echo 3 > /e/h && echo 4 > /e/i",
+        "RUN rm -rf /d && mkdir /d && echo new > /d/n && rm /e/h /bin/vi",
+        "",
+      ].join("\n"),
+    });
+    const whBase = await buildIt(baseCtx, []);
+    const ctx = path.join(work, "wh");
+    await writeTree(ctx, {
+      Dockerfile: [
+        `FROM ${whBase.ref}`,
+        "RUN (find /d /e | sort; ls /bin | wc -l) > /out.txt && echo x > /e/i",
+        "",
+      ].join("\n"),
+    });
+    const store = path.join(work, "store-wh");
+    const cold = await buildIt(ctx, ["--layer-store", store]);
+    const warm = await buildIt(ctx, ["--layer-store", store]);
+    const plain = await buildIt(ctx, []);
+    assert.equal(cold.digest, plain.digest);
+    assert.equal(warm.digest, plain.digest);
+    const rootfs = await unpackWithUmoci(warm.ref, path.join(work, "u-wh"));
+    const out = await readFile(path.join(rootfs, "out.txt"), "utf8");
+    assert.match(out, /^\/d\n\/d\/n\n\/e\n\/e\/i\n\d+\n$/);
+  });
+
+  test("a RUN that rewrites and deletes base files leaves the store untouched", async () => {
+    const store = path.join(work, "store-untouched");
+    const ctx = path.join(work, "untouched");
+    await writeTree(ctx, { Dockerfile: `FROM ${base}\nRUN true\n` });
+    await buildIt(ctx, ["--layer-store", store]);
+    const [hex] = await readdir(path.join(store, "layers", "sha256"));
+    const tree = path.join(store, "layers", "sha256", hex as string, "tree");
+    const before = await treeHash(tree);
+    await writeTree(ctx, {
+      Dockerfile: [
+        `FROM ${base}`,
+        "RUN echo root::0:0::/:/bin/sh > /etc/passwd && rm /bin/ls && chmod 700 /bin && touch /bin/busybox",
+        "RUN rm -rf /usr /var /etc/group && mkdir /usr && echo fresh > /usr/x",
+        "",
+      ].join("\n"),
+    });
+    await buildIt(ctx, ["--layer-store", store]);
+    assert.equal(await treeHash(tree), before);
+  });
+
+  test("multi-stage: handed-over roots, COPY --from a mounted stage, and cache hits applied onto a mounted root", async () => {
+    const ctx = path.join(work, "multi");
+    await writeTree(ctx, {
+      Dockerfile: [
+        `FROM ${base} AS a`,
+        "RUN echo a > /a && mkdir -p /opt/x && echo 1 > /opt/x/one",
+        "FROM a AS b",
+        "RUN echo b > /b && rm -rf /opt/x && mkdir /opt/x && echo 2 > /opt/x/two",
+        `FROM ${base}`,
+        "COPY --from=b /a /b /out/",
+        "COPY --from=b /opt /out/opt",
+        "RUN cat /out/a /out/b > /out/ab && ls -R /out > /out/listing",
+        "",
+      ].join("\n"),
+    });
+    const store = path.join(work, "store-multi");
+    const cache = ["--cache=true", `--cache-repo=${reg.host}/multi-cache`];
+    const first = await buildIt(ctx, ["--layer-store", store, ...cache]);
+    const second = await buildIt(ctx, ["--layer-store", store, ...cache]);
+    const plain = await buildIt(ctx, []);
+    assert.equal(first.digest, plain.digest);
+    assert.equal(second.digest, plain.digest);
+    const rootfs = await unpackWithUmoci(second.ref, path.join(work, "u-multi"));
+    assert.equal(await readFile(path.join(rootfs, "out", "ab"), "utf8"), "a\nb\n");
+    assert.match(await readFile(path.join(rootfs, "out", "listing"), "utf8"), /two/);
+    assert.doesNotMatch(await readFile(path.join(rootfs, "out", "listing"), "utf8"), /one/);
+    assert.deepEqual(await mountsLeft(path.join(work, "state")), []);
+  });
+
+  test("concurrent builds share one store", async () => {
+    const store = path.join(work, "store-shared");
+    const ctx = path.join(work, "shared");
+    await writeTree(ctx, { Dockerfile: `FROM ${base}\nRUN echo shared > /s\nCOPY Dockerfile /\n` });
+    const all = await Promise.all([0, 1, 2].map(() => buildIt(ctx, ["--layer-store", store])));
+    const plain = await buildIt(ctx, []);
+    for (const b of all) assert.equal(b.digest, plain.digest);
+    assert.equal((await readdir(path.join(store, "layers", "sha256"))).length, 1);
+    assert.deepEqual(await readdir(path.join(store, "tmp")), []);
+    assert.deepEqual(await mountsLeft(path.join(work, "state")), []);
+  });
+});
