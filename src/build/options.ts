@@ -26,6 +26,8 @@ export interface RegistryAccess {
    * google, ecr, acr, gitlab); undefined = all of them, [] = none.
    */
   credentialHelpers?: readonly ("env" | "google" | "ecr" | "acr" | "gitlab")[];
+  /** Azure cloud config file with the ACR service principal (kaniko's `--azure-container-registry-config`). */
+  azureContainerRegistryConfig?: string;
 }
 
 /** Fully resolved, validated options of one build. Frozen by {@link freezeOptions}. */

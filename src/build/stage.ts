@@ -374,6 +374,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         changes = { ...changes, changed: [...all].sort() };
       }
     } else if (out.snapshot.kind === "paths") {
+      svc.report({ kind: "info", message: "Taking snapshot of files..." });
       changes = await changesForPaths(root.dir, root.index, out.snapshot.paths, { ignore: svc.ignore });
     } else if (out.snapshot.kind === "entries") {
       // Entries that exist unchanged (the index stays valid): a layer holding just them.

@@ -162,6 +162,7 @@ export function toBuildOptions(
       skipDefaultRegistryFallback: o.skipDefaultRegistryFallback,
       pushRetry: o.pushRetry,
       ...credentialHelpersOption(o.credentialHelpers),
+      ...(o.azureContainerRegistryConfig ? { azureContainerRegistryConfig: o.azureContainerRegistryConfig } : {}),
     },
     snapshotMode: o.snapshotMode,
     pushIgnoreImmutableTagErrors: o.pushIgnoreImmutableTagErrors,

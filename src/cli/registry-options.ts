@@ -29,7 +29,12 @@ export function registryClientOptions(
     registryMap: r.registryMap,
     skipDefaultFallback: r.skipDefaultRegistryFallback,
     userAgent: `kiln/${KILN_VERSION}`,
-    keychain: dockerConfigKeychain(env, r.credentialHelpers ? { credentialHelpers: r.credentialHelpers } : {}),
+    keychain: dockerConfigKeychain(
+      r.azureContainerRegistryConfig
+        ? { ...env, AZURE_CONTAINER_REGISTRY_CONFIG: r.azureContainerRegistryConfig }
+        : env,
+      r.credentialHelpers ? { credentialHelpers: r.credentialHelpers } : {},
+    ),
     onEvent: (e) => report(transferEvent(e) ?? { kind: "debug", message: `registry: ${JSON.stringify(e)}` }),
   };
 }

@@ -277,6 +277,20 @@ describe("built-in credential providers (ECR, GCR/Artifact Registry, ACR) agains
       assert.deepEqual(await keychain.resolve(front.host, "team/app"), { username: ACR_USER, password: refresh });
     });
 
+    test("--azure-container-registry-config: the service principal from an azure.json → build + push", async () => {
+      const cfg = path.join(work, "acr", "azure.json");
+      await writeFile(
+        cfg,
+        JSON.stringify({ cloud: "AzurePublicCloud", tenantId: tenant, aadClientId: clientId, aadClientSecret: secret }),
+      );
+      const dest = `${front.host}/team/app:acr-config`;
+      const env = cleanEnv({ DOCKER_CONFIG: cfgDir, AZURE_AUTHORITY_HOST: aad.url });
+      const r = await build(ctx, dest, env, ["--azure-container-registry-config", cfg]);
+      assert.equal(r.code, 0, r.stderr);
+      for (const s of [secret, aadToken, refresh]) assert.doesNotMatch(r.stdout + r.stderr, new RegExp(s));
+      await assertPushed(dest, ACR_USER, refresh);
+    });
+
     test("a wrong client secret fails naming Azure AD and the HTTP status, never the secret", async () => {
       const keychain = dockerConfigKeychain({
         DOCKER_CONFIG: cfgDir,

@@ -92,6 +92,10 @@ export async function execRun(instr: RunInstruction, ctx: StepContext): Promise<
       mounts.push({ kind: "bind", source: file, target: HEREDOC_SCRIPT_PATH, readonly: true });
       argv = [HEREDOC_SCRIPT_PATH];
     }
+    // kaniko's lines for a RUN (Cmd/Args/Running), which CI log parsers look for.
+    ctx.report({ kind: "info", message: `Cmd: ${argv[0] ?? ""}` });
+    ctx.report({ kind: "info", message: `Args: [${argv.slice(1).join(" ")}]` });
+    ctx.report({ kind: "info", message: `Running: [${argv.join(" ")}]` });
     const t0 = Date.now();
     let result;
     try {

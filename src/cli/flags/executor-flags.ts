@@ -646,9 +646,10 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: "",
     valueName: "path",
     group: REG,
-    description: "Azure container registry configuration file.",
+    description:
+      "Azure cloud config file (azure.json: tenantId, aadClientId, aadClientSecret) the built-in ACR provider uses.",
     hidden: true,
-    implemented: false,
+    implemented: true,
   },
   ...loggingFlags(),
   // kiln

@@ -22,12 +22,43 @@ function fail(registry: string, message: string, cause?: unknown): KilnError {
   );
 }
 
+function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== "") out[k] = v;
+  return out;
+}
+
+/**
+ * The service principal of an Azure cloud-provider config file (kaniko's hidden
+ * `--azure-container-registry-config`, the Kubernetes `azure.json`: `tenantId`, `aadClientId`,
+ * `aadClientSecret`) as the environment variables the provider reads; variables that are set win.
+ */
+async function cloudConfig(registry: string, file: string | undefined): Promise<Record<string, string>> {
+  if (!file) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(file, "utf8"));
+  } catch (e) {
+    throw fail(registry, `cannot read the Azure config ${file} (--azure-container-registry-config; JSON expected)`, e);
+  }
+  const o = (typeof parsed === "object" && parsed !== null ? parsed : {}) as Record<string, unknown>;
+  const out: Record<string, string> = {};
+  const take = (key: string, envName: string): void => {
+    const v = o[key];
+    if (typeof v === "string" && v !== "") out[envName] = v;
+  };
+  take("tenantId", "AZURE_TENANT_ID");
+  take("aadClientId", "AZURE_CLIENT_ID");
+  take("aadClientSecret", "AZURE_CLIENT_SECRET");
+  return out;
+}
+
 /** An Azure AD access token for ARM, by client secret or workload identity (federated token file). */
 async function aadToken(
   registry: string,
   ctx: ProviderContext,
 ): Promise<{ token: string; tenant: string } | undefined> {
-  const { env } = ctx;
+  const env = { ...(await cloudConfig(registry, ctx.env.AZURE_CONTAINER_REGISTRY_CONFIG)), ...definedOnly(ctx.env) };
   const tenant = env.AZURE_TENANT_ID;
   const clientId = env.AZURE_CLIENT_ID;
   if (!tenant || !clientId) return undefined;
@@ -55,7 +86,8 @@ async function aadToken(
 /**
  * Azure Container Registry (`acr-env`, `acr`): an Azure AD token for the service principal in
  * `AZURE_CLIENT_ID`/`AZURE_TENANT_ID` with `AZURE_CLIENT_SECRET`, or workload identity
- * (`AZURE_FEDERATED_TOKEN_FILE`), from `AZURE_AUTHORITY_HOST` (default login.microsoftonline.com),
+ * (`AZURE_FEDERATED_TOKEN_FILE`) — or the service principal of the Azure config file named by
+ * `AZURE_CONTAINER_REGISTRY_CONFIG` (`--azure-container-registry-config`) — from `AZURE_AUTHORITY_HOST` (default login.microsoftonline.com),
  * exchanged at `https://<registry>/oauth2/exchange` for an ACR refresh token, used as the password
  * of user `00000000-0000-0000-0000-000000000000`. Answers nothing when no identity is configured.
  */
