@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
-import { rootCertificates } from "node:tls";
+import { X509Certificate } from "node:crypto";
+import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from "undici";
 import { KilnError } from "../common/errors.js";
 
@@ -24,7 +25,29 @@ function readPem(file: string, what: string): string {
   }
 }
 
-/** Extra CA PEMs from `SSL_CERT_FILE` and every file in `SSL_CERT_DIR` (unreadable entries skipped). */
+const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/** The distinct certificate blocks of PEM texts (bundles split; normalised line ends). */
+function distinctCertificates(pems: Iterable<string>): string[] {
+  const seen = new Set<string>();
+  for (const pem of pems) for (const block of pem.replace(/\r\n/g, "\n").match(PEM_BLOCK) ?? []) seen.add(block);
+  return [...seen];
+}
+
+function parsable(pem: string): boolean {
+  try {
+    new X509Certificate(pem);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Extra CA PEMs from `SSL_CERT_FILE` and every file in `SSL_CERT_DIR` (unreadable entries skipped), one
+ * entry per distinct certificate: Debian's /etc/ssl/certs holds each CA three times (its file, a hash
+ * symlink and the bundle), and every duplicate would be parsed again.
+ */
 export function envCaCertificates(env: Record<string, string | undefined>): string[] {
   const out: string[] = [];
   const file = env.SSL_CERT_FILE;
@@ -53,25 +76,44 @@ export function envCaCertificates(env: Record<string, string | undefined>): stri
       }
     }
   }
-  return out;
+  return distinctCertificates(out);
 }
 
-/** TLS connect options for one registry; `ca` is only set when extra CAs exist (Node roots kept). */
+/**
+ * TLS connect options for one registry. Extra CAs (Node's roots kept) and a client certificate go into
+ * one secure context built here, once per dispatcher: passed as plain `ca`/`cert` options, Node would
+ * parse every certificate again on each connection (hundreds of CAs from SSL_CERT_DIR cost ~200 ms per
+ * handshake on this class of machine).
+ */
 export function tlsOptions(
   opts: RegistryHostOptions,
   envCas: readonly string[],
-): { ca?: string[]; rejectUnauthorized: boolean; cert?: string; key?: string } {
+): { rejectUnauthorized: boolean; secureContext?: SecureContext } {
   const extra = [...envCas, ...(opts.caFiles ?? []).map((f) => readPem(f, "registry CA certificate"))];
-  return {
-    rejectUnauthorized: opts.skipTlsVerify !== true,
-    ...(extra.length > 0 ? { ca: [...rootCertificates, ...extra] } : {}),
-    ...(opts.clientCert
-      ? {
-          cert: readPem(opts.clientCert.cert, "registry client certificate"),
-          key: readPem(opts.clientCert.key, "registry client key"),
-        }
-      : {}),
-  };
+  const client = opts.clientCert
+    ? {
+        cert: readPem(opts.clientCert.cert, "registry client certificate"),
+        key: readPem(opts.clientCert.key, "registry client key"),
+      }
+    : undefined;
+  const rejectUnauthorized = opts.skipTlsVerify !== true;
+  if (extra.length === 0 && client === undefined) return { rejectUnauthorized };
+  const build = (cas: readonly string[]): SecureContext =>
+    createSecureContext({
+      ...(cas.length > 0 ? { ca: distinctCertificates([...rootCertificates, ...cas]) } : {}),
+      ...(client ?? {}),
+    });
+  try {
+    try {
+      return { rejectUnauthorized, secureContext: build(extra) };
+    } catch {
+      // OpenSSL skips unparsable files of SSL_CERT_DIR: do the same, keep explicit --registry-certificate files
+      const explicit = (opts.caFiles ?? []).map((f) => readPem(f, "registry CA certificate"));
+      return { rejectUnauthorized, secureContext: build([...envCas.filter(parsable), ...explicit]) };
+    }
+  } catch (e) {
+    throw new KilnError("TLS_CONFIG_INVALID", `invalid TLS certificate or key: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /**

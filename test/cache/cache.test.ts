@@ -247,6 +247,39 @@ describe("layer cache", () => {
     assert.equal(b.digest, a.digest);
   });
 
+  // The rest of kaniko's cache corpus, each through the backend its name implies (`_oci`: an OCI-layout
+  // cache, else the registry). The apt-get line of the _install files needs the network: an offline
+  // stand-in writes a file instead (it is the RUN's caching under test, not apt).
+  for (const name of [
+    "Dockerfile_test_cache_oci",
+    "Dockerfile_test_cache_copy",
+    "Dockerfile_test_cache_copy_oci",
+    "Dockerfile_test_cache_install",
+    "Dockerfile_test_cache_install_oci",
+    "Dockerfile_test_cache_perm_oci",
+  ]) {
+    test(`kaniko corpus ${name}: every step hits on the second build, byte-identical image`, async () => {
+      const text = (await corpusDockerfile(name, base)).replace(
+        /^RUN apt-get update && apt-get install -y make$/m,
+        "RUN mkdir -p /usr/share/doc/make && echo installed > /usr/share/doc/make/status",
+      );
+      const steps = text.split("\n").filter((l) => /^(RUN|COPY|ADD|WORKDIR) /.test(l)).length;
+      const ctx = path.join(work, `${name}-corpus-ctx`);
+      await writeTree(ctx, { Dockerfile: text, "context/foo": "foo\n", "context/bar/bat": "bat\n" });
+      const cacheRepo = name.endsWith("_oci")
+        ? `oci:${path.join(work, `${name}-corpus-cache`)}`
+        : `${reg.host}/corpus/${name.toLowerCase()}/cache`;
+      const cache = ["--cache-repo", cacheRepo, "--cache-copy-layers", "--insecure"];
+      const a = await buildLayout(ctx, `${name}-corpus-1`, cache);
+      assert.equal(misses(a.r), steps, a.r.stderr);
+      const b = await buildLayout(ctx, `${name}-corpus-2`, cache);
+      assert.equal(hits(b.r), steps, b.r.stderr);
+      assert.equal(misses(b.r), 0);
+      assert.doesNotMatch(b.r.stderr, /Taking snapshot/);
+      assert.equal(b.digest, a.digest);
+    });
+  }
+
   test("concurrent builds sharing one cache do not corrupt it", async () => {
     const ctx = path.join(work, "conc-ctx");
     await writeTree(ctx, {

@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, test } from "node:test";
+import { envCaCertificates, tlsOptions } from "./dispatcher.js";
+
+function selfSigned(dir: string, name: string): string {
+  const key = path.join(dir, `${name}.key`);
+  const crt = path.join(dir, `${name}.crt`);
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      `/CN=${name}`,
+      "-keyout",
+      key,
+      "-out",
+      crt,
+    ],
+    { stdio: "ignore" },
+  );
+  return crt;
+}
+
+describe("registry TLS options", () => {
+  test("SSL_CERT_DIR duplicates (files, hash links, bundles) collapse to distinct certificates", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "kiln-certs-"));
+    try {
+      const a = selfSigned(dir, "a");
+      const b = selfSigned(dir, "b");
+      const certs = path.join(dir, "certs");
+      await mkdir(certs);
+      const pa = readFileSync(a, "utf8");
+      const pb = readFileSync(b, "utf8");
+      await writeFile(path.join(certs, "a.pem"), pa);
+      await writeFile(path.join(certs, "b.pem"), pb);
+      await symlink("a.pem", path.join(certs, "1234abcd.0"));
+      await writeFile(path.join(certs, "bundle.crt"), pa + pb);
+      const cas = envCaCertificates({ SSL_CERT_DIR: certs, SSL_CERT_FILE: path.join(certs, "bundle.crt") });
+      assert.equal(cas.length, 2);
+      const opts = tlsOptions({}, cas);
+      assert.ok(opts.secureContext, "one secure context for the dispatcher");
+      assert.equal(opts.rejectUnauthorized, true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("an unparsable certificate from SSL_CERT_DIR is skipped, as OpenSSL does", () => {
+    const bogus = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----";
+    const opts = tlsOptions({ skipTlsVerify: true }, [bogus]);
+    assert.ok(opts.secureContext);
+    assert.equal(opts.rejectUnauthorized, false);
+  });
+
+  test("no extra CAs and no client certificate: Node's defaults, no context", () => {
+    assert.deepEqual(tlsOptions({}, []), { rejectUnauthorized: true });
+  });
+});
