@@ -666,9 +666,10 @@ function evaluateGoals(rows: RowResult[], findMs: number | null): GoalResult[] {
       scope: "kiln snapshot ms: 100,000-file base vs busybox",
       figure:
         snap !== undefined
-          ? `${snap.toFixed(0)} ms vs ${small.toFixed(0)} ms (walk back-end; no overlay back-end yet)`
+          ? `${snap.toFixed(0)} ms vs ${small.toFixed(0)} ms (the back-end kiln chose: overlay where mounts work)`
           : "n/a",
-      met: null,
+      // "Independent": the 100,000-file base costs at most twice the busybox snapshot.
+      met: snap !== undefined ? snap <= 2 * small : null,
     });
   for (const r of rows.filter((x) => x.workload.startsWith("pull-"))) {
     const x = r.ratios["skopeo"];
