@@ -136,6 +136,14 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     if (w) report({ kind: "warning", code: w.code, message: `${opts.dockerfileName}:${line}: ${w.message}` });
   }
 
+  let runner: Promise<Runner> | undefined;
+  let snapshotter: Promise<Snapshotter> | undefined;
+  if (!opts.dryRun && (opts.isolation === "auto" || opts.isolation === "in-place")) {
+    // The in-place decision below needs the isolation probe (helper spawns): start it now so that it
+    // overlaps the push-permission round trips. Its failure surfaces where it is awaited.
+    runner = deps.runner();
+    runner.catch(() => {});
+  }
   if (!opts.noPush && !opts.skipPushPermissionCheck) {
     for (const d of opts.destinations) await deps.registry.checkPushPermission(parseReference(d), signal);
   }
@@ -152,8 +160,6 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     return { digest: image.digest, image, pushed: [], plan };
   }
 
-  let runner: Promise<Runner> | undefined;
-  let snapshotter: Promise<Snapshotter> | undefined;
   // In place (kaniko's model), "/" is every stage's root: stages then build one after the other.
   const inPlaceIgnore = await decideInPlace(opts, () => (runner ??= deps.runner()));
   const inPlace = inPlaceIgnore !== undefined;
