@@ -118,14 +118,7 @@ export class FileIndex {
   set(p: string, e: IndexEntry): void {
     const c = cleanContainerPath(p);
     if (c === "/") return;
-    this.#entries.set(c, Object.freeze({ ...e }));
-    const parent = containerDirname(c);
-    let kids = this.#children.get(parent);
-    if (kids === undefined) {
-      kids = new Set();
-      this.#children.set(parent, kids);
-    }
-    kids.add(c.slice(parent === "/" ? 1 : parent.length + 1));
+    this.setClean(c, Object.freeze({ ...e }));
   }
 
   /**

@@ -9,6 +9,7 @@ import { MountTargets } from "./mount-targets.js";
 import { runDirect } from "./spawn-direct.js";
 import { runHelper } from "./spawn-helper.js";
 import type { Isolation, IsolationProbe, RunIo, RunResult, RunSpec, Runner } from "./types.js";
+import { pathExists } from "../common/path-exists.js";
 
 /** Device nodes the helper creates in /dev when nothing can be mounted there. */
 const DEV_NODES = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -73,15 +74,6 @@ async function removeCreatedDevNodes(candidates: string[]): Promise<void> {
   }
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Runs RUN commands chrooted into the build root, with or without namespaces and mounts. */
 class RootedRunner implements Runner {
   constructor(
@@ -101,7 +93,8 @@ class RootedRunner implements Runner {
       const parent = p.parent?.mount;
       if (parent === undefined) return targets.ensure(p.target, kind);
       const inner = p.target.slice((p.parent?.target ?? "/").replace(/\/$/, "").length) || "/";
-      if (parent.kind === "bind" && parent.readonly && (await exists(path.join(parent.source, inner)))) return p.target;
+      if (parent.kind === "bind" && parent.readonly && (await pathExists(path.join(parent.source, inner))))
+        return p.target;
       if (parent.kind === "tmpfs" || parent.readonly) {
         throw new KilnError(
           "RUN_MOUNT_TARGET",

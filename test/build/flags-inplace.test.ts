@@ -1,21 +1,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { lstat, readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { unpackWithUmoci, writeTree } from "../integration/helpers.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
 import { buildInJail, makeJail } from "../support/in-place-jail.js";
 import type { TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { pathExists } from "../../src/common/path-exists.js";
 
 // In-place builds run only inside a namespace jail (test/support/in-place-jail.ts), never on this
 // machine's own root.
@@ -66,20 +58,20 @@ describe("in-place flags inside a namespace jail", { skip: canJail ? false : "ne
     assert.equal(r.code, 0, r.output);
     // COPY never writes into kiln's state dir (or any ignored path): skipped with a warning.
     assert.match(r.output, /COPY skipped \/kaniko\/overwritten\.txt: on the in-place ignore list/);
-    assert.equal(await exists(path.join(jail, "kaniko/overwritten.txt")), false);
+    assert.equal(await pathExists(path.join(jail, "kaniko/overwritten.txt")), false);
     const rootfs = await unpackWithUmoci(ref, path.join(work, "u1"));
     assert.equal(await readFile(path.join(rootfs, "outside"), "utf8"), "o\n");
     // What a RUN writes below a VOLUME is left out (kaniko); COPY into it stays (kaniko, legacy Docker).
-    assert.equal(await exists(path.join(rootfs, "vol")), true);
-    assert.equal(await exists(path.join(rootfs, "vol/inside")), false);
+    assert.equal(await pathExists(path.join(rootfs, "vol")), true);
+    assert.equal(await pathExists(path.join(rootfs, "vol/inside")), false);
     assert.equal(await readFile(path.join(rootfs, "vol/copied.txt"), "utf8"), "payload\n");
-    assert.equal(await exists(path.join(rootfs, "kaniko")), false);
-    assert.equal(await exists(path.join(rootfs, "etc/jail-own.txt")), false);
+    assert.equal(await pathExists(path.join(rootfs, "kaniko")), false);
+    assert.equal(await pathExists(path.join(rootfs, "etc/jail-own.txt")), false);
     // --cleanup removed the build; --preserve-context put the container's own files back.
-    assert.equal(await exists(path.join(jail, "outside")), false);
-    assert.equal(await exists(path.join(jail, "bin/busybox")), false);
+    assert.equal(await pathExists(path.join(jail, "outside")), false);
+    assert.equal(await pathExists(path.join(jail, "bin/busybox")), false);
     assert.equal(await readFile(path.join(jail, "etc/jail-own.txt"), "utf8"), "the container's own file\n");
-    assert.equal(await exists(path.join(jail, ".dockerenv")), true);
+    assert.equal(await pathExists(path.join(jail, ".dockerenv")), true);
   });
 
   test("--preserve-context keeps the container's files under every stage without leaking them into layers", async () => {
@@ -96,8 +88,8 @@ describe("in-place flags inside a namespace jail", { skip: canJail ? false : "ne
     const rootfs = await unpackWithUmoci(ref, path.join(work, "u2"));
     assert.equal(await readFile(path.join(rootfs, "copied.txt"), "utf8"), "a\n");
     assert.equal(await readFile(path.join(rootfs, "b.txt"), "utf8"), "b\n");
-    assert.equal(await exists(path.join(rootfs, "etc/jail-own.txt")), false, "unchanged preserved file leaked");
-    assert.equal(await exists(path.join(rootfs, ".dockerenv")), false);
+    assert.equal(await pathExists(path.join(rootfs, "etc/jail-own.txt")), false, "unchanged preserved file leaked");
+    assert.equal(await pathExists(path.join(rootfs, ".dockerenv")), false);
   });
 
   test("--materialize leaves the final stage's filesystem in / even when every step was a cache hit", async () => {
@@ -113,11 +105,11 @@ describe("in-place flags inside a namespace jail", { skip: canJail ? false : "ne
     // A full cache hit never needs the filesystem: "/" is left as it was.
     const r2 = await buildInJail(jail, cached);
     assert.equal(r2.code, 0, r2.output);
-    assert.equal(await exists(path.join(jail, "a.txt")), false, r2.output);
+    assert.equal(await pathExists(path.join(jail, "a.txt")), false, r2.output);
     await marker();
     const r3 = await buildInJail(jail, [...cached, "--materialize"]);
     assert.equal(r3.code, 0, r3.output);
     assert.equal(await readFile(path.join(jail, "a.txt"), "utf8"), "a\n");
-    assert.equal(await exists(path.join(jail, "bin/busybox")), true);
+    assert.equal(await pathExists(path.join(jail, "bin/busybox")), true);
   });
 });

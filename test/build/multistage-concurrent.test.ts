@@ -1,21 +1,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { lstat, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { runKiln } from "../support/kiln-cli.js";
 import { type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 import { skopeoInspect, unpackWithUmoci, writeTree } from "../integration/helpers.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { pathExists } from "../../src/common/path-exists.js";
 
 /** A RUN that marks `me` in a shared cache dir, then waits (bounded) until `other` did the same. */
 const rendezvous = (me: string, other: string): string =>
@@ -85,9 +77,13 @@ describe("multi-stage builds", () => {
     assert.equal(await read("left.txt"), "left\n");
     assert.equal(await read("from-right.txt"), "right\n");
     assert.equal(await read("app/keep"), "changed\n");
-    assert.equal(await exists(path.join(rootfs, "app/gone")), false, "the deletion in the final stage is a whiteout");
-    assert.equal(await exists(path.join(rootfs, "right.txt")), false);
-    assert.equal(await exists(path.join(rootfs, "sync")), false);
+    assert.equal(
+      await pathExists(path.join(rootfs, "app/gone")),
+      false,
+      "the deletion in the final stage is a whiteout",
+    );
+    assert.equal(await pathExists(path.join(rootfs, "right.txt")), false);
+    assert.equal(await pathExists(path.join(rootfs, "sync")), false);
     const raw = (await skopeoInspect(ref, "--raw")) as { layers: unknown[] };
     const baseLayers = ((await skopeoInspect(base, "--raw")) as { layers: unknown[] }).layers.length;
     // left: rendezvous + mkdir; final: rm/echo + COPY.

@@ -1,24 +1,16 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
-import { lstat, readFile, readdir } from "node:fs/promises";
+import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { runKiln } from "../support/kiln-cli.js";
 import { type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 import { sh, skopeoInspect, unpackWithUmoci, writeTree } from "../integration/helpers.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
+import { pathExists } from "../../src/common/path-exists.js";
 
 const SECRET = "s3cr3t-Value-42";
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 // RUN --mount of every type, shebang heredocs and --network, in real builds pushed to a real registry
 // and unpacked with umoci (not kiln). Needs root (chroot + mount namespaces) or user namespaces.
@@ -119,9 +111,9 @@ describe("RUN --mount, heredoc scripts and --network in real builds", () => {
     assert.equal(await read("netnone.txt"), "lo\n");
     // Mount targets and their parents kiln created are not in the image; the context stays untouched.
     for (const p of ["mnt", "var/cache/app", "c2", "scratch", "run/secrets", "run/buildkit", ".kiln-heredoc-script"]) {
-      assert.equal(await exists(path.join(rootfs, p)), false, p);
+      assert.equal(await pathExists(path.join(rootfs, p)), false, p);
     }
-    assert.equal(await exists(path.join(ctx, "src", "new")), false, "rw bind wrote into the context");
+    assert.equal(await pathExists(path.join(ctx, "src", "new")), false, "rw bind wrote into the context");
     // The secret is in no layer and not in the config.
     const grep = await sh("grep", ["-rlF", SECRET, rootfs]).catch(() => "");
     assert.equal(grep, "");
@@ -159,9 +151,9 @@ describe("RUN --mount, heredoc scripts and --network in real builds", () => {
     assert.equal(await read("from-stage.txt"), "tool\n");
     assert.equal(await read("from-stage-ro.txt"), "read-only\n");
     assert.equal(await read("from-image.txt"), "yes\n");
-    assert.equal(await exists(path.join(rootfs, "tools")), false);
-    assert.equal(await exists(path.join(rootfs, "t")), false);
-    assert.equal(await exists(path.join(rootfs, "imgbin")), false);
+    assert.equal(await pathExists(path.join(rootfs, "tools")), false);
+    assert.equal(await pathExists(path.join(rootfs, "t")), false);
+    assert.equal(await pathExists(path.join(rootfs, "imgbin")), false);
   });
 
   test("a required secret that was not given fails the build with a clear message", async () => {

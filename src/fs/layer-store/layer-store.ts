@@ -8,6 +8,7 @@ import { applyLayer } from "../apply-layer.js";
 import { FileIndex } from "../file-index.js";
 import { indexDigest, parseLayerIndex, serializeLayerIndex } from "./layer-index.js";
 import type { LayerIndex } from "./layer-index.js";
+import { pathExists } from "../../common/path-exists.js";
 
 /** Options of {@link LayerStore.open}. */
 export interface LayerStoreOptions {
@@ -312,7 +313,7 @@ export class LayerStore {
       try {
         metaText = await readFile(path.join(dir, "meta.json"), "utf8");
       } catch (e) {
-        if (code(e) === "ENOENT" && !(await exists(dir))) return undefined;
+        if (code(e) === "ENOENT" && !(await pathExists(dir))) return undefined;
         throw new Error("meta.json is missing or unreadable");
       }
       meta = JSON.parse(metaText) as Meta;
@@ -324,7 +325,7 @@ export class LayerStore {
       index = parseLayerIndex(data, diffId);
       if (!(await stat(path.join(dir, "tree"))).isDirectory()) throw new Error("tree/ is not a directory");
     } catch (e) {
-      if (!(await exists(dir))) return undefined; // evicted or replaced meanwhile
+      if (!(await pathExists(dir))) return undefined; // evicted or replaced meanwhile
       this.#note(
         `layer store: entry ${diffId} is damaged (${e instanceof Error ? e.message : String(e)}); rebuilding it`,
       );
@@ -361,14 +362,5 @@ export class LayerStore {
       }
     }
     return out;
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
   }
 }
