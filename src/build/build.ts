@@ -30,7 +30,7 @@ import { planBuild, type BuildPlan } from "./dry-run.js";
 import { assertStrict, fromPlatformWarning, strictReporter, strictViolations } from "./strict.js";
 import { withRetries } from "./retry.js";
 import { openBuildLayerStore, StageRoot } from "./stage-root.js";
-import { stageUses } from "./stage-uses.js";
+import { earlierStage, stageUses } from "./stage-uses.js";
 import { buildStage, type StageResult } from "./stage.js";
 
 /** Everything a build needs from its environment; nothing is global. */
@@ -253,9 +253,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   };
 
   const fromRoot = async (ref: string, current: Stage): Promise<DirContext> => {
-    const st =
-      findStage(df.stages.slice(0, current.index), expandFrom(ref)) ??
-      findStage(df.stages.slice(0, current.index), ref);
+    const st = earlierStage(df.stages, current.index, ref, expandFrom);
     if (st) {
       const r = await stageDone(st.index, ref, current);
       let root = r.root;
@@ -283,9 +281,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
 
   /** Cache identity of a COPY --from source: a built stage's chain key, or an image's manifest digest. */
   const cacheIdentity = async (ref: string, current: Stage): Promise<string | undefined> => {
-    const st =
-      findStage(df.stages.slice(0, current.index), expandFrom(ref)) ??
-      findStage(df.stages.slice(0, current.index), ref);
+    const st = earlierStage(df.stages, current.index, ref, expandFrom);
     if (st) return (await done.get(st.index))?.cacheChain;
     return (await pull(ref)).digest;
   };

@@ -1,4 +1,5 @@
-import { findStage, type Stage } from "../dockerfile/index.js";
+import type { Stage } from "../dockerfile/index.js";
+import { earlierStage } from "./stage-uses.js";
 import type { Digest } from "../image/digest.js";
 import type { Image } from "../image/types.js";
 import type { Reporter } from "./events.js";
@@ -54,7 +55,7 @@ export async function planBuild(p: PlanInputs): Promise<{ plan: BuildPlan; final
   const resolved = new Map<number, Image | undefined>();
   const stages: PlannedStage[] = [];
   const isStage = (ref: string, before: number): Stage | undefined =>
-    findStage(p.allStages.slice(0, before), p.expandFrom(ref)) ?? findStage(p.allStages.slice(0, before), ref);
+    earlierStage(p.allStages, before, ref, p.expandFrom);
   const image = async (ref: string): Promise<Image> => {
     const img = await p.pull(ref);
     images.set(ref, img.digest);

@@ -1,6 +1,20 @@
 import { findStage, type Stage } from "../dockerfile/index.js";
 
 /**
+ * The earlier stage (before index `before`) that `ref` names, as the build resolves a FROM, `--from`
+ * or `RUN --mount from=` reference: the expanded reference first, then the literal one.
+ */
+export function earlierStage(
+  all: readonly Stage[],
+  before: number,
+  ref: string,
+  expandFrom: (s: string) => string,
+): Stage | undefined {
+  const earlier = all.slice(0, before);
+  return findStage(earlier, expandFrom(ref)) ?? findStage(earlier, ref);
+}
+
+/**
  * How often each stage is used by the `stages` being built: as a FROM base, a `COPY --from` source
  * or a `RUN --mount from=` source (refs expanded with `expandFrom`, as the build resolves them).
  * A stage used exactly once, as a FROM base, can hand its root over to that stage.
@@ -12,8 +26,7 @@ export function stageUses(
 ): Map<number, { total: number; asBase: number }> {
   const uses = new Map<number, { total: number; asBase: number }>();
   const count = (ref: string, user: Stage, asBase: boolean): void => {
-    const earlier = all.slice(0, user.index);
-    const dep = findStage(earlier, expandFrom(ref)) ?? findStage(earlier, ref);
+    const dep = earlierStage(all, user.index, ref, expandFrom);
     if (!dep) return;
     const u = uses.get(dep.index) ?? { total: 0, asBase: 0 };
     u.total++;
