@@ -37,11 +37,18 @@ done
 
 # kiln as an ESM bundle, split at dynamic imports: what only some builds need (the AWS SDK of the
 # ECR provider and the S3 context, git, ...) lives in /kaniko/chunks and is loaded on first use, so
-# it costs nothing at start.
-npx esbuild deploy/entry.ts --bundle --splitting --platform=node --format=esm --target=node20 \
-  --outdir="$stage/kaniko" --entry-names=kiln --chunk-names='chunks/[name]-[hash]' --out-extension:.js=.mjs \
-  --log-level=warning \
-  --banner:js="import { createRequire as __kilnCreateRequire } from 'node:module'; const require = __kilnCreateRequire(import.meta.url);"
+# it costs nothing at start. scripts/build-bundle.mjs holds the esbuild options (one place).
+node scripts/build-bundle.mjs --image "$stage/kaniko"
+
+# Node's compile cache, filled now so the first run in the image skips compiling the bundle
+# (deploy/entry.ts enables it, portable: keyed by paths relative to /kaniko/.cache/node). Node keeps
+# one subdirectory per Node version and uid; the image runs as root, so it is filled as root only.
+# Read-only for everyone else; a non-root user of the image simply runs without it.
+if [ "$(id -u)" = 0 ]; then
+  mkdir -p "$stage/kaniko/.cache/node"
+  KILN_INVOKED_AS=kiln "$stage/kaniko/node" "$stage/kaniko/kiln.mjs" version >/dev/null
+  chmod -R u=rwX,go=rX "$stage/kaniko/.cache"
+fi
 
 # The static launcher (executor/warmer/kiln) and the exec helper.
 # warmer and kiln are symlinks: the launcher picks the command from argv[0]'s name.

@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+// Bundles kiln's CLI with esbuild: the single place that knows the bundle's esbuild options.
+//
+//   node scripts/build-bundle.mjs                  host bundle: src/cli/main.ts -> dist/bundle/main.mjs
+//                                                  (bin/kiln, bin/executor and bin/warmer load it when fresh)
+//   node scripts/build-bundle.mjs --image OUTDIR   executor image: deploy/entry.ts -> OUTDIR/kiln.mjs
+//
+// ESM, split at dynamic imports: what only some builds need (the AWS SDK of the ECR provider and the
+// S3 context, isomorphic-git, ...) lands in chunks/ and is loaded on first use, so it costs nothing at
+// start. Run by `npm run build` after tsc (esbuild takes about a second).
+//
+// The host bundle's files are replaced atomically (each written to a temporary name, then renamed;
+// the entry last), and chunks of earlier builds are kept for an hour: kiln processes started before
+// a rebuild may still import their lazily loaded chunks.
+import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const STALE_CHUNK_MS = 60 * 60 * 1000;
+
+/**
+ * esbuild options shared by both bundles. Third-party CommonJS code (the AWS SDK, isomorphic-git)
+ * calls require() for Node built-ins; an ESM bundle has none, so the banner defines one.
+ */
+function options(entry, outdir, entryName) {
+  return {
+    absWorkingDir: root,
+    entryPoints: { [entryName]: path.join(root, entry) },
+    outdir,
+    bundle: true,
+    splitting: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    chunkNames: "chunks/[name]-[hash]",
+    outExtension: { ".js": ".mjs" },
+    logLevel: "warning",
+    legalComments: "none",
+    banner: {
+      js: "import { createRequire as __kilnCreateRequire } from 'node:module'; const require = __kilnCreateRequire(import.meta.url);",
+    },
+  };
+}
+
+function writeAtomic(file, contents) {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, contents);
+  renameSync(tmp, file);
+}
+
+/** Removes chunks that the new build did not write and that are older than an hour. */
+function pruneChunks(dir, keep) {
+  let names;
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const now = Date.now();
+  for (const name of names) {
+    const file = path.join(dir, name);
+    if (keep.has(file)) continue;
+    try {
+      if (now - statSync(file).mtimeMs > STALE_CHUNK_MS) rmSync(file, { force: true });
+    } catch {
+      // Gone already (a concurrent build pruned it).
+    }
+  }
+}
+
+async function hostBundle() {
+  const outdir = path.join(root, "dist", "bundle");
+  const result = await build({ ...options("src/cli/main.ts", outdir, "main"), write: false });
+  const entry = path.join(outdir, "main.mjs");
+  // Chunks first, the entry last: a concurrent `bin/kiln` sees either the old entry with its old
+  // chunks or the new entry with all of its chunks.
+  const files = [...result.outputFiles].sort((a, b) => (a.path === entry ? 1 : b.path === entry ? -1 : 0));
+  for (const f of files) writeAtomic(f.path, f.contents);
+  pruneChunks(path.join(outdir, "chunks"), new Set(files.map((f) => f.path)));
+  console.log(`build-bundle: dist/bundle/main.mjs (${files.length} files)`);
+}
+
+async function imageBundle(outdir) {
+  await build(options("deploy/entry.ts", path.resolve(outdir), "kiln"));
+}
+
+const args = process.argv.slice(2);
+if (args[0] === "--image") {
+  if (!args[1]) {
+    console.error("build-bundle: --image needs an output directory");
+    process.exit(2);
+  }
+  await imageBundle(args[1]);
+} else if (args.length === 0) {
+  await hostBundle();
+} else {
+  console.error(`build-bundle: unknown arguments ${args.join(" ")} (usage: build-bundle.mjs [--image OUTDIR])`);
+  process.exit(2);
+}

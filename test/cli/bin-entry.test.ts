@@ -1,0 +1,144 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { copyFile, mkdir, stat, utimes, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { removeDir, repoRoot, tempDir } from "../support/tmp.js";
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(file: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [file, ...args], {
+      cwd: repoRoot(),
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (b: Buffer) => out.push(b));
+    child.stderr.on("data", (b: Buffer) => err.push(b));
+    child.on("error", reject);
+    child.on("close", (code) =>
+      resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }),
+    );
+  });
+}
+
+// bin/launch.mjs in a package layout of its own, with stub entry modules that say which one ran:
+// the choice between dist/bundle and dist/src is checked without depending on the state of this
+// checkout's dist/ (which a concurrent `tsc` may leave newer than its bundle).
+describe("bin/kiln entry choice", () => {
+  let pkg: string;
+  const bundle = () => path.join(pkg, "dist/bundle/main.mjs");
+  const unbundled = () => path.join(pkg, "dist/src/cli/main.js");
+  const at = (file: string, seconds: number) => utimes(file, seconds, seconds);
+
+  before(async () => {
+    pkg = await tempDir("bin-entry");
+    await mkdir(path.join(pkg, "bin"));
+    for (const f of ["kiln", "executor", "warmer", "launch.mjs"]) {
+      await copyFile(path.join(repoRoot(), "bin", f), path.join(pkg, "bin", f));
+    }
+    await writeFile(path.join(pkg, "package.json"), JSON.stringify({ type: "module" }));
+    await mkdir(path.dirname(bundle()), { recursive: true });
+    await mkdir(path.dirname(unbundled()), { recursive: true });
+    const stub = (name: string) =>
+      `export async function main(as) { process.stdout.write("${name} " + as + "\\n"); process.exitCode = 3; }\n`;
+    await writeFile(bundle(), stub("bundle"));
+    await writeFile(unbundled(), stub("dist"));
+  });
+  after(async () => {
+    if (pkg) await removeDir(pkg);
+  });
+
+  test("a bundle newer than dist/src is the entry, for all three commands", async () => {
+    await at(unbundled(), 1_700_000_000);
+    await at(bundle(), 1_700_000_100);
+    for (const bin of ["kiln", "executor", "warmer"]) {
+      const r = await run(path.join(pkg, "bin", bin), ["version"], { KILN_REPORT_ENTRY: "1" });
+      assert.equal(r.stdout, `bundle ${bin}\n`);
+      assert.equal(r.code, 3, "the exit code set by main is the process's");
+      assert.match(r.stderr, new RegExp(`^kiln-entry: bundle ${bundle().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} `));
+    }
+  });
+
+  test("a bundle as old as dist/src is still fresh (both written by one npm run build)", async () => {
+    await at(unbundled(), 1_700_000_000);
+    await at(bundle(), 1_700_000_000);
+    assert.equal((await run(path.join(pkg, "bin/kiln"), [])).stdout, "bundle kiln\n");
+  });
+
+  test("a bundle older than dist/src (only tsc ran since) is never loaded", async () => {
+    await at(bundle(), 1_700_000_000);
+    await at(unbundled(), 1_700_000_100);
+    const r = await run(path.join(pkg, "bin/kiln"), ["version"], { KILN_REPORT_ENTRY: "1" });
+    assert.equal(r.stdout, "dist kiln\n");
+    assert.match(r.stderr, /^kiln-entry: dist /);
+  });
+
+  test("without a bundle, dist/src is the entry; without KILN_REPORT_ENTRY nothing extra is printed", async () => {
+    const moved = `${bundle()}.away`;
+    await copyFile(bundle(), moved);
+    await removeDir(path.dirname(bundle()));
+    try {
+      const r = await run(path.join(pkg, "bin/executor"), []);
+      assert.equal(r.stdout, "dist executor\n");
+      assert.equal(r.stderr, "");
+    } finally {
+      await mkdir(path.dirname(bundle()), { recursive: true });
+    }
+    await writeFile(bundle(), "export async function main() {}\n");
+  });
+});
+
+// The real build: the bundle and dist/src must behave the same (same output, same exit code).
+describe("dist/bundle and dist/src behave the same", () => {
+  const root = repoRoot();
+  const bundleFile = path.join(root, "dist/bundle/main.mjs");
+  const distFile = path.join(root, "dist/src/cli/main.js");
+  let skip: string | undefined;
+  let driver: string;
+
+  before(async () => {
+    const b = await stat(bundleFile).catch(() => undefined);
+    const d = await stat(distFile).catch(() => undefined);
+    if (!b || !d) skip = "no dist/bundle or dist/src (run npm run build)";
+    // bin/kiln would not load a stale bundle either (only tsc ran since the last npm run build).
+    else if (b.mtimeMs < d.mtimeMs) skip = "dist/bundle is older than dist/src (run npm run build)";
+    driver = await tempDir("bin-entry-driver");
+    // Imports the given entry and runs it as the given command, as bin/launch.mjs does.
+    await writeFile(
+      path.join(driver, "drive.mjs"),
+      `const [entry, as] = process.argv.splice(2, 2);\nconst m = await import(entry);\nawait m.main(as);\n`,
+    );
+  });
+  after(async () => {
+    if (driver) await removeDir(driver);
+  });
+
+  const cases: [string, string[]][] = [
+    ["kiln", ["version"]],
+    ["kiln", ["--help"]],
+    ["kiln", ["frobnicate"]],
+    ["executor", ["--no-such-flag"]],
+    ["executor", ["--help"]],
+    ["executor", ["--context", "/nonexistent-kiln-context", "--no-push", "--dockerfile", "/nonexistent/Dockerfile"]],
+    ["warmer", ["--help"]],
+  ];
+  for (const [as, args] of cases) {
+    test(`${as} ${args.join(" ")}`, async (t) => {
+      if (skip) return t.skip(skip);
+      const drive = path.join(driver, "drive.mjs");
+      const [a, b] = await Promise.all([run(drive, [bundleFile, as, ...args]), run(drive, [distFile, as, ...args])]);
+      assert.equal(a.code, b.code);
+      assert.equal(a.stdout, b.stdout);
+      // Log lines carry timings; compare them without digits.
+      assert.equal(a.stderr.replace(/\d+/g, "N"), b.stderr.replace(/\d+/g, "N"));
+    });
+  }
+});
