@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { lstat, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
@@ -11,7 +11,7 @@ import type { Layer } from "../image/types.js";
 import type { BuildEvent } from "./events.js";
 import { withRetries } from "./retry.js";
 import { openBuildLayerStore, StageRoot, unmountAllUnder } from "./stage-root.js";
-import { LayerStore, mountStoreOverlay, mountsUnder, walkChanges, type FileIndex } from "../fs/index.js";
+import { IgnoreList, LayerStore, mountStoreOverlay, mountsUnder, walkChanges, type FileIndex } from "../fs/index.js";
 import { buildTar, listTree, type Spec } from "../fs/test-helpers.js";
 import { findHelper } from "../run/index.js";
 
@@ -251,7 +251,38 @@ test(
       assert.ok(!again.some((e) => e.kind === "phase" && e.phase === "extract"));
       assert.ok(again.some((e) => e.kind === "info" && e.message.includes("2 of 2 layers")));
       assert.deepEqual(comparable(warm.index), comparable(plain.index));
+      const warmChanges = await walkChanges(warm.dir, warm.index, { engine: "node" });
+      assert.deepEqual(warmChanges, { changed: [], deleted: [], opaqueDirs: [] }, "stack index matches lstat");
       await warm.remove();
+
+      // A damaged stack index and a damaged layer index: both detected, the layer re-extracted.
+      const top = path.join(store.layersDir, layers[1]!.diffId.slice(7));
+      const [stackFile] = await readdir(path.join(top, "stacks"));
+      await writeFile(path.join(top, "stacks", stackFile!), "damaged");
+      await writeFile(path.join(store.layersDir, layers[0]!.diffId.slice(7), "index.bin"), "damaged");
+      const repaired = new StageRoot(path.join(dir, "repaired"), 0, undefined, {
+        store,
+        mountHelper: () => Promise.resolve(helper),
+      });
+      await repaired.ensure(layers, undefined, () => undefined, 0);
+      assert.ok(repaired.mounted);
+      assert.deepEqual(comparable(repaired.index), comparable(plain.index));
+      const repairedChanges = await walkChanges(repaired.dir, repaired.index, { engine: "node" });
+      assert.deepEqual(repairedChanges, { changed: [], deleted: [], opaqueDirs: [] });
+      await repaired.remove();
+
+      // Ignored paths are left out of a mounted root's index as extraction leaves them out.
+      const ignore = IgnoreList.create({ volumes: ["/srv/old"], ignorePaths: ["/bin/s*"] });
+      const plainIgnored = new StageRoot(path.join(dir, "plain-ignored"));
+      await plainIgnored.ensure(layers, ignore, () => undefined, 0);
+      const ignored = new StageRoot(path.join(dir, "ignored"), 0, undefined, {
+        store,
+        mountHelper: () => Promise.resolve(helper),
+      });
+      await ignored.ensure(layers, ignore, () => undefined, 0);
+      assert.ok(!ignored.index.has("/srv/old/x") && !ignored.index.has("/bin/sh") && ignored.index.has("/bin/ash"));
+      assert.deepEqual(comparable(ignored.index), comparable(plainIgnored.index));
+      await ignored.remove();
       await store.release();
     } finally {
       await unmountAllUnder(dir, helper);

@@ -10,8 +10,9 @@ import {
   mountStoreOverlay,
   mountsUnder,
   overlayOptionsFit,
-  rebuildFileIndex,
+  dropIgnored,
   unmountStoreOverlay,
+  type ColumnarIndex,
   type IgnoreList,
   type StoredLayer,
   type StoreOverlay,
@@ -142,11 +143,21 @@ export class StageRoot {
   ): Promise<void> {
     const t0 = Date.now();
     const entries: StoredLayer[] = [];
-    for (const layer of layers) {
-      const e = await store.acquire(layer.diffId, () => layer.openUncompressed(signal), signal);
-      for (const s of e.skipped)
-        report({ kind: "warning", code: "EXTRACT_SKIPPED", message: `${s.path}: ${s.reason}` });
-      entries.push(e);
+    let stack: ColumnarIndex | undefined;
+    for (let attempt = 0; stack === undefined; attempt++) {
+      entries.length = 0;
+      for (const layer of layers) {
+        const e = await store.acquire(layer.diffId, () => layer.openUncompressed(signal), signal);
+        for (const s of e.skipped)
+          report({ kind: "warning", code: "EXTRACT_SKIPPED", message: `${s.path}: ${s.reason}` });
+        entries.push(e);
+      }
+      try {
+        stack = await store.stackIndex(entries);
+      } catch (e) {
+        // A layer's stored index was damaged: the store deleted that entry; acquiring again extracts it.
+        if (attempt > 0 || !hasCode(e, "LAYER_STORE_DAMAGED")) throw e;
+      }
     }
     const tLeased = Date.now();
     const misses = entries.filter((e) => !e.hit).length;
@@ -169,11 +180,10 @@ export class StageRoot {
     await mountStoreOverlay(helper, o);
     this.#mountedBy = helper;
     const dev = Number((await lstat(this.dir, { bigint: true })).dev);
-    const { index, fixups } = rebuildFileIndex(
-      entries.map((e) => e.index),
-      dev,
-      ignore,
-    );
+    // The stack's merged index (one verified load; built and stored on first use) read lazily.
+    const index = FileIndex.fromBase(stack.withDev(dev));
+    if (ignore !== undefined) dropIgnored(index, ignore);
+    const fixups = stack.fixups.filter(([p]) => index.has(p));
     // Directories a layer only implied keep the lower layer's metadata, as extraction does.
     // Owner and mode first (copying every such directory up), then times deepest first, then re-read.
     const fix = [...fixups].sort((a, b) => b[0].length - a[0].length);

@@ -7,6 +7,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { assertCode, buildTar, isRoot, type Spec } from "../test-helpers.js";
+import { FileIndex } from "../file-index.js";
+import { rebuildFileIndex } from "./layer-index.js";
 import { LayerStore } from "./layer-store.js";
 import { parseSize } from "./parse-size.js";
 
@@ -52,14 +54,14 @@ test("a miss extracts, verifies and publishes atomically; the next acquire is a 
     const first = await store.acquire(layer.diffId, layer.open);
     assert.equal(first.hit, false);
     assert.equal(await readFile(path.join(first.tree, "etc/hello"), "utf8"), "hello\n");
-    assert.deepEqual((await readdir(first.dir)).sort(), ["index.v8", "meta.json", "tree"]);
+    assert.deepEqual((await readdir(first.dir)).sort(), ["index.bin", "meta.json", "tree"]);
     assert.deepEqual(await readdir(path.join(dir, "tmp")), [], "nothing left in tmp/");
     const meta = JSON.parse(await readFile(path.join(first.dir, "meta.json"), "utf8")) as Record<string, unknown>;
     assert.equal(meta.diffId, layer.diffId);
     assert.equal(meta.files, 1);
     assert.ok(first.index.entries.has("/etc/hello") && first.index.entries.has("/bin/sh"));
     // Size accounting: 1 file rounded to 4 KiB, 2 dirs (etc, bin — implicit), plus the index.
-    const indexLen = (await readFile(path.join(first.dir, "index.v8"))).length;
+    const indexLen = (await readFile(path.join(first.dir, "index.bin"))).length;
     assert.equal(first.bytes, 4096 + 2 * 4096 + indexLen);
     assert.deepEqual(await store.usage(), { entries: 1, bytes: first.bytes });
     assert.deepEqual(first.index.implicitDirs, ["/bin"]);
@@ -93,8 +95,13 @@ test("a damaged entry (index digest mismatch, missing or invalid meta.json) is r
     const notes: string[] = [];
     const store = await LayerStore.open(dir, { maxBytes: BIG, onNote: (m) => notes.push(m) });
     const e = await store.acquire(layer.diffId, layer.open);
+    // A damaged index is found when it is first read (a hit reads it lazily); the entry is then deleted.
+    await writeFile(path.join(e.dir, "index.bin"), '{"version":1}');
+    const lazy = await store.acquire(layer.diffId, layer.open);
+    assert.equal(lazy.hit, true);
+    await assertCode(store.stackIndex([lazy]), "LAYER_STORE_DAMAGED");
+    assert.equal((await store.acquire(layer.diffId, layer.open)).hit, false, "re-extracted");
     const damage = [
-      () => writeFile(path.join(e.dir, "index.v8"), '{"version":1}'),
       () => rm(path.join(e.dir, "meta.json")),
       () => writeFile(path.join(e.dir, "meta.json"), "{not json"),
       () => rm(path.join(e.dir, "tree"), { recursive: true }),
@@ -105,7 +112,7 @@ test("a damaged entry (index digest mismatch, missing or invalid meta.json) is r
       assert.equal(again.hit, false, "re-extracted");
       assert.equal(await readFile(path.join(again.tree, "f"), "utf8"), "content");
     }
-    assert.equal(notes.filter((n) => n.includes("damaged")).length, damage.length);
+    assert.equal(notes.filter((n) => n.includes("damaged")).length, damage.length + 1);
   });
 });
 
@@ -217,5 +224,71 @@ test("when another process publishes the same layer first, the second copy is di
     assert.equal(aResult.dir, bResult?.dir);
     assert.deepEqual(await readdir(path.join(dir, "tmp")), []);
     assert.deepEqual(await readdir(path.join(dir, "layers", "sha256")), [hexOf(layer.diffId)]);
+  });
+});
+
+test("a stack index is the merged view of its layers, stored once, verified and rebuilt when damaged", async () => {
+  await withStore(async (dir) => {
+    const lower = await layerOf([
+      { name: "etc/", type: "dir", mode: 0o700, uid: 5 },
+      { name: "etc/motd", body: "hi" },
+      { name: "etc/keep", body: "k" },
+      { name: "var/", type: "dir", mode: 0o755 },
+      { name: "var/old", body: "o" },
+      { name: "bin/sh", type: "symlink", linkname: "busybox" },
+    ]);
+    const upper = await layerOf([
+      { name: "etc/.wh.motd", body: "" },
+      { name: "var/", type: "dir", mode: 0o750 },
+      { name: "var/.wh..wh..opq", body: "" },
+      { name: "var/new", body: "n" },
+      { name: "etc/sub/x", body: "implied parent of an implied dir" },
+    ]);
+    const notes: string[] = [];
+    const store = await LayerStore.open(dir, { maxBytes: BIG, onNote: (m) => notes.push(m) });
+    const layers = [await store.acquire(lower.diffId, lower.open), await store.acquire(upper.diffId, upper.open)];
+    const expected = rebuildFileIndex(
+      layers.map((l) => l.index),
+      0,
+    );
+    const view = (ix: FileIndex): unknown => [...ix.paths()].sort().map((p) => [p, ix.get(p)]);
+    const first = await store.stackIndex(layers);
+    assert.deepEqual(view(FileIndex.fromBase(first)), view(expected.index));
+    assert.deepEqual(first.fixups, [...expected.fixups]);
+    assert.ok(
+      first.fixups.some(([p]) => p === "/etc"),
+      "/etc: implied by the upper layer, real in the lower",
+    );
+    assert.ok(!FileIndex.fromBase(first).has("/etc/motd") && !FileIndex.fromBase(first).has("/var/old"));
+    const stacks = path.join(layers[1]?.dir as string, "stacks");
+    const files = await readdir(stacks);
+    assert.equal(files.length, 1, "published under the topmost entry");
+    const again = await store.stackIndex(layers);
+    assert.deepEqual(view(FileIndex.fromBase(again)), view(expected.index));
+    await writeFile(path.join(stacks, files[0] as string), "garbage");
+    const rebuilt = await store.stackIndex(layers);
+    assert.deepEqual(view(FileIndex.fromBase(rebuilt)), view(expected.index));
+    assert.equal(notes.filter((n) => n.includes("stack index") && n.includes("damaged")).length, 1);
+    assert.equal((await readFile(path.join(stacks, files[0] as string))).length, rebuilt.bytes, "re-published");
+    assert.deepEqual(await readdir(stacks), files, "no temporary files left");
+    // One layer: its own index, nothing stored.
+    const single = await store.stackIndex([layers[0] as (typeof layers)[0]]);
+    assert.equal(single.kind, "layer");
+    assert.equal(single.count, layers[0]?.index.entries.size);
+    await store.release();
+  });
+});
+
+test("an entry of the older index format is rebuilt", async () => {
+  await withStore(async (dir) => {
+    const layer = await layerOf([{ name: "f", body: "content" }]);
+    const notes: string[] = [];
+    const store = await LayerStore.open(dir, { maxBytes: BIG, onNote: (m) => notes.push(m) });
+    const e = await store.acquire(layer.diffId, layer.open);
+    const meta = JSON.parse(await readFile(path.join(e.dir, "meta.json"), "utf8")) as Record<string, unknown>;
+    await writeFile(path.join(e.dir, "meta.json"), JSON.stringify({ ...meta, version: 1 }));
+    const again = await store.acquire(layer.diffId, layer.open);
+    assert.equal(again.hit, false);
+    assert.ok(notes.some((n) => n.includes("older format")));
   });
 });

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { pipeline, Transform } from "node:stream";
@@ -6,7 +7,8 @@ import type { Readable } from "node:stream";
 import { KilnError } from "../../common/errors.js";
 import { applyLayer } from "../apply-layer.js";
 import { FileIndex } from "../file-index.js";
-import { indexDigest, parseLayerIndex, serializeLayerIndex } from "./layer-index.js";
+import { ColumnarIndex, encodeColumnarIndex } from "./columnar-index.js";
+import { indexDigest, parseLayerIndex, rebuildFileIndex, serializeLayerIndex } from "./layer-index.js";
 import type { LayerIndex } from "./layer-index.js";
 import { pathExists } from "../../common/path-exists.js";
 
@@ -28,7 +30,13 @@ export interface StoredLayer {
   readonly tree: string;
   /** `tree` relative to {@link LayerStore.layersDir} (short overlay mount options). */
   readonly relTree: string;
+  /**
+   * The layer's index, read and verified on first access (a hit does not read it).
+   * @throws KilnError LAYER_STORE_DAMAGED when the stored index is damaged (see {@link LayerStore.stackIndex}).
+   */
   readonly index: LayerIndex;
+  /** sha256 (hex) of the entry's `index.bin`: identifies this very extraction (its inode numbers). */
+  readonly indexSha256: string;
   /** Disk use of the entry (file sizes rounded up to 4 KiB blocks, plus directories and the index). */
   readonly bytes: number;
   /** True when the entry was already in the store; false when this call extracted it. */
@@ -44,7 +52,7 @@ export interface StoreUsage {
 }
 
 interface Meta {
-  version: 1;
+  version: 2;
   diffId: string;
   bytes: number;
   files: number;
@@ -54,6 +62,10 @@ interface Meta {
 }
 
 const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
+/** The layer index file of an entry (see {@link serializeLayerIndex}). */
+const INDEX_FILE = "index.bin";
+/** Directory of stack indexes inside the entry of a stack's topmost layer. */
+const STACKS_DIR = "stacks";
 
 /** True when a process with this pid exists (EPERM: it exists but is not ours). */
 function pidAlive(pid: number): boolean {
@@ -74,15 +86,18 @@ function code(e: unknown): string | undefined {
  * A persistent directory of unpacked layers keyed by diffID, shared safely by several kiln processes:
  *
  * - `layers/sha256/<hex>/` holds `tree/` (the layer alone, OCI whiteouts turned into overlay whiteouts),
- *   `index.v8` (its entries, see {@link LayerIndex}) and `meta.json` (diffID, size, file count, sha256 of
- *   index.v8, created/last-used). Entries are extracted into `tmp/<pid>-<random>/`, verified against
- *   the diffID (sha256 of the uncompressed stream) and published by one atomic rename; when two
- *   processes extract the same layer the second rename fails and that copy is discarded.
+ *   `index.bin` (its entries in kiln's columnar format, see {@link LayerIndex}), `meta.json` (diffID,
+ *   size, file count, the index's embedded sha256, created/last-used) and, in the entry of a stack's
+ *   topmost layer, `stacks/<key>.bin`: merged indexes of layer stacks ({@link LayerStore.stackIndex}).
+ *   Entries are extracted into `tmp/<pid>-<random>/`, verified against the diffID (sha256 of the
+ *   uncompressed stream) and published by one atomic rename; when two processes extract the same layer
+ *   the second rename fails and that copy is discarded.
  * - `leases/<hex>/<pid>-<random>` marks an entry in use; leases of dead processes are stale. Eviction
  *   (least recently used first, down to the size limit) skips leased entries: it renames an entry away
  *   first and puts it back when a lease appeared meanwhile.
- * - An entry whose meta.json is missing or invalid, or whose index.v8 does not match its recorded
- *   digest, is deleted and extracted again. File contents are not re-hashed on each use.
+ * - An entry whose meta.json is missing, invalid or of an older format is deleted and extracted again;
+ *   so is one whose index.bin does not match its recorded digest, found when the index is first read
+ *   (a hit reads it lazily: {@link StoredLayer.index}). File contents are not re-hashed on each use.
  * - Leftover `tmp/` directories of dead processes are removed when a store is opened.
  *
  * The store must be shared only by processes of one pid namespace (leases name pids).
@@ -191,7 +206,7 @@ export class LayerStore {
       }
       const now = this.#now().toISOString();
       const meta: Meta = {
-        version: 1,
+        version: 2,
         diffId,
         bytes,
         files,
@@ -199,7 +214,7 @@ export class LayerStore {
         created: now,
         lastUsed: now,
       };
-      await writeFile(path.join(tmp, "index.v8"), data);
+      await writeFile(path.join(tmp, INDEX_FILE), data);
       await writeFile(path.join(tmp, "meta.json"), JSON.stringify(meta));
       const final = path.join(this.layersDir, hex);
       try {
@@ -219,6 +234,7 @@ export class LayerStore {
         tree: path.join(final, "tree"),
         relTree: `${hex}/tree`,
         index: parseLayerIndex(data, diffId),
+        indexSha256: meta.indexSha256,
         bytes,
         hit: false,
         skipped: r.skipped,
@@ -227,6 +243,55 @@ export class LayerStore {
       await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
       throw e;
     }
+  }
+
+  /**
+   * The merged index of an overlay of `layers` (base first, all leased from this store): whiteouts,
+   * opaque and implied directories applied as extraction applies them, `dev` 0, nothing ignored yet.
+   * One layer: its own index. Several: the stack index kept in the topmost entry's `stacks/`, keyed by
+   * the layers' index digests (so a re-extracted layer never matches an old stack), built and published
+   * atomically on first use, verified on every load (a damaged one is rebuilt) and evicted with the entry.
+   * @throws KilnError LAYER_STORE_DAMAGED when a layer's own index (needed to build the stack index) is
+   *   damaged: that entry has been deleted; acquire the layers again (it is extracted anew).
+   */
+  async stackIndex(layers: readonly StoredLayer[]): Promise<ColumnarIndex> {
+    const top = layers[layers.length - 1];
+    if (top === undefined) throw new KilnError("INTERNAL", "layer store: stack index of no layers");
+    if (layers.length === 1) return (await this.#indexOf(top)).columns;
+    const key = createHash("sha256")
+      .update(layers.map((l) => `${l.diffId}=${l.indexSha256}`).join("\n"))
+      .digest("hex");
+    const dir = path.join(top.dir, STACKS_DIR);
+    const file = path.join(dir, `${key}.bin`);
+    try {
+      return ColumnarIndex.decode(await readFile(file), "stack", key);
+    } catch (e) {
+      if (code(e) !== "ENOENT")
+        this.#note(
+          `layer store: stack index ${file} is damaged (${e instanceof Error ? e.message : String(e)}); rebuilding it`,
+        );
+    }
+    const parsed: LayerIndex[] = [];
+    for (const l of layers) parsed.push(await this.#indexOf(l));
+    const { index, fixups } = rebuildFileIndex(parsed, 0);
+    const data = encodeColumnarIndex(index, {
+      kind: "stack",
+      key,
+      whiteouts: [],
+      opaqueDirs: [],
+      implicitDirs: [],
+      fixups: [...fixups],
+    });
+    const tmp = path.join(dir, `.tmp-${this.#leaseId}-${randomBytes(4).toString("hex")}`);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      await writeFile(tmp, data);
+      await rename(tmp, file);
+    } catch (e) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      this.#note(`layer store: stack index not stored (${String(e)})`);
+    }
+    return ColumnarIndex.decode(data, "stack", key);
   }
 
   /** Ends every lease this instance holds (the entries become evictable). */
@@ -307,7 +372,6 @@ export class LayerStore {
   async #load(hex: string, diffId: string): Promise<StoredLayer | undefined> {
     const dir = path.join(this.layersDir, hex);
     let meta: Meta;
-    let index: LayerIndex;
     try {
       let metaText: string;
       try {
@@ -317,21 +381,13 @@ export class LayerStore {
         throw new Error("meta.json is missing or unreadable");
       }
       meta = JSON.parse(metaText) as Meta;
-      if (meta.version !== 1 || meta.diffId !== diffId || typeof meta.indexSha256 !== "string") {
-        throw new Error("meta.json is invalid");
+      if (meta.version !== 2 || meta.diffId !== diffId || typeof meta.indexSha256 !== "string") {
+        throw new Error((meta.version as number) === 1 ? "it is in an older format" : "meta.json is invalid");
       }
-      const data = await readFile(path.join(dir, "index.v8"));
-      if (indexDigest(data) !== meta.indexSha256) throw new Error("index.v8 does not match its recorded digest");
-      index = parseLayerIndex(data, diffId);
       if (!(await stat(path.join(dir, "tree"))).isDirectory()) throw new Error("tree/ is not a directory");
     } catch (e) {
       if (!(await pathExists(dir))) return undefined; // evicted or replaced meanwhile
-      this.#note(
-        `layer store: entry ${diffId} is damaged (${e instanceof Error ? e.message : String(e)}); rebuilding it`,
-      );
-      const away = path.join(this.#tmpDir, `${this.#leaseId}-bad-${randomBytes(4).toString("hex")}`);
-      await rename(dir, away).catch(() => undefined);
-      await rm(away, { recursive: true, force: true });
+      await this.#discard(hex, diffId, e);
       return undefined;
     }
     meta.lastUsed = this.#now().toISOString();
@@ -339,16 +395,57 @@ export class LayerStore {
     await writeFile(tmpMeta, JSON.stringify(meta))
       .then(() => rename(tmpMeta, path.join(dir, "meta.json")))
       .catch(() => rm(tmpMeta, { force: true }));
+    // The index (megabytes for big bases) is read and verified only when used: a warm root whose stack
+    // index is stored never needs it.
+    const recorded = meta.indexSha256;
+    let index: LayerIndex | undefined;
     return {
       diffId,
       dir,
       tree: path.join(dir, "tree"),
       relTree: `${hex}/tree`,
-      index,
+      get index(): LayerIndex {
+        if (index !== undefined) return index;
+        try {
+          const data = readFileSync(path.join(dir, INDEX_FILE));
+          // The file's embedded digest is checked by the parse; it must also be the one recorded.
+          if (indexDigest(data) !== recorded) throw new Error(`${INDEX_FILE} does not match its recorded digest`);
+          index = parseLayerIndex(data, diffId);
+          return index;
+        } catch (e) {
+          throw new KilnError("LAYER_STORE_DAMAGED", `layer store: the index of entry ${diffId} is damaged`, {
+            cause: e,
+          });
+        }
+      },
+      indexSha256: recorded,
       bytes: meta.bytes,
       hit: true,
       skipped: [],
     };
+  }
+
+  /** Deletes a damaged entry (it is extracted again on its next use). */
+  async #discard(hex: string, diffId: string, why: unknown): Promise<void> {
+    const reason = why instanceof KilnError && why.cause !== undefined ? why.cause : why;
+    this.#note(
+      `layer store: entry ${diffId} is damaged (${reason instanceof Error ? reason.message : String(reason)}); rebuilding it`,
+    );
+    const away = path.join(this.#tmpDir, `${this.#leaseId}-bad-${randomBytes(4).toString("hex")}`);
+    await rename(path.join(this.layersDir, hex), away).catch(() => undefined);
+    await rm(away, { recursive: true, force: true });
+  }
+
+  /** `layer.index`; a damaged one deletes the entry and is rethrown (KilnError LAYER_STORE_DAMAGED). */
+  async #indexOf(layer: StoredLayer): Promise<LayerIndex> {
+    try {
+      return layer.index;
+    } catch (e) {
+      if (e instanceof KilnError && e.code === "LAYER_STORE_DAMAGED") {
+        await this.#discard(path.basename(layer.dir), layer.diffId, e);
+      }
+      throw e;
+    }
   }
 
   async #list(): Promise<{ hex: string; diffId: string; bytes: number; lastUsed: string }[]> {
