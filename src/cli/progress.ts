@@ -18,10 +18,11 @@ export interface ProgressOptions {
    * every `plainIntervalMs` while transfers run (so CI logs show long pulls and pushes).
    */
   line: (message: string, level: Level) => void;
-  /** Redraw period in ms (default 200); 0 disables the timer (tests call `render()`). */
+  /**
+   * Redraw period in ms (default 200); 0 disables the timer (tests call `render()`). Running transfers are
+   * drawn only by this timer, so the redraw rate is bounded however many transfer events arrive.
+   */
   intervalMs?: number;
-  /** Minimum ms between redraws caused by transfer updates (default 100: at most 10 per second). */
-  minRedrawMs?: number;
   /** Off a TTY: ms between plain progress lines of running transfers (default 10 000; 0: never). */
   plainIntervalMs?: number;
   /** Terminal width (default, and when 0: 100); the status line is cut to one column less. */
@@ -96,21 +97,26 @@ function phaseSummary(phase: string, ts: Task[], now: number): string {
 
 /**
  * Creates the progress display. On a TTY one status line at the bottom shows the running step with
- * its elapsed time and the active transfers per phase (bytes, rate, ETA), redrawn at most every
- * `minRedrawMs` for transfer updates; log lines and RUN output are written above it. Off a TTY
- * nothing is drawn: finished transfers become debug lines and long transfers an info line per
- * phase every `plainIntervalMs`.
+ * its elapsed time and the active transfers per phase (bytes, rate, ETA); log lines and RUN output are
+ * written above it. Off a TTY nothing is drawn: finished transfers become debug lines and long
+ * transfers an info line per phase every `plainIntervalMs`.
+ *
+ * Rates: transfer updates only record bytes and never redraw; the `intervalMs` timer draws them. The
+ * events themselves already arrive at a bounded rate — the registry client emits at most one
+ * `blob-progress` per blob per 100 ms (src/registry/blob-progress.ts), the one throttle, kept in the
+ * library because events are its public output and every consumer (this display, the build report,
+ * library users) should get a bounded stream, not one event per network chunk. A redraw here costs
+ * one terminal write, so a second throttle would only add state. Step start/finish and finished
+ * transfers redraw at once.
  */
 export function createProgress(opts: ProgressOptions): ProgressDisplay {
   const tasks = new Map<string, Task>();
   const redact = opts.redact ?? ((s: string) => s);
-  const minRedraw = opts.minRedrawMs ?? 100;
   const plainInterval = opts.plainIntervalMs ?? 10_000;
   /** Running steps by `stage/step` (stages build concurrently); the oldest one is shown. */
   const steps = new Map<string, { label: string; start: number }>();
   let drawn = false;
   let atLineStart = true;
-  let lastDraw = Number.NEGATIVE_INFINITY;
   const lastPlain = new Map<string, number>();
   // A pseudo-terminal without a size reports 0 columns: treat it as unknown.
   const width = Math.max(20, (opts.columns !== undefined && opts.columns > 0 ? opts.columns : 100) - 1);
@@ -137,7 +143,6 @@ export function createProgress(opts: ProgressOptions): ProgressDisplay {
   const render = (): void => {
     if (!opts.tty || !atLineStart) return;
     const s = statusLine();
-    lastDraw = opts.clock();
     if (s === "" && !drawn) return;
     opts.err.write(`\r\x1b[2K${s}`);
     drawn = s !== "";
@@ -171,7 +176,7 @@ export function createProgress(opts: ProgressOptions): ProgressDisplay {
     }
   };
 
-  /** Returns whether the event should redraw at once (false: a throttled transfer update). */
+  /** Returns whether the event should redraw at once (false: a transfer update, drawn by the timer). */
   const handle = (e: BuildEvent): boolean => {
     switch (e.kind) {
       case "step-start":
@@ -211,8 +216,7 @@ export function createProgress(opts: ProgressOptions): ProgressDisplay {
   return {
     reporter: (e) => {
       try {
-        const now = handle(e);
-        if (now || (e.kind === "transfer" && opts.clock() - lastDraw >= minRedraw)) render();
+        if (handle(e)) render();
       } catch {
         // progress must never break the build
       }

@@ -22,6 +22,12 @@ export interface BlobTransfer {
  * Creates the progress reporter of one blob transfer. The first update waits one interval, so
  * small blobs produce a single `done` event; the final event of a successful transfer carries
  * `bytes === size`.
+ *
+ * This is the only throttle of transfer progress in kiln: a blob moves in network-sized chunks (tens
+ * of KiB), so a 1 GiB layer would otherwise emit tens of thousands of events. Events are the library's only
+ * output, and their consumers (the CLI's progress display, the build report, library users) all
+ * want a bounded stream, so the bound is set here, at the source, once; the CLI's display only
+ * redraws on its own timer and does not throttle again (src/cli/progress.ts).
  */
 export function blobProgress(ctx: ClientContext, t: BlobTransfer): BlobProgress {
   const now = ctx.now ?? (() => performance.now());

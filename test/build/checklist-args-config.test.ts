@@ -1,12 +1,10 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { lstat, readFile, readdir, symlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import path from "node:path";
-import { type TestRegistry } from "../support/registry.js";
-import { removeDir, tempDir } from "../support/tmp.js";
 import { writeTree } from "../integration/helpers.js";
-import { startBusyboxRegistry } from "../support/busybox-registry.js";
+import { useSuiteFixture } from "../support/suite-fixture.js";
 import { runKiln } from "../support/kiln-cli.js";
 import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
 import { buildToLayout, unpackLayout } from "./copy-support.js";
@@ -16,36 +14,26 @@ import { createdBy, layoutConfig } from "../conformance/checklist-support.js";
 // config and the history, built for real on busybox from a real registry; the result is read from the
 // OCI layout's JSON and unpacked with skopeo + umoci.
 describe("BuildKit checklist: ARG, ENV, config and history", () => {
-  let reg: TestRegistry;
-  let base: string;
-  let work: string;
+  const fx = useSuiteFixture("checklist-args");
   let n = 0;
-  before(async () => {
-    ({ reg, base } = await startBusyboxRegistry());
-    work = await tempDir("checklist-args");
-  });
-  after(async () => {
-    await reg?.stop();
-    if (work) await removeDir(work);
-  });
 
   /** Writes a context with `dockerfile` (+ files), builds it to a layout; returns the result and paths. */
   const build = async (dockerfile: string[], extra: string[] = [], files: Record<string, string> = {}) => {
-    const ctx = path.join(work, `ctx-${++n}`);
+    const ctx = path.join(fx.work, `ctx-${++n}`);
     await writeTree(ctx, { Dockerfile: dockerfile.join("\n") + "\n", ...files });
-    const out = path.join(work, `out-${n}`);
+    const out = path.join(fx.work, `out-${n}`);
     const { r, layout } = await buildToLayout(ctx, out, extra);
     return { r, layout, ctx, out };
   };
-  const rootfsOf = (layout: string) => unpackLayout(layout, path.join(work, `unpack-${++n}`));
+  const rootfsOf = (layout: string) => unpackLayout(layout, path.join(fx.work, `unpack-${++n}`));
 
   test("global ARGs in FROM and re-imported in stages, quotes, prefix/suffix removal, empty and unset ARGs, ENV over ARG", async () => {
     const { r, layout } = await build(
       [
         'ARG a1="foo bar" a2=box',
         'ARG a3="$a2-foo"',
-        `ARG host=${reg.host}`,
-        `ARG image=idle${reg.host}/busybox`,
+        `ARG host=${fx.reg.host}`,
+        `ARG image=idle${fx.reg.host}/busybox`,
         'ARG q1="box"',
         'ARG q2="$q1-foo"',
         "ARG tag=nosuchtag",
@@ -93,7 +81,7 @@ describe("BuildKit checklist: ARG, ENV, config and history", () => {
   });
 
   test("build-arg set to an empty string counts as unset for :- ; an override wins", async () => {
-    const df = ["FROM " + base, "ARG my_arg", 'ENV my_arg "my_arg=${my_arg:-def_val}"'];
+    const df = ["FROM " + fx.base, "ARG my_arg", 'ENV my_arg "my_arg=${my_arg:-def_val}"'];
     const empty = await build(df, ["--build-arg", "my_arg="]);
     assert.equal(empty.r.code, 0, empty.r.stderr);
     assert.ok((await layoutConfig(empty.layout)).cfg.config.Env?.includes("my_arg=my_arg=def_val"));
@@ -103,13 +91,13 @@ describe("BuildKit checklist: ARG, ENV, config and history", () => {
   });
 
   test("${VAR:?msg} in global and stage ARG defaults fails unless the build-arg is given", async () => {
-    const global = ["ARG IMG=${NOPE:?required}", "FROM " + base];
+    const global = ["ARG IMG=${NOPE:?required}", "FROM " + fx.base];
     const g1 = await build(global);
     assert.notEqual(g1.r.code, 0);
     assert.match(g1.r.stderr, /NOPE: required/);
     const g2 = await build(global, ["--build-arg", "IMG=x"]);
     assert.equal(g2.r.code, 0, g2.r.stderr);
-    const stage = ["FROM " + base, "ARG FOO", 'ARG BAR=${FOO:?"foo missing"}', "RUN true"];
+    const stage = ["FROM " + fx.base, "ARG FOO", 'ARG BAR=${FOO:?"foo missing"}', "RUN true"];
     const s1 = await build(stage);
     assert.notEqual(s1.r.code, 0);
     assert.match(s1.r.stderr, /FOO: foo missing/);
@@ -129,8 +117,8 @@ describe("BuildKit checklist: ARG, ENV, config and history", () => {
       'RUN echo "[$TARGETSTAGE]" > /last.txt',
     ];
     // `${TARGETOS}` is usable in FROM without any ARG declaration: the tag resolves to `latlinux`.
-    await pushLayoutToRegistry(await busyboxOciLayout(), reg.host, "busybox:latlinux");
-    const withOs = df.map((l) => l.replace("${BASE_FOR_OS}", `${reg.host}/busybox:lat\${TARGETOS}`));
+    await pushLayoutToRegistry(await busyboxOciLayout(), fx.reg.host, "busybox:latlinux");
+    const withOs = df.map((l) => l.replace("${BASE_FOR_OS}", `${fx.reg.host}/busybox:lat\${TARGETOS}`));
     const all = await build(withOs);
     assert.equal(all.r.code, 0, all.r.stderr + all.r.stdout);
     const root = await rootfsOf(all.layout);
@@ -139,7 +127,7 @@ describe("BuildKit checklist: ARG, ENV, config and history", () => {
     assert.equal(await read("after.txt"), "[default][linux][]\n");
     assert.equal(await read("last.txt"), "[default]\n");
     const target = await build(
-      df.map((l) => l.replace("${BASE_FOR_OS}", base)),
+      df.map((l) => l.replace("${BASE_FOR_OS}", fx.base)),
       ["--target", "FOO", "--build-arg", "TARGETOS=freebsd"],
     );
     assert.equal(target.r.code, 0, target.r.stderr);
@@ -218,7 +206,7 @@ describe("BuildKit checklist: ARG, ENV, config and history", () => {
 
   test("USER ids and groups, ENTRYPOINT does not affect RUN, WORKDIR ownership, labels inherited, host hostname", async () => {
     const { r, layout } = await build([
-      `FROM ${base} AS parent`,
+      `FROM ${fx.base} AS parent`,
       "LABEL parent=1",
       "FROM parent",
       'ENTRYPOINT ["/nosuchcmd"]',
@@ -260,7 +248,7 @@ describe("BuildKit checklist: ARG, ENV, config and history", () => {
   });
 
   test("SOURCE_DATE_EPOCH as a build arg or a global ARG default sets every new created time; same inputs give the same digest", async () => {
-    const df = [`FROM ${base}`, "RUN echo x > /x", "WORKDIR /w", "COPY f.txt /f.txt", "LABEL a=b"];
+    const df = [`FROM ${fx.base}`, "RUN echo x > /x", "WORKDIR /w", "COPY f.txt /f.txt", "LABEL a=b"];
     const files = { "f.txt": "f\n" };
     const epoch = ["--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
     const a = await build(df, epoch, files);
@@ -290,9 +278,9 @@ describe("BuildKit checklist: ARG, ENV, config and history", () => {
   });
 
   test("a lowercase dockerfile and a symlinked Dockerfile are found; a failing RUN names its command; Dockerfile.dockerignore wins; a lone ! fails", async () => {
-    const lower = path.join(work, "lower");
-    await writeTree(lower, { dockerfile: `FROM ${base}\nRUN echo lower > /lower.txt\n` });
-    const out = path.join(work, "lower-out");
+    const lower = path.join(fx.work, "lower");
+    await writeTree(lower, { dockerfile: `FROM ${fx.base}\nRUN echo lower > /lower.txt\n` });
+    const out = path.join(fx.work, "lower-out");
     const r = await runKiln(["build", "--context", lower, "--no-push", "--insecure-pull", "--oci-layout-path", out], {
       cwd: lower,
     });
@@ -300,8 +288,8 @@ describe("BuildKit checklist: ARG, ENV, config and history", () => {
     const root = await rootfsOf(out);
     assert.equal(await readFile(path.join(root, "lower.txt"), "utf8"), "lower\n");
 
-    const linked = path.join(work, "linked");
-    await writeTree(linked, { "sub/real.Dockerfile": `FROM ${base}\nRUN invalidcmd\n` });
+    const linked = path.join(fx.work, "linked");
+    await writeTree(linked, { "sub/real.Dockerfile": `FROM ${fx.base}\nRUN invalidcmd\n` });
     await symlink("sub/real.Dockerfile", path.join(linked, "Dockerfile"));
     const r2 = await runKiln(["build", "--context", linked, "--no-push", "--insecure-pull"], { cwd: linked });
     assert.equal(r2.code, 127, r2.stderr);
@@ -309,15 +297,15 @@ describe("BuildKit checklist: ARG, ENV, config and history", () => {
     assert.deepEqual((await readdir(linked)).sort(), ["Dockerfile", "sub"]);
 
     // <Dockerfile>.dockerignore next to the Dockerfile wins over the context's .dockerignore.
-    const ign = path.join(work, "ignore-override");
+    const ign = path.join(fx.work, "ignore-override");
     await writeTree(ign, {
-      Dockerfile: `FROM ${base}\nCOPY . /ctx/\n`,
+      Dockerfile: `FROM ${fx.base}\nCOPY . /ctx/\n`,
       "Dockerfile.dockerignore": "b.txt\n",
       ".dockerignore": "a.txt\n",
       "a.txt": "a\n",
       "b.txt": "b\n",
     });
-    const io = path.join(work, "ignore-out");
+    const io = path.join(fx.work, "ignore-out");
     const r3 = await runKiln(["build", "--context", ign, "--no-push", "--insecure-pull", "--oci-layout-path", io], {
       cwd: ign,
     });
@@ -330,8 +318,8 @@ describe("BuildKit checklist: ARG, ENV, config and history", () => {
     ]);
 
     // A lone "!" in .dockerignore fails the build (it does not hang).
-    const bang = path.join(work, "ignore-bang");
-    await writeTree(bang, { Dockerfile: `FROM ${base}\nCOPY . /ctx/\n`, ".dockerignore": "!\n" });
+    const bang = path.join(fx.work, "ignore-bang");
+    await writeTree(bang, { Dockerfile: `FROM ${fx.base}\nCOPY . /ctx/\n`, ".dockerignore": "!\n" });
     const r4 = await runKiln(["build", "--context", bang, "--no-push", "--insecure-pull"], {
       cwd: bang,
       timeoutMs: 60_000,

@@ -1,11 +1,9 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { lstat, mkdir, readFile, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { type TestRegistry } from "../support/registry.js";
-import { removeDir, tempDir } from "../support/tmp.js";
 import { writeTree } from "../integration/helpers.js";
-import { startBusyboxRegistry } from "../support/busybox-registry.js";
+import { useSuiteFixture } from "../support/suite-fixture.js";
 import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
 import { buildToLayout, unpackLayout } from "./copy-support.js";
 import { createdBy, layoutConfig } from "../conformance/checklist-support.js";
@@ -14,44 +12,34 @@ import { createdBy, layoutConfig } from "../conformance/checklist-support.js";
 // sources, RUN heredocs, ONBUILD, RUN mounts and the layer cache, built for real on busybox from a real
 // registry and checked on the OCI layout (JSON) and its rootfs unpacked with skopeo + umoci.
 describe("BuildKit checklist: COPY, stages, heredocs, ONBUILD, mounts, cache", () => {
-  let reg: TestRegistry;
-  let base: string;
-  let work: string;
+  const fx = useSuiteFixture("checklist-steps");
   let n = 0;
-  before(async () => {
-    ({ reg, base } = await startBusyboxRegistry());
-    work = await tempDir("checklist-steps");
-  });
-  after(async () => {
-    await reg?.stop();
-    if (work) await removeDir(work);
-  });
 
   const context = async (dockerfile: string[], files: Record<string, string | [string, number]> = {}) => {
-    const ctx = path.join(work, `ctx-${++n}`);
+    const ctx = path.join(fx.work, `ctx-${++n}`);
     await writeTree(ctx, { Dockerfile: dockerfile.join("\n") + "\n", ...files });
     return ctx;
   };
   const buildCtx = async (ctx: string, extra: string[] = []) => {
-    const { r, layout } = await buildToLayout(ctx, path.join(work, `out-${++n}`), extra);
+    const { r, layout } = await buildToLayout(ctx, path.join(fx.work, `out-${++n}`), extra);
     return { r, layout };
   };
-  const rootfsOf = (layout: string) => unpackLayout(layout, path.join(work, `unpack-${++n}`));
+  const rootfsOf = (layout: string) => unpackLayout(layout, path.join(fx.work, `unpack-${++n}`));
   const ok = (r: RunKilnResult) => assert.equal(r.code, 0, r.stderr + r.stdout);
 
   test("COPY destinations: WORKDIR-relative, --link into ., parents created, .. clamped, --from paths absolute, ENV in sources", async () => {
     const ctx = await context(
       [
-        `FROM ${base} AS golang`,
+        `FROM ${fx.base} AS golang`,
         "RUN echo root > /marker && mkdir -p /sub && echo sub > /sub/marker",
         "WORKDIR /sub",
         "LABEL fromstage=1",
-        `FROM ${base} AS sibling`,
+        `FROM ${fx.base} AS sibling`,
         "LABEL sibling=1",
         "RUN echo sib > /sib.txt",
         "FROM golang AS child",
         "RUN echo child > /child.txt",
-        `FROM ${base}`,
+        `FROM ${fx.base}`,
         "ENV FOO bar",
         "COPY $FOO /baz",
         "WORKDIR /test1",
@@ -111,7 +99,7 @@ describe("BuildKit checklist: COPY, stages, heredocs, ONBUILD, mounts, cache", (
 
   test("a stage FROM another inherits its config; a missing --parents source fails", async () => {
     const ctx = await context([
-      `FROM ${base} AS first`,
+      `FROM ${fx.base} AS first`,
       "LABEL first=1",
       "ENV FIRST=1",
       "WORKDIR /w",
@@ -124,7 +112,7 @@ describe("BuildKit checklist: COPY, stages, heredocs, ONBUILD, mounts, cache", (
     assert.equal(cfg.config.Labels?.first, "1");
     assert.ok(cfg.config.Env?.includes("FIRST=1"));
     assert.equal(cfg.config.WorkingDir, "/w");
-    const bad = await context([`FROM ${base}`, "COPY --parents test/nonexistent-file /out/"], { "test/x": "x\n" });
+    const bad = await context([`FROM ${fx.base}`, "COPY --parents test/nonexistent-file /out/"], { "test/x": "x\n" });
     const b = await buildCtx(bad);
     assert.notEqual(b.r.code, 0);
     assert.match(b.r.stderr, /nonexistent-file.*not found/);
@@ -132,7 +120,7 @@ describe("BuildKit checklist: COPY, stages, heredocs, ONBUILD, mounts, cache", (
 
   test("RUN heredocs: script, SHELL program, shebang, <<- tabs, several heredocs, fds, expansion rules", async () => {
     const ctx = await context([
-      `FROM ${base}`,
+      `FROM ${fx.base}`,
       "ARG name=world",
       "RUN mkdir /out",
       "RUN <<EOF",
@@ -206,26 +194,26 @@ describe("BuildKit checklist: COPY, stages, heredocs, ONBUILD, mounts, cache", (
 
   test("ONBUILD: triggers run once in the child and are cleared; in-file inheritance; new deps; parent labels kept", async () => {
     const baseCtx = await context([
-      `FROM ${base}`,
+      `FROM ${fx.base}`,
       "LABEL parent=1",
       "ONBUILD RUN echo 1 >> /count",
       "ONBUILD RUN <<EOF",
       "echo heredoc > /onbuild-heredoc",
       "EOF",
-      `ONBUILD COPY --from=${base} /bin/busybox /copied-from-image`,
+      `ONBUILD COPY --from=${fx.base} /bin/busybox /copied-from-image`,
       "ONBUILD RUN --mount=type=bind,from=inputstage,source=/in.txt,target=/mnt/in.txt cat /mnt/in.txt > /from-input",
       "ONBUILD RUN --mount=type=cache,target=/onbuild-cache touch /onbuild-cache/x && echo cache > /from-cache-mount",
     ]);
-    const parent = `${reg.host}/onbuild:parent`;
+    const parent = `${fx.reg.host}/onbuild:parent`;
     ok(await runKiln(["build", "--context", baseCtx, "--destination", parent, "--insecure", "--insecure-pull"]));
     const childCtx = await context([
-      `FROM ${base} AS inputstage`,
+      `FROM ${fx.base} AS inputstage`,
       "RUN echo input > /in.txt",
       `FROM ${parent} AS child`,
       "LABEL child=1",
       "FROM child AS grandchild",
       "RUN cat /count > /grand-count",
-      `FROM ${base} AS inbase`,
+      `FROM ${fx.base} AS inbase`,
       "ONBUILD RUN echo mid > /mid.txt",
       "ONBUILD COPY --from=inputstage /in.txt /copied-in.txt",
       "FROM inbase AS mid",
@@ -250,13 +238,13 @@ describe("BuildKit checklist: COPY, stages, heredocs, ONBUILD, mounts, cache", (
   });
 
   test("RUN mounts: default bind of the context, tmpfs size, cache ids and modes, secret file modes and env+target", async () => {
-    const secret = path.join(work, "mysecret.txt");
+    const secret = path.join(fx.work, "mysecret.txt");
     await writeFile(secret, "s3cr3t-value\n");
     const ctx = await context(
       [
-        `FROM ${base} AS build`,
+        `FROM ${fx.base} AS build`,
         "RUN mkdir /outdir && echo o > /outdir/o",
-        `FROM ${base}`,
+        `FROM ${fx.base}`,
         "RUN mkdir /out",
         "RUN --mount=from=build,src=outdir,target=/o,rw touch /o/new && ls /o > /out/from-rw",
         "RUN --mount=target=/context cat /context/a.txt > /out/ctx && (touch /context/x 2>/dev/null && echo rw || echo ro) > /out/ctx-ro",
@@ -295,9 +283,9 @@ describe("BuildKit checklist: COPY, stages, heredocs, ONBUILD, mounts, cache", (
     const id = `seed-${Date.now()}`;
     const ctx = await context(
       [
-        `FROM ${base} AS build`,
+        `FROM ${fx.base} AS build`,
         "RUN mkdir -p /outdir/sub && echo seeded > /outdir/sub/f",
-        `FROM ${base}`,
+        `FROM ${fx.base}`,
         "RUN mkdir /out",
         `RUN --mount=type=cache,target=/a,id=${id}-a --mount=type=cache,target=/a/b,id=${id}-b echo inner > /a/b/f && echo outer > /a/f && ls /a > /out/nested-ls`,
         `RUN --mount=type=cache,target=/a,id=${id}-a --mount=type=cache,target=/a/b,id=${id}-b cat /a/f /a/b/f > /out/nested`,
@@ -321,10 +309,10 @@ describe("BuildKit checklist: COPY, stages, heredocs, ONBUILD, mounts, cache", (
 
   test("layer cache: proxy args do not bust RUN, COPY keys on the matched files only, a dir turned file is copied anew", async () => {
     const ctx = await context(
-      [`FROM ${base}`, "RUN echo $http_proxy > /proxy-seen", "COPY foo* files/", "RUN ls -R /files > /listing"],
+      [`FROM ${fx.base}`, "RUN echo $http_proxy > /proxy-seen", "COPY foo* files/", "RUN ls -R /files > /listing"],
       { foo1: "1\n", foo2: "2\n", bar: "bar\n" },
     );
-    const cacheDir = path.join(work, "cache-dir");
+    const cacheDir = path.join(fx.work, "cache-dir");
     const cacheFlags = ["--cache=true", "--cache-repo", `dir:${cacheDir}`, "--cache-copy-layers", "--reproducible"];
     const hits = (r: RunKilnResult) => (r.stderr + r.stdout).match(/Using caching version of cmd/g)?.length ?? 0;
     const first = await buildCtx(ctx, [...cacheFlags, "--build-arg", "http_proxy=http://one.invalid"]);
@@ -341,7 +329,7 @@ describe("BuildKit checklist: COPY, stages, heredocs, ONBUILD, mounts, cache", (
     ok(matched.r);
     assert.equal(hits(matched.r), 1, "changing foo2 busts the COPY and the RUN after it\n" + matched.r.stderr);
 
-    const dirCtx = await context([`FROM ${base}`, "COPY foo /foo"]);
+    const dirCtx = await context([`FROM ${fx.base}`, "COPY foo /foo"]);
     await mkdir(path.join(dirCtx, "foo"));
     await writeFile(path.join(dirCtx, "foo", "inner"), "inner\n");
     ok((await buildCtx(dirCtx, cacheFlags)).r);

@@ -8,15 +8,15 @@ import assert from "node:assert/strict";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { PassThrough } from "node:stream";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { sha256Digest } from "../../src/image/digest.js";
 import { MediaTypes } from "../../src/image/media-types.js";
 import { TarWriter, type TarHeader } from "../../src/image/index.js";
 import { parseReference, RegistryClient, anonymousKeychain } from "../../src/registry/index.js";
 import { Readable } from "node:stream";
-import { startRegistry, testImage, type TestRegistry } from "../support/registry.js";
-import { removeDir, tempDir } from "../support/tmp.js";
+import { testImage } from "../support/registry.js";
+import { useSuiteFixture } from "../support/suite-fixture.js";
 import { Figures, runKilnMeasured } from "../reliability/support.js";
 
 const figures = new Figures("hostile base-image layers (whole builds)");
@@ -55,22 +55,16 @@ async function makeTar(entries: Entry[]): Promise<Buffer> {
 }
 
 describe("hostile base-image layers through whole builds", { timeout: 600_000 }, () => {
-  let reg: TestRegistry;
-  let work: string;
   let canary: string;
   const canaryFiles = { "victim.txt": "canary-victim\n", "target.txt": "canary-target\n" };
-
-  before(async () => {
-    reg = await startRegistry();
-    work = await tempDir("hostile");
-    canary = path.join(work, "canary");
-    await mkdir(canary, { recursive: true });
-    for (const [n, c] of Object.entries(canaryFiles)) await writeFile(path.join(canary, n), c);
-  });
-  after(async () => {
-    await figures.flush();
-    await reg?.stop();
-    if (work) await removeDir(work);
+  const fx = useSuiteFixture("hostile", {
+    registry: "empty",
+    setup: async ({ work }) => {
+      canary = path.join(work, "canary");
+      await mkdir(canary, { recursive: true });
+      for (const [n, c] of Object.entries(canaryFiles)) await writeFile(path.join(canary, n), c);
+    },
+    teardown: () => figures.flush(),
   });
 
   const up = "../".repeat(24);
@@ -131,10 +125,10 @@ describe("hostile base-image layers through whole builds", { timeout: 600_000 },
           openCompressed: () => Promise.resolve(Readable.from([gz])),
           openUncompressed: () => Promise.resolve(Readable.from([tar])),
         };
-        await client.pushImage(parseReference(`${reg.host}/evil:${i}`), testImage([layer]));
-        const ctx = path.join(work, `ctx-${i}`);
+        await client.pushImage(parseReference(`${fx.reg.host}/evil:${i}`), testImage([layer]));
+        const ctx = path.join(fx.work, `ctx-${i}`);
         await mkdir(ctx, { recursive: true });
-        await writeFile(path.join(ctx, "Dockerfile"), `FROM ${reg.host}/evil:${i}\nCOPY f /f\n`);
+        await writeFile(path.join(ctx, "Dockerfile"), `FROM ${fx.reg.host}/evil:${i}\nCOPY f /f\n`);
         await writeFile(path.join(ctx, "f"), "f\n");
         const r = await runKilnMeasured([
           "build",
@@ -145,9 +139,9 @@ describe("hostile base-image layers through whole builds", { timeout: 600_000 },
           "--no-push",
           "--insecure-pull",
           "--kaniko-dir",
-          path.join(work, `state-${i}`),
+          path.join(fx.work, `state-${i}`),
           "--tar-path",
-          path.join(work, `out-${i}.tar`),
+          path.join(fx.work, `out-${i}.tar`),
         ]);
         const names = (await readdir(canary)).sort();
         const bad: string[] = [];

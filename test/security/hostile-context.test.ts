@@ -9,12 +9,10 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { type TestRegistry } from "../support/registry.js";
-import { removeDir, tempDir } from "../support/tmp.js";
 import { Figures, runKilnMeasured } from "../reliability/support.js";
-import { startBusyboxRegistry } from "../support/busybox-registry.js";
+import { useSuiteFixture } from "../support/suite-fixture.js";
 
 const figures = new Figures("hostile build contexts (whole builds)");
 
@@ -29,21 +27,15 @@ async function filesUnder(dir: string): Promise<string[]> {
 }
 
 describe("hostile build contexts", { timeout: 300_000 }, () => {
-  let reg: TestRegistry;
-  let work: string;
   let outsideFile: string;
   const secret = `outside-${randomBytes(12).toString("hex")}`;
-  before(async () => {
-    ({ reg } = await startBusyboxRegistry());
-    work = await tempDir("hostile-ctx");
-    await mkdir(path.join(work, "outside"));
-    outsideFile = path.join(work, "outside", "secret.txt");
-    await writeFile(outsideFile, `${secret}\n`);
-  });
-  after(async () => {
-    await figures.flush();
-    await reg?.stop();
-    if (work) await removeDir(work);
+  const fx = useSuiteFixture("hostile-ctx", {
+    setup: async ({ work }) => {
+      await mkdir(path.join(work, "outside"));
+      outsideFile = path.join(work, "outside", "secret.txt");
+      await writeFile(outsideFile, `${secret}\n`);
+    },
+    teardown: () => figures.flush(),
   });
 
   const cases: { name: string; copy: string }[] = [
@@ -57,14 +49,14 @@ describe("hostile build contexts", { timeout: 300_000 }, () => {
 
   for (const [i, c] of cases.entries()) {
     test(`${c.name}: nothing from outside the context reaches the image`, async () => {
-      const ctx = path.join(work, `ctx-${i}`);
+      const ctx = path.join(fx.work, `ctx-${i}`);
       await mkdir(ctx, { recursive: true });
-      await writeFile(path.join(ctx, "Dockerfile"), `FROM ${reg.host}/busybox:latest\n${c.copy}\n`);
+      await writeFile(path.join(ctx, "Dockerfile"), `FROM ${fx.reg.host}/busybox:latest\n${c.copy}\n`);
       await writeFile(path.join(ctx, "ok.txt"), "inside\n");
       await symlink(outsideFile, path.join(ctx, "abs-link"));
       await symlink(path.relative(ctx, outsideFile), path.join(ctx, "rel-link"));
       await symlink(path.dirname(outsideFile), path.join(ctx, "dir-link"));
-      const layout = path.join(work, `layout-${i}`);
+      const layout = path.join(fx.work, `layout-${i}`);
       const r = await runKilnMeasured([
         "build",
         "-f",
@@ -76,7 +68,7 @@ describe("hostile build contexts", { timeout: 300_000 }, () => {
         "--oci-layout-path",
         layout,
         "--kaniko-dir",
-        path.join(work, `state-${i}`),
+        path.join(fx.work, `state-${i}`),
       ]);
       const leaks: string[] = [];
       if (/\n\s+at /.test(r.stderr)) leaks.push("stack trace printed");

@@ -10,9 +10,9 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import * as path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
-import { removeDir, tempDir } from "../support/tmp.js";
+import { useSuiteFixture } from "../support/suite-fixture.js";
 import { Figures, runKilnMeasured } from "../reliability/support.js";
 
 const figures = new Figures("hostile registries (whole builds)");
@@ -50,7 +50,6 @@ function endless(res: ServerResponse, total: number, contentType: string, prefix
 }
 
 describe("hostile registries", { timeout: 600_000 }, () => {
-  let work: string;
   let host = "";
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
@@ -143,16 +142,17 @@ describe("hostile registries", { timeout: 600_000 }, () => {
     s.on("close", () => sockets.delete(s));
   });
 
-  before(async () => {
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-    work = await tempDir("hostile-registry");
-  });
-  after(async () => {
-    await figures.flush();
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    if (work) await removeDir(work);
+  const fx = useSuiteFixture("hostile-registry", {
+    registry: "none",
+    setup: async () => {
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    },
+    teardown: async () => {
+      await figures.flush();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   });
 
   const cases: { repo: string; expect: RegExp; todo?: string }[] = [
@@ -167,7 +167,7 @@ describe("hostile registries", { timeout: 600_000 }, () => {
 
   for (const c of cases) {
     test(`${c.repo}: a clear error, bounded time and memory`, c.todo ? { todo: c.todo } : {}, async () => {
-      const ctx = path.join(work, c.repo);
+      const ctx = path.join(fx.work, c.repo);
       await mkdir(ctx, { recursive: true });
       await writeFile(path.join(ctx, "Dockerfile"), `FROM ${host}/${c.repo}:latest\nRUN true\n`);
       const t0 = Date.now();

@@ -12,12 +12,10 @@ import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { createGzip, gunzipSync } from "node:zlib";
 import { emptyHeader, TarWriter, type TarHeader } from "../../src/image/index.js";
-import { type TestRegistry } from "../support/registry.js";
-import { startBusyboxRegistry } from "../support/busybox-registry.js";
-import { removeDir, tempDir } from "../support/tmp.js";
+import { useSuiteFixture } from "../support/suite-fixture.js";
 import { Figures, runKilnMeasured } from "../reliability/support.js";
 
 const figures = new Figures("hostile tar contexts (whole builds)");
@@ -81,21 +79,15 @@ async function filesUnder(dir: string): Promise<string[]> {
 }
 
 describe("hostile tar contexts", { timeout: 600_000 }, () => {
-  let reg: TestRegistry;
-  let work: string;
   let outside: string;
   const secret = `outside-${randomBytes(12).toString("hex")}`;
-  before(async () => {
-    ({ reg } = await startBusyboxRegistry());
-    work = await tempDir("hostile-tar-ctx");
-    outside = path.join(work, "outside");
-    await mkdir(outside);
-    await writeFile(path.join(outside, "secret.txt"), `${secret}\n`);
-  });
-  after(async () => {
-    await figures.flush();
-    await reg?.stop();
-    if (work) await removeDir(work);
+  const fx = useSuiteFixture("hostile-tar-ctx", {
+    setup: async ({ work }) => {
+      outside = path.join(work, "outside");
+      await mkdir(outside);
+      await writeFile(path.join(outside, "secret.txt"), `${secret}\n`);
+    },
+    teardown: () => figures.flush(),
   });
 
   const dockerfile = (body: string): Spec => ({ name: "Dockerfile", body: Buffer.from(body) });
@@ -185,7 +177,7 @@ describe("hostile tar contexts", { timeout: 600_000 }, () => {
 
   for (const [i, c] of cases.entries()) {
     test(`${c.name} (tar://${c.via}): refused, bounded, nothing left on disk`, async () => {
-      const state = path.join(work, `state-${i}`);
+      const state = path.join(fx.work, `state-${i}`);
       const entries = (): Iterable<Spec> => {
         const list = c.entries();
         return (function* () {
@@ -195,7 +187,7 @@ describe("hostile tar contexts", { timeout: 600_000 }, () => {
       let ctxArg = "tar://stdin";
       let stdin: Readable | undefined;
       if (c.via === "file") {
-        const file = path.join(work, `ctx-${i}.tar.gz`);
+        const file = path.join(fx.work, `ctx-${i}.tar.gz`);
         await tarFile(file, entries());
         ctxArg = `tar://${file}`;
       } else stdin = tarGz(entries());
@@ -234,9 +226,9 @@ describe("hostile tar contexts", { timeout: 600_000 }, () => {
   }
 
   test("symlinks out, absolute names and writes through links stay inside the context (tar://file)", async () => {
-    const file = path.join(work, "links.tar.gz");
+    const file = path.join(fx.work, "links.tar.gz");
     await tarFile(file, [
-      dockerfile(`FROM ${reg.host}/busybox:latest\nCOPY . /ctx/\nRUN ls -R /ctx > /listing\n`),
+      dockerfile(`FROM ${fx.reg.host}/busybox:latest\nCOPY . /ctx/\nRUN ls -R /ctx > /listing\n`),
       { name: "esc", linkname: outside },
       { name: "esc/planted", body: Buffer.from("planted through a symlink\n") },
       { name: "up", linkname: "../../../../../../../../" + outside.slice(1) },
@@ -244,7 +236,7 @@ describe("hostile tar contexts", { timeout: 600_000 }, () => {
       { name: `${outside}/planted3`, body: Buffer.from("absolute name\n") },
       { name: "abs-secret", linkname: path.join(outside, "secret.txt") },
     ]);
-    const layout = path.join(work, "links-layout");
+    const layout = path.join(fx.work, "links-layout");
     const t0 = Date.now();
     const r = await runKilnMeasured([
       "build",
@@ -255,7 +247,7 @@ describe("hostile tar contexts", { timeout: 600_000 }, () => {
       "--oci-layout-path",
       layout,
       "--kaniko-dir",
-      path.join(work, "state-links"),
+      path.join(fx.work, "state-links"),
     ]);
     const secs = (Date.now() - t0) / 1000;
     const leaks: string[] = [];
