@@ -151,12 +151,20 @@ export function median(xs: number[]): number {
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-/** Sums kiln's `phase <name>: <ms> ms` debug lines per phase. */
+/**
+ * Sums kiln's `phase <name>: <ms> ms` debug lines per phase, plus a "store" phase: the time of stage roots
+ * mounted from `--layer-store` with every layer found (`Layer store DIR: N of N layers … 0 extracted; root
+ * mounted in MS ms`; a root with misses is already counted as "extract").
+ */
 export function parsePhases(log: string): Record<string, number> {
   const phases: Record<string, number> = {};
-  for (const m of log.matchAll(/phase ([a-z-]+): (\d+(?:\.\d+)?) ms/g)) {
-    const name = m[1] as string;
-    phases[name] = (phases[name] ?? 0) + Number(m[2]);
-  }
+  const add = (name: string, ms: number): void => {
+    phases[name] = (phases[name] ?? 0) + ms;
+  };
+  for (const m of log.matchAll(/phase ([a-z-]+): (\d+(?:\.\d+)?) ms/g)) add(m[1] as string, Number(m[2]));
+  for (const m of log.matchAll(
+    /Layer store [^\n]*?: \d+ of \d+ layers[^\n]*? (\d+) extracted[^\n]*? in (\d+(?:\.\d+)?) ms/g,
+  ))
+    if (Number(m[1]) === 0) add("store", Number(m[2]));
   return phases;
 }

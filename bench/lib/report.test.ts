@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { median, parsePhases } from "./measure.js";
-import { markdownTable, ratios, stats } from "./report.js";
+import { markdownTable, phaseTable, ratios, stats } from "./report.js";
 
 test("parsePhases sums kiln's phase debug lines per phase", () => {
   const log = [
@@ -36,4 +36,21 @@ test("stats, ratios and the table: kiln/peer wall ratio, notes for missing figur
   const md = markdownTable([{ workload: "w", title: "t", variant: "cold", builders, ratios: r }]);
   assert.match(md, /\| w \| cold \| docker-buildkit \| 4\.00 \| 0\.10 \| 1 \| 0\.50 \|/);
   assert.match(md, /\| w \| cold \| buildah-vfs \| — \| — \| — \| — \| exit 1: boom \|/);
+});
+
+test("parsePhases: a stage root mounted from the layer store is the store phase, unless layers were extracted", () => {
+  const log = [
+    "INFO[0000] Layer store /s: 1 of 1 layers of stage 0 found, 0 extracted; root mounted in 180 ms",
+    "INFO[0001] Layer store /s: 2 of 2 layers of stage 1 found, 0 extracted; root mounted in 20 ms",
+    "INFO[0001] Layer store /s: 0 of 1 layers of stage 2 found, 1 extracted; root mounted in 900 ms",
+    "DEBU[0001] phase extract: 900 ms",
+  ].join("\n");
+  assert.deepEqual(parsePhases(log), { extract: 900, store: 200 });
+});
+
+test("phaseTable shows the store phase and leaves the rest as other", () => {
+  const kiln = stats([{ wallMs: 1000, cpuMs: 1, rssKb: 1, phases: { store: 200, run: 100 } }]);
+  const md = phaseTable([{ workload: "w", title: "t", variant: "warm", builders: { kiln }, ratios: {} }]);
+  assert.match(md, /\| pull \| extract \| store \| run \|/);
+  assert.ok(md.includes("| w | warm | 1000 |  |  | 200 | 100 |  |  |  |  |  | 700 |"), md);
 });

@@ -91,7 +91,7 @@ export function markdownTable(rows: RowResult[]): string {
 
 /** kiln's per-phase profile (median ms) for every row where kiln ran. */
 export function phaseTable(rows: RowResult[]): string {
-  const names = ["pull", "extract", "run", "copy", "snapshot", "compress", "push", "write"];
+  const names = ["pull", "extract", "store", "run", "copy", "snapshot", "compress", "push", "write"];
   const lines = [
     `| workload | variant | kiln wall ms | ${names.join(" | ")} | other |`,
     `|---|---|---:|${names.map(() => "---:").join("|")}|---:|`,

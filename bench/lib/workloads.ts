@@ -29,7 +29,7 @@ export interface Workload {
   kind: WorkloadKind;
   buildArgs(b: Bases): Record<string, string>;
   bases(b: Bases): string[];
-  /** Peer variants measured (kiln has no local image store: it always pulls, i.e. is always "cold"). */
+  /** Variants measured, for kiln and every peer (kiln's "warm" builds with a filled `--layer-store`). */
   variants: Variant[];
   /** Expensive: measured min(runs, 2) times in full mode. */
   heavy?: boolean;

@@ -28,7 +28,13 @@ export interface WriteChangesOptions {
 
 type Planned = { kind: "path"; name: string; cpath: string; st: BigIntStats } | { kind: "whiteout"; name: string };
 
-const CHUNK = 64 * 1024;
+/**
+ * Read size for large files: fewer thread-pool round trips than 64 KiB reads (a 2 GiB layer spooled ~1.3×
+ * faster) at +5 MB peak RSS; 1 MiB was faster still but cost +45 MB.
+ */
+const CHUNK = 512 * 1024;
+/** Chunks read ahead of the tar writer (bounds the memory a large file's body holds). */
+const READ_AHEAD = 4;
 
 /**
  * Writes a deterministic layer tar for `changes` to `out` (and ends it): entries sorted bytewise by name,
@@ -79,12 +85,20 @@ export async function writeChangesTar(
   }
   const ordered = [...plan.values()].sort((a, b) => compareBytewise(a.name, b.name));
 
+  const known = changes.capabilities;
   const caps =
     opts.xattrs === false
       ? new Map<string, Buffer>()
       : await readCapabilities(
-          ordered.flatMap((e) => (e.kind === "path" && e.st.isFile() ? [path.join(hostRoot, e.cpath)] : [])),
+          ordered.flatMap((e) =>
+            e.kind === "path" && e.st.isFile() && known?.checked.has(e.cpath) !== true
+              ? [path.join(hostRoot, e.cpath)]
+              : [],
+          ),
         );
+  if (opts.xattrs !== false && known !== undefined) {
+    for (const [cpath, v] of known.values) caps.set(path.join(hostRoot, cpath), v);
+  }
 
   const writer = new TarWriter(out);
   const firstByInode = new Map<string, string>();
@@ -188,6 +202,7 @@ async function writeFileEntry(writer: TarWriter, host: string, h: TarHeader): Pr
           yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
         }
       })(),
+      { highWaterMark: READ_AHEAD },
     );
     await writer.add(h, body);
   } finally {

@@ -13,8 +13,13 @@ import { readXattrsMatching, removeXattr } from "../xattr.js";
 
 /** The xattr overlayfs (mounted by root) sets on an upper directory that hides the lower one. */
 export const OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque";
-/** getfattr pattern of every xattr overlayfs keeps for itself. */
-const OVERLAY_XATTRS = "^trusted\\.overlay\\.";
+/** Prefix of every xattr overlayfs keeps for itself. */
+const OVERLAY_PREFIX = "trusted.overlay.";
+/**
+ * getfattr pattern of one pass over the upper: overlayfs's own xattrs (to find opaque dirs and strip them)
+ * and `security.capability` (handed to the layer writer, which then needs no pass of its own).
+ */
+const UPPER_XATTRS = "^(trusted\\.overlay\\..*|security\\.capability)$";
 
 /** Options of {@link mergeOverlayUpper}. */
 export interface MergeUpperOptions {
@@ -69,16 +74,22 @@ export async function mergeOverlayUpper(
       }
     }
   }
-  // Overlay bookkeeping xattrs (opaque, origin, impure, …) of every upper entry but symlinks.
-  const overlayAttrs = await readXattrsMatching(
+  // Overlay bookkeeping xattrs (opaque, origin, impure, …) and file capabilities of every upper entry
+  // but symlinks, in one getfattr pass.
+  const upperAttrs = await readXattrsMatching(
     entries.filter((e) => !e.st.isSymbolicLink() && !isWhiteout(e.st)).map((e) => path.join(hostUpper, e.cpath)),
-    OVERLAY_XATTRS,
+    UPPER_XATTRS,
   );
   const opaque = new Set<string>();
   const strip = new Map<string, string[]>(); // xattr name → container paths carrying it
-  for (const [host, attrs] of overlayAttrs) {
+  const capabilities = new Map<string, Buffer>();
+  for (const [host, attrs] of upperAttrs) {
     const cpath = "/" + path.relative(hostUpper, host).split(path.sep).join("/");
     for (const [name, v] of attrs) {
+      if (!name.startsWith(OVERLAY_PREFIX)) {
+        capabilities.set(cpath, v);
+        continue;
+      }
       if (name === OVERLAY_OPAQUE_XATTR && v.toString("latin1") === "y") opaque.add(cpath);
       let list = strip.get(name);
       if (list === undefined) strip.set(name, (list = []));
@@ -185,17 +196,23 @@ export async function mergeOverlayUpper(
     }
   }
 
-  // 3. Index: every upper path now lives in the root.
+  // 3. Index: every upper path now lives in the root. Entries that moved inside a renamed directory are
+  // the same inodes, untouched since they were listed (a rename changes only the moved entry's ctime):
+  // their listing stat is current unless an overlay xattr was removed from them.
+  const touched = new Set<string>();
+  for (const cpaths of strip.values()) for (const c of cpaths) touched.add(c);
   for (const e of entries) {
     if (isWhiteout(e.st)) continue;
     const host = path.join(hostRoot, e.cpath);
     let st: BigIntStats;
-    try {
-      st = lstatSync(host, { bigint: true });
-    } catch {
-      index.deleteTree(e.cpath);
-      continue;
-    }
+    if (underMoved(e.cpath) && !touched.has(e.cpath) && !underCopied(e.cpath)) st = e.st;
+    else
+      try {
+        st = lstatSync(host, { bigint: true });
+      } catch {
+        index.deleteTree(e.cpath);
+        continue;
+      }
     const ie = indexEntryFromStatSync(host, st);
     if (ie === undefined) continue;
     const before = index.get(e.cpath);
@@ -205,5 +222,6 @@ export async function mergeOverlayUpper(
   changed.sort(compareBytewise);
   deleted.sort(compareBytewise);
   opaqueDirs.sort(compareBytewise);
-  return { changed, deleted, opaqueDirs };
+  const checked = new Set(entries.filter((e) => e.st.isFile()).map((e) => e.cpath));
+  return { changed, deleted, opaqueDirs, capabilities: { checked, values: capabilities } };
 }

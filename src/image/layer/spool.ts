@@ -31,19 +31,24 @@ export async function spoolLayer(uncompressedTar: Readable, opts: SpoolOptions):
   await mkdir(opts.dir, { recursive: true });
   const tmp = path.join(opts.dir, `.spool-${randomBytes(8).toString("hex")}.tmp`);
   const input = new HashingTap();
-  const output = new HashingTap();
+  // Uncompressed: the blob is the tar itself, so one hash gives digest and diffID (no second pass).
+  const plain = opts.compression === "none";
+  const output = plain ? input : new HashingTap();
   // The temp file is opened before the pipeline starts: a write stream that is still opening when an
   // abort destroys it would otherwise create the file after the cleanup below removed it.
   const fh = await open(tmp, "w");
   try {
-    await pipeline(
-      uncompressedTar,
-      input,
-      compressStream(opts.compression, opts.level),
-      output,
-      fh.createWriteStream(),
-      ...(opts.signal ? [{ signal: opts.signal }] : []),
-    );
+    const sig = opts.signal ? [{ signal: opts.signal }] : [];
+    if (plain) await pipeline(uncompressedTar, input, fh.createWriteStream(), ...sig);
+    else
+      await pipeline(
+        uncompressedTar,
+        input,
+        compressStream(opts.compression, opts.level),
+        output,
+        fh.createWriteStream(),
+        ...sig,
+      );
   } catch (e) {
     await fh.close().catch(() => undefined);
     await rm(tmp, { force: true });
@@ -56,7 +61,7 @@ export async function spoolLayer(uncompressedTar: Readable, opts: SpoolOptions):
   return layerFromBlobFile(file, {
     mediaType: opts.mediaType,
     digest,
-    diffId: input.digest(),
+    diffId: plain ? digest : input.digest(),
     size: output.size,
     ...(opts.annotations ? { annotations: opts.annotations } : {}),
   });
