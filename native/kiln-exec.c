@@ -7,11 +7,13 @@
  * Processes: this supervisor forks C. Without a pid namespace C is the command in its own session; when it
  * exits, its group and every orphan reparented to us (child subreaper) are SIGKILLed. With a pid namespace C
  * is pid 1 (reaps, forwards signals) and the command is its child; when C exits the kernel kills the rest.
+ * kiln-exec --probe DIR tries every RUN configuration at once and prints which work (see probe_mode).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <net/if.h>
 #include <sched.h>
@@ -27,6 +29,7 @@
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -169,6 +172,13 @@ static void make_devnodes(void) {
       fail("devnodes", errno, path);
     }
   }
+}
+
+/* Sets the overlay mounted over the root: lower dirs (':'-separated, topmost first), upper and work dir. */
+static void set_overlay(const char *lowers, const char *upper, const char *work) {
+  int n = snprintf(overlay_opts, sizeof overlay_opts, "lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,metacopy=off",
+                   lowers, upper, work);
+  if (n < 0 || (size_t)n >= sizeof overlay_opts) usage("overlay paths too long");
 }
 
 /* Runs in the child that owns the new mount/pid namespaces: mounts, then chroot and chdir. */
@@ -318,103 +328,10 @@ static void kill_leftovers(pid_t group) {
 }
 
 /*
- * kiln-exec --mount-overlay BASE LOWER[:LOWER...] UPPER WORK TARGET: mounts an overlay at TARGET in the
- * caller's mount namespace (the layer store's stage roots). Lower directories may be relative to BASE (the
- * helper chdirs there first) so that many layers fit in the one-page mount options.
- * kiln-exec --umount TARGET: unmounts TARGET (lazily when it is busy). Both exit 0 or print and exit 1.
+ * The run path: namespaces, then a child that sets up the root and executes `cmd`; reports on the status
+ * pipe and returns the exit status. Runs in main, and in each check child of --probe.
  */
-static int mount_mode(int argc, char **argv) {
-  if (!strcmp(argv[1], "--umount")) {
-    if (argc != 3) { fprintf(stderr, "kiln-exec: usage: --umount TARGET\n"); return 1; }
-    if (umount2(argv[2], 0) == 0 || (errno == EBUSY && umount2(argv[2], MNT_DETACH) == 0)) return 0;
-    fprintf(stderr, "kiln-exec: umount %s: %s\n", argv[2], strerror(errno));
-    return 1;
-  }
-  if (argc != 7) { fprintf(stderr, "kiln-exec: usage: --mount-overlay BASE LOWERS UPPER WORK TARGET\n"); return 1; }
-  for (int k = 3; k <= 5; k++)
-    if (strchr(argv[k], ',')) { fprintf(stderr, "kiln-exec: mount-overlay: ',' in %s\n", argv[k]); return 1; }
-  char data[8192];
-  int n = snprintf(data, sizeof data, "lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,metacopy=off,index=off",
-                   argv[3], argv[4], argv[5]);
-  if (n < 0 || n >= (int)sizeof data || n >= getpagesize()) {
-    fprintf(stderr, "kiln-exec: mount-overlay: options longer than one page\n");
-    return 1;
-  }
-  if (chdir(argv[2]) < 0) { fprintf(stderr, "kiln-exec: chdir %s: %s\n", argv[2], strerror(errno)); return 1; }
-  if (mount("overlay", argv[6], "overlay", 0, data) < 0) {
-    fprintf(stderr, "kiln-exec: mount overlay at %s: %s\n", argv[6], strerror(errno));
-    return 1;
-  }
-  return 0;
-}
-
-int main(int argc, char **argv) {
-  if (argc >= 2 && (!strcmp(argv[1], "--mount-overlay") || !strcmp(argv[1], "--umount"))) return mount_mode(argc, argv);
-  const struct { const char *name; int *flag; } bools[] = {
-      {"--userns", &userns}, {"--mountns", &mountns}, {"--pidns", &pidns}, {"--netns", &netns},
-      {"--proc", &do_proc}, {"--dev", &do_dev}, {"--sys", &do_sys}, {"--devnodes", &do_devnodes}};
-  int i;
-  if (fcntl(STATUS_FD, F_GETFD) >= 0) {
-    status_fd = STATUS_FD;
-    if (fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0) fail("setup", errno, "fcntl(3)");
-  }
-  for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
-    const char *a = argv[i];
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    int takes = 1;
-    if (!strcmp(a, "--root")) root_dir = v;
-    else if (!strcmp(a, "--cwd")) cwd_dir = v;
-    else if (!strcmp(a, "--uid")) { if (v) uid = (uid_t)parse_num(v, "bad --uid"); want_creds = 1; }
-    else if (!strcmp(a, "--gid")) { if (v) gid = (gid_t)parse_num(v, "bad --gid"); want_creds = 1; }
-    else if (!strcmp(a, "--groups")) {
-      char buf[4096], *save = NULL;
-      if (!v || strlen(v) >= sizeof buf) usage("bad --groups");
-      strcpy(buf, v);
-      for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (ngroups == MAX_GROUPS) usage("too many groups");
-        groups[ngroups++] = (gid_t)parse_num(t, "bad --groups");
-      }
-      want_creds = 1;
-    } else if (!strcmp(a, "--overlay")) { /* --overlay LOWER[:LOWER...]:UPPER:WORK (last two fields) */
-      char buf[sizeof overlay_opts], *work, *upper;
-      if (!v || strlen(v) >= sizeof buf - 128 || strchr(v, ',')) usage("bad --overlay");
-      strcpy(buf, v);
-      if (!(work = strrchr(buf, ':'))) usage("--overlay needs LOWER:UPPER:WORK");
-      *work++ = '\0';
-      if (!(upper = strrchr(buf, ':'))) usage("--overlay needs LOWER:UPPER:WORK");
-      *upper++ = '\0';
-      snprintf(overlay_opts, sizeof overlay_opts, "lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,metacopy=off", buf,
-               upper, work);
-    } else if (!strcmp(a, "--bind") || !strcmp(a, "--tmpfs")) {
-      char *spec = argv[i + 1], *opt;
-      if (!v || nmounts == MAX_MOUNTS) usage("bad or too many mounts");
-      struct mnt *m = &mounts[nmounts++];
-      if ((m->kind = a[2]) == 'b') { /* --bind SRC:DST[:ro|rw], --tmpfs DST[:size] */
-        if (!(opt = strchr(spec, ':'))) usage("--bind needs SRC:DST[:ro|rw]");
-        *opt = '\0';
-        m->src = spec;
-        spec = opt + 1;
-      }
-      if ((opt = strchr(spec, ':'))) *opt++ = '\0';
-      if (strlen(spec) >= sizeof m->dst || spec[0] != '/') usage("mount target must be an absolute path");
-      strcpy(m->dst, spec);
-      if (m->kind == 't') m->size = opt;
-      else if (opt && !(m->ro = !strcmp(opt, "ro")) && strcmp(opt, "rw")) usage("bind option must be ro or rw");
-    } else {
-      size_t b = 0;
-      while (b < sizeof bools / sizeof bools[0] && strcmp(a, bools[b].name)) b++;
-      if (b == sizeof bools / sizeof bools[0]) usage(a);
-      *bools[b].flag = 1;
-      takes = 0;
-    }
-    if (takes && !v) usage(a);
-    i += takes;
-  }
-  if (i + 1 >= argc) usage("missing command after --");
-  char **cmd = argv + i + 1;
-  if ((do_proc || do_dev || do_sys || nmounts || overlay_opts[0]) && !mountns) usage("mounts need --mountns");
-  if (overlay_opts[0] && !root_dir) usage("--overlay needs --root");
-
+static int run_command(char **cmd) {
   if (userns) setup_userns();
   int flags = (mountns ? CLONE_NEWNS : 0) | (pidns ? CLONE_NEWPID : 0) | (netns ? CLONE_NEWNET : 0);
   if (flags && unshare(flags) < 0) fail("unshare", errno, "unshare(mount/pid/net namespaces)");
@@ -475,4 +392,202 @@ int main(int argc, char **argv) {
   if (WIFSIGNALED(status)) status_line("signal %d\n", WTERMSIG(status));
   else status_line("exit %d\n", WEXITSTATUS(status));
   return exit_code(status);
+}
+
+/*
+ * kiln-exec --mount-overlay BASE LOWER[:LOWER...] UPPER WORK TARGET: mounts an overlay at TARGET in the
+ * caller's mount namespace (the layer store's stage roots). Lower directories may be relative to BASE (the
+ * helper chdirs there first) so that many layers fit in the one-page mount options.
+ * kiln-exec --umount TARGET: unmounts TARGET (lazily when it is busy). Both exit 0 or print and exit 1.
+ */
+static int mount_mode(int argc, char **argv) {
+  if (!strcmp(argv[1], "--umount")) {
+    if (argc != 3) { fprintf(stderr, "kiln-exec: usage: --umount TARGET\n"); return 1; }
+    if (umount2(argv[2], 0) == 0 || (errno == EBUSY && umount2(argv[2], MNT_DETACH) == 0)) return 0;
+    fprintf(stderr, "kiln-exec: umount %s: %s\n", argv[2], strerror(errno));
+    return 1;
+  }
+  if (argc != 7) { fprintf(stderr, "kiln-exec: usage: --mount-overlay BASE LOWERS UPPER WORK TARGET\n"); return 1; }
+  for (int k = 3; k <= 5; k++)
+    if (strchr(argv[k], ',')) { fprintf(stderr, "kiln-exec: mount-overlay: ',' in %s\n", argv[k]); return 1; }
+  char data[8192];
+  int n = snprintf(data, sizeof data, "lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,metacopy=off,index=off",
+                   argv[3], argv[4], argv[5]);
+  if (n < 0 || n >= (int)sizeof data || n >= getpagesize()) {
+    fprintf(stderr, "kiln-exec: mount-overlay: options longer than one page\n");
+    return 1;
+  }
+  if (chdir(argv[2]) < 0) { fprintf(stderr, "kiln-exec: chdir %s: %s\n", argv[2], strerror(errno)); return 1; }
+  if (mount("overlay", argv[6], "overlay", 0, data) < 0) {
+    fprintf(stderr, "kiln-exec: mount overlay at %s: %s\n", argv[6], strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
+/*
+ * kiln-exec --probe DIR: finds out which isolation mechanisms work here, in one process. Makes a scratch
+ * directory under DIR and runs every check at once, each in a forked child that takes the run path above
+ * with the options a RUN uses and a command that does not exist: a mechanism works iff its child gets as
+ * far as exec. Prints one line of NAME=0|1 for the names in `checks` and exits 0; exits 1 (message on
+ * stderr) when the scratch directory cannot be made. Everything it creates is removed.
+ */
+struct check { const char *name; int userns, mountns, pidns, netns, proc, dev, overlay; };
+static const struct check checks[] = {
+    {"chroot", 0, 0, 0, 0, 0, 0, 0},       {"mountns", 0, 1, 0, 0, 0, 1, 0},
+    {"pidns", 0, 1, 1, 0, 1, 0, 0},        {"netns", 0, 0, 0, 1, 0, 0, 0},
+    {"userns", 1, 1, 0, 0, 0, 1, 0},       {"userns-pidns", 1, 1, 1, 0, 1, 0, 0},
+    {"userns-netns", 1, 1, 0, 1, 0, 0, 0}, {"overlay", 0, 1, 0, 0, 0, 1, 1},
+};
+#define NCHECKS (sizeof checks / sizeof checks[0])
+/* Directories of the scratch dir: "root" for the chroot checks; an overlay's lower, upper and work dirs. */
+static const char *const probe_dirs[] = {"root", "root/proc", "root/dev", "lower", "lower/dev", "upper", "work"};
+
+static int remove_entry(const char *p, const struct stat *st, int type, struct FTW *f) {
+  (void)st, (void)type, (void)f;
+  if (remove(p) < 0) { /* left behind: nothing better to do */ }
+  return 0;
+}
+
+/* In a check child: the options of check `c`, then the run path, with the status pipe `out`. */
+static void run_check(const struct check *c, const char base[3072], int out) {
+  static char root[4096], upper[4096], work[4096];
+  static char missing[] = "/.kiln-probe-missing-command";
+  char *cmd[] = {missing, NULL};
+  status_fd = out;
+  userns = c->userns, mountns = c->mountns, pidns = c->pidns, netns = c->netns, do_proc = c->proc, do_dev = c->dev;
+  snprintf(root, sizeof root, "%s/%s", base, c->overlay ? "lower" : "root");
+  root_dir = root;
+  if (c->overlay) {
+    /* The overlay snapshotter reads trusted.overlay.* xattrs of the upper dir: that filesystem must take them. */
+    snprintf(upper, sizeof upper, "%s/upper", base);
+    snprintf(work, sizeof work, "%s/work", base);
+    if (setxattr(upper, "trusted.kiln.probe", "y", 1, 0) < 0) fail("xattr", errno, upper);
+    set_overlay(root, upper, work);
+  }
+  _exit(run_command(cmd));
+}
+
+static int probe_mode(int argc, char **argv) {
+  char base[3072], dir[4096], text[8192], line[1024];
+  pid_t pids[NCHECKS];
+  int fds[NCHECKS];
+  size_t used = 0;
+  if (argc != 3) { fprintf(stderr, "kiln-exec: usage: --probe DIR\n"); return 1; }
+  int n = snprintf(base, sizeof base, "%s/kiln-probe-XXXXXX", argv[2]);
+  if (n < 0 || (size_t)n >= sizeof base) errno = ENAMETOOLONG;
+  if (n < 0 || (size_t)n >= sizeof base || !mkdtemp(base)) {
+    fprintf(stderr, "kiln-exec: probe: cannot make a directory in %s: %s\n", argv[2], strerror(errno));
+    return 1;
+  }
+  for (size_t k = 0; k < sizeof probe_dirs / sizeof probe_dirs[0]; k++) {
+    snprintf(dir, sizeof dir, "%s/%s", base, probe_dirs[k]);
+    if (mkdir(dir, 0755) < 0) {
+      fprintf(stderr, "kiln-exec: probe: mkdir %s: %s\n", dir, strerror(errno));
+      nftw(base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+      return 1;
+    }
+  }
+  for (size_t k = 0; k < NCHECKS; k++) {
+    int p[2];
+    fds[k] = -1;
+    pids[k] = -1;
+    if (pipe2(p, O_CLOEXEC) < 0) continue; /* the check counts as failed */
+    pids[k] = fork();
+    if (pids[k] == 0) {
+      close(p[0]);
+      run_check(&checks[k], base, p[1]);
+    }
+    close(p[1]);
+    if (pids[k] < 0) close(p[0]);
+    else fds[k] = p[0];
+  }
+  line[0] = '\0';
+  for (size_t k = 0; k < NCHECKS; k++) {
+    size_t len = 0;
+    ssize_t r;
+    while (fds[k] >= 0 && (r = read(fds[k], text + len, sizeof text - 1 - len)) != 0) {
+      if (r > 0) len += (size_t)r;
+      else if (errno != EINTR) break;
+      if (len == sizeof text - 1) break;
+    }
+    text[len] = '\0';
+    if (fds[k] >= 0) close(fds[k]);
+    if (pids[k] > 0) wait_status(pids[k], &(int){0});
+    int ok = strncmp(text, "error exec ", 11) == 0;
+    used += (size_t)snprintf(line + used, sizeof line - used, "%s%s=%d", k ? " " : "", checks[k].name, ok);
+  }
+  nftw(base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  printf("%s\n", line);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "--probe")) return probe_mode(argc, argv);
+  if (argc >= 2 && (!strcmp(argv[1], "--mount-overlay") || !strcmp(argv[1], "--umount"))) return mount_mode(argc, argv);
+  const struct { const char *name; int *flag; } bools[] = {
+      {"--userns", &userns}, {"--mountns", &mountns}, {"--pidns", &pidns}, {"--netns", &netns},
+      {"--proc", &do_proc}, {"--dev", &do_dev}, {"--sys", &do_sys}, {"--devnodes", &do_devnodes}};
+  int i;
+  if (fcntl(STATUS_FD, F_GETFD) >= 0) {
+    status_fd = STATUS_FD;
+    if (fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0) fail("setup", errno, "fcntl(3)");
+  }
+  for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int takes = 1;
+    if (!strcmp(a, "--root")) root_dir = v;
+    else if (!strcmp(a, "--cwd")) cwd_dir = v;
+    else if (!strcmp(a, "--uid")) { if (v) uid = (uid_t)parse_num(v, "bad --uid"); want_creds = 1; }
+    else if (!strcmp(a, "--gid")) { if (v) gid = (gid_t)parse_num(v, "bad --gid"); want_creds = 1; }
+    else if (!strcmp(a, "--groups")) {
+      char buf[4096], *save = NULL;
+      if (!v || strlen(v) >= sizeof buf) usage("bad --groups");
+      strcpy(buf, v);
+      for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (ngroups == MAX_GROUPS) usage("too many groups");
+        groups[ngroups++] = (gid_t)parse_num(t, "bad --groups");
+      }
+      want_creds = 1;
+    } else if (!strcmp(a, "--overlay")) { /* --overlay LOWER[:LOWER...]:UPPER:WORK (last two fields) */
+      char buf[sizeof overlay_opts], *work, *upper;
+      if (!v || strlen(v) >= sizeof buf - 128 || strchr(v, ',')) usage("bad --overlay");
+      strcpy(buf, v);
+      if (!(work = strrchr(buf, ':'))) usage("--overlay needs LOWER:UPPER:WORK");
+      *work++ = '\0';
+      if (!(upper = strrchr(buf, ':'))) usage("--overlay needs LOWER:UPPER:WORK");
+      *upper++ = '\0';
+      set_overlay(buf, upper, work);
+    } else if (!strcmp(a, "--bind") || !strcmp(a, "--tmpfs")) {
+      char *spec = argv[i + 1], *opt;
+      if (!v || nmounts == MAX_MOUNTS) usage("bad or too many mounts");
+      struct mnt *m = &mounts[nmounts++];
+      if ((m->kind = a[2]) == 'b') { /* --bind SRC:DST[:ro|rw], --tmpfs DST[:size] */
+        if (!(opt = strchr(spec, ':'))) usage("--bind needs SRC:DST[:ro|rw]");
+        *opt = '\0';
+        m->src = spec;
+        spec = opt + 1;
+      }
+      if ((opt = strchr(spec, ':'))) *opt++ = '\0';
+      if (strlen(spec) >= sizeof m->dst || spec[0] != '/') usage("mount target must be an absolute path");
+      strcpy(m->dst, spec);
+      if (m->kind == 't') m->size = opt;
+      else if (opt && !(m->ro = !strcmp(opt, "ro")) && strcmp(opt, "rw")) usage("bind option must be ro or rw");
+    } else {
+      size_t b = 0;
+      while (b < sizeof bools / sizeof bools[0] && strcmp(a, bools[b].name)) b++;
+      if (b == sizeof bools / sizeof bools[0]) usage(a);
+      *bools[b].flag = 1;
+      takes = 0;
+    }
+    if (takes && !v) usage(a);
+    i += takes;
+  }
+  if (i + 1 >= argc) usage("missing command after --");
+  char **cmd = argv + i + 1;
+  if ((do_proc || do_dev || do_sys || nmounts || overlay_opts[0]) && !mountns) usage("mounts need --mountns");
+  if (overlay_opts[0] && !root_dir) usage("--overlay needs --root");
+
+  return run_command(cmd);
 }

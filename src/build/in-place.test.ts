@@ -13,6 +13,7 @@ const probe = (inContainer: boolean): IsolationProbe => ({
   pidns: false,
   userns: false,
   netns: false,
+  overlay: false,
   inContainer,
 });
 const runner = (isolation: Runner["isolation"], inContainer: boolean) => async (): Promise<Runner> => ({

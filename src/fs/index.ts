@@ -26,7 +26,6 @@ export {
   chooseSnapshotter,
   mergeOverlayUpper,
   overlayHelperArgument,
-  probeOverlaySnapshots,
 } from "./snapshot/index.js";
 export type { OverlayDirs, SnapshotMode, SnapshotOptions, Snapshotter } from "./snapshot/index.js";
 export { findWalk, gnuFind } from "./find-walk.js";
@@ -36,8 +35,10 @@ export {
   mountStoreOverlay,
   mountsUnder,
   overlayOptionsFit,
+  dropIgnored,
   parseSize,
   rebuildFileIndex,
   unmountStoreOverlay,
 } from "./layer-store/index.js";
 export type { LayerIndex, LayerStoreOptions, StoredLayer, StoreOverlay, StoreUsage } from "./layer-store/index.js";
+export type { ColumnarIndex } from "./layer-store/index.js";

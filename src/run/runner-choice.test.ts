@@ -10,6 +10,7 @@ const none: IsolationProbe = {
   pidns: false,
   userns: false,
   netns: false,
+  overlay: false,
   inContainer: true,
 };
 

@@ -57,6 +57,13 @@ export interface IsolationProbe {
   userns: boolean;
   /** An empty network namespace can be created (directly, or inside a user namespace). */
   netns: boolean;
+  /**
+   * An overlay can be mounted over a root in a private mount namespace (chroot with mount namespaces,
+   * as root), with an upper dir that takes `trusted.*` xattrs: the overlay snapshot back-end works.
+   */
+  overlay: boolean;
+  /** Where the overlay check ran: `overlay` holds for roots on this directory's filesystem. */
+  overlayDir?: string;
   /** kiln itself runs inside a container (kaniko's detection). */
   inContainer: boolean;
 }

@@ -30,7 +30,7 @@ export async function buildApp(signal?: AbortSignal): Promise<string> {
       opts,
       {
         registry,
-        runner: async () => createRunner(opts.isolation, await probeIsolation()),
+        runner: async () => createRunner(opts.isolation, await probeIsolation({ scratchDir: opts.stateDir })),
         report: onEvent,
         now: () => new Date(),
       },

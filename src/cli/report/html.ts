@@ -68,6 +68,7 @@ function summary(r: BuildReport): string {
   for (const o of r.outputs) rows.push([`Output (${esc(o.sink)})`, `<code>${esc(o.target)}@${esc(o.digest)}</code>`]);
   if (r.isolation)
     rows.push(["RUN isolation", `${esc(r.isolation.backend)} <span class="muted">(${esc(r.isolation.reason)})</span>`]);
+  else rows.push(["RUN isolation", `<span class="muted">not needed (no RUN step executed)</span>`]);
   rows.push(["kiln", esc(r.kilnVersion)]);
   return `<dl class="summary">${rows.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("")}</dl>`;
 }

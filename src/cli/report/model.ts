@@ -77,6 +77,7 @@ export interface BuildReport {
   error?: string;
   /** Digest of the built image (success only). */
   digest?: string;
+  /** The RUN isolation back-end; absent when no RUN step executed (the isolation probe never ran). */
   isolation?: { backend: string; reason: string };
   stages: ReportStage[];
   phases: ReportPhase[];

@@ -1,0 +1,133 @@
+/**
+ * The isolation probe runs only when its answer is needed: a build whose RUNs are all cache hits (or that
+ * has no RUN, outside a container) never creates the runner, so never probes and emits no isolation
+ * event; `--isolation=in-place` still refuses outside a container. Library builds against the local
+ * busybox registry, with a `runner` that counts its calls and probes like the CLI does.
+ */
+import * as assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import * as path from "node:path";
+import {
+  build,
+  createRunner,
+  optionsFromFlags,
+  probeIsolation,
+  RegistryClient,
+  registryOptionsFor,
+  type BuildEvent,
+} from "../../src/index.js";
+import { hostDetectionFs, isInContainer, type Runner } from "../../src/run/index.js";
+import { writeTree } from "../integration/helpers.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
+import type { TestRegistry } from "../support/registry.js";
+import { removeDir, tempDir } from "../support/tmp.js";
+
+const skip = process.getuid?.() !== 0 ? "RUN needs root here" : false;
+
+interface Outcome {
+  digest: string;
+  runnerCalls: number;
+  events: BuildEvent[];
+}
+
+async function buildWith(args: string[], runner?: () => Promise<Runner>): Promise<Outcome> {
+  const opts = optionsFromFlags(args, {});
+  const events: BuildEvent[] = [];
+  const report = (e: BuildEvent): void => {
+    events.push(e);
+  };
+  let runnerCalls = 0;
+  const registry = new RegistryClient(registryOptionsFor(opts, report));
+  try {
+    const result = await build(opts, {
+      registry,
+      runner: async () => {
+        runnerCalls++;
+        if (runner) return runner();
+        const r = createRunner(opts.isolation, await probeIsolation({ scratchDir: opts.stateDir }));
+        report({ kind: "isolation", isolation: r.isolation, reason: "test" });
+        return r;
+      },
+      report,
+      now: () => new Date(),
+    });
+    return { digest: result.digest, runnerCalls, events };
+  } finally {
+    await registry.close();
+  }
+}
+
+describe("isolation probe laziness", { skip }, () => {
+  let reg: TestRegistry;
+  let base: string;
+  let work: string;
+  before(async () => {
+    ({ reg, base } = await startBusyboxRegistry());
+    work = await tempDir("probe-lazy");
+  });
+  after(async () => {
+    await reg?.stop();
+    if (work) await removeDir(work);
+  });
+
+  const common = (ctx: string): string[] => [
+    "--context",
+    ctx,
+    "--no-push",
+    "--insecure",
+    "--insecure-pull",
+    "--reproducible",
+    "--kaniko-dir",
+    path.join(work, "state"),
+  ];
+
+  it("a fully cached rebuild (registry cache) never creates the runner: no probe, no isolation event", async () => {
+    const ctx = path.join(work, "cached");
+    await writeTree(ctx, {
+      Dockerfile: `FROM ${base}\nRUN echo built > /built\nCOPY f /f\nRUN cat /built /f > /both\n`,
+      f: "file\n",
+    });
+    const args = [
+      ...common(ctx),
+      "--isolation=chroot",
+      "--cache=true",
+      `--cache-repo=${reg.host}/probe-lazy/cache`,
+      "--oci-layout-path",
+    ];
+    const first = await buildWith([...args, path.join(work, "cached-1")]);
+    assert.equal(first.runnerCalls, 1, "the first build runs its RUNs");
+    assert.equal(first.events.filter((e) => e.kind === "isolation").length, 1);
+    const second = await buildWith([...args, path.join(work, "cached-2")]);
+    assert.equal(second.digest, first.digest);
+    assert.equal(second.runnerCalls, 0, "every RUN is a cache hit: the probe never runs");
+    assert.equal(second.events.filter((e) => e.kind === "isolation").length, 0);
+  });
+
+  it("a build without RUN probes only where the in-place decision needs it (in a container)", async () => {
+    const ctx = path.join(work, "no-run");
+    await writeTree(ctx, { Dockerfile: `FROM ${base}\nCOPY f /f\nENV A=b\n`, f: "file\n" });
+    const r = await buildWith([...common(ctx), "--oci-layout-path", path.join(work, "no-run-out")]);
+    assert.equal(r.runnerCalls, isInContainer(hostDetectionFs) ? 1 : 0);
+    const chroot = await buildWith([
+      ...common(ctx),
+      "--isolation=chroot",
+      "--oci-layout-path",
+      path.join(work, "no-run-out-2"),
+    ]);
+    assert.equal(chroot.runnerCalls, 0, "--isolation=chroot without RUN: never probed");
+    assert.equal(chroot.digest, r.digest);
+  });
+
+  it("--isolation=in-place still refuses outside a container", async () => {
+    const ctx = path.join(work, "in-place");
+    await writeTree(ctx, { Dockerfile: `FROM ${base}\nRUN true\n` });
+    const outside = async (): Promise<Runner> => {
+      const probe = await probeIsolation({ scratchDir: path.join(work, "state") });
+      return createRunner("in-place", { ...probe, inContainer: false });
+    };
+    await assert.rejects(
+      buildWith([...common(ctx), "--isolation=in-place", "--oci-layout-path", path.join(work, "ip")], outside),
+      { code: "IN_PLACE_OUTSIDE_CONTAINER" },
+    );
+  });
+});
