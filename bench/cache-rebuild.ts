@@ -4,7 +4,7 @@
  * and kiln/peer ratios.
  *
  *   npm run build && npx tsx bench/cache-rebuild.ts [--runs N] [--only steps-20,multistage,steps-20-edit]
- *                                                 [--builders kiln,kaniko-style,docker-buildkit]
+ *                                                 [--builders kiln,kaniko-style,kiln-layer-store,docker-buildkit]
  *
  * Scenarios (each builder builds once untimed to fill its cache, then N timed rebuilds, builders alternating):
  * - `steps-20` / `multistage`, "no change": the same context again.
@@ -15,6 +15,8 @@
  * - `kaniko-style`: the same kiln with the benchmark-only switch `KILN_BENCH_KANIKO_CACHE_PROBING=1`, which
  *   stops looking entries up after a stage's first miss, as kaniko does ("kaniko cannot read layers from the
  *   cache after a cache miss"). Only the probing is emulated, not kaniko's other costs (full base extraction).
+ * - `kiln-layer-store`: `kiln` plus `--layer-store` (one store for all its builds): after a miss, the
+ *   stage root is mounted from stored layers instead of extracted (the one-file-edit case).
  * - `docker-buildkit`: `docker build` (BuildKit, its local cache) + `docker push`, dockerd started here.
  * Needs root (dockerd, kiln's chroot back-end) and `npm run build` first (kiln runs from dist/).
  */
@@ -104,13 +106,21 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/** kiln with its registry layer cache; `kanikoProbing` sets the benchmark-only switch. */
-function kilnCacheBuilder(name: string, stateDir: string, kanikoProbing: boolean): Builder {
+/**
+ * kiln with its registry layer cache; `kanikoProbing` sets the benchmark-only switch; `layerStore` adds
+ * `--layer-store=DIR` (kept across the builds), so that the filesystem a step after a miss needs is
+ * mounted from stored layers instead of extracted.
+ */
+function kilnCacheBuilder(name: string, stateDir: string, kanikoProbing: boolean, layerStore?: string): Builder {
   return {
     name,
     prepare: async () => {
       removeTree(stateDir);
       mkdirSync(stateDir, { recursive: true });
+      if (layerStore !== undefined) {
+        removeTree(layerStore);
+        mkdirSync(layerStore, { recursive: true });
+      }
     },
     build: async (spec) => {
       const args = [
@@ -129,6 +139,7 @@ function kilnCacheBuilder(name: string, stateDir: string, kanikoProbing: boolean
         "--cache=true",
         "--cache-copy-layers",
         `--cache-repo=${spec.cacheRepo ?? ""}`,
+        ...(layerStore !== undefined ? [`--layer-store=${layerStore}`] : []),
       ];
       const env = { ...process.env, ...(kanikoProbing ? { KILN_BENCH_KANIKO_CACHE_PROBING: "1" } : {}) };
       const s = await timed(process.execPath, args, { cwd: REPO, env, timeoutMs: 10 * 60_000 });
@@ -167,6 +178,10 @@ async function main(): Promise<void> {
     const builders: Builder[] = [];
     if (want("kiln")) builders.push(kilnCacheBuilder("kiln", path.join(WORK, "kiln-state"), false));
     if (want("kaniko-style")) builders.push(kilnCacheBuilder("kaniko-style", path.join(WORK, "kaniko-state"), true));
+    if (want("kiln-layer-store")) {
+      const store = path.join(WORK, "layer-store");
+      builders.push(kilnCacheBuilder("kiln-layer-store", path.join(WORK, "store-state"), false, store));
+    }
     if (want("docker-buildkit")) {
       dockerd = await startDockerd(path.join(WORK, "dockerd"), registry.host);
       builders.push(dockerBuilder("buildkit", dockerd));

@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import { fileFingerprint, type KeyInput } from "../cache/index.js";
+import { compositeKey, fileFingerprint, type KeyInput } from "../cache/index.js";
 import type { DirContext } from "../context/index.js";
 import type { Instruction } from "../dockerfile/index.js";
 import { splitEnv } from "./env.js";
@@ -47,4 +47,24 @@ export async function contextFileInputs(context: DirContext, sources: readonly s
     }
   }
   return [...seen.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}
+
+/** Instruction kinds whose results the layer cache stores (the others are config updates). */
+export const CACHED_STEP_KINDS: ReadonlySet<string> = new Set(["run", "copy", "add", "workdir"]);
+
+/**
+ * The step position where the latest cache entry of step `i` of a stage is recorded (a `slot-…` tag):
+ * Dockerfile name, stage name (or index) and the step's index among the stage's instructions (after
+ * the base image's ONBUILD triggers). Independent of every step's inputs, so it can be read ahead.
+ */
+export function stepSlot(
+  dockerfileName: string,
+  stage: { name?: string | undefined; index: number },
+  i: number,
+): string {
+  return compositeKey([
+    ["dockerfile", dockerfileName],
+    ["stage", stage.name ?? String(stage.index)],
+    ["step", String(i)],
+  ]);
 }

@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { KilnError } from "../common/errors.js";
@@ -130,6 +130,9 @@ export async function findCachedBase(
     const direct = await loadCachedBase(o.cacheDir, ref.digest, o.ttlMs, o.now);
     if (direct) return direct;
   }
+  // Resolving a tag costs a manifest request that the pull repeats: only worth it when the warmer
+  // left entries (no directory, or one without an entry, is the common case of a build without a warmer).
+  if (!(await hasEntries(o.cacheDir))) return undefined;
   const fetched = await registry.getManifest(ref, o.signal);
   if (!fetched) return undefined;
   let digest = fetched.digest;
@@ -140,4 +143,10 @@ export async function findCachedBase(
     digest = chosen.digest;
   }
   return loadCachedBase(o.cacheDir, digest, o.ttlMs, o.now);
+}
+
+/** Whether `cacheDir` holds at least one warmer entry (`sha256:…` archive); false when it is missing. */
+async function hasEntries(cacheDir: string): Promise<boolean> {
+  const names = await readdir(cacheDir).catch(() => [] as string[]);
+  return names.some((n) => n.startsWith("sha256:") && !n.endsWith(".json"));
 }

@@ -1,6 +1,8 @@
 import {
   assembleImage,
+  isDigest,
   MediaTypes,
+  type Digest,
   type Image,
   type Layer,
   type ManifestFamily,
@@ -9,6 +11,22 @@ import {
 
 /** Config field holding kiln's record of how a cache entry was made. */
 export const RECORD_FIELD = "kiln.cache";
+
+/**
+ * Manifest annotation repeating what a lookup needs (record, creation time, layer diffID), so that
+ * reading an entry is one manifest request instead of manifest + config. OCI-format entries only
+ * (Docker manifests carry no annotations); readers fall back to the config.
+ */
+export const ENTRY_ANNOTATION = "dev.kiln.cache.entry";
+
+/** Input fingerprints larger than this (as JSON) stay in the config only; explaining a miss then reads it. */
+const MAX_ANNOTATED_INPUTS = 16 * 1024;
+
+/** An entry read from its manifest annotation: `inputsComplete` is false when the inputs stayed in the config. */
+export interface EntryHead {
+  entry: CacheEntry;
+  inputsComplete: boolean;
+}
 
 /** What a cache entry records about the step that produced it (stored in its image config). */
 export interface CacheRecord {
@@ -59,7 +77,45 @@ export function entryImage(entry: CacheEntry, platform: Platform): Image {
       [RECORD_FIELD]: entry.record,
     },
     layers: entry.layer ? [entry.layer] : [],
+    annotations: { [ENTRY_ANNOTATION]: entryAnnotation(entry, created) },
   });
+}
+
+function entryAnnotation(entry: CacheEntry, created: string): string {
+  const inputs = JSON.stringify(entry.record.inputs);
+  const record = inputs.length <= MAX_ANNOTATED_INPUTS ? entry.record : { ...entry.record, inputs: undefined };
+  return JSON.stringify({ record, created, ...(entry.layer ? { diffId: entry.layer.diffId } : {}) });
+}
+
+/**
+ * Reads an entry from its manifest's {@link ENTRY_ANNOTATION}: `layerCount` layers (0 or 1) and
+ * `layerOf(diffId)` building the lazy layer. Undefined when the annotation is absent or unusable.
+ */
+export function entryFromAnnotations(
+  annotations: Readonly<Record<string, string>> | undefined,
+  layerCount: number,
+  layerOf: (diffId: Digest) => Layer,
+): EntryHead | undefined {
+  const text = annotations?.[ENTRY_ANNOTATION];
+  if (text === undefined || layerCount > 1) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!v || typeof v !== "object") return undefined;
+  const o = v as { record?: unknown; created?: unknown; diffId?: unknown };
+  const r = o.record as Record<string, unknown> | undefined;
+  if (!r || typeof r !== "object") return undefined;
+  const inputsComplete = !!r.inputs && typeof r.inputs === "object";
+  const record = { ...r, inputs: inputsComplete ? r.inputs : {} };
+  if (!isRecord(record) || typeof o.created !== "string") return undefined;
+  const created = new Date(o.created);
+  if (Number.isNaN(created.getTime())) return undefined;
+  if (layerCount === 1 && (typeof o.diffId !== "string" || !isDigest(o.diffId))) return undefined;
+  const layer = layerCount === 1 ? layerOf(o.diffId as Digest) : undefined;
+  return { entry: { layer, record, created }, inputsComplete };
 }
 
 function isRecord(v: unknown): v is CacheRecord {

@@ -1,5 +1,12 @@
 import type { Layer, Platform } from "../image/index.js";
-import { entryFromImage, entryImage, isCacheableLayerType, type CacheEntry, type CacheRecord } from "./entry.js";
+import {
+  entryFromImage,
+  entryImage,
+  isCacheableLayerType,
+  type CacheEntry,
+  type CacheRecord,
+  type EntryHead,
+} from "./entry.js";
 import { explainDifference } from "./explain.js";
 import type { CacheStore } from "./store.js";
 
@@ -34,7 +41,7 @@ export class LayerCache {
   private readonly o: LayerCacheOptions;
   private readonly pending: Promise<void>[] = [];
   /** Latest entry per step position, read at most once per build (see {@link LayerCache.prefetch}). */
-  private readonly latest = new Map<string, Promise<CacheEntry | undefined>>();
+  private readonly latest = new Map<string, Promise<EntryHead | undefined>>();
 
   constructor(o: LayerCacheOptions) {
     this.o = o;
@@ -56,16 +63,21 @@ export class LayerCache {
   }
 
   /** The latest entry written for `slot` (memoized; read failures count as "none"). */
-  private latestEntry(slot: string, signal?: AbortSignal): Promise<CacheEntry | undefined> {
+  private latestEntry(slot: string, signal?: AbortSignal): Promise<EntryHead | undefined> {
     let p = this.latest.get(slot);
     if (!p) {
-      p = this.o.store.read(slotTag(slot), signal).then(
-        (img) => (img ? entryFromImage(img) : undefined),
-        () => undefined,
-      );
+      p = this.readEntry(slotTag(slot), signal).catch(() => undefined);
       this.latest.set(slot, p);
     }
     return p;
+  }
+
+  /** Reads the entry under `tag`: one manifest request when the store and the entry allow it, else the whole image. */
+  private async readEntry(tag: string, signal?: AbortSignal): Promise<EntryHead | undefined> {
+    if (this.o.store.readHead) return this.o.store.readHead(tag, signal);
+    const img = await this.o.store.read(tag, signal);
+    const entry = img ? entryFromImage(img) : undefined;
+    return entry ? { entry, inputsComplete: true } : undefined;
   }
 
   /** A hit when `entry` is a usable entry for `key` (its record names the key, its layer type is known, not expired). */
@@ -83,21 +95,21 @@ export class LayerCache {
    */
   async lookup(key: string, signal?: AbortSignal, slot?: string): Promise<Lookup> {
     if (slot !== undefined) {
-      const latest = await this.latestEntry(slot, signal);
+      const latest = (await this.latestEntry(slot, signal))?.entry;
       if (signal?.aborted) throw signal.reason;
       const found = latest?.record.key === key ? this.check(key, latest) : undefined;
       if (found?.hit) return found;
     }
-    let img;
+    let head;
     try {
-      img = await this.o.store.read(key, signal);
+      head = await this.readEntry(key, signal);
     } catch (e) {
       if (signal?.aborted) throw e;
       this.o.onWarning(`cache lookup ${this.o.store.description}:${key} failed: ${message(e)}`);
       return { hit: false, reason: "error" };
     }
-    if (!img) return { hit: false, reason: "absent" };
-    return this.check(key, entryFromImage(img));
+    if (!head) return { hit: false, reason: "absent" };
+    return this.check(key, head.entry);
   }
 
   /**
@@ -110,7 +122,16 @@ export class LayerCache {
     signal?: AbortSignal,
   ): Promise<string[] | undefined> {
     const prev = await this.latestEntry(slot, signal);
-    return prev ? explainDifference(inputs, prev.record.inputs) : undefined;
+    if (!prev) return undefined;
+    let recorded = prev.entry.record.inputs;
+    if (!prev.inputsComplete) {
+      // Large input lists stay in the entry's config: read it (a miss costs this request, a hit never).
+      const img = await this.o.store.read(slotTag(slot), signal).catch(() => undefined);
+      const full = img ? entryFromImage(img) : undefined;
+      if (!full || full.record.key !== prev.entry.record.key) return undefined;
+      recorded = full.record.inputs;
+    }
+    return explainDifference(inputs, recorded);
   }
 
   /** Stores a step result in the background (entry under its key, plus the slot pointer). */

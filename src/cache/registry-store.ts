@@ -1,5 +1,6 @@
 import type { Image, Platform } from "../image/index.js";
 import { parseReference, RegistryError, type RegistryClient } from "../registry/index.js";
+import { entryFromAnnotations, entryFromImage, type EntryHead } from "./entry.js";
 import type { CacheStore } from "./store.js";
 
 /**
@@ -28,6 +29,26 @@ export class RegistryCacheStore implements CacheStore {
       if (e instanceof RegistryError && (e.status === 404 || e.code === "REGISTRY_NOT_FOUND")) return undefined;
       throw e;
     }
+  }
+
+  /** One manifest request for an annotated entry; an older entry's config is fetched without re-reading the manifest. */
+  async readHead(tag: string, signal?: AbortSignal): Promise<EntryHead | undefined> {
+    const ref = parseReference(`${this.description}:${tag}`);
+    let m;
+    try {
+      m = await this.client.getImageManifest(ref, signal);
+    } catch (e) {
+      if (e instanceof RegistryError && (e.status === 404 || e.code === "REGISTRY_NOT_FOUND")) return undefined;
+      throw e;
+    }
+    if (!m) return undefined;
+    const manifest = m;
+    const head = entryFromAnnotations(manifest.manifest.annotations, manifest.manifest.layers.length, (diffId) =>
+      manifest.layer(0, diffId),
+    );
+    if (head) return head;
+    const entry = entryFromImage(await manifest.image(signal));
+    return entry ? { entry, inputsComplete: true } : undefined;
   }
 
   async write(tag: string, image: Image, signal?: AbortSignal): Promise<void> {

@@ -14,5 +14,5 @@ export {
 export { NO_BUILTIN_HELPERS_ENV, parseCredentialHelpers, type BuiltinProviderName } from "./cred-providers/index.js";
 export { MAX_MANIFEST_BYTES } from "./manifest.js";
 export { formatPlatform, parsePlatform, selectPlatform } from "./platform.js";
-export type { FetchedManifest } from "./pull.js";
+export type { FetchedManifest, ManifestOnly } from "./pull.js";
 export { DOCKER_HUB_REGISTRY, makeReference, parseReference, type Reference } from "./reference.js";

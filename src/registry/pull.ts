@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import { KilnError } from "../common/errors.js";
 import { imageFromRaw } from "../image/assemble.js";
 import { isDigest, sha256Digest, type Digest } from "../image/digest.js";
-import type { Image, ImageConfigFile, Layer, Platform } from "../image/types.js";
+import type { Descriptor, Image, ImageConfigFile, ImageManifest, Layer, Platform } from "../image/types.js";
 import { digestMismatch, openBlob } from "./blob-reader.js";
 import { decompressAuto } from "../image/compress/compression.js";
 import { RegistryError, statusError } from "./errors.js";
@@ -136,6 +136,20 @@ export async function pullFrom(
     digest: fetched.digest,
     mediaType: parsed.mediaType,
   });
+  return withConfig(ctx, host, repository, fetched.raw, manifest, parsed.mediaType, signal);
+}
+
+/** Completes a fetched single-image manifest into an Image: config fetch (≤ 4 MiB, verified) and lazy layers. */
+async function withConfig(
+  ctx: ClientContext,
+  host: RegistryHost,
+  repository: string,
+  raw: Uint8Array,
+  manifest: ImageManifest,
+  mediaType: string,
+  signal?: AbortSignal,
+): Promise<Image> {
+  const where = `${host.registry}/${repository}`;
   const cfgDesc = manifest.config;
   if (cfgDesc.size > MAX_MANIFEST_BYTES) {
     throw new KilnError(
@@ -160,21 +174,76 @@ export async function pullFrom(
       `config of ${where} lists ${Array.isArray(diffIds) ? diffIds.length : 0} diff_ids for ${manifest.layers.length} layers`,
     );
   }
-  const origins = Object.freeze([Object.freeze({ registry: host.registry, repository })]);
-  const layers: Layer[] = manifest.layers.map((d, i) => {
-    const diffId = diffIds[i] as Digest;
-    const loc = { host, repository, digest: d.digest, size: d.size };
-    const layer: Layer = {
-      mediaType: d.mediaType,
-      digest: d.digest,
-      diffId,
-      size: d.size,
-      ...(d.annotations ? { annotations: d.annotations } : {}),
-      origins,
-      openCompressed: (sig?: AbortSignal): Promise<Readable> => Promise.resolve(openBlob(ctx, loc, sig)),
-      openUncompressed: (sig?: AbortSignal): Promise<Readable> => decompressAuto(openBlob(ctx, loc, sig)),
-    };
-    return Object.freeze(layer);
+  const layers: Layer[] = manifest.layers.map((d, i) => remoteLayer(ctx, host, repository, d, diffIds[i] as Digest));
+  return imageFromRaw(raw, manifest, rawConfig, config, layers, mediaType);
+}
+
+/**
+ * A lazy layer in a repository: `openCompressed()` GETs the blob (verified against its digest while
+ * streaming); origins name the repository, so a push to the same registry can mount it.
+ */
+export function remoteLayer(
+  ctx: ClientContext,
+  host: RegistryHost,
+  repository: string,
+  d: Descriptor,
+  diffId: Digest,
+): Layer {
+  const loc = { host, repository, digest: d.digest, size: d.size };
+  const layer: Layer = {
+    mediaType: d.mediaType,
+    digest: d.digest,
+    diffId,
+    size: d.size,
+    ...(d.annotations ? { annotations: d.annotations } : {}),
+    origins: Object.freeze([Object.freeze({ registry: host.registry, repository })]),
+    openCompressed: (sig?: AbortSignal): Promise<Readable> => Promise.resolve(openBlob(ctx, loc, sig)),
+    openUncompressed: (sig?: AbortSignal): Promise<Readable> => decompressAuto(openBlob(ctx, loc, sig)),
+  };
+  return Object.freeze(layer);
+}
+
+/** A single-image manifest read without its config (see {@link RegistryClient.getImageManifest}). */
+export interface ManifestOnly {
+  digest: Digest;
+  mediaType: string;
+  manifest: ImageManifest;
+  /** Layer `i` of the manifest as a lazy remote layer; the caller supplies its diffID. */
+  layer(i: number, diffId: Digest): Layer;
+  /** The whole image: fetches the config (no second manifest request). */
+  image(signal?: AbortSignal): Promise<Image>;
+}
+
+/** GETs a single-image manifest (404 → undefined; an index → undefined) without fetching its config. */
+export async function fetchImageManifest(
+  ctx: ClientContext,
+  host: RegistryHost,
+  repository: string,
+  reference: string,
+  signal?: AbortSignal,
+): Promise<ManifestOnly | undefined> {
+  const fetched = await fetchManifest(ctx, host, repository, reference, signal);
+  if (fetched === undefined) return undefined;
+  const parsed = parseManifest(fetched.raw, fetched.mediaType, `${host.registry}/${repository}`);
+  if (parsed.kind === "index") return undefined;
+  const manifest = parsed.manifest;
+  ctx.emit({
+    kind: "pull-manifest",
+    registry: host.registry,
+    repository,
+    reference,
+    digest: fetched.digest,
+    mediaType: parsed.mediaType,
   });
-  return imageFromRaw(fetched.raw, manifest, rawConfig, config, layers, parsed.mediaType);
+  return {
+    digest: fetched.digest,
+    mediaType: parsed.mediaType,
+    manifest,
+    layer: (i, diffId) => {
+      const d = manifest.layers[i];
+      if (d === undefined) throw new KilnError("INVALID_MANIFEST", `${host.registry}/${repository}: no layer ${i}`);
+      return remoteLayer(ctx, host, repository, d, diffId);
+    },
+    image: (sig) => withConfig(ctx, host, repository, fetched.raw, manifest, parsed.mediaType, sig),
+  };
 }

@@ -7,7 +7,7 @@ import { RegistryError } from "./errors.js";
 import type { ClientContext } from "./events.js";
 
 import { header, unexpected, type HostResponse, type RegistryHost } from "./host.js";
-import { mapLimit } from "./limit.js";
+import { createLimiter, mapLimit, type Limiter } from "./limit.js";
 import { retryOpts, withRetry } from "./retry.js";
 
 /** ECR's (and S3 multipart's) minimum size of every chunk but the last. */
@@ -15,6 +15,13 @@ export const MIN_CHUNK_BYTES = 5 * 1024 * 1024;
 
 /** Parallel blob uploads per image push. */
 export const UPLOAD_CONCURRENCY = 4;
+
+/**
+ * Parallel existence checks (HEAD) per image push: an image whose blobs the registry already has (a
+ * cached rebuild) costs one batch of HEADs, not one round trip per 4 blobs. Stays below the
+ * connection pool size of a registry host (16).
+ */
+export const HEAD_CONCURRENCY = 12;
 
 /** A blob to push: digest, size, candidate mount sources, and a stream factory. */
 export interface PushBlob {
@@ -30,6 +37,8 @@ export interface PushSettings {
   /** Upload in PATCH chunks of this many bytes (≥ 5 MiB) instead of one monolithic PUT. */
   chunkSize?: number;
   signal?: AbortSignal;
+  /** Bounds the uploads (mount attempts and transfers) of blobs the HEAD check did not find. */
+  uploads?: Limiter;
 }
 
 /** State shared by the pushes of one client: blobs already known to be in a repository. */
@@ -256,30 +265,34 @@ export async function pushBlob(
         return;
       }
       if (head.status !== 404) throw await unexpected(head, "pushing", host.registry, repository);
-      const started = await startUpload(host, repository, scopes, blob, ctx, signal);
-      if (started === "mounted") return;
-      const chunk = settings.chunkSize;
-      progress ??= blobProgress(ctx, { ...transfer, size: blob.size });
-      try {
-        if (chunk !== undefined && blob.size > chunk) {
-          const size = Math.max(chunk, MIN_CHUNK_BYTES);
-          await uploadChunked(host, repository, scopes, blob, started, size, progress, signal);
-        } else {
-          await uploadMonolithic(host, repository, scopes, blob, started, progress, signal);
+      const upload = async (): Promise<void> => {
+        const started = await startUpload(host, repository, scopes, blob, ctx, signal);
+        if (started === "mounted") return;
+        const chunk = settings.chunkSize;
+        progress ??= blobProgress(ctx, { ...transfer, size: blob.size });
+        try {
+          if (chunk !== undefined && blob.size > chunk) {
+            const size = Math.max(chunk, MIN_CHUNK_BYTES);
+            await uploadChunked(host, repository, scopes, blob, started, size, progress, signal);
+          } else {
+            await uploadMonolithic(host, repository, scopes, blob, started, progress, signal);
+          }
+        } catch (e) {
+          progress.update(0); // a retry uploads the blob again from its start
+          throw e;
         }
-      } catch (e) {
-        progress.update(0); // a retry uploads the blob again from its start
-        throw e;
-      }
-      progress.end("done");
-      ctx.emit({ kind: "blob-pushed", registry: host.registry, repository, digest: blob.digest, size: blob.size });
+        progress.end("done");
+        ctx.emit({ kind: "blob-pushed", registry: host.registry, repository, digest: blob.digest, size: blob.size });
+      };
+      await (settings.uploads ? settings.uploads(upload) : upload());
     },
     retryOpts(ctx, host, `push blob ${blob.digest}`, signal),
   ).finally(() => progress?.end("failed")); // no-op after "done"
 }
 
 /**
- * Pushes every blob of `image` (config and layers, deduplicated, at most 4 in parallel) then the
+ * Pushes every blob of `image` (config and layers, deduplicated: existence checks {@link HEAD_CONCURRENCY}
+ * in parallel, uploads of the missing ones at most {@link UPLOAD_CONCURRENCY} in parallel) then the
  * manifest under `reference` (a tag or digest); verifies `Docker-Content-Digest`. Returns the digest.
  */
 export async function pushImageTo(
@@ -317,11 +330,12 @@ export async function pushImageTo(
     ];
     blobs.set(l.digest, { digest: l.digest, size: l.size, mountFrom, open: (s) => l.openCompressed(s) });
   }
-  await mapLimit([...blobs.values()], UPLOAD_CONCURRENCY, (blob) => {
+  const blobSettings: PushSettings = { ...settings, uploads: settings.uploads ?? createLimiter(UPLOAD_CONCURRENCY) };
+  await mapLimit([...blobs.values()], HEAD_CONCURRENCY, (blob) => {
     const key = `${host.registry}/${repository}@${blob.digest}`;
     let p = pushed.get(key);
     if (p === undefined) {
-      p = pushBlob(ctx, host, repository, scopes, blob, settings);
+      p = pushBlob(ctx, host, repository, scopes, blob, blobSettings);
       pushed.set(key, p);
       p.catch(() => {
         if (pushed.get(key) === p) pushed.delete(key);

@@ -1,0 +1,124 @@
+/**
+ * Round trips of a fully cached rebuild (issue #8), counted by a proxy in front of the real registry:
+ * a regression that re-adds a request (a second base manifest GET, per-key probes after the slot
+ * prefetch, a layer download, a cache write on a full hit) fails here, without timing anything.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.js";
+import { startBusyboxRegistry } from "../support/busybox-registry.js";
+import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
+import type { TestRegistry } from "../support/registry.js";
+import { removeDir, repoRoot, tempDir } from "../support/tmp.js";
+import { writeTree } from "../integration/helpers.js";
+
+type Req = FaultProxy["requests"][number];
+
+function hits(r: RunKilnResult): number {
+  return (r.stderr.match(/Using caching version of cmd/g) ?? []).length;
+}
+
+function count(reqs: readonly Req[], method: string, re: RegExp): number {
+  return reqs.filter((q) => q.method === method && re.test(q.path)).length;
+}
+
+describe("cached rebuild: registry round trips", () => {
+  let reg: TestRegistry;
+  let proxy: FaultProxy;
+  let work: string;
+  before(async () => {
+    ({ reg } = await startBusyboxRegistry());
+    proxy = await startFaultProxy({ target: reg.host });
+    work = await tempDir("cache-requests");
+  });
+  after(async () => {
+    await proxy?.stop();
+    await reg?.stop();
+    if (work) await removeDir(work);
+  });
+
+  test("a fully cached rebuild of steps-20 reads each step position once, downloads no layer and writes no entry", async () => {
+    const ctx = path.join(work, "steps-20");
+    await writeTree(ctx, {
+      Dockerfile: await readFile(path.join(repoRoot(), "bench", "workloads", "steps-20", "Dockerfile"), "utf8"),
+    });
+    const args = [
+      "build",
+      "--context",
+      ctx,
+      "--build-arg",
+      `BASE=${proxy.host}/busybox:latest`,
+      "--destination",
+      `${proxy.host}/app:latest`,
+      "--insecure",
+      "--insecure-pull",
+      "--cache=true",
+      `--cache-repo=${proxy.host}/app/cache`,
+      "--kaniko-dir",
+      path.join(work, "state"),
+    ];
+    const first = await runKiln(args);
+    assert.equal(first.code, 0, first.stderr);
+    proxy.requests.splice(0);
+
+    const r = await runKiln(args);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(hits(r), 20, r.stderr);
+    const reqs = [...proxy.requests];
+    const list = reqs.map((q) => `${q.method} ${q.path}`).join("\n");
+
+    // The pushed image's layers: none of them may be downloaded by a rebuild that hits on every step.
+    const res = await fetch(`${reg.url}/v2/app/manifests/latest`, {
+      headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+    });
+    const manifest = (await res.json()) as { layers: { digest: string }[] };
+    assert.equal(manifest.layers.length, 21);
+    for (const l of manifest.layers) {
+      assert.ok(
+        !reqs.some((q) => q.method === "GET" && q.path.includes(l.digest)),
+        `layer ${l.digest} downloaded:\n${list}`,
+      );
+    }
+    // The base manifest once (no second GET to resolve the tag for an empty --cache-dir), one slot
+    // read per step position (the key of every step is the one its slot records: no per-key probe).
+    assert.equal(count(reqs, "GET", /\/busybox\/manifests\//), 1, list);
+    assert.equal(count(reqs, "GET", /\/app\/cache\/manifests\/slot-/), 20, list);
+    assert.equal(count(reqs, "GET", /\/app\/cache\/manifests\//), 20, list);
+    // An entry is read from its manifest's annotation: the base config is the only blob read.
+    assert.equal(count(reqs, "GET", /\/blobs\/sha256:/), 1, list);
+    // Push: one existence check per blob (21 layers + config), the new config uploaded, the manifest
+    // PUT; the push-permission check's POST + DELETE. Nothing is written to the cache repository.
+    assert.equal(count(reqs, "HEAD", /\/app\/blobs\/sha256:/), 22, list);
+    assert.equal(count(reqs, "POST", /\/app\/blobs\/uploads\//), 2, list);
+    assert.equal(count(reqs, "PUT", /\/app\/manifests\/latest$/), 1, list);
+    assert.equal(count(reqs, "PUT", /\/app\/cache\//), 0, list);
+    assert.ok(count(reqs, "GET", /^\/v2\/?$/) <= 2, list);
+    assert.ok(reqs.length <= 51, `${reqs.length} requests:\n${list}`);
+  });
+
+  test("a refused push permission fails the build before any step runs, although it is checked alongside the pulls", async () => {
+    const ctx = path.join(work, "refused");
+    await writeTree(ctx, { Dockerfile: `FROM ${proxy.host}/busybox:latest\nRUN echo ran > /ran\n` });
+    proxy.setRules([{ method: "POST", path: /\/refused\/blobs\/uploads\/$/, fault: "status500", times: 20 }]);
+    try {
+      const r = await runKiln([
+        "build",
+        "--context",
+        ctx,
+        "--destination",
+        `${proxy.host}/refused:latest`,
+        "--insecure",
+        "--insecure-pull",
+        "--kaniko-dir",
+        path.join(work, "state-refused"),
+      ]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /error checking push permissions/);
+      assert.doesNotMatch(r.stderr, /Running: \[/);
+    } finally {
+      proxy.setRules([]);
+    }
+  });
+});
