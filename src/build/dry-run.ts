@@ -1,9 +1,15 @@
-import type { Stage } from "../dockerfile/index.js";
+import { KilnError } from "../common/errors.js";
+import type { DirContext } from "../context/index.js";
+import { envFromPairs, expandInstruction, type Instruction, type Stage } from "../dockerfile/index.js";
 import { earlierStage } from "./stage-uses.js";
 import type { Digest } from "../image/digest.js";
 import type { Image } from "../image/types.js";
+import { setEnv, splitEnv } from "./env.js";
+import { stepError } from "./errors.js";
 import type { Reporter } from "./events.js";
 import type { BuildOptions } from "./options.js";
+import { isGitSource } from "./steps/add-git.js";
+import { matchSources } from "./steps/copy-sources.js";
 
 /** One stage as `--dryrun` resolved it. */
 export interface PlannedStage {
@@ -38,9 +44,60 @@ export interface PlanInputs {
   /** Resolves an image's manifest and config (layers stay lazy: nothing is downloaded). */
   pull(ref: string): Promise<Image>;
   report: Reporter;
+  /** The build context (`.dockerignore` applied): COPY/ADD sources are resolved in it, nothing is written. */
+  context?: DirContext;
+  /** What an in-stage `ARG X` without a value takes when no build-arg gives one (global ARGs, platform args). */
+  argDefaults?: ReadonlyMap<string, string | undefined>;
+  /** The Dockerfile's escape token (default `\\`). */
+  escapeToken?: "\\" | "`";
 }
 
 const FS_KINDS = new Set(["run", "copy", "add", "workdir"]);
+const URL_SOURCE = /^https?:\/\//i;
+
+/** The variables a stage's instructions see: ARGs in scope (undefined: declared without a value) and ENV. */
+interface StageVars {
+  args: Map<string, string | undefined>;
+  env: string[];
+}
+
+/**
+ * Follows one instruction's effect on the stage's variables, as the step loop does: ARG takes the
+ * build-arg, else its own default, else the value in scope or the global default; ENV sets the env.
+ */
+function trackVars(instr: Instruction, vars: StageVars, p: PlanInputs): void {
+  if (instr.kind === "arg") {
+    for (const a of instr.args) {
+      let value = a.value;
+      if (Object.prototype.hasOwnProperty.call(p.opts.buildArgs, a.key)) value = p.opts.buildArgs[a.key];
+      else if (value === undefined && vars.args.get(a.key) !== undefined) value = vars.args.get(a.key);
+      else if (value === undefined) value = p.argDefaults?.get(a.key);
+      vars.args.set(a.key, value);
+    }
+  } else if (instr.kind === "env") {
+    for (const kv of instr.pairs) vars.env = setEnv(vars.env, kv.key, kv.value);
+  }
+}
+
+/**
+ * Resolves the build-context sources of a COPY/ADD (no `--from`, no URL or git source) with the
+ * context's resolver, as the real step would before copying anything: a missing or .dockerignore'd
+ * source fails with the same error, and so does a set of wildcards that matches nothing.
+ */
+async function checkContextSources(instr: Instruction, context: DirContext): Promise<void> {
+  if ((instr.kind !== "copy" && instr.kind !== "add") || instr.from !== undefined) return;
+  const remote = (s: string): boolean => instr.kind === "add" && (URL_SOURCE.test(s) || isGitSource(s));
+  const locals = instr.sources.filter((s) => !remote(s));
+  if (locals.length === 0) return;
+  const matches = await matchSources(context, locals, { parents: instr.parents, excludes: instr.excludes });
+  if (matches.length > 0 || locals.length < instr.sources.length || instr.heredocs.length > 0) return;
+  // BuildKit: with --parents a wildcard that matches nothing is not an error (as in steps/copy-step.ts).
+  if (instr.parents && locals.every((s) => /[*?[]/.test(s))) return;
+  throw new KilnError(
+    "COPY_NO_SOURCE",
+    `${instr.kind.toUpperCase()}: no source files were specified (nothing matched ${instr.sources.join(" ")}, or --exclude removed everything)`,
+  );
+}
 
 /**
  * `--dryrun`: resolves everything a build would need without executing a step, extracting a layer,
@@ -53,6 +110,7 @@ const FS_KINDS = new Set(["run", "copy", "add", "workdir"]);
 export async function planBuild(p: PlanInputs): Promise<{ plan: BuildPlan; finalBase: Image | undefined }> {
   const images = new Map<string, Digest>();
   const resolved = new Map<number, Image | undefined>();
+  const stageVars = new Map<number, StageVars>();
   const stages: PlannedStage[] = [];
   const isStage = (ref: string, before: number): Stage | undefined =>
     earlierStage(p.allStages, before, ref, p.expandFrom);
@@ -72,10 +130,31 @@ export async function planBuild(p: PlanInputs): Promise<{ plan: BuildPlan; final
       baseDigest = root.digest;
     }
     resolved.set(stage.index, root);
-    for (const instr of stage.instructions) {
+    const inherited = prior ? stageVars.get(prior.index) : undefined;
+    const vars: StageVars = {
+      args: new Map(inherited?.args),
+      env: [...(inherited ? inherited.env : (root?.config.config?.Env ?? []))],
+    };
+    stageVars.set(stage.index, vars);
+    for (const raw of stage.instructions) {
+      const location = `${p.opts.dockerfileName}:${raw.range.start}`;
+      try {
+        const pairs = new Map<string, string>();
+        for (const [k, v] of vars.args) if (v !== undefined) pairs.set(k, v);
+        for (const e of vars.env) pairs.set(...splitEnv(e));
+        // A build-arg skips the ARG's default, as in the step loop.
+        const given = (k: string): boolean => Object.prototype.hasOwnProperty.call(p.opts.buildArgs, k);
+        const toExpand: Instruction =
+          raw.kind === "arg" ? { ...raw, args: raw.args.map((a) => (given(a.key) ? { key: a.key } : a)) } : raw;
+        const instr = expandInstruction(toExpand, envFromPairs(pairs), p.escapeToken ?? "\\").instruction;
+        trackVars(instr, vars, p);
+        if (p.context) await checkContextSources(instr, p.context);
+      } catch (e) {
+        throw stepError(location, raw.original, e);
+      }
       const refs: string[] = [];
-      if ((instr.kind === "copy" || instr.kind === "add") && instr.from !== undefined) refs.push(instr.from);
-      if (instr.kind === "run") for (const m of instr.mounts) if (m.from !== undefined) refs.push(m.from);
+      if ((raw.kind === "copy" || raw.kind === "add") && raw.from !== undefined) refs.push(raw.from);
+      if (raw.kind === "run") for (const m of raw.mounts) if (m.from !== undefined) refs.push(m.from);
       for (const ref of refs) {
         if (isStage(ref, stage.index)) continue;
         await image(p.expandFrom(ref));

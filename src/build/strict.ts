@@ -1,5 +1,11 @@
 import { KilnError } from "../common/errors.js";
-import type { Warning } from "../dockerfile/index.js";
+import {
+  expandHeredoc,
+  parseCheckDirective,
+  type EnvLookup,
+  type Instruction,
+  type Warning,
+} from "../dockerfile/index.js";
 import type { Platform } from "../image/types.js";
 import type { Reporter } from "./events.js";
 
@@ -72,4 +78,66 @@ export function fromPlatformWarning(value: string, target: Platform, line: numbe
     message: `FROM --platform=${value} is ignored: kiln builds every stage for ${want} (--custom-platform)`,
     range: { start: line, end: line },
   };
+}
+
+/**
+ * Whether the Dockerfile's `# check=skip=…` directive turns off the BuildKit check `rule` (e.g.
+ * `UndefinedVar`): `--strict` then does not enforce it either.
+ */
+export function checkSkipped(directives: Readonly<Record<string, string>>, rule: string): boolean {
+  const { skip } = parseCheckDirective(directives["check"]);
+  return skip === "all" || skip.some((s) => s.toLowerCase() === rule.toLowerCase());
+}
+
+/** Variables BuildKit's UndefinedVar check never reports (its SBOM scan switches, read by the frontend itself). */
+const NON_ENV_ARGS: ReadonlySet<string> = new Set(["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"]);
+
+/**
+ * `--strict`, BuildKit's UndefinedVar check: throws KilnError STRICT naming every variable `instr` used
+ * that the stage does not define. `unmatched` is what expanding the instruction left unset (so the
+ * instructions and fields are exactly those kiln expands: COPY/ADD sources, dest, --chown, --chmod,
+ * --checksum; ENV, ARG, LABEL, WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL, RUN --mount options — not the
+ * commands of RUN/CMD/ENTRYPOINT/HEALTHCHECK, which the shell expands); COPY/ADD heredoc bodies with an
+ * unquoted marker are checked too. Defined means an ENV of the stage (the base image's included) or an
+ * ARG declared in scope, with or without a value (`declared`). As in BuildKit, the forms with a word —
+ * `${VAR:-default}`, `${VAR:+alt}`, `${VAR#pattern}` … — count as uses: an undeclared VAR fails there too
+ * (`ARG VAR` without a value declares it).
+ */
+export function assertVarsDefined(
+  instr: Instruction,
+  unmatched: readonly string[],
+  env: EnvLookup,
+  escape: "\\" | "`",
+  declared: (name: string) => boolean,
+): void {
+  const names = new Set(unmatched);
+  if (instr.kind === "copy" || instr.kind === "add") {
+    for (const doc of instr.heredocs) for (const u of expandHeredoc(doc, env, escape).unmatched) names.add(u);
+  }
+  const missing = [...names].filter((n) => !declared(n) && !NON_ENV_ARGS.has(n));
+  if (missing.length === 0) return;
+  const vars = missing.map((n) => `'$${n}'`).join(", ");
+  throw new KilnError(
+    "STRICT",
+    `usage of undefined variable${missing.length > 1 ? "s" : ""} ${vars}: declare ${missing.length > 1 ? "them" : "it"} with ARG or ENV first [UNDEFINED_VAR] ${HINT}`,
+  );
+}
+
+/**
+ * `--strict`, BuildKit's UndefinedArgInFrom check: the variables a FROM line used (`unmatched` of its
+ * image and `--platform` expansion) must be global ARGs (declared before the first FROM, with or without
+ * a value) or the predefined platform args. Returns one `Dockerfile:LINE: …` violation per variable.
+ */
+export function undefinedFromArgs(
+  unmatched: readonly string[],
+  declared: (name: string) => boolean,
+  file: string,
+  line: number,
+): string[] {
+  return [...new Set(unmatched)]
+    .filter((n) => !declared(n) && !NON_ENV_ARGS.has(n))
+    .map(
+      (n) =>
+        `${file}:${line}: FROM argument '${n}' is not declared (declare it with ARG before the first FROM) [UNDEFINED_ARG_IN_FROM]`,
+    );
 }

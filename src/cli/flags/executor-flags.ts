@@ -395,7 +395,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: false,
     group: BB,
     description:
-      "Parse the Dockerfile, resolve stages and images and check push access; execute, write and push nothing (fork flag).",
+      "Parse the Dockerfile, resolve stages and images, check push access and that every COPY/ADD source exists in the build context (after .dockerignore); execute, write and push nothing (fork flag).",
     implemented: true,
   },
   // Outputs
@@ -696,7 +696,8 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     type: "bool",
     default: false,
     group: "kiln",
-    description: "Turn kaniko-compatibility leniencies (ignored instructions, options or paths) into errors.",
+    description:
+      "Turn kaniko-compatibility leniencies (ignored instructions, options or paths) into errors, and fail on a variable used but never defined by ARG or ENV (BuildKit's UndefinedVar and UndefinedArgInFrom checks).",
     implemented: true,
   },
   {
