@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { readFileSync } from "node:fs";
 import { build, type Reporter } from "../build/index.js";
 import { KilnError } from "../common/errors.js";
@@ -5,6 +6,7 @@ import { readOciLayout } from "../image/index.js";
 import { RegistryClient } from "../registry/index.js";
 import { createRunner, probeIsolation } from "../run/index.js";
 import { secretBuildArgSecrets, stateDir, toBuildOptions } from "./build-options.js";
+import { detachedDiscard } from "./discard-dir.js";
 import { prepareContext } from "./context-options.js";
 import { ExitCode, errorDetails, errorLine, exitCodeFor } from "./exit-codes.js";
 import { parseExecutorArgs, renderHelp, UsageError, type ExecutorOptions, type SecretSpec } from "./flags/index.js";
@@ -130,6 +132,9 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
   };
 
   const controller = new AbortController();
+  // Every in-flight request and step listens on this one signal: a cached build has dozens at once,
+  // which is expected and not a leak (Node warns above 10 listeners).
+  setMaxListeners(0, controller.signal);
   let interruptedBy: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals): void => {
     interruptedBy = sig;
@@ -153,7 +158,8 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
       {
         registry,
         runner: async () => {
-          const probe = await probeIsolation();
+          // Probed in the state dir, where build roots (and RUN overlays) live.
+          const probe = await probeIsolation({ scratchDir: opts.stateDir });
           const runner = createRunner(opts.isolation, probe);
           report({
             kind: "isolation",
@@ -164,6 +170,7 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
         },
         report,
         now: () => new Date(),
+        discardDir: detachedDiscard(opts.stateDir),
       },
       controller.signal,
     );

@@ -3,12 +3,18 @@ import { KilnError } from "../common/errors.js";
 import type { Digest } from "../image/digest.js";
 import type { Image, Platform } from "../image/types.js";
 import type { Keychain } from "./credentials.js";
-import { createDispatcher, envCaCertificates, type RegistryHostOptions } from "./dispatcher.js";
+import {
+  createDispatcher,
+  envCaCertificates,
+  tlsOptions,
+  type RegistryHostOptions,
+  type TlsConnectOptions,
+} from "./dispatcher.js";
 import { redactText } from "./errors.js";
 import type { ClientContext, RegistryEvent } from "./events.js";
 import { RegistryHost } from "./host.js";
 import { dockerConfigKeychain } from "./keychain.js";
-import { fetchManifest, pullFrom, type FetchedManifest } from "./pull.js";
+import { fetchImageManifest, fetchManifest, pullFrom, type FetchedManifest, type ManifestOnly } from "./pull.js";
 import { checkPush, pushImageTo, type PushedBlobs } from "./push.js";
 import { DOCKER_HUB_REGISTRY, type Reference } from "./reference.js";
 
@@ -59,12 +65,13 @@ export class RegistryClient {
   private readonly hosts = new Map<string, RegistryHost>();
   private readonly dispatchers: Dispatcher[] = [];
   private readonly pushed: PushedBlobs = new Map();
-  private readonly envCas: string[];
+  /** TLS options per distinct TLS configuration, built on first use (pull and push of a registry share one). */
+  private readonly tlsByConfig = new Map<string, TlsConnectOptions>();
+  private envCas: string[] | undefined;
 
   constructor(opts: RegistryClientOptions) {
     this.opts = opts;
     this.keychain = opts.keychain ?? dockerConfigKeychain(opts.env);
-    this.envCas = envCaCertificates(opts.env);
     const onEvent = opts.onEvent;
     this.ctx = {
       retries: opts.retries ?? 3,
@@ -79,12 +86,23 @@ export class RegistryClient {
     let h = this.hosts.get(key);
     if (h === undefined) {
       const ho = this.opts.hostOptions(registry, purpose);
-      const dispatcher = createDispatcher(ho, this.opts.env, this.envCas);
+      const dispatcher = createDispatcher(ho, this.opts.env, () => this.tls(ho));
       this.dispatchers.push(dispatcher);
       h = new RegistryHost(registry, dispatcher, this.keychain, ho.insecure === true, this.opts.userAgent ?? "kiln");
       this.hosts.set(key, h);
     }
     return h;
+  }
+
+  /** The TLS options of `ho`: SSL_CERT_DIR is read and the secure context built once, when first needed. */
+  private tls(ho: RegistryHostOptions): TlsConnectOptions {
+    const key = JSON.stringify([ho.skipTlsVerify === true, ho.caFiles ?? [], ho.clientCert ?? null]);
+    let t = this.tlsByConfig.get(key);
+    if (t === undefined) {
+      t = tlsOptions(ho, (this.envCas ??= envCaCertificates(this.opts.env)));
+      this.tlsByConfig.set(key, t);
+    }
+    return t;
   }
 
   /** Pull candidates for a reference: mirrors from registryMap in order, then the original. */
@@ -143,6 +161,14 @@ export class RegistryClient {
   /** Fetches a manifest by tag/digest (raw bytes, media type, digest), e.g. for the warmer and cache probes. 404 → undefined. */
   async getManifest(ref: Reference, signal?: AbortSignal): Promise<FetchedManifest | undefined> {
     return fetchManifest(this.ctx, this.host(ref.registry, "pull"), ref.repository, referenceString(ref), signal);
+  }
+
+  /**
+   * Fetches a single-image manifest without its config, for readers whose manifest annotations carry
+   * what they need (the layer cache's entries): one round trip. 404 or an index → undefined.
+   */
+  async getImageManifest(ref: Reference, signal?: AbortSignal): Promise<ManifestOnly | undefined> {
+    return fetchImageManifest(this.ctx, this.host(ref.registry, "pull"), ref.repository, referenceString(ref), signal);
   }
 
   /**

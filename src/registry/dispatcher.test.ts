@@ -5,7 +5,11 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, test } from "node:test";
-import { envCaCertificates, tlsOptions } from "./dispatcher.js";
+import { createServer as createHttpServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { request } from "undici";
+import { createDispatcher, envCaCertificates, tlsOptions } from "./dispatcher.js";
 
 function selfSigned(dir: string, name: string): string {
   const key = path.join(dir, `${name}.key`);
@@ -65,5 +69,39 @@ describe("registry TLS options", () => {
 
   test("no extra CAs and no client certificate: Node's defaults, no context", () => {
     assert.deepEqual(tlsOptions({}, []), { rejectUnauthorized: true });
+  });
+
+  test("the TLS options are built on the first https connection only, and once", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "kiln-certs-"));
+    const servers: Server[] = [];
+    const listen = async (srv: Server): Promise<number> => {
+      servers.push(srv);
+      await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+      return (srv.address() as AddressInfo).port;
+    };
+    try {
+      const crt = selfSigned(dir, "localhost");
+      const ok = (_q: unknown, res: { end: (s: string) => void }): void => res.end("ok");
+      const httpPort = await listen(createHttpServer(ok));
+      const httpsPort = await listen(
+        createHttpsServer({ cert: readFileSync(crt), key: readFileSync(crt.replace(/\.crt$/, ".key")) }, ok),
+      );
+      let built = 0;
+      const d = createDispatcher({ skipTlsVerify: true }, {}, () => {
+        built++;
+        return tlsOptions({ skipTlsVerify: true }, []);
+      });
+      const get = async (url: string): Promise<string> => (await request(url, { dispatcher: d })).body.text();
+      assert.equal(await get(`http://127.0.0.1:${httpPort}/`), "ok");
+      assert.equal(built, 0, "a plain-HTTP registry never builds TLS options");
+      assert.equal(await get(`https://127.0.0.1:${httpsPort}/a`), "ok");
+      assert.equal(await get(`https://127.0.0.1:${httpsPort}/b`), "ok");
+      assert.equal(built, 1, "built once, on the first https connection");
+      await d.close();
+    } finally {
+      for (const srv of servers) srv.closeAllConnections?.();
+      for (const srv of servers) await new Promise((r) => srv.close(r));
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { X509Certificate } from "node:crypto";
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from "undici";
+import { Agent, buildConnector, EnvHttpProxyAgent, type Dispatcher } from "undici";
 import { KilnError } from "../common/errors.js";
 
 /** Per-registry transport options (kiln maps its TLS/insecure flags onto these). */
@@ -116,23 +116,60 @@ export function tlsOptions(
   }
 }
 
+/** What {@link tlsOptions} returns: the TLS part of a connection's options. */
+export type TlsConnectOptions = ReturnType<typeof tlsOptions>;
+
+/**
+ * A connector that builds the TLS options only when the first https connection is made. Building the
+ * secure context parses every CA of SSL_CERT_DIR (50-110 ms on this class of machine, measured): a
+ * build against plain-HTTP registries, or one that never connects, must not pay it.
+ */
+function lazyTlsConnector(tls: () => TlsConnectOptions): buildConnector.connector {
+  let plain: buildConnector.connector | undefined;
+  let secure: buildConnector.connector | undefined;
+  return (options, callback) => {
+    if (options.protocol !== "https:") {
+      plain ??= buildConnector({ timeout: CONNECT_TIMEOUT_MS });
+      plain(options, callback);
+      return;
+    }
+    try {
+      secure ??= buildConnector({ ...tls(), timeout: CONNECT_TIMEOUT_MS });
+    } catch (e) {
+      callback(e instanceof Error ? e : new Error(String(e)), null);
+      return;
+    }
+    secure(options, callback);
+  };
+}
+
+/** undici's own default connect timeout, kept when kiln supplies the connector. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 /**
  * Creates the undici dispatcher for one registry: an Agent with the registry's TLS options, or an
- * EnvHttpProxyAgent when `HTTP(S)_PROXY` is set in `env` (honouring `NO_PROXY`).
+ * EnvHttpProxyAgent when `HTTP(S)_PROXY` is set in `env` (honouring `NO_PROXY`). `tls` is called at
+ * most once: at once when the registry has its own CA or client certificate files (so a bad file fails
+ * the build where it is configured) or a proxy is set, otherwise on the first https connection.
  */
 export function createDispatcher(
   opts: RegistryHostOptions,
   env: Record<string, string | undefined>,
-  envCas: readonly string[],
+  tls: () => TlsConnectOptions,
 ): Dispatcher {
-  const tls = tlsOptions(opts, envCas);
   const httpProxy = env.HTTP_PROXY ?? env.http_proxy ?? "";
   const httpsProxy = env.HTTPS_PROXY ?? env.https_proxy ?? "";
-  const common = { connect: tls, keepAliveTimeout: 10_000, connections: 16 };
-  if (httpProxy === "" && httpsProxy === "") return new Agent(common);
+  const eager = (opts.caFiles?.length ?? 0) > 0 || opts.clientCert !== undefined;
+  if (httpProxy === "" && httpsProxy === "") {
+    const connect = eager ? tls() : lazyTlsConnector(tls);
+    return new Agent({ connect, keepAliveTimeout: 10_000, connections: 16 });
+  }
+  const t = tls();
   return new EnvHttpProxyAgent({
-    ...common,
-    requestTls: tls,
+    connect: t,
+    keepAliveTimeout: 10_000,
+    connections: 16,
+    requestTls: t,
     httpProxy,
     httpsProxy,
     noProxy: env.NO_PROXY ?? env.no_proxy ?? "",
