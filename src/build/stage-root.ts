@@ -1,5 +1,5 @@
-import { chmodSync, lchownSync, lstatSync, lutimesSync } from "node:fs";
-import { lstat, mkdir, readFile, rm, statfs, writeFile } from "node:fs/promises";
+import { chmodSync, lchownSync, lstatSync, lutimesSync, renameSync } from "node:fs";
+import { lstat, mkdir, readdir, readFile, rm, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { hasCode, KilnError } from "../common/errors.js";
 import {
@@ -52,6 +52,10 @@ export class StageRoot {
   private readonly store: StageRootStore | undefined;
   /** The helper that mounted this root (set while it is an overlay mount). */
   #mountedBy: string | undefined;
+  /** The overlay the root is mounted as (set with `#mountedBy`); RUN uppers stacked onto it are lowers. */
+  #overlay: StoreOverlay | undefined;
+  /** Step uppers stacked so far (names their directories under `<dir>.store/l`). */
+  #stacked = 0;
 
   /**
    * `extractRetries`: how often a failed extraction is retried from scratch (`--image-fs-extract-retry`).
@@ -179,6 +183,7 @@ export class StageRoot {
     await mkdir(o.work, { recursive: true, mode: 0o700 });
     await mountStoreOverlay(helper, o);
     this.#mountedBy = helper;
+    this.#overlay = o;
     const dev = Number((await lstat(this.dir, { bigint: true })).dev);
     // The stack's merged index (one verified load; built and stored on first use) read lazily.
     const index = FileIndex.fromBase(stack.withDev(dev));
@@ -260,9 +265,12 @@ export class StageRoot {
     const next = new StageRoot(this.dir, this.extractRetries, this.inPlace, this.store);
     next.#index = this.#index;
     next.#mountedBy = this.#mountedBy;
+    next.#overlay = this.#overlay;
+    next.#stacked = this.#stacked;
     next.ready = true;
     this.#index = new FileIndex();
     this.#mountedBy = undefined;
+    this.#overlay = undefined;
     this.ready = false;
     this.pending = Promise.reject(new KilnError("INTERNAL", `stage root ${this.dir} was handed over`));
     this.pending.catch(() => {});
@@ -275,6 +283,91 @@ export class StageRoot {
     if (helper === undefined) return;
     await unmountStoreOverlay(helper, this.dir);
     this.#mountedBy = undefined;
+    this.#overlay = undefined;
+  }
+
+  /**
+   * Makes a RUN step's overlay `upper` (holding overlay whiteouts and opaque dirs) the topmost lower layer
+   * of this store-mounted root instead of copying it in: unmounts the root and mounts it again with lowers
+   * = [upper, the previous upper (COPY results, fixups), ...previous lowers] and a fresh upper. The moved
+   * directories live under `<dir>.store/l` until {@link remove}. Resolves false having changed nothing
+   * when the root is not an overlay mount or the stack would not fit in the mount options.
+   * @throws KilnError LAYER_STORE_MOUNT when neither the new nor the previous overlay can be mounted.
+   */
+  async stackUpper(upper: string, report?: Reporter): Promise<boolean> {
+    const t0 = Date.now();
+    const helper = this.#mountedBy;
+    const prev = this.#overlay;
+    if (helper === undefined || prev === undefined) return false;
+    const layersDir = path.join(this.dir + ".store", "l");
+    const k = this.#stacked;
+    const prevUpperDir = path.join(layersDir, String(k));
+    const stepDir = path.join(layersDir, String(k + 1));
+    const keepPrevUpper = (await readdir(prev.upper)).length > 0;
+    const lowerName = (abs: string): string => {
+      const rel = path.relative(prev.base, abs);
+      return rel.length < abs.length ? rel : abs;
+    };
+    const next: StoreOverlay = {
+      ...prev,
+      lowers: [lowerName(stepDir), ...(keepPrevUpper ? [lowerName(prevUpperDir)] : []), ...prev.lowers],
+    };
+    if (!overlayOptionsFit(next)) {
+      report?.({ kind: "debug", message: `stage root ${this.dir}: too many layers to stack; copying the RUN changes` });
+      return false;
+    }
+    const rootMeta = lstatSync(prev.upper);
+    await unmountStoreOverlay(helper, this.dir);
+    this.#mountedBy = undefined;
+    // The overlay's root directory takes its metadata from the upper: a fresh one keeps the old one's.
+    const freshDirs = async (): Promise<void> => {
+      await rm(prev.work, { recursive: true, force: true });
+      await mkdir(prev.upper, { mode: 0o755 });
+      lchownSync(prev.upper, rootMeta.uid, rootMeta.gid);
+      chmodSync(prev.upper, rootMeta.mode & 0o7777);
+      lutimesSync(prev.upper, rootMeta.atime, rootMeta.mtime);
+      await mkdir(prev.work, { mode: 0o700 });
+    };
+    const lost = (e: unknown): KilnError =>
+      new KilnError(
+        "LAYER_STORE_MOUNT",
+        `stage root ${this.dir} lost its mount while stacking a RUN's changes onto it (${String(e)}); rerun the build`,
+        { cause: e },
+      );
+    try {
+      await mkdir(layersDir, { recursive: true, mode: 0o700 });
+      renameSync(upper, stepDir);
+      if (keepPrevUpper) renameSync(prev.upper, prevUpperDir);
+      else await rm(prev.upper, { recursive: true, force: true });
+      await freshDirs();
+    } catch (e) {
+      throw lost(e);
+    }
+    try {
+      await mountStoreOverlay(helper, next);
+    } catch (e) {
+      // Back to the previous overlay; the caller merges the upper instead.
+      try {
+        await rm(prev.upper, { recursive: true, force: true });
+        if (keepPrevUpper) renameSync(prevUpperDir, prev.upper);
+        else await freshDirs();
+        renameSync(stepDir, upper);
+        await mountStoreOverlay(helper, prev);
+      } catch (again) {
+        throw lost(again);
+      }
+      this.#mountedBy = helper;
+      report?.({ kind: "debug", message: `stage root ${this.dir}: stacking failed (${String(e)}); copying instead` });
+      return false;
+    }
+    this.#mountedBy = helper;
+    this.#overlay = next;
+    this.#stacked = k + 2;
+    report?.({
+      kind: "debug",
+      message: `stage root ${this.dir}: RUN changes stacked as a lower layer (${next.lowers.length} lowers) in ${Date.now() - t0} ms`,
+    });
+    return true;
   }
 
   /** Deletes the root from disk (in place: everything not ignored); unmounts it first. */

@@ -6,19 +6,18 @@
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readFile, readdir, lstat, readlink, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, readFile, readdir, lstat, readlink, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { test } from "node:test";
-import { FileIndex } from "../../src/fs/index.js";
+import { PassThrough } from "node:stream";
+import { FileIndex, writeChangesTar } from "../../src/fs/index.js";
 import {
   OverlaySnapshotter,
   WalkSnapshotter,
   chooseSnapshotter,
   overlayHelperArgument,
-  probeOverlaySnapshots,
 } from "../../src/fs/snapshot/index.js";
-import type { OverlayDirs } from "../../src/fs/snapshot/index.js";
-import { createRunner, probeIsolation } from "../../src/run/index.js";
+import { probeIsolation } from "../../src/run/index.js";
 import type { Changes } from "../../src/fs/index.js";
 import { repoRoot, removeDir, tempDir } from "../support/tmp.js";
 
@@ -76,6 +75,17 @@ const SCRIPT = [
   "chmod 0700 /etc/keep",
 ].join(" && ");
 
+/** `security.capability` v2 with cap_net_bind_service permitted and effective (what setcap writes). */
+const CAP_NET_BIND = "0x0100000200040000000000000000000000000000";
+
+async function tarBytes(root: string, changes: Changes): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const out = new PassThrough();
+  out.on("data", (c: Buffer) => chunks.push(c));
+  await writeChangesTar(root, changes, out);
+  return Buffer.concat(chunks);
+}
+
 function runStep(root: string, overlay?: string): void {
   const args = ["--mountns", "--root", root, "--cwd", "/"];
   if (overlay !== undefined) args.push("--overlay", overlay);
@@ -123,6 +133,10 @@ test("overlay back-end: upper dir becomes the step's changes and merges into the
     const ovl = new OverlaySnapshotter();
     const dirs = await ovl.beforeRun(a);
     runStep(a, overlayHelperArgument(dirs));
+    // `setcap` in the step: on a copied-up file and on a new one (a valid v2 capability: cap_net_bind_service).
+    for (const f of ["etc/edit", "data/sub/new"]) {
+      execFileSync("setfattr", ["-n", "security.capability", "-v", CAP_NET_BIND, path.join(dirs.upper, f)]);
+    }
     const ca = await ovl.afterRun(a, ia);
     runStep(b);
     const cb = await new WalkSnapshotter().afterRun(b, ib);
@@ -158,6 +172,14 @@ test("overlay back-end: upper dir becomes the step's changes and merges into the
       const st = await lstat(path.join(a, p));
       if (!st.isDirectory()) assert.ok(ca.changed.includes(p), `${p} changed per walk but not per overlay`);
     }
+    // Capabilities come read along with the overlay xattrs; the layer tar is the same bytes as when the
+    // writer reads them itself.
+    assert.deepEqual([...(ca.capabilities?.values.keys() ?? [])].sort(), ["/data/sub/new", "/etc/edit"]);
+    assert.ok(ca.capabilities?.checked.has("/new/a/b/f"));
+    const known = await tarBytes(a, ca);
+    const reread = await tarBytes(a, { ...ca, capabilities: undefined });
+    assert.ok(known.equals(reread), "same layer tar with and without the capabilities read by the snapshot");
+    assert.equal(known.toString("latin1").split("SCHILY.xattr.security.capability=").length - 1, 2);
     // No overlay xattr leaked into the root.
     const xattrs = execFileSync("getfattr", ["-R", "-h", "-d", "-m", "trusted.overlay", a], { encoding: "utf8" });
     assert.equal(xattrs.trim(), "");
@@ -166,41 +188,26 @@ test("overlay back-end: upper dir becomes the step's changes and merges into the
   }
 });
 
-test("probeOverlaySnapshots: true through the real chroot runner where overlay mounts work, false when the mount fails", async (t) => {
+test("probeIsolation: overlay true for a state dir where overlay mounts work, false where its upper cannot be", async (t) => {
   const dir = await tempDir("kiln-ovl-probe-");
   try {
     if (!overlayWorks(path.join(dir, "manual"))) {
       t.skip("overlay mounts need root, native/kiln-exec and /bin/busybox");
       return;
     }
-    const probe = await probeIsolation();
-    const runner = createRunner("chroot", probe);
-    const attempt = (dirs: OverlayDirs): Promise<unknown> =>
-      runner.run(
-        {
-          root: dirs.lower[0] as string,
-          argv: ["/kiln-overlay-probe"],
-          env: [],
-          cwd: "/",
-          uid: 0,
-          gid: 0,
-          groups: [],
-          network: "host",
-          mounts: [],
-          hostNetworkFiles: false,
-          overlay: dirs,
-        },
-        { stdout: () => undefined, stderr: () => undefined },
-      );
-    assert.equal(await probeOverlaySnapshots(path.join(dir, "state"), attempt), true);
-    assert.deepEqual(await readdir(path.join(dir, "state")), [], "probe cleans up");
-    // A mount that cannot work (upper dir on another filesystem than the work dir) is reported as unavailable.
-    const otherFs = await mkdtemp("/dev/shm/kiln-ovl-work-");
-    const broken = (dirs: OverlayDirs): Promise<unknown> => attempt({ ...dirs, upper: otherFs });
+    const state = path.join(dir, "state");
+    assert.equal((await probeIsolation({ scratchDir: state })).overlay, true);
+    assert.deepEqual(await readdir(state), [], "probe cleans up");
+    // ramfs takes no trusted.* xattrs: the overlay back-end cannot work there, the other mechanisms do.
+    const ram = path.join(dir, "ram");
+    await mkdir(ram);
+    execFileSync("mount", ["-t", "ramfs", "ramfs", ram]);
     try {
-      assert.equal(await probeOverlaySnapshots(path.join(dir, "state2"), broken), false);
+      const probe = await probeIsolation({ scratchDir: ram });
+      assert.deepEqual([probe.overlay, probe.chroot, probe.mountns], [false, true, true]);
+      assert.deepEqual(await readdir(ram), [], "probe cleans up");
     } finally {
-      await removeDir(otherFs);
+      execFileSync("umount", [ram]);
     }
     assert.equal(chooseSnapshotter("full", true).kind, "overlay");
     assert.equal(chooseSnapshotter("time", false).kind, "walk");

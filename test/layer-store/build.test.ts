@@ -181,6 +181,63 @@ describe("--layer-store builds", { skip: !storeAvailable && "needs root (overlay
     assert.deepEqual(await mountsLeft(path.join(work, "state")), []);
   });
 
+  test("large RUN changes are stacked onto the mounted root: deletes, whiteouts, opaque dirs, COPY and FROM a stacked stage", async () => {
+    const ctx = path.join(work, "stacked");
+    const many = "for i in $(seq 1 150); do echo $i > /m/keep/f$i; echo $i > /m/gone/g$i; done";
+    await writeTree(ctx, {
+      "added.txt": "added\n",
+      Dockerfile: [
+        `FROM ${base} AS s`,
+        `RUN mkdir -p /m/keep /m/gone /d && ${many} && echo old > /d/old && ln /m/keep/f1 /m/hard`,
+        "COPY added.txt /m/keep/",
+        // Deletes files of the stacked layer and of the base, replaces a stacked dir (opaque), rewrites files.
+        "RUN rm -rf /m/gone /bin/vi /d/old /m/keep/f2 && mkdir /m/gone && echo n > /m/gone/n && " +
+          "for i in $(seq 3 100); do echo x$i > /m/keep/f$i; done",
+        "RUN rm /m/keep/f3 /m/keep/added.txt && echo small > /m/small",
+        "FROM s AS t",
+        "RUN for i in $(seq 1 80); do echo t$i > /m/t$i; done && rm -rf /m/gone && " +
+          "(find /m /d | sort; cat /m/hard /m/keep/f4; ls /bin | wc -l) > /listing",
+        "",
+      ].join("\n"),
+    });
+    const store = path.join(work, "store-stacked");
+    const cold = await buildIt(ctx, ["--layer-store", store]);
+    const warm = await buildIt(ctx, ["--layer-store", store]);
+    const plain = await buildIt(ctx, []);
+    assert.equal(cold.digest, plain.digest);
+    assert.equal(warm.digest, plain.digest);
+    // Three of the four RUNs change enough to be stacked (the small one is copied).
+    assert.equal((warm.r.stderr + warm.r.stdout).match(/RUN changes stacked as a lower layer/g)?.length, 3);
+    const rootfs = await unpackWithUmoci(warm.ref, path.join(work, "u-stacked"));
+    const listing = await readFile(path.join(rootfs, "listing"), "utf8");
+    assert.doesNotMatch(listing, /gone|\/d\/old|keep\/f2\n|keep\/f3\n|added/);
+    assert.match(listing, /\/m\/keep\/f4\n/);
+    assert.match(listing, /\/m\/t80\n/);
+    assert.match(listing, /\n1\nx4\n\d+\n$/);
+    assert.deepEqual(await mountsLeft(path.join(work, "state")), []);
+  });
+
+  test("when the stacked layers no longer fit in the mount options, RUN changes are copied instead", async () => {
+    // A state dir with a ~600-character path: each stacked lower adds that much to the one-page mount options.
+    const state = path.join(work, ...Array.from({ length: 12 }, (_, i) => `deep-state-dir-${i}-`.padEnd(48, "x")));
+    const ctx = path.join(work, "overflow");
+    const run = (i: number): string =>
+      `RUN mkdir /r${i} && for j in $(seq 1 40); do echo ${i}-$j > /r${i}/f$j; done && rm -f /r${i - 1}/f1`;
+    await writeTree(ctx, {
+      Dockerfile: [`FROM ${base}`, ...[1, 2, 3, 4, 5, 6, 7].map(run), "RUN ls -R / > /listing", ""].join("\n"),
+    });
+    const store = path.join(work, "store-overflow");
+    const cold = await buildIt(ctx, ["--layer-store", store, "--kaniko-dir", state]);
+    const warm = await buildIt(ctx, ["--layer-store", store, "--kaniko-dir", state]);
+    const plain = await buildIt(ctx, []);
+    assert.equal(cold.digest, plain.digest);
+    assert.equal(warm.digest, plain.digest);
+    const log = warm.r.stderr + warm.r.stdout;
+    assert.ok((log.match(/RUN changes stacked as a lower layer/g)?.length ?? 0) >= 2, log);
+    assert.match(log, /too many layers to stack; copying the RUN changes/);
+    assert.deepEqual(await mountsLeft(state), []);
+  });
+
   test("concurrent builds share one store", async () => {
     const store = path.join(work, "store-shared");
     const ctx = path.join(work, "shared");

@@ -26,6 +26,30 @@ export interface MergeUpperOptions {
   /** Paths merged into the root but never reported as changes. */
   ignore?: IgnoreList | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Stacks the upper onto the root instead of merging it (the root is an overlay mount): called with the
+   * upper when the change is large enough ({@link shouldStack}); it makes the upper a lower layer of the
+   * root (the directory is moved away) and resolves true, or resolves false having changed nothing, and
+   * the merge runs.
+   */
+  stack?: ((upper: string) => Promise<boolean>) | undefined;
+}
+
+/**
+ * Upper entries from which stacking beats copying them into an overlay-mounted root. Measured on 2 vCPUs:
+ * stacking costs ~12 ms (two kiln-exec spawns), copying ~0.5-1 ms per entry; 10 entries copy faster,
+ * 30 stack faster.
+ */
+export const STACK_MIN_ENTRIES = 32;
+/** Bytes of regular files from which stacking beats copying them into an overlay-mounted root. */
+export const STACK_MIN_BYTES = 8 * 1024 * 1024;
+
+/** True when a step's upper listing is large enough that remounting the root beats copying it. */
+export function shouldStack(entries: readonly { st: BigIntStats }[]): boolean {
+  if (entries.length >= STACK_MIN_ENTRIES) return true;
+  let bytes = 0n;
+  for (const e of entries) if (e.st.isFile()) bytes += e.st.size;
+  return bytes >= BigInt(STACK_MIN_BYTES);
 }
 
 /** An overlay whiteout: a character device with device number 0/0. */
@@ -46,7 +70,8 @@ interface UpperEntry {
  * grows with the change, not with the root. `index` is brought up to date. The upper directory is left
  * holding only the shells of directories that already existed; the caller removes it.
  * Requires that the overlay is unmounted (the RUN's mount namespace is gone) and that `upper` and `root`
- * are on the same filesystem.
+ * are on the same filesystem. With `opts.stack` (the root is an overlay mount) a large upper is not
+ * moved but stacked onto the root as a lower layer; the changes and the index come out the same.
  */
 export async function mergeOverlayUpper(
   root: string,
@@ -107,6 +132,29 @@ export async function mergeOverlayUpper(
     } else changed.push(e.cpath);
   }
   const opaqueDirs = [...opaque].filter((d) => !ignored(d));
+  const capabilityChanges = (): Changes["capabilities"] => ({
+    checked: new Set(entries.filter((e) => e.st.isFile()).map((e) => e.cpath)),
+    values: capabilities,
+  });
+  const sorted = (): Changes => {
+    changed.sort(compareBytewise);
+    deleted.sort(compareBytewise);
+    opaqueDirs.sort(compareBytewise);
+    return { changed, deleted, opaqueDirs, capabilities: capabilityChanges() };
+  };
+
+  // 2a. Stacked: the upper becomes a lower layer of the remounted root (its whiteouts and opaque dirs
+  // are honoured there); only the index follows. Not when an opaque dir would hide ignored paths that
+  // the merge keeps.
+  if (
+    opts.stack !== undefined &&
+    shouldStack(entries) &&
+    ![...opaque].some((d) => hidesIgnored(index, d, ignored)) &&
+    (await opts.stack(hostUpper))
+  ) {
+    stackedIndexUpdate(hostRoot, entries, opaque, index);
+    return sorted();
+  }
 
   // 2. Merge into the root, parents before children (entries are in walk order).
   const moved = new Set<string>(); // dirs renamed wholesale: their subtree already moved with them
@@ -219,9 +267,50 @@ export async function mergeOverlayUpper(
     if (before !== undefined && before.type === "dir" && ie.type !== "dir") index.deleteTree(e.cpath);
     index.set(e.cpath, ie);
   }
-  changed.sort(compareBytewise);
-  deleted.sort(compareBytewise);
-  opaqueDirs.sort(compareBytewise);
-  const checked = new Set(entries.filter((e) => e.st.isFile()).map((e) => e.cpath));
-  return { changed, deleted, opaqueDirs, capabilities: { checked, values: capabilities } };
+  return sorted();
+}
+
+/** True when the index holds an ignored path below `dir` (an opaque dir in a lower layer would hide it). */
+function hidesIgnored(index: FileIndex, dir: string, ignored: (p: string) => boolean): boolean {
+  const stack = [dir];
+  while (stack.length > 0) {
+    const d = stack.pop() as string;
+    for (const n of index.childNames(d) ?? []) {
+      const c = containerJoin(d, n);
+      if (ignored(c)) return true;
+      if (index.get(c)?.type === "dir") stack.push(c);
+    }
+  }
+  return false;
+}
+
+/**
+ * The index after the upper was stacked onto the root: whiteouts delete, opaque dirs drop what was below
+ * them, every other upper entry is set (parents before children). Directories are read back through the
+ * remounted root (their metadata may come from a lower); any other entry is the very inode the overlay
+ * shows, so its listing stat stands, with the mount's device number.
+ */
+function stackedIndexUpdate(hostRoot: string, entries: UpperEntry[], opaque: Set<string>, index: FileIndex): void {
+  for (const d of opaque) for (const n of [...(index.childNames(d) ?? [])]) index.deleteTree(containerJoin(d, n));
+  const dev = lstatSync(hostRoot, { bigint: true }).dev;
+  for (const e of entries) {
+    if (isWhiteout(e.st)) {
+      index.deleteTree(e.cpath);
+      continue;
+    }
+    const host = path.join(hostRoot, e.cpath);
+    let st: BigIntStats;
+    try {
+      st = e.st.isDirectory() ? lstatSync(host, { bigint: true }) : e.st;
+    } catch {
+      index.deleteTree(e.cpath);
+      continue;
+    }
+    const found = indexEntryFromStatSync(host, st);
+    const ie = found && !e.st.isDirectory() ? { ...found, dev: Number(dev) } : found;
+    if (ie === undefined) continue;
+    const before = index.get(e.cpath);
+    if (before !== undefined && before.type === "dir" && ie.type !== "dir") index.deleteTree(e.cpath);
+    index.set(e.cpath, ie);
+  }
 }

@@ -21,6 +21,8 @@ export interface OverlayDirs {
 export interface SnapshotOptions {
   ignore?: IgnoreList | undefined;
   signal?: AbortSignal | undefined;
+  /** Overlay back-end, root an overlay mount: stacks a large step upper onto it (see `MergeUpperOptions.stack`). */
+  stack?: ((upper: string) => Promise<boolean>) | undefined;
 }
 
 /**
