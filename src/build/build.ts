@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../common/errors.js";
 import { DirContext, loadIgnorePatterns } from "../context/index.js";
@@ -12,14 +12,14 @@ import {
   stagesNeeded,
   type Stage,
 } from "../dockerfile/index.js";
-import { chooseSnapshotter, IgnoreList, probeOverlaySnapshots, type Snapshotter } from "../fs/index.js";
+import { chooseSnapshotter, IgnoreList, type Snapshotter } from "../fs/index.js";
 import type { Digest } from "../image/digest.js";
 import { assembleImage, convertImageFormat, emptyImage } from "../image/index.js";
 import { familyOf, layerMediaType, type ManifestFamily } from "../image/media-types.js";
 import type { Image, ImageConfigFile, Platform } from "../image/types.js";
 import { parseReference, type RegistryClient } from "../registry/index.js";
 import { findCachedBase, LayerCache, openCacheStore } from "../cache/index.js";
-import type { Runner } from "../run/index.js";
+import { hostDetectionFs, isInContainer, type Runner } from "../run/index.js";
 import type { Reporter } from "./events.js";
 import type { BuildOptions } from "./options.js";
 import { writeOutputs } from "./outputs.js";
@@ -27,10 +27,18 @@ import { assertNoSecretBuildArgs } from "./secret-build-args.js";
 import { cleanRoot } from "./clean-root.js";
 import { decideInPlace, ignoreWithVolumes, inPlaceIgnoreOptions, restoreRootFiles, saveRootFiles } from "./in-place.js";
 import { planBuild, type BuildPlan } from "./dry-run.js";
-import { assertStrict, fromPlatformWarning, strictReporter, strictViolations } from "./strict.js";
+import {
+  assertStrict,
+  checkSkipped,
+  fromPlatformWarning,
+  strictReporter,
+  strictViolations,
+  undefinedFromArgs,
+} from "./strict.js";
 import { withRetries } from "./retry.js";
+import { CACHED_STEP_KINDS, stepSlot } from "./cache-inputs.js";
 import { openBuildLayerStore, StageRoot } from "./stage-root.js";
-import { earlierStage, stageUses } from "./stage-uses.js";
+import { earlierStage, layersUnreadStages, stageUses } from "./stage-uses.js";
 import { buildStage, type StageResult } from "./stage.js";
 
 /** Everything a build needs from its environment; nothing is global. */
@@ -40,6 +48,11 @@ export interface BuildDeps {
   runner: () => Promise<Runner>;
   report: Reporter;
   now: () => Date;
+  /**
+   * Removes the build's working directory (stage roots, spooled layers) at the end. Default: deleted
+   * before `build` returns. The CLI hands it to a detached process instead (src/cli/discard-dir.ts).
+   */
+  discardDir?: (dir: string) => Promise<void>;
 }
 
 /** What a successful build produced. */
@@ -135,18 +148,49 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     const w = st.from.platform ? fromPlatformWarning(expandFrom(st.from.platform), opts.platform, line) : undefined;
     if (w) report({ kind: "warning", code: w.code, message: `${opts.dockerfileName}:${line}: ${w.message}` });
   }
+  if (opts.strict && !checkSkipped(df.directives, "UndefinedArgInFrom")) {
+    const used = (w: string | undefined) => (w ? expandWord(w, envFromPairs(fromEnv), df.escapeToken).unmatched : []);
+    const unset = (st: Stage) =>
+      undefinedFromArgs(
+        [...used(st.from.image), ...used(st.from.platform)],
+        (k) => metaArgs.has(k),
+        opts.dockerfileName,
+        st.from.range.start,
+      );
+    assertStrict(stages.flatMap(unset));
+  }
 
   let runner: Promise<Runner> | undefined;
   let snapshotter: Promise<Snapshotter> | undefined;
-  if (!opts.dryRun && (opts.isolation === "auto" || opts.isolation === "in-place")) {
-    // The in-place decision below needs the isolation probe (helper spawns): start it now so that it
-    // overlaps the push-permission round trips. Its failure surfaces where it is awaited.
+  // The isolation probe (a helper spawn) runs only when its answer is needed. It starts now, alongside the
+  // push-permission check and the base manifest pulls, when the in-place decision below needs it (in a
+  // container, or --isolation=in-place) or when every RUN executes (no --cache); else at the first RUN
+  // that misses the cache. Its failure surfaces where it is awaited.
+  const inPlacePossible =
+    opts.isolation === "in-place" || (opts.isolation === "auto" && isInContainer(hostDetectionFs));
+  const everyRunExecutes = !opts.cache && stages.some((st) => st.instructions.some((i) => i.kind === "run"));
+  if (!opts.dryRun && (inPlacePossible || everyRunExecutes)) {
     runner = deps.runner();
     runner.catch(() => {});
   }
-  if (!opts.noPush && !opts.skipPushPermissionCheck) {
-    for (const d of opts.destinations) await deps.registry.checkPushPermission(parseReference(d), signal);
+  // Base manifests are fetched meanwhile (with --cache, the base-image cache is consulted first).
+  const prefetched = new Map<string, Promise<Image>>();
+  if (!opts.dryRun && !opts.cache) {
+    for (const st of stages) {
+      const ref = expandFrom(st.from.image);
+      if (ref.toLowerCase() === "scratch" || findStage(df.stages.slice(0, st.index), ref) || prefetched.has(ref))
+        continue;
+      const p = deps.registry.pullImage(parseReference(ref), { platform: opts.platform, signal });
+      p.catch(() => {}); // awaited (and reported) by the stage's pull
+      prefetched.set(ref, p);
+    }
   }
+  // kaniko checks push permissions before building. The checks run alongside the base pulls and the cache
+  // lookups (both read-only); a stage awaits them before its first step, and their failure is reported in
+  // place of any other error.
+  const pushCheck = checkPushPermissions(opts, deps.registry, signal);
+  pushCheck.catch(() => {}); // awaited below
+  if (opts.dryRun) await pushCheck;
   if (opts.dryRun) {
     const { plan, finalBase } = await planBuild({
       opts,
@@ -155,13 +199,16 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
       expandFrom,
       pull: (ref) => deps.registry.pullImage(parseReference(ref), { platform: opts.platform, signal }),
       report,
+      context,
+      argDefaults: stageArgDefaults,
+      escapeToken: df.escapeToken,
     });
     const image = finalBase ?? emptyImage(opts.platform, opts.imageFormat ?? "oci");
     return { digest: image.digest, image, pushed: [], plan };
   }
 
   // In place (kaniko's model), "/" is every stage's root: stages then build one after the other.
-  const inPlaceIgnore = await decideInPlace(opts, () => (runner ??= deps.runner()));
+  const inPlaceIgnore = inPlacePossible ? await decideInPlace(opts, () => (runner ??= deps.runner())) : undefined;
   const inPlace = inPlaceIgnore !== undefined;
   const inPlaceOnly = [
     opts.preCleanup && "--pre-cleanup",
@@ -217,7 +264,9 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
         return img;
       }
     }
-    return deps.registry.pullImage(parsed, { platform: opts.platform, signal });
+    const early = prefetched.get(ref);
+    prefetched.delete(ref); // a retry pulls afresh
+    return early ?? deps.registry.pullImage(parsed, { platform: opts.platform, signal });
   };
   const layerCache = opts.cache
     ? new LayerCache({
@@ -251,11 +300,36 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     }
     return p;
   };
+  // The latest entry of every step position is read now, alongside the push check and the base pulls
+  // (stage indices assume no ONBUILD triggers; buildStage reads any other positions itself). The base
+  // manifests are asked for first: a stage's steps wait for its base, not for the other positions.
+  if (layerCache) {
+    for (const st of stages) {
+      const ref = expandFrom(st.from.image);
+      if (ref.toLowerCase() !== "scratch" && !findStage(df.stages.slice(0, st.index), ref)) {
+        pull(ref).catch(() => {}); // memoized: awaited (and reported) by the stage
+      }
+    }
+  }
+  layerCache?.prefetch(
+    stages.flatMap((st) =>
+      st.instructions.flatMap((instr, i) =>
+        CACHED_STEP_KINDS.has(instr.kind) ? [stepSlot(opts.dockerfileName, st, i)] : [],
+      ),
+    ),
+    signal,
+  );
 
   const fromRoot = async (ref: string, current: Stage): Promise<DirContext> => {
     const st = earlierStage(df.stages, current.index, ref, expandFrom);
     if (st) {
       const r = await stageDone(st.index, ref, current);
+      if (r.layersOmitted && (inPlace || !r.root.materialized)) {
+        throw new KilnError(
+          "INTERNAL",
+          `stage ${st.index} produced no layers but its root must be extracted from them`,
+        );
+      }
       let root = r.root;
       if (inPlace) {
         // "/" moves on to later stages: read an earlier stage from its own extraction.
@@ -299,6 +373,23 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     const ref = expandFrom(st.from.image);
     st = ref.toLowerCase() === "scratch" ? undefined : findStage(df.stages.slice(0, st.index), ref);
   }
+  // Stages read only through COPY --from / --mount from= write no layer blobs (their roots are read, not
+  // their layers). The layer cache keys and stores layers, and in place an earlier stage is re-extracted
+  // from its layers: both keep them. A base image's ONBUILD trigger can name a stage that is then built
+  // late, FROM one of these: layers are skipped only once every base image is known to carry no trigger.
+  const unreadLayers =
+    inPlace || opts.cache ? new Set<number>() : layersUnreadStages(stages, df.stages, uses, outputStages);
+  let noBaseTriggers: Promise<boolean> | undefined;
+  const baseTriggersAbsent = (): Promise<boolean> =>
+    (noBaseTriggers ??= Promise.all(
+      stages
+        .map((st) => expandFrom(st.from.image))
+        .filter((ref, i) => ref.toLowerCase() !== "scratch" && !findStage(df.stages.slice(0, stages[i]?.index), ref))
+        .map((ref) => pull(ref)),
+    ).then(
+      (images) => images.every((img) => (img.config.config?.OnBuild ?? []).length === 0),
+      () => false, // the failing pull is reported by its stage
+    ));
   // A stage named only by an ONBUILD trigger (seen once the base image's config is read) starts on first use.
   let startLate: ((st: Stage) => Promise<BuiltStage>) | undefined;
   const stageDone = (index: number, ref: string, current: Stage): Promise<BuiltStage> => {
@@ -315,6 +406,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   try {
     // In place: --preserve-context saves the container's own files (extracted under every stage's base
     // unless --pre-cleanup, and restored after --cleanup); --pre-cleanup empties "/" before the build.
+    if (inPlace) await pushCheck; // "/" is not touched before the push check passed
     const preserved =
       inPlace && opts.preserveContext ? await saveRootFiles("/", ignore, blobsDir, report, signal) : undefined;
     if (inPlace && opts.preCleanup) await cleanRoot("/", ignore, signal);
@@ -333,6 +425,12 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
         baseImage = emptyImage(opts.platform, family);
       } else if (prior) {
         const r = await stageDone(prior.index, fromRef, stage);
+        if (r.layersOmitted) {
+          throw new KilnError(
+            "INTERNAL",
+            `stage ${prior.index} produced no layers but stage ${stage.index} is built FROM it`,
+          );
+        }
         baseImage = r.image;
         family = r.family;
         // The only user of a stage's filesystem is this FROM: take its root over, no re-extraction.
@@ -358,6 +456,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
           message: `stage ${stage.index}: --compression=${opts.compression} is ignored: a Docker-format image carries gzip layers only (use --image-format=oci)`,
         });
       }
+      await pushCheck;
       const r = await buildStage(
         stage,
         {
@@ -422,6 +521,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
                 fromKey: (ref: string) => cacheIdentity(ref, stage),
               }
             : {}),
+          ...(unreadLayers.has(stage.index) ? { layersUnread: baseTriggersAbsent } : {}),
         },
       );
       const image = assembleImage({
@@ -458,7 +558,10 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
       if (inPlace) await p.catch(() => undefined);
     }
     await Promise.allSettled(done.values());
-    if (firstError !== undefined) throw firstError;
+    if (firstError !== undefined) {
+      await pushCheck; // a refused push permission is the error kaniko reports
+      throw firstError;
+    }
     for (const k of Object.keys(opts.buildArgs)) {
       if (!consumedArgs.has(k) && !PLATFORM_ARGS.includes(k) && !PROXY_ARGS.includes(k)) {
         report({
@@ -485,7 +588,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   } finally {
     await layerCache?.flush(); // background cache writes read spooled layers under runDir
     await rootStore?.close(); // unmounts store-mounted roots before runDir is deleted
-    await rm(runDir, { recursive: true, force: true });
+    await (deps.discardDir ?? ((d: string) => rm(d, { recursive: true, force: true })))(runDir);
   }
 }
 
@@ -517,10 +620,21 @@ function created(opts: Readonly<BuildOptions>, deps: BuildDeps): string {
   return deps.now().toISOString();
 }
 
+/** True when both directories exist on one filesystem (a probe made elsewhere says nothing about here). */
+async function sameFilesystem(a: string | undefined, b: string): Promise<boolean> {
+  if (a === undefined) return false;
+  try {
+    const [sa, sb] = await Promise.all([stat(a), stat(b)]);
+    return sa.dev === sb.dev;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Picks the RUN snapshot back-end once per build: the overlay back-end when the runner can mount an
- * overlay over a root under the state dir (chroot with mount namespaces, as root), else the metadata
- * walk. `--snapshot-mode` values all map onto these (see chooseSnapshotter).
+ * overlay over a root under the state dir (chroot with mount namespaces, as root: the probe's `overlay`),
+ * else the metadata walk. `--snapshot-mode` values all map onto these (see chooseSnapshotter).
  */
 async function chooseRunSnapshotter(
   opts: Readonly<BuildOptions>,
@@ -528,28 +642,30 @@ async function chooseRunSnapshotter(
   report: Reporter,
 ): Promise<Snapshotter> {
   const r = await runner();
-  let overlayOk = false;
-  if (r.isolation === "chroot" && r.capabilities.mountns && !opts.disableOverlay) {
-    overlayOk = await probeOverlaySnapshots(opts.stateDir, (dirs) =>
-      r.run(
-        {
-          root: dirs.lower[0] as string,
-          argv: ["/kiln-overlay-probe"],
-          env: [],
-          cwd: "/",
-          uid: 0,
-          gid: 0,
-          groups: [],
-          network: "host",
-          mounts: [],
-          hostNetworkFiles: false,
-          overlay: dirs,
-        },
-        { stdout() {}, stderr() {} },
-      ),
-    );
-  }
+  const overlayOk =
+    r.isolation === "chroot" &&
+    r.capabilities.overlay &&
+    !opts.disableOverlay &&
+    (await sameFilesystem(r.capabilities.overlayDir, opts.stateDir));
   const s = chooseSnapshotter(opts.snapshotMode ?? "full", overlayOk);
   report({ kind: "debug", message: `RUN snapshots: ${s.kind} back-end` });
   return s;
+}
+
+/**
+ * kaniko's push-permission pre-check of every destination (skipped with --no-push or
+ * --skip-push-permission-check), all in parallel; rejects with the first destination's failure in
+ * flag order.
+ */
+async function checkPushPermissions(
+  opts: Readonly<BuildOptions>,
+  registry: RegistryClient,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (opts.noPush || opts.skipPushPermissionCheck) return;
+  const results = await Promise.allSettled(
+    opts.destinations.map((d) => registry.checkPushPermission(parseReference(d), signal)),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
 }

@@ -18,6 +18,11 @@ export interface LayerSink {
   spoolUncompressed?: boolean;
 }
 
+/** True when a change set holds nothing: the step gets no layer unless one is forced. */
+export function changesEmpty(changes: Changes): boolean {
+  return changes.changed.length === 0 && changes.deleted.length === 0 && changes.opaqueDirs.length === 0;
+}
+
 /**
  * Turns a change set into a spooled, content-addressed layer (digest, diffID and size known), or
  * undefined when nothing changed (the step then gets an `empty_layer` history entry).
@@ -29,8 +34,7 @@ export async function layerFromChanges(
   signal?: AbortSignal,
   opts: { force?: boolean } = {},
 ): Promise<Layer | undefined> {
-  const empty = changes.changed.length === 0 && changes.deleted.length === 0 && changes.opaqueDirs.length === 0;
-  if (empty && !opts.force) return undefined;
+  if (changesEmpty(changes) && !opts.force) return undefined;
   const tar = changesTarStream(root, changes, { epoch: sink.epoch });
   return spoolLayer(tar, {
     dir: sink.blobsDir,

@@ -42,3 +42,23 @@ export function stageUses(
   }
   return uses;
 }
+
+/**
+ * The built `stages` whose layers nobody reads: neither in `outputStages` (the target and its FROM
+ * ancestors) nor a FROM base of another built stage, so later stages read only their root (COPY
+ * --from, RUN --mount from=). Empty when the Dockerfile has an ONBUILD instruction: a trigger can
+ * name a stage that is then built late, FROM one of these.
+ */
+export function layersUnreadStages(
+  stages: readonly Stage[],
+  all: readonly Stage[],
+  uses: ReadonlyMap<number, { total: number; asBase: number }>,
+  outputStages: ReadonlySet<number>,
+): Set<number> {
+  const unread = new Set<number>();
+  if (all.some((s) => s.instructions.some((i) => i.kind === "onbuild"))) return unread;
+  for (const s of stages) {
+    if (!outputStages.has(s.index) && (uses.get(s.index)?.asBase ?? 0) === 0) unread.add(s.index);
+  }
+  return unread;
+}

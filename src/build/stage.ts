@@ -21,12 +21,12 @@ import {
 import type { ContainerConfig, HistoryEntry, Image, Layer } from "../image/types.js";
 import type { ManifestFamily } from "../image/media-types.js";
 import type { Runner } from "../run/index.js";
-import { contextFileInputs, instructionText, visibleInputs } from "./cache-inputs.js";
+import { CACHED_STEP_KINDS, contextFileInputs, instructionText, stepSlot, visibleInputs } from "./cache-inputs.js";
 import { DEFAULT_PATH, getEnv, setEnv, splitEnv } from "./env.js";
 import { stepError } from "./errors.js";
 import type { CacheOutcome, Reporter } from "./events.js";
 import { createdBy, exposeHistory, healthcheckHistory, quoteList } from "./history.js";
-import { layerFromChanges, publishedLayer, type LayerSink } from "./layer-from-changes.js";
+import { changesEmpty, layerFromChanges, publishedLayer, type LayerSink } from "./layer-from-changes.js";
 import {
   cloneConfig,
   commandArgv,
@@ -36,6 +36,7 @@ import {
   validateStopSignal,
 } from "./metadata.js";
 import { StageRoot } from "./stage-root.js";
+import { assertVarsDefined, checkSkipped } from "./strict.js";
 import { execCopy } from "./steps/copy-step.js";
 import { execRun } from "./steps/run.js";
 import type { StepContext, StepOutput } from "./steps/step-context.js";
@@ -55,6 +56,11 @@ export interface StageResult {
   cacheChain?: string;
   /** ARGs in scope at the end of the stage: a stage built FROM this one starts with them (BuildKit). */
   args: ReadonlyMap<string, string | undefined>;
+  /**
+   * Some steps changed the root but produced no layer because nothing reads this stage's layers
+   * ({@link StageServices.layersUnread}): `layers` then does not describe the root, only `root` does.
+   */
+  layersOmitted?: boolean;
 }
 
 /** The layer cache as a stage uses it (`--cache`). */
@@ -101,6 +107,12 @@ export interface StageServices {
   cache?: StageCache;
   /** Cache identity of a COPY --from source: a stage's chain key or an image digest (undefined: not cacheable). */
   fromKey?(ref: string): Promise<string | undefined>;
+  /**
+   * Resolves true when nothing will read this stage's layers (later stages read only its root, through
+   * COPY --from / RUN --mount from=): its steps then update the root and its index but tar and spool
+   * nothing. Asked once, before the stage's first layer; undefined: layers are always produced.
+   */
+  layersUnread?(): Promise<boolean>;
 }
 
 /** Base of a stage: its image, and the root directory to build in. */
@@ -177,17 +189,12 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   };
 
   /** Position of step `i` in the Dockerfile: where its latest cache entry is recorded (for prefetch and explain). */
-  const slotOf = (i: number): string =>
-    compositeKey([
-      ["dockerfile", svc.dockerfileName],
-      ["stage", stage.name ?? String(stage.index)],
-      ["step", String(i)],
-    ]);
-  // A rebuild probes every step's latest entry at once instead of one round trip per step in turn.
+  const slotOf = (i: number): string => stepSlot(svc.dockerfileName, stage, i);
+  // A rebuild probes every step's latest entry at once instead of one round trip per step in turn
+  // (build() starts these reads before the base is resolved; memoized, so repeating them is free).
   if (cache) {
-    const fsKinds = new Set(["run", "copy", "add", "workdir"]);
     cache.layers.prefetch(
-      all.flatMap((instr, i) => (fsKinds.has(instr.kind) ? [slotOf(i)] : [])),
+      all.flatMap((instr, i) => (CACHED_STEP_KINDS.has(instr.kind) ? [slotOf(i)] : [])),
       svc.signal,
     );
   }
@@ -211,16 +218,22 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   // In place, VOLUME paths join the ignore list of later RUN snapshots in this stage (kaniko).
   const stageVolumes: string[] = [];
   let runIgnore = svc.ignore;
-  const addHistoryText = (text: string, layer: Layer | undefined): void => {
+  /** `omitted`: the step changed the root, but its layer was not produced (see `layersWanted`). */
+  const addHistoryText = (text: string, layer: Layer | undefined, omitted = false): void => {
     const entry: HistoryEntry = {
       created: svc.now().toISOString(),
       created_by: text,
       comment: "buildkit.dockerfile.v0",
     };
     if (layer) layers.push(layer);
-    else entry.empty_layer = true;
+    else if (!omitted) entry.empty_layer = true;
     history.push(entry);
   };
+  // Layers of a stage nobody reads are not produced (no tar, no spool); the layer cache always needs them.
+  let unread: Promise<boolean> | undefined;
+  let omittedLayers = 0;
+  const layersWanted = async (): Promise<boolean> =>
+    svc.cache !== undefined || svc.layersUnread === undefined || !(await (unread ??= svc.layersUnread()));
 
   const runEnv = (id: Identity): string[] => {
     let env = [...(config.Env ?? [])];
@@ -321,6 +334,11 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   ): Promise<Layer | undefined> => {
     const probed = await probe(raw, instr, i, extra);
     if (probed?.hit) return probed.layer;
+    if (instr.kind === "run") {
+      // The RUN executes: the isolation probe (on first use) and the root's extraction run side by side.
+      svc.runner().catch(() => undefined);
+      ensureRoot().catch(() => undefined);
+    }
     const ctx: StepContext = {
       stageIndex: stage.index,
       step: i + 1,
@@ -366,7 +384,11 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     if (out.snapshot.kind === "walk") {
       svc.report({ kind: "info", message: "Taking snapshot of full filesystem..." });
       changes = prepared
-        ? await prepared.afterRun(root.dir, root.index, { ignore: runIgnore, signal: svc.signal })
+        ? await prepared.afterRun(root.dir, root.index, {
+            ignore: runIgnore,
+            signal: svc.signal,
+            stack: root.mounted ? (upper) => root.stackUpper(upper, svc.report) : undefined,
+          })
         : await walkChanges(root.dir, root.index, { ignore: runIgnore, update: true, signal: svc.signal });
       if (out.alsoChanged && out.alsoChanged.length > 0) {
         const extra = await changesForPaths(root.dir, root.index, out.alsoChanged, { ignore: runIgnore });
@@ -383,15 +405,15 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       changes = { changed: [], deleted: [], opaqueDirs: [] };
     }
     // docker build commits a layer for every RUN, also an empty one (kiln matches the layer count).
-    const layer = changes
-      ? await layerFromChanges(root.dir, changes, svc.sink, svc.signal, {
-          force: out.snapshot.kind === "walk" || forceMeta,
-        })
-      : undefined;
+    const force = out.snapshot.kind === "walk" || forceMeta;
+    const omitted = changes !== undefined && (force || !changesEmpty(changes)) && !(await layersWanted());
+    const layer =
+      changes && !omitted ? await layerFromChanges(root.dir, changes, svc.sink, svc.signal, { force }) : undefined;
+    if (omitted) omittedLayers++;
     if (layer) svc.report({ kind: "layer-created", stage: stage.index, step: i + 1, layer });
     svc.report({ kind: "phase", phase: "snapshot", ms: Date.now() - tSnap, stage: stage.index });
     const text = createdBy(raw, out.detail);
-    addHistoryText(text, layer);
+    addHistoryText(text, layer, omitted);
     if (cache && probed && !probed.hit) {
       // A stage whose layers are spooled uncompressed still caches a compressed blob.
       const cached = layer && (await publishedLayer(layer, svc.sink, svc.signal));
@@ -450,7 +472,12 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       const given = (k: string): boolean => Object.prototype.hasOwnProperty.call(svc.buildArgs, k);
       const toExpand: Instruction =
         raw.kind === "arg" ? { ...raw, args: raw.args.map((a) => (given(a.key) ? { key: a.key } : a)) } : raw;
-      const instr = expandInstruction(toExpand, lookup(), svc.df.escapeToken).instruction;
+      const expanded = expandInstruction(toExpand, lookup(), svc.df.escapeToken);
+      const instr = expanded.instruction;
+      if (svc.opts.strict && !checkSkipped(svc.df.directives, "UndefinedVar")) {
+        const declared = (k: string): boolean => args.has(k) || getEnv(config.Env ?? [], k) !== undefined;
+        assertVarsDefined(raw, expanded.unmatched, lookup(), svc.df.escapeToken, declared);
+      }
       switch (instr.kind) {
         case "from":
           throw new KilnError("INTERNAL", "FROM inside a stage");
@@ -597,7 +624,10 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       // --force-build-metadata: an instruction that added no layer (metadata, or a step that changed
       // nothing) gets an empty one, as kaniko emits a layer for every command.
       const last = history[history.length - 1];
-      if (forceMeta && !layer && last?.empty_layer) {
+      if (forceMeta && !layer && last?.empty_layer && !(await layersWanted())) {
+        delete last.empty_layer;
+        omittedLayers++;
+      } else if (forceMeta && !layer && last?.empty_layer) {
         layer = await layerFromChanges(root.dir, { changed: [], deleted: [], opaqueDirs: [] }, svc.sink, svc.signal, {
           force: true,
         });
@@ -623,9 +653,11 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   if (single && singleChanged && root.materialized) {
     svc.report({ kind: "info", message: "Taking snapshot of full filesystem..." });
     const changes = await walkChanges(root.dir, root.index, { ignore: runIgnore, update: true, signal: svc.signal });
-    const layer = await layerFromChanges(root.dir, changes, svc.sink, svc.signal, { force: true });
-    if (layer) {
-      layers.push(layer);
+    const wanted = await layersWanted();
+    const layer = wanted ? await layerFromChanges(root.dir, changes, svc.sink, svc.signal, { force: true }) : undefined;
+    if (!wanted) omittedLayers++;
+    if (layer || !wanted) {
+      if (layer) layers.push(layer);
       // The stage's one layer belongs to its last filesystem step's history entry.
       for (let h = history.length - 1; h >= 0; h--) {
         const entry = history[h] as HistoryEntry;
@@ -637,6 +669,12 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     }
   }
 
+  if (omittedLayers > 0) {
+    svc.report({
+      kind: "debug",
+      message: `stage ${stage.index}: ${omittedLayers} layer(s) not materialized: nothing reads this stage's layers (only its root, through COPY --from or RUN --mount from=)`,
+    });
+  }
   return {
     config,
     history,
@@ -646,5 +684,6 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     author,
     args,
     ...(cache ? { cacheChain: chain } : {}),
+    ...(omittedLayers > 0 ? { layersOmitted: true } : {}),
   };
 }
