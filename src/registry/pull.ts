@@ -77,6 +77,18 @@ export async function fetchManifest(
   );
 }
 
+/** Reports a manifest that was fetched and parsed (the `pull-manifest` event). */
+function emitPulled(
+  ctx: ClientContext,
+  host: RegistryHost,
+  repository: string,
+  reference: string,
+  digest: Digest,
+  mediaType: string,
+): void {
+  ctx.emit({ kind: "pull-manifest", registry: host.registry, repository, reference, digest, mediaType });
+}
+
 function notFound(host: RegistryHost, repository: string, reference: string): RegistryError {
   return statusError(
     "pulling",
@@ -128,14 +140,7 @@ export async function pullFrom(
     parsed = parseManifest(fetched.raw, fetched.mediaType, where);
   }
   const manifest = parsed.manifest;
-  ctx.emit({
-    kind: "pull-manifest",
-    registry: host.registry,
-    repository,
-    reference,
-    digest: fetched.digest,
-    mediaType: parsed.mediaType,
-  });
+  emitPulled(ctx, host, repository, reference, fetched.digest, parsed.mediaType);
   return withConfig(ctx, host, repository, fetched.raw, manifest, parsed.mediaType, signal);
 }
 
@@ -227,14 +232,7 @@ export async function fetchImageManifest(
   const parsed = parseManifest(fetched.raw, fetched.mediaType, `${host.registry}/${repository}`);
   if (parsed.kind === "index") return undefined;
   const manifest = parsed.manifest;
-  ctx.emit({
-    kind: "pull-manifest",
-    registry: host.registry,
-    repository,
-    reference,
-    digest: fetched.digest,
-    mediaType: parsed.mediaType,
-  });
+  emitPulled(ctx, host, repository, reference, fetched.digest, parsed.mediaType);
   return {
     digest: fetched.digest,
     mediaType: parsed.mediaType,

@@ -7,55 +7,17 @@
 import * as assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as path from "node:path";
-import {
-  build,
-  createRunner,
-  optionsFromFlags,
-  probeIsolation,
-  RegistryClient,
-  registryOptionsFor,
-  type BuildEvent,
-} from "../../src/index.js";
-import { hostDetectionFs, isInContainer, type Runner } from "../../src/run/index.js";
+import { createRunner, hostDetectionFs, isInContainer, probeIsolation, type Runner } from "../../src/run/index.js";
 import { writeTree } from "../integration/helpers.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
+import { libraryBuild, type LibraryBuildOutcome } from "../support/library-build.js";
 import type { TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 
 const skip = process.getuid?.() !== 0 ? "RUN needs root here" : false;
 
-interface Outcome {
-  digest: string;
-  runnerCalls: number;
-  events: BuildEvent[];
-}
-
-async function buildWith(args: string[], runner?: () => Promise<Runner>): Promise<Outcome> {
-  const opts = optionsFromFlags(args, {});
-  const events: BuildEvent[] = [];
-  const report = (e: BuildEvent): void => {
-    events.push(e);
-  };
-  let runnerCalls = 0;
-  const registry = new RegistryClient(registryOptionsFor(opts, report));
-  try {
-    const result = await build(opts, {
-      registry,
-      runner: async () => {
-        runnerCalls++;
-        if (runner) return runner();
-        const r = createRunner(opts.isolation, await probeIsolation({ scratchDir: opts.stateDir }));
-        report({ kind: "isolation", isolation: r.isolation, reason: "test" });
-        return r;
-      },
-      report,
-      now: () => new Date(),
-    });
-    return { digest: result.digest, runnerCalls, events };
-  } finally {
-    await registry.close();
-  }
-}
+const buildWith = (args: string[], runner?: () => Promise<Runner>): Promise<LibraryBuildOutcome> =>
+  libraryBuild(args, runner ? { runner } : {});
 
 describe("isolation probe laziness", { skip }, () => {
   let reg: TestRegistry;

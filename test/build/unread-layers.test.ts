@@ -9,55 +9,33 @@ import { readdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
 import * as path from "node:path";
-import {
-  build,
-  createRunner,
-  optionsFromFlags,
-  probeIsolation,
-  RegistryClient,
-  registryOptionsFor,
-  type BuildEvent,
-} from "../../src/index.js";
 import { unpackWithUmoci, writeTree } from "../integration/helpers.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
+import { libraryBuild, type LibraryBuildOutcome } from "../support/library-build.js";
 import type { TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 
 const skip = process.getuid?.() !== 0 ? "RUN needs root here" : false;
 
-interface Outcome {
-  digest: string;
-  events: BuildEvent[];
+interface Outcome extends LibraryBuildOutcome {
   /** Files of the run's blobs dir when the final stage's RUN starts (every other stage is done then). */
   blobs: string[];
 }
 
 /** Builds with kaniko flags; `stateDir` must hold no other build. */
 async function buildWith(args: string[], stateDir: string): Promise<Outcome> {
-  const opts = optionsFromFlags([...args, "--kaniko-dir", stateDir], {});
-  const events: BuildEvent[] = [];
   let blobs: string[] | undefined;
-  const report = (e: BuildEvent): void => {
-    events.push(e);
-    if (e.kind === "step-start" && e.stage === 3 && e.step === 3) {
-      const runs = readdirSync(stateDir).filter((n) => n.startsWith("build-"));
-      assert.equal(runs.length, 1, `one build dir under ${stateDir}`);
-      blobs = readdirSync(path.join(stateDir, runs[0] as string, "blobs")).filter((n) => n.startsWith("sha256-"));
-    }
-  };
-  const registry = new RegistryClient(registryOptionsFor(opts, report));
-  try {
-    const result = await build(opts, {
-      registry,
-      runner: async () => createRunner(opts.isolation, await probeIsolation({ scratchDir: opts.stateDir })),
-      report,
-      now: () => new Date(),
-    });
-    assert.ok(blobs, "the final stage ran");
-    return { digest: result.digest, events, blobs };
-  } finally {
-    await registry.close();
-  }
+  const o = await libraryBuild([...args, "--kaniko-dir", stateDir], {
+    onEvent: (e) => {
+      if (e.kind === "step-start" && e.stage === 3 && e.step === 3) {
+        const runs = readdirSync(stateDir).filter((n) => n.startsWith("build-"));
+        assert.equal(runs.length, 1, `one build dir under ${stateDir}`);
+        blobs = readdirSync(path.join(stateDir, runs[0] as string, "blobs")).filter((n) => n.startsWith("sha256-"));
+      }
+    },
+  });
+  assert.ok(blobs, "the final stage ran");
+  return { ...o, blobs };
 }
 
 const layersOf = (o: Outcome, stage: number): string[] =>
