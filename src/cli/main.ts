@@ -170,7 +170,8 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
         },
         report,
         now: () => new Date(),
-        discardDir: detachedDiscard(opts.stateDir),
+        // --cleanup promises a root as found when kiln exits: then the build dir goes before exit too.
+        ...(opts.cleanup ? {} : { discardDir: detachedDiscard(opts.stateDir) }),
       },
       controller.signal,
     );
