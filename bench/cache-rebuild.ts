@@ -4,7 +4,7 @@
  * and kiln/peer ratios.
  *
  *   npm run build && npx tsx bench/cache-rebuild.ts [--runs N] [--only steps-20,multistage,steps-20-edit]
- *                                                 [--builders kiln,kaniko-style,kiln-layer-store,docker-buildkit]
+ *                             [--builders kiln,kiln-oci-cache,kaniko-style,kiln-layer-store,docker-buildkit]
  *
  * Scenarios (each builder builds once untimed to fill its cache, then N timed rebuilds, builders alternating):
  * - `steps-20` / `multistage`, "no change": the same context again.
@@ -12,12 +12,15 @@
  *   before every rebuild, so the COPY and the 10 RUN steps after it rebuild.
  * Builders (every build also pushes its image to a loopback registry, as in bench/run.ts):
  * - `kiln`: `--cache=true --cache-copy-layers`, registry cache repository on the same registry.
+ * - `kiln-oci-cache`: the same with `--cache-repo=oci:DIR`, a cache on local disk like BuildKit's (the image is
+ *   still pushed to the registry).
  * - `kaniko-style`: the same kiln with the benchmark-only switch `KILN_BENCH_KANIKO_CACHE_PROBING=1`, which
  *   stops looking entries up after a stage's first miss, as kaniko does ("kaniko cannot read layers from the
  *   cache after a cache miss"). Only the probing is emulated, not kaniko's other costs (full base extraction).
  * - `kiln-layer-store`: `kiln` plus `--layer-store` (one store for all its builds): after a miss, the
  *   stage root is mounted from stored layers instead of extracted (the one-file-edit case).
  * - `docker-buildkit`: `docker build` (BuildKit, its local cache) + `docker push`, dockerd started here.
+ * kiln runs on the executor image's Node.js (bench/lib/kiln-node.ts; `KILN_BENCH_NODE` overrides).
  * Needs root (dockerd, kiln's chroot back-end) and `npm run build` first (kiln runs from dist/).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -27,6 +30,7 @@ import { busyboxOciLayout, debianOciLayout, pushLayoutToRegistry } from "../test
 import { startRegistry } from "../test/support/registry.js";
 import { dockerBuilder, removeTree, type Builder, type BuildSpec } from "./lib/builders.js";
 import { startDockerd, type Dockerd } from "./lib/env.js";
+import { kilnNode } from "./lib/kiln-node.js";
 import { parsePhases, timed, type Sample } from "./lib/measure.js";
 import { markdownTable, ratios, stats, type RowResult, type RunRecord } from "./lib/report.js";
 
@@ -111,15 +115,23 @@ function parseArgs(argv: string[]): Args {
  * `--layer-store=DIR` (kept across the builds), so that the filesystem a step after a miss needs is
  * mounted from stored layers instead of extracted.
  */
-function kilnCacheBuilder(name: string, stateDir: string, kanikoProbing: boolean, layerStore?: string): Builder {
+function kilnCacheBuilder(
+  name: string,
+  node: string,
+  stateDir: string,
+  kanikoProbing: boolean,
+  opts: { layerStore?: string; ociCache?: string } = {},
+): Builder {
+  const { layerStore, ociCache } = opts;
   return {
     name,
     prepare: async () => {
       removeTree(stateDir);
       mkdirSync(stateDir, { recursive: true });
-      if (layerStore !== undefined) {
-        removeTree(layerStore);
-        mkdirSync(layerStore, { recursive: true });
+      for (const dir of [layerStore, ociCache]) {
+        if (dir === undefined) continue;
+        removeTree(dir);
+        mkdirSync(dir, { recursive: true });
       }
     },
     build: async (spec) => {
@@ -138,11 +150,11 @@ function kilnCacheBuilder(name: string, stateDir: string, kanikoProbing: boolean
         stateDir,
         "--cache=true",
         "--cache-copy-layers",
-        `--cache-repo=${spec.cacheRepo ?? ""}`,
+        `--cache-repo=${ociCache !== undefined ? `oci:${ociCache}` : (spec.cacheRepo ?? "")}`,
         ...(layerStore !== undefined ? [`--layer-store=${layerStore}`] : []),
       ];
       const env = { ...process.env, ...(kanikoProbing ? { KILN_BENCH_KANIKO_CACHE_PROBING: "1" } : {}) };
-      const s = await timed(process.execPath, args, { cwd: REPO, env, timeoutMs: 10 * 60_000 });
+      const s = await timed(node, args, { cwd: REPO, env, timeoutMs: 10 * 60_000 });
       return { ...s, phases: parsePhases(s.stderr + s.stdout) };
     },
     cleanup: async () => undefined,
@@ -176,12 +188,16 @@ async function main(): Promise<void> {
     };
     const want = (n: string): boolean => args.builders === null || args.builders.includes(n);
     const builders: Builder[] = [];
-    if (want("kiln")) builders.push(kilnCacheBuilder("kiln", path.join(WORK, "kiln-state"), false));
-    if (want("kaniko-style")) builders.push(kilnCacheBuilder("kaniko-style", path.join(WORK, "kaniko-state"), true));
-    if (want("kiln-layer-store")) {
-      const store = path.join(WORK, "layer-store");
-      builders.push(kilnCacheBuilder("kiln-layer-store", path.join(WORK, "store-state"), false, store));
-    }
+    const node = kilnNode(REPO);
+    console.error(`[cache-bench] kiln runs on Node ${node.version} (${node.origin})`);
+    const kiln = (name: string, kaniko: boolean, opts: { layerStore?: string; ociCache?: string } = {}): Builder =>
+      kilnCacheBuilder(name, node.bin, path.join(WORK, `${name}-state`), kaniko, opts);
+    if (want("kiln")) builders.push(kiln("kiln", false));
+    if (want("kiln-oci-cache"))
+      builders.push(kiln("kiln-oci-cache", false, { ociCache: path.join(WORK, "oci-cache") }));
+    if (want("kaniko-style")) builders.push(kiln("kaniko-style", true));
+    if (want("kiln-layer-store"))
+      builders.push(kiln("kiln-layer-store", false, { layerStore: path.join(WORK, "layer-store") }));
     if (want("docker-buildkit")) {
       dockerd = await startDockerd(path.join(WORK, "dockerd"), registry.host);
       builders.push(dockerBuilder("buildkit", dockerd));
@@ -237,7 +253,7 @@ async function main(): Promise<void> {
       });
     console.log(
       [
-        `# kiln cache benchmark — ${new Date().toISOString()} (${args.runs} timed rebuilds per builder, medians)`,
+        `# kiln cache benchmark — ${new Date().toISOString()} (${args.runs} timed rebuilds per builder, medians; kiln on Node ${node.version}, ${node.origin})`,
         "",
         markdownTable(rows),
         "",

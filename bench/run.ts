@@ -27,6 +27,7 @@ import {
 } from "./lib/builders.js";
 import { buildahEnv, startDockerd, type Dockerd } from "./lib/env.js";
 import { prepareBases } from "./lib/images.js";
+import { kilnNode } from "./lib/kiln-node.js";
 import { median, timed, type Sample } from "./lib/measure.js";
 import {
   goalTable,
@@ -193,11 +194,14 @@ async function main(): Promise<void> {
       if (want("docker-classic")) peers.push(dockerBuilder("classic", dockerd));
       if (want("docker-buildkit")) peers.push(dockerBuilder("buildkit", dockerd));
     }
-    const kiln = kilnBuilder(REPO, stateRoot);
+    const node = kilnNode(REPO);
+    log(`kiln runs on Node ${node.version} (${node.origin})`);
+    const kiln = kilnBuilder(REPO, stateRoot, node.bin);
     const col = new Collector();
     const dockerEnv = dockerd ? { ...process.env, DOCKER_HOST: dockerd.host } : process.env;
     const versions = {
-      node: process.version,
+      "node (kiln)": `${node.version}, ${node.origin}`,
+      "node (bench)": process.version,
       buildah: version("buildah", ["--version"]),
       docker: version("/usr/bin/docker", ["version", "--format", "{{.Server.Version}}"], dockerEnv),
       skopeo: version("skopeo", ["--version"]),

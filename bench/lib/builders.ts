@@ -80,7 +80,8 @@ export function kilnStoreDir(stateRoot: string): string {
 export const KILN_WARM_NOTE = "--layer-store filled by an untimed `FROM base` + `RUN true` build; no build cache";
 
 /**
- * kiln: `bin/kiln build … --destination … --insecure --insecure-pull --verbosity=debug`.
+ * kiln: `bin/kiln build … --destination … --insecure --insecure-pull --verbosity=debug`, run by `node`
+ * (bench/lib/kiln-node.ts: the executor image's Node.js).
  *
  * Variants: "cold" builds with a fresh state dir and no layer store (kiln pulls and extracts every base);
  * "warm" builds with `--layer-store` {@link kilnStoreDir} whose bases an earlier, untimed build stored — a
@@ -88,7 +89,7 @@ export const KILN_WARM_NOTE = "--layer-store filled by an untimed `FROM base` + 
  * once per base (per bench invocation) by a `FROM base` + `RUN true` build with `--no-push`; the timed build
  * never shares cache with it (kiln's layer cache stays off).
  */
-export function kilnBuilder(repo: string, stateRoot: string): Builder {
+export function kilnBuilder(repo: string, stateRoot: string, node: string = process.execPath): Builder {
   const stateDir = path.join(stateRoot, "kiln-state");
   const store = kilnStoreDir(stateRoot);
   const fillCtx = path.join(stateRoot, "kiln-store-fill");
@@ -113,7 +114,7 @@ export function kilnBuilder(repo: string, stateRoot: string): Builder {
     mkdirSync(fillCtx, { recursive: true });
     writeFileSync(path.join(fillCtx, "Dockerfile"), "ARG BASE\nFROM ${BASE}\nRUN true\n");
     const r = await timed(
-      process.execPath,
+      node,
       kilnArgs(fillCtx, ["--build-arg", `BASE=${base}`, "--no-push", "--layer-store", store]),
       { cwd: repo },
     );
@@ -145,7 +146,7 @@ export function kilnBuilder(repo: string, stateRoot: string): Builder {
         ...(warm ? ["--layer-store", store] : []),
         ...(spec.kilnFlags ?? []),
       ]);
-      const s = await timed(process.execPath, args, { cwd: repo });
+      const s = await timed(node, args, { cwd: repo });
       return { ...s, phases: parsePhases(s.stderr + s.stdout) };
     },
     cleanup: async () => removeTree(stateDir),

@@ -43,7 +43,7 @@ export interface ProgressDisplay {
   statusLine(): string;
   /** Redraws now (TTY only). */
   render(): void;
-  /** Clears the status line and stops the timer. */
+  /** Clears the status line, stops the timer and writes the lines still queued (off a TTY). */
   stop(): void;
 }
 
@@ -148,14 +148,37 @@ export function createProgress(opts: ProgressOptions): ProgressDisplay {
     drawn = s !== "";
   };
 
+  // Off a TTY, the writes of one event-loop turn are joined into one write per stream, in their order
+  // across both streams (a debug build logs hundreds of lines, and each write to a pipe costs a
+  // syscall and often a context switch); they go out on the next turn, and `stop()` writes what is left.
+  const pending: { target: NodeJS.WritableStream; text: string }[] = [];
+  let flushTimer: NodeJS.Immediate | undefined;
+  const flush = (): void => {
+    if (flushTimer !== undefined) clearImmediate(flushTimer);
+    flushTimer = undefined;
+    const runs = pending.splice(0);
+    for (let i = 0; i < runs.length;) {
+      const target = runs[i]?.target as NodeJS.WritableStream;
+      let text = "";
+      for (; i < runs.length && runs[i]?.target === target; i++) text += runs[i]?.text ?? "";
+      target.write(text);
+    }
+  };
+
   const wrap = (target: NodeJS.WritableStream): NodeJS.WritableStream =>
     new Writable({
       write(chunk: Buffer | string, _enc, cb) {
         const text = typeof chunk === "string" ? chunk : chunk.toString("utf8");
-        if (opts.tty) clear();
+        if (!opts.tty) {
+          pending.push({ target, text });
+          flushTimer ??= setImmediate(flush);
+          cb();
+          return;
+        }
+        clear();
         target.write(text);
         if (text.length > 0) atLineStart = text.endsWith("\n");
-        if (opts.tty) render();
+        render();
         cb();
       },
     });
@@ -228,6 +251,7 @@ export function createProgress(opts: ProgressOptions): ProgressDisplay {
     stop() {
       if (timer) clearInterval(timer);
       if (opts.tty) clear();
+      flush();
     },
   };
 }

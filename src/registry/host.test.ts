@@ -2,7 +2,7 @@ import * as assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { test } from "node:test";
 import { redactText, redactUrl, statusError } from "./errors.js";
-import { isLocalRegistry, readLimited } from "./host.js";
+import { isLocalRegistry, pingSchemes, readLimited } from "./host.js";
 
 test("readLimited stops at the limit with the caller's error", async () => {
   const ok = await readLimited(Readable.from([Buffer.from("abc"), Buffer.from("de")]), 5, () => new Error("big"));
@@ -18,6 +18,17 @@ test("loopback and private registries may fall back to plain HTTP", () => {
     assert.ok(isLocalRegistry(h), h);
   }
   for (const h of ["gcr.io", "172.32.0.1", "index.docker.io", "8.8.8.8:5000"]) assert.ok(!isLocalRegistry(h), h);
+});
+
+test("ping order: HTTPS only for secure remote registries; an insecure registry with a port tries plain HTTP first", () => {
+  assert.deepEqual(pingSchemes("gcr.io", false), ["https"]);
+  assert.deepEqual(pingSchemes("registry.example:5000", false), ["https"]);
+  assert.deepEqual(pingSchemes("127.0.0.1:5000", false), ["https", "http"]);
+  assert.deepEqual(pingSchemes("registry.example", true), ["https", "http"]); // 443 and 80 are different servers
+  assert.deepEqual(pingSchemes("registry.example:5000", true), ["http", "https"]);
+  assert.deepEqual(pingSchemes("127.0.0.1:5000", true), ["http", "https"]);
+  assert.deepEqual(pingSchemes("[::1]:5000", true), ["http", "https"]);
+  assert.deepEqual(pingSchemes("::1", true), ["https", "http"]);
 });
 
 test("error messages name registry, repository, status and OCI code; secrets are redacted", () => {

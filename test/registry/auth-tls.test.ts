@@ -85,6 +85,19 @@ describe("TLS + htpasswd Basic auth", () => {
     }
   });
 
+  test("an insecure registry with a port that speaks TLS: the plain-HTTP ping gets 400 and HTTPS follows", async () => {
+    const { c } = client({
+      keychain: staticKeychain({ [reg.host]: { username: USER, password: PASS } }),
+      hostOptions: (r) => (r === reg.host ? { insecure: true, caFiles: [reg.caFile as string] } : {}),
+    });
+    const image = testImage([testLayer({ insecureTls: "yes" })]);
+    const ref = parseReference(`${reg.host}/secure/insecure-flag:1`);
+    await c.checkPushPermission(ref);
+    assert.equal(await c.pushImage(ref, image), image.digest);
+    assert.equal((await c.pullImage(ref, { platform: amd64 })).digest, image.digest);
+    await c.close();
+  });
+
   test("an untrusted certificate is a clear error with a hint, and is not retried", async () => {
     const { c, events } = client({ keychain: staticKeychain({ [reg.host]: { username: USER, password: PASS } }) });
     await assert.rejects(

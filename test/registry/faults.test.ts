@@ -212,7 +212,7 @@ test("an aborted pull stops at once without retries", async () => {
   }
 });
 
-test("--insecure speaks plain HTTP to a registry (after trying HTTPS, like kaniko)", async () => {
+test("--insecure speaks plain HTTP to a registry (a registry with a port is tried over HTTP first)", async () => {
   const { c } = client({ hostOptions: () => ({ insecure: true }) });
   try {
     await seed("insecure", { i: "i" });
