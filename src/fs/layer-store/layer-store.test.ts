@@ -263,6 +263,9 @@ test("a stack index is the merged view of its layers, stored once, verified and 
     const stacks = path.join(layers[1]?.dir as string, "stacks");
     const files = await readdir(stacks);
     assert.equal(files.length, 1, "published under the topmost entry");
+    const used = await store.usage();
+    const recorded = layers.reduce((n, l) => n + l.bytes, 0);
+    assert.equal(used.bytes, recorded + first.bytes, "stack indexes count towards the store's size");
     const again = await store.stackIndex(layers);
     assert.deepEqual(view(FileIndex.fromBase(again)), view(expected.index));
     await writeFile(path.join(stacks, files[0] as string), "garbage");

@@ -300,7 +300,7 @@ export class LayerStore {
     this.#leased.clear();
   }
 
-  /** Number of entries and their recorded disk use. */
+  /** Number of entries and their disk use (recorded files and indexes plus the stack indexes kept in them). */
   async usage(): Promise<StoreUsage> {
     const list = await this.#list();
     return { entries: list.length, bytes: list.reduce((n, e) => n + e.bytes, 0) };
@@ -448,12 +448,23 @@ export class LayerStore {
     }
   }
 
+  /** Bytes of the stack indexes kept in an entry (written after meta.json, so counted here). */
+  async #stackBytes(hex: string): Promise<number> {
+    const dir = path.join(this.layersDir, hex, STACKS_DIR);
+    let n = 0;
+    for (const f of await readdir(dir).catch(() => [] as string[])) {
+      n += (await stat(path.join(dir, f)).catch(() => undefined))?.size ?? 0;
+    }
+    return n;
+  }
+
   async #list(): Promise<{ hex: string; diffId: string; bytes: number; lastUsed: string }[]> {
     const out: { hex: string; diffId: string; bytes: number; lastUsed: string }[] = [];
     for (const hex of await readdir(this.layersDir).catch(() => [] as string[])) {
       try {
         const m = JSON.parse(await readFile(path.join(this.layersDir, hex, "meta.json"), "utf8")) as Meta;
-        out.push({ hex, diffId: m.diffId, bytes: Number(m.bytes) || 0, lastUsed: String(m.lastUsed) });
+        const bytes = (Number(m.bytes) || 0) + (await this.#stackBytes(hex));
+        out.push({ hex, diffId: m.diffId, bytes, lastUsed: String(m.lastUsed) });
       } catch {
         // being published, evicted or damaged: not counted (a damaged entry is rebuilt when used)
       }
