@@ -20,12 +20,21 @@ import { build } from "esbuild";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const STALE_CHUNK_MS = 60 * 60 * 1000;
 
+/** Resolves the bare specifier "undici" (only that, not its subpaths) to scripts/undici-lite.mjs. */
+const undiciLite = {
+  name: "undici-lite",
+  setup(b) {
+    b.onResolve({ filter: /^undici$/ }, () => ({ path: path.join(root, "scripts", "undici-lite.mjs") }));
+  },
+};
+
 /**
  * esbuild options shared by both bundles. Third-party CommonJS code (the AWS SDK, isomorphic-git)
  * calls require() for Node built-ins; an ESM bundle has none, so the banner defines one.
  */
 function options(entry, outdir, entryName) {
   return {
+    plugins: [undiciLite],
     absWorkingDir: root,
     entryPoints: { [entryName]: path.join(root, entry) },
     outdir,
