@@ -19,7 +19,7 @@ import { familyOf, layerMediaType, type ManifestFamily } from "../image/media-ty
 import type { Image, ImageConfigFile, Platform } from "../image/types.js";
 import { parseReference, type RegistryClient } from "../registry/index.js";
 import { findCachedBase, LayerCache, openCacheStore } from "../cache/index.js";
-import { hostDetectionFs, isInContainer, type Runner } from "../run/index.js";
+import { hostDetectionFs, isInContainer, spreadSubdirectories, type Runner } from "../run/index.js";
 import type { Reporter } from "./events.js";
 import type { BuildOptions } from "./options.js";
 import { writeOutputs } from "./outputs.js";
@@ -51,6 +51,7 @@ export interface BuildDeps {
   /**
    * Removes the build's working directory (stage roots, spooled layers) at the end. Default: deleted
    * before `build` returns. The CLI hands it to a detached process instead (src/cli/discard-dir.ts).
+   * Not used with `cleanup` (`--cleanup`): the directory is then always deleted before `build` returns.
    */
   discardDir?: (dir: string) => Promise<void>;
 }
@@ -70,6 +71,9 @@ export interface BuildResult {
 interface BuiltStage extends StageResult {
   image: Image;
 }
+
+/** What a stage is built FROM: scratch, an earlier stage, or an image (by its expanded reference). */
+type StageBase = { kind: "scratch" } | { kind: "stage"; stage: Stage } | { kind: "image"; ref: string };
 
 /** Platform build args (TARGETPLATFORM …, BUILDPLATFORM …) for a target platform; kiln builds natively. */
 export function platformArgs(p: Platform): Map<string, string> {
@@ -137,6 +141,12 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   }
   const expandFrom = (s: string): string => expandWord(s, envFromPairs(fromEnv), df.escapeToken).value;
   const stages = stagesNeeded(df, opts.target, (s) => s.from.image, expandFrom);
+  const baseOf = (st: Stage): StageBase => {
+    const ref = expandFrom(st.from.image);
+    if (ref.toLowerCase() === "scratch") return { kind: "scratch" }; // even when a stage is named scratch
+    const stage = findStage(df.stages.slice(0, st.index), ref);
+    return stage ? { kind: "stage", stage } : { kind: "image", ref };
+  };
   // What an in-stage `ARG X` without a value takes when no build-arg is given: a global ARG's value, else
   // a predefined arg (the platform args and TARGETSTAGE, the target stage's name or "default").
   const stageArgDefaults = new Map<string, string | undefined>(platformArgs(opts.platform));
@@ -173,16 +183,60 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     runner = deps.runner();
     runner.catch(() => {});
   }
+  // Base images are pulled once per build (memoized, with retries), whoever asks first.
+  const pulled = new Map<string, Promise<Image>>();
+  // With --cache, a FROM by digest is served from the warmer's --cache-dir without the registry.
+  const pullOrCached = async (ref: string): Promise<Image> => {
+    const parsed = parseReference(ref);
+    if (opts.cache) {
+      const img = await findCachedBase(deps.registry, parsed, {
+        cacheDir: opts.cache.baseDir,
+        ttlMs: opts.cache.ttlMs,
+        now: deps.now(),
+        platform: opts.platform,
+        ...(signal ? { signal } : {}),
+      }).catch((e: unknown) => {
+        report({
+          kind: "warning",
+          code: "BASE_CACHE_UNUSABLE",
+          message: `base-image cache ${opts.cache?.baseDir} not used for ${ref}: ${e instanceof Error ? e.message : String(e)}`,
+        });
+        return undefined;
+      });
+      if (img) {
+        report({ kind: "info", message: `Found ${ref} in local cache ${opts.cache.baseDir}` });
+        return img;
+      }
+    }
+    return deps.registry.pullImage(parsed, { platform: opts.platform, signal });
+  };
+  const pull = (ref: string): Promise<Image> => {
+    let p = pulled.get(ref);
+    if (!p) {
+      const t0 = Date.now();
+      report({ kind: "info", message: `Retrieving image manifest ${ref}` });
+      p = withRetries(
+        () => pullOrCached(ref),
+        opts.imageDownloadRetry ?? 0,
+        (attempt, e) =>
+          report({
+            kind: "warning",
+            code: "PULL_RETRY",
+            message: `retrieving ${ref} failed (${e instanceof Error ? e.message : String(e)}); retry ${attempt}`,
+          }),
+      ).then((img) => {
+        report({ kind: "phase", phase: "pull", ms: Date.now() - t0 });
+        return img;
+      });
+      pulled.set(ref, p);
+    }
+    return p;
+  };
   // Base manifests are fetched meanwhile (with --cache, the base-image cache is consulted first).
-  const prefetched = new Map<string, Promise<Image>>();
-  if (!opts.dryRun && !opts.cache) {
+  if (!opts.dryRun) {
     for (const st of stages) {
-      const ref = expandFrom(st.from.image);
-      if (ref.toLowerCase() === "scratch" || findStage(df.stages.slice(0, st.index), ref) || prefetched.has(ref))
-        continue;
-      const p = deps.registry.pullImage(parseReference(ref), { platform: opts.platform, signal });
-      p.catch(() => {}); // awaited (and reported) by the stage's pull
-      prefetched.set(ref, p);
+      const base = baseOf(st);
+      if (base.kind === "image") pull(base.ref).catch(() => {}); // memoized: awaited (and reported) by the stage
     }
   }
   // kaniko checks push permissions before building. The checks run alongside the base pulls and the cache
@@ -207,6 +261,12 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     return { digest: image.digest, image, pushed: [], plan };
   }
 
+  // The state dir is marked before this build's directory is made in it, so that the directory rarely
+  // lands where the last build's was just deleted (see spreadSubdirectories); the helper runs meanwhile.
+  const spread = mkdir(opts.stateDir, { recursive: true }).then(
+    () => spreadSubdirectories(opts.stateDir),
+    (e: unknown) => ({ spread: false, reason: String(e) }),
+  );
   // In place (kaniko's model), "/" is every stage's root: stages then build one after the other.
   const inPlaceIgnore = inPlacePossible ? await decideInPlace(opts, () => (runner ??= deps.runner())) : undefined;
   const inPlace = inPlaceIgnore !== undefined;
@@ -223,6 +283,8 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     });
   }
   await mkdir(opts.stateDir, { recursive: true });
+  const spreadResult = await spread;
+  if (!spreadResult.spread) report({ kind: "debug", message: `state dir not spread: ${spreadResult.reason}` });
   const runDir = await mkdtemp(path.join(opts.stateDir, "build-"));
   const blobsDir = path.join(runDir, "blobs");
   // --layer-store: stage and image roots become overlay mounts of stored layers where overlay works.
@@ -239,35 +301,6 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   let liveRootOwner: number | undefined;
   const results = new Map<number, BuiltStage>();
   const imageRoots = new Map<string, Promise<DirContext>>();
-  const pulled = new Map<string, Promise<Image>>();
-
-  // With --cache, a FROM by digest is served from the warmer's --cache-dir without the registry.
-  const pullOrCached = async (ref: string): Promise<Image> => {
-    const parsed = parseReference(ref);
-    if (opts.cache) {
-      const img = await findCachedBase(deps.registry, parsed, {
-        cacheDir: opts.cache.baseDir,
-        ttlMs: opts.cache.ttlMs,
-        now: deps.now(),
-        platform: opts.platform,
-        ...(signal ? { signal } : {}),
-      }).catch((e: unknown) => {
-        report({
-          kind: "warning",
-          code: "BASE_CACHE_UNUSABLE",
-          message: `base-image cache ${opts.cache?.baseDir} not used for ${ref}: ${e instanceof Error ? e.message : String(e)}`,
-        });
-        return undefined;
-      });
-      if (img) {
-        report({ kind: "info", message: `Found ${ref} in local cache ${opts.cache.baseDir}` });
-        return img;
-      }
-    }
-    const early = prefetched.get(ref);
-    prefetched.delete(ref); // a retry pulls afresh
-    return early ?? deps.registry.pullImage(parsed, { platform: opts.platform, signal });
-  };
   const layerCache = opts.cache
     ? new LayerCache({
         store: openCacheStore(opts.cache.repo, opts.destinations, deps.registry, opts.platform),
@@ -278,47 +311,18 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
         onWarning: (message) => report({ kind: "warning", code: "CACHE_WRITE_FAILED", message }),
       })
     : undefined;
-  const pull = (ref: string): Promise<Image> => {
-    let p = pulled.get(ref);
-    if (!p) {
-      const t0 = Date.now();
-      report({ kind: "info", message: `Retrieving image manifest ${ref}` });
-      p = withRetries(
-        () => pullOrCached(ref),
-        opts.imageDownloadRetry ?? 0,
-        (attempt, e) =>
-          report({
-            kind: "warning",
-            code: "PULL_RETRY",
-            message: `retrieving ${ref} failed (${e instanceof Error ? e.message : String(e)}); retry ${attempt}`,
-          }),
-      ).then((img) => {
-        report({ kind: "phase", phase: "pull", ms: Date.now() - t0 });
-        return img;
-      });
-      pulled.set(ref, p);
-    }
-    return p;
-  };
   // The latest entry of every step position is read now, alongside the push check and the base pulls
   // (stage indices assume no ONBUILD triggers; buildStage reads any other positions itself). The base
-  // manifests are asked for first: a stage's steps wait for its base, not for the other positions.
-  if (layerCache) {
-    for (const st of stages) {
-      const ref = expandFrom(st.from.image);
-      if (ref.toLowerCase() !== "scratch" && !findStage(df.stages.slice(0, st.index), ref)) {
-        pull(ref).catch(() => {}); // memoized: awaited (and reported) by the stage
-      }
-    }
-  }
-  layerCache?.prefetch(
-    stages.flatMap((st) =>
+  // manifests were asked for first (above): a stage's steps wait for its base, not for the other positions.
+  // One prefetch per stage: where the cache store keeps chain records, a stage's positions are one read.
+  for (const st of layerCache ? stages : []) {
+    layerCache?.prefetch(
       st.instructions.flatMap((instr, i) =>
         CACHED_STEP_KINDS.has(instr.kind) ? [stepSlot(opts.dockerfileName, st, i)] : [],
       ),
-    ),
-    signal,
-  );
+      signal,
+    );
+  }
 
   const fromRoot = async (ref: string, current: Stage): Promise<DirContext> => {
     const st = earlierStage(df.stages, current.index, ref, expandFrom);
@@ -370,8 +374,8 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   const outputStages = new Set<number>();
   for (let st = stages[stages.length - 1]; st !== undefined;) {
     outputStages.add(st.index);
-    const ref = expandFrom(st.from.image);
-    st = ref.toLowerCase() === "scratch" ? undefined : findStage(df.stages.slice(0, st.index), ref);
+    const base = baseOf(st);
+    st = base.kind === "stage" ? base.stage : undefined;
   }
   // Stages read only through COPY --from / --mount from= write no layer blobs (their roots are read, not
   // their layers). The layer cache keys and stores layers, and in place an earlier stage is re-extracted
@@ -382,10 +386,10 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   let noBaseTriggers: Promise<boolean> | undefined;
   const baseTriggersAbsent = (): Promise<boolean> =>
     (noBaseTriggers ??= Promise.all(
-      stages
-        .map((st) => expandFrom(st.from.image))
-        .filter((ref, i) => ref.toLowerCase() !== "scratch" && !findStage(df.stages.slice(0, stages[i]?.index), ref))
-        .map((ref) => pull(ref)),
+      stages.flatMap((st) => {
+        const base = baseOf(st);
+        return base.kind === "image" ? [pull(base.ref)] : [];
+      }),
     ).then(
       (images) => images.every((img) => (img.config.config?.OnBuild ?? []).length === 0),
       () => false, // the failing pull is reported by its stage
@@ -418,9 +422,9 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
       let baseImage: Image;
       let family: ManifestFamily;
       let handedOver: StageRoot | undefined;
-      const prior =
-        fromRef.toLowerCase() === "scratch" ? undefined : findStage(df.stages.slice(0, stage.index), fromRef);
-      if (fromRef.toLowerCase() === "scratch") {
+      const base = baseOf(stage);
+      const prior = base.kind === "stage" ? base.stage : undefined;
+      if (base.kind === "scratch") {
         family = opts.imageFormat ?? "oci";
         baseImage = emptyImage(opts.platform, family);
       } else if (prior) {
@@ -480,7 +484,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
           ...(prior
             ? { cacheSeed: results.get(prior.index)?.cacheChain, inheritedArgs: results.get(prior.index)?.args }
             : {}),
-          scratch: fromRef.toLowerCase() === "scratch",
+          scratch: base.kind === "scratch",
         },
         {
           opts,
@@ -588,7 +592,9 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   } finally {
     await layerCache?.flush(); // background cache writes read spooled layers under runDir
     await rootStore?.close(); // unmounts store-mounted roots before runDir is deleted
-    await (deps.discardDir ?? ((d: string) => rm(d, { recursive: true, force: true })))(runDir);
+    // --cleanup promises a root as found when the build ends: the build dir goes before `build` returns.
+    const discard = opts.cleanup ? undefined : deps.discardDir;
+    await (discard ?? ((d: string) => rm(d, { recursive: true, force: true })))(runDir);
   }
 }
 
@@ -662,10 +668,14 @@ async function checkPushPermissions(
   registry: RegistryClient,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  if (opts.noPush || opts.skipPushPermissionCheck) return;
-  const results = await Promise.allSettled(
-    opts.destinations.map((d) => registry.checkPushPermission(parseReference(d), signal)),
-  );
+  if (opts.noPush) return;
+  const refs = opts.destinations.map((d) => parseReference(d));
+  // One GET per destination tag: the blobs it holds now need no existence check at push time.
+  if (!opts.dryRun) for (const ref of refs) void registry.prefetchPushState(ref, signal);
+  if (opts.skipPushPermissionCheck) return;
+  // The check's upload session stays open for the push's first upload (its POST saved).
+  const keep = { keepUploadSession: !opts.dryRun };
+  const results = await Promise.allSettled(refs.map((ref) => registry.checkPushPermission(ref, signal, keep)));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) throw failed.reason;
 }

@@ -3,22 +3,14 @@ import assert from "node:assert/strict";
 import { realpathSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { IsolationProbe, Runner } from "../run/index.js";
+import type { Runner } from "../run/index.js";
+import { probeResult } from "../run/testing/probe-fixture.js";
 import { decideInPlace, ignoreWithVolumes } from "./in-place.js";
 import type { BuildOptions } from "./options.js";
 
-const probe = (inContainer: boolean): IsolationProbe => ({
-  chroot: false,
-  mountns: false,
-  pidns: false,
-  userns: false,
-  netns: false,
-  overlay: false,
-  inContainer,
-});
 const runner = (isolation: Runner["isolation"], inContainer: boolean) => async (): Promise<Runner> => ({
   isolation,
-  capabilities: probe(inContainer),
+  capabilities: probeResult({ inContainer }),
   run: () => Promise.reject(new Error("not used")),
 });
 const opts = (o: Partial<BuildOptions>): Readonly<BuildOptions> =>

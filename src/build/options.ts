@@ -82,7 +82,10 @@ export interface BuildOptions {
   cacheMountsDir?: string;
   /** Build in place outside a container (`--force`). */
   force?: boolean;
-  /** In place: delete the built filesystem when the build ends (`--cleanup`). */
+  /**
+   * In place: delete the built filesystem when the build ends (`--cleanup`). The build's working
+   * directory is then deleted before `build` returns, whatever `BuildDeps.discardDir` says.
+   */
   cleanup?: boolean;
   /** Retries of a failed base image pull (`--image-download-retry`). */
   imageDownloadRetry?: number;

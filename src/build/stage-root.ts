@@ -18,7 +18,7 @@ import {
   type StoreOverlay,
 } from "../fs/index.js";
 import type { Layer } from "../image/types.js";
-import { findHelper } from "../run/index.js";
+import { findHelper, spreadSubdirectories } from "../run/index.js";
 import { cleanRoot } from "./clean-root.js";
 import type { Reporter } from "./events.js";
 
@@ -419,9 +419,13 @@ export async function openBuildLayerStore(
     maxBytes: settings.maxBytes,
     onNote: (message) => report({ kind: "info", message }),
   });
+  // Entries are extracted in the store's tmp dir: spread its subdirectories over ext4 block groups as
+  // the state dir's are (an entry evicted a minute ago must not slow the next extraction down).
+  const spread = spreadSubdirectories(store.tmpDir);
   await writeFile(path.join(runDir, "kiln.pid"), String(process.pid));
   const helper = findHelper();
   if (helper !== undefined) await cleanStaleMounts(stateDir, helper);
+  await spread; // never throws
   let decided: Promise<string | undefined> | undefined;
   const mountHelper = (): Promise<string | undefined> =>
     (decided ??= (async () => {

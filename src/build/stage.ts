@@ -192,12 +192,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   const slotOf = (i: number): string => stepSlot(svc.dockerfileName, stage, i);
   // A rebuild probes every step's latest entry at once instead of one round trip per step in turn
   // (build() starts these reads before the base is resolved; memoized, so repeating them is free).
-  if (cache) {
-    cache.layers.prefetch(
-      all.flatMap((instr, i) => (CACHED_STEP_KINDS.has(instr.kind) ? [slotOf(i)] : [])),
-      svc.signal,
-    );
-  }
+  const cacheSlots = cache ? all.flatMap((instr, i) => (CACHED_STEP_KINDS.has(instr.kind) ? [slotOf(i)] : [])) : [];
+  if (cache) cache.layers.prefetch(cacheSlots, svc.signal);
   /** kaniko's probing (bench-only switch): after the first miss of the stage, no further lookups. */
   let missedOnce = false;
 
@@ -668,6 +664,9 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       }
     }
   }
+
+  // The stage's positions and the entries they ended with: one chain record for the next build.
+  if (cache) cache.layers.commitStage(cacheSlots, svc.signal);
 
   if (omittedLayers > 0) {
     svc.report({

@@ -25,6 +25,8 @@ import type { CacheStore } from "./store.js";
  */
 export class DirCacheStore implements CacheStore {
   readonly description: string;
+  /** Blobs are shared, so a chain record costs one small manifest and replaces a file read per step. */
+  readonly keepsChains = true;
   private readonly dir: string;
 
   constructor(dir: string) {

@@ -2,12 +2,13 @@
 export { compositeKey, inputFingerprints, type KeyInput } from "./key.js";
 export { explainDifference } from "./explain.js";
 export { entryFromImage, entryImage, RECORD_FIELD, type CacheEntry, type CacheRecord } from "./entry.js";
-export type { CacheStore } from "./store.js";
+export type { CacheStore, ManifestView } from "./store.js";
 export { RegistryCacheStore } from "./registry-store.js";
 export { OciLayoutCacheStore } from "./layout-store.js";
 export { DirCacheStore } from "./dir-store.js";
 export { openCacheStore } from "./open-cache.js";
 export { LayerCache, slotTag, type LayerCacheOptions, type Lookup } from "./layer-cache.js";
+export { CHAIN_ANNOTATION, chainTag } from "./chain.js";
 export { fileFingerprint } from "./file-fingerprint.js";
 export { baseCachePaths, findCachedBase, loadCachedBase, type FindCachedBaseOptions } from "./base-cache.js";
 export { warmImage, type WarmOptions, type WarmResult } from "./warm.js";

@@ -1,4 +1,12 @@
-import type { Layer, Platform } from "../image/index.js";
+import type { Image, Layer, Platform } from "../image/index.js";
+import {
+  chainFromAnnotations,
+  chainImage,
+  chainTag,
+  MAX_CHAIN_MANIFEST_BYTES,
+  sameEntry,
+  type ChainEntries,
+} from "./chain.js";
 import {
   entryFromImage,
   entryImage,
@@ -8,7 +16,7 @@ import {
   type EntryHead,
 } from "./entry.js";
 import { explainDifference } from "./explain.js";
-import type { CacheStore } from "./store.js";
+import type { CacheStore, ManifestView } from "./store.js";
 
 /** Options of a {@link LayerCache}. */
 export interface LayerCacheOptions {
@@ -35,13 +43,19 @@ export function slotTag(slot: string): string {
 /**
  * The layer cache of one build over a {@link CacheStore}: lookups by composite key, background
  * writes (a failed write is a warning), TTL, and miss explanations against the latest entry
- * recorded for the same step position. Holds no global state; one instance per build.
+ * recorded for the same step position. Where the store keeps them, the latest entries of a stage's
+ * positions come from one chain record (see chain.ts), read at build start and rewritten only when
+ * the stage ended with other entries. Holds no global state; one instance per build.
  */
 export class LayerCache {
   private readonly o: LayerCacheOptions;
   private readonly pending: Promise<void>[] = [];
   /** Latest entry per step position, read at most once per build (see {@link LayerCache.prefetch}). */
   private readonly latest = new Map<string, Promise<EntryHead | undefined>>();
+  /** Chain records by tag, read at most once per build. */
+  private readonly chains = new Map<string, Promise<ChainEntries | undefined>>();
+  /** The entry each step position ended with in this build (a hit or a new entry): the next chain. */
+  private readonly used = new Map<string, EntryHead>();
 
   constructor(o: LayerCacheOptions) {
     this.o = o;
@@ -53,13 +67,43 @@ export class LayerCache {
   }
 
   /**
-   * Starts reading the latest entry recorded for each step position in `slots`, all in parallel, so
-   * that {@link LayerCache.lookup} of a key that the position's latest entry carries (the usual case
-   * on an unchanged rebuild) and {@link LayerCache.explain} need no further round trip. A step's key
-   * depends on the result of the step before it, so keys cannot be probed ahead of time; positions can.
+   * Starts reading the latest entry recorded for each step position in `slots` (one stage's, in
+   * order), so that {@link LayerCache.lookup} of a key that the position's latest entry carries (the
+   * usual case on an unchanged rebuild) and {@link LayerCache.explain} need no further round trip. A
+   * step's key depends on the result of the step before it, so keys cannot be probed ahead of time;
+   * positions can. Where the store keeps chain records, the stage's chain is read first (one request)
+   * and only the positions it does not cover are read one by one, in parallel.
    */
   prefetch(slots: readonly string[], signal?: AbortSignal): void {
-    for (const slot of slots) void this.latestEntry(slot, signal);
+    if (!this.o.store.keepsChains || slots.length === 0) {
+      for (const slot of slots) void this.latestEntry(slot, signal);
+      return;
+    }
+    const chain = this.chain(slots, signal);
+    for (const slot of slots) {
+      if (this.latest.has(slot)) continue;
+      const p = chain
+        .then((c) => (c?.has(slot) ? c.get(slot) : this.readEntry(slotTag(slot), signal)))
+        .catch(() => undefined);
+      this.latest.set(slot, p);
+    }
+  }
+
+  /** The chain record of the stage whose positions are `slots` (memoized; read failures count as "none"). */
+  private chain(slots: readonly string[], signal?: AbortSignal): Promise<ChainEntries | undefined> {
+    const tag = chainTag(slots, this.o.platform);
+    let p = this.chains.get(tag);
+    if (!p) {
+      p = this.readChain(tag, signal).catch(() => undefined);
+      this.chains.set(tag, p);
+    }
+    return p;
+  }
+
+  private async readChain(tag: string, signal?: AbortSignal): Promise<ChainEntries | undefined> {
+    const store = this.o.store;
+    const view = store.readManifest ? await store.readManifest(tag, signal) : viewOf(await store.read(tag, signal));
+    return view && chainFromAnnotations(view.annotations, view.layerCount, view.layer);
   }
 
   /** The latest entry written for `slot` (memoized; read failures count as "none"). */
@@ -95,10 +139,13 @@ export class LayerCache {
    */
   async lookup(key: string, signal?: AbortSignal, slot?: string): Promise<Lookup> {
     if (slot !== undefined) {
-      const latest = (await this.latestEntry(slot, signal))?.entry;
+      const head = await this.latestEntry(slot, signal);
       if (signal?.aborted) throw signal.reason;
-      const found = latest?.record.key === key ? this.check(key, latest) : undefined;
-      if (found?.hit) return found;
+      const found = head?.entry.record.key === key ? this.check(key, head.entry) : undefined;
+      if (found?.hit) {
+        this.used.set(slot, head as EntryHead);
+        return found;
+      }
     }
     let head;
     try {
@@ -109,7 +156,12 @@ export class LayerCache {
       return { hit: false, reason: "error" };
     }
     if (!head) return { hit: false, reason: "absent" };
-    return this.check(key, head.entry);
+    const found = this.check(key, head.entry);
+    // The same key may have been recorded at another position (e.g. an identical step elsewhere).
+    if (found.hit && slot !== undefined) {
+      this.used.set(slot, { ...head, entry: { ...head.entry, record: { ...head.entry.record, slot } } });
+    }
+    return found;
   }
 
   /**
@@ -125,8 +177,9 @@ export class LayerCache {
     if (!prev) return undefined;
     let recorded = prev.entry.record.inputs;
     if (!prev.inputsComplete) {
-      // Large input lists stay in the entry's config: read it (a miss costs this request, a hit never).
-      const img = await this.o.store.read(slotTag(slot), signal).catch(() => undefined);
+      // Large input lists stay in the entry's config: read it under its key (a miss costs this
+      // request, a hit never).
+      const img = await this.o.store.read(prev.entry.record.key, signal).catch(() => undefined);
       const full = img ? entryFromImage(img) : undefined;
       if (!full || full.record.key !== prev.entry.record.key) return undefined;
       recorded = full.record.inputs;
@@ -137,7 +190,9 @@ export class LayerCache {
   /** Stores a step result in the background (entry under its key, plus the slot pointer). */
   put(record: CacheRecord, layer: Layer | undefined, signal?: AbortSignal): void {
     if (!this.o.write) return;
-    const image = entryImage({ layer, record, created: this.o.now() }, this.o.platform);
+    const entry = { layer, record, created: this.o.now() };
+    this.used.set(record.slot, { entry, inputsComplete: true });
+    const image = entryImage(entry, this.o.platform);
     const p = (async () => {
       await this.o.store.write(record.key, image, signal);
       await this.o.store.write(slotTag(record.slot), image, signal);
@@ -147,10 +202,50 @@ export class LayerCache {
     this.pending.push(p);
   }
 
+  /**
+   * Records, after a stage's steps, the entry each of its positions `slots` (as given to
+   * {@link LayerCache.prefetch}) ended with: in the background, the stage's chain record is written
+   * unless the one read at build start already names exactly these entries (a fully cached rebuild
+   * writes nothing). Hits keep their entries' own creation times, so `--cache-ttl` still counts from
+   * when each step was built. Positions not looked up in this build are recorded without an entry.
+   */
+  commitStage(slots: readonly string[], signal?: AbortSignal): void {
+    if (!this.o.write || !this.o.store.keepsChains || slots.length === 0) return;
+    const entries = new Map<string, EntryHead | undefined>(slots.map((s) => [s, this.used.get(s)]));
+    const earlier = [...this.pending];
+    const tag = chainTag(slots, this.o.platform);
+    const p = (async () => {
+      const chain = await this.chain(slots, signal);
+      if (chain && slots.every((s) => chain.has(s) && sameEntry(chain.get(s), entries.get(s)))) return;
+      const image = chainImage(slots, entries, this.o.platform);
+      if (image.rawManifest.length > MAX_CHAIN_MANIFEST_BYTES) return;
+      // The stage's new entries are pushed first: the chain then finds their blobs in place.
+      await Promise.all(earlier);
+      await this.o.store.write(tag, image, signal);
+    })().catch((e: unknown) => {
+      this.o.onWarning(`writing cache chain ${this.o.store.description}:${tag} failed: ${message(e)}`);
+    });
+    this.pending.push(p);
+  }
+
   /** Waits for every background write (failures were already reported as warnings). */
   async flush(): Promise<void> {
     while (this.pending.length > 0) await Promise.all(this.pending.splice(0));
   }
+}
+
+/** The manifest view of an image read whole (stores without {@link CacheStore.readManifest}). */
+function viewOf(image: Image | undefined): ManifestView | undefined {
+  if (!image) return undefined;
+  return {
+    annotations: image.manifest.annotations,
+    layerCount: image.layers.length,
+    layer: (i, diffId) => {
+      const l = image.layers[i];
+      if (!l || l.diffId !== diffId) throw new Error(`layer ${i} of the chain is not ${diffId}`);
+      return l;
+    },
+  };
 }
 
 function message(e: unknown): string {

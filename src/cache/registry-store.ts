@@ -1,7 +1,7 @@
 import type { Image, Platform } from "../image/index.js";
-import { parseReference, RegistryError, type RegistryClient } from "../registry/index.js";
+import { parseReference, RegistryError, type ManifestOnly, type RegistryClient } from "../registry/index.js";
 import { entryFromAnnotations, entryFromImage, type EntryHead } from "./entry.js";
-import type { CacheStore } from "./store.js";
+import type { CacheStore, ManifestView } from "./store.js";
 
 /**
  * kaniko's registry cache: entry `<repo>:<key>` is a one-layer image in the cache repository.
@@ -10,6 +10,8 @@ import type { CacheStore } from "./store.js";
  */
 export class RegistryCacheStore implements CacheStore {
   readonly description: string;
+  /** Every read is a round trip: a stage's chain record replaces one manifest request per step. */
+  readonly keepsChains = true;
   private readonly client: RegistryClient;
   private readonly platform: Platform;
 
@@ -31,18 +33,26 @@ export class RegistryCacheStore implements CacheStore {
     }
   }
 
-  /** One manifest request for an annotated entry; an older entry's config is fetched without re-reading the manifest. */
-  async readHead(tag: string, signal?: AbortSignal): Promise<EntryHead | undefined> {
+  /** The manifest under `tag`: one request; its layers stay in the registry until opened. */
+  async readManifest(tag: string, signal?: AbortSignal): Promise<ManifestView | undefined> {
+    const m = await this.manifest(tag, signal);
+    return m && { annotations: m.manifest.annotations, layerCount: m.manifest.layers.length, layer: m.layer };
+  }
+
+  private async manifest(tag: string, signal?: AbortSignal): Promise<ManifestOnly | undefined> {
     const ref = parseReference(`${this.description}:${tag}`);
-    let m;
     try {
-      m = await this.client.getImageManifest(ref, signal);
+      return await this.client.getImageManifest(ref, signal);
     } catch (e) {
       if (e instanceof RegistryError && (e.status === 404 || e.code === "REGISTRY_NOT_FOUND")) return undefined;
       throw e;
     }
-    if (!m) return undefined;
-    const manifest = m;
+  }
+
+  /** One manifest request for an annotated entry; an older entry's config is fetched without re-reading the manifest. */
+  async readHead(tag: string, signal?: AbortSignal): Promise<EntryHead | undefined> {
+    const manifest = await this.manifest(tag, signal);
+    if (!manifest) return undefined;
     const head = entryFromAnnotations(manifest.manifest.annotations, manifest.manifest.layers.length, (diffId) =>
       manifest.layer(0, diffId),
     );

@@ -1,13 +1,27 @@
-import type { Image } from "../image/index.js";
+import type { Digest, Image, Layer } from "../image/index.js";
 import type { EntryHead } from "./entry.js";
 
+/** A manifest read on its own: its annotations and its layers as lazy layers (the caller knows their diffIDs). */
+export interface ManifestView {
+  annotations: Readonly<Record<string, string>> | undefined;
+  layerCount: number;
+  /** Layer `i` of the manifest with diffID `diffId`. */
+  layer(i: number, diffId: Digest): Layer;
+}
+
 /**
- * Where cache entries live: a map from a tag (a cache key, or a `slot-…` pointer to the latest
- * entry of a step position) to a small image. Implementations must tolerate concurrent writers.
+ * Where cache entries live: a map from a tag (a cache key, a `slot-…` pointer to the latest entry
+ * of a step position, or a `chain-…` record of a stage's positions) to a small image.
+ * Implementations must tolerate concurrent writers.
  */
 export interface CacheStore {
   /** Human-readable location, e.g. `registry.example/app/cache` or `oci:/cache`. */
   readonly description: string;
+  /**
+   * Whether per-stage chain records (see chain.ts) are kept in this store: worth it where each read
+   * costs a round trip and a chain stores no second copy of the layers.
+   */
+  readonly keepsChains?: boolean;
   /** The image under `tag`, or undefined when there is none. Throws on other failures. */
   read(tag: string, signal?: AbortSignal): Promise<Image | undefined>;
   /**
@@ -15,6 +29,8 @@ export interface CacheStore {
    * undefined when there is none or it is not a kiln entry. Throws on other failures.
    */
   readHead?(tag: string, signal?: AbortSignal): Promise<EntryHead | undefined>;
+  /** Optional read of the manifest under `tag` alone (one request); undefined when there is none. */
+  readManifest?(tag: string, signal?: AbortSignal): Promise<ManifestView | undefined>;
   /** Stores `image` under `tag`, replacing what was there. */
   write(tag: string, image: Image, signal?: AbortSignal): Promise<void>;
 }

@@ -170,8 +170,7 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
         },
         report,
         now: () => new Date(),
-        // --cleanup promises a root as found when kiln exits: then the build dir goes before exit too.
-        ...(opts.cleanup ? {} : { discardDir: detachedDiscard(opts.stateDir) }),
+        discardDir: detachedDiscard(opts.stateDir), // not used with --cleanup (see BuildOptions.cleanup)
       },
       controller.signal,
     );

@@ -15,7 +15,9 @@ import type { ClientContext, RegistryEvent } from "./events.js";
 import { RegistryHost } from "./host.js";
 import { dockerConfigKeychain } from "./keychain.js";
 import { fetchImageManifest, fetchManifest, pullFrom, type FetchedManifest, type ManifestOnly } from "./pull.js";
-import { checkPush, pushImageTo, type PushedBlobs } from "./push.js";
+import { checkPush, pushImageTo } from "./push.js";
+import { tagBlobs } from "./push-prefetch.js";
+import { PushState } from "./push-state.js";
 import { DOCKER_HUB_REGISTRY, type Reference } from "./reference.js";
 
 /** Options of a {@link RegistryClient}. */
@@ -64,7 +66,8 @@ export class RegistryClient {
   private readonly ctx: ClientContext;
   private readonly hosts = new Map<string, RegistryHost>();
   private readonly dispatchers: Dispatcher[] = [];
-  private readonly pushed: PushedBlobs = new Map();
+  /** Blobs known in the repositories this client pushes to (verified, or assumed from a prefetched tag). */
+  private readonly pushState = new PushState();
   /** TLS options per distinct TLS configuration, built on first use (pull and push of a registry share one). */
   private readonly tlsByConfig = new Map<string, TlsConnectOptions>();
   private envCas: string[] | undefined;
@@ -81,15 +84,25 @@ export class RegistryClient {
     };
   }
 
+  /**
+   * The endpoint for `registry` and `purpose`. Pulls and pushes of a registry whose options are the same
+   * (the usual case: `--insecure` and `--insecure-pull` both set, or neither) share one endpoint: one
+   * ping, one token cache, one connection pool.
+   */
   private host(registry: string, purpose: "pull" | "push"): RegistryHost {
-    const key = `${purpose} ${registry}`;
-    let h = this.hosts.get(key);
+    const byPurpose = `${purpose} ${registry}`;
+    let h = this.hosts.get(byPurpose);
     if (h === undefined) {
       const ho = this.opts.hostOptions(registry, purpose);
-      const dispatcher = createDispatcher(ho, this.opts.env, () => this.tls(ho));
-      this.dispatchers.push(dispatcher);
-      h = new RegistryHost(registry, dispatcher, this.keychain, ho.insecure === true, this.opts.userAgent ?? "kiln");
-      this.hosts.set(key, h);
+      const byOptions = `options ${registry} ${JSON.stringify([ho.insecure === true, ho.skipTlsVerify === true, ho.caFiles ?? [], ho.clientCert ?? null])}`;
+      h = this.hosts.get(byOptions);
+      if (h === undefined) {
+        const dispatcher = createDispatcher(ho, this.opts.env, () => this.tls(ho));
+        this.dispatchers.push(dispatcher);
+        h = new RegistryHost(registry, dispatcher, this.keychain, ho.insecure === true, this.opts.userAgent ?? "kiln");
+        this.hosts.set(byOptions, h);
+      }
+      this.hosts.set(byPurpose, h);
     }
     return h;
   }
@@ -190,7 +203,7 @@ export class RegistryClient {
       ref.repository,
       referenceString(ref),
       image,
-      this.pushed,
+      this.pushState,
       {
         ...(signal ? { signal } : {}),
         ...(chunkSize !== undefined ? { chunkSize } : {}),
@@ -198,9 +211,40 @@ export class RegistryClient {
     );
   }
 
-  /** kaniko's push-permission pre-check: open an upload session in ref's repository and cancel it. */
-  async checkPushPermission(ref: Reference, signal?: AbortSignal): Promise<void> {
-    return checkPush(this.ctx, this.host(ref.registry, "push"), ref.repository, ref.toString(), signal);
+  /**
+   * Reads the manifest ref's tag holds now (one GET, with the same credentials and token scope as
+   * the push) and remembers its config and layers as present in the repository: a later
+   * {@link pushImage} to that repository (any tag) skips their existence checks. If the registry
+   * then refuses the manifest for a missing blob, that push checks every blob and retries once.
+   * Call it at build start, alongside {@link checkPushPermission}. Best effort: a missing tag, an
+   * index, or any failure leaves nothing assumed and never rejects. Reads nothing for a digest
+   * reference, nor on Docker Hub, which counts every manifest GET against the account's pull rate
+   * limit. Resolves to the number of blobs now assumed present from this tag.
+   */
+  async prefetchPushState(ref: Reference, signal?: AbortSignal): Promise<number> {
+    if (ref.digest !== undefined || ref.tag === undefined || ref.registry === DOCKER_HUB_REGISTRY) return 0;
+    const digests = tagBlobs(this.host(ref.registry, "push"), ref.repository, ref.tag, signal);
+    this.pushState.assume(ref.registry, ref.repository, digests);
+    return (await digests).length;
+  }
+
+  /**
+   * kaniko's push-permission pre-check: open an upload session in ref's repository and cancel it.
+   * With `keepUploadSession` (for a caller that pushes to ref next) the session stays open instead:
+   * the next {@link pushImage} to that repository completes it with its first upload (saving that
+   * upload's POST), or cancels it alongside its manifest PUT when it uploads nothing. A session
+   * never pushed to is left to the registry to expire.
+   */
+  async checkPushPermission(
+    ref: Reference,
+    signal?: AbortSignal,
+    opts?: { keepUploadSession?: boolean },
+  ): Promise<void> {
+    const keep =
+      opts?.keepUploadSession === true
+        ? (loc: URL) => this.pushState.keepSession(ref.registry, ref.repository, loc)
+        : undefined;
+    return checkPush(this.ctx, this.host(ref.registry, "push"), ref.repository, ref.toString(), signal, keep);
   }
 
   /** Closes every connection pool; the client must not be used afterwards. */

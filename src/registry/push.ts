@@ -3,11 +3,12 @@ import type { Digest } from "../image/digest.js";
 import type { Image } from "../image/types.js";
 import { blobProgress, type BlobProgress } from "./blob-progress.js";
 import { digestMismatch } from "./blob-reader.js";
-import { RegistryError } from "./errors.js";
+import { redactText, RegistryError } from "./errors.js";
 import type { ClientContext } from "./events.js";
 
 import { header, unexpected, type HostResponse, type RegistryHost } from "./host.js";
 import { createLimiter, mapLimit, type Limiter } from "./limit.js";
+import { isStaleAssumption, type PushState } from "./push-state.js";
 import { retryOpts, withRetry } from "./retry.js";
 
 /** ECR's (and S3 multipart's) minimum size of every chunk but the last. */
@@ -22,6 +23,13 @@ export const UPLOAD_CONCURRENCY = 4;
  * connection pool size of a registry host (16).
  */
 export const HEAD_CONCURRENCY = 12;
+
+/**
+ * A blob up to this size that the destination tag's prefetched manifest does not name (in practice
+ * the new image config) is uploaded without an existence check first: re-sending a few KiB the
+ * repository might already hold costs less than the HEAD round trip that would find out.
+ */
+export const UNCHECKED_UPLOAD_MAX_BYTES = 64 * 1024;
 
 /** A blob to push: digest, size, candidate mount sources, and a stream factory. */
 export interface PushBlob {
@@ -39,10 +47,21 @@ export interface PushSettings {
   signal?: AbortSignal;
   /** Bounds the uploads (mount attempts and transfers) of blobs the HEAD check did not find. */
   uploads?: Limiter;
+  /**
+   * An upload session opened earlier (the push-permission check's), handed to the first blob that
+   * needs a plain monolithic upload; an expired or refused one falls back to a fresh session.
+   */
+  takeUploadSession?: () => URL | undefined;
 }
 
-/** State shared by the pushes of one client: blobs already known to be in a repository. */
-export type PushedBlobs = Map<string, Promise<void>>;
+/** Thrown inside the manifest PUT's retry loop to leave it at once: a blob assumed present may be missing. */
+class AssumedBlobsRefused extends Error {
+  readonly refusal: unknown;
+  constructor(refusal: unknown) {
+    super("manifest refused after blob checks were skipped");
+    this.refusal = refusal;
+  }
+}
 
 function withDigest(location: URL, digest: Digest): URL {
   const u = new URL(location);
@@ -234,7 +253,8 @@ async function uploadChunked(
 /**
  * Pushes one blob unless the repository has it: HEAD check, cross-repository mount attempts, then
  * POST→PUT (monolithic, known length) or POST→PATCH…→PUT (chunked). Each attempt re-opens the
- * stream; retryable failures are retried with backoff.
+ * stream; retryable failures are retried with backoff. `check: false` skips the HEAD of the first
+ * attempt (retries check), uploading at once.
  */
 export async function pushBlob(
   ctx: ClientContext,
@@ -243,32 +263,60 @@ export async function pushBlob(
   scopes: string[],
   blob: PushBlob,
   settings: PushSettings,
+  check = true,
 ): Promise<void> {
   const { signal } = settings;
   let progress: BlobProgress | undefined;
   const transfer = { direction: "push" as const, registry: host.registry, repository, digest: blob.digest };
+  /** HEAD: 200 (present) or 404 (absent); anything else throws. */
+  const exists = async (): Promise<boolean> => {
+    const head = await host.request({
+      operation: "pushing",
+      method: "HEAD",
+      url: `/v2/${repository}/blobs/${blob.digest}`,
+      scopes,
+      repository,
+      // Some registries redirect HEAD to storage: follow it (without credentials) for a real answer.
+      followRedirects: true,
+      ...(signal ? { signal } : {}),
+    });
+    await head.body.dump();
+    if (head.status === 200) return true;
+    if (head.status !== 404) throw await unexpected(head, "pushing", host.registry, repository);
+    return false;
+  };
   await withRetry(
-    async () => {
-      const head = await host.request({
-        operation: "pushing",
-        method: "HEAD",
-        url: `/v2/${repository}/blobs/${blob.digest}`,
-        scopes,
-        repository,
-        // Some registries redirect HEAD to storage: follow it (without credentials) for a real answer.
-        followRedirects: true,
-        ...(signal ? { signal } : {}),
-      });
-      await head.body.dump();
-      if (head.status === 200) {
+    async (attempt) => {
+      if ((check || attempt > 0) && (await exists())) {
         ctx.emit({ kind: "blob-exists", registry: host.registry, repository, digest: blob.digest, size: blob.size });
         return;
       }
-      if (head.status !== 404) throw await unexpected(head, "pushing", host.registry, repository);
       const upload = async (): Promise<void> => {
+        const chunk = settings.chunkSize;
+        const session =
+          blob.mountFrom.length === 0 && (chunk === undefined || blob.size <= chunk)
+            ? settings.takeUploadSession?.()
+            : undefined;
+        if (session !== undefined) {
+          progress ??= blobProgress(ctx, { ...transfer, size: blob.size });
+          try {
+            await uploadMonolithic(host, repository, scopes, blob, session, progress, signal);
+            progress.end("done");
+            ctx.emit({
+              kind: "blob-pushed",
+              registry: host.registry,
+              repository,
+              digest: blob.digest,
+              size: blob.size,
+            });
+            return;
+          } catch (e) {
+            if (signal?.aborted) throw e;
+            progress.update(0); // the kept session expired or was refused: a fresh one below
+          }
+        }
         const started = await startUpload(host, repository, scopes, blob, ctx, signal);
         if (started === "mounted") return;
-        const chunk = settings.chunkSize;
         progress ??= blobProgress(ctx, { ...transfer, size: blob.size });
         try {
           if (chunk !== undefined && blob.size > chunk) {
@@ -294,6 +342,12 @@ export async function pushBlob(
  * Pushes every blob of `image` (config and layers, deduplicated: existence checks {@link HEAD_CONCURRENCY}
  * in parallel, uploads of the missing ones at most {@link UPLOAD_CONCURRENCY} in parallel) then the
  * manifest under `reference` (a tag or digest); verifies `Docker-Content-Digest`. Returns the digest.
+ *
+ * Blobs `state` assumes present in the repository (the destination tag's manifest read at build
+ * start) and layers pulled from that repository are not checked, and other blobs up to {@link UNCHECKED_UPLOAD_MAX_BYTES} are uploaded
+ * without a check. If the registry then refuses the manifest (400/404, e.g.
+ * MANIFEST_BLOB_UNKNOWN after a blob was deleted or garbage-collected), the assumptions are
+ * dropped, every blob is checked (and uploaded where missing) and the PUT is sent once more.
  */
 export async function pushImageTo(
   ctx: ClientContext,
@@ -301,7 +355,7 @@ export async function pushImageTo(
   repository: string,
   reference: string,
   image: Image,
-  pushed: PushedBlobs,
+  state: PushState,
   settings: PushSettings,
 ): Promise<Digest> {
   const { signal } = settings;
@@ -312,7 +366,7 @@ export async function pushImageTo(
     }
   }
   const scopes = [`repository:${repository}:pull,push`, ...[...sources].map((s) => `repository:${s}:pull`)];
-  const blobs = new Map<string, PushBlob>();
+  const blobs = new Map<Digest, PushBlob>();
   blobs.set(image.manifest.config.digest, {
     digest: image.manifest.config.digest,
     size: image.rawConfig.length,
@@ -330,44 +384,117 @@ export async function pushImageTo(
     ];
     blobs.set(l.digest, { digest: l.digest, size: l.size, mountFrom, open: (s) => l.openCompressed(s) });
   }
-  const blobSettings: PushSettings = { ...settings, uploads: settings.uploads ?? createLimiter(UPLOAD_CONCURRENCY) };
-  await mapLimit([...blobs.values()], HEAD_CONCURRENCY, (blob) => {
-    const key = `${host.registry}/${repository}@${blob.digest}`;
-    let p = pushed.get(key);
-    if (p === undefined) {
-      p = pushBlob(ctx, host, repository, scopes, blob, blobSettings);
-      pushed.set(key, p);
-      p.catch(() => {
-        if (pushed.get(key) === p) pushed.delete(key);
-      });
-    }
-    return p;
-  });
-  await withRetry(
-    async () => {
-      const res = await host.request({
-        operation: "pushing",
-        method: "PUT",
-        url: `/v2/${repository}/manifests/${reference}`,
-        scopes,
-        repository,
-        headers: { "content-type": image.mediaType },
-        body: image.rawManifest,
-        ...(signal ? { signal } : {}),
-      });
-      if (res.status < 200 || res.status > 299) throw await unexpected(res, "pushing", host.registry, repository);
-      await res.body.dump();
-      checkDigestHeader(res, host, repository, image.digest);
+  // The session the push-permission check kept: the first plain upload completes it.
+  let session = state.takeSession(host.registry, repository);
+  const blobSettings: PushSettings = {
+    ...settings,
+    uploads: settings.uploads ?? createLimiter(UPLOAD_CONCURRENCY),
+    takeUploadSession: () => {
+      const s = session;
+      session = undefined;
+      return s;
     },
-    retryOpts(ctx, host, `push manifest ${host.registry}/${repository}:${reference}`, signal),
-  );
+  };
+  const assumed = new Set(await state.assumedIn(host.registry, repository));
+  // A layer pulled from this very repository is there too (a cache entry's layer in the cache's chain
+  // record, an image pushed back to the repository it came from): same assumption, same safety net.
+  for (const l of image.layers) {
+    if ((l.origins ?? []).some((o) => o.registry === host.registry && o.repository === repository)) {
+      assumed.add(l.digest);
+    }
+  }
+  // With the tag's blobs known, a small blob outside them (the new config) is sent without a HEAD.
+  const pushBlobs = (trusted: ReadonlySet<Digest>): Promise<void> =>
+    mapLimit([...blobs.values()], HEAD_CONCURRENCY, (blob) => {
+      if (trusted.has(blob.digest)) {
+        ctx.emit({ kind: "blob-exists", registry: host.registry, repository, digest: blob.digest, size: blob.size });
+        return Promise.resolve();
+      }
+      const check = trusted.size === 0 || blob.size > UNCHECKED_UPLOAD_MAX_BYTES || blob.mountFrom.length > 0;
+      return state.once(host.registry, repository, blob.digest, () =>
+        pushBlob(ctx, host, repository, scopes, blob, blobSettings, check),
+      );
+    });
+  const putManifest = async (): Promise<void> => {
+    const res = await host.request({
+      operation: "pushing",
+      method: "PUT",
+      url: `/v2/${repository}/manifests/${reference}`,
+      scopes,
+      repository,
+      headers: { "content-type": image.mediaType },
+      body: image.rawManifest,
+      ...(signal ? { signal } : {}),
+    });
+    if (res.status < 200 || res.status > 299) throw await unexpected(res, "pushing", host.registry, repository);
+    await res.body.dump();
+    checkDigestHeader(res, host, repository, image.digest);
+  };
+  const operation = `push manifest ${host.registry}/${repository}:${reference}`;
+  const skipped = [...blobs.keys()].filter((d) => assumed.has(d));
+  await pushBlobs(assumed);
+  // An unused kept session is cancelled alongside the manifest PUT (no extra round trip in line).
+  const unused = session;
+  session = undefined;
+  const cancelled = unused !== undefined ? cancelUpload(host, repository, unused, signal) : Promise.resolve();
+  try {
+    await withRetry(
+      async () => {
+        try {
+          await putManifest();
+        } catch (e) {
+          throw skipped.length > 0 && isStaleAssumption(e) ? new AssumedBlobsRefused(e) : e;
+        }
+      },
+      retryOpts(ctx, host, operation, signal),
+    );
+  } catch (e) {
+    if (!(e instanceof AssumedBlobsRefused)) throw e;
+    // Safety net: a blob the tag's manifest named at build start may be gone (deleted, collected).
+    ctx.emit({
+      kind: "retry",
+      registry: host.registry,
+      operation,
+      attempt: 1,
+      delayMs: 0,
+      reason: `${redactText(e.refusal instanceof Error ? e.refusal.message : String(e.refusal))}; ${skipped.length} blob(s) were assumed present from the tag's previous manifest: checking every blob and pushing the manifest again`,
+    });
+    state.forget(host.registry, repository, blobs.keys());
+    await pushBlobs(new Set());
+    await withRetry(putManifest, retryOpts(ctx, host, operation, signal));
+  } finally {
+    await cancelled;
+  }
   ctx.emit({ kind: "manifest-pushed", registry: host.registry, repository, reference, digest: image.digest });
   return image.digest;
 }
 
+/** Cancels an upload session (DELETE its Location). Best effort: never throws; the registry expires abandoned sessions. */
+async function cancelUpload(
+  host: RegistryHost,
+  repository: string,
+  location: URL,
+  signal?: AbortSignal,
+): Promise<void> {
+  try {
+    const del = await host.request({
+      operation: "cancelling upload to",
+      method: "DELETE",
+      url: location.toString(),
+      scopes: [`repository:${repository}:pull,push`],
+      repository,
+      ...(signal ? { signal } : {}),
+    });
+    await del.body.dump();
+  } catch {
+    // best effort
+  }
+}
+
 /**
  * kaniko's pre-build push check: start an upload session in the repository and cancel it. Fails
- * with PUSH_PERMISSION_DENIED and kaniko's wording when the registry refuses.
+ * with PUSH_PERMISSION_DENIED and kaniko's wording when the registry refuses. When `keep` takes the
+ * session (returns true), it stays open for the push's first upload instead of being cancelled.
  */
 export async function checkPush(
   ctx: ClientContext,
@@ -375,6 +502,7 @@ export async function checkPush(
   repository: string,
   refString: string,
   signal?: AbortSignal,
+  keep?: (location: URL) => boolean,
 ): Promise<void> {
   const prefix =
     "error checking push permissions -- make sure you entered the correct tag name, and that you are authenticated correctly, and try again";
@@ -396,19 +524,7 @@ export async function checkPush(
         await res.body.dump();
         if (header(res.headers, "location") === undefined) return;
         const loc = host.resolveLocation(res, "pushing", repository);
-        try {
-          const del = await host.request({
-            operation: "cancelling upload to",
-            method: "DELETE",
-            url: loc.toString(),
-            scopes: [`repository:${repository}:pull,push`],
-            repository,
-            ...(signal ? { signal } : {}),
-          });
-          await del.body.dump();
-        } catch {
-          // cancelling is best effort; the registry expires abandoned sessions
-        }
+        if (keep?.(loc) !== true) await cancelUpload(host, repository, loc, signal);
       },
       retryOpts(ctx, host, `check push permission ${refString}`, signal),
     );

@@ -9,3 +9,5 @@ export { parseProbeLine, probeFromChecks, probeIsolation, PROBE_CHECKS } from ".
 export type { RunnerOptions } from "./runner.js";
 export { chooseIsolation, createRunner, runnerSupportsMounts } from "./runner.js";
 export { MountTargets, canonicalContainerPath } from "./mount-targets.js";
+export type { SpreadResult } from "./spread-dirs.js";
+export { spreadSubdirectories } from "./spread-dirs.js";

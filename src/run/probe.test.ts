@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import { parseProbeLine, probeFromChecks, PROBE_CHECKS, type ProbeCheck } from "./probe.js";
+import { probeResult } from "./testing/probe-fixture.js";
 
 const all = (v: boolean): Record<ProbeCheck, boolean> =>
   Object.fromEntries(PROBE_CHECKS.map((c) => [c, v])) as Record<ProbeCheck, boolean>;
@@ -30,25 +31,11 @@ describe("kiln-exec --probe line", () => {
 
 describe("probe checks → mechanisms", () => {
   it("all or nothing", () => {
-    assert.deepEqual(probeFromChecks(all(true), false), {
-      chroot: true,
-      mountns: true,
-      pidns: true,
-      userns: true,
-      netns: true,
-      overlay: true,
-      inContainer: false,
-    });
-    const none = probeFromChecks(all(false), true);
-    assert.deepEqual(none, {
-      chroot: false,
-      mountns: false,
-      pidns: false,
-      userns: false,
-      netns: false,
-      overlay: false,
-      inContainer: true,
-    });
+    assert.deepEqual(
+      probeFromChecks(all(true), false),
+      probeResult({ chroot: true, mountns: true, pidns: true, userns: true, netns: true, overlay: true }),
+    );
+    assert.deepEqual(probeFromChecks(all(false), true), probeResult({ inContainer: true }));
   });
 
   it("rootless: pid and network namespaces count through a user namespace", () => {

@@ -2,17 +2,10 @@ import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import { findHelper, helperCandidates, KANIKO_HELPER_PATH } from "./helper-path.js";
 import { chooseIsolation, createRunner, runnerSupportsMounts } from "./runner.js";
+import { probeResult } from "./testing/probe-fixture.js";
 import type { IsolationProbe, Runner } from "./types.js";
 
-const none: IsolationProbe = {
-  chroot: false,
-  mountns: false,
-  pidns: false,
-  userns: false,
-  netns: false,
-  overlay: false,
-  inContainer: true,
-};
+const none = probeResult({ inContainer: true });
 
 describe("back-end choice", () => {
   it("auto picks the strongest working back-end", () => {

@@ -107,6 +107,8 @@ export class LayerStore {
   /** `DIR/layers/sha256`: the parent of every entry. */
   readonly layersDir: string;
   readonly maxBytes: number;
+  /** `DIR/tmp`: where entries are extracted before they are published (renamed into {@link layersDir}). */
+  readonly tmpDir: string;
   readonly #tmpDir: string;
   readonly #leasesDir: string;
   readonly #leaseId = `${process.pid}-${randomBytes(6).toString("hex")}`;
@@ -118,6 +120,7 @@ export class LayerStore {
     this.dir = path.resolve(dir);
     this.layersDir = path.join(this.dir, "layers", "sha256");
     this.#tmpDir = path.join(this.dir, "tmp");
+    this.tmpDir = this.#tmpDir;
     this.#leasesDir = path.join(this.dir, "leases");
     this.maxBytes = opts.maxBytes;
     this.#now = opts.now ?? (() => new Date());
