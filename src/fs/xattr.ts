@@ -1,5 +1,46 @@
 import { findTool, runTool } from "./exec-tool.js";
 
+/**
+ * Splits paths into argument lists for one tool run each: at most 512 KiB of arguments (Linux allows 2 MiB
+ * of arguments and environment by default) and 8192 paths per run. A RUN that wrote 5,000 files needs one
+ * run instead of five.
+ */
+export function pathBatches(paths: readonly string[], maxBytes = 512 * 1024, maxCount = 8192): string[][] {
+  const out: string[][] = [];
+  let cur: string[] = [];
+  let bytes = 0;
+  for (const p of paths) {
+    const n = Buffer.byteLength(p) + 1;
+    if (cur.length > 0 && (bytes + n > maxBytes || cur.length >= maxCount)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(p);
+    bytes += n;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/**
+ * Runs `fn` over batches of `paths` two at a time (two cores keep the tool runs busy; more than 1,024 paths
+ * are split into at least two batches for that); results in batch order.
+ */
+async function eachBatch<T>(paths: readonly string[], fn: (batch: string[]) => Promise<T>): Promise<T[]> {
+  const batches = pathBatches(paths, undefined, Math.max(1024, Math.ceil(paths.length / 2)));
+  const results = new Array<T>(batches.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < batches.length) {
+      const i = next++;
+      results[i] = await fn(batches[i] as string[]);
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  return results;
+}
+
 /** Extended attributes kiln restores from layers; everything else is reported as skipped. */
 export function isRestorableXattr(name: string): boolean {
   return name === "security.capability" || name.startsWith("user.") || name.startsWith("trusted.");
@@ -52,11 +93,11 @@ export async function readXattr(hostPaths: readonly string[], name: string): Pro
   if (hostPaths.length === 0) return out;
   const tool = await findTool("getfattr");
   if (tool === undefined) return out;
-  const CHUNK = 1024;
   const prefix = `${escapeName(name)}=0s`;
-  for (let i = 0; i < hostPaths.length; i += CHUNK) {
-    const chunk = hostPaths.slice(i, i + CHUNK);
-    const res = await runTool(tool, ["-h", "--absolute-names", "-e", "base64", "-n", name, "--", ...chunk]);
+  const runs = await eachBatch(hostPaths, (chunk) =>
+    runTool(tool, ["-h", "--absolute-names", "-e", "base64", "-n", name, "--", ...chunk]),
+  );
+  for (const res of runs) {
     // getfattr exits non-zero when some file lacks the attribute; parse whatever it printed.
     let current: string | undefined;
     for (const line of res.stdout.toString("latin1").split("\n")) {
@@ -81,9 +122,10 @@ export async function readXattrsMatching(
   if (hostPaths.length === 0) return out;
   const tool = await findTool("getfattr");
   if (tool === undefined) return out;
-  for (let i = 0; i < hostPaths.length; i += 1024) {
-    const chunk = hostPaths.slice(i, i + 1024);
-    const res = await runTool(tool, ["-h", "--absolute-names", "-e", "base64", "-d", "-m", pattern, "--", ...chunk]);
+  const runs = await eachBatch(hostPaths, (chunk) =>
+    runTool(tool, ["-h", "--absolute-names", "-e", "base64", "-d", "-m", pattern, "--", ...chunk]),
+  );
+  for (const res of runs) {
     let current: Map<string, Buffer> | undefined;
     for (const line of res.stdout.toString("latin1").split("\n")) {
       if (line.startsWith("# file: ")) {
@@ -109,8 +151,8 @@ export async function removeXattr(hostPaths: readonly string[], name: string): P
   const tool = await findTool("setfattr");
   if (tool === undefined) return false;
   let ok = true;
-  for (let i = 0; i < hostPaths.length; i += 1024) {
-    const res = await runTool(tool, ["-h", "-x", name, "--", ...hostPaths.slice(i, i + 1024)]);
+  const runs = await eachBatch(hostPaths, (chunk) => runTool(tool, ["-h", "-x", name, "--", ...chunk]));
+  for (const res of runs) {
     // Hardlinked paths share one inode: the attribute is already gone from the second link, which
     // setfattr reports as "No such attribute" — that is success here.
     ok &&=

@@ -1,0 +1,49 @@
+import * as assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { applyXattrs, pathBatches, readXattr, readXattrsMatching, removeXattr } from "./xattr.js";
+import { findTool } from "./exec-tool.js";
+
+test("pathBatches bounds each tool run by argument bytes and count, keeping order", () => {
+  const paths = Array.from({ length: 10 }, (_, i) => `/p/${i}`); // 5 bytes + NUL each
+  assert.deepEqual(pathBatches([]), []);
+  assert.deepEqual(pathBatches(paths), [paths]);
+  const byBytes = pathBatches(paths, 12);
+  assert.deepEqual(byBytes, [
+    paths.slice(0, 2),
+    paths.slice(2, 4),
+    paths.slice(4, 6),
+    paths.slice(6, 8),
+    paths.slice(8),
+  ]);
+  const byCount = pathBatches(paths, 1 << 20, 4);
+  assert.deepEqual(byCount, [paths.slice(0, 4), paths.slice(4, 8), paths.slice(8)]);
+  assert.deepEqual(pathBatches(["/a-long-path"], 3), [["/a-long-path"]], "a path longer than the limit runs alone");
+  assert.deepEqual(byBytes.flat(), paths);
+});
+
+test("xattrs of many files through the batched tool runs: every file's value comes back, and removal reaches every file", async (t) => {
+  if ((await findTool("setfattr")) === undefined || (await findTool("getfattr")) === undefined) {
+    return t.skip("attr tools not installed");
+  }
+  const dir = await mkdtemp(path.join(tmpdir(), "kiln-xattr-"));
+  try {
+    const files = Array.from({ length: 40 }, (_, i) => path.join(dir, `f${i}`));
+    for (const f of files) await writeFile(f, "x");
+    const failed = await applyXattrs(
+      files.map((f, i) => ({ hostPath: f, attrs: new Map([["user.n", Buffer.from(String(i))]]) })),
+    );
+    if (failed.length > 0) return t.skip(`this filesystem refuses user xattrs: ${failed[0]?.reason ?? ""}`);
+    const read = await readXattr(files, "user.n");
+    assert.equal(read.size, 40);
+    files.forEach((f, i) => assert.equal(read.get(f)?.toString(), String(i)));
+    const matching = await readXattrsMatching(files, "^user\\.");
+    assert.equal(matching.size, 40);
+    assert.ok(await removeXattr(files, "user.n"));
+    assert.equal((await readXattr(files, "user.n")).size, 0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
