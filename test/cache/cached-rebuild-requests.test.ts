@@ -4,16 +4,15 @@
  * of the stage's chain record, per-key probes after it, a layer download, a cache write on a full
  * hit) fails here, without timing anything.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.js";
-import { startBusyboxRegistry } from "../support/busybox-registry.js";
 import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
-import type { TestRegistry } from "../support/registry.js";
-import { removeDir, repoRoot, tempDir } from "../support/tmp.js";
+import { repoRoot } from "../support/tmp.js";
 import { writeTree } from "../integration/helpers.js";
+import type { FaultProxy } from "../support/fault-proxy.js";
+import { useSuiteFixture } from "../support/suite-fixture.js";
 
 type Req = FaultProxy["requests"][number];
 
@@ -26,22 +25,10 @@ function count(reqs: readonly Req[], method: string, re: RegExp): number {
 }
 
 describe("cached rebuild: registry round trips", () => {
-  let reg: TestRegistry;
-  let proxy: FaultProxy;
-  let work: string;
-  before(async () => {
-    ({ reg } = await startBusyboxRegistry());
-    proxy = await startFaultProxy({ target: reg.host });
-    work = await tempDir("cache-requests");
-  });
-  after(async () => {
-    await proxy?.stop();
-    await reg?.stop();
-    if (work) await removeDir(work);
-  });
+  const f = useSuiteFixture("cache-requests", { proxy: true });
 
   test("a fully cached rebuild of steps-20 reads the stage's chain record once, downloads no layer and writes nothing", async () => {
-    const ctx = path.join(work, "steps-20");
+    const ctx = path.join(f.work, "steps-20");
     await writeTree(ctx, {
       Dockerfile: await readFile(path.join(repoRoot(), "bench", "workloads", "steps-20", "Dockerfile"), "utf8"),
     });
@@ -50,20 +37,20 @@ describe("cached rebuild: registry round trips", () => {
       "--context",
       ctx,
       "--build-arg",
-      `BASE=${proxy.host}/busybox:latest`,
+      `BASE=${f.proxy.host}/busybox:latest`,
       "--destination",
-      `${proxy.host}/app:latest`,
+      `${f.proxy.host}/app:latest`,
       "--insecure",
       "--insecure-pull",
       "--cache=true",
-      `--cache-repo=${proxy.host}/app/cache`,
+      `--cache-repo=${f.proxy.host}/app/cache`,
       "--kaniko-dir",
-      path.join(work, "state"),
+      path.join(f.work, "state"),
     ];
     const first = await runKiln(args);
     assert.equal(first.code, 0, first.stderr);
     // The first build finds no chain, reads every position, and writes the stage's chain record.
-    const firstReqs = proxy.requests.splice(0);
+    const firstReqs = f.proxy.requests.splice(0);
     const firstList = firstReqs.map((q) => `${q.method} ${q.path}`).join("\n");
     assert.equal(count(firstReqs, "GET", /\/app\/cache\/manifests\/chain-[0-9a-f]{64}$/), 1, firstList);
     assert.equal(count(firstReqs, "GET", /\/app\/cache\/manifests\/slot-/), 20, firstList);
@@ -72,11 +59,11 @@ describe("cached rebuild: registry round trips", () => {
     const r = await runKiln(args);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(hits(r), 20, r.stderr);
-    const reqs = [...proxy.requests];
+    const reqs = [...f.proxy.requests];
     const list = reqs.map((q) => `${q.method} ${q.path}`).join("\n");
 
     // The pushed image's layers: none of them may be downloaded by a rebuild that hits on every step.
-    const res = await fetch(`${reg.url}/v2/app/manifests/latest`, {
+    const res = await fetch(`${f.reg.url}/v2/app/manifests/latest`, {
       headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
     });
     const manifest = (await res.json()) as { layers: { digest: string }[] };
@@ -114,26 +101,26 @@ describe("cached rebuild: registry round trips", () => {
   });
 
   test("a refused push permission fails the build before any step runs, although it is checked alongside the pulls", async () => {
-    const ctx = path.join(work, "refused");
-    await writeTree(ctx, { Dockerfile: `FROM ${proxy.host}/busybox:latest\nRUN echo ran > /ran\n` });
-    proxy.setRules([{ method: "POST", path: /\/refused\/blobs\/uploads\/$/, fault: "status500", times: 20 }]);
+    const ctx = path.join(f.work, "refused");
+    await writeTree(ctx, { Dockerfile: `FROM ${f.proxy.host}/busybox:latest\nRUN echo ran > /ran\n` });
+    f.proxy.setRules([{ method: "POST", path: /\/refused\/blobs\/uploads\/$/, fault: "status500", times: 20 }]);
     try {
       const r = await runKiln([
         "build",
         "--context",
         ctx,
         "--destination",
-        `${proxy.host}/refused:latest`,
+        `${f.proxy.host}/refused:latest`,
         "--insecure",
         "--insecure-pull",
         "--kaniko-dir",
-        path.join(work, "state-refused"),
+        path.join(f.work, "state-refused"),
       ]);
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /error checking push permissions/);
       assert.doesNotMatch(r.stderr, /Running: \[/);
     } finally {
-      proxy.setRules([]);
+      f.proxy.setRules([]);
     }
   });
 });

@@ -3,15 +3,13 @@
  * real registry, with every request counted by a proxy: written by a first build, rewritten when a
  * step changes (the steps before it still hit from it), and read alone by an unchanged rebuild.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.js";
-import { startBusyboxRegistry } from "../support/busybox-registry.js";
 import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
-import type { TestRegistry } from "../support/registry.js";
-import { removeDir, tempDir } from "../support/tmp.js";
 import { writeTree } from "../integration/helpers.js";
+import type { FaultProxy } from "../support/fault-proxy.js";
+import { useSuiteFixture } from "../support/suite-fixture.js";
 
 type Req = FaultProxy["requests"][number];
 
@@ -33,23 +31,11 @@ interface ChainJson {
 }
 
 describe("cache chain record", () => {
-  let reg: TestRegistry;
-  let proxy: FaultProxy;
-  let work: string;
-  before(async () => {
-    ({ reg } = await startBusyboxRegistry());
-    proxy = await startFaultProxy({ target: reg.host });
-    work = await tempDir("cache-chain");
-  });
-  after(async () => {
-    await proxy?.stop();
-    await reg?.stop();
-    if (work) await removeDir(work);
-  });
+  const f = useSuiteFixture("cache-chain", { proxy: true });
 
   /** The chain record as stored in the registry (read directly, not through the proxy). */
   const readChain = async (tag: string): Promise<ChainJson> => {
-    const res = await fetch(`${reg.url}/v2/app/cache/manifests/${tag}`, {
+    const res = await fetch(`${f.reg.url}/v2/app/cache/manifests/${tag}`, {
       headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
     });
     assert.equal(res.status, 200);
@@ -60,9 +46,9 @@ describe("cache chain record", () => {
   };
 
   test("an edited step misses from there on and rewrites the chain; an unchanged rebuild reads only the chain", async () => {
-    const ctx = path.join(work, "ctx");
+    const ctx = path.join(f.work, "ctx");
     const dockerfile = [
-      `FROM ${proxy.host}/busybox:latest`,
+      `FROM ${f.proxy.host}/busybox:latest`,
       "RUN echo one > /one",
       "ARG V=1",
       'RUN echo "$V" > /v',
@@ -73,7 +59,7 @@ describe("cache chain record", () => {
     ].join("\n");
     await writeTree(ctx, { Dockerfile: dockerfile, "f.txt": "first\n" });
     const build = async (...extra: string[]): Promise<{ r: RunKilnResult; reqs: Req[]; list: string }> => {
-      proxy.requests.splice(0);
+      f.proxy.requests.splice(0);
       const r = await runKiln([
         "build",
         "--context",
@@ -83,13 +69,13 @@ describe("cache chain record", () => {
         "--insecure-pull",
         "--cache=true",
         "--cache-copy-layers",
-        `--cache-repo=${proxy.host}/app/cache`,
+        `--cache-repo=${f.proxy.host}/app/cache`,
         "--kaniko-dir",
-        path.join(work, "state"),
+        path.join(f.work, "state"),
         ...extra,
       ]);
       assert.equal(r.code, 0, r.stderr);
-      const reqs = proxy.requests.splice(0);
+      const reqs = f.proxy.requests.splice(0);
       return { r, reqs, list: reqs.map((q) => `${q.method} ${q.path}`).join("\n") };
     };
 

@@ -82,7 +82,9 @@ describe("--layer-store builds", { skip: !storeAvailable && "needs root (overlay
         "COPY app.txt /app/app.txt",
         "RUN echo built > /app/built && rm /bin/vi && echo more >> /etc/passwd && ln /bin/busybox /app/bb && ln /app/built /app/built2",
         "WORKDIR /app/w",
-        "RUN ls -la /app > /app/listing",
+        // Names, link counts, sizes, modes and owners as the RUN sees them (not `ls -la`: its times would
+        // make builds in different minutes differ).
+        "RUN stat -c '%n %h %s %a %u' /app/* > /app/listing",
         "",
       ].join("\n"),
       "app.txt": "app\n",

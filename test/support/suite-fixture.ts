@@ -5,6 +5,7 @@
  */
 import { after, before } from "node:test";
 import { startBusyboxRegistry } from "./busybox-registry.js";
+import { startFaultProxy, type FaultProxy } from "./fault-proxy.js";
 import { startRegistry, type TestRegistry } from "./registry.js";
 import { removeDir, tempDir } from "./tmp.js";
 
@@ -16,12 +17,16 @@ export interface SuiteFixture {
   readonly base: string;
   /** The suite's work directory (absolute, empty at the start). */
   readonly work: string;
+  /** A fault proxy in front of the registry, recording requests (throws unless `proxy: true`). */
+  readonly proxy: FaultProxy;
 }
 
 /** Options of {@link useSuiteFixture}. */
 export interface SuiteFixtureOptions {
   /** `busybox` (default): a registry holding busybox:latest; `empty`: a bare registry; `none`: no registry. */
   registry?: "busybox" | "empty" | "none";
+  /** Also start a fault proxy in front of the registry ({@link SuiteFixture.proxy}); needs a registry. */
+  proxy?: boolean;
   /** Runs once the registry and the work directory exist (e.g. to write canary files into `work`). */
   setup?: (f: SuiteFixture) => Promise<void>;
   /** Runs first when the suite ends, before the registry stops and the work directory is removed. */
@@ -37,6 +42,7 @@ export function useSuiteFixture(prefix: string, opts: SuiteFixtureOptions = {}):
   let reg: TestRegistry | undefined;
   let base: string | undefined;
   let work: string | undefined;
+  let proxy: FaultProxy | undefined;
   const need = <T>(v: T | undefined, what: string): T => {
     if (v === undefined) throw new Error(`suite fixture "${prefix}": ${what} is not available here`);
     return v;
@@ -51,15 +57,20 @@ export function useSuiteFixture(prefix: string, opts: SuiteFixtureOptions = {}):
     get work() {
       return need(work, "the work directory (before setup)");
     },
+    get proxy() {
+      return need(proxy, opts.proxy === true ? "the proxy (before setup)" : "the proxy (proxy: true not set)");
+    },
   };
   before(async () => {
     if (kind === "busybox") ({ reg, base } = await startBusyboxRegistry());
     else if (kind === "empty") reg = await startRegistry();
+    if (opts.proxy === true) proxy = await startFaultProxy({ target: need(reg, "a registry for the proxy").host });
     work = await tempDir(prefix);
     await opts.setup?.(fixture);
   });
   after(async () => {
     await opts.teardown?.();
+    await proxy?.stop();
     await reg?.stop();
     if (work) await removeDir(work);
   });
