@@ -1,3 +1,4 @@
+import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, readlink, symlink, writeFile } from "node:fs/promises";
@@ -75,4 +76,22 @@ export async function treeListing(root: string): Promise<string[]> {
   };
   await walk(root);
   return out.sort();
+}
+
+/**
+ * Asserts that two {@link treeListing}s are equal, letting a directory's mtime differ by at most 1 ms: kiln
+ * restores directory times with Node's utimes, which takes seconds as a double (an error below a
+ * microsecond), and the listing rounds to milliseconds, so a time just at a half millisecond can flip.
+ */
+export function assertSameTree(actual: readonly string[], expected: readonly string[]): void {
+  const near = actual.map((line, i) => {
+    const want = expected[i];
+    if (want === undefined) return line;
+    const [p, mode, t, ...rest] = line.split(" ");
+    const [wp, wmode, wt, ...wrest] = want.split(" ");
+    const dir = mode?.startsWith("4") === true;
+    const close = Math.abs(Number(t) - Number(wt)) <= 1;
+    return dir && p === wp && mode === wmode && close && rest.join(" ") === wrest.join(" ") ? want : line;
+  });
+  assert.deepEqual(near, expected);
 }
