@@ -29,12 +29,53 @@ const undiciLite = {
 };
 
 /**
+ * node:tls, node:http2 and node:assert, loaded on first use instead of at start. Loading them costs
+ * ~14, ~6 and ~2 ms of every start on Node 24 (tls initialises OpenSSL's TLS layer), yet a build against
+ * a plain-HTTP registry needs none of them: undici requires http2 at load time only for its optional
+ * HTTP/2 client and assert only for internal checks, and kiln's TLS contexts are built lazily
+ * (src/registry/dispatcher.ts). Each import of these modules is resolved to a small CommonJS stand-in
+ * whose exports are getters that load the real module when first read (assert's stand-in is also a
+ * function that forwards calls). esbuild's ESM interop copies exports as getters too, so named imports
+ * stay lazy. The one exception is http2's `constants`, which undici destructures when it loads: that
+ * table of protocol constants (header names, RFC 7540 error codes) is copied into the stand-in as data.
+ * esbuild has no lazy-require option, hence this plugin; test/cli/bin-entry.test.ts checks that
+ * importing the bundle loads none of the three and that a push over TLS works.
+ */
+const LAZY_BUILTINS = ["tls", "http2", "assert"];
+const lazyBuiltins = {
+  name: "lazy-builtins",
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?(tls|http2|assert)$/ }, (a) => {
+      // The stand-in's own require() of the real module stays an ordinary external built-in.
+      if (a.namespace === "lazy-builtin") return undefined;
+      return { path: a.path.replace(/^node:/, ""), namespace: "lazy-builtin" };
+    });
+    b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, async (a) => {
+      if (!LAZY_BUILTINS.includes(a.path)) throw new Error(`lazy-builtins: unexpected module ${a.path}`);
+      const real = (await import(`node:${a.path}`)).default;
+      const names = Object.keys(real).filter((k) => !(a.path === "http2" && k === "constants"));
+      const self =
+        typeof real === "function"
+          ? "module.exports = function lazyBuiltin(...args) { return load()(...args); };\n"
+          : "";
+      const data =
+        a.path === "http2" ? `module.exports.constants = Object.freeze(${JSON.stringify(real.constants)});\n` : "";
+      const contents =
+        `"use strict";\nlet real;\nconst load = () => (real ??= require("node:${a.path}"));\n${self}${data}` +
+        `for (const name of ${JSON.stringify(names)})\n` +
+        `  Object.defineProperty(module.exports, name, { enumerable: true, get: () => load()[name] });\n`;
+      return { contents, loader: "js" };
+    });
+  },
+};
+
+/**
  * esbuild options shared by both bundles. Third-party CommonJS code (the AWS SDK, isomorphic-git)
  * calls require() for Node built-ins; an ESM bundle has none, so the banner defines one.
  */
 function options(entry, outdir, entryName) {
   return {
-    plugins: [undiciLite],
+    plugins: [undiciLite, lazyBuiltins],
     absWorkingDir: root,
     entryPoints: { [entryName]: path.join(root, entry) },
     outdir,

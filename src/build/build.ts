@@ -675,7 +675,7 @@ async function checkPushPermissions(
   if (opts.skipPushPermissionCheck) return;
   // The check cancels its upload session (kaniko's behaviour). Keeping it for the push's first upload saves
   // a POST and a DELETE, but a registry restarted while that upload completed was seen to answer 500 on every
-  // retry (test/reliability/faults.test.ts), so builds do not use RegistryClient's keepUploadSession yet.
+  // retry (test/reliability/faults.test.ts), so the session is not kept.
   const results = await Promise.allSettled(refs.map((ref) => registry.checkPushPermission(ref, signal)));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) throw failed.reason;

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { assembleImage, isDigest, type Digest, type Image, type Layer, type Platform } from "../image/index.js";
 import type { CacheEntry, CacheRecord, EntryHead } from "./entry.js";
+import { jsonAnnotation } from "./json-annotation.js";
 
 /**
  * A chain record: one cache tag per stage whose manifest carries the latest entry of every step
@@ -106,17 +107,8 @@ export function chainFromAnnotations(
   layerCount: number,
   layerOf: (i: number, diffId: Digest) => Layer,
 ): ChainEntries | undefined {
-  const text = annotations?.[CHAIN_ANNOTATION];
-  if (text === undefined) return undefined;
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!v || typeof v !== "object") return undefined;
-  const o = v as { v?: unknown; slots?: unknown };
-  if (o.v !== CHAIN_VERSION || !Array.isArray(o.slots)) return undefined;
+  const o = jsonAnnotation(annotations, CHAIN_ANNOTATION);
+  if (!o || o.v !== CHAIN_VERSION || !Array.isArray(o.slots)) return undefined;
   const out = new Map<string, EntryHead | undefined>();
   for (const item of o.slots as unknown[]) {
     if (!item || typeof item !== "object") continue;

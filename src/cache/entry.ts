@@ -8,6 +8,7 @@ import {
   type ManifestFamily,
   type Platform,
 } from "../image/index.js";
+import { jsonAnnotation } from "./json-annotation.js";
 
 /** Config field holding kiln's record of how a cache entry was made. */
 export const RECORD_FIELD = "kiln.cache";
@@ -96,16 +97,9 @@ export function entryFromAnnotations(
   layerCount: number,
   layerOf: (diffId: Digest) => Layer,
 ): EntryHead | undefined {
-  const text = annotations?.[ENTRY_ANNOTATION];
-  if (text === undefined || layerCount > 1) return undefined;
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!v || typeof v !== "object") return undefined;
-  const o = v as { record?: unknown; created?: unknown; diffId?: unknown };
+  if (layerCount > 1) return undefined;
+  const o = jsonAnnotation(annotations, ENTRY_ANNOTATION);
+  if (!o) return undefined;
   const r = o.record as Record<string, unknown> | undefined;
   if (!r || typeof r !== "object") return undefined;
   const inputsComplete = !!r.inputs && typeof r.inputs === "object";

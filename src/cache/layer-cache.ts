@@ -52,8 +52,11 @@ export class LayerCache {
   private readonly pending: Promise<void>[] = [];
   /** Latest entry per step position, read at most once per build (see {@link LayerCache.prefetch}). */
   private readonly latest = new Map<string, Promise<EntryHead | undefined>>();
-  /** Chain records by tag, read at most once per build. */
-  private readonly chains = new Map<string, Promise<ChainEntries | undefined>>();
+  /**
+   * Chain records by stage (keyed by the stage's slot list), each with its tag: the tag is hashed and
+   * the record read at most once per build, however often a stage's positions are prefetched.
+   */
+  private readonly chains = new Map<string, StageChain>();
   /** The entry each step position ended with in this build (a hit or a new entry): the next chain. */
   private readonly used = new Map<string, EntryHead>();
 
@@ -79,7 +82,7 @@ export class LayerCache {
       for (const slot of slots) void this.latestEntry(slot, signal);
       return;
     }
-    const chain = this.chain(slots, signal);
+    const chain = this.chain(slots, signal).entries;
     for (const slot of slots) {
       if (this.latest.has(slot)) continue;
       const p = chain
@@ -90,14 +93,15 @@ export class LayerCache {
   }
 
   /** The chain record of the stage whose positions are `slots` (memoized; read failures count as "none"). */
-  private chain(slots: readonly string[], signal?: AbortSignal): Promise<ChainEntries | undefined> {
-    const tag = chainTag(slots, this.o.platform);
-    let p = this.chains.get(tag);
-    if (!p) {
-      p = this.readChain(tag, signal).catch(() => undefined);
-      this.chains.set(tag, p);
+  private chain(slots: readonly string[], signal?: AbortSignal): StageChain {
+    const id = JSON.stringify(slots);
+    let c = this.chains.get(id);
+    if (!c) {
+      const tag = chainTag(slots, this.o.platform);
+      c = { tag, entries: this.readChain(tag, signal).catch(() => undefined) };
+      this.chains.set(id, c);
     }
-    return p;
+    return c;
   }
 
   private async readChain(tag: string, signal?: AbortSignal): Promise<ChainEntries | undefined> {
@@ -213,9 +217,9 @@ export class LayerCache {
     if (!this.o.write || !this.o.store.keepsChains || slots.length === 0) return;
     const entries = new Map<string, EntryHead | undefined>(slots.map((s) => [s, this.used.get(s)]));
     const earlier = [...this.pending];
-    const tag = chainTag(slots, this.o.platform);
+    const { tag, entries: read } = this.chain(slots, signal);
     const p = (async () => {
-      const chain = await this.chain(slots, signal);
+      const chain = await read;
       if (chain && slots.every((s) => chain.has(s) && sameEntry(chain.get(s), entries.get(s)))) return;
       const image = chainImage(slots, entries, this.o.platform);
       if (image.rawManifest.length > MAX_CHAIN_MANIFEST_BYTES) return;
@@ -232,6 +236,12 @@ export class LayerCache {
   async flush(): Promise<void> {
     while (this.pending.length > 0) await Promise.all(this.pending.splice(0));
   }
+}
+
+/** A stage's chain record: its tag and its entries as read at build start. */
+interface StageChain {
+  tag: string;
+  entries: Promise<ChainEntries | undefined>;
 }
 
 /** The manifest view of an image read whole (stores without {@link CacheStore.readManifest}). */

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { applyXattrs, pathBatches, readXattr, readXattrsMatching, removeXattr } from "./xattr.js";
+import { applyXattrs, pathBatches, readXattr, readXattrsMatching, removeXattr, toolBatches } from "./xattr.js";
 import { findTool } from "./exec-tool.js";
 
 test("pathBatches bounds each tool run by argument bytes and count, keeping order", () => {
@@ -43,6 +43,57 @@ test("xattrs of many files through the batched tool runs: every file's value com
     assert.equal(matching.size, 40);
     assert.ok(await removeXattr(files, "user.n"));
     assert.equal((await readXattr(files, "user.n")).size, 0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("xattrs through more than one tool run: every value is attributed to its own file, also for names getfattr escapes", async (t) => {
+  if ((await findTool("setfattr")) === undefined || (await findTool("getfattr")) === undefined) {
+    return t.skip("attr tools not installed");
+  }
+  const dir = await mkdtemp(path.join(tmpdir(), "kiln-xattr-"));
+  try {
+    // 1,500 files: each read runs getfattr twice (1,024 + 476 paths), the two runs concurrently.
+    const names = ["with space", "back\\slash", "equals=sign", "ünï", "new\nline"];
+    const files = Array.from({ length: 1500 }, (_, i) => path.join(dir, `${names[i % names.length] ?? ""}-${i}`));
+    const batches = toolBatches(files);
+    assert.deepEqual(
+      batches.map((b) => b.length),
+      [1024, 476],
+    );
+    assert.deepEqual(batches.flat(), files);
+    for (const f of files) await writeFile(f, "x");
+    // Every third file gets no attribute: getfattr then exits non-zero, and those files must stay absent.
+    const tagged = files.filter((_, i) => i % 3 !== 0);
+    const kValue = (f: string): Buffer => Buffer.from([0, 0xff, files.indexOf(f) & 0xff]);
+    const failed = await applyXattrs(
+      tagged.map((f) => ({
+        hostPath: f,
+        attrs: new Map([
+          ["user.n", Buffer.from(path.basename(f))],
+          ["user.k", kValue(f)],
+        ]),
+      })),
+    );
+    if (failed.length > 0) return t.skip(`this filesystem refuses user xattrs: ${failed[0]?.reason ?? ""}`);
+
+    const read = await readXattr(files, "user.n");
+    assert.equal(read.size, tagged.length);
+    for (const f of tagged) assert.equal(read.get(f)?.toString(), path.basename(f), f);
+
+    const matching = await readXattrsMatching(files, "^user\\.");
+    assert.equal(matching.size, tagged.length);
+    for (const f of tagged) {
+      const attrs = matching.get(f);
+      assert.equal(attrs?.get("user.n")?.toString(), path.basename(f), f);
+      assert.deepEqual(attrs?.get("user.k"), kValue(f), f);
+      assert.equal(attrs?.size, 2, f);
+    }
+
+    assert.ok(await removeXattr(tagged.slice(0, 1100), "user.n"), "removal over two runs");
+    const left = await readXattr(files, "user.n");
+    assert.deepEqual([...left.keys()].sort(), tagged.slice(1100).sort());
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

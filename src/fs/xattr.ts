@@ -1,4 +1,8 @@
+import { mapLimit } from "../common/map-limit.js";
 import { findTool, runTool } from "./exec-tool.js";
+
+/** Tool runs in flight at once: two cores keep them busy. */
+const TOOL_RUNS = 2;
 
 /**
  * Splits paths into argument lists for one tool run each: at most 512 KiB of arguments (Linux allows 2 MiB
@@ -24,21 +28,11 @@ export function pathBatches(paths: readonly string[], maxBytes = 512 * 1024, max
 }
 
 /**
- * Runs `fn` over batches of `paths` two at a time (two cores keep the tool runs busy; more than 1,024 paths
- * are split into at least two batches for that); results in batch order.
+ * The argument lists of the tool runs over `paths` ({@link pathBatches}): more than 1,024 paths are split
+ * into at least two, so that both of the {@link TOOL_RUNS} concurrent runs have work.
  */
-async function eachBatch<T>(paths: readonly string[], fn: (batch: string[]) => Promise<T>): Promise<T[]> {
-  const batches = pathBatches(paths, undefined, Math.max(1024, Math.ceil(paths.length / 2)));
-  const results = new Array<T>(batches.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < batches.length) {
-      const i = next++;
-      results[i] = await fn(batches[i] as string[]);
-    }
-  };
-  await Promise.all([worker(), worker()]);
-  return results;
+export function toolBatches(paths: readonly string[]): string[][] {
+  return pathBatches(paths, undefined, Math.max(1024, Math.ceil(paths.length / TOOL_RUNS)));
 }
 
 /** Extended attributes kiln restores from layers; everything else is reported as skipped. */
@@ -94,7 +88,7 @@ export async function readXattr(hostPaths: readonly string[], name: string): Pro
   const tool = await findTool("getfattr");
   if (tool === undefined) return out;
   const prefix = `${escapeName(name)}=0s`;
-  const runs = await eachBatch(hostPaths, (chunk) =>
+  const runs = await mapLimit(toolBatches(hostPaths), TOOL_RUNS, (chunk) =>
     runTool(tool, ["-h", "--absolute-names", "-e", "base64", "-n", name, "--", ...chunk]),
   );
   for (const res of runs) {
@@ -122,7 +116,7 @@ export async function readXattrsMatching(
   if (hostPaths.length === 0) return out;
   const tool = await findTool("getfattr");
   if (tool === undefined) return out;
-  const runs = await eachBatch(hostPaths, (chunk) =>
+  const runs = await mapLimit(toolBatches(hostPaths), TOOL_RUNS, (chunk) =>
     runTool(tool, ["-h", "--absolute-names", "-e", "base64", "-d", "-m", pattern, "--", ...chunk]),
   );
   for (const res of runs) {
@@ -151,7 +145,9 @@ export async function removeXattr(hostPaths: readonly string[], name: string): P
   const tool = await findTool("setfattr");
   if (tool === undefined) return false;
   let ok = true;
-  const runs = await eachBatch(hostPaths, (chunk) => runTool(tool, ["-h", "-x", name, "--", ...chunk]));
+  const runs = await mapLimit(toolBatches(hostPaths), TOOL_RUNS, (chunk) =>
+    runTool(tool, ["-h", "-x", name, "--", ...chunk]),
+  );
   for (const res of runs) {
     // Hardlinked paths share one inode: the attribute is already gone from the second link, which
     // setfattr reports as "No such attribute" — that is success here.

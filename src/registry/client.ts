@@ -49,6 +49,14 @@ function normaliseRegistry(r: string): string {
   return r === "docker.io" ? DOCKER_HUB_REGISTRY : r;
 }
 
+/**
+ * Key of the TLS settings of host options: equal keys share one TLS context; with the registry and
+ * `insecure` in front, it keys the shared endpoint as well.
+ */
+function optionsKey(ho: RegistryHostOptions): string {
+  return JSON.stringify([ho.skipTlsVerify === true, ho.caFiles ?? [], ho.clientCert ?? null]);
+}
+
 function referenceString(ref: Reference): string {
   const r = ref.digest ?? ref.tag;
   if (r === undefined) throw new KilnError("INVALID_REFERENCE", `reference ${ref.name} has neither tag nor digest`);
@@ -94,7 +102,7 @@ export class RegistryClient {
     let h = this.hosts.get(byPurpose);
     if (h === undefined) {
       const ho = this.opts.hostOptions(registry, purpose);
-      const byOptions = `options ${registry} ${JSON.stringify([ho.insecure === true, ho.skipTlsVerify === true, ho.caFiles ?? [], ho.clientCert ?? null])}`;
+      const byOptions = `options ${registry} ${ho.insecure === true} ${optionsKey(ho)}`;
       h = this.hosts.get(byOptions);
       if (h === undefined) {
         const dispatcher = createDispatcher(ho, this.opts.env, () => this.tls(ho));
@@ -109,7 +117,7 @@ export class RegistryClient {
 
   /** The TLS options of `ho`: SSL_CERT_DIR is read and the secure context built once, when first needed. */
   private tls(ho: RegistryHostOptions): TlsConnectOptions {
-    const key = JSON.stringify([ho.skipTlsVerify === true, ho.caFiles ?? [], ho.clientCert ?? null]);
+    const key = optionsKey(ho);
     let t = this.tlsByConfig.get(key);
     if (t === undefined) {
       t = tlsOptions(ho, (this.envCas ??= envCaCertificates(this.opts.env)));
@@ -228,23 +236,9 @@ export class RegistryClient {
     return (await digests).length;
   }
 
-  /**
-   * kaniko's push-permission pre-check: open an upload session in ref's repository and cancel it.
-   * With `keepUploadSession` (for a caller that pushes to ref next) the session stays open instead:
-   * the next {@link pushImage} to that repository completes it with its first upload (saving that
-   * upload's POST), or cancels it alongside its manifest PUT when it uploads nothing. A session
-   * never pushed to is left to the registry to expire.
-   */
-  async checkPushPermission(
-    ref: Reference,
-    signal?: AbortSignal,
-    opts?: { keepUploadSession?: boolean },
-  ): Promise<void> {
-    const keep =
-      opts?.keepUploadSession === true
-        ? (loc: URL) => this.pushState.keepSession(ref.registry, ref.repository, loc)
-        : undefined;
-    return checkPush(this.ctx, this.host(ref.registry, "push"), ref.repository, ref.toString(), signal, keep);
+  /** kaniko's push-permission pre-check: open an upload session in ref's repository and cancel it. */
+  async checkPushPermission(ref: Reference, signal?: AbortSignal): Promise<void> {
+    return checkPush(this.ctx, this.host(ref.registry, "push"), ref.repository, ref.toString(), signal);
   }
 
   /** Closes every connection pool; the client must not be used afterwards. */

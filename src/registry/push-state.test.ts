@@ -98,16 +98,3 @@ test("PushState.once: one push per blob and repository, retried after a failure 
   await s.once("r", "app", d("2"), ok);
   assert.equal(calls, 4);
 });
-
-test("PushState sessions: one kept per repository, handed out once", () => {
-  const s = new PushState();
-  const a = new URL("http://r/v2/app/blobs/uploads/a");
-  const b = new URL("http://r/v2/app/blobs/uploads/b");
-  assert.equal(s.keepSession("r", "app", a), true);
-  assert.equal(s.keepSession("r", "app", b), false);
-  assert.equal(s.keepSession("r", "other", b), true);
-  assert.equal(s.takeSession("r", "app"), a);
-  assert.equal(s.takeSession("r", "app"), undefined);
-  assert.equal(s.takeSession("q", "other"), undefined);
-  assert.equal(s.takeSession("r", "other"), b);
-});

@@ -15,30 +15,11 @@ function repoKey(registry: string, repository: string): string {
  * - assumed blobs: the config and layers of the manifest a destination tag held when it was read
  *   at build start ({@link RegistryClient.prefetchPushState}). A push skips their existence
  *   checks; a manifest PUT that the registry refuses then makes the push forget them and check
- *   every blob again (see {@link isStaleAssumption});
- * - an upload session per repository that the push-permission check opened and kept: the next
- *   push's first upload completes it instead of opening one.
+ *   every blob again (see {@link isStaleAssumption}).
  */
 export class PushState {
   private readonly verified = new Map<string, Promise<void>>();
   private readonly assumed = new Map<string, Promise<readonly Digest[]>[]>();
-  private readonly sessions = new Map<string, URL>();
-
-  /** Keeps an open upload session (its `Location`) for a repository; false when one is kept already. */
-  keepSession(registry: string, repository: string, location: URL): boolean {
-    const key = repoKey(registry, repository);
-    if (this.sessions.has(key)) return false;
-    this.sessions.set(key, location);
-    return true;
-  }
-
-  /** Hands out (and forgets) the kept upload session of a repository. */
-  takeSession(registry: string, repository: string): URL | undefined {
-    const key = repoKey(registry, repository);
-    const url = this.sessions.get(key);
-    this.sessions.delete(key);
-    return url;
-  }
 
   /** Runs `push` for a blob of a repository unless it is known there or already being pushed. */
   once(registry: string, repository: string, digest: Digest, push: () => Promise<void>): Promise<void> {

@@ -1,4 +1,5 @@
 import { Readable, Transform } from "node:stream";
+import { mapLimit } from "../common/map-limit.js";
 import type { Digest } from "../image/digest.js";
 import type { Image } from "../image/types.js";
 import { blobProgress, type BlobProgress } from "./blob-progress.js";
@@ -7,7 +8,7 @@ import { redactText, RegistryError } from "./errors.js";
 import type { ClientContext } from "./events.js";
 
 import { header, unexpected, type HostResponse, type RegistryHost } from "./host.js";
-import { createLimiter, mapLimit, type Limiter } from "./limit.js";
+import { createLimiter, type Limiter } from "./limit.js";
 import { isStaleAssumption, type PushState } from "./push-state.js";
 import { retryOpts, withRetry } from "./retry.js";
 
@@ -47,11 +48,6 @@ export interface PushSettings {
   signal?: AbortSignal;
   /** Bounds the uploads (mount attempts and transfers) of blobs the HEAD check did not find. */
   uploads?: Limiter;
-  /**
-   * An upload session opened earlier (the push-permission check's), handed to the first blob that
-   * needs a plain monolithic upload; an expired or refused one falls back to a fresh session.
-   */
-  takeUploadSession?: () => URL | undefined;
 }
 
 /** Thrown inside the manifest PUT's retry loop to leave it at once: a blob assumed present may be missing. */
@@ -293,28 +289,6 @@ export async function pushBlob(
       }
       const upload = async (): Promise<void> => {
         const chunk = settings.chunkSize;
-        const session =
-          blob.mountFrom.length === 0 && (chunk === undefined || blob.size <= chunk)
-            ? settings.takeUploadSession?.()
-            : undefined;
-        if (session !== undefined) {
-          progress ??= blobProgress(ctx, { ...transfer, size: blob.size });
-          try {
-            await uploadMonolithic(host, repository, scopes, blob, session, progress, signal);
-            progress.end("done");
-            ctx.emit({
-              kind: "blob-pushed",
-              registry: host.registry,
-              repository,
-              digest: blob.digest,
-              size: blob.size,
-            });
-            return;
-          } catch (e) {
-            if (signal?.aborted) throw e;
-            progress.update(0); // the kept session expired or was refused: a fresh one below
-          }
-        }
         const started = await startUpload(host, repository, scopes, blob, ctx, signal);
         if (started === "mounted") return;
         progress ??= blobProgress(ctx, { ...transfer, size: blob.size });
@@ -384,17 +358,7 @@ export async function pushImageTo(
     ];
     blobs.set(l.digest, { digest: l.digest, size: l.size, mountFrom, open: (s) => l.openCompressed(s) });
   }
-  // The session the push-permission check kept: the first plain upload completes it.
-  let session = state.takeSession(host.registry, repository);
-  const blobSettings: PushSettings = {
-    ...settings,
-    uploads: settings.uploads ?? createLimiter(UPLOAD_CONCURRENCY),
-    takeUploadSession: () => {
-      const s = session;
-      session = undefined;
-      return s;
-    },
-  };
+  const blobSettings: PushSettings = { ...settings, uploads: settings.uploads ?? createLimiter(UPLOAD_CONCURRENCY) };
   const assumed = new Set(await state.assumedIn(host.registry, repository));
   // A layer pulled from this very repository is there too (a cache entry's layer in the cache's chain
   // record, an image pushed back to the repository it came from): same assumption, same safety net.
@@ -404,7 +368,7 @@ export async function pushImageTo(
     }
   }
   // With the tag's blobs known, a small blob outside them (the new config) is sent without a HEAD.
-  const pushBlobs = (trusted: ReadonlySet<Digest>): Promise<void> =>
+  const pushBlobs = (trusted: ReadonlySet<Digest>): Promise<void[]> =>
     mapLimit([...blobs.values()], HEAD_CONCURRENCY, (blob) => {
       if (trusted.has(blob.digest)) {
         ctx.emit({ kind: "blob-exists", registry: host.registry, repository, digest: blob.digest, size: blob.size });
@@ -433,10 +397,6 @@ export async function pushImageTo(
   const operation = `push manifest ${host.registry}/${repository}:${reference}`;
   const skipped = [...blobs.keys()].filter((d) => assumed.has(d));
   await pushBlobs(assumed);
-  // An unused kept session is cancelled alongside the manifest PUT (no extra round trip in line).
-  const unused = session;
-  session = undefined;
-  const cancelled = unused !== undefined ? cancelUpload(host, repository, unused, signal) : Promise.resolve();
   try {
     await withRetry(
       async () => {
@@ -462,8 +422,6 @@ export async function pushImageTo(
     state.forget(host.registry, repository, blobs.keys());
     await pushBlobs(new Set());
     await withRetry(putManifest, retryOpts(ctx, host, operation, signal));
-  } finally {
-    await cancelled;
   }
   ctx.emit({ kind: "manifest-pushed", registry: host.registry, repository, reference, digest: image.digest });
   return image.digest;
@@ -493,8 +451,7 @@ async function cancelUpload(
 
 /**
  * kaniko's pre-build push check: start an upload session in the repository and cancel it. Fails
- * with PUSH_PERMISSION_DENIED and kaniko's wording when the registry refuses. When `keep` takes the
- * session (returns true), it stays open for the push's first upload instead of being cancelled.
+ * with PUSH_PERMISSION_DENIED and kaniko's wording when the registry refuses.
  */
 export async function checkPush(
   ctx: ClientContext,
@@ -502,7 +459,6 @@ export async function checkPush(
   repository: string,
   refString: string,
   signal?: AbortSignal,
-  keep?: (location: URL) => boolean,
 ): Promise<void> {
   const prefix =
     "error checking push permissions -- make sure you entered the correct tag name, and that you are authenticated correctly, and try again";
@@ -524,7 +480,7 @@ export async function checkPush(
         await res.body.dump();
         if (header(res.headers, "location") === undefined) return;
         const loc = host.resolveLocation(res, "pushing", repository);
-        if (keep?.(loc) !== true) await cancelUpload(host, repository, loc, signal);
+        await cancelUpload(host, repository, loc, signal);
       },
       retryOpts(ctx, host, `check push permission ${refString}`, signal),
     );

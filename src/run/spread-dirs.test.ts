@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { findHelper } from "./helper-path.js";
-import { spreadSubdirectories } from "./spread-dirs.js";
+import { SPREAD_MARKER, spreadSubdirectories } from "./spread-dirs.js";
 
 const helper = findHelper() ?? null;
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -42,6 +42,23 @@ describe("spreadSubdirectories", { skip: helper === null && "native/kiln-exec is
     assert.doesNotMatch(lsattrFlags(child) ?? "", /T/);
     // Idempotent on a marked directory.
     assert.deepEqual(await spreadSubdirectories(dir, helper), { spread: true });
+  });
+
+  it("starts the helper once per directory: later calls find the marker", async (t) => {
+    if ((await statfs(scratch)).type !== 0xef53) return t.skip("the repository is not on ext4 here");
+    const dir = path.join(scratch, "marked");
+    await mkdir(dir);
+    // A helper that cannot start would report ENOENT: only a marked directory answers without it.
+    assert.equal((await spreadSubdirectories(dir, "/nonexistent/kiln-exec")).spread, false);
+    assert.deepEqual(await spreadSubdirectories(dir, helper), { spread: true });
+    assert.ok(existsSync(path.join(dir, SPREAD_MARKER)), "marker written after the flag was set");
+    assert.deepEqual(await spreadSubdirectories(dir, "/nonexistent/kiln-exec"), { spread: true });
+    // Deleted and made again: the marker went with it, so the helper is asked again.
+    await rm(dir, { recursive: true });
+    await mkdir(dir);
+    assert.equal((await spreadSubdirectories(dir, "/nonexistent/kiln-exec")).spread, false);
+    assert.deepEqual(await spreadSubdirectories(dir, helper), { spread: true });
+    assert.match(lsattrFlags(dir) ?? "", /T/);
   });
 
   it("reports, without throwing, a directory that does not exist", async () => {

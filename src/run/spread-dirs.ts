@@ -1,9 +1,16 @@
 import { execFile } from "node:child_process";
-import { statfs } from "node:fs/promises";
+import { stat, statfs, writeFile } from "node:fs/promises";
+import * as path from "node:path";
 import { findHelper } from "./helper-path.js";
 
 /** `statfs` type of ext2/3/4, the filesystems with the flag and the allocator it steers. */
 const EXT4_SUPER_MAGIC = 0xef53;
+
+/**
+ * Empty file left in a directory once it carries the flag: later calls see it with one `stat` and
+ * start no helper. It goes with the directory when that is deleted (a new one is marked anew).
+ */
+export const SPREAD_MARKER = ".kiln-spread";
 
 /** What {@link spreadSubdirectories} did. */
 export interface SpreadResult {
@@ -23,7 +30,10 @@ export interface SpreadResult {
  * with the fewest directories (ties broken by a hash of the name), so a build can still land in a
  * recently emptied group, only far less often than next to `dir`. Best effort: never throws. On other
  * filesystems (tmpfs, xfs, the overlay root of a container) it returns `spread: false` after one
- * `statfs`, without starting the helper.
+ * `statfs`, without starting the helper. Once the flag is set, {@link SPREAD_MARKER} is written in
+ * `dir`, and later calls on it return `spread: true` after the `statfs` and one `stat` of that file,
+ * without the helper (a copy of the directory on ext4 that kept the marker but lost the flag, e.g. by
+ * `cp -a`, is then not marked again: subdirectories are merely placed as without it).
  * @param helper the kiln-exec binary (default: {@link findHelper}); null when there is none.
  */
 export async function spreadSubdirectories(
@@ -35,7 +45,10 @@ export async function spreadSubdirectories(
   if (fs instanceof Error) return { spread: false, reason: fs.message };
   if (fs.type !== EXT4_SUPER_MAGIC)
     return { spread: false, reason: `not ext4 (statfs type 0x${fs.type.toString(16)})` };
-  return new Promise((resolve) => {
+  const marker = path.join(dir, SPREAD_MARKER);
+  const marked = await stat(marker).catch(() => undefined);
+  if (marked?.isFile()) return { spread: true };
+  const r = await new Promise<SpreadResult>((resolve) => {
     execFile(helper, ["--spread", dir], { encoding: "utf8", env: {} }, (err, stdout, stderr) => {
       const line = stdout.trim();
       if (err) resolve({ spread: false, reason: stderr.trim() || err.message });
@@ -43,4 +56,6 @@ export async function spreadSubdirectories(
       else resolve({ spread: false, reason: line.replace(/^topdir=0 ?/, "") || "unexpected helper output" });
     });
   });
+  if (r.spread) await writeFile(marker, "").catch(() => undefined); // without it, the next call asks the helper again
+  return r;
 }

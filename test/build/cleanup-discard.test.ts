@@ -8,8 +8,8 @@ import * as assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { build, optionsFromFlags, RegistryClient, registryOptionsFor } from "../../src/index.js";
 import { writeTree } from "../integration/helpers.js";
+import { libraryBuild } from "../support/library-build.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 
 /** Builds with kaniko flags; what `discardDir` was handed and the build dirs left in the state dir. */
@@ -19,7 +19,8 @@ async function buildOnce(
   flags: string[],
 ): Promise<{ discarded: string[]; left: string[] }> {
   const stateDir = path.join(work, `state-${name}`);
-  const opts = optionsFromFlags(
+  const discarded: string[] = [];
+  await libraryBuild(
     [
       "--context",
       path.join(work, "ctx"),
@@ -31,23 +32,13 @@ async function buildOnce(
       stateDir,
       ...flags,
     ],
-    {},
-  );
-  const discarded: string[] = [];
-  const registry = new RegistryClient(registryOptionsFor(opts, () => {}));
-  try {
-    await build(opts, {
-      registry,
+    {
       runner: () => Promise.reject(new Error("this Dockerfile has no RUN")),
-      report: () => {},
-      now: () => new Date(),
       discardDir: async (dir) => {
         discarded.push(dir);
       },
-    });
-  } finally {
-    await registry.close();
-  }
+    },
+  );
   const left = (await readdir(stateDir)).filter((n) => n.startsWith("build-")).map((n) => path.join(stateDir, n));
   return { discarded, left };
 }

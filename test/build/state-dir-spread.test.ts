@@ -8,13 +8,13 @@
  */
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readdir, statfs } from "node:fs/promises";
+import { access, readdir, statfs } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { build, optionsFromFlags, RegistryClient, registryOptionsFor } from "../../src/index.js";
-import type { BuildEvent } from "../../src/build/events.js";
 import { findHelper } from "../../src/run/index.js";
+import { SPREAD_MARKER } from "../../src/run/spread-dirs.js";
 import { writeTree } from "../integration/helpers.js";
+import { libraryBuild } from "../support/library-build.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 
 /** The inode flags `lsattr -d` prints for `dir` ("-------------Te-------"), or "" without lsattr. */
@@ -37,7 +37,7 @@ describe("the state dir of a build", () => {
     if ((await statfs(work)).type !== 0xef53) return t.skip("the test temp dir is not on ext4 here");
     if (findHelper() === undefined) return t.skip("native/kiln-exec is not built");
     const stateDir = path.join(work, "state");
-    const opts = optionsFromFlags(
+    const { events } = await libraryBuild(
       [
         "--context",
         path.join(work, "ctx"),
@@ -50,21 +50,11 @@ describe("the state dir of a build", () => {
         "--layer-store",
         path.join(work, "store"),
       ],
-      {},
-    );
-    const events: BuildEvent[] = [];
-    const registry = new RegistryClient(registryOptionsFor(opts, () => {}));
-    try {
-      await build(opts, {
-        registry,
+      {
         runner: () => Promise.reject(new Error("this Dockerfile has no RUN")),
-        report: (e) => events.push(e),
-        now: () => new Date(),
         discardDir: async () => {}, // keep the build dir to look at it
-      });
-    } finally {
-      await registry.close();
-    }
+      },
+    );
     const notSpread = events.filter((e) => e.kind === "debug" && e.message.startsWith("state dir not spread"));
     assert.deepEqual(notSpread, []);
     assert.match(lsattrFlags(stateDir), /T/);
@@ -74,5 +64,8 @@ describe("the state dir of a build", () => {
     assert.doesNotMatch(lsattrFlags(path.join(stateDir, builds[0] as string)), /T/);
     // The layer store's extraction dir is marked too (entries are unpacked there, then renamed).
     assert.match(lsattrFlags(path.join(work, "store", "tmp")), /T/);
+    // Both carry the marker that spares the next build the helper (and the store keeps it in tmp/).
+    await access(path.join(stateDir, SPREAD_MARKER));
+    await access(path.join(work, "store", "tmp", SPREAD_MARKER));
   });
 });

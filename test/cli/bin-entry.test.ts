@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { copyFile, mkdir, stat, utimes, writeFile } from "node:fs/promises";
 import * as path from "node:path";
+import { runKiln } from "../support/kiln-cli.js";
+import { startRegistry } from "../support/registry.js";
 import { removeDir, repoRoot, tempDir } from "../support/tmp.js";
 
 interface Run {
@@ -141,4 +143,65 @@ describe("dist/bundle and dist/src behave the same", () => {
       assert.equal(a.stderr.replace(/\d+/g, "N"), b.stderr.replace(/\d+/g, "N"));
     });
   }
+});
+
+// scripts/build-bundle.mjs defers node:tls and node:http2 to first use (they cost ~20 ms of every
+// start on Node 24). The bundle must not load them when it starts, and must still speak TLS when a
+// registry needs it.
+describe("the bundle loads node:tls and node:http2 on first use", () => {
+  const root = repoRoot();
+  const bundleFile = path.join(root, "dist/bundle/main.mjs");
+  let skip: string | undefined;
+  let work: string;
+
+  before(async () => {
+    if (!(await stat(bundleFile).catch(() => undefined))) skip = "no dist/bundle (run npm run build)";
+    work = await tempDir("bin-entry-lazy");
+  });
+  after(async () => {
+    if (work) await removeDir(work);
+  });
+
+  test("importing the bundle loads neither module", async (t) => {
+    if (skip) return t.skip(skip);
+    const probe = path.join(work, "probe.mjs");
+    await writeFile(
+      probe,
+      `const before = new Set(process.moduleLoadList);\nawait import(${JSON.stringify(bundleFile)});\n` +
+        `console.log(JSON.stringify(process.moduleLoadList.filter((m) => !before.has(m))));\n`,
+    );
+    const r = await run(probe, []);
+    assert.equal(r.code, 0, r.stderr);
+    const loaded = JSON.parse(r.stdout) as string[];
+    // The probe is real: the bundle does load other built-ins when it starts.
+    assert.ok(loaded.includes("NativeModule child_process"), loaded.join(", "));
+    assert.deepEqual(
+      loaded.filter((m) => /^NativeModule (tls|http2|assert)$/.test(m)),
+      [],
+    );
+  });
+
+  test("a build pushes to a TLS registry trusted through --registry-certificate", async (t) => {
+    if (skip) return t.skip(skip);
+    const reg = await startRegistry({ tls: true });
+    try {
+      const ctx = path.join(work, "ctx");
+      await mkdir(ctx, { recursive: true });
+      await writeFile(path.join(ctx, "Dockerfile"), "FROM scratch\nCOPY hello /hello\n");
+      await writeFile(path.join(ctx, "hello"), "hi\n");
+      const r = await runKiln([
+        "build",
+        "--context",
+        ctx,
+        "--destination",
+        `${reg.host}/lazy-tls:1`,
+        "--registry-certificate",
+        `${reg.host}=${reg.caFile ?? ""}`,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /Pushed 127\.0\.0\.1:\d+\/lazy-tls@sha256:[0-9a-f]{64}/);
+    } finally {
+      await reg.stop();
+    }
+  });
 });

@@ -18,9 +18,9 @@ import {
   type RegistryClientOptions,
   type RegistryEvent,
 } from "../../src/registry/index.js";
-import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.js";
+import type { FaultProxy } from "../support/fault-proxy.js";
 import { startRegistry, testImage, testLayer, type TestRegistry } from "../support/registry.js";
-import { removeDir, tempDir } from "../support/tmp.js";
+import { useSuiteFixture } from "../support/suite-fixture.js";
 
 function newClient(extra: Partial<RegistryClientOptions> = {}): { client: RegistryClient; events: RegistryEvent[] } {
   const events: RegistryEvent[] = [];
@@ -50,19 +50,7 @@ function skopeoPullAll(ref: string, dir: string): void {
 }
 
 describe("push with the destination tag's blobs prefetched", () => {
-  let reg: TestRegistry;
-  let proxy: FaultProxy;
-  let work: string;
-  before(async () => {
-    reg = await startRegistry();
-    proxy = await startFaultProxy({ target: reg.host });
-    work = await tempDir("push-prefetch");
-  });
-  after(async () => {
-    await proxy?.stop();
-    await reg?.stop();
-    if (work) await removeDir(work);
-  });
+  const fx = useSuiteFixture("push-prefetch", { registry: "empty", proxy: true });
 
   test("blobs the tag already holds get no HEAD, the small new config is uploaded unchecked, a large new layer is checked", async () => {
     const l1 = testLayer({ a: "prefetch-1" });
@@ -70,18 +58,18 @@ describe("push with the destination tag's blobs prefetched", () => {
     // Incompressible and above UNCHECKED_UPLOAD_MAX_BYTES: a new layer this size is checked first.
     const l3 = testLayer({ c: randomBytes(96 * 1024) });
     const first = newClient();
-    await first.client.pushImage(parseReference(`${proxy.host}/app:latest`), testImage([l1, l2]));
+    await first.client.pushImage(parseReference(`${fx.proxy.host}/app:latest`), testImage([l1, l2]));
     await first.client.close();
 
     const { client, events } = newClient();
     try {
-      proxy.requests.splice(0);
-      const ref = parseReference(`${proxy.host}/app:latest`);
+      fx.proxy.requests.splice(0);
+      const ref = parseReference(`${fx.proxy.host}/app:latest`);
       assert.equal(await client.prefetchPushState(ref), 3);
-      assert.equal(count(proxy.requests, "GET", /^\/v2\/app\/manifests\/latest$/), 1);
+      assert.equal(count(fx.proxy.requests, "GET", /^\/v2\/app\/manifests\/latest$/), 1);
       const next = testImage([l1, l2, l3], "oci", ["/bin/true"]);
       assert.equal(await client.pushImage(ref, next), next.digest);
-      const reqs = [...proxy.requests];
+      const reqs = [...fx.proxy.requests];
       const list = reqs.map((q) => `${q.method} ${q.path}`).join("\n");
       // l1 and l2 are taken from the tag's manifest; the new config is uploaded at once, l3 checked first.
       assert.ok(l3.size > UNCHECKED_UPLOAD_MAX_BYTES);
@@ -92,7 +80,7 @@ describe("push with the destination tag's blobs prefetched", () => {
       assert.equal(kinds(events, "blob-pushed").length, 2);
       assert.equal(count(reqs, "PUT", /\/manifests\/latest$/), 1, list);
       assert.equal(kinds(events, "retry").length, 0);
-      skopeoPullAll(`${reg.host}/app:latest`, `${work}/app`);
+      skopeoPullAll(`${fx.reg.host}/app:latest`, `${fx.work}/app`);
     } finally {
       await client.close();
     }
@@ -102,13 +90,13 @@ describe("push with the destination tag's blobs prefetched", () => {
     const { client } = newClient();
     try {
       const image = testImage([testLayer({ d: "prefetch-none" })]);
-      proxy.requests.splice(0);
-      assert.equal(await client.prefetchPushState(parseReference(`${proxy.host}/none:latest`)), 0);
-      assert.equal(await client.prefetchPushState(parseReference(`${proxy.host}/none@${image.digest}`)), 0);
+      fx.proxy.requests.splice(0);
+      assert.equal(await client.prefetchPushState(parseReference(`${fx.proxy.host}/none:latest`)), 0);
+      assert.equal(await client.prefetchPushState(parseReference(`${fx.proxy.host}/none@${image.digest}`)), 0);
       // The digest reference is not read at all.
-      assert.equal(proxy.requests.filter((q) => q.path.startsWith("/v2/none/")).length, 1);
-      await client.pushImage(parseReference(`${proxy.host}/none:latest`), image);
-      assert.equal(count(proxy.requests, "HEAD", /^\/v2\/none\/blobs\//), 2);
+      assert.equal(fx.proxy.requests.filter((q) => q.path.startsWith("/v2/none/")).length, 1);
+      await client.pushImage(parseReference(`${fx.proxy.host}/none:latest`), image);
+      assert.equal(count(fx.proxy.requests, "HEAD", /^\/v2\/none\/blobs\//), 2);
 
       // An index under the tag: its images' blobs are not named, so every blob is checked.
       const index = JSON.stringify({
@@ -123,14 +111,14 @@ describe("push with the destination tag's blobs prefetched", () => {
           },
         ],
       });
-      const res = await fetch(`${reg.url}/v2/none/manifests/multi`, {
+      const res = await fetch(`${fx.reg.url}/v2/none/manifests/multi`, {
         method: "PUT",
         headers: { "content-type": "application/vnd.oci.image.index.v1+json" },
         body: index,
       });
       assert.equal(res.status, 201);
       const other = newClient();
-      assert.equal(await other.client.prefetchPushState(parseReference(`${proxy.host}/none:multi`)), 0);
+      assert.equal(await other.client.prefetchPushState(parseReference(`${fx.proxy.host}/none:multi`)), 0);
       await other.client.close();
     } finally {
       await client.close();
@@ -142,21 +130,21 @@ describe("push with the destination tag's blobs prefetched", () => {
     const l2 = testLayer({ f: "gone-2" });
     const image = testImage([l1, l2]);
     const first = newClient();
-    await first.client.pushImage(parseReference(`${proxy.host}/gc:latest`), image);
+    await first.client.pushImage(parseReference(`${fx.proxy.host}/gc:latest`), image);
     await first.client.close();
 
     const { client, events } = newClient();
     try {
-      const ref = parseReference(`${proxy.host}/gc:latest`);
+      const ref = parseReference(`${fx.proxy.host}/gc:latest`);
       assert.equal(await client.prefetchPushState(ref), 3);
-      const del = await fetch(`${reg.url}/v2/gc/blobs/${l1.digest}`, { method: "DELETE" });
+      const del = await fetch(`${fx.reg.url}/v2/gc/blobs/${l1.digest}`, { method: "DELETE" });
       assert.equal(del.status, 202);
-      const head = await fetch(`${reg.url}/v2/gc/blobs/${l1.digest}`, { method: "HEAD" });
+      const head = await fetch(`${fx.reg.url}/v2/gc/blobs/${l1.digest}`, { method: "HEAD" });
       assert.equal(head.status, 404);
 
-      proxy.requests.splice(0);
+      fx.proxy.requests.splice(0);
       assert.equal(await client.pushImage(ref, image), image.digest);
-      const reqs = [...proxy.requests];
+      const reqs = [...fx.proxy.requests];
       const list = reqs.map((q) => `${q.method} ${q.path}`).join("\n");
       // First PUT refused (MANIFEST_BLOB_UNKNOWN), then one HEAD per blob, the lost layer uploaded, PUT again.
       assert.equal(count(reqs, "PUT", /\/gc\/manifests\/latest$/), 2, list);
@@ -166,12 +154,34 @@ describe("push with the destination tag's blobs prefetched", () => {
       const retries = kinds(events, "retry");
       assert.equal(retries.length, 1);
       assert.match((retries[0] as { reason: string }).reason, /MANIFEST_BLOB_UNKNOWN.*assumed present/);
-      skopeoPullAll(`${reg.host}/gc:latest`, `${work}/gc`);
+      skopeoPullAll(`${fx.reg.host}/gc:latest`, `${fx.work}/gc`);
 
       // What the safety net verified is remembered: a next push to the repository checks only its new config.
-      proxy.requests.splice(0);
-      await client.pushImage(parseReference(`${proxy.host}/gc:again`), testImage([l1, l2], "oci", ["/bin/true"]));
-      assert.equal(count(proxy.requests, "HEAD", /\/gc\/blobs\//), 1);
+      fx.proxy.requests.splice(0);
+      await client.pushImage(parseReference(`${fx.proxy.host}/gc:again`), testImage([l1, l2], "oci", ["/bin/true"]));
+      assert.equal(count(fx.proxy.requests, "HEAD", /\/gc\/blobs\//), 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test("the push-permission check cancels its upload session, as kaniko's does; the push opens its own", async () => {
+    const { client } = newClient();
+    try {
+      const ref = parseReference(`${fx.proxy.host}/check:1`);
+      fx.proxy.requests.splice(0);
+      await client.checkPushPermission(ref);
+      assert.equal(count(fx.proxy.requests, "POST", /^\/v2\/check\/blobs\/uploads\/$/), 1);
+      assert.equal(count(fx.proxy.requests, "DELETE", /^\/v2\/check\/blobs\/uploads\//), 1);
+      const image = testImage([testLayer({ h: "checked-push" })]);
+      assert.equal(await client.pushImage(ref, image), image.digest);
+      const reqs = [...fx.proxy.requests];
+      const list = reqs.map((q) => `${q.method} ${q.path}`).join("\n");
+      // Two new blobs (config, layer): one upload session each, besides the check's cancelled one.
+      assert.equal(count(reqs, "POST", /^\/v2\/check\/blobs\/uploads\/$/), 3, list);
+      assert.equal(count(reqs, "PUT", /^\/v2\/check\/blobs\/uploads\//), 2, list);
+      assert.equal(count(reqs, "DELETE", /\/blobs\/uploads\//), 1, list);
+      skopeoPullAll(`${fx.reg.host}/check:1`, `${fx.work}/check`);
     } finally {
       await client.close();
     }
@@ -193,88 +203,6 @@ test("Docker Hub tags are not read: its pull rate limit counts every manifest GE
   } finally {
     await client.close();
   }
-});
-
-describe("the push-permission check's upload session kept for the push", () => {
-  let reg: TestRegistry;
-  let proxy: FaultProxy;
-  let work: string;
-  before(async () => {
-    reg = await startRegistry();
-    proxy = await startFaultProxy({ target: reg.host });
-    work = await tempDir("push-session");
-  });
-  after(async () => {
-    await proxy?.stop();
-    await reg?.stop();
-    if (work) await removeDir(work);
-  });
-
-  test("the first upload completes the kept session: one POST for check and push, no DELETE", async () => {
-    const { client } = newClient();
-    try {
-      const ref = parseReference(`${proxy.host}/keep:1`);
-      proxy.requests.splice(0);
-      await client.checkPushPermission(ref, undefined, { keepUploadSession: true });
-      const image = testImage([testLayer({ h: "kept-session" })]);
-      assert.equal(await client.pushImage(ref, image), image.digest);
-      const reqs = [...proxy.requests];
-      const list = reqs.map((q) => `${q.method} ${q.path}`).join("\n");
-      // Two new blobs (config, layer): the kept session serves one, a fresh POST the other.
-      assert.equal(count(reqs, "POST", /^\/v2\/keep\/blobs\/uploads\/$/), 2, list);
-      assert.equal(count(reqs, "PUT", /^\/v2\/keep\/blobs\/uploads\//), 2, list);
-      assert.equal(count(reqs, "DELETE", /\/blobs\/uploads\//), 0, list);
-      skopeoPullAll(`${reg.host}/keep:1`, `${work}/keep`);
-
-      // Without the option the check cancels its session, as kaniko's does.
-      const plain = newClient();
-      proxy.requests.splice(0);
-      await plain.client.checkPushPermission(parseReference(`${proxy.host}/keep:2`));
-      assert.equal(count(proxy.requests, "DELETE", /\/blobs\/uploads\//), 1);
-      await plain.client.close();
-    } finally {
-      await client.close();
-    }
-  });
-
-  test("a kept session the push does not need is cancelled; a refused one falls back to a fresh session", async () => {
-    const image = testImage([testLayer({ i: "unused-session" })]);
-    const first = newClient();
-    await first.client.pushImage(parseReference(`${proxy.host}/keep2:1`), image);
-    await first.client.close();
-
-    const { client } = newClient();
-    try {
-      const ref = parseReference(`${proxy.host}/keep2:1`);
-      await Promise.all([
-        client.prefetchPushState(ref),
-        client.checkPushPermission(ref, undefined, { keepUploadSession: true }),
-      ]);
-      proxy.requests.splice(0);
-      await client.pushImage(ref, image);
-      // Every blob is in the tag's manifest: nothing to upload, the session is cancelled.
-      assert.equal(count(proxy.requests, "DELETE", /^\/v2\/keep2\/blobs\/uploads\//), 1);
-      assert.equal(count(proxy.requests, "POST", /\/blobs\/uploads\//), 0);
-    } finally {
-      await client.close();
-    }
-
-    // The kept session's PUT refused (an expired session): the blob goes through a fresh one.
-    const other = newClient();
-    try {
-      const ref = parseReference(`${proxy.host}/keep3:1`);
-      await other.client.checkPushPermission(ref, undefined, { keepUploadSession: true });
-      proxy.requests.splice(0);
-      proxy.setRules([{ method: "PUT", path: /^\/v2\/keep3\/blobs\/uploads\//, fault: "status500", times: 1 }]);
-      const img = testImage([testLayer({ j: "refused-session" })]);
-      assert.equal(await other.client.pushImage(ref, img), img.digest);
-      assert.equal(count(proxy.requests, "PUT", /^\/v2\/keep3\/blobs\/uploads\//), 3);
-      skopeoPullAll(`${reg.host}/keep3:1`, `${work}/keep3`);
-    } finally {
-      proxy.setRules([]);
-      await other.client.close();
-    }
-  });
 });
 
 describe("prefetch with token auth", () => {

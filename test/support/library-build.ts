@@ -20,11 +20,16 @@ export interface LibraryBuildOutcome {
 
 /**
  * Runs a whole build through the library API with kaniko flags (as docs/library.md shows), collecting
- * its events. `onEvent` sees each event as it happens; `runner` replaces the probed runner.
+ * its events. `onEvent` sees each event as it happens; `runner` replaces the probed runner; `discardDir`
+ * is handed to the build (see BuildDeps.discardDir; default: the build deletes its directory itself).
  */
 export async function libraryBuild(
   args: string[],
-  hooks: { onEvent?: (e: BuildEvent) => void; runner?: () => Promise<Runner> } = {},
+  hooks: {
+    onEvent?: (e: BuildEvent) => void;
+    runner?: () => Promise<Runner>;
+    discardDir?: (dir: string) => Promise<void>;
+  } = {},
 ): Promise<LibraryBuildOutcome> {
   const opts = optionsFromFlags(args, {});
   const events: BuildEvent[] = [];
@@ -46,6 +51,7 @@ export async function libraryBuild(
       },
       report,
       now: () => new Date(),
+      ...(hooks.discardDir ? { discardDir: hooks.discardDir } : {}),
     });
     return { digest: result.digest, events, runnerCalls };
   } finally {

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
@@ -125,10 +125,11 @@ test("leftovers of crashed processes (tmp dirs, leases) are removed when the sto
     await mkdir(path.join(half, "tree", "usr"), { recursive: true });
     const live = path.join(dir, "tmp", `${process.pid}-mine`);
     await mkdir(live);
+    await writeFile(path.join(dir, "tmp", ".kiln-spread"), ""); // hidden: not the store's
     await mkdir(path.join(dir, "leases", "ff".repeat(32)), { recursive: true });
     await writeFile(path.join(dir, "leases", "ff".repeat(32), `${dead}-x`), "");
     await LayerStore.open(dir, { maxBytes: BIG });
-    assert.deepEqual(await readdir(path.join(dir, "tmp")), [`${process.pid}-mine`]);
+    assert.deepEqual((await readdir(path.join(dir, "tmp"))).sort(), [".kiln-spread", `${process.pid}-mine`]);
     assert.deepEqual(await readdir(path.join(dir, "leases")), []);
   });
 });
@@ -278,6 +279,37 @@ test("a stack index is the merged view of its layers, stored once, verified and 
     const single = await store.stackIndex([layers[0] as (typeof layers)[0]]);
     assert.equal(single.kind, "layer");
     assert.equal(single.count, layers[0]?.index.entries.size);
+    await store.release();
+  });
+});
+
+test("stack index bytes are re-counted only when the stacks directory changed", async () => {
+  await withStore(async (dir) => {
+    const lower = await layerOf([{ name: "a", body: "a" }]);
+    const upper = await layerOf([{ name: "b", body: "b" }]);
+    const store = await LayerStore.open(dir, { maxBytes: BIG });
+    const layers = [await store.acquire(lower.diffId, lower.open), await store.acquire(upper.diffId, upper.open)];
+    const recorded = layers.reduce((n, l) => n + l.bytes, 0);
+    const stack = await store.stackIndex(layers);
+    const stacks = path.join(layers[1]?.dir as string, "stacks");
+    const [file] = await readdir(stacks);
+    // Just written: a change within the same clock tick could leave the times equal, so nothing is
+    // remembered and an in-place change is still seen.
+    await writeFile(path.join(stacks, file as string), Buffer.alloc(stack.bytes + 100));
+    assert.equal((await store.usage()).bytes, recorded + stack.bytes + 100);
+    // Settled (last changed long ago): its sum is remembered; an in-place rewrite (which kiln never
+    // does) leaves the directory as it was and is not re-counted, proving the sum was not re-read.
+    const past = new Date(Date.now() - 60_000);
+    await utimes(stacks, past, past);
+    assert.equal((await store.usage()).bytes, recorded + stack.bytes + 100);
+    await writeFile(path.join(stacks, file as string), Buffer.alloc(stack.bytes));
+    assert.equal((await store.usage()).bytes, recorded + stack.bytes + 100, "remembered, not re-read");
+    // A stack index published into it changes the directory: counted again, with the new file.
+    await writeFile(path.join(stacks, "other.bin"), Buffer.alloc(10));
+    assert.equal((await store.usage()).bytes, recorded + stack.bytes + 10);
+    // Another instance (another process) counts the directory itself.
+    const other = await LayerStore.open(dir, { maxBytes: BIG });
+    assert.equal((await other.usage()).bytes, recorded + stack.bytes + 10);
     await store.release();
   });
 });

@@ -66,6 +66,8 @@ const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 const INDEX_FILE = "index.bin";
 /** Directory of stack indexes inside the entry of a stack's topmost layer. */
 const STACKS_DIR = "stacks";
+/** A `stacks/` directory unchanged for longer than this has its byte count remembered (see #stackBytes). */
+const SETTLED_MS = 2000;
 
 /** True when a process with this pid exists (EPERM: it exists but is not ours). */
 function pidAlive(pid: number): boolean {
@@ -115,6 +117,8 @@ export class LayerStore {
   readonly #leased = new Set<string>();
   readonly #now: () => Date;
   readonly #note: (message: string) => void;
+  /** Stack index bytes per entry, with the `stacks/` directory state they were counted in (see #stackBytes). */
+  readonly #stackSums = new Map<string, { ino: bigint; mtimeNs: bigint; ctimeNs: bigint; bytes: number }>();
 
   private constructor(dir: string, opts: LayerStoreOptions) {
     this.dir = path.resolve(dir);
@@ -149,10 +153,13 @@ export class LayerStore {
     return path.join(this.dir, "cache-mounts");
   }
 
-  /** Removes tmp directories and leases of processes that no longer exist. */
+  /**
+   * Removes tmp directories and leases of processes that no longer exist. Hidden names in `tmp/` are
+   * not the store's and stay (e.g. the marker that the directory's subdirectories are spread).
+   */
   async cleanStale(): Promise<void> {
     for (const name of await readdir(this.#tmpDir).catch(() => [] as string[])) {
-      if (!pidAlive(Number(name.split("-")[0])))
+      if (!name.startsWith(".") && !pidAlive(Number(name.split("-")[0])))
         await rm(path.join(this.#tmpDir, name), { recursive: true, force: true });
     }
     for (const hex of await readdir(this.#leasesDir).catch(() => [] as string[])) {
@@ -451,14 +458,32 @@ export class LayerStore {
     }
   }
 
-  /** Bytes of the stack indexes kept in an entry (written after meta.json, so counted here). */
+  /**
+   * Bytes of the stack indexes kept in an entry (written after meta.json, so counted here). The sum is
+   * remembered per entry with its `stacks/` directory's inode and times, so a later usage or eviction
+   * count costs one stat instead of a listing and a stat per file. Only a directory whose last change
+   * is more than {@link SETTLED_MS} old is remembered: file system times are coarse (one clock tick),
+   * and a change in the same tick as the stat would otherwise leave the times equal. (The real clock,
+   * not `now`: it is compared with the file system's times.)
+   */
   async #stackBytes(hex: string): Promise<number> {
     const dir = path.join(this.layersDir, hex, STACKS_DIR);
-    let n = 0;
-    for (const f of await readdir(dir).catch(() => [] as string[])) {
-      n += (await stat(path.join(dir, f)).catch(() => undefined))?.size ?? 0;
+    const st = await stat(dir, { bigint: true }).catch(() => undefined);
+    if (st === undefined) {
+      this.#stackSums.delete(hex);
+      return 0;
     }
-    return n;
+    const known = this.#stackSums.get(hex);
+    if (known && known.ino === st.ino && known.mtimeNs === st.mtimeNs && known.ctimeNs === st.ctimeNs)
+      return known.bytes;
+    let bytes = 0;
+    for (const f of await readdir(dir).catch(() => [] as string[])) {
+      bytes += (await stat(path.join(dir, f)).catch(() => undefined))?.size ?? 0;
+    }
+    if (Date.now() - Number(st.mtimeMs) > SETTLED_MS)
+      this.#stackSums.set(hex, { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, bytes });
+    else this.#stackSums.delete(hex);
+    return bytes;
   }
 
   async #list(): Promise<{ hex: string; diffId: string; bytes: number; lastUsed: string }[]> {
