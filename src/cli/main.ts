@@ -1,5 +1,6 @@
 import { setMaxListeners } from "node:events";
 import { readFileSync } from "node:fs";
+import * as path from "node:path";
 import { build, type Reporter } from "../build/index.js";
 import { KilnError } from "../common/errors.js";
 import { readOciLayout } from "../image/index.js";
@@ -158,8 +159,12 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
       {
         registry,
         runner: async () => {
-          // Probed in the state dir, where build roots (and RUN overlays) live.
-          const probe = await probeIsolation({ scratchDir: opts.stateDir });
+          // Probed in the state dir, where build roots (and RUN overlays) live; remembered in the layer
+          // store (kept across builds) while nothing the answer depends on changes.
+          const probe = await probeIsolation({
+            scratchDir: opts.stateDir,
+            ...(opts.layerStore ? { cacheFile: path.join(opts.layerStore.dir, "isolation-probe.json") } : {}),
+          });
           const runner = createRunner(opts.isolation, probe);
           report({
             kind: "isolation",

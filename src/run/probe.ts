@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { KilnError } from "../common/errors.js";
 import { isInContainer } from "./container-detect.js";
 import { findHelper } from "./helper-path.js";
+import { probeCacheKey, readProbeCache, writeProbeCache } from "./probe-cache.js";
 import { hostDetectionFs } from "./host-detection-fs.js";
 import type { IsolationProbe } from "./types.js";
 
@@ -73,6 +74,11 @@ export interface ProbeOptions {
    * the filesystem build roots live on, the state dir. Default: the OS temp dir.
    */
   scratchDir?: string;
+  /**
+   * A file that remembers the answer across builds (in a directory kiln keeps, e.g. the layer store):
+   * used only while everything the answer depends on is unchanged (see src/run/probe-cache.ts).
+   */
+  cacheFile?: string;
 }
 
 function runProbe(helper: string, scratchDir: string): Promise<string> {
@@ -121,8 +127,20 @@ export async function probeIsolation(options: string | ProbeOptions = {}): Promi
       });
     }
   }
-  return {
-    ...probeFromChecks(parseProbeLine(await runProbe(helper, scratchDir)), inContainer),
-    overlayDir: scratchDir,
-  };
+  const key = o.cacheFile !== undefined ? await probeCacheKey(helper, scratchDir) : undefined;
+  const cached = o.cacheFile !== undefined && key !== undefined ? await readProbeCache(o.cacheFile, key) : undefined;
+  let checks: Record<ProbeCheck, boolean> | undefined;
+  if (cached !== undefined) {
+    try {
+      checks = parseProbeLine(cached);
+    } catch {
+      checks = undefined; // a cache from another helper version: probe again
+    }
+  }
+  if (checks === undefined) {
+    const line = await runProbe(helper, scratchDir);
+    checks = parseProbeLine(line);
+    if (o.cacheFile !== undefined && key !== undefined) await writeProbeCache(o.cacheFile, key, line.trim());
+  }
+  return { ...probeFromChecks(checks, inContainer), overlayDir: scratchDir };
 }
