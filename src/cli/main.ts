@@ -160,10 +160,11 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
         registry,
         runner: async () => {
           // Probed in the state dir, where build roots (and RUN overlays) live; remembered in the layer
-          // store (kept across builds) while nothing the answer depends on changes.
+          // store, else the state dir (either may be kept across builds), while nothing the answer
+          // depends on changes.
           const probe = await probeIsolation({
             scratchDir: opts.stateDir,
-            ...(opts.layerStore ? { cacheFile: path.join(opts.layerStore.dir, "isolation-probe.json") } : {}),
+            cacheFile: path.join(opts.layerStore?.dir ?? opts.stateDir, "isolation-probe.json"),
           });
           const runner = createRunner(opts.isolation, probe);
           report({
