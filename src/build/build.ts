@@ -35,6 +35,7 @@ import {
   strictViolations,
   undefinedFromArgs,
 } from "./strict.js";
+import { imageCreatedFromHistory } from "./history-times.js";
 import { withRetries } from "./retry.js";
 import { CACHED_STEP_KINDS, stepSlot } from "./cache-inputs.js";
 import { openBuildLayerStore, StageRoot } from "./stage-root.js";
@@ -534,7 +535,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
           baseImage.config,
           r,
           stage === stages[stages.length - 1] ? opts.labels : {},
-          created(opts, deps),
+          opts.epoch !== undefined ? created(opts, deps) : imageCreatedFromHistory(r.history, created(opts, deps)),
         ),
         layers: r.layers,
         annotations: opts.annotations,

@@ -26,6 +26,7 @@ import { DEFAULT_PATH, getEnv, setEnv, splitEnv } from "./env.js";
 import { stepError } from "./errors.js";
 import type { CacheOutcome, Reporter } from "./events.js";
 import { createdBy, exposeHistory, healthcheckHistory, quoteList } from "./history.js";
+import { fillHistoryTimes } from "./history-times.js";
 import { changesEmpty, layerFromChanges, publishedLayer, type LayerSink } from "./layer-from-changes.js";
 import {
   cloneConfig,
@@ -214,16 +215,30 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   // In place, VOLUME paths join the ignore list of later RUN snapshots in this stage (kaniko).
   const stageVolumes: string[] = [];
   let runIgnore = svc.ignore;
-  /** `omitted`: the step changed the root, but its layer was not produced (see `layersWanted`). */
-  const addHistoryText = (text: string, layer: Layer | undefined, omitted = false): void => {
+  /** Entries of this stage that record no layer: their times are filled in at the end (history-times.ts). */
+  const layerless = new Set<HistoryEntry>();
+  /**
+   * `omitted`: the step changed the root, but its layer was not produced (see `layersWanted`). `at`: when
+   * the layer was made (a cache hit's original time); default now.
+   */
+  const addHistoryText = (text: string, layer: Layer | undefined, omitted = false, at?: Date): void => {
     const entry: HistoryEntry = {
-      created: svc.now().toISOString(),
+      created: (at ?? svc.now()).toISOString(),
       created_by: text,
       comment: "buildkit.dockerfile.v0",
     };
     if (layer) layers.push(layer);
-    else if (!omitted) entry.empty_layer = true;
+    else if (!omitted) {
+      entry.empty_layer = true;
+      layerless.add(entry);
+    }
     history.push(entry);
+  };
+  /** An entry that was recorded without a layer and now records one (made now). */
+  const gainsLayer = (entry: HistoryEntry): void => {
+    delete entry.empty_layer;
+    layerless.delete(entry);
+    entry.created = svc.now().toISOString();
   };
   // Layers of a stage nobody reads are not produced (no tar, no spool); the layer cache always needs them.
   let unread: Promise<boolean> | undefined;
@@ -290,7 +305,13 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         for (const sk of r.skipped)
           svc.report({ kind: "warning", code: "EXTRACT_SKIPPED", message: `${sk.path}: ${sk.reason}` });
       }
-      addHistoryText(found.entry.record.createdBy, layer);
+      // The layer's original time (BuildKit keeps it: an unchanged rebuild reproduces the image).
+      addHistoryText(
+        found.entry.record.createdBy,
+        layer,
+        false,
+        svc.sink.epoch === undefined ? found.entry.created : undefined,
+      );
       advanceChain(layer);
       outcome = { status: "hit", reason: `cached at ${cache.layers.description}:${key}`, key };
       return { hit: true, layer };
@@ -409,11 +430,18 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     if (layer) svc.report({ kind: "layer-created", stage: stage.index, step: i + 1, layer });
     svc.report({ kind: "phase", phase: "snapshot", ms: Date.now() - tSnap, stage: stage.index });
     const text = createdBy(raw, out.detail);
-    addHistoryText(text, layer, omitted);
+    // One time for the history entry and the cache entry, so that a later hit reproduces this entry.
+    const at = svc.now();
+    addHistoryText(text, layer, omitted, at);
     if (cache && probed && !probed.hit) {
       // A stage whose layers are spooled uncompressed still caches a compressed blob.
       const cached = layer && (await publishedLayer(layer, svc.sink, svc.signal));
-      cache.layers.put({ key: probed.key, slot: probed.slot, inputs: probed.fp, createdBy: text }, cached, svc.signal);
+      cache.layers.put(
+        { key: probed.key, slot: probed.slot, inputs: probed.fp, createdBy: text },
+        cached,
+        svc.signal,
+        svc.sink.epoch === undefined ? at : undefined,
+      );
     }
     advanceChain(layer);
     return layer;
@@ -621,14 +649,14 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       // nothing) gets an empty one, as kaniko emits a layer for every command.
       const last = history[history.length - 1];
       if (forceMeta && !layer && last?.empty_layer && !(await layersWanted())) {
-        delete last.empty_layer;
+        gainsLayer(last);
         omittedLayers++;
       } else if (forceMeta && !layer && last?.empty_layer) {
         layer = await layerFromChanges(root.dir, { changed: [], deleted: [], opaqueDirs: [] }, svc.sink, svc.signal, {
           force: true,
         });
         if (layer) {
-          delete last.empty_layer;
+          gainsLayer(last);
           layers.push(layer);
           svc.report({ kind: "layer-created", stage: stage.index, step: i + 1, layer });
         }
@@ -658,7 +686,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       for (let h = history.length - 1; h >= 0; h--) {
         const entry = history[h] as HistoryEntry;
         if (entry.empty_layer && /^(RUN|COPY|ADD|WORKDIR) /.test(entry.created_by ?? "")) {
-          delete entry.empty_layer;
+          gainsLayer(entry);
           break;
         }
       }
@@ -667,6 +695,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
 
   // The stage's positions and the entries they ended with: one chain record for the next build.
   if (cache) cache.layers.commitStage(cacheSlots, svc.signal);
+  // Entries without a layer take their neighbours' layer times (with an epoch, every time is the epoch).
+  if (svc.sink.epoch === undefined) fillHistoryTimes(history, (h) => !layerless.has(h) && h.created !== undefined);
 
   if (omittedLayers > 0) {
     svc.report({

@@ -191,10 +191,13 @@ export class LayerCache {
     return explainDifference(inputs, recorded);
   }
 
-  /** Stores a step result in the background (entry under its key, plus the slot pointer). */
-  put(record: CacheRecord, layer: Layer | undefined, signal?: AbortSignal): void {
+  /**
+   * Stores a step result in the background (entry under its key, plus the slot pointer). `created`: when
+   * the step's layer was made (its history time, which a hit reuses); default now.
+   */
+  put(record: CacheRecord, layer: Layer | undefined, signal?: AbortSignal, created?: Date): void {
     if (!this.o.write) return;
-    const entry = { layer, record, created: this.o.now() };
+    const entry = { layer, record, created: created ?? this.o.now() };
     this.used.set(record.slot, { entry, inputsComplete: true });
     const image = entryImage(entry, this.o.platform);
     const p = (async () => {
