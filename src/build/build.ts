@@ -16,7 +16,7 @@ import { chooseSnapshotter, IgnoreList, type Snapshotter } from "../fs/index.js"
 import type { Digest } from "../image/digest.js";
 import { assembleImage, convertImageFormat, emptyImage } from "../image/index.js";
 import { familyOf, layerMediaType, type ManifestFamily } from "../image/media-types.js";
-import type { Image, ImageConfigFile, Platform } from "../image/types.js";
+import type { Image, ImageConfigFile, Layer, Platform } from "../image/types.js";
 import { parseReference, type RegistryClient } from "../registry/index.js";
 import { findCachedBase, LayerCache, openCacheStore } from "../cache/index.js";
 import { hostDetectionFs, isInContainer, spreadSubdirectories, type Runner } from "../run/index.js";
@@ -527,6 +527,9 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
               }
             : {}),
           ...(unreadLayers.has(stage.index) ? { layersUnread: baseTriggersAbsent } : {}),
+          ...(rootStore && layerCache && opts.cache
+            ? { publishLayer: (l: Layer) => rootStore.publish(l, stageSignal) }
+            : {}),
         },
       );
       const image = assembleImage({

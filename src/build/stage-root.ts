@@ -394,7 +394,14 @@ export async function unmountAllUnder(dir: string, helper: string): Promise<void
 
 /** The layer store as one build uses it: stage roots mount from it; `close` ends the build's use. */
 export interface BuildLayerStore extends StageRootStore {
-  /** Unmounts every stage root under the build's run dir and ends the build's leases. */
+  /**
+   * Stores a layer this build produced (a step that missed the layer cache), in the background, when
+   * stage roots mount from the store: a later build that gets it from the cache then mounts it instead of
+   * downloading and extracting it. The entry is extracted from the layer's own tar, exactly as a pulled
+   * copy would be. Failures are warnings.
+   */
+  publish(layer: Layer, signal?: AbortSignal): void;
+  /** Waits for published layers, unmounts every stage root under the build's run dir, ends the leases. */
   close(): Promise<void>;
 }
 
@@ -438,10 +445,31 @@ export async function openBuildLayerStore(
       }
       return helper;
     })());
+  const publishing: Promise<void>[] = [];
   return {
     store,
     mountHelper,
+    publish(layer, signal) {
+      const t0 = Date.now();
+      const p = (async () => {
+        if ((await mountHelper()) === undefined) return; // stored layers would only be extracted again
+        const e = await store.acquire(layer.diffId, () => layer.openUncompressed(signal), signal);
+        if (!e.hit)
+          report({
+            kind: "debug",
+            message: `layer store: stored the produced layer ${layer.diffId} (${e.bytes} bytes on disk) in ${Date.now() - t0} ms`,
+          });
+      })().catch((err: unknown) => {
+        report({
+          kind: "warning",
+          code: "LAYER_STORE_PUBLISH",
+          message: `layer store ${store.dir}: could not store the produced layer ${layer.diffId}: ${String(err)}`,
+        });
+      });
+      publishing.push(p);
+    },
     async close() {
+      await Promise.all(publishing);
       if (decided !== undefined) {
         const h = await decided;
         if (h !== undefined) await unmountAllUnder(runDir, h);

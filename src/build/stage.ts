@@ -114,6 +114,8 @@ export interface StageServices {
    * nothing. Asked once, before the stage's first layer; undefined: layers are always produced.
    */
   layersUnread?(): Promise<boolean>;
+  /** Keeps a layer a missed step produced in the layer store (with `--layer-store` and `--cache`). */
+  publishLayer?(layer: Layer): void;
 }
 
 /** Base of a stage: its image, and the root directory to build in. */
@@ -442,6 +444,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         svc.signal,
         svc.sink.epoch === undefined ? at : undefined,
       );
+      if (layer) svc.publishLayer?.(layer);
     }
     advanceChain(layer);
     return layer;

@@ -184,6 +184,39 @@ describe("--layer-store builds", { skip: !storeAvailable && "needs root (overlay
     assert.deepEqual(await mountsLeft(path.join(work, "state")), []);
   });
 
+  test("with --cache, layers a build produces are stored: the rebuild after a COPY edit extracts nothing", async () => {
+    const ctx = path.join(work, "publish");
+    await writeTree(ctx, {
+      Dockerfile: [
+        `FROM ${base}`,
+        "RUN mkdir /data && for i in 1 2 3 4 5 6 7 8; do echo $i > /data/f$i; done && rm /bin/vi",
+        "RUN echo deps > /deps.txt",
+        "COPY changing.txt /changing.txt",
+        "RUN cat /data/f8 /changing.txt > /both",
+        "",
+      ].join("\n"),
+      "changing.txt": "one\n",
+    });
+    const store = path.join(work, "store-publish");
+    const cache = ["--cache=true", "--cache-copy-layers", `--cache-repo=${reg.host}/publish-cache`];
+    const log = (b: { r: RunKilnResult }): string => b.r.stdout + b.r.stderr;
+    const first = await buildIt(ctx, ["--layer-store", store, ...cache]);
+    // The base is extracted into the store; the three RUN layers and the COPY layer it produced are stored too.
+    assert.equal((log(first).match(/layer store: stored the produced layer sha256:/g) ?? []).length, 4, log(first));
+    await writeTree(ctx, { "changing.txt": "two\n" });
+    const second = await buildIt(ctx, ["--layer-store", store, ...cache]);
+    // The two cached RUNs hit; the COPY misses and needs the root: base and both cached layers are mounted
+    // from the store, nothing is downloaded or extracted.
+    assert.equal((log(second).match(/Using caching version of cmd/g) ?? []).length, 2, log(second));
+    assert.match(log(second), /3 of 3 layers of stage 0 found, 0 extracted/);
+    assert.doesNotMatch(log(second), /phase extract/);
+    const plain = await buildIt(ctx, []);
+    assert.equal(second.digest, plain.digest, "the same image as a build without store and cache");
+    const rootfs = await unpackWithUmoci(second.ref, path.join(work, "u-publish"));
+    assert.equal(await readFile(path.join(rootfs, "both"), "utf8"), "8\ntwo\n");
+    assert.deepEqual(await mountsLeft(path.join(work, "state")), []);
+  });
+
   test("large RUN changes are stacked onto the mounted root: deletes, whiteouts, opaque dirs, COPY and FROM a stacked stage", async () => {
     const ctx = path.join(work, "stacked");
     const many = "for i in $(seq 1 150); do echo $i > /m/keep/f$i; echo $i > /m/gone/g$i; done";
