@@ -9,6 +9,8 @@
  * is pid 1 (reaps, forwards signals) and the command is its child; when C exits the kernel kills the rest.
  * kiln-exec --probe DIR tries every RUN configuration at once and prints which work (see probe_mode).
  * kiln-exec --spread DIR marks DIR so that ext4 spreads its subdirectories over block groups (see spread_mode).
+ * --list-upper FILE (with --overlay): after the command and everything it left behind exited, writes a listing
+ * of the overlay's upper directory to FILE (see list_upper) so that kiln need not walk it again.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -20,6 +22,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +47,8 @@ struct mnt { char kind; /* 'b' bind, 't' tmpfs */ int ro; const char *src, *size
 
 static const char *root_dir, *cwd_dir;
 static char overlay_opts[16384]; /* --overlay: mount data for an overlay over the root, or empty */
+static char overlay_upper[4096]; /* --overlay: its upper directory */
+static const char *list_upper_file; /* --list-upper FILE */
 static int want_creds, userns, mountns, pidns, netns, do_proc, do_dev, do_sys, do_devnodes, setgroups_denied;
 static uid_t uid;
 static gid_t gid, groups[MAX_GROUPS];
@@ -181,6 +186,8 @@ static void set_overlay(const char *lowers, const char *upper, const char *work)
   int n = snprintf(overlay_opts, sizeof overlay_opts, "lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,metacopy=off",
                    lowers, upper, work);
   if (n < 0 || (size_t)n >= sizeof overlay_opts) usage("overlay paths too long");
+  n = snprintf(overlay_upper, sizeof overlay_upper, "%s", upper);
+  if (n < 0 || (size_t)n >= sizeof overlay_upper) usage("overlay paths too long");
 }
 
 /* Runs in the child that owns the new mount/pid namespaces: mounts, then chroot and chdir. */
@@ -330,6 +337,176 @@ static void kill_leftovers(pid_t group) {
 }
 
 /*
+ * --list-upper FILE: the overlay's upper directory as kiln's snapshotter reads it, written once the command
+ * and everything it left behind have exited. Little-endian binary: the magic "KLNUPL1\n", then one record per
+ * entry below the upper, parents before children (a stack of directories, the last pushed listed first; names
+ * of a directory in strcmp order, as Node's readdir returns them):
+ *   u32 path length, path (relative to the upper, '/'-separated, any bytes but NUL),
+ *   u64 mode (with the type bits), uid, gid, nlink, size, rdev, ino, dev,
+ *   i64 atime seconds, u64 atime ns, then the same for mtime and ctime (lstat: symlinks are not followed),
+ *   u32 xattr count, then per xattr: u32 name length, name, u32 value length, value
+ *     (every trusted.overlay.* and security.capability; none for symlinks and whiteouts, 0/0 char devices);
+ * and the trailer: u32 0xffffffff, u64 number of records. On failure FILE is removed and one line starting
+ * "kiln-exec: list-upper:" goes to stderr; the command's exit status is unaffected.
+ */
+#define LIST_MAGIC "KLNUPL1\n"
+struct lister { FILE *f; uint64_t records; char **stack; size_t nstack, capstack; };
+static char xattr_names[65536], xattr_value[65536]; /* XATTR_LIST_MAX, XATTR_SIZE_MAX */
+
+static void put_u32(FILE *f, uint32_t v) {
+  unsigned char b[4];
+  for (int k = 0; k < 4; k++) b[k] = (unsigned char)(v >> (8 * k));
+  fwrite(b, 1, sizeof b, f);
+}
+
+static void put_u64(FILE *f, uint64_t v) {
+  unsigned char b[8];
+  for (int k = 0; k < 8; k++) b[k] = (unsigned char)(v >> (8 * k));
+  fwrite(b, 1, sizeof b, f);
+}
+
+static void put_bytes(FILE *f, const char *p, size_t n) {
+  put_u32(f, (uint32_t)n);
+  fwrite(p, 1, n, f);
+}
+
+static int wanted_xattr(const char *name) {
+  return strncmp(name, "trusted.overlay.", 16) == 0 || strcmp(name, "security.capability") == 0;
+}
+
+/* Writes the wanted xattrs of `path` (count, then name/value pairs); -1 with errno on failure. */
+static int put_xattrs(FILE *f, const char *path) {
+  ssize_t len = llistxattr(path, xattr_names, sizeof xattr_names);
+  if (len < 0) {
+    if (errno != ENOTSUP) return -1;
+    len = 0;
+  }
+  uint32_t count = 0;
+  for (ssize_t k = 0; k < len; k += (ssize_t)strlen(xattr_names + k) + 1) count += wanted_xattr(xattr_names + k);
+  put_u32(f, count);
+  for (ssize_t k = 0; k < len; k += (ssize_t)strlen(xattr_names + k) + 1) {
+    if (!wanted_xattr(xattr_names + k)) continue;
+    ssize_t vlen = lgetxattr(path, xattr_names + k, xattr_value, sizeof xattr_value);
+    if (vlen < 0) return -1;
+    put_bytes(f, xattr_names + k, strlen(xattr_names + k));
+    put_bytes(f, xattr_value, (size_t)vlen);
+  }
+  return 0;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int push_dir(struct lister *l, const char *rel) {
+  if (l->nstack == l->capstack) {
+    size_t cap = l->capstack ? 2 * l->capstack : 64;
+    char **grown = realloc(l->stack, cap * sizeof *grown);
+    if (!grown) return -1;
+    l->stack = grown, l->capstack = cap;
+  }
+  if (!(l->stack[l->nstack] = strdup(rel))) return -1;
+  l->nstack++;
+  return 0;
+}
+
+/*
+ * Lists the directory `rel` of the upper (`""`: the upper itself); -1 with errno and `*what` set on failure.
+ * Works in the directory (fchdir): entries are looked up by name, not by their whole path.
+ */
+static int list_dir(struct lister *l, const char *upper, const char *rel, const char **what) {
+  static char dirpath[8192], relpath[8192];
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  int rc = -1;
+  struct dirent *e;
+  int dn = snprintf(dirpath, sizeof dirpath, "%s%s%s", upper, rel[0] ? "/" : "", rel);
+  *what = dirpath;
+  if (dn < 0 || (size_t)dn >= sizeof dirpath) {
+    errno = ENAMETOOLONG; /* never list a truncated (other) path */
+    return -1;
+  }
+  int fd = open(dirpath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -1;
+  DIR *d = fchdir(fd) == 0 ? fdopendir(fd) : NULL;
+  if (!d) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  for (errno = 0; (e = readdir(d)) != NULL; errno = 0) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    if (n == cap) {
+      char **grown = realloc(names, (cap = cap ? 2 * cap : 64) * sizeof *grown);
+      if (!grown) goto out;
+      names = grown;
+    }
+    if (!(names[n] = strdup(e->d_name))) goto out;
+    n++;
+  }
+  if (errno) goto out;
+  qsort(names, n, sizeof *names, by_name);
+  for (size_t k = 0; k < n; k++) {
+    struct stat st;
+    int a = snprintf(relpath, sizeof relpath, "%s%s%s", rel, rel[0] ? "/" : "", names[k]);
+    *what = relpath;
+    if (a < 0 || (size_t)a >= sizeof relpath) {
+      errno = ENAMETOOLONG;
+      goto out;
+    }
+    if (lstat(names[k], &st) < 0) goto out;
+    put_bytes(l->f, relpath, (size_t)a);
+    const uint64_t fields[] = {st.st_mode, st.st_uid, st.st_gid, st.st_nlink, (uint64_t)st.st_size, st.st_rdev,
+                               st.st_ino, st.st_dev, (uint64_t)st.st_atim.tv_sec, (uint64_t)st.st_atim.tv_nsec,
+                               (uint64_t)st.st_mtim.tv_sec, (uint64_t)st.st_mtim.tv_nsec,
+                               (uint64_t)st.st_ctim.tv_sec, (uint64_t)st.st_ctim.tv_nsec};
+    for (size_t j = 0; j < sizeof fields / sizeof fields[0]; j++) put_u64(l->f, fields[j]);
+    if (S_ISLNK(st.st_mode) || (S_ISCHR(st.st_mode) && st.st_rdev == 0)) put_u32(l->f, 0);
+    else if (put_xattrs(l->f, names[k]) < 0) goto out;
+    l->records++;
+    if (S_ISDIR(st.st_mode) && push_dir(l, relpath) < 0) goto out;
+  }
+  rc = 0;
+out:;
+  int saved = errno;
+  for (size_t k = 0; k < n; k++) free(names[k]);
+  free(names);
+  closedir(d);
+  errno = saved;
+  return rc;
+}
+
+/* Writes the listing of `upper` to the new file `file` (see above); on failure removes it and says so on stderr. */
+static void list_upper(const char *upper, const char *file) {
+  struct lister l = {0};
+  const char *what = file;
+  int rc = -1, fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0 && !(l.f = fdopen(fd, "w"))) close(fd);
+  if (l.f) {
+    setvbuf(l.f, NULL, _IOFBF, 1 << 18);
+    fwrite(LIST_MAGIC, 1, sizeof LIST_MAGIC - 1, l.f);
+    rc = push_dir(&l, "");
+    while (rc == 0 && l.nstack > 0) {
+      char *rel = l.stack[--l.nstack];
+      rc = list_dir(&l, upper, rel, &what);
+      free(rel);
+    }
+    if (rc == 0) {
+      put_u32(l.f, 0xffffffffu);
+      put_u64(l.f, l.records);
+      what = file;
+      if (fflush(l.f) != 0 || ferror(l.f)) rc = -1;
+    }
+  }
+  int saved = errno;
+  if (l.f && fclose(l.f) != 0 && rc == 0) saved = errno, rc = -1;
+  while (l.nstack > 0) free(l.stack[--l.nstack]);
+  free(l.stack);
+  if (rc == 0) return;
+  if (fd >= 0) unlink(file);
+  fprintf(stderr, "kiln-exec: list-upper: %s: %s\n", what, strerror(saved));
+}
+
+/*
  * The run path: namespaces, then a child that sets up the root and executes `cmd`; reports on the status
  * pipe and returns the exit status. Runs in main, and in each check child of --probe.
  */
@@ -386,6 +563,7 @@ static int run_command(char **cmd) {
   status_line("exec-ok\n", 0);
   if (wait_status(child, &status) < 0) fail("wait", errno, "waitpid");
   if (!pidns) kill_leftovers(child);
+  if (list_upper_file) list_upper(overlay_upper, list_upper_file);
   unsigned char sig = 0;
   if (pidns && read(resfd[0], &sig, 1) == 1 && sig > 0) {
     status_line("signal %d\n", sig);
@@ -597,6 +775,8 @@ int main(int argc, char **argv) {
       if (!(upper = strrchr(buf, ':'))) usage("--overlay needs LOWER:UPPER:WORK");
       *upper++ = '\0';
       set_overlay(buf, upper, work);
+    } else if (!strcmp(a, "--list-upper")) {
+      list_upper_file = v;
     } else if (!strcmp(a, "--bind") || !strcmp(a, "--tmpfs")) {
       char *spec = argv[i + 1], *opt;
       if (!v || nmounts == MAX_MOUNTS) usage("bad or too many mounts");
@@ -626,6 +806,7 @@ int main(int argc, char **argv) {
   char **cmd = argv + i + 1;
   if ((do_proc || do_dev || do_sys || nmounts || overlay_opts[0]) && !mountns) usage("mounts need --mountns");
   if (overlay_opts[0] && !root_dir) usage("--overlay needs --root");
+  if (list_upper_file && !overlay_opts[0]) usage("--list-upper needs --overlay");
 
   return run_command(cmd);
 }

@@ -3,6 +3,7 @@
  * never rises above "/" (`..` at the root is dropped). `"/a/./b/../c/"` → `"/a/c"`, `"x"` → `"/x"`.
  */
 export function cleanContainerPath(p: string): string {
+  if (isCleanContainerPath(p)) return p; // most paths already are: no split and join
   const out: string[] = [];
   for (const seg of p.split("/")) {
     if (seg === "" || seg === ".") continue;
@@ -10,6 +11,20 @@ export function cleanContainerPath(p: string): string {
     else out.push(seg);
   }
   return "/" + out.join("/");
+}
+
+/** True when `p` is already what {@link cleanContainerPath} makes of it. */
+function isCleanContainerPath(p: string): boolean {
+  if (p.charCodeAt(0) !== 0x2f) return false;
+  if (p.length === 1) return true;
+  return !(
+    p.endsWith("/") ||
+    p.endsWith("/.") ||
+    p.endsWith("/..") ||
+    p.includes("//") ||
+    p.includes("/./") ||
+    p.includes("/../")
+  );
 }
 
 /**

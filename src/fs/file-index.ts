@@ -21,10 +21,30 @@ export interface IndexEntry {
   readonly linkTarget?: string;
 }
 
+/** The fields of a bigint lstat result an index entry is made of (Node's `BigIntStats` has them all). */
+export type StatLike = Pick<
+  BigIntStats,
+  | "mode"
+  | "uid"
+  | "gid"
+  | "size"
+  | "mtimeNs"
+  | "ctimeNs"
+  | "ino"
+  | "dev"
+  | "nlink"
+  | "isFile"
+  | "isDirectory"
+  | "isSymbolicLink"
+  | "isCharacterDevice"
+  | "isBlockDevice"
+  | "isFIFO"
+>;
+
 /**
  * Entry type of an lstat result; `undefined` for sockets, which kiln never snapshots.
  */
-export function entryTypeOf(st: BigIntStats): TarEntryType | undefined {
+export function entryTypeOf(st: StatLike): TarEntryType | undefined {
   if (st.isFile()) return "file";
   if (st.isDirectory()) return "dir";
   if (st.isSymbolicLink()) return "symlink";
@@ -35,20 +55,20 @@ export function entryTypeOf(st: BigIntStats): TarEntryType | undefined {
 }
 
 /** Builds an index entry from a bigint lstat result (reading the link target of symlinks). */
-export async function indexEntryFromStat(hostPath: string, st: BigIntStats): Promise<IndexEntry | undefined> {
+export async function indexEntryFromStat(hostPath: string, st: StatLike): Promise<IndexEntry | undefined> {
   const e = baseEntry(st);
   if (e?.type === "symlink") return { ...e, linkTarget: await readlink(hostPath) };
   return e;
 }
 
 /** Synchronous {@link indexEntryFromStat}, for hot loops. */
-export function indexEntryFromStatSync(hostPath: string, st: BigIntStats): IndexEntry | undefined {
+export function indexEntryFromStatSync(hostPath: string, st: StatLike): IndexEntry | undefined {
   const e = baseEntry(st);
   if (e?.type === "symlink") return { ...e, linkTarget: readlinkSync(hostPath) };
   return e;
 }
 
-function baseEntry(st: BigIntStats): IndexEntry | undefined {
+function baseEntry(st: StatLike): IndexEntry | undefined {
   const type = entryTypeOf(st);
   if (type === undefined) return undefined;
   const e: IndexEntry = {
@@ -97,6 +117,9 @@ export class FileIndex {
   readonly #gone = new Set<string>();
   /** Number of visible paths while there is a base. */
   #size = 0;
+  /** The last path looked up in the base and its position there (a get is often followed by a set). */
+  #lastFindPath: string | undefined;
+  #lastFindAt = -1;
 
   constructor() {
     this.#entries = new Map();
@@ -236,7 +259,11 @@ export class FileIndex {
   /** Position of a visible base path, or -1 (deleted, or not in the base). */
   #baseFind(p: string): number {
     if (this.#base === undefined || this.#gone.has(p)) return -1;
-    return this.#base.find(p);
+    if (this.#lastFindPath !== p) {
+      this.#lastFindAt = this.#base.find(p);
+      this.#lastFindPath = p;
+    }
+    return this.#lastFindAt;
   }
 
   #hasClean(p: string): boolean {

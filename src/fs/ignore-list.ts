@@ -27,6 +27,14 @@ interface Rule {
   readonly belowOnly: boolean;
 }
 
+/** A rule without glob segments as clean path strings: matching is a string compare, no split. */
+interface LiteralRule {
+  /** The rule's path ("/var/run"), or undefined when only paths below it match. */
+  readonly exact: string | undefined;
+  /** The rule's path with a trailing slash: every path below it starts with this. */
+  readonly below: string;
+}
+
 /**
  * The set of container paths a build must neither snapshot nor overwrite nor delete: kiln's state dir,
  * `/etc/mtab`, `/tmp/apt-key-gpghome/*`, `/var/run`, mount points, `--ignore-path` patterns and VOLUMEs.
@@ -34,9 +42,18 @@ interface Rule {
  */
 export class IgnoreList {
   readonly #rules: readonly Rule[];
+  readonly #literals: readonly LiteralRule[];
+  readonly #globs: readonly Rule[];
 
   private constructor(rules: Rule[]) {
     this.#rules = Object.freeze(rules);
+    this.#literals = rules
+      .filter((r) => !r.glob)
+      .map((r) => {
+        const p = "/" + r.segments.join("/");
+        return { exact: r.belowOnly ? undefined : p, below: p + "/" };
+      });
+    this.#globs = rules.filter((r) => r.glob);
   }
 
   /** Builds the list; throws `GLOB_INVALID` for a malformed `--ignore-path` pattern. */
@@ -77,8 +94,11 @@ export class IgnoreList {
 
   /** True when `containerPath` is an ignored path or lies below one. */
   ignores(containerPath: string): boolean {
-    const segs = split(cleanContainerPath(containerPath));
-    return this.#rules.some((r) => {
+    const p = cleanContainerPath(containerPath);
+    for (const r of this.#literals) if (p === r.exact || p.startsWith(r.below)) return true;
+    if (this.#globs.length === 0) return false;
+    const segs = split(p);
+    return this.#globs.some((r) => {
       if (r.segments.length > segs.length) return false;
       if (r.belowOnly && r.segments.length === segs.length) return false;
       return prefixMatches(r, segs, r.segments.length);

@@ -120,6 +120,7 @@ class RootedRunner implements Runner {
       }
       const o = spec.overlay;
       options.push("--overlay", [...o.lower, o.upper, o.work].map((p) => noColon(p, "overlay directory")).join(":"));
+      if (o.listing !== undefined) options.push("--list-upper", o.listing);
     }
     try {
       if (withMounts) {

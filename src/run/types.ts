@@ -29,8 +29,10 @@ export interface RunSpec {
    * Run on an overlay mounted over `root` in the command's private mount namespace (the overlay
    * snapshot back-end): lower dirs topmost first, a fresh upper dir and a work dir on the upper's
    * filesystem. Absolute paths without ':' or ','. Needs the chroot back-end with mount namespaces.
+   * `listing`: a new file kiln-exec writes a listing of `upper` to after the command's processes are gone
+   * (kiln-exec `--list-upper`; removed again when the listing fails).
    */
-  overlay?: { lower: string[]; upper: string; work: string } | undefined;
+  overlay?: { lower: string[]; upper: string; work: string; listing?: string | undefined } | undefined;
 }
 
 /** How a RUN command ended: `exitCode` is 128+n when it was killed by signal n (named in `signal`). */

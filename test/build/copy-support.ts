@@ -128,6 +128,8 @@ export async function startGitServer(projectRoot: string): Promise<FileServer> {
         res.writeHead(status, headers);
         res.end(all.subarray(sep + skip));
       });
+      // A GET's http-backend may exit before it reads its (empty) stdin: EPIPE there is not an error.
+      child.stdin.on("error", () => undefined);
       child.stdin.end(body);
     });
   });

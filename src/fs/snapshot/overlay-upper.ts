@@ -4,12 +4,14 @@ import { rm } from "node:fs/promises";
 import * as path from "node:path";
 import { KilnError } from "../../common/errors.js";
 import type { Changes } from "../changes.js";
-import { compareBytewise, containerJoin } from "../clean-path.js";
+import { compareBytewise, containerDirname, containerJoin } from "../clean-path.js";
 import { indexEntryFromStatSync } from "../file-index.js";
-import type { FileIndex } from "../file-index.js";
+import type { FileIndex, IndexEntry } from "../file-index.js";
 import type { IgnoreList } from "../ignore-list.js";
 import { copyTree } from "../layer-store/copy-tree.js";
 import { readXattrsMatching, removeXattr } from "../xattr.js";
+import { readUpperListing } from "./upper-listing.js";
+import type { UpperEntry, UpperScan, UpperStat } from "./upper-listing.js";
 
 /** The xattr overlayfs (mounted by root) sets on an upper directory that hides the lower one. */
 export const OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque";
@@ -33,6 +35,11 @@ export interface MergeUpperOptions {
    * the merge runs.
    */
   stack?: ((upper: string) => Promise<boolean>) | undefined;
+  /**
+   * kiln-exec's listing of the upper (`--list-upper`): used instead of walking the upper and reading its
+   * xattrs when it is present and well-formed; otherwise the upper is walked as without it.
+   */
+  listing?: string | undefined;
 }
 
 /**
@@ -45,7 +52,7 @@ export const STACK_MIN_ENTRIES = 32;
 export const STACK_MIN_BYTES = 8 * 1024 * 1024;
 
 /** True when a step's upper listing is large enough that remounting the root beats copying it. */
-export function shouldStack(entries: readonly { st: BigIntStats }[]): boolean {
+export function shouldStack(entries: readonly { st: Pick<UpperStat, "isFile" | "size"> }[]): boolean {
   if (entries.length >= STACK_MIN_ENTRIES) return true;
   let bytes = 0n;
   for (const e of entries) if (e.st.isFile()) bytes += e.st.size;
@@ -53,13 +60,36 @@ export function shouldStack(entries: readonly { st: BigIntStats }[]): boolean {
 }
 
 /** An overlay whiteout: a character device with device number 0/0. */
-function isWhiteout(st: BigIntStats): boolean {
+function isWhiteout(st: UpperStat): boolean {
   return st.isCharacterDevice() && st.rdev === 0n;
 }
 
-interface UpperEntry {
-  cpath: string;
-  st: BigIntStats;
+/**
+ * Node's own listing of the upper: an lstat walk (parents before children) and one getfattr pass for
+ * overlayfs's xattrs (opaque, origin, impure, …) and file capabilities of every entry but symlinks and
+ * whiteouts.
+ */
+async function walkUpper(hostUpper: string, signal: AbortSignal | undefined): Promise<UpperScan> {
+  const entries: UpperEntry[] = [];
+  const stack = ["/"];
+  while (stack.length > 0) {
+    signal?.throwIfAborted();
+    const dir = stack.pop() as string;
+    const hostDir = dir === "/" ? hostUpper : path.join(hostUpper, dir);
+    for (const name of readdirSync(hostDir)) {
+      const cpath = containerJoin(dir, name);
+      const st = lstatSync(hostPath(hostUpper, cpath), { bigint: true });
+      entries.push({ cpath, st });
+      if (st.isDirectory()) stack.push(cpath);
+    }
+  }
+  const hostAttrs = await readXattrsMatching(
+    entries.filter((e) => !e.st.isSymbolicLink() && !isWhiteout(e.st)).map((e) => hostPath(hostUpper, e.cpath)),
+    UPPER_XATTRS,
+  );
+  const attrs = new Map<string, Map<string, Buffer>>();
+  for (const [host, a] of hostAttrs) attrs.set("/" + path.relative(hostUpper, host).split(path.sep).join("/"), a);
+  return { entries, attrs };
 }
 
 /**
@@ -81,35 +111,14 @@ export async function mergeOverlayUpper(
 ): Promise<Changes> {
   const hostRoot = path.resolve(root);
   const hostUpper = path.resolve(upper);
-  // 1. List the upper (it holds only what the step changed).
-  const entries: UpperEntry[] = [];
-  const dirs: string[] = [];
-  const stack = ["/"];
-  while (stack.length > 0) {
-    opts.signal?.throwIfAborted();
-    const dir = stack.pop() as string;
-    const hostDir = dir === "/" ? hostUpper : path.join(hostUpper, dir);
-    for (const name of readdirSync(hostDir)) {
-      const cpath = containerJoin(dir, name);
-      const st = lstatSync(path.join(hostUpper, cpath), { bigint: true });
-      entries.push({ cpath, st });
-      if (st.isDirectory()) {
-        dirs.push(cpath);
-        stack.push(cpath);
-      }
-    }
-  }
-  // Overlay bookkeeping xattrs (opaque, origin, impure, …) and file capabilities of every upper entry
-  // but symlinks, in one getfattr pass.
-  const upperAttrs = await readXattrsMatching(
-    entries.filter((e) => !e.st.isSymbolicLink() && !isWhiteout(e.st)).map((e) => path.join(hostUpper, e.cpath)),
-    UPPER_XATTRS,
-  );
+  // 1. List the upper (it holds only what the step changed): kiln-exec's listing, else walk it.
+  const listed = opts.listing === undefined ? undefined : readUpperListing(opts.listing);
+  const { entries, attrs: upperAttrs } = listed ?? (await walkUpper(hostUpper, opts.signal));
+  opts.signal?.throwIfAborted();
   const opaque = new Set<string>();
   const strip = new Map<string, string[]>(); // xattr name → container paths carrying it
   const capabilities = new Map<string, Buffer>();
-  for (const [host, attrs] of upperAttrs) {
-    const cpath = "/" + path.relative(hostUpper, host).split(path.sep).join("/");
+  for (const [cpath, attrs] of upperAttrs) {
     for (const [name, v] of attrs) {
       if (!name.startsWith(OVERLAY_PREFIX)) {
         capabilities.set(cpath, v);
@@ -159,7 +168,7 @@ export async function mergeOverlayUpper(
   // 2. Merge into the root, parents before children (entries are in walk order).
   const moved = new Set<string>(); // dirs renamed wholesale: their subtree already moved with them
   const underMoved = (p: string): boolean => {
-    for (let d = path.posix.dirname(p); d !== "/"; d = path.posix.dirname(d)) if (moved.has(d)) return true;
+    for (let d = containerDirname(p); d !== "/"; d = containerDirname(d)) if (moved.has(d)) return true;
     return false;
   };
   const mergedDirs: UpperEntry[] = [];
@@ -169,8 +178,8 @@ export async function mergeOverlayUpper(
     for (const e of entries) {
       opts.signal?.throwIfAborted();
       if (underMoved(e.cpath)) continue;
-      const from = path.join(hostUpper, e.cpath);
-      const to = path.join(hostRoot, e.cpath);
+      const from = hostPath(hostUpper, e.cpath);
+      const to = hostPath(hostRoot, e.cpath);
       let cur: BigIntStats | undefined;
       try {
         cur = lstatSync(to, { bigint: true });
@@ -211,7 +220,7 @@ export async function mergeOverlayUpper(
     }
     // Directory metadata last (children renamed into them changed their mtimes), deepest first.
     for (const e of mergedDirs.reverse()) {
-      const to = path.join(hostRoot, e.cpath);
+      const to = hostPath(hostRoot, e.cpath);
       lchownSync(to, Number(e.st.uid), Number(e.st.gid));
       chmodSync(to, Number(e.st.mode & 0o7777n));
       lutimesSync(to, new Date(Number(e.st.atimeMs)), new Date(Number(e.st.mtimeMs)));
@@ -226,7 +235,7 @@ export async function mergeOverlayUpper(
   }
   // Copies never carry overlay xattrs (and overlayfs refuses to touch them on its own files).
   const underCopied = (p: string): boolean => {
-    for (let d = path.posix.dirname(p); d !== "/"; d = path.posix.dirname(d)) if (copied.has(d)) return true;
+    for (let d = containerDirname(p); d !== "/"; d = containerDirname(d)) if (copied.has(d)) return true;
     return false;
   };
   // Overlay xattrs must not leak into the root (it is the next step's lower directory). Merged
@@ -235,7 +244,7 @@ export async function mergeOverlayUpper(
   for (const [name, cpaths] of strip) {
     const moved = cpaths
       .filter((c) => !merged.has(c) && !copied.has(c) && !underCopied(c))
-      .map((c) => path.join(hostRoot, c));
+      .map((c) => hostPath(hostRoot, c));
     if (!(await removeXattr(moved, name))) {
       throw new KilnError(
         "SNAPSHOT_MERGE",
@@ -251,8 +260,8 @@ export async function mergeOverlayUpper(
   for (const cpaths of strip.values()) for (const c of cpaths) touched.add(c);
   for (const e of entries) {
     if (isWhiteout(e.st)) continue;
-    const host = path.join(hostRoot, e.cpath);
-    let st: BigIntStats;
+    const host = hostPath(hostRoot, e.cpath);
+    let st: UpperStat;
     if (underMoved(e.cpath) && !touched.has(e.cpath) && !underCopied(e.cpath)) st = e.st;
     else
       try {
@@ -262,10 +271,7 @@ export async function mergeOverlayUpper(
         continue;
       }
     const ie = indexEntryFromStatSync(host, st);
-    if (ie === undefined) continue;
-    const before = index.get(e.cpath);
-    if (before !== undefined && before.type === "dir" && ie.type !== "dir") index.deleteTree(e.cpath);
-    index.set(e.cpath, ie);
+    if (ie !== undefined) setEntry(index, e.cpath, ie);
   }
   return sorted();
 }
@@ -298,8 +304,8 @@ function stackedIndexUpdate(hostRoot: string, entries: UpperEntry[], opaque: Set
       index.deleteTree(e.cpath);
       continue;
     }
-    const host = path.join(hostRoot, e.cpath);
-    let st: BigIntStats;
+    const host = hostPath(hostRoot, e.cpath);
+    let st: UpperStat;
     try {
       st = e.st.isDirectory() ? lstatSync(host, { bigint: true }) : e.st;
     } catch {
@@ -308,9 +314,17 @@ function stackedIndexUpdate(hostRoot: string, entries: UpperEntry[], opaque: Set
     }
     const found = indexEntryFromStatSync(host, st);
     const ie = found && !e.st.isDirectory() ? { ...found, dev: Number(dev) } : found;
-    if (ie === undefined) continue;
-    const before = index.get(e.cpath);
-    if (before !== undefined && before.type === "dir" && ie.type !== "dir") index.deleteTree(e.cpath);
-    index.set(e.cpath, ie);
+    if (ie !== undefined) setEntry(index, e.cpath, ie);
   }
+}
+
+/** Indexes an upper entry at its (clean) container path; a directory replaced by another type loses its subtree. */
+function setEntry(index: FileIndex, cpath: string, ie: IndexEntry): void {
+  if (ie.type !== "dir" && index.getClean(cpath)?.type === "dir") index.deleteTree(cpath);
+  index.setClean(cpath, ie); // a fresh entry, never changed afterwards
+}
+
+/** The host path of the clean container path `cpath` below the resolved host directory `dir`. */
+function hostPath(dir: string, cpath: string): string {
+  return dir === "/" ? cpath : dir + cpath;
 }

@@ -15,6 +15,12 @@ export interface OverlayDirs {
   upper: string;
   /** Overlay work directory (same filesystem as `upper`). */
   work: string;
+  /**
+   * File (not yet existing) the runner has kiln-exec write its listing of `upper` to once the step's
+   * processes are gone (`--list-upper`), so that the snapshot need not walk it; absent or unusable, the
+   * snapshot walks the upper itself.
+   */
+  listing?: string | undefined;
 }
 
 /** Options shared by {@link Snapshotter} calls. */
@@ -72,13 +78,16 @@ export class OverlaySnapshotter implements Snapshotter {
     const work = path.join(base, "work");
     await mkdir(upper, { recursive: true, mode: 0o755 });
     await mkdir(work, { recursive: true, mode: 0o700 });
-    return { lower: [path.resolve(root)], upper, work };
+    return { lower: [path.resolve(root)], upper, work, listing: path.join(base, LISTING) };
   }
 
   async afterRun(root: string, index: FileIndex, opts: SnapshotOptions = {}): Promise<Changes> {
     const base = scratchOf(root);
     try {
-      return await mergeOverlayUpper(root, path.join(base, "upper"), index, opts);
+      return await mergeOverlayUpper(root, path.join(base, "upper"), index, {
+        ...opts,
+        listing: path.join(base, LISTING),
+      });
     } finally {
       await rm(base, { recursive: true, force: true });
     }
@@ -88,6 +97,9 @@ export class OverlaySnapshotter implements Snapshotter {
     await rm(scratchOf(root), { recursive: true, force: true });
   }
 }
+
+/** Name of kiln-exec's listing of the upper in a step's overlay scratch dir (next to upper/ and work/). */
+const LISTING = "upper.list";
 
 function scratchOf(root: string): string {
   return path.resolve(root) + ".overlay";
