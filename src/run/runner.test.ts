@@ -9,6 +9,7 @@ import { hasCode } from "../common/errors.js";
 import { probeIsolation } from "./probe.js";
 import { createRunner } from "./runner.js";
 import { assertSameTree, buildHelper, makeBusyboxRoot, treeListing } from "./testing/busybox-root.js";
+import { testRunSpec } from "./testing/run-spec.js";
 import type { IsolationProbe, RunResult, RunSpec, Runner } from "./types.js";
 
 const setup = buildHelper();
@@ -28,18 +29,7 @@ async function run(
 ): Promise<Captured> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  const full: RunSpec = {
-    env: ["PATH=/bin"],
-    cwd: "/",
-    uid: 0,
-    gid: 0,
-    groups: [],
-    network: "host",
-    mounts: [],
-    hostNetworkFiles: false,
-    ...spec,
-  };
-  const r = await runner.run(full, { stdout: (c) => out.push(c), stderr: (c) => err.push(c) }, signal);
+  const r = await runner.run(testRunSpec(spec), { stdout: (c) => out.push(c), stderr: (c) => err.push(c) }, signal);
   return { ...r, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
 }
 

@@ -10,13 +10,13 @@ import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { test } from "node:test";
-import { PassThrough } from "node:stream";
-import { FileIndex, writeChangesTar } from "../../src/fs/index.js";
-import type { Changes } from "../../src/fs/index.js";
+import { FileIndex } from "../../src/fs/index.js";
 import { OverlaySnapshotter, mergeOverlayUpper } from "../../src/fs/snapshot/index.js";
 import { readUpperListing } from "../../src/fs/snapshot/upper-listing.js";
 import { createRunner, probeIsolation } from "../../src/run/index.js";
 import type { RunSpec, Runner } from "../../src/run/index.js";
+import { testRunSpec } from "../../src/run/testing/run-spec.js";
+import { tarBytes } from "../support/changes-tar.js";
 import { repoRoot, removeDir, tempDir } from "../support/tmp.js";
 
 const HELPER = path.join(repoRoot(), "native", "kiln-exec");
@@ -76,30 +76,10 @@ async function makeRoot(root: string, work: string): Promise<void> {
 
 async function runStep(runner: Runner, root: string, overlay: RunSpec["overlay"]): Promise<void> {
   const out: Buffer[] = [];
-  const spec: RunSpec = {
-    root,
-    argv: ["sh", "-c", SCRIPT],
-    env: ["PATH=/bin"],
-    cwd: "/",
-    uid: 0,
-    gid: 0,
-    groups: [],
-    network: "host",
-    mounts: [],
-    hostNetworkFiles: false,
-    overlay,
-  };
+  const spec = testRunSpec({ root, argv: ["sh", "-c", SCRIPT], overlay });
   const r = await runner.run(spec, { stdout: (c) => out.push(c), stderr: (c) => out.push(c) });
   assert.equal(r.exitCode, 0, Buffer.concat(out).toString());
   assert.equal(Buffer.concat(out).toString(), "", "the listing says nothing when it works");
-}
-
-async function tarBytes(root: string, changes: Changes): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  const out = new PassThrough();
-  out.on("data", (c: Buffer) => chunks.push(c));
-  await writeChangesTar(root, changes, out);
-  return Buffer.concat(chunks);
 }
 
 test("overlay snapshot: kiln-exec's listing of the upper gives what Node's walk of it gives", async (t) => {

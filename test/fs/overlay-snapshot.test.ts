@@ -9,8 +9,7 @@ import { existsSync } from "node:fs";
 import { cp, mkdir, readFile, readdir, lstat, readlink, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { test } from "node:test";
-import { PassThrough } from "node:stream";
-import { FileIndex, writeChangesTar } from "../../src/fs/index.js";
+import { FileIndex } from "../../src/fs/index.js";
 import {
   OverlaySnapshotter,
   WalkSnapshotter,
@@ -19,6 +18,7 @@ import {
 } from "../../src/fs/snapshot/index.js";
 import { probeIsolation } from "../../src/run/index.js";
 import type { Changes } from "../../src/fs/index.js";
+import { tarBytes } from "../support/changes-tar.js";
 import { repoRoot, removeDir, tempDir } from "../support/tmp.js";
 
 const HELPER = path.join(repoRoot(), "native", "kiln-exec");
@@ -77,14 +77,6 @@ const SCRIPT = [
 
 /** `security.capability` v2 with cap_net_bind_service permitted and effective (what setcap writes). */
 const CAP_NET_BIND = "0x0100000200040000000000000000000000000000";
-
-async function tarBytes(root: string, changes: Changes): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  const out = new PassThrough();
-  out.on("data", (c: Buffer) => chunks.push(c));
-  await writeChangesTar(root, changes, out);
-  return Buffer.concat(chunks);
-}
 
 function runStep(root: string, overlay?: string): void {
   const args = ["--mountns", "--root", root, "--cwd", "/"];
