@@ -265,7 +265,8 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   // The state dir is marked before this build's directory is made in it, so that the directory rarely
   // lands where the last build's was just deleted (see spreadSubdirectories); the helper runs meanwhile.
   const spread = mkdir(opts.stateDir, { recursive: true }).then(
-    () => spreadSubdirectories(opts.stateDir),
+    // --cleanup promises the state dir as found: no marker is left there.
+    () => spreadSubdirectories(opts.stateDir, undefined, { writeMarker: !opts.cleanup }),
     (e: unknown) => ({ spread: false, reason: String(e) }),
   );
   // In place (kaniko's model), "/" is every stage's root: stages then build one after the other.

@@ -160,11 +160,12 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
         registry,
         runner: async () => {
           // Probed in the state dir, where build roots (and RUN overlays) live; remembered in the layer
-          // store, else the state dir (either may be kept across builds), while nothing the answer
-          // depends on changes.
+          // store, else the state dir (either may be kept across builds; not with --cleanup, which promises
+          // to leave it as found), while nothing the answer depends on changes.
+          const cacheDir = opts.layerStore?.dir ?? (opts.cleanup ? undefined : opts.stateDir);
           const probe = await probeIsolation({
             scratchDir: opts.stateDir,
-            cacheFile: path.join(opts.layerStore?.dir ?? opts.stateDir, "isolation-probe.json"),
+            ...(cacheDir !== undefined ? { cacheFile: path.join(cacheDir, "isolation-probe.json") } : {}),
           });
           const runner = createRunner(opts.isolation, probe);
           report({

@@ -44,6 +44,15 @@ describe("spreadSubdirectories", { skip: helper === null && "native/kiln-exec is
     assert.deepEqual(await spreadSubdirectories(dir, helper), { spread: true });
   });
 
+  it("writeMarker: false (--cleanup) sets the flag but leaves no marker", async (t) => {
+    if ((await statfs(scratch)).type !== 0xef53) return t.skip("the repository is not on ext4 here");
+    const dir = path.join(scratch, "no-marker");
+    await mkdir(dir);
+    assert.deepEqual(await spreadSubdirectories(dir, helper, { writeMarker: false }), { spread: true });
+    assert.match(lsattrFlags(dir) ?? "", /T/);
+    assert.equal(existsSync(path.join(dir, SPREAD_MARKER)), false);
+  });
+
   it("starts the helper once per directory: later calls find the marker", async (t) => {
     if ((await statfs(scratch)).type !== 0xef53) return t.skip("the repository is not on ext4 here");
     const dir = path.join(scratch, "marked");

@@ -35,10 +35,13 @@ export interface SpreadResult {
  * without the helper (a copy of the directory on ext4 that kept the marker but lost the flag, e.g. by
  * `cp -a`, is then not marked again: subdirectories are merely placed as without it).
  * @param helper the kiln-exec binary (default: {@link findHelper}); null when there is none.
+ * @param opts `writeMarker: false` leaves no marker behind (a build that promised to leave its directories
+ *   as found, `--cleanup`); an existing marker is still honoured.
  */
 export async function spreadSubdirectories(
   dir: string,
   helper: string | null = findHelper() ?? null,
+  opts: { writeMarker?: boolean } = {},
 ): Promise<SpreadResult> {
   if (helper === null) return { spread: false, reason: "no kiln-exec helper" };
   const fs = await statfs(dir).catch((e: unknown) => e as Error);
@@ -56,6 +59,7 @@ export async function spreadSubdirectories(
       else resolve({ spread: false, reason: line.replace(/^topdir=0 ?/, "") || "unexpected helper output" });
     });
   });
-  if (r.spread) await writeFile(marker, "").catch(() => undefined); // without it, the next call asks the helper again
+  // Without it, the next call asks the helper again.
+  if (r.spread && opts.writeMarker !== false) await writeFile(marker, "").catch(() => undefined);
   return r;
 }
