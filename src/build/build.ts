@@ -16,7 +16,7 @@ import { chooseSnapshotter, IgnoreList, type Snapshotter } from "../fs/index.js"
 import type { Digest } from "../image/digest.js";
 import { assembleImage, convertImageFormat, emptyImage } from "../image/index.js";
 import { familyOf, layerMediaType, type ManifestFamily } from "../image/media-types.js";
-import type { Image, ImageConfigFile, Layer, Platform } from "../image/types.js";
+import type { HistoryEntry, Image, ImageConfigFile, Layer, Platform } from "../image/types.js";
 import { parseReference, type RegistryClient } from "../registry/index.js";
 import { findCachedBase, LayerCache, openCacheStore } from "../cache/index.js";
 import { hostDetectionFs, isInContainer, spreadSubdirectories, type Runner } from "../run/index.js";
@@ -539,7 +539,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
           baseImage.config,
           r,
           stage === stages[stages.length - 1] ? opts.labels : {},
-          opts.epoch !== undefined ? created(opts, deps) : imageCreatedFromHistory(r.history, created(opts, deps)),
+          created(opts, deps, r.history),
         ),
         layers: r.layers,
         annotations: opts.annotations,
@@ -626,9 +626,10 @@ function stageConfig(
   return out;
 }
 
-function created(opts: Readonly<BuildOptions>, deps: BuildDeps): string {
+/** The image's `created`: the epoch when one is set, else BuildKit's (the last history entry's time, else now). */
+function created(opts: Readonly<BuildOptions>, deps: BuildDeps, history: readonly HistoryEntry[] = []): string {
   if (opts.epoch !== undefined) return new Date(opts.epoch * 1000).toISOString();
-  return deps.now().toISOString();
+  return imageCreatedFromHistory(history, deps.now().toISOString());
 }
 
 /** True when both directories exist on one filesystem (a probe made elsewhere says nothing about here). */

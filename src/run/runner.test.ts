@@ -259,18 +259,7 @@ describe("RUN back-ends (real processes, as root)", { skip }, () => {
         ac.abort();
       };
       const r = await runner.run(
-        {
-          root,
-          argv: ["sh", "-c", "trap '' TERM; echo ready; sleep 4243000; echo never"],
-          env: ["PATH=/bin"],
-          cwd: "/",
-          uid: 0,
-          gid: 0,
-          groups: [],
-          network: "host",
-          mounts: [],
-          hostNetworkFiles: false,
-        },
+        testRunSpec({ root, argv: ["sh", "-c", "trap '' TERM; echo ready; sleep 4243000; echo never"] }),
         { stdout: (c) => (c.toString().includes("ready") ? abort() : undefined), stderr: () => undefined },
         ac.signal,
       );
