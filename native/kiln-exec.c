@@ -644,9 +644,11 @@ static int mount_mode(int argc, char **argv) {
  * kiln-exec --probe DIR: finds out which isolation mechanisms work here, in one process. Makes a scratch
  * directory under DIR and runs every check at once, each in a forked child that takes the run path above
  * with the options a RUN uses and a command that does not exist: a mechanism works iff its child gets as
- * far as exec. Prints one line of NAME=0|1 for the names in `checks` and exits 0; exits 1 (message on
- * stderr) when the scratch directory cannot be made. Everything it creates is removed.
+ * far as exec. Prints one line of NAME=0|1 for the names in `checks`, then the `features` (options added
+ * after --probe, as NAME=1: kiln passes them only to a helper that names them), and exits 0; exits 1
+ * (message on stderr) when the scratch directory cannot be made. Everything it creates is removed.
  */
+static const char features[] = "list-upper=1";
 struct check { const char *name; int userns, mountns, pidns, netns, proc, dev, overlay; };
 static const struct check checks[] = {
     {"chroot", 0, 0, 0, 0, 0, 0, 0},       {"mountns", 0, 1, 0, 0, 0, 1, 0},
@@ -733,7 +735,7 @@ static int probe_mode(int argc, char **argv) {
     used += (size_t)snprintf(line + used, sizeof line - used, "%s%s=%d", k ? " " : "", checks[k].name, ok);
   }
   nftw(base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-  printf("%s\n", line);
+  printf("%s %s\n", line, features);
   return 0;
 }
 

@@ -21,7 +21,7 @@ import { parseReference, type RegistryClient } from "../registry/index.js";
 import { findCachedBase, LayerCache, openCacheStore } from "../cache/index.js";
 import { hostDetectionFs, isInContainer, spreadSubdirectories, type Runner } from "../run/index.js";
 import type { Reporter } from "./events.js";
-import type { BuildOptions } from "./options.js";
+import { keepsStateFiles, type BuildOptions } from "./options.js";
 import { writeOutputs } from "./outputs.js";
 import { assertNoSecretBuildArgs } from "./secret-build-args.js";
 import { cleanRoot } from "./clean-root.js";
@@ -265,8 +265,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   // The state dir is marked before this build's directory is made in it, so that the directory rarely
   // lands where the last build's was just deleted (see spreadSubdirectories); the helper runs meanwhile.
   const spread = mkdir(opts.stateDir, { recursive: true }).then(
-    // --cleanup promises the state dir as found: no marker is left there.
-    () => spreadSubdirectories(opts.stateDir, undefined, { writeMarker: !opts.cleanup }),
+    () => spreadSubdirectories(opts.stateDir, undefined, { writeMarker: keepsStateFiles(opts) }),
     (e: unknown) => ({ spread: false, reason: String(e) }),
   );
   // In place (kaniko's model), "/" is every stage's root: stages then build one after the other.
@@ -529,7 +528,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
             : {}),
           ...(unreadLayers.has(stage.index) ? { layersUnread: baseTriggersAbsent } : {}),
           ...(rootStore && layerCache && opts.cache
-            ? { publishLayer: (l: Layer) => rootStore.publish(l, stageSignal) }
+            ? { publishLayer: (l: Layer, root: readonly Layer[]) => rootStore.publish(l, root, stageSignal) }
             : {}),
         },
       );

@@ -145,6 +145,24 @@ export interface BuildCacheOptions {
 /** A `--secret`: read from a host file or from a variable of {@link BuildOptions.env}. */
 export type BuildSecret = { id: string; type: "file"; src: string } | { id: string; type: "env"; env: string };
 
+/**
+ * Whether this build may leave files of its own in the state dir for later builds (the spread marker,
+ * the isolation probe cache). Not with `--cleanup`, which promises the state dir as found: the build's
+ * directory is deleted and nothing else is written there. The one place that decides it.
+ */
+export function keepsStateFiles(o: Pick<BuildOptions, "cleanup">): boolean {
+  return o.cleanup !== true;
+}
+
+/**
+ * The directory where the isolation probe's answer is remembered across builds, or undefined (probe
+ * every build): the layer store (`--layer-store`, the user's own directory, kept whatever `--cleanup`
+ * says), else the state dir when the build {@link keepsStateFiles}.
+ */
+export function probeCacheDir(o: Pick<BuildOptions, "cleanup" | "layerStore" | "stateDir">): string | undefined {
+  return o.layerStore?.dir ?? (keepsStateFiles(o) ? o.stateDir : undefined);
+}
+
 /** Deep-freezes build options so nothing downstream can change them. */
 export function freezeOptions(o: BuildOptions): Readonly<BuildOptions> {
   const freeze = (v: unknown): void => {

@@ -2,6 +2,7 @@ import { setMaxListeners } from "node:events";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { build, type Reporter } from "../build/index.js";
+import { probeCacheDir } from "../build/options.js";
 import { KilnError } from "../common/errors.js";
 import { readOciLayout } from "../image/index.js";
 import { RegistryClient } from "../registry/index.js";
@@ -159,10 +160,9 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
       {
         registry,
         runner: async () => {
-          // Probed in the state dir, where build roots (and RUN overlays) live; remembered in the layer
-          // store, else the state dir (either may be kept across builds; not with --cleanup, which promises
-          // to leave it as found), while nothing the answer depends on changes.
-          const cacheDir = opts.layerStore?.dir ?? (opts.cleanup ? undefined : opts.stateDir);
+          // Probed in the state dir, where build roots (and RUN overlays) live; remembered (see
+          // probeCacheDir) while nothing the answer depends on changes.
+          const cacheDir = probeCacheDir(opts);
           const probe = await probeIsolation({
             scratchDir: opts.stateDir,
             ...(cacheDir !== undefined ? { cacheFile: path.join(cacheDir, "isolation-probe.json") } : {}),

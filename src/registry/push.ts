@@ -1,4 +1,5 @@
 import { Readable, Transform } from "node:stream";
+import { createLimiter, type Limiter } from "../common/limit.js";
 import { mapLimit } from "../common/map-limit.js";
 import type { Digest } from "../image/digest.js";
 import type { Image } from "../image/types.js";
@@ -8,7 +9,6 @@ import { redactText, RegistryError } from "./errors.js";
 import type { ClientContext } from "./events.js";
 
 import { header, unexpected, type HostResponse, type RegistryHost } from "./host.js";
-import { createLimiter, type Limiter } from "./limit.js";
 import { isStaleAssumption, type PushState } from "./push-state.js";
 import { retryOpts, withRetry } from "./retry.js";
 

@@ -1,4 +1,4 @@
-import { copyFile, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -53,6 +53,15 @@ describe("isolation probe cache", { skip }, () => {
     assert.deepEqual([cached.chroot, cached.mountns, cached.userns, cached.overlay], [false, false, false, false]);
   });
 
+  it("a stored answer carries the helper's features: absent from an older helper's line", async () => {
+    const file = path.join(dir, "probe-3.json");
+    const key = (await probeCacheKey(helper, dir)) ?? "";
+    await writeProbeCache(file, key, `${ALL_FAILED} list-upper=1`);
+    assert.equal((await probeIsolation({ helperPath: helper, scratchDir: dir, cacheFile: file })).listUpper, true);
+    await writeProbeCache(file, key, ALL_FAILED);
+    assert.equal((await probeIsolation({ helperPath: helper, scratchDir: dir, cacheFile: file })).listUpper, false);
+  });
+
   it("another key, another format or a malformed file means probing again (and storing the new answer)", async () => {
     const file = path.join(dir, "probe-2.json");
     const key = (await probeCacheKey(helper, dir)) ?? "";
@@ -71,10 +80,25 @@ describe("isolation probe cache", { skip }, () => {
     }
   });
 
-  it("an unwritable cache location only means no cache", async () => {
-    const file = path.join(dir, "no-such-dir", "probe.json");
-    const p = await probeIsolation({ helperPath: helper, scratchDir: dir, cacheFile: file });
-    assert.equal(typeof p.chroot, "boolean");
-    assert.equal(await readProbeCache(file, (await probeCacheKey(helper, dir)) ?? ""), undefined);
+  it("an unwritable cache location only means no cache: the same answer, nothing written or left over", async () => {
+    const uncached = await probeIsolation({ helperPath: helper, scratchDir: dir });
+    // Under a regular file: ENOTDIR, even for root (whom a read-only mode would not stop).
+    const blocker = path.join(dir, "blocker");
+    await writeFile(blocker, "a file\n");
+    const underFile = path.join(blocker, "isolation-probe.json");
+    assert.deepEqual(await probeIsolation({ helperPath: helper, scratchDir: dir, cacheFile: underFile }), uncached);
+    assert.equal(await readFile(blocker, "utf8"), "a file\n");
+    const key = (await probeCacheKey(helper, dir)) ?? "";
+    assert.equal(await readProbeCache(underFile, key), undefined);
+    // A directory in the cache file's place: the answer is written aside, the rename fails, and the
+    // file written aside is removed again.
+    const taken = path.join(dir, "taken");
+    await mkdir(taken);
+    const before = (await readdir(dir)).sort();
+    assert.deepEqual(await probeIsolation({ helperPath: helper, scratchDir: dir, cacheFile: taken }), uncached);
+    await writeProbeCache(taken, key, ALL_FAILED);
+    assert.deepEqual((await readdir(dir)).sort(), before, "no temporary file left");
+    assert.ok((await stat(taken)).isDirectory());
+    assert.equal(await readProbeCache(taken, key), undefined);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFile, readlink, realpath, rename, stat, statfs, writeFile } from "node:fs/promises";
+import { readFile, readlink, realpath, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { release } from "node:os";
 
 /**
@@ -71,7 +71,10 @@ export async function readProbeCache(file: string, key: string): Promise<string 
   return rec.line;
 }
 
-/** Stores the probe output `line` under `key` in `file` (written aside, then renamed). Never throws. */
+/**
+ * Stores the probe output `line` under `key` in `file` (written aside, then renamed). Never throws;
+ * nothing is left behind when it fails.
+ */
 export async function writeProbeCache(file: string, key: string, line: string): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
@@ -79,5 +82,6 @@ export async function writeProbeCache(file: string, key: string, line: string): 
     await rename(tmp, file);
   } catch {
     // Not cached: the next build probes again.
+    await rm(tmp, { force: true }).catch(() => undefined);
   }
 }

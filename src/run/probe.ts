@@ -49,6 +49,14 @@ export function parseProbeLine(line: string): Record<ProbeCheck, boolean> {
 }
 
 /**
+ * The helper options a `kiln-exec --probe` line names as features (`list-upper=1`): options newer than
+ * `--probe` itself, which kiln passes only to a helper that knows them. An older helper names none.
+ */
+export function probeFeatures(line: string): { listUpper: boolean } {
+  return { listUpper: line.trim().split(/\s+/).includes("list-upper=1") };
+}
+
+/**
  * The isolation mechanisms of a probe: plain chroot, a mount namespace (needs chroot), a pid namespace
  * and an empty network namespace (directly or inside a user namespace), the user namespace itself, and
  * overlay mounts over a root (root with a mount namespace).
@@ -129,18 +137,20 @@ export async function probeIsolation(options: string | ProbeOptions = {}): Promi
   }
   const key = o.cacheFile !== undefined ? await probeCacheKey(helper, scratchDir) : undefined;
   const cached = o.cacheFile !== undefined && key !== undefined ? await readProbeCache(o.cacheFile, key) : undefined;
+  let line = cached;
   let checks: Record<ProbeCheck, boolean> | undefined;
-  if (cached !== undefined) {
+  if (line !== undefined) {
     try {
-      checks = parseProbeLine(cached);
+      checks = parseProbeLine(line);
     } catch {
       checks = undefined; // a cache from another helper version: probe again
     }
   }
   if (checks === undefined) {
-    const line = await runProbe(helper, scratchDir);
+    line = await runProbe(helper, scratchDir);
     checks = parseProbeLine(line);
     if (o.cacheFile !== undefined && key !== undefined) await writeProbeCache(o.cacheFile, key, line.trim());
   }
-  return { ...probeFromChecks(checks, inContainer), overlayDir: scratchDir };
+  // The cached line is the one this very helper printed (its identity is part of the cache key).
+  return { ...probeFromChecks(checks, inContainer), overlayDir: scratchDir, ...probeFeatures(line ?? "") };
 }

@@ -120,7 +120,8 @@ class RootedRunner implements Runner {
       }
       const o = spec.overlay;
       options.push("--overlay", [...o.lower, o.upper, o.work].map((p) => noColon(p, "overlay directory")).join(":"));
-      if (o.listing !== undefined) options.push("--list-upper", o.listing);
+      // An older helper (--helper-path) lacks --list-upper: no listing, the snapshot walks the upper.
+      if (o.listing !== undefined && probe.listUpper === true) options.push("--list-upper", o.listing);
     }
     try {
       if (withMounts) {

@@ -66,6 +66,12 @@ export interface IsolationProbe {
   overlay: boolean;
   /** Where the overlay check ran: `overlay` holds for roots on this directory's filesystem. */
   overlayDir?: string;
+  /**
+   * The helper writes a listing of an overlay's upper (kiln-exec `--list-upper`, named in its probe
+   * output); absent or false (an older helper): the runner does not ask for one and the snapshot walks
+   * the upper.
+   */
+  listUpper?: boolean;
   /** kiln itself runs inside a container (kaniko's detection). */
   inContainer: boolean;
 }

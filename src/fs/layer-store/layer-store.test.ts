@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
@@ -283,33 +283,79 @@ test("a stack index is the merged view of its layers, stored once, verified and 
   });
 });
 
-test("stack index bytes are re-counted only when the stacks directory changed", async () => {
+test("stack index bytes are recorded as they are written and counted from the record", async () => {
   await withStore(async (dir) => {
     const lower = await layerOf([{ name: "a", body: "a" }]);
     const upper = await layerOf([{ name: "b", body: "b" }]);
     const store = await LayerStore.open(dir, { maxBytes: BIG });
     const layers = [await store.acquire(lower.diffId, lower.open), await store.acquire(upper.diffId, upper.open)];
     const recorded = layers.reduce((n, l) => n + l.bytes, 0);
+    assert.deepEqual(await store.usage(), { entries: 2, bytes: recorded }, "no stack index yet");
     const stack = await store.stackIndex(layers);
-    const stacks = path.join(layers[1]?.dir as string, "stacks");
-    const [file] = await readdir(stacks);
-    // Just written: a change within the same clock tick could leave the times equal, so nothing is
-    // remembered and an in-place change is still seen.
-    await writeFile(path.join(stacks, file as string), Buffer.alloc(stack.bytes + 100));
-    assert.equal((await store.usage()).bytes, recorded + stack.bytes + 100);
-    // Settled (last changed long ago): its sum is remembered; an in-place rewrite (which kiln never
-    // does) leaves the directory as it was and is not re-counted, proving the sum was not re-read.
-    const past = new Date(Date.now() - 60_000);
-    await utimes(stacks, past, past);
-    assert.equal((await store.usage()).bytes, recorded + stack.bytes + 100);
-    await writeFile(path.join(stacks, file as string), Buffer.alloc(stack.bytes));
-    assert.equal((await store.usage()).bytes, recorded + stack.bytes + 100, "remembered, not re-read");
-    // A stack index published into it changes the directory: counted again, with the new file.
-    await writeFile(path.join(stacks, "other.bin"), Buffer.alloc(10));
-    assert.equal((await store.usage()).bytes, recorded + stack.bytes + 10);
-    // Another instance (another process) counts the directory itself.
+    const top = layers[1]?.dir as string;
+    const [file] = await readdir(path.join(top, "stacks"));
+    assert.equal(await readFile(path.join(top, "stack-sizes"), "utf8"), `${file} ${stack.bytes}\n`);
+    assert.equal((await store.usage()).bytes, recorded + stack.bytes);
+    // The record, not the directory, is counted: an in-place rewrite (which kiln never does) goes unseen,
+    // by this instance and by another (another process) alike.
+    await writeFile(path.join(top, "stacks", file as string), Buffer.alloc(stack.bytes + 100));
+    assert.equal((await store.usage()).bytes, recorded + stack.bytes);
     const other = await LayerStore.open(dir, { maxBytes: BIG });
-    assert.equal((await other.usage()).bytes, recorded + stack.bytes + 10);
+    assert.equal((await other.usage()).bytes, recorded + stack.bytes);
+    // Eviction counts them too: at the total nothing goes, one byte below it an entry does.
+    await store.release();
+    assert.deepEqual((await other.evict(recorded + stack.bytes)).evicted, []);
+    assert.equal((await other.evict(recorded + stack.bytes - 1)).evicted.length, 1);
+    const rest = await other.usage();
+    assert.equal((await other.evict(0)).bytes, rest.bytes);
+    assert.deepEqual(await other.usage(), { entries: 0, bytes: 0 });
+  });
+});
+
+test("stack indexes written into one entry by concurrent builds are all counted", async () => {
+  await withStore(async (dir) => {
+    const one = await layerOf([{ name: "one", body: "1" }]);
+    const two = await layerOf([{ name: "two", body: "22" }]);
+    const top = await layerOf([{ name: "top", body: "t" }]);
+    // Two instances: two builds (their leases and records are separate, as in two processes).
+    const a = await LayerStore.open(dir, { maxBytes: BIG });
+    const b = await LayerStore.open(dir, { maxBytes: BIG });
+    const inA = [await a.acquire(one.diffId, one.open), await a.acquire(top.diffId, top.open)];
+    const inB = [await b.acquire(two.diffId, two.open), await b.acquire(top.diffId, top.open)];
+    const own = [...inA, ...inB.slice(0, 1)].reduce((n, l) => n + l.bytes, 0);
+    const [sa, sb] = await Promise.all([a.stackIndex(inA), b.stackIndex(inB)]);
+    const topDir = inA[1]?.dir as string;
+    assert.equal((await readdir(path.join(topDir, "stacks"))).length, 2, "two stacks in one entry");
+    assert.deepEqual(await a.usage(), { entries: 3, bytes: own + sa.bytes + sb.bytes });
+    assert.deepEqual(await b.usage(), await a.usage());
+    await a.release();
+    await b.release();
+  });
+});
+
+test("an entry whose stack indexes an older kiln wrote (no record) has them listed once and recorded", async () => {
+  await withStore(async (dir) => {
+    const lower = await layerOf([{ name: "a", body: "a" }]);
+    const other = await layerOf([{ name: "c", body: "c" }]);
+    const upper = await layerOf([{ name: "b", body: "b" }]);
+    const store = await LayerStore.open(dir, { maxBytes: BIG });
+    const [l, o, u] = [
+      await store.acquire(lower.diffId, lower.open),
+      await store.acquire(other.diffId, other.open),
+      await store.acquire(upper.diffId, upper.open),
+    ];
+    const recorded = l.bytes + o.bytes + u.bytes;
+    const first = await store.stackIndex([l, u]);
+    const record = path.join(u.dir, "stack-sizes");
+    await rm(record); // as an older kiln left it
+    assert.equal((await store.usage()).bytes, recorded + first.bytes, "counted from a listing");
+    const [file] = await readdir(path.join(u.dir, "stacks"));
+    assert.equal(await readFile(record, "utf8"), `${file} ${first.bytes}\n`, "and recorded");
+    // A stack index written into such an entry records the ones already there along with its own.
+    await rm(record);
+    const second = await store.stackIndex([o, u]);
+    assert.equal((await store.usage()).bytes, recorded + first.bytes + second.bytes);
+    assert.equal((await readFile(record, "utf8")).split("\n").length, 3, "two lines");
     await store.release();
   });
 });

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { pipeline, Transform } from "node:stream";
 import type { Readable } from "node:stream";
@@ -66,8 +66,37 @@ const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 const INDEX_FILE = "index.bin";
 /** Directory of stack indexes inside the entry of a stack's topmost layer. */
 const STACKS_DIR = "stacks";
-/** A `stacks/` directory unchanged for longer than this has its byte count remembered (see #stackBytes). */
-const SETTLED_MS = 2000;
+/** An entry's record of the sizes of its stack indexes (see {@link stackSizesBytes}). */
+const STACK_SIZES = "stack-sizes";
+
+/**
+ * The bytes an entry's `stack-sizes` record counts. The record is only ever appended to (O_APPEND: the
+ * lines of concurrent writers all land, none overwrites another's): one `<file name> <bytes>` line per
+ * stack index written into `stacks/`, before it is written. A name written again (a damaged index
+ * rebuilt) counts once, with its largest size; a malformed line (a torn write) counts nothing.
+ */
+function stackSizesBytes(text: string): number {
+  const sizes = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^(\S+) (\d+)$/.exec(line);
+    if (m?.[1] !== undefined) sizes.set(m[1], Math.max(sizes.get(m[1]) ?? 0, Number(m[2])));
+  }
+  let bytes = 0;
+  for (const n of sizes.values()) bytes += n;
+  return bytes;
+}
+
+/** `stack-sizes` lines of the stack indexes now in an entry's `stacks/` (none when it has no such dir). */
+async function listStackSizes(entryDir: string): Promise<string> {
+  const dir = path.join(entryDir, STACKS_DIR);
+  let lines = "";
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.endsWith(".bin")) continue; // a temporary file of a writer (whose line is recorded)
+    const st = await stat(path.join(dir, name)).catch(() => undefined);
+    if (st !== undefined) lines += `${name} ${st.size}\n`;
+  }
+  return lines;
+}
 
 /** True when a process with this pid exists (EPERM: it exists but is not ours). */
 function pidAlive(pid: number): boolean {
@@ -90,7 +119,8 @@ function code(e: unknown): string | undefined {
  * - `layers/sha256/<hex>/` holds `tree/` (the layer alone, OCI whiteouts turned into overlay whiteouts),
  *   `index.bin` (its entries in kiln's columnar format, see {@link LayerIndex}), `meta.json` (diffID,
  *   size, file count, the index's embedded sha256, created/last-used) and, in the entry of a stack's
- *   topmost layer, `stacks/<key>.bin`: merged indexes of layer stacks ({@link LayerStore.stackIndex}).
+ *   topmost layer, `stacks/<key>.bin`: merged indexes of layer stacks ({@link LayerStore.stackIndex}),
+ *   and `stack-sizes`, the record of their sizes that usage and eviction count ({@link stackSizesBytes}).
  *   Entries are extracted into `tmp/<pid>-<random>/`, verified against the diffID (sha256 of the
  *   uncompressed stream) and published by one atomic rename; when two processes extract the same layer
  *   the second rename fails and that copy is discarded.
@@ -117,8 +147,6 @@ export class LayerStore {
   readonly #leased = new Set<string>();
   readonly #now: () => Date;
   readonly #note: (message: string) => void;
-  /** Stack index bytes per entry, with the `stacks/` directory state they were counted in (see #stackBytes). */
-  readonly #stackSums = new Map<string, { ino: bigint; mtimeNs: bigint; ctimeNs: bigint; bytes: number }>();
 
   private constructor(dir: string, opts: LayerStoreOptions) {
     this.dir = path.resolve(dir);
@@ -295,6 +323,7 @@ export class LayerStore {
     const tmp = path.join(dir, `.tmp-${this.#leaseId}-${randomBytes(4).toString("hex")}`);
     try {
       await mkdir(dir, { recursive: true, mode: 0o755 });
+      await this.#recordStackSize(top.dir, `${key}.bin`, data.length);
       await writeFile(tmp, data);
       await rename(tmp, file);
     } catch (e) {
@@ -459,31 +488,33 @@ export class LayerStore {
   }
 
   /**
-   * Bytes of the stack indexes kept in an entry (written after meta.json, so counted here). The sum is
-   * remembered per entry with its `stacks/` directory's inode and times, so a later usage or eviction
-   * count costs one stat instead of a listing and a stat per file. Only a directory whose last change
-   * is more than {@link SETTLED_MS} old is remembered: file system times are coarse (one clock tick),
-   * and a change in the same tick as the stat would otherwise leave the times equal. (The real clock,
-   * not `now`: it is compared with the file system's times.)
+   * Records, before it is written, that a stack index `name` of `bytes` goes into the `stacks/` of the
+   * entry at `entryDir`: the record then never counts less than the entry holds (at most more, when the
+   * write fails). An entry without a record (stack indexes written by an older kiln) first gets lines
+   * for the indexes it already holds, in the same append.
+   */
+  async #recordStackSize(entryDir: string, name: string, bytes: number): Promise<void> {
+    const record = path.join(entryDir, STACK_SIZES);
+    const earlier = (await pathExists(record)) ? "" : await listStackSizes(entryDir);
+    await appendFile(record, `${earlier}${name} ${bytes}\n`);
+  }
+
+  /**
+   * Bytes of the stack indexes kept in an entry (written after meta.json, so counted here): one read of
+   * its `stack-sizes` record. An entry without one (none written yet, or by an older kiln) has its
+   * `stacks/` listed instead, and what was found is recorded, so that it is listed only once.
    */
   async #stackBytes(hex: string): Promise<number> {
-    const dir = path.join(this.layersDir, hex, STACKS_DIR);
-    const st = await stat(dir, { bigint: true }).catch(() => undefined);
-    if (st === undefined) {
-      this.#stackSums.delete(hex);
-      return 0;
+    const entryDir = path.join(this.layersDir, hex);
+    const record = path.join(entryDir, STACK_SIZES);
+    try {
+      return stackSizesBytes(await readFile(record, "utf8"));
+    } catch (e) {
+      const listed = await listStackSizes(entryDir);
+      // Appended, as writers do: a writer recording meanwhile loses nothing.
+      if (listed !== "" && code(e) === "ENOENT") await appendFile(record, listed).catch(() => undefined);
+      return stackSizesBytes(listed);
     }
-    const known = this.#stackSums.get(hex);
-    if (known && known.ino === st.ino && known.mtimeNs === st.mtimeNs && known.ctimeNs === st.ctimeNs)
-      return known.bytes;
-    let bytes = 0;
-    for (const f of await readdir(dir).catch(() => [] as string[])) {
-      bytes += (await stat(path.join(dir, f)).catch(() => undefined))?.size ?? 0;
-    }
-    if (Date.now() - Number(st.mtimeMs) > SETTLED_MS)
-      this.#stackSums.set(hex, { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, bytes });
-    else this.#stackSums.delete(hex);
-    return bytes;
   }
 
   async #list(): Promise<{ hex: string; diffId: string; bytes: number; lastUsed: string }[]> {
