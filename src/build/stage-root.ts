@@ -21,6 +21,7 @@ import type { Layer } from "../image/types.js";
 import { findHelper, spreadSubdirectories } from "../run/index.js";
 import { cleanRoot } from "./clean-root.js";
 import type { Reporter } from "./events.js";
+import { stackPreparer } from "./store-stacks.js";
 
 /** How stage roots use the persistent layer store (`--layer-store`). */
 export interface StageRootStore {
@@ -399,9 +400,17 @@ export interface BuildLayerStore extends StageRootStore {
    * stage roots mount from the store: a later build that gets it from the cache then mounts it instead of
    * downloading and extracting it. The entry is extracted from the layer's own tar, exactly as a pulled
    * copy would be. Failures are warnings.
+   *
+   * `stack`: the layers of the stage's image up to and including `layer` (base first). Once they are
+   * stored, their stack index is prepared in the background, one stack at a time
+   * ({@link stackPreparer}): a later build that gets them from the cache and misses the next step
+   * mounts exactly that root, and then loads the stack index instead of building it.
    */
-  publish(layer: Layer, signal?: AbortSignal): void;
-  /** Waits for published layers, unmounts every stage root under the build's run dir, ends the leases. */
+  publish(layer: Layer, stack: readonly Layer[], signal?: AbortSignal): void;
+  /**
+   * Waits for published layers and prepared stack indexes, unmounts every stage root under the
+   * build's run dir, ends the leases.
+   */
   close(): Promise<void>;
 }
 
@@ -446,14 +455,16 @@ export async function openBuildLayerStore(
       return helper;
     })());
   const publishing: Promise<void>[] = [];
+  const stacks = stackPreparer(store, report);
   return {
     store,
     mountHelper,
-    publish(layer, signal) {
+    publish(layer, stack, signal) {
       const t0 = Date.now();
       const p = (async () => {
         if ((await mountHelper()) === undefined) return; // stored layers would only be extracted again
         const e = await store.acquire(layer.diffId, () => layer.openUncompressed(signal), signal);
+        stacks.stored(e);
         if (!e.hit)
           report({
             kind: "debug",
@@ -467,9 +478,13 @@ export async function openBuildLayerStore(
         });
       });
       publishing.push(p);
+      // After every layer this build published so far: the stack's produced layers are among them.
+      const ready = Promise.all(publishing).then(async () => (await mountHelper()) !== undefined);
+      stacks.prepare(stack, ready, signal);
     },
     async close() {
       await Promise.all(publishing);
+      await stacks.settled();
       if (decided !== undefined) {
         const h = await decided;
         if (h !== undefined) await unmountAllUnder(runDir, h);

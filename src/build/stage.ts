@@ -114,8 +114,11 @@ export interface StageServices {
    * nothing. Asked once, before the stage's first layer; undefined: layers are always produced.
    */
   layersUnread?(): Promise<boolean>;
-  /** Keeps a layer a missed step produced in the layer store (with `--layer-store` and `--cache`). */
-  publishLayer?(layer: Layer): void;
+  /**
+   * Keeps a layer a missed step produced in the layer store (with `--layer-store` and `--cache`);
+   * `stack`: the stage's layers up to and including it, base first (see `BuildLayerStore.publish`).
+   */
+  publishLayer?(layer: Layer, stack: readonly Layer[]): void;
 }
 
 /** Base of a stage: its image, and the root directory to build in. */
@@ -444,7 +447,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         svc.signal,
         svc.sink.epoch === undefined ? at : undefined,
       );
-      if (layer) svc.publishLayer?.(layer);
+      if (layer) svc.publishLayer?.(layer, layers.slice(0, layers.lastIndexOf(layer) + 1));
     }
     advanceChain(layer);
     return layer;

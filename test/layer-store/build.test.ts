@@ -203,8 +203,24 @@ describe("--layer-store builds", { skip: !storeAvailable && "needs root (overlay
     const first = await buildIt(ctx, ["--layer-store", store, ...cache]);
     // The base is extracted into the store; the three RUN layers and the COPY layer it produced are stored too.
     assert.equal((log(first).match(/layer store: stored the produced layer sha256:/g) ?? []).length, 4, log(first));
+    // ... and the stack index of each produced layer with those below it, kept in its entry: the one of
+    // [base, RUN, RUN] is what the rebuild below mounts.
+    const prepared = [...log(first).matchAll(/stack index of (\d) layers up to sha256:([0-9a-f]{64}) prepared/g)];
+    assert.deepEqual(prepared.map((m) => m[1]).sort(), ["2", "3", "4", "5"], log(first));
+    const runTop = prepared.find((m) => m[1] === "3")?.[2] as string;
+    const stacksOf = async (hex: string): Promise<string[]> => {
+      const d = path.join(store, "layers", "sha256", hex, "stacks");
+      const out: string[] = [];
+      for (const f of await readdir(d)) out.push(`${f} ${(await lstat(path.join(d, f))).mtimeMs}`);
+      return out.sort();
+    };
+    const runStacks = await stacksOf(runTop);
+    assert.equal(runStacks.length, 1);
+    assert.match(runStacks[0] as string, /^[0-9a-f]{64}\.bin /);
     await writeTree(ctx, { "changing.txt": "two\n" });
     const second = await buildIt(ctx, ["--layer-store", store, ...cache]);
+    // The rebuild's root loaded that stack index: no new one was written (and the old one not rewritten).
+    assert.deepEqual(await stacksOf(runTop), runStacks);
     // The two cached RUNs hit; the COPY misses and needs the root: base and both cached layers are mounted
     // from the store, nothing is downloaded or extracted.
     assert.equal((log(second).match(/Using caching version of cmd/g) ?? []).length, 2, log(second));

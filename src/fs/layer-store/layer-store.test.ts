@@ -77,6 +77,25 @@ test("a miss extracts, verifies and publishes atomically; the next acquire is a 
   });
 });
 
+test("lookup leases a stored entry and extracts nothing; a layer not stored leaves no lease behind", async () => {
+  await withStore(async (dir) => {
+    const layer = await layerOf([{ name: "etc/hello", body: "hello\n" }]);
+    const store = await LayerStore.open(dir, { maxBytes: BIG });
+    assert.equal(await store.lookup(layer.diffId), undefined);
+    assert.equal(await store.lookup("sha512:00"), undefined);
+    assert.deepEqual(await readdir(path.join(dir, "layers", "sha256")), [], "nothing extracted");
+    assert.deepEqual(await readdir(path.join(dir, "leases")), [], "no lease left");
+    await store.acquire(layer.diffId, layer.open);
+    const other = await LayerStore.open(dir, { maxBytes: BIG });
+    const found = await other.lookup(layer.diffId);
+    assert.equal(found?.hit, true);
+    assert.equal(found?.diffId, layer.diffId);
+    assert.equal((await readdir(path.join(dir, "leases", hexOf(layer.diffId)))).length, 2, "both leases held");
+    await other.release();
+    await store.release();
+  });
+});
+
 test("a stream whose sha256 is not the diffID is refused and nothing is published", async () => {
   await withStore(async (dir) => {
     const layer = await layerOf([{ name: "a", body: "a" }]);

@@ -284,6 +284,25 @@ export class LayerStore {
   }
 
   /**
+   * Leases the entry of `diffId` when the store holds it intact, extracting nothing; undefined, and no
+   * lease left behind, when it does not (or `diffId` is not sha256).
+   */
+  async lookup(diffId: string): Promise<StoredLayer | undefined> {
+    const hex = DIFF_ID.exec(diffId)?.[1];
+    if (hex === undefined) return undefined;
+    const leasedBefore = this.#leased.has(hex);
+    await this.#lease(hex);
+    const found = await this.#load(hex, diffId);
+    if (found === undefined && !leasedBefore) {
+      this.#leased.delete(hex);
+      await unlink(path.join(this.#leasesDir, hex, this.#leaseId)).catch(() => undefined);
+      // Another process leasing meanwhile recreates the directory (#lease retries on ENOENT).
+      await rmdir(path.join(this.#leasesDir, hex)).catch(() => undefined);
+    }
+    return found;
+  }
+
+  /**
    * The merged index of an overlay of `layers` (base first, all leased from this store): whiteouts,
    * opaque and implied directories applied as extraction applies them, `dev` 0, nothing ignored yet.
    * One layer: its own index. Several: the stack index kept in the topmost entry's `stacks/`, keyed by
