@@ -240,9 +240,10 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
       if (base.kind === "image") pull(base.ref).catch(() => {}); // memoized: awaited (and reported) by the stage
     }
   }
-  // kaniko checks push permissions before building. The checks run alongside the base pulls and the cache
-  // lookups (both read-only); a stage awaits them before its first step, and their failure is reported in
-  // place of any other error.
+  // kaniko checks push permissions before building. The checks run alongside the base pulls, the cache
+  // lookups (both read-only) and the extraction of stage roots (in the build's own directory); every step
+  // that executes awaits them (cache hits and metadata instructions do not), and so does the push. Their
+  // failure is reported in place of any other error.
   const pushCheck = checkPushPermissions(opts, deps.registry, signal);
   pushCheck.catch(() => {}); // awaited below
   if (opts.dryRun) await pushCheck;
@@ -369,6 +370,8 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   const done = new Map<number, Promise<BuiltStage>>();
   const stageAbort = new AbortController();
   const stageSignal = signal ? AbortSignal.any([signal, stageAbort.signal]) : stageAbort.signal;
+  // A refused push permission stops the stages at once (whatever they are extracting or probing).
+  pushCheck.catch((e: unknown) => stageAbort.abort(e));
   const uses = stageUses(stages, df.stages, expandFrom);
   // Stages whose layers reach the output image: the target and its FROM ancestors. The layers of the
   // others (used only through COPY --from / --mount from=) never leave the build: spooled uncompressed.
@@ -461,7 +464,6 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
           message: `stage ${stage.index}: --compression=${opts.compression} is ignored: a Docker-format image carries gzip layers only (use --image-format=oci)`,
         });
       }
-      await pushCheck;
       const r = await buildStage(
         stage,
         {
@@ -514,6 +516,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
           report,
           now: opts.epoch !== undefined ? () => new Date((opts.epoch as number) * 1000) : deps.now,
           signal: stageSignal,
+          beforeExecute: () => pushCheck,
           ...(layerCache && opts.cache
             ? {
                 cache: {
@@ -528,7 +531,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
             : {}),
           ...(unreadLayers.has(stage.index) ? { layersUnread: baseTriggersAbsent } : {}),
           ...(rootStore && layerCache && opts.cache
-            ? { publishLayer: (l: Layer, root: readonly Layer[]) => rootStore.publish(l, root, stageSignal) }
+            ? { publishLayer: (l: Layer, stack: readonly Layer[]) => rootStore.publish(l, stack, stageSignal) }
             : {}),
         },
       );
@@ -587,6 +590,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     if (inPlace && opts.materialize && last) {
       await final.root.ensure([...underlay, ...final.layers], ignore, report, last.index, signal);
     }
+    await pushCheck; // a fully cached build executed no step: the check is awaited here
     const { pushed } = await writeOutputs(final.image, opts, deps.registry, report, signal);
     if (inPlace && opts.cleanup) {
       await cleanRoot("/", ignore, signal, { pruneEmpty: true });

@@ -106,6 +106,11 @@ export interface StageServices {
   signal?: AbortSignal;
   /** The layer cache; undefined without `--cache`. */
   cache?: StageCache;
+  /**
+   * Awaited before a step executes (a cache hit or a metadata instruction does not wait): kaniko's
+   * push-permission check, which must pass before any step runs. Its rejection fails the step.
+   */
+  beforeExecute?(): Promise<void>;
   /** Cache identity of a COPY --from source: a stage's chain key or an image digest (undefined: not cacheable). */
   fromKey?(ref: string): Promise<string | undefined>;
   /**
@@ -390,6 +395,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     };
     let prepared: Snapshotter | undefined;
     let out: StepOutput;
+    await svc.beforeExecute?.();
     try {
       out = await exec(ctx);
     } catch (e) {

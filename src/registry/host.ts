@@ -102,6 +102,27 @@ function errCode(e: unknown): string {
   return "";
 }
 
+/** `host:port` or `[v6]:port`: both schemes then address the same socket. */
+function namedWithPort(registry: string): boolean {
+  return /^(\[[^\]]+\]|[^:]+):\d+$/.test(registry);
+}
+
+/**
+ * True when `e` (or an error it wraps) is a refused connection to a registry named with a port: both
+ * schemes address that one socket, so nothing listens there now (e.g. a registry restarting). Trying the
+ * other scheme would at best meet a server that came back meanwhile with the wrong protocol, and report
+ * that instead of the retryable refusal.
+ */
+function refusedOnItsPort(registry: string, e: unknown): boolean {
+  if (!namedWithPort(registry)) return false;
+  let cur: unknown = e;
+  for (let i = 0; i < 4 && cur instanceof Error; i++) {
+    if ((cur as { code?: unknown }).code === "ECONNREFUSED") return true;
+    cur = cur.cause;
+  }
+  return false;
+}
+
 /** Loopback / private hosts, where (like go-containerregistry) plain HTTP is tried after HTTPS. */
 export function isLocalRegistry(registry: string): boolean {
   const host = registry.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
@@ -125,7 +146,7 @@ export function isLocalRegistry(registry: string): boolean {
  * carries no credentials, so the order exposes nothing.
  */
 export function pingSchemes(registry: string, insecure: boolean): ("https" | "http")[] {
-  if (insecure && /^(\[[^\]]+\]|[^:]+):\d+$/.test(registry)) return ["http", "https"];
+  if (insecure && namedWithPort(registry)) return ["http", "https"];
   return insecure || isLocalRegistry(registry) ? ["https", "http"] : ["https"];
 }
 
@@ -177,6 +198,7 @@ export class RegistryHost {
   private async ping(operation: string, signal?: AbortSignal): Promise<URL> {
     const schemes = pingSchemes(this.registry, this.insecure);
     let lastError: unknown;
+    let httpError: unknown;
     for (const [i, scheme] of schemes.entries()) {
       const base = new URL(`${scheme}://${this.registry}/`);
       try {
@@ -211,11 +233,16 @@ export class RegistryHost {
         if (e instanceof RegistryError) throw e;
         if (signal?.aborted === true) throw e;
         lastError = e;
+        if (scheme === "http") httpError = e;
         // A certificate problem on a local (not insecure) registry is reported, not downgraded.
         if (!this.insecure && CERT_ERRORS.test(errCode(e))) break;
+        if (refusedOnItsPort(this.registry, e)) break;
       }
     }
-    throw this.networkError(operation, undefined, lastError);
+    // HTTPS found a plain-HTTP server after plain HTTP failed: that failure (e.g. a connection the
+    // registry dropped while restarting) is the one to report, and it may be retried.
+    const notTls = /WRONG_VERSION_NUMBER|wrong version number/i.test(`${errCode(lastError)} ${String(lastError)}`);
+    throw this.networkError(operation, undefined, notTls && httpError !== undefined ? httpError : lastError);
   }
 
   /** Wraps a transport failure into a RegistryError naming the registry (and a TLS hint when relevant). */
@@ -376,17 +403,55 @@ export class RegistryHost {
 
   /**
    * Sends a request with the right credentials. A 401 answer triggers one re-authentication (a new
-   * or expired-token challenge; missing scopes are added at the front) and one replay.
+   * or expired-token challenge; missing scopes are added at the front) and one replay; a 401 to a
+   * request sent without credentials (the registry's first, see {@link RegistryHost.firstRequest})
+   * only brings the challenge and is not counted.
    */
   async request(req: HostRequest): Promise<HostResponse> {
-    const base = await this.base(req.operation, req.signal);
+    if (this.pinged === undefined && !/^https?:\/\//.test(req.url)) {
+      const res = await this.firstRequest(req);
+      if (res !== undefined) return res;
+    }
+    return this.requestAt(await this.base(req.operation, req.signal), req);
+  }
+
+  /**
+   * A request made before the registry's scheme is known is its own ping: it is sent with the first
+   * scheme of {@link pingSchemes}, and its answer settles the scheme (a 401 carries the challenge that
+   * `GET /v2/` would have given). That saves the `/v2/` round trip of a registry without auth, and costs
+   * a registry with auth nothing: its first request brings the challenge instead of the ping. A
+   * transport failure, or plain HTTP answered with 400 while HTTPS is still to be tried, leaves the
+   * decision to the ping (undefined), which reports unreachable registries and certificate problems
+   * as before; the request is then sent again (every request body can be re-opened). A refused
+   * connection to a registry named with a port is thrown as it is (retryable; see refusedOnItsPort).
+   */
+  private async firstRequest(req: HostRequest): Promise<HostResponse | undefined> {
+    const schemes = pingSchemes(this.registry, this.insecure);
+    const base = new URL(`${schemes[0] ?? "https"}://${this.registry}/`);
+    let res: HostResponse;
+    try {
+      res = await this.requestAt(base, req);
+    } catch (e) {
+      if (req.signal?.aborted === true || refusedOnItsPort(this.registry, e)) throw e;
+      return undefined;
+    }
+    if (res.status === 400 && base.protocol === "http:" && schemes.length > 1) {
+      await res.body.dump();
+      return undefined;
+    }
+    this.pinged ??= Promise.resolve(base);
+    return res;
+  }
+
+  private async requestAt(base: URL, req: HostRequest): Promise<HostResponse> {
     const url = /^https?:\/\//.test(req.url) ? new URL(req.url) : new URL(req.url, base);
     let scopes = [...req.scopes];
     let force = false;
-    for (let attempt = 0; ; attempt++) {
+    for (let reauths = 0; ;) {
       const auth = await this.authorization(req, scopes, force);
       const res = await this.send(req, url, base, auth);
-      if (res.status !== 401 || attempt > 0) return res;
+      if (res.status !== 401) return res;
+      if (auth !== undefined && reauths++ > 0) return res;
       const challenges = parseWwwAuthenticate(res.headers["www-authenticate"]);
       const ch = challenges.find((c) => c.scheme === "bearer") ?? challenges.find((c) => c.scheme === "basic");
       if (ch === undefined) return res;
@@ -396,12 +461,14 @@ export class RegistryHost {
       const scope = ch.params.scope;
       const newScopes = scope !== undefined ? scope.split(" ").filter((s) => s !== "" && !scopes.includes(s)) : [];
       const changed = before?.scheme !== ch.scheme || before.params.realm !== ch.params.realm;
-      // A Basic challenge again with the same creds (or none) cannot be cured by a retry.
-      if (ch.scheme === "basic" && !changed) return res;
+      // A Basic challenge again to the credentials just sent cannot be cured by a retry.
+      if (ch.scheme === "basic" && auth !== undefined && !changed) return res;
       if (ch.scheme === "basic" && !hasCredentials(creds)) return res;
       await res.body.dump();
       scopes = [...newScopes, ...scopes];
-      force = true;
+      // A token that was sent and refused is fetched anew; the first token (after a request sent
+      // without credentials) comes from the shared cache like any other.
+      force = auth !== undefined;
     }
   }
 

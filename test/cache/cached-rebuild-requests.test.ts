@@ -99,9 +99,22 @@ describe("cached rebuild: registry round trips", () => {
     assert.equal(count(reqs, "PUT", /\/app\/manifests\/latest$/), 1, list);
     assert.equal(count(reqs, "PUT", /\/app\/cache\//), 0, list);
     assert.equal(count(reqs, "POST", /\/app\/cache\//), 0, list);
-    // Pull and push share the registry's endpoint (same options): one ping.
-    assert.equal(count(reqs, "GET", /^\/v2\/?$/), 1, list);
-    assert.ok(reqs.length <= 8, `${reqs.length} requests:\n${list}`);
+    // A registry without auth is not pinged: its first request settles the scheme (RegistryHost.firstRequest).
+    assert.equal(count(reqs, "GET", /^\/v2\/?$/), 0, list);
+    assert.ok(reqs.length <= 7, `${reqs.length} requests:\n${list}`);
+
+    // The same cached rebuild with the push refused: no step executes, so nothing waited for the check
+    // until the push, which then fails with kaniko's push-permission error and writes no manifest.
+    f.proxy.requests.splice(0);
+    f.proxy.setRules([{ method: "POST", path: /\/app\/blobs\/uploads\/$/, fault: "status500", times: 20 }]);
+    try {
+      const refused = await runKiln(args);
+      assert.notEqual(refused.code, 0, refused.stderr);
+      assert.match(refused.stderr, /error checking push permissions/);
+      assert.equal(count(f.proxy.requests, "PUT", /\/app\/manifests\//), 0);
+    } finally {
+      f.proxy.setRules([]);
+    }
   });
 
   test("a refused push permission fails the build before any step runs, although it is checked alongside the pulls", async () => {
