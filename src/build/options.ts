@@ -155,11 +155,11 @@ export function keepsStateFiles(o: Pick<BuildOptions, "cleanup">): boolean {
 }
 
 /**
- * The directory where the isolation probe's answer is remembered across builds, or undefined (probe
- * every build): the layer store (`--layer-store`, the user's own directory, kept whatever `--cleanup`
- * says), else the state dir when the build {@link keepsStateFiles}.
+ * The directory where kiln remembers small facts across builds (the isolation probe's answer, image
+ * configs by digest), or undefined (nothing is remembered): the layer store (`--layer-store`, the user's
+ * own directory, kept whatever `--cleanup` says), else the state dir when the build {@link keepsStateFiles}.
  */
-export function probeCacheDir(o: Pick<BuildOptions, "cleanup" | "layerStore" | "stateDir">): string | undefined {
+export function stateCacheDir(o: Pick<BuildOptions, "cleanup" | "layerStore" | "stateDir">): string | undefined {
   return o.layerStore?.dir ?? (keepsStateFiles(o) ? o.stateDir : undefined);
 }
 

@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { build, type Reporter } from "../build/index.js";
-import { probeCacheDir } from "../build/options.js";
+import { stateCacheDir } from "../build/options.js";
 import { KilnError } from "../common/errors.js";
 import { readOciLayout } from "../image/index.js";
 import { RegistryClient } from "../registry/index.js";
@@ -161,8 +161,8 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
         registry,
         runner: async () => {
           // Probed in the state dir, where build roots (and RUN overlays) live; remembered (see
-          // probeCacheDir) while nothing the answer depends on changes.
-          const cacheDir = probeCacheDir(opts);
+          // stateCacheDir) while nothing the answer depends on changes.
+          const cacheDir = stateCacheDir(opts);
           const probe = await probeIsolation({
             scratchDir: opts.stateDir,
             ...(cacheDir !== undefined ? { cacheFile: path.join(cacheDir, "isolation-probe.json") } : {}),

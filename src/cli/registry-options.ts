@@ -1,4 +1,6 @@
+import * as path from "node:path";
 import type { BuildOptions, Reporter } from "../build/index.js";
+import { stateCacheDir } from "../build/options.js";
 import { dockerConfigKeychain, type RegistryClientOptions } from "../registry/index.js";
 import { transferEvent } from "./transfer-events.js";
 import { KILN_VERSION } from "./version.js";
@@ -10,6 +12,8 @@ export function registryClientOptions(
   report: Reporter,
 ): RegistryClientOptions {
   const r = opts.registry;
+  // A dry run writes nothing (not even this cache).
+  const cacheDir = opts.dryRun ? undefined : stateCacheDir(opts);
   return {
     env,
     hostOptions(registry, purpose) {
@@ -36,5 +40,6 @@ export function registryClientOptions(
       r.credentialHelpers ? { credentialHelpers: r.credentialHelpers } : {},
     ),
     onEvent: (e) => report(transferEvent(e) ?? { kind: "debug", message: `registry: ${JSON.stringify(e)}` }),
+    ...(cacheDir !== undefined ? { configCacheDir: path.join(cacheDir, "image-configs") } : {}),
   };
 }

@@ -3,6 +3,7 @@ import { KilnError } from "../common/errors.js";
 import type { Digest } from "../image/digest.js";
 import type { Image, Platform } from "../image/types.js";
 import type { Keychain } from "./credentials.js";
+import { configCache } from "./config-cache.js";
 import {
   createDispatcher,
   envCaCertificates,
@@ -43,6 +44,11 @@ export interface RegistryClientOptions {
   progressIntervalMs?: number;
   /** Credentials source; default `dockerConfigKeychain(env)`. */
   keychain?: Keychain;
+  /**
+   * A directory where the image configs of pulled images are kept by digest for later builds (one
+   * request less per base image); undefined: configs are always fetched. See `configCache`.
+   */
+  configCacheDir?: string;
 }
 
 function normaliseRegistry(r: string): string {
@@ -89,6 +95,7 @@ export class RegistryClient {
       baseDelayMs: opts.retryBaseDelayMs ?? 200,
       emit: (e) => onEvent?.(e),
       ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}),
+      ...(opts.configCacheDir !== undefined ? { configs: configCache(opts.configCacheDir) } : {}),
     };
   }
 

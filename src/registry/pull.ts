@@ -163,9 +163,13 @@ async function withConfig(
     );
   }
   const cfgLoc = { host, repository, digest: cfgDesc.digest, size: cfgDesc.size };
-  const rawConfig = await readLimited(openBlob(ctx, cfgLoc, signal), MAX_MANIFEST_BYTES, () =>
-    digestMismatch(cfgLoc, "config larger than declared"),
-  );
+  let rawConfig = await ctx.configs?.get(cfgDesc.digest, MAX_MANIFEST_BYTES);
+  if (rawConfig === undefined) {
+    rawConfig = await readLimited(openBlob(ctx, cfgLoc, signal), MAX_MANIFEST_BYTES, () =>
+      digestMismatch(cfgLoc, "config larger than declared"),
+    );
+    void ctx.configs?.put(cfgDesc.digest, rawConfig); // verified against its digest while streaming
+  }
   let config: ImageConfigFile;
   try {
     config = JSON.parse(rawConfig.toString("utf8")) as ImageConfigFile;

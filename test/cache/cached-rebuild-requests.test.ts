@@ -6,7 +6,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
 import { repoRoot } from "../support/tmp.js";
@@ -85,8 +85,13 @@ describe("cached rebuild: registry round trips", () => {
     assert.equal(count(reqs, "GET", /\/busybox\/manifests\//), 1, list);
     assert.equal(count(reqs, "GET", /\/app\/cache\/manifests\/chain-[0-9a-f]{64}$/), 1, list);
     assert.equal(count(reqs, "GET", /\/app\/cache\/manifests\//), 1, list);
-    // An entry is read from its manifest's annotation: the base config is the only blob read.
-    assert.equal(count(reqs, "GET", /\/blobs\/sha256:/), 1, list);
+    // An entry is read from its manifest's annotation, and the base config was kept in the state dir by
+    // the first build (image-configs/, by digest): no blob is read at all.
+    assert.equal(count(reqs, "GET", /\/blobs\/sha256:/), 0, list);
+    const kept = await readdir(path.join(f.work, "state", "image-configs"));
+    assert.equal(kept.length, 1);
+    const configHex = (kept[0] ?? "").replace(/\.json$/, "");
+    assert.equal(count(firstReqs, "GET", new RegExp(`/busybox/blobs/sha256:${configHex}$`)), 1, firstList);
     // Push: the destination tag's manifest, read once at build start alongside the push-permission
     // check (POST + DELETE), names the 21 layers and the config, which is the same: nothing gets an
     // existence check, nothing is uploaded; the manifest PUT. Nothing is written to the cache
@@ -101,7 +106,7 @@ describe("cached rebuild: registry round trips", () => {
     assert.equal(count(reqs, "POST", /\/app\/cache\//), 0, list);
     // A registry without auth is not pinged: its first request settles the scheme (RegistryHost.firstRequest).
     assert.equal(count(reqs, "GET", /^\/v2\/?$/), 0, list);
-    assert.ok(reqs.length <= 7, `${reqs.length} requests:\n${list}`);
+    assert.ok(reqs.length <= 6, `${reqs.length} requests:\n${list}`);
 
     // The same cached rebuild with the push refused: no step executes, so nothing waited for the check
     // until the push, which then fails with kaniko's push-permission error and writes no manifest.
