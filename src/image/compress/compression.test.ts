@@ -6,6 +6,7 @@ import { test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { hasCode } from "../../common/errors.js";
 import { compressStream, decompressAuto, detectCompression } from "./compression.js";
+import { looksIncompressible } from "./parallel-gzip.js";
 
 async function collect(s: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -52,6 +53,28 @@ test("parallel gzip is deterministic regardless of input chunking and honours th
   assert.notEqual(fast.length, best.length);
   assert.equal(fast[8], 4);
   assert.equal(best[8], 2);
+});
+
+test("incompressible blocks are stored, not deflated; compressible and record-structured blocks are not", async () => {
+  // Random bytes (as in compressed or encrypted files): stored. The stream is still valid gzip.
+  const random = randomBytes(4 << 20);
+  assert.ok(looksIncompressible(random.subarray(0, 256 * 1024)));
+  const gz = await compress(random, "gzip", 1 << 20, 9);
+  assert.ok(gunzipSync(gz).equals(random));
+  assert.ok(execFileSync("gzip", ["-dc"], { input: gz, maxBuffer: 1 << 26 }).equals(random), "gzip -d");
+  assert.ok(gz.length <= random.length * 1.001, `stored: ${gz.length} for ${random.length}`);
+  // Text: deflated as before.
+  const text = Buffer.from("the quick brown fox jumps over the lazy dog\n".repeat(8000));
+  assert.ok(!looksIncompressible(text));
+  // 16-byte records whose first byte is random and the rest constant: highly compressible, and a
+  // sample taken every 16th byte would have seen only the random column.
+  const records = Buffer.alloc(256 * 1024, 0x41);
+  const noise = randomBytes(records.length / 16);
+  for (let i = 0; i < noise.length; i++) records[i * 16] = noise[i] as number;
+  assert.ok(!looksIncompressible(records));
+  assert.ok((await compress(records, "gzip", 1 << 20)).length < records.length / 4);
+  // Too short to judge (a stream's last block): deflated.
+  assert.ok(!looksIncompressible(random.subarray(0, 32 * 1024)));
 });
 
 test("gzip of empty input is a valid empty gzip", async () => {

@@ -7,6 +7,39 @@ const BLOCK_SIZE = 256 * 1024;
 /** Deflate window: the tail of the previous block primes the next one (as pigz does). */
 const DICT_SIZE = 32 * 1024;
 
+/** Order-0 entropy (bits per byte) of a block's sample from which it is stored, not deflated. */
+const INCOMPRESSIBLE_BITS = 7.98;
+/** Sampling stride: a prime, so that records of any length up to it are sampled in every column. */
+const SAMPLE_STRIDE = 13;
+/** Blocks shorter than this (the last of a stream) are always deflated. */
+const MIN_SAMPLED_BLOCK = 64 * 1024;
+
+/**
+ * True when `block` looks like random bytes — compressed or encrypted content (archives, images, model
+ * weights in compressed form): the order-0 entropy of every {@link SAMPLE_STRIDE}th byte is at least
+ * {@link INCOMPRESSIBLE_BITS} (uniform random bytes give ~7.989 over a 256 KiB block's ~20,000 samples;
+ * text, code and binaries stay far below). Deflating such a block at level 6 costs ~15× the time of
+ * storing it and saves nothing (zlib then emits stored blocks anyway), so it is stored (level 0); the
+ * gzip stream stays valid and deterministic for a given input and level. Written here because zlib
+ * has no such shortcut; the sample costs ~20,000 array increments per 256 KiB.
+ */
+export function looksIncompressible(block: Uint8Array): boolean {
+  if (block.length < MIN_SAMPLED_BLOCK) return false;
+  const counts = new Uint32Array(256);
+  let n = 0;
+  for (let i = 0; i < block.length; i += SAMPLE_STRIDE) {
+    counts[block[i] as number] = (counts[block[i] as number] as number) + 1;
+    n++;
+  }
+  let bits = 0;
+  for (const c of counts) {
+    if (c === 0) continue;
+    const p = c / n;
+    bits -= p * Math.log2(p);
+  }
+  return bits >= INCOMPRESSIBLE_BITS;
+}
+
 interface Job {
   done: boolean;
   result: Promise<Buffer>;
@@ -31,8 +64,8 @@ function deflateBlock(input: Buffer, dictionary: Buffer | undefined, level: numb
  * A gzip compressor that uses every core: the input is cut into fixed-size blocks, each deflated
  * concurrently on the libuv threadpool (primed with the previous block's last 32 KiB, ended with a
  * sync flush), and the raw deflate pieces are concatenated in order into one gzip member whose CRC32
- * and ISIZE cover the whole input. Output is deterministic for a given input and level, and
- * decompresses with gzip, pigz and zlib.
+ * and ISIZE cover the whole input; blocks that look incompressible are stored ({@link looksIncompressible}).
+ * Output is deterministic for a given input and level, and decompresses with gzip, pigz and zlib.
  */
 export class ParallelGzip extends Transform {
   private readonly level: number;
@@ -93,7 +126,8 @@ export class ParallelGzip extends Transform {
   private startBlock(block: Buffer, last: boolean): void {
     const dict = this.previous?.subarray(Math.max(0, this.previous.length - DICT_SIZE));
     this.previous = block;
-    const job: Job = { done: false, result: deflateBlock(block, dict, this.level, last) };
+    const level = this.level > 0 && looksIncompressible(block) ? 0 : this.level;
+    const job: Job = { done: false, result: deflateBlock(block, dict, level, last) };
     job.result.then(
       (out) => {
         job.done = true;
