@@ -5,7 +5,7 @@
  *   as in bench/cache-rebuild.ts);
  * - `floor`: a Node process that makes the registry requests kiln's rebuild makes (the two base
  *   manifests, the two stages' chain records, the destination tag, the push-permission check's POST
- *   and DELETE, the manifest PUT; the base configs come from kiln's `image-configs/`; in kiln's order
+ *   and DELETE, the manifest PUT; the base configs come from kiln's `image-metadata/`; in kiln's order
  *   and dependencies, over `node:http` keep-alive) and nothing else;
  * - `node -e 0`: Node's own start.
  * The floor is what any builder started per build in Node pays to this registry; a warm daemon

@@ -156,7 +156,7 @@ export function keepsStateFiles(o: Pick<BuildOptions, "cleanup">): boolean {
 
 /**
  * The directory where kiln remembers small facts across builds (the isolation probe's answer, image
- * configs by digest), or undefined (nothing is remembered): the layer store (`--layer-store`, the user's
+ * metadata by digest), or undefined (nothing is remembered): the layer store (`--layer-store`, the user's
  * own directory, kept whatever `--cleanup` says), else the state dir when the build {@link keepsStateFiles}.
  */
 export function stateCacheDir(o: Pick<BuildOptions, "cleanup" | "layerStore" | "stateDir">): string | undefined {

@@ -40,6 +40,6 @@ export function registryClientOptions(
       r.credentialHelpers ? { credentialHelpers: r.credentialHelpers } : {},
     ),
     onEvent: (e) => report(transferEvent(e) ?? { kind: "debug", message: `registry: ${JSON.stringify(e)}` }),
-    ...(cacheDir !== undefined ? { configCacheDir: path.join(cacheDir, "image-configs") } : {}),
+    ...(cacheDir !== undefined ? { metadataCacheDir: path.join(cacheDir, "image-metadata") } : {}),
   };
 }

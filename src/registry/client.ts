@@ -3,7 +3,7 @@ import { KilnError } from "../common/errors.js";
 import type { Digest } from "../image/digest.js";
 import type { Image, Platform } from "../image/types.js";
 import type { Keychain } from "./credentials.js";
-import { configCache } from "./config-cache.js";
+import { metadataCache } from "./metadata-cache.js";
 import {
   createDispatcher,
   envCaCertificates,
@@ -45,10 +45,10 @@ export interface RegistryClientOptions {
   /** Credentials source; default `dockerConfigKeychain(env)`. */
   keychain?: Keychain;
   /**
-   * A directory where the image configs of pulled images are kept by digest for later builds (one
-   * request less per base image); undefined: configs are always fetched. See `configCache`.
+   * A directory where configs and manifests fetched by digest are kept for later builds (one or two
+   * requests less per base image); undefined: always fetched. See `metadataCache`.
    */
-  configCacheDir?: string;
+  metadataCacheDir?: string;
 }
 
 function normaliseRegistry(r: string): string {
@@ -95,7 +95,7 @@ export class RegistryClient {
       baseDelayMs: opts.retryBaseDelayMs ?? 200,
       emit: (e) => onEvent?.(e),
       ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}),
-      ...(opts.configCacheDir !== undefined ? { configs: configCache(opts.configCacheDir) } : {}),
+      ...(opts.metadataCacheDir !== undefined ? { metadata: metadataCache(opts.metadataCacheDir) } : {}),
     };
   }
 

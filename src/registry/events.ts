@@ -1,5 +1,5 @@
 import type { Digest } from "../image/digest.js";
-import type { ConfigCache } from "./config-cache.js";
+import type { MetadataCache } from "./metadata-cache.js";
 
 /** Progress and debug events of the registry client (never contain credentials or URL queries). */
 export type RegistryEvent =
@@ -37,8 +37,8 @@ export type RegistryEvent =
 
 /** Shared services the pull/push code gets from the client (all per-client, no globals). */
 export interface ClientContext {
-  /** Image configs kept across builds by digest (see {@link ConfigCache}); undefined: always fetched. */
-  configs?: ConfigCache;
+  /** Configs and manifests kept across builds by digest (see {@link MetadataCache}); undefined: always fetched. */
+  metadata?: MetadataCache;
   retries: number;
   baseDelayMs: number;
   emit(e: RegistryEvent): void;

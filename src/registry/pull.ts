@@ -120,7 +120,7 @@ export async function pullFrom(
   signal?: AbortSignal,
 ): Promise<Image> {
   const where = `${host.registry}/${repository}`;
-  let fetched = await fetchManifest(ctx, host, repository, reference, signal);
+  let fetched = await manifestByDigest(ctx, host, repository, reference, undefined, signal);
   if (fetched === undefined) throw notFound(host, repository, reference);
   let parsed = parseManifest(fetched.raw, fetched.mediaType, where);
   for (let depth = 0; parsed.kind === "index"; depth++) {
@@ -135,13 +135,42 @@ export async function pullFrom(
         `${where}:${reference} has no image for platform ${formatPlatform(platform)} (available: ${available.join(", ") || "none"}); choose one with --custom-platform`,
       );
     }
-    fetched = await fetchManifest(ctx, host, repository, chosen.digest, signal);
+    fetched = await manifestByDigest(ctx, host, repository, chosen.digest, chosen.mediaType, signal);
     if (fetched === undefined) throw notFound(host, repository, chosen.digest);
     parsed = parseManifest(fetched.raw, fetched.mediaType, where);
   }
   const manifest = parsed.manifest;
   emitPulled(ctx, host, repository, reference, fetched.digest, parsed.mediaType);
   return withConfig(ctx, host, repository, fetched.raw, manifest, parsed.mediaType, signal);
+}
+
+/**
+ * {@link fetchManifest}, except that a manifest named by its digest comes from the metadata cache when
+ * kept there (parsed with `mediaType`, the index's descriptor media type, when known) and is kept there
+ * once fetched. A tag always goes to the registry.
+ */
+async function manifestByDigest(
+  ctx: ClientContext,
+  host: RegistryHost,
+  repository: string,
+  reference: string,
+  mediaType: string | undefined,
+  signal?: AbortSignal,
+): Promise<FetchedManifest | undefined> {
+  if (!isDigest(reference) || ctx.metadata === undefined)
+    return fetchManifest(ctx, host, repository, reference, signal);
+  const kept = await ctx.metadata.get(reference, MAX_MANIFEST_BYTES);
+  if (kept !== undefined) {
+    try {
+      const where = `${host.registry}/${repository}@${reference}`;
+      return { raw: kept, mediaType: parseManifest(kept, mediaType, where).mediaType, digest: reference };
+    } catch {
+      // Not parseable without the registry's Content-Type: fetched below.
+    }
+  }
+  const fetched = await fetchManifest(ctx, host, repository, reference, signal);
+  if (fetched !== undefined) void ctx.metadata.put(fetched.digest, fetched.raw); // checked against its digest
+  return fetched;
 }
 
 /** Completes a fetched single-image manifest into an Image: config fetch (≤ 4 MiB, verified) and lazy layers. */
@@ -163,12 +192,12 @@ async function withConfig(
     );
   }
   const cfgLoc = { host, repository, digest: cfgDesc.digest, size: cfgDesc.size };
-  let rawConfig = await ctx.configs?.get(cfgDesc.digest, MAX_MANIFEST_BYTES);
+  let rawConfig = await ctx.metadata?.get(cfgDesc.digest, MAX_MANIFEST_BYTES);
   if (rawConfig === undefined) {
     rawConfig = await readLimited(openBlob(ctx, cfgLoc, signal), MAX_MANIFEST_BYTES, () =>
       digestMismatch(cfgLoc, "config larger than declared"),
     );
-    void ctx.configs?.put(cfgDesc.digest, rawConfig); // verified against its digest while streaming
+    void ctx.metadata?.put(cfgDesc.digest, rawConfig); // verified against its digest while streaming
   }
   let config: ImageConfigFile;
   try {

@@ -2,19 +2,20 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 
-/** Files kept before the oldest half is pruned (a config is a few KiB: at most a few MiB in all). */
+/** Files kept before the oldest half is pruned (a few KiB each: at most a few MiB in all). */
 const MAX_FILES = 256;
 
 /**
- * Image configs kept by digest in a directory across builds: a base image's config never changes
- * for its digest, so a rebuild from the same base reads it here instead of asking the registry (one
- * round trip less per base image, after the manifest that names it). Every read is checked against
- * the digest (a damaged or planted file is ignored and fetched again); writes are atomic (written
- * aside, renamed); failures of either only mean the registry is asked. BuildKit keeps resolved image
- * configs in its content store in the same way.
+ * Image metadata kept by digest in a directory across builds: configs, and manifests fetched by digest
+ * (an index's platform manifest, a `FROM image@sha256:…`). Content named by its digest never changes,
+ * so a rebuild from the same base reads it here instead of asking the registry (one round trip less
+ * for a config, two for a multi-platform base). Every read is checked against the digest (a damaged
+ * or planted file is ignored and fetched again); writes are atomic (written aside, renamed); failures
+ * of either only mean the registry is asked. A tag is never kept: it is resolved on every build.
+ * BuildKit keeps resolved image metadata in its content store in the same way.
  */
-export interface ConfigCache {
-  /** The config bytes for `digest` (`sha256:<hex>`), or undefined when not kept or not intact. */
+export interface MetadataCache {
+  /** The bytes kept for `digest` (`sha256:<hex>`), or undefined when not kept or not intact. */
   get(digest: string, maxBytes: number): Promise<Buffer | undefined>;
   /** Keeps `bytes` (already verified against `digest`) for later builds. Never throws. */
   put(digest: string, bytes: Uint8Array): Promise<void>;
@@ -24,8 +25,8 @@ function hexOf(digest: string): string | undefined {
   return /^sha256:([0-9a-f]{64})$/.exec(digest)?.[1];
 }
 
-/** A {@link ConfigCache} in `dir` (created on first write). */
-export function configCache(dir: string): ConfigCache {
+/** A {@link MetadataCache} in `dir` (created on first write). */
+export function metadataCache(dir: string): MetadataCache {
   return {
     async get(digest, maxBytes) {
       const hex = hexOf(digest);
@@ -56,7 +57,7 @@ export function configCache(dir: string): ConfigCache {
   };
 }
 
-/** Past {@link MAX_FILES} configs, deletes the least recently written half. */
+/** Past {@link MAX_FILES} files, deletes the least recently written half. */
 async function prune(dir: string): Promise<void> {
   const names = (await readdir(dir)).filter((n) => n.endsWith(".json"));
   if (names.length <= MAX_FILES) return;

@@ -4,12 +4,12 @@ import { mkdtemp, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import { configCache } from "./config-cache.js";
+import { metadataCache } from "./metadata-cache.js";
 
 const digestOf = (b: Uint8Array): string => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(tmpdir(), "kiln-configs-"));
+  const dir = await mkdtemp(path.join(tmpdir(), "kiln-metadata-"));
   try {
     await fn(dir);
   } finally {
@@ -19,8 +19,8 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 
 test("a kept config is read back by digest; anything that does not match its digest is ignored", async () => {
   await withDir(async (root) => {
-    const dir = path.join(root, "image-configs");
-    const c = configCache(dir);
+    const dir = path.join(root, "image-metadata");
+    const c = metadataCache(dir);
     const cfg = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
     const d = digestOf(cfg);
     assert.equal(await c.get(d, 1 << 20), undefined, "nothing kept yet");
@@ -41,7 +41,7 @@ test("an unusable directory only means no cache", async () => {
   await withDir(async (root) => {
     const blocker = path.join(root, "file");
     await writeFile(blocker, "x");
-    const c = configCache(path.join(blocker, "image-configs")); // ENOTDIR, also for root
+    const c = metadataCache(path.join(blocker, "image-metadata")); // ENOTDIR, also for root
     const cfg = Buffer.from("{}");
     await c.put(digestOf(cfg), cfg);
     assert.equal(await c.get(digestOf(cfg), 1 << 20), undefined);
@@ -49,9 +49,9 @@ test("an unusable directory only means no cache", async () => {
   });
 });
 
-test("past 256 configs the least recently written half is deleted", async () => {
+test("past 256 files the least recently written half is deleted", async () => {
   await withDir(async (dir) => {
-    const c = configCache(dir);
+    const c = metadataCache(dir);
     const old = Date.now() / 1000 - 3600;
     const digests: string[] = [];
     for (let i = 0; i < 256; i++) {
