@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -20,7 +21,8 @@ test("a build dir is moved out at once and deleted by a detached process, with o
   try {
     const build = path.join(state, "build-1");
     await mkdir(path.join(build, "root", "a", "b"), { recursive: true });
-    for (let i = 0; i < 200; i++) await writeFile(path.join(build, "root", "a", "b", `f${i}`), "x");
+    for (let i = 0; i <= INLINE_DISCARD_MAX_ENTRIES; i++)
+      await writeFile(path.join(build, "root", "a", "b", `f${i}`), "x");
     const stale = path.join(state, ".trash", "build-0-dead");
     await mkdir(path.join(stale, "x"), { recursive: true });
     await detachedDiscard(state)(build);
@@ -55,6 +57,35 @@ test("a small build dir is deleted in the foreground: no trash, no deleter", asy
     for (let i = 0; i < 10; i++) await writeFile(path.join(build, "blobs", `b${i}`), "x");
     await detachedDiscard(state)(build);
     assert.deepEqual(await readdir(state), [], "gone, and no .trash was made");
+  } finally {
+    await rm(state, { recursive: true, force: true });
+  }
+});
+
+test("leftovers in the trash get a deleter after a small build only when none is running", async () => {
+  const state = await mkdtemp(path.join(tmpdir(), "kiln-discard-"));
+  try {
+    const trash = path.join(state, ".trash");
+    await mkdir(path.join(trash, "build-0-left"), { recursive: true });
+    const started: string[][] = [];
+    const discard = detachedDiscard(state, (t, paths) => {
+      assert.equal(t, trash);
+      started.push([...paths]);
+    });
+    // A live deleter's mark (this process): the small dir goes inline, no second deleter.
+    await writeFile(path.join(trash, `.deleter-${process.pid}`), "");
+    await mkdir(path.join(state, "build-1", "blobs"), { recursive: true });
+    await discard(path.join(state, "build-1"));
+    assert.equal(existsSync(path.join(state, "build-1")), false);
+    assert.deepEqual(started, []);
+    // The mark of a deleter that is gone: removed, and a deleter takes the leftovers (not the mark).
+    await rm(path.join(trash, `.deleter-${process.pid}`));
+    const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+    await writeFile(path.join(trash, `.deleter-${dead.stdout}`), "");
+    await mkdir(path.join(state, "build-2"), { recursive: true });
+    await discard(path.join(state, "build-2"));
+    assert.deepEqual(started, [[path.join(trash, "build-0-left")]]);
+    assert.deepEqual(await readdir(trash), ["build-0-left"], "the stale mark is removed");
   } finally {
     await rm(state, { recursive: true, force: true });
   }

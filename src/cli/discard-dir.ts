@@ -4,13 +4,64 @@ import { setPriority } from "node:os";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 
-/** Deletes every path given as an argument; run with `node -e` in a detached process. */
+/** Prefix of the mark a running deleter keeps in the trash: `.deleter-<pid>`. */
+const DELETER_MARK = ".deleter-";
+
+/**
+ * Deletes every path given after the trash directory; run with `node -e` in a detached process. It keeps
+ * a mark in the trash while it runs, so that a build ending meanwhile with leftovers in the trash starts
+ * no second deleter.
+ */
 const DELETER = `const fs = require("node:fs");
-for (const p of process.argv.slice(1)) {
+const [trash, ...paths] = process.argv.slice(1);
+const mark = trash + "/${DELETER_MARK}" + process.pid;
+try { fs.writeFileSync(mark, ""); } catch { /* no mark: a later build may start another deleter */ }
+for (const p of paths) {
   for (let i = 0; i < 3; i++) {
     try { fs.rmSync(p, { recursive: true, force: true }); break; } catch { /* raced with another deleter: retry */ }
   }
-}`;
+}
+try { fs.rmSync(mark, { force: true }); } catch { /* removed by a later build when this pid is gone */ }`;
+
+/** How {@link detachedDiscard} starts a deleter (replaceable in tests). */
+export type StartDeleter = (trash: string, paths: readonly string[]) => void;
+
+/** Starts the detached, niced deleter with an empty environment; failures leave the trash to a later one. */
+const startDeleter: StartDeleter = (trash, paths) => {
+  try {
+    const child = spawn(process.execPath, ["-e", DELETER, trash, ...paths], {
+      detached: true,
+      stdio: "ignore",
+      env: {},
+    });
+    child.on("error", () => {}); // nothing to report: the next build's deleter retries the trash
+    if (child.pid !== undefined) setPriority(child.pid, 10); // throws only for a pid that is gone: caught below
+    child.unref();
+  } catch {
+    // same: left for the next build's deleter
+  }
+};
+
+/** True when a deleter's mark in `names` (the trash's entries) names a live process; stale marks are removed. */
+async function deleterRunning(trash: string, names: readonly string[]): Promise<boolean> {
+  let running = false;
+  for (const n of names) {
+    if (!n.startsWith(DELETER_MARK)) continue;
+    const pid = Number(n.slice(DELETER_MARK.length));
+    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) running = true;
+    else await rm(path.join(trash, n), { force: true }).catch(() => undefined);
+  }
+  return running;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
 
 /** Build directories with at most this many entries are deleted in the foreground (see {@link detachedDiscard}). */
 export const INLINE_DISCARD_MAX_ENTRIES = 256;
@@ -39,14 +90,21 @@ export async function isSmallTree(dir: string, limit: number): Promise<boolean> 
  * the rename fails the directory is deleted in the foreground as before. A small directory (at most
  * {@link INLINE_DISCARD_MAX_ENTRIES} entries: a fully cached build, a stage root mounted from the layer
  * store) is deleted in the foreground too, faster than starting the deleter (~3-5 ms of spawn, then a
- * second Node process competing for the CPU), unless the trash holds leftovers the deleter must take.
+ * second Node process competing for the CPU); leftovers in the trash then get a deleter only when none is
+ * running (a deleter keeps a `.deleter-<pid>` mark in the trash while it runs).
  */
-export function detachedDiscard(stateDir: string): (dir: string) => Promise<void> {
+export function detachedDiscard(stateDir: string, start: StartDeleter = startDeleter): (dir: string) => Promise<void> {
   const trash = path.join(stateDir, ".trash");
   return async (dir) => {
-    const leftovers = await readdir(trash).catch(() => [] as string[]);
-    if (leftovers.length === 0 && (await isSmallTree(dir, INLINE_DISCARD_MAX_ENTRIES))) {
+    const names = await readdir(trash).catch(() => [] as string[]);
+    const leftovers = names.filter((n) => !n.startsWith(DELETER_MARK));
+    if (await isSmallTree(dir, INLINE_DISCARD_MAX_ENTRIES)) {
       await rm(dir, { recursive: true, force: true });
+      if (leftovers.length > 0 && !(await deleterRunning(trash, names)))
+        start(
+          trash,
+          leftovers.map((n) => path.join(trash, n)),
+        );
       return;
     }
     try {
@@ -56,15 +114,9 @@ export function detachedDiscard(stateDir: string): (dir: string) => Promise<void
       await rm(dir, { recursive: true, force: true });
       return;
     }
-    const entries = (await readdir(trash).catch(() => [] as string[])).map((n) => path.join(trash, n));
-    if (entries.length === 0) return;
-    try {
-      const child = spawn(process.execPath, ["-e", DELETER, ...entries], { detached: true, stdio: "ignore", env: {} });
-      child.on("error", () => {}); // nothing to report: the next build's deleter retries the trash
-      if (child.pid !== undefined) setPriority(child.pid, 10); // throws only for a pid that is gone: caught below
-      child.unref();
-    } catch {
-      // same: left for the next build's deleter
-    }
+    const entries = (await readdir(trash).catch(() => [] as string[]))
+      .filter((n) => !n.startsWith(DELETER_MARK))
+      .map((n) => path.join(trash, n));
+    if (entries.length > 0) start(trash, entries);
   };
 }
