@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { setPriority } from "node:os";
 import * as path from "node:path";
@@ -8,25 +9,24 @@ import { randomBytes } from "node:crypto";
 const DELETER_MARK = ".deleter-";
 
 /**
- * Deletes every path given after the trash directory; run with `node -e` in a detached process. It keeps
- * a mark in the trash while it runs, so that a build ending meanwhile with leftovers in the trash starts
- * no second deleter.
+ * Deletes every path given after the trash directory; run with `node -e` in a detached process. kiln
+ * writes the deleter's mark (`.deleter-<pid>` in the trash) as it starts it, so that a build ending
+ * meanwhile with leftovers in the trash starts no second deleter; the deleter removes the mark when done.
+ * The deleter itself creates nothing: removing the state dir while it runs never meets a new file.
  */
 const DELETER = `const fs = require("node:fs");
 const [trash, ...paths] = process.argv.slice(1);
-const mark = trash + "/${DELETER_MARK}" + process.pid;
-try { fs.writeFileSync(mark, ""); } catch { /* no mark: a later build may start another deleter */ }
 for (const p of paths) {
   for (let i = 0; i < 3; i++) {
     try { fs.rmSync(p, { recursive: true, force: true }); break; } catch { /* raced with another deleter: retry */ }
   }
 }
-try { fs.rmSync(mark, { force: true }); } catch { /* removed by a later build when this pid is gone */ }`;
+try { fs.rmSync(trash + "/${DELETER_MARK}" + process.pid, { force: true }); } catch { /* removed by a later build */ }`;
 
 /** How {@link detachedDiscard} starts a deleter (replaceable in tests). */
 export type StartDeleter = (trash: string, paths: readonly string[]) => void;
 
-/** Starts the detached, niced deleter with an empty environment; failures leave the trash to a later one. */
+/** Starts the detached, niced deleter with an empty environment, and marks it; failures leave the trash to a later one. */
 const startDeleter: StartDeleter = (trash, paths) => {
   try {
     const child = spawn(process.execPath, ["-e", DELETER, trash, ...paths], {
@@ -35,7 +35,11 @@ const startDeleter: StartDeleter = (trash, paths) => {
       env: {},
     });
     child.on("error", () => {}); // nothing to report: the next build's deleter retries the trash
-    if (child.pid !== undefined) setPriority(child.pid, 10); // throws only for a pid that is gone: caught below
+    if (child.pid !== undefined) {
+      // Written before the child's Node has even started (it removes the mark when it is done).
+      writeFileSync(path.join(trash, `${DELETER_MARK}${child.pid}`), "");
+      setPriority(child.pid, 10); // throws only for a pid that is gone: caught below
+    }
     child.unref();
   } catch {
     // same: left for the next build's deleter
@@ -91,7 +95,7 @@ export async function isSmallTree(dir: string, limit: number): Promise<boolean> 
  * {@link INLINE_DISCARD_MAX_ENTRIES} entries: a fully cached build, a stage root mounted from the layer
  * store) is deleted in the foreground too, faster than starting the deleter (~3-5 ms of spawn, then a
  * second Node process competing for the CPU); leftovers in the trash then get a deleter only when none is
- * running (a deleter keeps a `.deleter-<pid>` mark in the trash while it runs).
+ * running (kiln marks each deleter it starts with `.deleter-<pid>` in the trash; the deleter removes it).
  */
 export function detachedDiscard(stateDir: string, start: StartDeleter = startDeleter): (dir: string) => Promise<void> {
   const trash = path.join(stateDir, ".trash");
