@@ -22,6 +22,7 @@ import { findHelper, spreadSubdirectories } from "../run/index.js";
 import { cleanRoot } from "./clean-root.js";
 import type { Reporter } from "./events.js";
 import { stackPreparer } from "./store-stacks.js";
+import { pidAlive } from "../common/pid-alive.js";
 
 /** How stage roots use the persistent layer store (`--layer-store`). */
 export interface StageRootStore {
@@ -508,13 +509,4 @@ async function cleanStaleMounts(stateDir: string, helper: string): Promise<void>
     dead.add(buildDir);
   }
   for (const d of dead) await rm(d, { recursive: true, force: true }).catch(() => undefined);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }

@@ -4,6 +4,7 @@ import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { setPriority } from "node:os";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
+import { pidAlive } from "../common/pid-alive.js";
 
 /** Prefix of the mark a running deleter keeps in the trash: `.deleter-<pid>`. */
 const DELETER_MARK = ".deleter-";
@@ -52,19 +53,10 @@ async function deleterRunning(trash: string, names: readonly string[]): Promise<
   for (const n of names) {
     if (!n.startsWith(DELETER_MARK)) continue;
     const pid = Number(n.slice(DELETER_MARK.length));
-    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) running = true;
+    if (pidAlive(pid)) running = true;
     else await rm(path.join(trash, n), { force: true }).catch(() => undefined);
   }
   return running;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Build directories with at most this many entries are deleted in the foreground (see {@link detachedDiscard}). */

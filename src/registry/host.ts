@@ -92,14 +92,20 @@ const MAX_REDIRECTS = 5;
 
 const CERT_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS_CERT_ALTNAME/;
 
-function errCode(e: unknown): string {
+/** The string `code`s of `e` and of the errors it wraps (`cause`, four levels at most), outermost first. */
+function errCodes(e: unknown): string[] {
+  const codes: string[] = [];
   let cur: unknown = e;
   for (let i = 0; i < 4 && cur instanceof Error; i++) {
     const c = (cur as { code?: unknown }).code;
-    if (typeof c === "string") return c;
+    if (typeof c === "string") codes.push(c);
     cur = cur.cause;
   }
-  return "";
+  return codes;
+}
+
+function errCode(e: unknown): string {
+  return errCodes(e)[0] ?? "";
 }
 
 /** `host:port` or `[v6]:port`: both schemes then address the same socket. */
@@ -114,13 +120,7 @@ function namedWithPort(registry: string): boolean {
  * that instead of the retryable refusal.
  */
 function refusedOnItsPort(registry: string, e: unknown): boolean {
-  if (!namedWithPort(registry)) return false;
-  let cur: unknown = e;
-  for (let i = 0; i < 4 && cur instanceof Error; i++) {
-    if ((cur as { code?: unknown }).code === "ECONNREFUSED") return true;
-    cur = cur.cause;
-  }
-  return false;
+  return namedWithPort(registry) && errCodes(e).includes("ECONNREFUSED");
 }
 
 /** Loopback / private hosts, where (like go-containerregistry) plain HTTP is tried after HTTPS. */
@@ -170,7 +170,8 @@ export class RegistryHost {
   private readonly keychain: Keychain;
   private readonly insecure: boolean;
   private readonly userAgent: string;
-  private pinged: Promise<URL> | undefined;
+  /** The base URL once the scheme is settled (by the ping, or by a first request that got an answer). */
+  private settled: Promise<URL> | undefined;
   private readonly auth: AuthState = { challenge: undefined };
   private readonly tokens = new Map<string, Promise<CachedToken>>();
   private readonly creds = new Map<string, Promise<Credentials | undefined>>();
@@ -185,14 +186,14 @@ export class RegistryHost {
 
   /** The base URL (`https://host/` or `http://host/`) after the ping, pinging once if needed. */
   base(operation: string, signal?: AbortSignal): Promise<URL> {
-    if (this.pinged === undefined) {
+    if (this.settled === undefined) {
       const p = this.ping(operation, signal);
-      this.pinged = p;
+      this.settled = p;
       p.catch(() => {
-        if (this.pinged === p) this.pinged = undefined;
+        if (this.settled === p) this.settled = undefined;
       });
     }
-    return this.pinged;
+    return this.settled;
   }
 
   private async ping(operation: string, signal?: AbortSignal): Promise<URL> {
@@ -408,7 +409,7 @@ export class RegistryHost {
    * only brings the challenge and is not counted.
    */
   async request(req: HostRequest): Promise<HostResponse> {
-    if (this.pinged === undefined && !/^https?:\/\//.test(req.url)) {
+    if (this.settled === undefined && !/^https?:\/\//.test(req.url)) {
       const res = await this.firstRequest(req);
       if (res !== undefined) return res;
     }
@@ -439,7 +440,7 @@ export class RegistryHost {
       await res.body.dump();
       return undefined;
     }
-    this.pinged ??= Promise.resolve(base);
+    this.settled ??= Promise.resolve(base);
     return res;
   }
 

@@ -62,7 +62,8 @@ describe("metadata cache", () => {
     const dir = path.join(fx.work, "image-metadata");
     const ref = parseReference(`${fx.proxy.host}/mc/base:latest`);
     const amd64 = { os: "linux", architecture: "amd64" };
-    for (const round of [1, 2]) {
+    /** One pull by a fresh client sharing `dir`; returns the requests the proxy saw. */
+    const pull = async (): Promise<FaultProxy["requests"]> => {
       fx.proxy.requests.splice(0);
       const c = client(dir);
       try {
@@ -70,7 +71,10 @@ describe("metadata cache", () => {
       } finally {
         await c.close();
       }
-      const reqs = [...fx.proxy.requests];
+      return [...fx.proxy.requests];
+    };
+    for (const round of [1, 2]) {
+      const reqs = await pull();
       const list = reqs.map((q) => `${q.method} ${q.path}`).join("\n");
       assert.equal(count(reqs, "GET", /\/mc\/base\/manifests\/latest$/), 1, list);
       const byDigest = count(reqs, "GET", /\/mc\/base\/manifests\/sha256:/);
@@ -83,13 +87,6 @@ describe("metadata cache", () => {
 
     // A damaged file is not used: the manifest is fetched again (and the pull still gives the image).
     await writeFile(path.join(dir, `${image.digest.slice(7)}.json`), "{}");
-    fx.proxy.requests.splice(0);
-    const c = client(dir);
-    try {
-      assert.equal((await c.pullImage(ref, { platform: amd64 })).digest, image.digest);
-    } finally {
-      await c.close();
-    }
-    assert.equal(count(fx.proxy.requests, "GET", /\/mc\/base\/manifests\/sha256:/), 1);
+    assert.equal(count(await pull(), "GET", /\/mc\/base\/manifests\/sha256:/), 1);
   });
 });

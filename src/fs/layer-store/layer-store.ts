@@ -11,6 +11,7 @@ import { ColumnarIndex, encodeColumnarIndex } from "./columnar-index.js";
 import { indexDigest, parseLayerIndex, rebuildFileIndex, serializeLayerIndex } from "./layer-index.js";
 import type { LayerIndex } from "./layer-index.js";
 import { pathExists } from "../../common/path-exists.js";
+import { pidAlive } from "../../common/pid-alive.js";
 
 /** Options of {@link LayerStore.open}. */
 export interface LayerStoreOptions {
@@ -96,17 +97,6 @@ async function listStackSizes(entryDir: string): Promise<string> {
     if (st !== undefined) lines += `${name} ${st.size}\n`;
   }
   return lines;
-}
-
-/** True when a process with this pid exists (EPERM: it exists but is not ours). */
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 function code(e: unknown): string | undefined {
