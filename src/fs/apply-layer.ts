@@ -23,12 +23,12 @@ import { KilnError } from "../common/errors.js";
 import { readTar } from "../image/tar/index.js";
 import type { TarHeader } from "../image/tar/index.js";
 import { cleanContainerPath, containerBasename, containerDirname, containerJoin, escapesRoot } from "./clean-path.js";
-import { findTool, runTool } from "./exec-tool.js";
 import { indexEntryFromStatSync } from "./file-index.js";
 import type { FileIndex } from "./file-index.js";
 import type { IgnoreList } from "./ignore-list.js";
 import { resolveInRoot, toContainerPath } from "../common/resolve-in-root.js";
-import { applyXattrs, isRestorableXattr } from "./xattr.js";
+import { SpecialNodes, xattrRequest } from "./special-node.js";
+import { applyXattrs } from "./xattr.js";
 import type { XattrRequest } from "./xattr.js";
 
 /** Options of {@link applyLayer}. */
@@ -90,7 +90,7 @@ interface LayerState {
    * anything that could change resolution (a symlink created, anything removed).
    */
   dirCache: Map<string, string>;
-  tools: { mknod?: string | undefined; mkfifo?: string | undefined; looked: boolean };
+  nodes: SpecialNodes;
   /** Host path → in-flight creation of a file or symlink (see {@link queueCreate}). */
   pending: Map<string, Promise<void>>;
   pendingBytes: number;
@@ -130,7 +130,7 @@ export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions
     xattrs: new Map(),
     touched: new Set(),
     dirCache: new Map(),
-    tools: { looked: false },
+    nodes: new SpecialNodes(),
     pending: new Map(),
     pendingBytes: 0,
     ovWhiteouts: new Set(),
@@ -445,48 +445,34 @@ async function writeEntry(st: LayerState, p: string, h: TarHeader, body: Readabl
     case "char":
     case "block":
     case "fifo":
-      if (!(await makeSpecial(st, host, cpath, h))) return;
+      if (!(await makeSpecial(st, host, cpath, h, h.type))) return;
       lchownSync(host, h.uid, h.gid);
       chmodSync(host, h.mode & 0o7777);
       utimesSync(host, h.atime ?? h.mtime, h.mtime);
       break;
   }
   if (h.xattrs.size > 0) {
-    const attrs = new Map<string, Buffer>();
-    for (const [k, v] of h.xattrs) {
-      if (st.opts.overlayWhiteouts && k.startsWith("trusted.overlay."))
-        st.result.skipped.push({ path: cpath, reason: `xattr ${k} not restored (reserved for overlayfs)` });
-      else if (isRestorableXattr(k)) attrs.set(k, v);
-      else
-        st.result.skipped.push({
-          path: cpath,
-          reason: `xattr ${k} not restored (only security.capability, user.*, trusted.*)`,
-        });
-    }
-    if (attrs.size > 0 && h.type !== "symlink") st.xattrs.set(host, { hostPath: host, attrs });
+    const reserved = st.opts.overlayWhiteouts ? OVERLAY_XATTRS : undefined;
+    const { request, skipped } = xattrRequest(host, h, reserved);
+    for (const s of skipped)
+      st.result.skipped.push({ path: cpath, reason: `xattr ${s.name} not restored (${s.reason})` });
+    if (request !== undefined) st.xattrs.set(host, request);
   }
 }
 
-async function makeSpecial(st: LayerState, host: string, cpath: string, h: TarHeader): Promise<boolean> {
-  if (!st.tools.looked) {
-    st.tools.mknod = await findTool("mknod");
-    st.tools.mkfifo = await findTool("mkfifo");
-    st.tools.looked = true;
-  }
-  const mode = (h.mode & 0o777).toString(8);
-  let res: { ok: boolean; stderr: string } | undefined;
-  if (h.type === "fifo") {
-    if (st.tools.mkfifo !== undefined) res = await runTool(st.tools.mkfifo, ["-m", mode, "--", host]);
-  } else if (st.tools.mknod !== undefined && (process.getuid?.() ?? 1) === 0) {
-    const kind = h.type === "char" ? "c" : "b";
-    res = await runTool(st.tools.mknod, ["-m", mode, "--", host, kind, String(h.devmajor), String(h.devminor)]);
-  }
-  if (res?.ok) return true;
+const OVERLAY_XATTRS = { prefix: "trusted.overlay.", reason: "reserved for overlayfs" };
+
+async function makeSpecial(
+  st: LayerState,
+  host: string,
+  cpath: string,
+  h: TarHeader,
+  type: "char" | "block" | "fifo",
+): Promise<boolean> {
+  const failure = await st.nodes.create(host, { type, mode: h.mode, devmajor: h.devmajor, devminor: h.devminor });
+  if (failure === undefined) return true;
   st.written.delete(cpath);
-  st.result.skipped.push({
-    path: cpath,
-    reason: `${h.type} node not created: ${res === undefined ? "not permitted here (needs root and mknod/mkfifo)" : res.stderr}`,
-  });
+  st.result.skipped.push({ path: cpath, reason: failure });
   return false;
 }
 
@@ -589,16 +575,11 @@ async function finishOverlayLayer(st: LayerState): Promise<void> {
     }
     if (!realDirChain(st, path.dirname(host))) continue; // a later entry made a parent a non-directory
     await ensureDir(st, path.dirname(host));
-    if (!st.tools.looked) {
-      st.tools.mknod = await findTool("mknod");
-      st.tools.mkfifo = await findTool("mkfifo");
-      st.tools.looked = true;
-    }
-    const res = st.tools.mknod === undefined ? undefined : await runTool(st.tools.mknod, ["--", host, "c", "0", "0"]);
-    if (!res?.ok) {
+    const failure = await st.nodes.whiteout(host);
+    if (failure !== undefined) {
       throw new KilnError(
         "LAYER_APPLY",
-        `cannot create the overlay whiteout for ${w} in ${st.root}: ${res === undefined ? "mknod not found" : res.stderr} (the layer store needs root)`,
+        `cannot create the overlay whiteout for ${w} in ${st.root}: ${failure} (the layer store needs root)`,
       );
     }
     st.touched.add(containerDirname(w));

@@ -273,6 +273,34 @@ const CASES: OwnCase[] = [
     },
   },
   {
+    // The way base images are made: FROM scratch + ADD of a rootfs tarball holding device nodes, a FIFO
+    // and a file capability (GNU tar --xattrs writes it as a SCHILY.xattr PAX record).
+    name: "add-rootfs-special",
+    dockerfile: ["FROM scratch", "ADD rootfs.tar /", "ADD rootfs.tar /nested/"],
+    setup: async (ctx) => {
+      const src = `${ctx}-rootfs`;
+      await mkdir(path.join(src, "dev"), { recursive: true });
+      await mkdir(path.join(src, "bin"));
+      await mkdir(path.join(src, "run"));
+      await execFileAsync("mknod", ["-m", "666", path.join(src, "dev", "null"), "c", "1", "3"]);
+      await execFileAsync("mknod", ["-m", "660", path.join(src, "dev", "loop0"), "b", "7", "0"]);
+      await execFileAsync("mkfifo", ["-m", "600", path.join(src, "run", "initctl")]);
+      await writeFile(path.join(src, "bin", "ping"), "#!/bin/sh\n");
+      await chmod(path.join(src, "bin", "ping"), 0o755);
+      await execFileAsync("setcap", ["cap_net_raw+ep", path.join(src, "bin", "ping")]);
+      await writeFile(path.join(src, "bin", "plain"), "plain\n");
+      await execFileAsync("tar", [
+        "--xattrs",
+        "--xattrs-include=security.capability",
+        "-C",
+        src,
+        "-cf",
+        path.join(ctx, "rootfs.tar"),
+        ".",
+      ]);
+    },
+  },
+  {
     name: "metadata",
     dockerfile: [
       "FROM busybox",

@@ -4,7 +4,15 @@ import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes }
 import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { KilnError } from "../../common/errors.js";
-import { cleanContainerPath, resolveInRoot, toContainerPath } from "../../fs/index.js";
+import {
+  SpecialNodes,
+  applyXattrs,
+  cleanContainerPath,
+  resolveInRoot,
+  toContainerPath,
+  xattrRequest,
+  type XattrRequest,
+} from "../../fs/index.js";
 import { decompressStream, readTar } from "../../image/index.js";
 
 /** Compression of an archive, detected from its first bytes like Docker does. */
@@ -102,8 +110,10 @@ export async function isArchive(file: string): Promise<ArchiveCompression | unde
  * Extracts a tar archive into the container directory `destDir` of `root` (Docker's ADD): every
  * path derived through {@link resolveInRoot} (symlinks already in the root are followed inside it,
  * `..` entries and hardlinks leaving the archive's root are refused), implied parents created
- * 0755, owners from the archive unless `owner` maps them, modes and mtimes kept. Block/char
- * devices and FIFOs are skipped. `.wh.` names are ordinary files here (not a layer). Returns the
+ * 0755, owners from the archive unless `owner` maps them, modes and mtimes kept, xattrs restored
+ * (security.capability, user.*, trusted.*; the capability is what the snapshot keeps). Block/char
+ * devices (as root) and FIFOs are created like Docker's untar does; one that cannot be created here
+ * is skipped and named in `skipped`. `.wh.` names are ordinary files here (not a layer). Returns the
  * container paths written.
  */
 export async function extractArchive(
@@ -113,9 +123,12 @@ export async function extractArchive(
   label: string,
   owner: (src: { uid: number; gid: number }) => { uid: number; gid: number },
   signal?: AbortSignal,
-): Promise<string[]> {
+): Promise<{ written: string[]; skipped: { path: string; reason: string }[] }> {
   const kind = (await isArchive(file)) ?? "none";
   const written: string[] = [];
+  const skipped: { path: string; reason: string }[] = [];
+  const xattrs = new Map<string, XattrRequest>();
+  const nodes = new SpecialNodes();
   const dirTimes: { host: string; mtime: Date }[] = [];
   const implied = owner({ uid: 0, gid: 0 });
   const ensureParent = async (cpath: string): Promise<void> => {
@@ -155,6 +168,7 @@ export async function extractArchive(
     const own = owner({ uid: h.uid, gid: h.gid });
     const mtime = new Date(h.mtime * 1000);
     const existing = await lstat(host).catch(() => undefined);
+    xattrs.delete(host); // an earlier entry's attributes do not carry over to one that replaces it
     switch (h.type) {
       case "dir":
         if (existing && !existing.isDirectory()) await rm(host, { force: true, recursive: true });
@@ -190,13 +204,40 @@ export async function extractArchive(
         await link(target, host);
         break;
       }
+      case "char":
+      case "block":
+      case "fifo": {
+        if (existing) await rm(host, { force: true, recursive: true });
+        const failure = await nodes.create(host, {
+          type: h.type,
+          mode: h.mode,
+          devmajor: h.devmajor,
+          devminor: h.devminor,
+        });
+        if (failure !== undefined) {
+          body.resume();
+          skipped.push({ path: cpath, reason: failure });
+          continue;
+        }
+        await lchown(host, own.uid, own.gid);
+        await chmod(host, h.mode & 0o7777);
+        await utimes(host, mtime, mtime);
+        break;
+      }
       default:
         body.resume();
-        continue; // devices, FIFOs and tar-internal types are not extracted
+        continue; // tar-internal types are not extracted
     }
     body.resume();
+    if (h.xattrs.size > 0 && h.type !== "hardlink") {
+      const x = xattrRequest(host, h);
+      if (x.request !== undefined) xattrs.set(host, x.request);
+      for (const s of x.skipped) skipped.push({ path: cpath, reason: `xattr ${s.name} not restored (${s.reason})` });
+    }
     written.push(toContainerPath(root, host));
   }
+  for (const s of await applyXattrs([...xattrs.values()]))
+    skipped.push({ path: toContainerPath(root, s.path), reason: s.reason });
   for (const d of dirTimes.reverse()) await utimes(d.host, d.mtime, d.mtime);
-  return written;
+  return { written, skipped };
 }

@@ -97,6 +97,7 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
     );
   }
   const ignored: string[] = [];
+  const skipped: string[] = [];
   const written = await copyIntoRoot(
     root,
     items,
@@ -113,8 +114,12 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
       // In place, "/" is the build container itself: kiln's state dir, mount points (secrets, /proc …),
       // /var/run and --ignore-path are never written; kaniko leaves them out of the layer as well.
       ...(ctx.inPlace && ctx.ignore ? { ignore: ctx.ignore, onIgnored: (p: string) => ignored.push(p) } : {}),
+      onSkipped: (p: string, reason: string) => skipped.push(`${p}: ${reason}`),
     },
   );
+  for (const s of skipped) {
+    ctx.report({ kind: "warning", code: "ADD_ARCHIVE_SKIPPED", message: `${ctx.location}: ${kw} ${s}` });
+  }
   if (ignored.length > 0) {
     ctx.report({
       kind: "warning",

@@ -96,7 +96,7 @@ test("archive extraction stays inside the root: links are resolved in it, `..` n
     await w.add({ ...emptyHeader("d/f", "file"), size: 2, uid: 5, gid: 6, mode: 0o640 }, Buffer.from("f\n"));
     await w.add({ ...emptyHeader("d/h", "hardlink"), linkname: "d/f" });
     await w.finish();
-    const written = await extractArchive(root, "/dest", tarFile, "t.tar", (o) => o);
+    const { written } = await extractArchive(root, "/dest", tarFile, "t.tar", (o) => o);
     // The absolute link target is re-rooted: the file lands under <root>/tmp, never the host's /tmp.
     assert.equal(await readFile(path.join(root, "tmp", outside, "pwn"), "utf8"), "pw\n");
     await assert.rejects(lstat(path.join("/tmp", outside)));
@@ -112,6 +112,61 @@ test("archive extraction stays inside the root: links are resolved in it, `..` n
     await assert.rejects(
       extractArchive(root, "/dest", evil, "evil.tar", (o) => o),
       /climbs out/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("archive extraction creates devices and FIFOs as root and restores xattrs, like Docker's untar", async (t) => {
+  const { createWriteStream } = await import("node:fs");
+  const { lstat, mkdir } = await import("node:fs/promises");
+  const { TarWriter, emptyHeader } = await import("../../image/index.js");
+  const { extractArchive } = await import("./add-archive.js");
+  if (process.getuid?.() !== 0) return t.skip("devices need root");
+  const dir = await mkdtemp(path.join(os.tmpdir(), "kiln-extract-"));
+  try {
+    const root = path.join(dir, "root");
+    await mkdir(root);
+    const tarFile = path.join(dir, "t.tar");
+    const w = new TarWriter(createWriteStream(tarFile));
+    // cap_net_raw+ep as setcap writes it (VFS_CAP_REVISION_2).
+    const cap = Buffer.from("0100000200200000000000000000000000000000", "hex");
+    await w.add({ ...emptyHeader("dev/null", "char"), devmajor: 1, devminor: 3, mode: 0o666 });
+    await w.add({ ...emptyHeader("dev/loop0", "block"), devmajor: 7, devminor: 0, mode: 0o660, gid: 6 });
+    await w.add({ ...emptyHeader("run/initctl", "fifo"), mode: 0o600 });
+    await w.add(
+      { ...emptyHeader("bin/ping", "file"), size: 2, mode: 0o755, xattrs: new Map([["security.capability", cap]]) },
+      Buffer.from("p\n"),
+    );
+    await w.add({
+      ...emptyHeader("etc/", "dir"),
+      mode: 0o755,
+      xattrs: new Map([
+        ["user.origin", Buffer.from("rootfs")],
+        ["security.selinux", Buffer.from("system_u:object_r:etc_t:s0")],
+      ]),
+    });
+    await w.finish();
+    const { written, skipped } = await extractArchive(root, "/", tarFile, "rootfs.tar", (o) => o);
+    const nul = await lstat(path.join(root, "dev/null"));
+    assert.ok(nul.isCharacterDevice());
+    assert.equal(`${nul.rdev >> 8}:${nul.rdev & 0xff}:${(nul.mode & 0o777).toString(8)}`, "1:3:666");
+    const loop = await lstat(path.join(root, "dev/loop0"));
+    assert.ok(loop.isBlockDevice());
+    assert.equal(`${loop.gid}:${(loop.mode & 0o777).toString(8)}`, "6:660");
+    assert.ok((await lstat(path.join(root, "run/initctl"))).isFIFO());
+    for (const p of ["/dev/null", "/dev/loop0", "/run/initctl", "/bin/ping"]) assert.ok(written.includes(p), p);
+    const attr = (name: string, file: string): string =>
+      execFileSync("getfattr", ["--absolute-names", "--only-values", "-n", name, path.join(root, file)], {
+        encoding: "latin1",
+      });
+    assert.equal(attr("security.capability", "bin/ping"), cap.toString("latin1"));
+    assert.equal(attr("user.origin", "etc"), "rootfs");
+    // security.selinux is not restored: named, not silently dropped.
+    assert.deepEqual(
+      skipped.map((s) => `${s.path} ${s.reason}`),
+      ["/etc xattr security.selinux not restored (only security.capability, user.*, trusted.*)"],
     );
   } finally {
     await rm(dir, { recursive: true, force: true });

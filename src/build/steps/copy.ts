@@ -74,6 +74,8 @@ export async function copyIntoRoot(
      */
     ignore?: IgnoreList;
     onIgnored?: (containerPath: string) => void;
+    /** Archive entries ADD could not (fully) extract here: devices without root, xattrs kiln does not restore. */
+    onSkipped?: (containerPath: string, reason: string) => void;
   } = {},
 ): Promise<string[]> {
   const destIsDirSyntax =
@@ -94,8 +96,9 @@ export async function copyIntoRoot(
     if (item.kind === "archive") {
       if (c.skipIgnored(dest)) continue;
       await c.ensureDir(dest, undefined, true);
-      for (const p of await extractArchive(root, dest, item.file, item.label, c.archiveOwner.bind(c), opts.signal))
-        c.written.add(p);
+      const r = await extractArchive(root, dest, item.file, item.label, c.archiveOwner.bind(c), opts.signal);
+      for (const p of r.written) c.written.add(p);
+      for (const s of r.skipped) opts.onSkipped?.(s.path, s.reason);
       continue;
     }
     if (item.kind === "content") {
