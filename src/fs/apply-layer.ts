@@ -90,6 +90,11 @@ interface LayerState {
    * anything that could change resolution (a symlink created, anything removed).
    */
   dirCache: Map<string, string>;
+  /**
+   * Host dirs this call created (empty when made): an entry in one of them that this layer has not
+   * written yet cannot exist, so it needs no lstat (a base layer's entries then need none).
+   */
+  freshDirs: Set<string>;
   nodes: SpecialNodes;
   /** Host path → in-flight creation of a file or symlink (see {@link queueCreate}). */
   pending: Map<string, Promise<void>>;
@@ -130,6 +135,7 @@ export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions
     xattrs: new Map(),
     touched: new Set(),
     dirCache: new Map(),
+    freshDirs: new Set(),
     nodes: new SpecialNodes(),
     pending: new Map(),
     pendingBytes: 0,
@@ -296,7 +302,9 @@ function markWritten(st: LayerState, cpath: string): void {
 // through libuv's thread pool costs ~10x more, and extraction is a long sequence of them.
 function lstatOrUndef(host: string): Stats | undefined {
   try {
-    return lstatSync(host);
+    // Most entries of a layer are new paths: `throwIfNoEntry: false` answers ENOENT without building an
+    // exception (~10 µs each, a second on a 100,000-file base).
+    return lstatSync(host, { throwIfNoEntry: false });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ENOTDIR") return undefined;
@@ -317,6 +325,7 @@ async function ensureDir(st: LayerState, hostDir: string): Promise<void> {
     if (ignored(st, cpath)) throw new KilnError("LAYER_APPLY", `cannot create ${cpath}: it is an ignored path`);
     if (s !== undefined) await remove(st, cur);
     mkdirSync(cur, { mode: 0o755 });
+    st.freshDirs.add(cur);
     chmodSync(cur, 0o755);
     st.touched.add(cpath);
     if (st.opts.overlayWhiteouts) st.implicit.add(cpath);
@@ -342,7 +351,7 @@ async function writeEntry(st: LayerState, p: string, h: TarHeader, body: Readabl
     st.dirCache.set(containerDirname(p), path.dirname(host));
   }
   if (st.pending.has(host)) await drain(st); // duplicate entry: the first must be complete
-  const existing = lstatOrUndef(host);
+  const existing = st.freshDirs.has(path.dirname(host)) && !st.written.has(cpath) ? undefined : lstatOrUndef(host);
 
   // Hardlink target must be resolved before the existing entry is removed (it may be that entry).
   let linkTarget: string | undefined;
@@ -374,7 +383,10 @@ async function writeEntry(st: LayerState, p: string, h: TarHeader, body: Readabl
 
   switch (h.type) {
     case "dir":
-      if (existing === undefined || !existing.isDirectory()) mkdirSync(host, { mode: 0o700 });
+      if (existing === undefined || !existing.isDirectory()) {
+        mkdirSync(host, { mode: 0o700 });
+        st.freshDirs.add(host);
+      }
       lchownSync(host, h.uid, h.gid);
       chmodSync(host, h.mode & 0o7777);
       st.dirTimes.set(host, { atime: h.atime ?? h.mtime, mtime: h.mtime });
