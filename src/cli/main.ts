@@ -27,6 +27,9 @@ type Invocation = "kiln" | "executor" | "warmer";
  * and sets the exit code. `kiln build …` and `executor …` are the same command.
  */
 export async function main(invokedAs: Invocation): Promise<void> {
+  // The AWS SDK (ECR, ECR Public, S3 contexts) prints a multi-line notice into the build log on Node
+  // versions it plans to drop; kiln supports them, so the notice is noise for kiln's users.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   const argv = process.argv.slice(2);
   let command: "build" | "warm" | "version" | "help";
   let rest = argv;

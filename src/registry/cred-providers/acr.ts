@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { KilnError } from "../../common/errors.js";
 import type { Credentials } from "../credentials.js";
+import { managedIdentityToken } from "./acr-managed-identity.js";
 import { isLoopbackHost, requestJson, stringField } from "./http.js";
 import type { CredentialProvider, ProviderContext } from "./types.js";
 
@@ -32,6 +33,9 @@ function definedOnly(env: Record<string, string | undefined>): Record<string, st
  * The service principal of an Azure cloud-provider config file (kaniko's hidden
  * `--azure-container-registry-config`, the Kubernetes `azure.json`: `tenantId`, `aadClientId`,
  * `aadClientSecret`) as the environment variables the provider reads; variables that are set win.
+ * With `useManagedIdentityExtension: true` (AKS kubelet identity; `aadClientId`/`aadClientSecret`
+ * are then placeholders) the file names a managed identity: `userAssignedIdentityID` as
+ * `AZURE_CLIENT_ID`, no secret.
  */
 async function cloudConfig(registry: string, file: string | undefined): Promise<Record<string, string>> {
   if (!file) return {};
@@ -48,6 +52,10 @@ async function cloudConfig(registry: string, file: string | undefined): Promise<
     if (typeof v === "string" && v !== "") out[envName] = v;
   };
   take("tenantId", "AZURE_TENANT_ID");
+  if (o.useManagedIdentityExtension === true) {
+    take("userAssignedIdentityID", "AZURE_CLIENT_ID");
+    return out;
+  }
   take("aadClientId", "AZURE_CLIENT_ID");
   take("aadClientSecret", "AZURE_CLIENT_SECRET");
   return out;
@@ -56,9 +64,9 @@ async function cloudConfig(registry: string, file: string | undefined): Promise<
 /** An Azure AD access token for ARM, by client secret or workload identity (federated token file). */
 async function aadToken(
   registry: string,
+  env: Record<string, string>,
   ctx: ProviderContext,
 ): Promise<{ token: string; tenant: string } | undefined> {
-  const env = { ...(await cloudConfig(registry, ctx.env.AZURE_CONTAINER_REGISTRY_CONFIG)), ...definedOnly(ctx.env) };
   const tenant = env.AZURE_TENANT_ID;
   const clientId = env.AZURE_CLIENT_ID;
   if (!tenant || !clientId) return undefined;
@@ -83,28 +91,54 @@ async function aadToken(
   return { token: stringField(res, "access_token", "Azure AD", url.host), tenant };
 }
 
+/** ACR's `/oauth2/exchange`: an Azure AD access token (and its tenant, when known) → an ACR refresh token. */
+async function exchangeForRefreshToken(
+  registry: string,
+  accessToken: string,
+  tenant: string | undefined,
+  ctx: ProviderContext,
+): Promise<string> {
+  const scheme = isLoopbackHost(registry) ? "http" : "https";
+  const url = new URL(`${scheme}://${registry}/oauth2/exchange`);
+  const form: Record<string, string> = { grant_type: "access_token", service: registry };
+  if (tenant) form.tenant = tenant;
+  form.access_token = accessToken;
+  const res = await requestJson({ url, form, provider: "ACR", timeoutMs: ctx.timeoutMs });
+  return stringField(res, "refresh_token", "ACR", url.host);
+}
+
 /**
  * Azure Container Registry (`acr-env`, `acr`): an Azure AD token for the service principal in
  * `AZURE_CLIENT_ID`/`AZURE_TENANT_ID` with `AZURE_CLIENT_SECRET`, or workload identity
  * (`AZURE_FEDERATED_TOKEN_FILE`) — or the service principal of the Azure config file named by
- * `AZURE_CONTAINER_REGISTRY_CONFIG` (`--azure-container-registry-config`) — from `AZURE_AUTHORITY_HOST` (default login.microsoftonline.com),
- * exchanged at `https://<registry>/oauth2/exchange` for an ACR refresh token, used as the password
- * of user `00000000-0000-0000-0000-000000000000`. Answers nothing when no identity is configured.
+ * `AZURE_CONTAINER_REGISTRY_CONFIG` (`--azure-container-registry-config`) — from `AZURE_AUTHORITY_HOST` (default login.microsoftonline.com).
+ * When neither a secret nor a federated token file is configured: Azure managed identity (App
+ * Service `IDENTITY_ENDPOINT`/`IDENTITY_HEADER`, else IMDS; `AZURE_CLIENT_ID` picks a
+ * user-assigned identity). The token is exchanged at `https://<registry>/oauth2/exchange` for an
+ * ACR refresh token, used as the password of user `00000000-0000-0000-0000-000000000000`. Answers
+ * nothing when no identity is configured and no managed identity is reachable.
  */
 export const acrProvider: CredentialProvider = {
   name: "acr",
   matches: (registry) => isAzureRegistry(registry),
   async get(registry: string, ctx: ProviderContext): Promise<Credentials | undefined> {
-    const aad = await aadToken(registry, ctx);
-    if (aad === undefined) return undefined;
-    const scheme = isLoopbackHost(registry) ? "http" : "https";
-    const url = new URL(`${scheme}://${registry}/oauth2/exchange`);
-    const res = await requestJson({
-      url,
-      form: { grant_type: "access_token", service: registry, tenant: aad.tenant, access_token: aad.token },
-      provider: "ACR",
+    const env = { ...(await cloudConfig(registry, ctx.env.AZURE_CONTAINER_REGISTRY_CONFIG)), ...definedOnly(ctx.env) };
+    if (env.AZURE_CLIENT_SECRET || env.AZURE_FEDERATED_TOKEN_FILE) {
+      const aad = await aadToken(registry, env, ctx);
+      if (aad === undefined) return undefined;
+      return {
+        username: ACR_TOKEN_USER,
+        password: await exchangeForRefreshToken(registry, aad.token, aad.tenant, ctx),
+      };
+    }
+    const token = await managedIdentityToken(registry, env, {
+      clientId: env.AZURE_CLIENT_ID,
       timeoutMs: ctx.timeoutMs,
     });
-    return { username: ACR_TOKEN_USER, password: stringField(res, "refresh_token", "ACR", url.host) };
+    if (token === undefined) return undefined;
+    return {
+      username: ACR_TOKEN_USER,
+      password: await exchangeForRefreshToken(registry, token, env.AZURE_TENANT_ID, ctx),
+    };
   },
 };

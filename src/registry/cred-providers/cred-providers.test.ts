@@ -100,7 +100,9 @@ test("off Google Cloud the automatic google lookup answers anonymous (public gcr
 });
 
 test("a named built-in with nothing configured says what to set; :slim says why it has none", async () => {
-  await assert.rejects(credentialSources({ PATH: "" }).helper("acr-env", "r.azurecr.io", "r.azurecr.io"), (e: Error) =>
+  // A closed loopback port stands in for IMDS (the managed-identity fallback never leaves loopback).
+  const noImds = { PATH: "", AZURE_POD_IDENTITY_AUTHORITY_HOST: "http://127.0.0.1:9" };
+  await assert.rejects(credentialSources(noImds).helper("acr-env", "r.azurecr.io", "r.azurecr.io"), (e: Error) =>
     /AZURE_CLIENT_ID/.test(e.message),
   );
   await assert.rejects(

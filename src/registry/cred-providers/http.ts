@@ -7,10 +7,12 @@ export type JsonObject = Record<string, unknown>;
 /** Where a token request goes and what it is for (used in error messages; never the body). */
 export interface TokenRequest {
   url: URL;
-  method?: "GET" | "POST";
+  method?: "GET" | "POST" | "PUT";
   headers?: Record<string, string>;
   /** `application/x-www-form-urlencoded` body. */
   form?: Record<string, string>;
+  /** `application/json` body (when `form` is absent). */
+  json?: unknown;
   /** e.g. "ECR", "Google", "Azure AD" — names the provider in errors. */
   provider: string;
   timeoutMs: number;
@@ -26,11 +28,32 @@ export function safeUrl(u: URL): string {
  * (never the query, the body or the answer, which may hold secrets) and say what to check.
  */
 export async function requestJson(r: TokenRequest): Promise<JsonObject> {
+  const text = await requestText(r);
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) return parsed as JsonObject;
+  } catch {
+    // fall through
+  }
+  throw new KilnError(
+    "CREDENTIAL_PROVIDER_FAILED",
+    `${r.provider} credentials: ${safeUrl(r.url)} did not answer a JSON object`,
+  );
+}
+
+/**
+ * Sends one token request and answers the body of a 2xx answer as text; other answers and network
+ * failures throw like {@link requestJson}.
+ */
+export async function requestText(r: TokenRequest): Promise<string> {
   const headers: Record<string, string> = { accept: "application/json", ...r.headers };
   let body: string | undefined;
   if (r.form !== undefined) {
     headers["content-type"] = "application/x-www-form-urlencoded";
     body = new URLSearchParams(r.form).toString();
+  } else if (r.json !== undefined) {
+    headers["content-type"] = "application/json";
+    body = JSON.stringify(r.json);
   }
   let status: number;
   let text: string;
@@ -56,23 +79,18 @@ export async function requestJson(r: TokenRequest): Promise<JsonObject> {
       `${r.provider} credentials: ${safeUrl(r.url)} answered HTTP ${status}${oauthError(text)}; check the identity's configuration and permissions`,
     );
   }
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) return parsed as JsonObject;
-  } catch {
-    // fall through
-  }
-  throw new KilnError(
-    "CREDENTIAL_PROVIDER_FAILED",
-    `${r.provider} credentials: ${safeUrl(r.url)} did not answer a JSON object`,
-  );
+  return text;
 }
 
 /** The OAuth2 `error` code of an error answer (a fixed vocabulary, safe to show), if any. */
-function oauthError(text: string): string {
+export function oauthError(text: string): string {
   try {
     const j = JSON.parse(text) as { error?: unknown };
     if (typeof j.error === "string" && /^[a-z_]{1,64}$/.test(j.error)) return ` (${j.error})`;
+    // Google API errors: {"error": {"code": 403, "status": "PERMISSION_DENIED", ...}}
+    const status =
+      typeof j.error === "object" && j.error !== null ? (j.error as { status?: unknown }).status : undefined;
+    if (typeof status === "string" && /^[A-Z_]{1,64}$/.test(status)) return ` (${status})`;
   } catch {
     // not JSON
   }

@@ -2,7 +2,9 @@ import { KilnError } from "../../common/errors.js";
 import { runCredentialHelper } from "../cred-helper.js";
 import { hasCredentials, type Credentials } from "../credentials.js";
 import { acrProvider } from "./acr.js";
+import { acrGuessesImds } from "./acr-managed-identity.js";
 import { ecrProvider } from "./ecr.js";
+import { isEcrPublicHost } from "./ecr-public.js";
 import { envProvider } from "./env-provider.js";
 import { gitlabProvider } from "./gitlab.js";
 import { googleProvider } from "./google.js";
@@ -10,6 +12,7 @@ import { findOnPath } from "./path-lookup.js";
 import { BUILTIN_PROVIDERS, type BuiltinProviderName, type CredentialProvider } from "./types.js";
 
 export { parseEcrHost } from "./ecr.js";
+export { isEcrPublicHost } from "./ecr-public.js";
 export { envCredentialPrefixes } from "./env-provider.js";
 export { isGoogleRegistry } from "./google.js";
 export { isAzureRegistry } from "./acr.js";
@@ -45,7 +48,7 @@ const SETUP_HINT: Record<BuiltinProviderName, string> = {
   env: "set KANIKO_<HOST>_USER and KANIKO_<HOST>_PASSWORD",
   google: "set GOOGLE_APPLICATION_CREDENTIALS or run on GCE/GKE with a service account",
   ecr: "provide AWS credentials (env, ~/.aws, IRSA or an instance role)",
-  acr: "set AZURE_CLIENT_ID and AZURE_TENANT_ID with AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE",
+  acr: "set AZURE_CLIENT_ID and AZURE_TENANT_ID with AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE, or run on Azure with a managed identity (IMDS, or App Service IDENTITY_ENDPOINT + IDENTITY_HEADER; AZURE_CLIENT_ID picks a user-assigned one)",
   gitlab: "set CI_REGISTRY, CI_REGISTRY_USER and CI_REGISTRY_PASSWORD",
 };
 
@@ -142,8 +145,19 @@ export function credentialSources(
         `config.json names credential helper "${name}" for ${registry}, but ${program} is not on PATH and this image (${NO_BUILTIN_HELPERS_ENV}, e.g. the :slim executor) has no built-in helpers; use the full executor image, put ${program} on PATH, or add the registry's credentials to "auths"`,
       );
     }
-    const creds = await PROVIDERS[builtin].get(registry, { env, timeoutMs });
+    // ECR Public serves pulls anonymously. Like ecr-login (which answers "not found", and kaniko then
+    // pulls anonymously) it is anonymous without an AWS identity; refused, it fails only when a
+    // credHelpers entry names it (a credsStore applies to every host, e.g. public base images).
+    const anonymousOk = builtin === "ecr" && isEcrPublicHost(registry);
+    let creds: Credentials | undefined;
+    try {
+      creds = await PROVIDERS[builtin].get(registry, { env, timeoutMs });
+    } catch (e) {
+      if (store && anonymousOk) return undefined;
+      throw e;
+    }
     if (!hasCredentials(creds)) {
+      if (anonymousOk) return undefined;
       throw new KilnError(
         "CREDENTIAL_HELPER_FAILED",
         `config.json names credential helper "${name}" for ${registry}, but the built-in ${builtin} provider found no identity: ${SETUP_HINT[builtin]}`,
@@ -156,15 +170,19 @@ export function credentialSources(
     for (const name of enabled) {
       const p = PROVIDERS[name];
       if (!p.matches(registry, env)) continue;
-      // Off Google Cloud the metadata server does not exist: do not wait long for it.
-      const guessing = name === "google" && !env.GOOGLE_APPLICATION_CREDENTIALS;
+      // Off Google Cloud (Azure) the metadata server (IMDS) does not exist: do not wait long for it.
+      const guessing =
+        (name === "google" && !env.GOOGLE_APPLICATION_CREDENTIALS) || (name === "acr" && acrGuessesImds(env));
       let creds: Credentials | undefined;
       try {
         creds = await p.get(registry, { env, timeoutMs: guessing ? Math.min(timeoutMs, 3000) : timeoutMs });
       } catch (e) {
         // Like kaniko's google keychain: without explicit Google credentials a failing metadata
-        // server means "not on Google Cloud", and public gcr.io/pkg.dev images stay pullable.
-        if (guessing) continue;
+        // server means "not on Google Cloud", and public gcr.io/pkg.dev images stay pullable; the
+        // same for ACR when only IMDS was tried (an Azure VM without an identity answers 400).
+        // Likewise public.ecr.aws (ecr-login's behaviour): an AWS identity that ECR Public refuses
+        // (e.g. a role made for private ECR) leaves its public images pullable anonymously.
+        if (guessing || isEcrPublicHost(registry)) continue;
         throw e;
       }
       if (hasCredentials(creds)) return creds;
