@@ -91,8 +91,13 @@ async function fileToken(file: string, ctx: ProviderContext): Promise<string> {
   const j = await readCredentialsFile(file);
   if (j.type === "service_account") return serviceAccountToken(j, file, ctx);
   if (j.type === "authorized_user") return authorizedUserToken(j, file, ctx);
+  if (j.type === "external_account") {
+    // Workload identity federation: loaded on first use (a chunk of its own in the bundle).
+    const { externalAccountToken } = await import("./google-external.js");
+    return externalAccountToken(j, file, ctx);
+  }
   throw fail(
-    `${file} has credentials of type ${JSON.stringify(j.type)}; kiln supports "service_account" and "authorized_user" (use the metadata server or an access token in config.json otherwise)`,
+    `${file} has credentials of type ${JSON.stringify(j.type)}; kiln supports "service_account", "authorized_user" and "external_account" (use the metadata server or an access token in config.json otherwise)`,
   );
 }
 
@@ -118,8 +123,9 @@ function exists(file: string): Promise<boolean> {
 
 /**
  * Google Container Registry / Artifact Registry (`gcr`, `gcloud`): an OAuth2 access token from
- * Application Default Credentials — `GOOGLE_APPLICATION_CREDENTIALS` (service-account key or
- * authorized-user file; its `token_uri` is honoured), then gcloud's
+ * Application Default Credentials — `GOOGLE_APPLICATION_CREDENTIALS` (service-account key,
+ * authorized-user file — its `token_uri` is honoured — or an `external_account` file of workload
+ * identity federation, see `externalAccountToken` in google-external.ts), then gcloud's
  * `~/.config/gcloud/application_default_credentials.json`, then the metadata server
  * (`GCE_METADATA_HOST`, default `metadata.google.internal`). Username `oauth2accesstoken`.
  */
