@@ -12,6 +12,7 @@ import {
   lutimesSync,
   mkdirSync,
   openSync,
+  symlinkSync,
   utimesSync,
   writeSync,
 } from "node:fs";
@@ -21,12 +22,13 @@ import * as path from "node:path";
 import type { Readable } from "node:stream";
 import { KilnError } from "../common/errors.js";
 import { readTar } from "../image/tar/index.js";
-import type { TarHeader } from "../image/tar/index.js";
+import type { TarEntry, TarHeader } from "../image/tar/index.js";
 import { cleanContainerPath, containerBasename, containerDirname, containerJoin, escapesRoot } from "./clean-path.js";
 import { indexEntryFromStatSync } from "./file-index.js";
 import type { FileIndex } from "./file-index.js";
 import type { IgnoreList } from "./ignore-list.js";
 import { resolveInRoot, toContainerPath } from "../common/resolve-in-root.js";
+import { CreatePacer } from "./create-pacer.js";
 import { SpecialNodes, xattrRequest } from "./special-node.js";
 import { applyXattrs } from "./xattr.js";
 import type { XattrRequest } from "./xattr.js";
@@ -96,6 +98,7 @@ interface LayerState {
    */
   freshDirs: Set<string>;
   nodes: SpecialNodes;
+  pacer: CreatePacer;
   /** Host path → in-flight creation of a file or symlink (see {@link queueCreate}). */
   pending: Map<string, Promise<void>>;
   pendingBytes: number;
@@ -107,9 +110,9 @@ interface LayerState {
 }
 
 /**
- * Creating an inode costs hundreds of microseconds on many disks (journal, VM block layers) but overlaps
- * well, so regular files and symlinks are created through the thread pool with up to this many in flight
- * while the main thread keeps parsing. Anything that depends on an in-flight path waits for all of them.
+ * Regular files and symlinks are created inline or, when the disk is slow ({@link CreatePacer}),
+ * through the thread pool with up to this many in flight while the main thread keeps parsing. Anything
+ * that depends on an in-flight path waits for all of them.
  */
 const MAX_IN_FLIGHT = 64;
 /** Bytes of file bodies held in memory for in-flight creations. */
@@ -137,6 +140,7 @@ export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions
     dirCache: new Map(),
     freshDirs: new Set(),
     nodes: new SpecialNodes(),
+    pacer: new CreatePacer(),
     pending: new Map(),
     pendingBytes: 0,
     ovWhiteouts: new Set(),
@@ -146,7 +150,7 @@ export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions
     for await (const entry of readTar(tar)) {
       opts.signal?.throwIfAborted();
       st.result.entries++;
-      await applyEntry(st, entry.header, entry.body);
+      await applyEntry(st, entry);
     }
     await finishLayer(st);
   } finally {
@@ -171,8 +175,9 @@ function creationError(name: string, root: string, e: unknown): Error {
 }
 
 /**
- * Starts creating `host` in the thread pool (`start` calls back with the new fd or error; `finish` runs
- * on the main thread with it). Bounded by {@link MAX_IN_FLIGHT} and {@link MAX_IN_FLIGHT_BYTES}.
+ * Creates `host`: inline (`startSync` answers the new fd, if any) while creations are fast, else in the
+ * thread pool (`start` calls back with the fd or error); `finish` runs on the main thread with the fd.
+ * Pool creations are bounded by {@link MAX_IN_FLIGHT} and {@link MAX_IN_FLIGHT_BYTES}.
  */
 async function queueCreate(
   st: LayerState,
@@ -180,8 +185,27 @@ async function queueCreate(
   host: string,
   bytes: number,
   start: (cb: (err: Error | null, fd?: number) => void) => void,
+  startSync: () => number | undefined,
   finish: (fd: number | undefined) => void,
 ): Promise<void> {
+  if (st.failure !== undefined) throw st.failure;
+  if (st.pacer.inline()) {
+    const t0 = performance.now();
+    let fd: number | undefined;
+    try {
+      fd = startSync();
+    } catch (e) {
+      throw creationError(name, st.root, e);
+    } finally {
+      st.pacer.record(performance.now() - t0);
+    }
+    try {
+      finish(fd);
+    } catch (e) {
+      throw creationError(name, st.root, e);
+    }
+    return;
+  }
   while (st.pending.size >= MAX_IN_FLIGHT || (st.pending.size > 0 && st.pendingBytes + bytes > MAX_IN_FLIGHT_BYTES)) {
     await Promise.race(st.pending.values());
   }
@@ -204,22 +228,12 @@ async function queueCreate(
   st.pending.set(host, job);
 }
 
-/** Reads a whole entry body (of known size) into one buffer. */
-async function readBody(body: Readable, size: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(size);
-  let off = 0;
-  for await (const chunk of body) {
-    const buf = chunk as Buffer;
-    off += buf.copy(out, off);
-  }
-  return off === size ? out : out.subarray(0, off);
-}
-
 function unsafe(name: string, why: string, cause?: unknown): KilnError {
   return new KilnError("LAYER_UNSAFE", `layer entry ${JSON.stringify(name)} rejected: ${why}`, { cause });
 }
 
-async function applyEntry(st: LayerState, h: TarHeader, body: Readable): Promise<void> {
+async function applyEntry(st: LayerState, entry: TarEntry): Promise<void> {
+  const h = entry.header;
   const name = h.name;
   if (name.includes("\0")) throw unsafe(name, "name contains a NUL byte");
   if (escapesRoot(name)) throw unsafe(name, "its path climbs above the root with '..'");
@@ -252,7 +266,7 @@ async function applyEntry(st: LayerState, h: TarHeader, body: Readable): Promise
       }
       return;
     }
-    await writeEntry(st, p, h, body);
+    await writeEntry(st, p, entry);
   } catch (e) {
     if (e instanceof KilnError) {
       if (e.code === "FS_LOOP") throw unsafe(name, e.message, e);
@@ -332,7 +346,8 @@ async function ensureDir(st: LayerState, hostDir: string): Promise<void> {
   }
 }
 
-async function writeEntry(st: LayerState, p: string, h: TarHeader, body: Readable): Promise<void> {
+async function writeEntry(st: LayerState, p: string, entry: TarEntry): Promise<void> {
+  const h = entry.header;
   if (ignored(st, p)) {
     st.result.skipped.push({ path: p, reason: "ignored path" });
     return;
@@ -394,7 +409,7 @@ async function writeEntry(st: LayerState, p: string, h: TarHeader, body: Readabl
       break;
     case "file":
       if (h.size <= MAX_BUFFERED_FILE) {
-        const data = await readBody(body, h.size);
+        const data = await entry.content();
         const { uid, gid, mtime } = h;
         const mode = h.mode & 0o7777;
         const atime = h.atime ?? h.mtime;
@@ -404,6 +419,7 @@ async function writeEntry(st: LayerState, p: string, h: TarHeader, body: Readabl
           host,
           data.length,
           (cb) => openCb(host, FILE_FLAGS, 0o600, (err, fd) => cb(err, fd)),
+          () => openSync(host, FILE_FLAGS, 0o600),
           (fd) => {
             const f = fd as number;
             try {
@@ -420,7 +436,7 @@ async function writeEntry(st: LayerState, p: string, h: TarHeader, body: Readabl
       } else {
         const fd = openSync(host, FILE_FLAGS, 0o600);
         try {
-          for await (const chunk of body) {
+          for await (const chunk of entry.body) {
             const buf = chunk as Buffer;
             let off = 0;
             while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
@@ -443,6 +459,10 @@ async function writeEntry(st: LayerState, p: string, h: TarHeader, body: Readabl
         host,
         0,
         (cb) => symlinkCb(linkname, host, (err) => cb(err)),
+        () => {
+          symlinkSync(linkname, host);
+          return undefined;
+        },
         () => {
           lchownSync(host, uid, gid);
           lutimesSync(host, atime, mtime);

@@ -5,43 +5,75 @@ export type ChunkProducer = () => Promise<Buffer | null>;
 
 /** A body stream plus the hook the tar reader uses to stop it before moving to the next entry. */
 export interface EntryBody {
-  stream: Readable;
+  /** The body as a stream, created on first access (most entries of a layer are never read as one). */
+  readonly stream: Readable;
+  /** The whole body in one buffer, read without a stream; only when {@link stream} was not used. */
+  readAll(): Promise<Buffer>;
   /** Waits for an in-flight read, then destroys the stream if the consumer did not read it to the end. */
   abandon(): Promise<void>;
 }
 
-/** Wraps a chunk producer into a pull-driven Readable that never reads ahead of the consumer by more than one chunk. */
+/**
+ * Wraps a chunk producer into a pull-driven Readable that never reads ahead of the consumer by more than
+ * one chunk. The Readable is made only when asked for: a layer of 100,000 small files then costs no
+ * stream (and no async iterator) per directory, link or file read with {@link EntryBody.readAll}.
+ */
 export function makeEntryBody(next: ChunkProducer): EntryBody {
   let inflight: Promise<void> | undefined;
   let finished = false;
   let abandoned = false;
-  const stream = new Readable({
-    read() {
-      if (inflight !== undefined || abandoned) return;
-      inflight = (async () => {
-        try {
-          const chunk = await next();
-          inflight = undefined;
-          if (abandoned) return;
-          if (chunk === null) {
-            finished = true;
-            stream.push(null);
-          } else {
-            stream.push(chunk);
+  let reading = false;
+  let stream: Readable | undefined;
+  const create = (): Readable => {
+    const s = new Readable({
+      read() {
+        if (inflight !== undefined || abandoned) return;
+        inflight = (async () => {
+          try {
+            const chunk = await next();
+            inflight = undefined;
+            if (abandoned) return;
+            if (chunk === null) {
+              finished = true;
+              s.push(null);
+            } else {
+              s.push(chunk);
+            }
+          } catch (e) {
+            inflight = undefined;
+            s.destroy(e instanceof Error ? e : new Error(String(e)));
           }
-        } catch (e) {
-          inflight = undefined;
-          stream.destroy(e instanceof Error ? e : new Error(String(e)));
-        }
-      })();
-    },
-  });
+        })();
+      },
+    });
+    return s;
+  };
   return {
-    stream,
+    get stream(): Readable {
+      if (reading) throw new Error("tar entry body: stream() after readAll()");
+      stream ??= create();
+      return stream;
+    },
+    async readAll() {
+      if (stream !== undefined || reading) throw new Error("tar entry body: readAll() after the body was read");
+      reading = true;
+      const parts: Buffer[] = [];
+      const read = (async () => {
+        for (let c = await next(); c !== null; c = await next()) parts.push(c);
+        finished = true;
+      })();
+      inflight = read.then(() => undefined);
+      try {
+        await read;
+      } finally {
+        inflight = undefined;
+      }
+      return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    },
     async abandon() {
       abandoned = true;
-      if (inflight !== undefined) await inflight;
-      if (!finished && !stream.destroyed) stream.destroy();
+      if (inflight !== undefined) await inflight.catch(() => undefined);
+      if (!finished && stream !== undefined && !stream.destroyed) stream.destroy();
     },
   };
 }

@@ -214,7 +214,13 @@ export async function* readTar(input: Readable, opts?: ReadTarOptions): AsyncGen
           state.seg++;
         }
       });
-      yield { header, body: body.stream };
+      yield {
+        header,
+        get body() {
+          return body.stream;
+        },
+        content: () => body.readAll(),
+      };
       await body.abandon();
       await src.skip(state.left + padding(storedSize), what);
     }

@@ -33,7 +33,10 @@ export interface TarHeader {
 /** One entry streamed by {@link readTar}; `body` yields exactly `header.size` bytes. */
 export interface TarEntry {
   header: TarHeader;
-  body: Readable;
+  /** The body as a stream (made when first read; not together with {@link content}). */
+  readonly body: Readable;
+  /** The whole body (sparse holes filled) in one buffer, without a stream: for small bodies. */
+  content(): Promise<Buffer>;
 }
 
 /** A header with defaults: mode 0o644 (0o755 for directories), ids 0, mtime 0, no links or extensions. */
