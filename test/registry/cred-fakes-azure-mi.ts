@@ -7,7 +7,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import type { FakeEndpoint } from "./cred-fakes.js";
+import { serve as serveFake, type FakeEndpoint } from "./cred-fakes.js";
 
 const ARM = "https://management.azure.com/";
 
@@ -34,27 +34,9 @@ function tokenAnswer(accessToken: string, clientId: string): Record<string, stri
   };
 }
 
-async function serve(handler: (req: IncomingMessage, url: URL, res: ServerResponse) => void): Promise<FakeEndpoint> {
-  const requests: FakeEndpoint["requests"] = [];
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on("end", () => {
-      requests.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, body: "" });
-      handler(req, new URL(req.url ?? "/", "http://fake"), res);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    host: `127.0.0.1:${port}`,
-    requests,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+/** {@link serveFake} with the request's URL parsed for the handler. */
+function serve(handler: (req: IncomingMessage, url: URL, res: ServerResponse) => void): Promise<FakeEndpoint> {
+  return serveFake((req, _body, res) => handler(req, new URL(req.url ?? "/", "http://fake"), res));
 }
 
 /** Options of {@link startFakeImds}. */

@@ -4,61 +4,17 @@
  * endpoint or Azure IMDS), Google's STS (RFC 8693 token exchange: verifies the subject token's
  * RS256 signature, audience and expiry and every form field) and IAM Credentials'
  * `generateAccessToken` (verifies the Bearer STS token and the JSON body), and the AWS instance
- * metadata service (IMDSv2). For AWS subject tokens STS replays nothing but checks the SigV4
- * signature with the AWS SDK's own signer (an implementation independent of kiln's). Each records
- * what kiln sent, so tests can assert on it.
+ * metadata service (IMDSv2). For AWS subject tokens STS replays nothing but signs the request it
+ * was handed again with the AWS SDK's signer and compares: kiln must have signed exactly the
+ * request that Google's STS replays to AWS. Each records what kiln sent, so tests can assert on it.
  */
 import { createHash, createHmac, generateKeyPairSync, randomBytes, verify, type KeyObject } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { ServerResponse } from "node:http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { signRs256Jwt } from "../../src/registry/cred-providers/jwt.js";
-import type { FakeEndpoint } from "./cred-fakes.js";
+import { json, serve, type FakeEndpoint } from "./cred-fakes.js";
 
 export const CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform";
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    req.on("data", (b: Buffer) => parts.push(b));
-    req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
-    req.on("error", reject);
-  });
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
-}
-
-async function serve(
-  handler: (req: IncomingMessage, body: string, res: ServerResponse) => void,
-): Promise<FakeEndpoint> {
-  const requests: FakeEndpoint["requests"] = [];
-  const server = createServer((req, res) => {
-    void readBody(req).then((body) => {
-      requests.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, body });
-      try {
-        handler(req, body, res);
-      } catch (e) {
-        json(res, 500, { error: "server_error", message: (e as Error).message });
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    host: `127.0.0.1:${port}`,
-    requests,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /** An external OIDC identity provider (a CI system) that signs ID tokens. */
 export interface FakeIssuer {

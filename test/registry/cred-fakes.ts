@@ -28,13 +28,18 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-function json(res: ServerResponse, status: number, body: unknown, type = "application/json"): void {
+/** Answers `body` as JSON with `status`. */
+export function json(res: ServerResponse, status: number, body: unknown, type = "application/json"): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(text) });
   res.end(text);
 }
 
-async function serve(
+/**
+ * A loopback HTTP server that records every request (with its body) and passes it to `handler`; a
+ * handler that throws answers 500. `raw` may answer a request itself, before the body is read.
+ */
+export async function serve(
   handler: (req: IncomingMessage, body: string, res: ServerResponse) => void | Promise<void>,
   raw?: (req: IncomingMessage, res: ServerResponse) => boolean,
 ): Promise<FakeEndpoint> {
