@@ -5,13 +5,12 @@
  * `https://public.ecr.aws` through an HTTPS proxy (CONNECT to `public.ecr.aws:443` only, TLS with a
  * test CA), so kiln's CLI can push to `public.ecr.aws/...` without leaving loopback.
  */
-import { execFileSync } from "node:child_process";
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import { connect, type AddressInfo, type Socket } from "node:net";
-import * as path from "node:path";
+import { makeTls } from "../support/registry.js";
 
 /** A recorded request of a fake endpoint. */
 export interface RecordedRequest {
@@ -226,76 +225,6 @@ export interface PublicEcrFront {
   stop(): Promise<void>;
 }
 
-function openssl(args: string[], cwd: string): void {
-  execFileSync("openssl", args, { cwd, stdio: "ignore" });
-}
-
-/** A fresh CA and a `public.ecr.aws` server certificate in `dir`. */
-function makeCerts(dir: string): { caFile: string; cert: string; key: string } {
-  openssl(
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-      "-subj",
-      "/CN=kiln-ecr-public-test-ca",
-      "-days",
-      "2",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign",
-    ],
-    dir,
-  );
-  openssl(
-    [
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      "front.key",
-      "-out",
-      "front.csr",
-      "-subj",
-      "/CN=public.ecr.aws",
-    ],
-    dir,
-  );
-  writeFileSync(
-    path.join(dir, "front.ext"),
-    "subjectAltName=DNS:public.ecr.aws\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
-  );
-  openssl(
-    [
-      "x509",
-      "-req",
-      "-in",
-      "front.csr",
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      "front.pem",
-      "-days",
-      "2",
-      "-extfile",
-      "front.ext",
-    ],
-    dir,
-  );
-  return { caFile: path.join(dir, "ca.pem"), cert: path.join(dir, "front.pem"), key: path.join(dir, "front.key") };
-}
-
 /**
  * Serves the plain-HTTP docker-registry at `target` (`127.0.0.1:PORT`) as `https://public.ecr.aws`:
  * an HTTP proxy whose CONNECT to `public.ecr.aws:443` reaches a TLS front (certificate from a fresh
@@ -304,7 +233,7 @@ function makeCerts(dir: string): { caFile: string; cert: string; key: string } {
  * loopback: other CONNECT targets and plain proxy requests are refused.
  */
 export async function startPublicEcrFront(opts: { target: string; dir: string }): Promise<PublicEcrFront> {
-  const certs = makeCerts(opts.dir);
+  const certs = makeTls(opts.dir, { name: "front", cn: "public.ecr.aws", san: "DNS:public.ecr.aws" });
   const [host = "127.0.0.1", port = "80"] = opts.target.split(":");
   const requests: PublicEcrFront["requests"] = [];
   const connects: string[] = [];

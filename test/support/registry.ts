@@ -67,7 +67,20 @@ function openssl(args: string[], cwd: string): void {
   execFileSync("openssl", args, { cwd, stdio: "ignore" });
 }
 
-function makeTls(dir: string): { caFile: string; cert: string; key: string } {
+/**
+ * A fresh test CA and a server certificate it signed, in `dir` (`ca.pem`; `<name>.pem`, `<name>.key`): by
+ * default for 127.0.0.1 and localhost, or for the `server` names given (e.g. a registry host name a test
+ * maps onto loopback).
+ */
+export function makeTls(
+  dir: string,
+  server: { name: string; cn: string; san: string } = {
+    name: "server",
+    cn: "127.0.0.1",
+    san: "IP:127.0.0.1,DNS:localhost",
+  },
+): { caFile: string; cert: string; key: string } {
+  const { name } = server;
   openssl(
     [
       "req",
@@ -91,34 +104,45 @@ function makeTls(dir: string): { caFile: string; cert: string; key: string } {
     dir,
   );
   openssl(
-    ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+    [
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+      "-subj",
+      `/CN=${server.cn}`,
+    ],
     dir,
   );
   writeFileSync(
-    path.join(dir, "server.ext"),
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    path.join(dir, `${name}.ext`),
+    `subjectAltName=${server.san}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`,
   );
   openssl(
     [
       "x509",
       "-req",
       "-in",
-      "server.csr",
+      `${name}.csr`,
       "-CA",
       "ca.pem",
       "-CAkey",
       "ca.key",
       "-CAcreateserial",
       "-out",
-      "server.pem",
+      `${name}.pem`,
       "-days",
       "2",
       "-extfile",
-      "server.ext",
+      `${name}.ext`,
     ],
     dir,
   );
-  return { caFile: path.join(dir, "ca.pem"), cert: path.join(dir, "server.pem"), key: path.join(dir, "server.key") };
+  return { caFile: path.join(dir, "ca.pem"), cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}.key`) };
 }
 
 function makeClientCert(dir: string): { cert: string; key: string } {
