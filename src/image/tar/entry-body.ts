@@ -62,7 +62,11 @@ export function makeEntryBody(next: ChunkProducer): EntryBody {
         for (let c = await next(); c !== null; c = await next()) parts.push(c);
         finished = true;
       })();
-      inflight = read.then(() => undefined);
+      // What abandon() waits for; the failure itself goes to this call's caller only.
+      inflight = read.then(
+        () => undefined,
+        () => undefined,
+      );
       try {
         await read;
       } finally {
@@ -72,7 +76,7 @@ export function makeEntryBody(next: ChunkProducer): EntryBody {
     },
     async abandon() {
       abandoned = true;
-      if (inflight !== undefined) await inflight.catch(() => undefined);
+      if (inflight !== undefined) await inflight;
       if (!finished && stream !== undefined && !stream.destroyed) stream.destroy();
     },
   };

@@ -200,6 +200,32 @@ test("unread and partially read bodies are skipped", async () => {
   assert.equal(bBody, "bbb");
 });
 
+test("content() reads whole bodies without a stream; a truncated body rejects it with TAR_INVALID", async () => {
+  const a = emptyHeader("a", "file");
+  a.size = 200_000;
+  const b = emptyHeader("b", "file");
+  b.size = 3;
+  const tar = await writeToBuffer([
+    { header: a, body: Buffer.alloc(200_000, 7) },
+    { header: b, body: Buffer.from("bbb") },
+  ]);
+  const pieces: Buffer[] = [];
+  for (let i = 0; i < tar.length; i += 777) pieces.push(tar.subarray(i, i + 777));
+  const bodies: Buffer[] = [];
+  for await (const e of readTar(Readable.from(pieces))) bodies.push(await e.content());
+  assert.deepEqual(
+    bodies.map((x) => [x.length, x[0]]),
+    [
+      [200_000, 7],
+      [3, 0x62],
+    ],
+  );
+  const reading = (async () => {
+    for await (const e of readTar(Readable.from([tar.subarray(0, 100_000)]))) await e.content();
+  })();
+  await assert.rejects(reading, (e: unknown) => hasCode(e, "TAR_INVALID") && /truncated.*body of "a"/.test(e.message));
+});
+
 test("accepts an archive without end-of-archive blocks and trailing record padding", async () => {
   const h = emptyHeader("x", "file");
   h.size = 1;
