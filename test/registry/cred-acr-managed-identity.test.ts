@@ -14,7 +14,7 @@ import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.j
 import { runKiln } from "../support/kiln-cli.js";
 import { startRegistry, type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
-import { startAcrFront, type FakeEndpoint } from "./cred-fakes.js";
+import { cloudFreeEnv, startAcrFront, type FakeEndpoint } from "./cred-fakes.js";
 import {
   startFakeAppServiceIdentity,
   startFakeImds,
@@ -68,17 +68,7 @@ describe("ACR with Azure managed identity (IMDS, App Service) against a real reg
 
   /** Env of a kiln run: no inherited cloud or docker settings, a private HOME. */
   function cleanEnv(extra: Record<string, string>): Record<string, string | undefined> {
-    const env: Record<string, string | undefined> = { HOME: path.join(work, "home"), PATH: process.env.PATH };
-    for (const k of Object.keys(process.env)) {
-      if (
-        /^(AWS_|AZURE_|GOOGLE_|GCE_|CLOUDSDK_|DOCKER_|CI_REGISTRY|KANIKO_|REGISTRY_AUTH_FILE|XDG_RUNTIME_DIR|IDENTITY_|MSI_|IMDS_)/.test(
-          k,
-        )
-      ) {
-        env[k] = undefined;
-      }
-    }
-    return { ...env, ...extra };
+    return cloudFreeEnv(path.join(work, "home"), extra);
   }
 
   async function build(dest: string, env: Record<string, string | undefined>, extra: string[] = []) {

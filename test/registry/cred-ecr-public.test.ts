@@ -16,6 +16,7 @@ import {
   type FakeEcrPublic,
   type PublicEcrFront,
 } from "./cred-fakes-ecr-public.js";
+import { cloudFreeEnv } from "./cred-fakes.js";
 
 const exec = promisify(execFile);
 
@@ -78,17 +79,7 @@ describe("ECR Public (public.ecr.aws) credentials against a real registry", () =
 
   /** Env of a kiln run: no inherited cloud/docker/proxy settings; public.ecr.aws only via the test proxy. */
   function cleanEnv(extra: Record<string, string>): Record<string, string | undefined> {
-    const env: Record<string, string | undefined> = { HOME: path.join(work, "home"), PATH: process.env.PATH };
-    for (const k of Object.keys(process.env)) {
-      if (
-        /^(AWS_|AZURE_|GOOGLE_|GCE_|CLOUDSDK_|DOCKER_|CI_REGISTRY|KANIKO_|REGISTRY_AUTH_FILE|XDG_RUNTIME_DIR|SSL_CERT_)/.test(
-          k,
-        ) ||
-        /^(https?|no)_proxy$/i.test(k)
-      ) {
-        env[k] = undefined;
-      }
-    }
+    const env = cloudFreeEnv(path.join(work, "home"), {});
     return {
       ...env,
       HTTPS_PROXY: front.proxyUrl,

@@ -9,6 +9,22 @@ import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
+/** Inherited variables a credential test must not pass on: cloud identities, docker config, proxies, CAs. */
+const CLOUD_ENV =
+  /^(AWS_|AZURE_|GOOGLE_|GCE_|CLOUDSDK_|DOCKER_|CI_REGISTRY|KANIKO_|REGISTRY_AUTH_FILE|XDG_RUNTIME_DIR|IDENTITY_|MSI_|IMDS_|SSL_CERT_)/;
+
+/**
+ * The env of a kiln run in a credential test: this process's variables with every cloud, docker, proxy
+ * and CA setting removed, `HOME` set to `home`, then `extra`.
+ */
+export function cloudFreeEnv(home: string, extra: Record<string, string>): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { HOME: home, PATH: process.env.PATH };
+  for (const k of Object.keys(process.env)) {
+    if (CLOUD_ENV.test(k) || /^(https?|no)_proxy$/i.test(k)) env[k] = undefined;
+  }
+  return { ...env, ...extra };
+}
+
 /** A running fake endpoint. */
 export interface FakeEndpoint {
   /** `http://127.0.0.1:PORT` */

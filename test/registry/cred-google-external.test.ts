@@ -10,7 +10,7 @@ import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.j
 import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
 import { startRegistry, type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
-import type { FakeEndpoint } from "./cred-fakes.js";
+import { cloudFreeEnv, type FakeEndpoint } from "./cred-fakes.js";
 import {
   createIssuer,
   startFakeIamCredentials,
@@ -75,15 +75,7 @@ describe("Google workload identity federation (external_account) against a real 
 
   /** Env of a kiln run: no inherited cloud or docker settings, a private HOME. */
   function cleanEnv(extra: Record<string, string>): Record<string, string | undefined> {
-    const env: Record<string, string | undefined> = { HOME: path.join(work, "home"), PATH: process.env.PATH };
-    for (const k of Object.keys(process.env)) {
-      if (
-        /^(AWS_|AZURE_|GOOGLE_|GCE_|CLOUDSDK_|DOCKER_|CI_REGISTRY|KANIKO_|REGISTRY_AUTH_FILE|XDG_RUNTIME_DIR)/.test(k)
-      ) {
-        env[k] = undefined;
-      }
-    }
-    return { ...env, ...extra };
+    return cloudFreeEnv(path.join(work, "home"), extra);
   }
 
   function build(ctx: string, dest: string, env: Record<string, string | undefined>): Promise<RunKilnResult> {

@@ -10,7 +10,14 @@ import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.j
 import { runKiln } from "../support/kiln-cli.js";
 import { startRegistry, type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
-import { startAcrFront, startFakeAad, startFakeEcr, startFakeGoogle, type FakeEndpoint } from "./cred-fakes.js";
+import {
+  cloudFreeEnv,
+  startAcrFront,
+  startFakeAad,
+  startFakeEcr,
+  startFakeGoogle,
+  type FakeEndpoint,
+} from "./cred-fakes.js";
 
 const exec = promisify(execFile);
 const ACR_USER = "00000000-0000-0000-0000-000000000000";
@@ -46,15 +53,7 @@ describe("built-in credential providers (ECR, GCR/Artifact Registry, ACR) agains
 
   /** Env of a kiln run: no inherited cloud or docker settings, a private HOME. */
   function cleanEnv(extra: Record<string, string>): Record<string, string | undefined> {
-    const env: Record<string, string | undefined> = { HOME: path.join(work, "home"), PATH: process.env.PATH };
-    for (const k of Object.keys(process.env)) {
-      if (
-        /^(AWS_|AZURE_|GOOGLE_|GCE_|CLOUDSDK_|DOCKER_|CI_REGISTRY|KANIKO_|REGISTRY_AUTH_FILE|XDG_RUNTIME_DIR)/.test(k)
-      ) {
-        env[k] = undefined;
-      }
-    }
-    return { ...env, ...extra };
+    return cloudFreeEnv(path.join(work, "home"), extra);
   }
 
   async function build(ctx: string, dest: string, env: Record<string, string | undefined>, extra: string[] = []) {
