@@ -314,6 +314,27 @@ test("pipelined creation keeps tar order semantics: duplicates, hardlinks, links
   }
 });
 
+test("a directory entry after its own children (created as their parents) keeps them", async () => {
+  const sb = await makeSandbox();
+  try {
+    const index = new FileIndex();
+    await applySpecs(
+      sb.root,
+      [
+        { name: "a/b/c", body: "child first" },
+        { name: "a/b/", type: "dir", mode: 0o750 },
+        { name: "a/", type: "dir", mode: 0o711 },
+      ],
+      { index },
+    );
+    assert.equal(await readFile(path.join(sb.root, "a/b/c"), "utf8"), "child first");
+    assert.equal((await stat(path.join(sb.root, "a/b"))).mode & 0o777, 0o750);
+    assert.equal((await stat(path.join(sb.root, "a"))).mode & 0o777, 0o711);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
 test("a failed in-flight creation fails the layer with the entry's name", async () => {
   const sb = await makeSandbox();
   try {

@@ -93,8 +93,8 @@ interface LayerState {
    */
   dirCache: Map<string, string>;
   /**
-   * Host dirs this call created (empty when made): an entry in one of them that this layer has not
-   * written yet cannot exist, so it needs no lstat (a base layer's entries then need none).
+   * Host dirs this call created (empty when made): an entry in one of them that this layer has neither
+   * written nor created as a parent cannot exist, so it needs no lstat (a base layer's entries need none).
    */
   freshDirs: Set<string>;
   nodes: SpecialNodes;
@@ -366,7 +366,9 @@ async function writeEntry(st: LayerState, p: string, entry: TarEntry): Promise<v
     st.dirCache.set(containerDirname(p), path.dirname(host));
   }
   if (st.pending.has(host)) await drain(st); // duplicate entry: the first must be complete
-  const existing = st.freshDirs.has(path.dirname(host)) && !st.written.has(cpath) ? undefined : lstatOrUndef(host);
+  // In a directory this call created, only what this layer wrote (or made as a parent of it) can exist.
+  const fresh = st.freshDirs.has(path.dirname(host)) && !st.written.has(cpath) && !st.ancestors.has(cpath);
+  const existing = fresh ? undefined : lstatOrUndef(host);
 
   // Hardlink target must be resolved before the existing entry is removed (it may be that entry).
   let linkTarget: string | undefined;
