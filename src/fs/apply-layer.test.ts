@@ -273,46 +273,51 @@ test("abort signal stops extraction", async () => {
   }
 });
 
-test("pipelined creation keeps tar order semantics: duplicates, hardlinks, links then paths through them, file then dir", async () => {
-  const sb = await makeSandbox();
-  try {
-    const index = new FileIndex();
-    const many = Array.from({ length: 300 }, (_, i) => ({ name: `bulk/f${i}`, body: `n${i}` }));
-    await applySpecs(
-      sb.root,
-      [
-        { name: "bulk/", type: "dir" },
-        ...many,
-        { name: "dup", body: "first" },
-        { name: "dup", body: "second" },
-        { name: "hl-target", body: "shared" },
-        { name: "hl", type: "hardlink", linkname: "hl-target" },
-        { name: "real/", type: "dir" },
-        { name: "via", type: "symlink", linkname: "real" },
-        { name: "via/inside", body: "through the link" },
-        { name: "was-file", body: "f" },
-        { name: "was-file/", type: "dir" },
-        { name: "was-file/child", body: "c" },
-        { name: "big", body: "z".repeat(5 * 1024 * 1024) },
-      ],
-      { index },
-    );
-    for (let i = 0; i < 300; i += 37) assert.equal(await readFile(path.join(sb.root, `bulk/f${i}`), "utf8"), `n${i}`);
-    assert.equal((await readdir(path.join(sb.root, "bulk"))).length, 300);
-    assert.equal(await readFile(path.join(sb.root, "dup"), "utf8"), "second");
-    const [a, b] = [await stat(path.join(sb.root, "hl-target")), await stat(path.join(sb.root, "hl"))];
-    assert.equal(a.ino, b.ino);
-    assert.equal(await readFile(path.join(sb.root, "real/inside"), "utf8"), "through the link");
-    assert.ok((await lstat(path.join(sb.root, "via"))).isSymbolicLink());
-    assert.equal(await readFile(path.join(sb.root, "was-file/child"), "utf8"), "c");
-    assert.equal((await stat(path.join(sb.root, "big"))).size, 5 * 1024 * 1024);
-    assert.equal(index.get("/real/inside")?.size, "through the link".length);
-    assert.equal(index.get("/dup")?.size, "second".length);
-    assert.equal(index.size, 300 + 10);
-  } finally {
-    await sb.cleanup();
-  }
-});
+for (const [how, slowCreateMs] of [
+  ["inline", undefined],
+  ["thread pool", 0],
+] as const) {
+  test(`${how} creation keeps tar order semantics: duplicates, hardlinks, links then paths through them, file then dir`, async () => {
+    const sb = await makeSandbox();
+    try {
+      const index = new FileIndex();
+      const many = Array.from({ length: 300 }, (_, i) => ({ name: `bulk/f${i}`, body: `n${i}` }));
+      await applySpecs(
+        sb.root,
+        [
+          { name: "bulk/", type: "dir" },
+          ...many,
+          { name: "dup", body: "first" },
+          { name: "dup", body: "second" },
+          { name: "hl-target", body: "shared" },
+          { name: "hl", type: "hardlink", linkname: "hl-target" },
+          { name: "real/", type: "dir" },
+          { name: "via", type: "symlink", linkname: "real" },
+          { name: "via/inside", body: "through the link" },
+          { name: "was-file", body: "f" },
+          { name: "was-file/", type: "dir" },
+          { name: "was-file/child", body: "c" },
+          { name: "big", body: "z".repeat(5 * 1024 * 1024) },
+        ],
+        { index, ...(slowCreateMs !== undefined ? { slowCreateMs } : {}) },
+      );
+      for (let i = 0; i < 300; i += 37) assert.equal(await readFile(path.join(sb.root, `bulk/f${i}`), "utf8"), `n${i}`);
+      assert.equal((await readdir(path.join(sb.root, "bulk"))).length, 300);
+      assert.equal(await readFile(path.join(sb.root, "dup"), "utf8"), "second");
+      const [a, b] = [await stat(path.join(sb.root, "hl-target")), await stat(path.join(sb.root, "hl"))];
+      assert.equal(a.ino, b.ino);
+      assert.equal(await readFile(path.join(sb.root, "real/inside"), "utf8"), "through the link");
+      assert.ok((await lstat(path.join(sb.root, "via"))).isSymbolicLink());
+      assert.equal(await readFile(path.join(sb.root, "was-file/child"), "utf8"), "c");
+      assert.equal((await stat(path.join(sb.root, "big"))).size, 5 * 1024 * 1024);
+      assert.equal(index.get("/real/inside")?.size, "through the link".length);
+      assert.equal(index.get("/dup")?.size, "second".length);
+      assert.equal(index.size, 300 + 10);
+    } finally {
+      await sb.cleanup();
+    }
+  });
+}
 
 test("a directory entry after its own children (created as their parents) keeps them", async () => {
   const sb = await makeSandbox();
@@ -335,22 +340,31 @@ test("a directory entry after its own children (created as their parents) keeps 
   }
 });
 
-test("a failed in-flight creation fails the layer with the entry's name", async () => {
-  const sb = await makeSandbox();
-  try {
-    const long = "x".repeat(300); // one component longer than NAME_MAX
-    await assert.rejects(
-      applySpecs(sb.root, [
-        { name: "d/", type: "dir" },
-        { name: `d/${long}`, body: "b" },
-        { name: "d/after", body: "a" },
-      ]),
-      (e: Error & { code?: string }) => e.code === "LAYER_UNSAFE" && e.message.includes(long.slice(0, 50)),
-    );
-  } finally {
-    await sb.cleanup();
-  }
-});
+for (const [how, slowCreateMs] of [
+  ["an inline", undefined],
+  ["a thread-pool", 0],
+] as const) {
+  test(`${how} creation that fails fails the layer with the entry's name`, async () => {
+    const sb = await makeSandbox();
+    try {
+      const long = "x".repeat(300); // one component longer than NAME_MAX
+      await assert.rejects(
+        applySpecs(
+          sb.root,
+          [
+            { name: "d/", type: "dir" },
+            { name: `d/${long}`, body: "b" },
+            { name: "d/after", body: "a" },
+          ],
+          slowCreateMs !== undefined ? { slowCreateMs } : {},
+        ),
+        (e: Error & { code?: string }) => e.code === "LAYER_UNSAFE" && e.message.includes(long.slice(0, 50)),
+      );
+    } finally {
+      await sb.cleanup();
+    }
+  });
+}
 
 test(
   "overlayWhiteouts: whiteouts become 0/0 devices, opaque markers xattrs; nothing escapes or is deleted",

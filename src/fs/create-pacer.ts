@@ -15,9 +15,15 @@ export const POOL_BATCH = 256;
 
 /** Decides, per creation, between an inline (measured) call and the thread pool. */
 export class CreatePacer {
+  readonly #slowMs: number;
   #averageMs = 0;
   #poolLeft = 0;
   #fresh = true;
+
+  /** @param slowMs the average above which creations go to the pool (tests pass 0 to use the pool). */
+  constructor(slowMs: number = SLOW_CREATE_MS) {
+    this.#slowMs = slowMs;
+  }
 
   /** True when the next creation should run inline (and be {@link record}ed). */
   inline(): boolean {
@@ -31,6 +37,6 @@ export class CreatePacer {
   record(ms: number): void {
     this.#averageMs = this.#fresh ? ms : this.#averageMs * 0.875 + ms * 0.125;
     this.#fresh = false;
-    if (this.#averageMs > SLOW_CREATE_MS) this.#poolLeft = POOL_BATCH;
+    if (this.#averageMs > this.#slowMs) this.#poolLeft = POOL_BATCH;
   }
 }
