@@ -353,6 +353,7 @@ for (const [how, slowCreateMs] of [
           sb.root,
           [
             { name: "d/", type: "dir" },
+            { name: "d/first", body: "f" }, // measured inline; with slowCreateMs 0 the next ones go to the pool
             { name: `d/${long}`, body: "b" },
             { name: "d/after", body: "a" },
           ],
