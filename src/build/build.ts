@@ -263,6 +263,31 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     return { digest: image.digest, image, pushed: [], plan };
   }
 
+  const layerCache = opts.cache
+    ? new LayerCache({
+        store: openCacheStore(opts.cache.repo, opts.destinations, deps.registry, opts.platform),
+        platform: opts.platform,
+        ttlMs: opts.cache.ttlMs,
+        write: !opts.cache.noPush,
+        now: deps.now,
+        onWarning: (message) => report({ kind: "warning", code: "CACHE_WRITE_FAILED", message }),
+      })
+    : undefined;
+  // The latest entry of every step position is read now, alongside the push check and the base pulls
+  // (stage indices assume no ONBUILD triggers; buildStage reads any other positions itself). The base
+  // manifests were asked for first (above): a stage's steps wait for its base, not for the other positions.
+  // One prefetch per stage: where the cache store keeps chain records, a stage's positions are one read.
+  // Before the in-place decision below: in a container it waits for the isolation probe, which a fully
+  // cached build does not otherwise wait for.
+  for (const st of layerCache ? stages : []) {
+    layerCache?.prefetch(
+      st.instructions.flatMap((instr, i) =>
+        CACHED_STEP_KINDS.has(instr.kind) ? [stepSlot(opts.dockerfileName, st, i)] : [],
+      ),
+      signal,
+    );
+  }
+
   // The state dir is marked before this build's directory is made in it, so that the directory rarely
   // lands where the last build's was just deleted (see spreadSubdirectories); the helper runs meanwhile.
   const spread = mkdir(opts.stateDir, { recursive: true }).then(
@@ -303,29 +328,6 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   let liveRootOwner: number | undefined;
   const results = new Map<number, BuiltStage>();
   const imageRoots = new Map<string, Promise<DirContext>>();
-  const layerCache = opts.cache
-    ? new LayerCache({
-        store: openCacheStore(opts.cache.repo, opts.destinations, deps.registry, opts.platform),
-        platform: opts.platform,
-        ttlMs: opts.cache.ttlMs,
-        write: !opts.cache.noPush,
-        now: deps.now,
-        onWarning: (message) => report({ kind: "warning", code: "CACHE_WRITE_FAILED", message }),
-      })
-    : undefined;
-  // The latest entry of every step position is read now, alongside the push check and the base pulls
-  // (stage indices assume no ONBUILD triggers; buildStage reads any other positions itself). The base
-  // manifests were asked for first (above): a stage's steps wait for its base, not for the other positions.
-  // One prefetch per stage: where the cache store keeps chain records, a stage's positions are one read.
-  for (const st of layerCache ? stages : []) {
-    layerCache?.prefetch(
-      st.instructions.flatMap((instr, i) =>
-        CACHED_STEP_KINDS.has(instr.kind) ? [stepSlot(opts.dockerfileName, st, i)] : [],
-      ),
-      signal,
-    );
-  }
-
   const fromRoot = async (ref: string, current: Stage): Promise<DirContext> => {
     const st = earlierStage(df.stages, current.index, ref, expandFrom);
     if (st) {

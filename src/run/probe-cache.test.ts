@@ -28,22 +28,22 @@ describe("isolation probe cache", { skip }, () => {
   });
 
   it("the key is stable here and changes with the helper binary and the scratch filesystem", async () => {
-    const a = await probeCacheKey(helper, dir);
+    const a = probeCacheKey(helper, dir);
     assert.match(a ?? "", /^[0-9a-f]{64}$/);
-    assert.equal(await probeCacheKey(helper, dir), a);
+    assert.equal(probeCacheKey(helper, dir), a);
     await utimes(helper, 2_000_000, 2_000_000);
-    const b = await probeCacheKey(helper, dir);
+    const b = probeCacheKey(helper, dir);
     assert.notEqual(b, a);
     await utimes(helper, 1_000_000, 1_000_000);
-    assert.notEqual(await probeCacheKey(helper, "/proc"), a, "another filesystem");
-    assert.equal(await probeCacheKey(path.join(dir, "missing"), dir), undefined, "no helper, no key");
+    assert.notEqual(probeCacheKey(helper, "/proc"), a, "another filesystem");
+    assert.equal(probeCacheKey(path.join(dir, "missing"), dir), undefined, "no helper, no key");
   });
 
   it("a real probe is stored, and a stored answer under the current key is used instead of probing", async () => {
     const file = path.join(dir, "probe-1.json");
     const first = await probeIsolation({ helperPath: helper, scratchDir: dir, cacheFile: file });
     const stored = JSON.parse(await readFile(file, "utf8")) as { key: string; line: string };
-    assert.equal(stored.key, await probeCacheKey(helper, dir));
+    assert.equal(stored.key, probeCacheKey(helper, dir));
     assert.match(stored.line, /chroot=[01]/);
     // As root on this machine the real probe finds chroot: the stored line is the real answer.
     if (process.getuid?.() === 0) assert.equal(first.chroot, true);
@@ -55,7 +55,7 @@ describe("isolation probe cache", { skip }, () => {
 
   it("a stored answer carries the helper's features: absent from an older helper's line", async () => {
     const file = path.join(dir, "probe-3.json");
-    const key = (await probeCacheKey(helper, dir)) ?? "";
+    const key = probeCacheKey(helper, dir) ?? "";
     await writeProbeCache(file, key, `${ALL_FAILED} list-upper=1`);
     assert.equal((await probeIsolation({ helperPath: helper, scratchDir: dir, cacheFile: file })).listUpper, true);
     await writeProbeCache(file, key, ALL_FAILED);
@@ -64,7 +64,7 @@ describe("isolation probe cache", { skip }, () => {
 
   it("another key, another format or a malformed file means probing again (and storing the new answer)", async () => {
     const file = path.join(dir, "probe-2.json");
-    const key = (await probeCacheKey(helper, dir)) ?? "";
+    const key = probeCacheKey(helper, dir) ?? "";
     for (const content of [
       JSON.stringify({ version: 1, key: "0".repeat(64), line: ALL_FAILED }),
       JSON.stringify({ version: 99, key, line: ALL_FAILED }),
@@ -73,7 +73,7 @@ describe("isolation probe cache", { skip }, () => {
     ]) {
       await writeFile(file, content);
       const p = await probeIsolation({ helperPath: helper, scratchDir: dir, cacheFile: file });
-      const line = await readProbeCache(file, key);
+      const line = readProbeCache(file, key);
       assert.notEqual(line, undefined, `re-stored after ${content}`);
       assert.notEqual(line, ALL_FAILED);
       if (process.getuid?.() === 0) assert.equal(p.chroot, true, `probed again after ${content}`);
@@ -88,8 +88,8 @@ describe("isolation probe cache", { skip }, () => {
     const underFile = path.join(blocker, "isolation-probe.json");
     assert.deepEqual(await probeIsolation({ helperPath: helper, scratchDir: dir, cacheFile: underFile }), uncached);
     assert.equal(await readFile(blocker, "utf8"), "a file\n");
-    const key = (await probeCacheKey(helper, dir)) ?? "";
-    assert.equal(await readProbeCache(underFile, key), undefined);
+    const key = probeCacheKey(helper, dir) ?? "";
+    assert.equal(readProbeCache(underFile, key), undefined);
     // A directory in the cache file's place: the answer is written aside, the rename fails, and the
     // file written aside is removed again.
     const taken = path.join(dir, "taken");
@@ -99,6 +99,6 @@ describe("isolation probe cache", { skip }, () => {
     await writeProbeCache(taken, key, ALL_FAILED);
     assert.deepEqual((await readdir(dir)).sort(), before, "no temporary file left");
     assert.ok((await stat(taken)).isDirectory());
-    assert.equal(await readProbeCache(taken, key), undefined);
+    assert.equal(readProbeCache(taken, key), undefined);
   });
 });

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { readFile, readlink, realpath, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
+import { readFileSync, readlinkSync, realpathSync, statSync, statfsSync } from "node:fs";
+import { rename, rm, writeFile } from "node:fs/promises";
 import { release } from "node:os";
 
 /**
@@ -9,6 +10,10 @@ import { release } from "node:os";
  * filesystem of the scratch dir: the cache key is a hash of all of these, read fresh on every build
  * (~a dozen small reads of /proc instead of a spawn and eight forked checks). Any difference, or any
  * input that cannot be read, means "probe again".
+ *
+ * The key and the cached answer are read synchronously: they are in-memory /proc files, a few `stat`s and
+ * one small file, microseconds each, while a chain of a dozen awaited reads waits at every step behind the
+ * build's other work (base pulls, cache probes). In a container every build waits for this answer.
  */
 
 /** Format version of the cache file; bump when the key or the stored line change meaning. */
@@ -26,11 +31,20 @@ const NAMESPACES = ["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"];
 /** Lines of /proc/self/status that say what this process may do. */
 const STATUS_FIELDS = /^(Uid|Gid|CapEff|CapPrm|CapBnd|NoNewPrivs|Seccomp):/;
 
+/** A file's content, or "-" when it cannot be read (absent is a state too). */
+function readOptional(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "-";
+  }
+}
+
 /**
  * The key a cached probe must carry to be used here and now, or undefined when an input cannot be
  * read (then nothing is cached).
  */
-export async function probeCacheKey(helper: string, scratchDir: string): Promise<string | undefined> {
+export function probeCacheKey(helper: string, scratchDir: string): string | undefined {
   try {
     const h = createHash("sha256");
     const add = (label: string, value: string | number | bigint): void => {
@@ -38,15 +52,15 @@ export async function probeCacheKey(helper: string, scratchDir: string): Promise
     };
     add("version", VERSION);
     add("kernel", release());
-    for (const f of KNOBS) add(f, (await readFile(f, "utf8").catch(() => "-")).trim());
-    for (const ns of NAMESPACES) add(`ns/${ns}`, await readlink(`/proc/self/ns/${ns}`));
-    const status = await readFile("/proc/self/status", "utf8");
+    for (const f of KNOBS) add(f, readOptional(f).trim());
+    for (const ns of NAMESPACES) add(`ns/${ns}`, readlinkSync(`/proc/self/ns/${ns}`));
+    const status = readFileSync("/proc/self/status", "utf8");
     for (const line of status.split("\n")) if (STATUS_FIELDS.test(line)) add("status", line.replace(/\s+/g, " "));
-    const real = await realpath(helper);
-    const hs = await stat(real, { bigint: true });
+    const real = realpathSync(helper);
+    const hs = statSync(real, { bigint: true });
     add("helper", `${real} ${hs.dev} ${hs.ino} ${hs.size} ${hs.mtimeNs} ${hs.ctimeNs}`);
-    const fs = await statfs(scratchDir);
-    const ds = await stat(scratchDir, { bigint: true });
+    const fs = statfsSync(scratchDir);
+    const ds = statSync(scratchDir, { bigint: true });
     add("scratch", `${fs.type} ${ds.dev}`);
     return h.digest("hex");
   } catch {
@@ -58,10 +72,10 @@ export async function probeCacheKey(helper: string, scratchDir: string): Promise
  * The `kiln-exec --probe` output line stored in `file` under `key`, or undefined (no file, another key,
  * unreadable, malformed). The caller parses it as it parses the helper's own output.
  */
-export async function readProbeCache(file: string, key: string): Promise<string | undefined> {
+export function readProbeCache(file: string, key: string): string | undefined {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(await readFile(file, "utf8"));
+    parsed = JSON.parse(readFileSync(file, "utf8"));
   } catch {
     return undefined;
   }

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdir } from "node:fs/promises";
+import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { KilnError } from "../common/errors.js";
 import { isInContainer } from "./container-detect.js";
@@ -127,7 +127,7 @@ export async function probeIsolation(options: string | ProbeOptions = {}): Promi
   const scratchDir = o.scratchDir ?? tmpdir();
   if (o.scratchDir !== undefined) {
     try {
-      await mkdir(scratchDir, { recursive: true });
+      mkdirSync(scratchDir, { recursive: true }); // sync: see probe-cache.ts
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       throw new KilnError("RUN_PROBE_FAILED", `cannot create ${scratchDir} for the isolation probe: ${why}`, {
@@ -135,8 +135,8 @@ export async function probeIsolation(options: string | ProbeOptions = {}): Promi
       });
     }
   }
-  const key = o.cacheFile !== undefined ? await probeCacheKey(helper, scratchDir) : undefined;
-  const cached = o.cacheFile !== undefined && key !== undefined ? await readProbeCache(o.cacheFile, key) : undefined;
+  const key = o.cacheFile !== undefined ? probeCacheKey(helper, scratchDir) : undefined;
+  const cached = o.cacheFile !== undefined && key !== undefined ? readProbeCache(o.cacheFile, key) : undefined;
   let line = cached;
   let checks: Record<ProbeCheck, boolean> | undefined;
   if (line !== undefined) {

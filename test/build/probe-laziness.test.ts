@@ -1,8 +1,9 @@
 /**
  * The isolation probe runs only when its answer is needed: a build whose RUNs are all cache hits (or that
  * has no RUN, outside a container) never creates the runner, so never probes and emits no isolation
- * event; `--isolation=in-place` still refuses outside a container. Library builds against the local
- * busybox registry, with a `runner` that counts its calls and probes like the CLI does.
+ * event; `--isolation=in-place` still refuses outside a container. Where the in-place decision does need
+ * the probe (in a container, or `--isolation=in-place`), the cache is read while it runs. Library builds
+ * against the local busybox registry, with a `runner` that counts its calls and probes like the CLI does.
  */
 import * as assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -10,6 +11,7 @@ import * as path from "node:path";
 import { createRunner, hostDetectionFs, isInContainer, probeIsolation, type Runner } from "../../src/run/index.js";
 import { writeTree } from "../integration/helpers.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
+import { startFaultProxy } from "../support/fault-proxy.js";
 import { libraryBuild, type LibraryBuildOutcome } from "../support/library-build.js";
 import type { TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
@@ -63,6 +65,42 @@ describe("isolation probe laziness", { skip }, () => {
     assert.equal(second.digest, first.digest);
     assert.equal(second.runnerCalls, 0, "every RUN is a cache hit: the probe never runs");
     assert.equal(second.events.filter((e) => e.kind === "isolation").length, 0);
+  });
+
+  it("where the in-place decision waits for the probe, the cache records are read meanwhile", async () => {
+    // Through a proxy that records requests: the runner (the probe) answers only once the build has asked
+    // the registry for its stage's chain record, or after 10 s. Before the fix the records were asked for
+    // only after the in-place decision, so the probe's wait ran in series with them.
+    const proxy = await startFaultProxy({ target: reg.host });
+    try {
+      const ctx = path.join(work, "cache-during-probe");
+      await writeTree(ctx, { Dockerfile: `FROM ${proxy.host}/busybox:latest\nRUN echo built > /built\n` });
+      const args = [
+        ...common(ctx),
+        "--cache=true",
+        `--cache-repo=${proxy.host}/probe-during/cache`,
+        "--oci-layout-path",
+      ];
+      const first = await buildWith([...args, path.join(work, "during-1"), "--isolation=chroot"]);
+      const chainReads = (): number =>
+        proxy.requests.filter((r) => r.method === "GET" && /\/probe-during\/cache\/manifests\/chain-/.test(r.path))
+          .length;
+      const before = chainReads();
+      let readDuringProbe = false;
+      const gatedRunner = async (): Promise<Runner> => {
+        const deadline = Date.now() + 10_000;
+        while (chainReads() === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        readDuringProbe = chainReads() > before;
+        const probe = await probeIsolation({ scratchDir: path.join(work, "state") });
+        return createRunner("chroot", probe);
+      };
+      const second = await buildWith([...args, path.join(work, "during-2"), "--isolation=in-place"], gatedRunner);
+      assert.equal(second.runnerCalls, 1, "--isolation=in-place asks for the probe before building");
+      assert.ok(readDuringProbe, "the stage's chain record was read while the probe was running");
+      assert.equal(second.digest, first.digest, "a full cache hit: the same image");
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it("a build without RUN probes only where the in-place decision needs it (in a container)", async () => {
