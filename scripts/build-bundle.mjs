@@ -54,10 +54,14 @@ const lazyBuiltins = {
       if (!LAZY_BUILTINS.includes(a.path)) throw new Error(`lazy-builtins: unexpected module ${a.path}`);
       const real = (await import(`node:${a.path}`)).default;
       const names = Object.keys(real).filter((k) => !(a.path === "http2" && k === "constants"));
+      // assert(value) is a no-op when value is truthy: a passing check (undici runs them on every
+      // connection and request) needs no module; only a failing one loads node:assert and throws its error.
       const self =
-        typeof real === "function"
-          ? "module.exports = function lazyBuiltin(...args) { return load()(...args); };\n"
-          : "";
+        a.path === "assert"
+          ? "module.exports = function lazyAssert(...args) { if (args.length > 0 && args[0]) return; return load()(...args); };\n"
+          : typeof real === "function"
+            ? "module.exports = function lazyBuiltin(...args) { return load()(...args); };\n"
+            : "";
       const data =
         a.path === "http2" ? `module.exports.constants = Object.freeze(${JSON.stringify(real.constants)});\n` : "";
       const contents =

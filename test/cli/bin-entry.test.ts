@@ -181,6 +181,37 @@ describe("the bundle loads node:tls and node:http2 on first use", () => {
     );
   });
 
+  test("a build that pushes to a plain-HTTP registry loads none of them (undici's passing asserts need no node:assert)", async (t) => {
+    if (skip) return t.skip(skip);
+    const reg = await startRegistry();
+    try {
+      const ctx = path.join(work, "ctx-plain");
+      await mkdir(ctx, { recursive: true });
+      await writeFile(path.join(ctx, "Dockerfile"), "FROM scratch\nCOPY hello /hello\n");
+      await writeFile(path.join(ctx, "hello"), "hi\n");
+      const probe = path.join(work, "probe-build.mjs");
+      await writeFile(
+        probe,
+        `import { writeSync } from "node:fs";\n` +
+          `process.on("exit", () => writeSync(1, "lazy:" + JSON.stringify(process.moduleLoadList.filter((m) => /^NativeModule (tls|http2|assert)$/.test(m))) + "\\n"));\n` +
+          `await (await import(${JSON.stringify(bundleFile)})).main("kiln");\n`,
+      );
+      const r = await run(probe, [
+        "build",
+        "--context",
+        ctx,
+        "--destination",
+        `${reg.host}/lazy-plain:1`,
+        "--insecure",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /Pushed 127\.0\.0\.1:\d+\/lazy-plain@sha256:[0-9a-f]{64}/);
+      assert.match(r.stdout, /^lazy:\[\]$/m);
+    } finally {
+      await reg.stop();
+    }
+  });
+
   test("a build pushes to a TLS registry trusted through --registry-certificate", async (t) => {
     if (skip) return t.skip(skip);
     const reg = await startRegistry({ tls: true });
