@@ -322,6 +322,8 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
           return (await snapshotter).kind === "overlay";
         })
       : undefined;
+  let storeClosed: Promise<void> | undefined;
+  const closeStore = (): Promise<void> => (storeClosed ??= rootStore?.close() ?? Promise.resolve());
   await mkdir(blobsDir, { recursive: true });
   const ignore = inPlaceIgnore ?? IgnoreList.create({ ignorePaths: opts.ignorePaths });
   const stageCopies = new Map<number, StageRoot>();
@@ -593,6 +595,9 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
       await final.root.ensure([...underlay, ...final.layers], ignore, report, last.index, signal);
     }
     await pushCheck; // a fully cached build executed no step: the check is awaited here
+    // Every stage is built and the outputs read layer blobs, not stage roots: store-mounted roots are
+    // unmounted (a helper run each) while the image is written and pushed.
+    closeStore().catch(() => undefined); // awaited below
     const { pushed } = await writeOutputs(final.image, opts, deps.registry, report, signal);
     if (inPlace && opts.cleanup) {
       await cleanRoot("/", ignore, signal, { pruneEmpty: true });
@@ -601,7 +606,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     return { digest: final.image.digest, image: final.image, pushed };
   } finally {
     await layerCache?.flush(); // background cache writes read spooled layers under runDir
-    await rootStore?.close(); // unmounts store-mounted roots before runDir is deleted
+    await closeStore(); // unmounts store-mounted roots before runDir is deleted
     // --cleanup promises a root as found when the build ends: the build dir goes before `build` returns.
     const discard = opts.cleanup ? undefined : deps.discardDir;
     await (discard ?? ((d: string) => rm(d, { recursive: true, force: true })))(runDir);
