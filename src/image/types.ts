@@ -114,6 +114,12 @@ export interface Layer {
   readonly annotations?: Record<string, string>;
   /** Registry repositories known to hold this blob (cross-repository mount candidates). */
   readonly origins?: readonly BlobOrigin[];
+  /**
+   * True when every stream of {@link openCompressed} fails, before it ends, unless its bytes hash to
+   * `digest` with `size` bytes (a registry blob, a blob file read with verification): sinks that copy the
+   * blob need not hash it again.
+   */
+  readonly verifiesCompressed?: boolean;
   openCompressed(signal?: AbortSignal): Promise<Readable>;
   openUncompressed(signal?: AbortSignal): Promise<Readable>;
 }

@@ -235,6 +235,7 @@ export function remoteLayer(
     size: d.size,
     ...(d.annotations ? { annotations: d.annotations } : {}),
     origins: Object.freeze([Object.freeze({ registry: host.registry, repository })]),
+    verifiesCompressed: true, // openBlob hashes what it yields and fails at the end on a mismatch
     openCompressed: (sig?: AbortSignal): Promise<Readable> => Promise.resolve(openBlob(ctx, loc, sig)),
     openUncompressed: (sig?: AbortSignal): Promise<Readable> => decompressAuto(openBlob(ctx, loc, sig)),
   };

@@ -1,9 +1,12 @@
 import * as assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
+import { readdir } from "node:fs/promises";
+import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { hasCode } from "../../src/common/errors.js";
 import { sha256Digest } from "../../src/image/digest.js";
+import { writeDockerArchive, writeOciLayout } from "../../src/image/index.js";
 import {
   anonymousKeychain,
   parseReference,
@@ -13,6 +16,7 @@ import {
 } from "../../src/registry/index.js";
 import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.js";
 import { readAllStream, startRegistry, testImage, testLayer, type TestRegistry } from "../support/registry.js";
+import { removeDir, tempDir } from "../support/tmp.js";
 
 const amd64 = { os: "linux", architecture: "amd64" };
 let reg: TestRegistry;
@@ -91,6 +95,22 @@ test("a flipped byte is a DIGEST_MISMATCH naming the blob", async () => {
       readAllStream(await l.openUncompressed()),
       (e: unknown) => hasCode(e, "DIGEST_MISMATCH") && e.message.includes(layer.digest),
     );
+    // The sinks rely on the registry layer's own verification (they do not hash it again): a corrupt
+    // blob still fails the OCI layout and the docker-archive, and leaves no blob file behind.
+    assert.equal(l.verifiesCompressed, true);
+    const out = await tempDir("flip-sinks");
+    try {
+      await assert.rejects(writeOciLayout(path.join(out, "layout"), img), (e: unknown) =>
+        hasCode(e, "DIGEST_MISMATCH"),
+      );
+      const blobs = await readdir(path.join(out, "layout", "blobs", "sha256")).catch(() => []);
+      assert.ok(!blobs.some((b) => layer.digest.endsWith(b)), `no blob file for ${layer.digest}: ${blobs.join(", ")}`);
+      await assert.rejects(writeDockerArchive(path.join(out, "image.tar"), img, []), (e: unknown) =>
+        hasCode(e, "DIGEST_MISMATCH"),
+      );
+    } finally {
+      await removeDir(out);
+    }
   } finally {
     proxy.setRules([]);
     await c.close();

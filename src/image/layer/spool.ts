@@ -95,6 +95,7 @@ export function layerFromBlobFile(file: string, d: BlobFileLayerInfo): Layer {
     size: d.size,
     ...(d.annotations ? { annotations: d.annotations } : {}),
     ...(d.origins ? { origins: d.origins } : {}),
+    ...(d.verify ? { verifiesCompressed: true } : {}),
     openCompressed: (signal?: AbortSignal) => Promise.resolve(open(signal)),
     openUncompressed: (signal?: AbortSignal) => decompressAuto(open(signal)),
   };

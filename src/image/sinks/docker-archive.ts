@@ -73,7 +73,7 @@ export async function writeDockerArchive(
       const src = await layer.openCompressed(opts?.signal);
       const h = emptyHeader(name, "file");
       h.size = layer.size;
-      await writer.add(h, verified(src, layer.digest, layer.size));
+      await writer.add(h, layer.verifiesCompressed ? src : verified(src, layer.digest, layer.size));
     }
     await addBytes("manifest.json", manifestJson);
     if (repoTags.length > 0) {

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { KilnError } from "../../common/errors.js";
+import { mapLimit } from "../../common/map-limit.js";
 import { imageFromRaw } from "../assemble.js";
 import { digestHex, isDigest, sha256Digest, type Digest } from "../digest.js";
 import { layerFromBlobFile } from "../layer/spool.js";
@@ -13,6 +14,9 @@ import { hasFileOfSize, streamToFileAtomic, writeFileAtomic } from "./atomic-fil
 export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
 
 const LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: "1.0.0" });
+
+/** Layer blobs copied into a layout at once. */
+const LAYER_WRITES = 3;
 
 function blobPath(dir: string, d: Digest): string {
   return path.join(dir, "blobs", "sha256", digestHex(d));
@@ -48,16 +52,20 @@ export interface WriteOciLayoutOptions {
  * Writes an image into an OCI image layout directory (image-spec image-layout.md): `oci-layout`,
  * blobs under `blobs/sha256/`, and `index.json`. Appending to an existing layout keeps its other
  * manifests; an entry with the same ref name is replaced. Blobs already present are not rewritten;
- * every file is written atomically (temp + rename) and layer blobs are verified while copied.
+ * every file is written atomically (temp + rename) and layer blobs are verified while copied (by the layer
+ * itself when it {@link Layer.verifiesCompressed}).
  */
 export async function writeOciLayout(dir: string, image: Image, opts?: WriteOciLayoutOptions): Promise<void> {
   await writeFileAtomic(path.join(dir, "oci-layout"), LAYOUT_FILE);
-  for (const layer of image.layers) {
+  // Layers are copied a few at a time (each is mostly waiting on its source or the disk), once per digest.
+  const unique = [...new Map(image.layers.map((l) => [l.digest, l])).values()];
+  await mapLimit(unique, LAYER_WRITES, async (layer) => {
     const file = blobPath(dir, layer.digest);
-    if (await hasFileOfSize(file, layer.size)) continue;
+    if (await hasFileOfSize(file, layer.size)) return;
     const src = await layer.openCompressed(opts?.signal);
-    await streamToFileAtomic(file, verified(src, layer.digest, layer.size), opts?.signal);
-  }
+    const checked = layer.verifiesCompressed ? src : verified(src, layer.digest, layer.size);
+    await streamToFileAtomic(file, checked, opts?.signal);
+  });
   const configDigest = sha256Digest(image.rawConfig);
   await writeFileAtomic(blobPath(dir, configDigest), image.rawConfig);
   await writeFileAtomic(blobPath(dir, image.digest), image.rawManifest);
