@@ -534,6 +534,8 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
               }
             : {}),
           ...(unreadLayers.has(stage.index) ? { layersUnread: baseTriggersAbsent } : {}),
+          // A skeleton root only where roots are extracted and nothing but this stage reads its root.
+          skeletonCopy: opts.skeletonCopy !== false && !inPlace && !rootStore && !uses.get(stage.index)?.total,
           ...(rootStore && layerCache && opts.cache
             ? { publishLayer: (l: Layer, stack: readonly Layer[]) => rootStore.publish(l, stack, stageSignal) }
             : {}),

@@ -109,6 +109,11 @@ export interface BuildOptions {
   dryRun?: boolean;
   /** Leniencies kaniko allows (ignored instructions, options or paths) fail the build (`--strict`). */
   strict?: boolean;
+  /**
+   * A COPY after which its stage needs no filesystem works on a skeleton of the unextracted root (default
+   * true; see build/skeleton-root.ts). A library and test switch: false always extracts the root.
+   */
+  skeletonCopy?: boolean;
 }
 
 /** `--layer-store` settings. */

@@ -1,3 +1,4 @@
+import * as path from "node:path";
 import { assertNever, KilnError } from "../common/errors.js";
 import {
   envFromPairs,
@@ -36,6 +37,7 @@ import {
   resolveWorkdir,
   validateStopSignal,
 } from "./metadata.js";
+import { buildSkeletonRoot, skeletonHolds, type SkeletonRoot } from "./skeleton-root.js";
 import { StageRoot } from "./stage-root.js";
 import { assertVarsDefined, checkSkipped } from "./strict.js";
 import { execCopy } from "./steps/copy-step.js";
@@ -119,6 +121,12 @@ export interface StageServices {
    * nothing. Asked once, before the stage's first layer; undefined: layers are always produced.
    */
   layersUnread?(): Promise<boolean>;
+  /**
+   * A COPY after which the stage needs no filesystem (no later RUN, COPY, ADD or WORKDIR) may work on a
+   * skeleton of the root instead of the extracted root ({@link buildSkeletonRoot}): set when nothing else
+   * reads this stage's root (no later stage uses it) and roots are extracted (not in place, no layer store).
+   */
+  skeletonCopy?: boolean;
   /**
    * Keeps a layer a missed step produced in the layer store (with `--layer-store` and `--cache`);
    * `stack`: the stage's layers up to and including it, base first (see `BuildLayerStore.publish`).
@@ -350,6 +358,41 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     return { hit: false, key, slot, fp };
   };
 
+  /**
+   * The skeleton root a COPY works on instead of the stage root, when the root is not extracted yet and no
+   * later step of the stage needs it; undefined: use the root. A skeleton that cannot be built is not an
+   * error (the root is extracted instead).
+   */
+  const skeletonFor = async (instr: Instruction, i: number): Promise<SkeletonRoot | undefined> => {
+    if (!svc.skeletonCopy || instr.kind !== "copy" || root.materialized || single) return undefined;
+    // A numeric owner needs no /etc/passwd (a file, left out of the skeleton).
+    if (instr.chown !== undefined && !/^\d+(:\d+)?$/.test(instr.chown)) return undefined;
+    // The cached step kinds are exactly the steps that read or change the filesystem.
+    if (all.slice(i + 1).some((later) => CACHED_STEP_KINDS.has(later.kind))) return undefined;
+    const t0 = Date.now();
+    try {
+      const sk = await buildSkeletonRoot(path.join(svc.tmpDir, `stage-${stage.index}-skeleton`), layers, {
+        ignore: svc.ignore,
+        report: svc.report,
+        signal: svc.signal,
+      });
+      const ms = Date.now() - t0;
+      svc.report({
+        kind: "info",
+        message: `Stage ${stage.index}'s filesystem is needed only where this COPY writes: laid out its ${layers.length} layers' directories and symlinks (${sk.index.size} paths) in ${ms} ms instead of extracting them`,
+      });
+      svc.report({ kind: "phase", phase: "extract", ms, stage: stage.index });
+      return sk;
+    } catch (e) {
+      if (svc.signal?.aborted) throw e;
+      svc.report({
+        kind: "debug",
+        message: `stage ${stage.index}: skeleton root not built (${String(e)}); extracting`,
+      });
+      return undefined;
+    }
+  };
+
   /** Runs one filesystem step, snapshots what it changed and records its layer and history. */
   const fsStep = async (
     raw: Instruction,
@@ -366,6 +409,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       svc.runner().catch(() => undefined);
       ensureRoot().catch(() => undefined);
     }
+    let skeleton = await skeletonFor(instr, i);
     const ctx: StepContext = {
       stageIndex: stage.index,
       step: i + 1,
@@ -375,8 +419,9 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       shell: config.Shell ?? ["/bin/sh", "-c"],
       args,
       escapeToken: svc.df.escapeToken,
-      rootDir: ensureRoot,
-      identity: async (spec) => resolveIdentity(await ensureRoot(), spec ?? config.User),
+      rootDir: async () => skeleton?.dir ?? ensureRoot(),
+      // On a skeleton only numeric owners occur (skeletonFor), which need no root.
+      identity: async (spec) => resolveIdentity(skeleton ? undefined : await ensureRoot(), spec ?? config.User),
       runEnv,
       context: svc.context,
       fromRoot: svc.fromRoot,
@@ -402,6 +447,20 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       if (prepared) await prepared.discard(root.dir);
       throw e;
     }
+    let skeletonChanges: Changes | undefined;
+    if (skeleton && out.snapshot.kind === "paths") {
+      const c = await changesForPaths(skeleton.dir, skeleton.index, out.snapshot.paths, { ignore: svc.ignore });
+      if (skeletonHolds(skeleton, [...out.snapshot.paths, ...c.changed])) skeletonChanges = c;
+      else {
+        // It wrote where the image holds a file, which the skeleton left out: do it again on the real root.
+        svc.report({
+          kind: "debug",
+          message: `${location}: the COPY writes over files of the image; extracting the root and copying again`,
+        });
+        skeleton = undefined;
+        out = await exec(ctx);
+      }
+    }
     if (single) {
       if (out.snapshot.kind !== "none") singleChanged = true;
       addHistoryText(createdBy(raw, out.detail), undefined);
@@ -425,7 +484,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       }
     } else if (out.snapshot.kind === "paths") {
       svc.report({ kind: "info", message: "Taking snapshot of files..." });
-      changes = await changesForPaths(root.dir, root.index, out.snapshot.paths, { ignore: svc.ignore });
+      changes =
+        skeletonChanges ?? (await changesForPaths(root.dir, root.index, out.snapshot.paths, { ignore: svc.ignore }));
     } else if (out.snapshot.kind === "entries") {
       // Entries that exist unchanged (the index stays valid): a layer holding just them.
       changes = { changed: [...out.snapshot.paths], deleted: [], opaqueDirs: [] };
@@ -436,7 +496,9 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     const force = out.snapshot.kind === "walk" || forceMeta;
     const omitted = changes !== undefined && (force || !changesEmpty(changes)) && !(await layersWanted());
     const layer =
-      changes && !omitted ? await layerFromChanges(root.dir, changes, svc.sink, svc.signal, { force }) : undefined;
+      changes && !omitted
+        ? await layerFromChanges(skeleton?.dir ?? root.dir, changes, svc.sink, svc.signal, { force })
+        : undefined;
     if (omitted) omittedLayers++;
     if (layer) svc.report({ kind: "layer-created", stage: stage.index, step: i + 1, layer });
     svc.report({ kind: "phase", phase: "snapshot", ms: Date.now() - tSnap, stage: stage.index });

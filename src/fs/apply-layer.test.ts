@@ -431,3 +431,63 @@ test("a `./` root directory entry is ignored silently (containerd parity); the r
     await sb.cleanup();
   }
 });
+
+test("skeleton mode: directories and symlinks as a full extraction makes them, other entries only recorded", async () => {
+  const full = await makeSandbox();
+  const skel = await makeSandbox();
+  try {
+    const lower = [
+      { name: "etc/", type: "dir" as const, mode: 0o750, uid: 7, gid: 8, mtime: 1111 },
+      { name: "etc/passwd", body: "root:x:0:0::/root:/bin/sh\n", mode: 0o640, mtime: 2222 },
+      { name: "usr/bin/tool", body: "#!", mode: 0o755, mtime: 3333 },
+      { name: "usr/bin/alias", type: "hardlink" as const, linkname: "usr/bin/tool" },
+      { name: "bin", type: "symlink" as const, linkname: "usr/bin", mtime: 4444 },
+      { name: "var/gone/", type: "dir" as const },
+      { name: "var/pipe", type: "fifo" as const },
+    ];
+    // The upper layer replaces a directory by a file, deletes one and adds one inside etc/.
+    const upper = [
+      { name: "var/gone", body: "now a file" },
+      { name: "etc/.wh.passwd", body: "" },
+      { name: "etc/app/", type: "dir" as const, mode: 0o700, mtime: 5555 },
+    ];
+    const fullIndex = new FileIndex();
+    await applySpecs(full.root, lower, { index: fullIndex });
+    await applySpecs(full.root, upper, { index: fullIndex });
+    const files = new Set<string>();
+    const index = new FileIndex();
+    const r1 = await applySpecs(skel.root, lower, { index, skeletonOf: files });
+    await applySpecs(skel.root, upper, { index, skeletonOf: files });
+    assert.equal(r1.entries, lower.length);
+    // Directories and symlinks: the same tree, the same metadata (times included) as the full extraction.
+    const kept = [...fullIndex.paths()].filter((p) => {
+      const e = fullIndex.get(p);
+      return e?.type === "dir" || e?.type === "symlink";
+    });
+    assert.deepEqual([...index.paths()].sort(), kept.sort());
+    // Times from the tar are restored alike; a directory a later layer changed implicitly (/etc here) has the
+    // time of that change in both, which differs by the milliseconds between the two extractions.
+    let timed = 0;
+    for (const p of kept) {
+      const a = await lstat(path.join(full.root, p));
+      const b = await lstat(path.join(skel.root, p));
+      assert.deepEqual([b.mode, b.uid, b.gid], [a.mode, a.uid, a.gid], p);
+      if (a.mtimeMs % 1000 === 0 && p !== "/etc") {
+        assert.equal(b.mtimeMs, a.mtimeMs, p);
+        timed++;
+      }
+    }
+    assert.ok(timed >= 2, "the tar's times were compared (/bin, /etc/app)");
+    assert.equal(await readlink(path.join(skel.root, "bin")), "usr/bin");
+    // Nothing else was created; every such entry was recorded (the replaced directory is gone).
+    assert.deepEqual(await listTree(skel.root), ["bin -> usr/bin", "etc/", "etc/app/", "usr/", "usr/bin/", "var/"]);
+    assert.deepEqual(
+      [...files].sort(),
+      ["/etc/passwd", "/usr/bin/alias", "/usr/bin/tool", "/var/gone", "/var/pipe"],
+      "recorded conservatively: /etc/passwd stays although the upper layer deleted it",
+    );
+  } finally {
+    await full.cleanup();
+    await skel.cleanup();
+  }
+});

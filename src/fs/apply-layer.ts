@@ -52,6 +52,14 @@ export interface ApplyOptions {
    * ({@link CreatePacer}; default 0.06); 0 sends (nearly) every creation to the pool.
    */
   slowCreateMs?: number;
+  /**
+   * Skeleton mode: only directories and symlinks are created (with their metadata and xattrs, as a full
+   * extraction creates them). Every other entry (file, hardlink, device, FIFO) still replaces what lies at
+   * its path but is not created; its container path is added to this set instead. A skeleton root answers
+   * path resolution and directory metadata exactly like the full one, for a step that reads nothing else.
+   * The set is conservative: a path stays in it when a later layer deletes or replaces the entry.
+   */
+  skeletonOf?: Set<string>;
 }
 
 /** Container paths recorded by {@link applyLayer} in `overlayWhiteouts` mode. */
@@ -375,9 +383,12 @@ async function writeEntry(st: LayerState, p: string, entry: TarEntry): Promise<v
   const fresh = st.freshDirs.has(path.dirname(host)) && !st.written.has(cpath) && !st.ancestors.has(cpath);
   const existing = fresh ? undefined : lstatOrUndef(host);
 
+  // Skeleton mode: such an entry replaces what was there, and is recorded instead of created.
+  const recordOnly = st.opts.skeletonOf !== undefined && h.type !== "dir" && h.type !== "symlink";
+
   // Hardlink target must be resolved before the existing entry is removed (it may be that entry).
   let linkTarget: string | undefined;
-  if (h.type === "hardlink") {
+  if (h.type === "hardlink" && !recordOnly) {
     await drain(st);
     linkTarget = await resolveInRoot(st.root, cleanContainerPath(h.linkname), { followFinal: false });
     if (linkTarget === host) {
@@ -401,6 +412,14 @@ async function writeEntry(st: LayerState, p: string, entry: TarEntry): Promise<v
   }
   st.xattrs.delete(host);
   st.dirTimes.delete(host);
+  if (recordOnly) {
+    // Nothing is created here: the index loses what was removed and needs no refresh at the end.
+    if (existing !== undefined) st.opts.index?.deleteTree(cpath);
+    markWritten(st, cpath);
+    st.touched.delete(cpath);
+    st.opts.skeletonOf?.add(cpath);
+    return;
+  }
   markWritten(st, cpath);
 
   switch (h.type) {

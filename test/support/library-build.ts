@@ -6,6 +6,7 @@ import {
   RegistryClient,
   registryOptionsFor,
   type BuildEvent,
+  type BuildOptions,
 } from "../../src/index.js";
 import type { Runner } from "../../src/run/index.js";
 
@@ -29,9 +30,11 @@ export async function libraryBuild(
     onEvent?: (e: BuildEvent) => void;
     runner?: () => Promise<Runner>;
     discardDir?: (dir: string) => Promise<void>;
+    /** Options no flag sets (e.g. `skeletonCopy: false`), applied over the flags' options. */
+    options?: Partial<BuildOptions>;
   } = {},
 ): Promise<LibraryBuildOutcome> {
-  const opts = optionsFromFlags(args, {});
+  const opts = { ...optionsFromFlags(args, {}), ...hooks.options };
   const events: BuildEvent[] = [];
   const report = (e: BuildEvent): void => {
     events.push(e);

@@ -1,0 +1,61 @@
+import { mkdir, rm } from "node:fs/promises";
+import { applyLayer, FileIndex, type IgnoreList } from "../fs/index.js";
+import { containerDirname } from "../fs/clean-path.js";
+import type { Layer } from "../image/types.js";
+import type { Reporter } from "./events.js";
+
+/**
+ * A stand-in for a stage root that one COPY needs and nothing after it does: the directories and symlinks
+ * of the stage's layers, created with the metadata a full extraction gives them (applyLayer's skeleton
+ * mode), and `others`, the paths where the layers hold anything else (files, hardlinks, devices, FIFOs),
+ * which the skeleton leaves out. A COPY resolves its destination through the same directories and symlinks
+ * here as in the full root; the layer it produces is the same as long as it writes nothing at, or below,
+ * a path of `others` ({@link skeletonHolds}). Decompressing the layers is the same work as extracting
+ * them; creating their files (most of a base image's inodes and bytes) is what this saves.
+ */
+export interface SkeletonRoot {
+  dir: string;
+  index: FileIndex;
+  others: ReadonlySet<string>;
+}
+
+/**
+ * Builds a {@link SkeletonRoot} of `layers` (base first) in `dir` (replaced). Throws what applyLayer
+ * throws; the caller then extracts the root as usual.
+ */
+export async function buildSkeletonRoot(
+  dir: string,
+  layers: readonly Layer[],
+  opts: { ignore?: IgnoreList | undefined; report: Reporter; signal?: AbortSignal | undefined },
+): Promise<SkeletonRoot> {
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const index = new FileIndex();
+  const others = new Set<string>();
+  for (const layer of layers) {
+    const r = await applyLayer(dir, await layer.openUncompressed(opts.signal), {
+      index,
+      ignore: opts.ignore,
+      signal: opts.signal,
+      skeletonOf: others,
+    });
+    for (const s of r.skipped)
+      opts.report({ kind: "debug", message: `skeleton root: ${s.path} not applied (${s.reason})` });
+  }
+  return { dir, index, others };
+}
+
+/**
+ * True when no path of `paths` (container paths a step wrote or changed) nor any of their ancestors is in
+ * the skeleton's `others`: what the step did on the skeleton is what it would have done on the full root.
+ */
+export function skeletonHolds(sk: SkeletonRoot, paths: readonly string[]): boolean {
+  const checked = new Set<string>();
+  for (const p of paths) {
+    for (let d = p; d !== "/" && !checked.has(d); d = containerDirname(d)) {
+      if (sk.others.has(d)) return false;
+      checked.add(d);
+    }
+  }
+  return true;
+}
