@@ -9,8 +9,8 @@ import type { Reporter } from "./events.js";
  * of the stage's layers, created with the metadata a full extraction gives them (applyLayer's skeleton
  * mode), and `others`, the paths where the layers hold anything else (files, hardlinks, devices, FIFOs),
  * which the skeleton leaves out. A COPY resolves its destination through the same directories and symlinks
- * here as in the full root; the layer it produces is the same as long as it writes nothing at, or below,
- * a path of `others` ({@link skeletonHolds}). Decompressing the layers is the same work as extracting
+ * here as in the full root; the layer it produces is the same as long as it needs no directory where
+ * `others` holds a path ({@link skeletonHolds}). Decompressing the layers is the same work as extracting
  * them; creating their files (most of a base image's inodes and bytes) is what this saves.
  */
 export interface SkeletonRoot {
@@ -46,13 +46,19 @@ export async function buildSkeletonRoot(
 }
 
 /**
- * True when no path of `paths` (container paths a step wrote or changed) nor any of their ancestors is in
- * the skeleton's `others`: what the step did on the skeleton is what it would have done on the full root.
+ * True when what a step did on the skeleton is what it would have done on the full root, judged from
+ * `paths`, the container paths it wrote or changed (after its snapshot updated the skeleton's index): no
+ * proper ancestor of them is in `others` (on the full root the step would have met a file where it needed
+ * a directory, an error), and none of them is in `others` with a directory now (ambiguous: a COPY replaces
+ * a file by its directory, but creates a missing parent where the full root has a file and fails). A file
+ * or symlink the step wrote over a path of `others` is fine: COPY removes whatever lies at a path before it
+ * writes there, so the replaced entry never mattered.
  */
 export function skeletonHolds(sk: SkeletonRoot, paths: readonly string[]): boolean {
   const checked = new Set<string>();
   for (const p of paths) {
-    for (let d = p; d !== "/" && !checked.has(d); d = containerDirname(d)) {
+    if (sk.others.has(p) && sk.index.get(p)?.type === "dir") return false;
+    for (let d = containerDirname(p); d !== "/" && !checked.has(d); d = containerDirname(d)) {
       if (sk.others.has(d)) return false;
       checked.add(d);
     }

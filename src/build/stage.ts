@@ -452,10 +452,11 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       const c = await changesForPaths(skeleton.dir, skeleton.index, out.snapshot.paths, { ignore: svc.ignore });
       if (skeletonHolds(skeleton, [...out.snapshot.paths, ...c.changed])) skeletonChanges = c;
       else {
-        // It wrote where the image holds a file, which the skeleton left out: do it again on the real root.
+        // It needed a directory where the image holds a file, which the skeleton left out: do it again on
+        // the extracted root (which fails, or replaces that file as the full root dictates).
         svc.report({
           kind: "debug",
-          message: `${location}: the COPY writes over files of the image; extracting the root and copying again`,
+          message: `${location}: the COPY needs a directory where the image holds a file; extracting the root and copying again`,
         });
         skeleton = undefined;
         out = await exec(ctx);

@@ -2,8 +2,8 @@
  * A COPY after which its stage needs no filesystem works on a skeleton of the unextracted root (the base's
  * and cached layers' directories and symlinks): the image must be byte-identical to the one the extracted
  * root gives (`skeletonCopy: false`), through symlinks of the image, under its directories' metadata, with a
- * numeric --chown, after cache hits, and when the COPY writes over a file of the image (then kiln extracts
- * the root and copies again). Library builds against a real registry, `--reproducible` so that digests compare.
+ * numeric --chown, after cache hits, over a file of the image, and where the COPY needs a directory where
+ * the image holds a file (then kiln extracts the root and copies again). Library builds against a real registry, `--reproducible` so that digests compare.
  */
 import * as assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -19,7 +19,9 @@ const SKELETON = /filesystem is needed only where this COPY writes/;
 const skeletonUsed = (events: BuildEvent[]): boolean =>
   events.some((e) => e.kind === "info" && SKELETON.test(e.message));
 const copiedAgain = (events: BuildEvent[]): boolean =>
-  events.some((e) => e.kind === "debug" && /writes over files of the image; extracting the root/.test(e.message));
+  events.some(
+    (e) => e.kind === "debug" && /needs a directory where the image holds a file; extracting the root/.test(e.message),
+  );
 /** The skeleton was used and held: the COPY was not done again on an extracted root. */
 const skeletonHeld = (events: BuildEvent[]): boolean => skeletonUsed(events) && !copiedAgain(events);
 
@@ -111,8 +113,14 @@ describe("COPY on a skeleton root", () => {
     assert.equal(skeleton.digest, extracted.digest);
   });
 
-  it("a COPY over a file of the image copies again on the extracted root", async () => {
+  it("a file COPYed over a file of the image: the skeleton holds (COPY replaces what lies there)", async () => {
     const { skeleton, extracted } = await both("over-file", `FROM ${base}\nCOPY new.txt /data/file\n`);
+    assert.ok(skeletonHeld(skeleton.events));
+    assert.equal(skeleton.digest, extracted.digest);
+  });
+
+  it("a directory COPYed over a file of the image copies again on the extracted root", async () => {
+    const { skeleton, extracted } = await both("dir-over-file", `FROM ${base}\nCOPY dir/ /data/file/\n`);
     assert.ok(skeletonUsed(skeleton.events));
     assert.ok(copiedAgain(skeleton.events), "the COPY was done again on the real root");
     assert.equal(skeleton.digest, extracted.digest);
