@@ -24,6 +24,19 @@ const copiedAgain = (events: BuildEvent[]): boolean =>
   );
 /** The skeleton was used and held: the COPY was not done again on an extracted root. */
 const skeletonHeld = (events: BuildEvent[]): boolean => skeletonUsed(events) && !copiedAgain(events);
+/** Flags of a build of `ctx` into the OCI layout `out`, state in `state`, pulling over plain HTTP. */
+const layoutBuild = (ctx: string, state: string, out: string, extra: string[] = []): string[] => [
+  "--context",
+  ctx,
+  "--insecure",
+  "--insecure-pull",
+  "--no-push",
+  "--kaniko-dir",
+  state,
+  "--oci-layout-path",
+  out,
+  ...extra,
+];
 
 describe("COPY on a skeleton root", () => {
   let reg: TestRegistry;
@@ -60,19 +73,11 @@ describe("COPY on a skeleton root", () => {
   const both = async (name: string, dockerfile: string, extra: string[] = []) => {
     const ctx = path.join(work, name);
     await writeTree(ctx, { Dockerfile: dockerfile, "new.txt": "new\n", "dir/a": "a\n", "dir/sub/b": "b\n" });
-    const args = (out: string): string[] => [
-      "--context",
-      ctx,
-      "--insecure",
-      "--insecure-pull",
-      "--reproducible",
-      "--no-push",
-      "--kaniko-dir",
-      path.join(work, `${name}-state`),
-      "--oci-layout-path",
-      path.join(work, `${name}-${out}`),
-      ...extra,
-    ];
+    const args = (out: string): string[] =>
+      layoutBuild(ctx, path.join(work, `${name}-state`), path.join(work, `${name}-${out}`), [
+        "--reproducible",
+        ...extra,
+      ]);
     const skeleton = await libraryBuild(args("skeleton"));
     const extracted = await libraryBuild(args("extracted"), { options: { skeletonCopy: false } });
     assert.equal(skeletonUsed(extracted.events), false, "skeletonCopy: false extracts");
@@ -129,16 +134,8 @@ describe("COPY on a skeleton root", () => {
   it("a COPY into a path below a file of the image fails as on the extracted root", async () => {
     const ctx = path.join(work, "below-file");
     await writeTree(ctx, { Dockerfile: `FROM ${base}\nCOPY new.txt /data/file/new.txt\n`, "new.txt": "new\n" });
-    const args = (o: string): string[] => [
-      "--context",
-      ctx,
-      "--insecure",
-      "--no-push",
-      "--kaniko-dir",
-      path.join(work, "below-state"),
-      "--oci-layout-path",
-      path.join(work, `below-${o}`),
-    ];
+    const args = (o: string): string[] =>
+      layoutBuild(ctx, path.join(work, "below-state"), path.join(work, `below-${o}`));
     const outcome = async (o: string, skeletonCopy: boolean): Promise<string> =>
       libraryBuild(args(o), { options: { skeletonCopy } }).then(
         (r) => `ok ${r.digest}`,
@@ -155,16 +152,7 @@ describe("COPY on a skeleton root", () => {
       Dockerfile: `FROM ${base} AS one\nCOPY new.txt /n\nWORKDIR /w\nFROM ${base}\nCOPY --from=one /n /m\n`,
       "new.txt": "n\n",
     });
-    const r = await libraryBuild([
-      "--context",
-      ctx,
-      "--insecure",
-      "--no-push",
-      "--kaniko-dir",
-      path.join(work, "later-state"),
-      "--oci-layout-path",
-      path.join(work, "later-out"),
-    ]);
+    const r = await libraryBuild(layoutBuild(ctx, path.join(work, "later-state"), path.join(work, "later-out")));
     const used = r.events.filter((e) => e.kind === "info" && SKELETON.test(e.message));
     // Stage 0 (WORKDIR after its COPY, and read by stage 1): extracted. Stage 1's COPY is its last step.
     assert.deepEqual(
@@ -194,20 +182,12 @@ describe(
       const ctx = path.join(work, "ctx");
       const dockerfile = `FROM ${baseRef}\nRUN mkdir -p /app && echo dep > /app/dep\nCOPY src/ /app/src/\nCMD ["cat", "/app/src/main"]\n`;
       await writeTree(ctx, { Dockerfile: dockerfile, "src/main": "v1\n" });
-      const args = (o: string): string[] => [
-        "--context",
-        ctx,
-        "--insecure",
-        "--insecure-pull",
-        "--reproducible",
-        "--no-push",
-        "--cache=true",
-        `--cache-repo=${reg.host}/skeleton-cache/cache`,
-        "--kaniko-dir",
-        path.join(work, `state-${o}`),
-        "--oci-layout-path",
-        path.join(work, `out-${o}`),
-      ];
+      const args = (o: string): string[] =>
+        layoutBuild(ctx, path.join(work, `state-${o}`), path.join(work, `out-${o}`), [
+          "--reproducible",
+          "--cache=true",
+          `--cache-repo=${reg.host}/skeleton-cache/cache`,
+        ]);
       const first = await libraryBuild(args("1"));
       assert.equal(skeletonUsed(first.events), false, "the first build runs the RUN: its root is extracted");
       await writeTree(ctx, { "src/main": "v2\n" });
