@@ -217,6 +217,8 @@ export async function extractArchive(
         if (failure !== undefined) {
           body.resume();
           skipped.push({ path: cpath, reason: failure });
+          // What was there is gone all the same: the snapshot must record the deletion.
+          if (existing) written.push(toContainerPath(root, host));
           continue;
         }
         await lchown(host, own.uid, own.gid);

@@ -172,3 +172,30 @@ test("archive extraction creates devices and FIFOs as root and restores xattrs, 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("an archive node that cannot be created still replaces what was there: the removed path is reported written", async () => {
+  const { createWriteStream } = await import("node:fs");
+  const { lstat, mkdir, writeFile } = await import("node:fs/promises");
+  const { TarWriter, emptyHeader } = await import("../../image/index.js");
+  const { extractArchive } = await import("./add-archive.js");
+  const dir = await mkdtemp(path.join(os.tmpdir(), "kiln-extract-node-"));
+  try {
+    const root = path.join(dir, "root");
+    await mkdir(path.join(root, "dest"), { recursive: true });
+    await writeFile(path.join(root, "dest", "node"), "the image's file\n");
+    const tarFile = path.join(dir, "t.tar");
+    const w = new TarWriter(createWriteStream(tarFile));
+    // A device number mknod refuses everywhere (EINVAL, also as root): the node is never created.
+    await w.add({ ...emptyHeader("node", "char"), devmajor: 4294967295, devminor: 1 });
+    await w.finish();
+    const { written, skipped } = await extractArchive(root, "/dest", tarFile, "t.tar", (o) => o);
+    assert.deepEqual(
+      skipped.map((s) => s.path),
+      ["/dest/node"],
+    );
+    await assert.rejects(lstat(path.join(root, "dest", "node")), "the image's file was removed");
+    assert.ok(written.includes("/dest/node"), "so the snapshot records its deletion");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
