@@ -11,7 +11,7 @@ const APP_SERVICE_API_VERSION = "2019-08-01";
  * How long a TCP connect to IMDS may take. Off Azure 169.254.169.254 is usually unroutable, and a
  * build must not wait the provider's full timeout for it (Azure's identity libraries probe with ~1 s).
  */
-export const IMDS_CONNECT_TIMEOUT_MS = 1000;
+const IMDS_CONNECT_TIMEOUT_MS = 1000;
 
 /** The Azure Resource Manager audience of a registry's cloud (the token `/oauth2/exchange` accepts). */
 export function armResource(registry: string): string {
@@ -23,11 +23,12 @@ export function armResource(registry: string): string {
 }
 
 /** Which managed-identity endpoint the environment points at. */
-export type ManagedIdentityEndpoint =
+type ManagedIdentityEndpoint =
   | { kind: "app-service"; url: URL; headers: Record<string, string>; label: string }
   | { kind: "imds"; url: URL; headers: Record<string, string>; label: string };
 
-function fail(registry: string, message: string, cause?: unknown): KilnError {
+/** A `CREDENTIAL_PROVIDER_FAILED` error in the words of the ACR provider. */
+export function acrFail(registry: string, message: string, cause?: unknown): KilnError {
   return new KilnError(
     "CREDENTIAL_PROVIDER_FAILED",
     `ACR credentials for ${registry}: ${message}`,
@@ -45,10 +46,10 @@ function parseEndpointUrl(registry: string, value: string, variable: string): UR
   try {
     url = new URL(value);
   } catch {
-    throw fail(registry, `${variable} is not a URL; unset it or set an http:// or https:// URL`);
+    throw acrFail(registry, `${variable} is not a URL; unset it or set an http:// or https:// URL`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw fail(registry, `${variable} must be an http:// or https:// URL (it is ${url.protocol})`);
+    throw acrFail(registry, `${variable} must be an http:// or https:// URL (it is ${url.protocol})`);
   }
   return url;
 }
@@ -62,7 +63,7 @@ function parseEndpointUrl(registry: string, value: string, variable: string): UR
  * azure.json `userAssignedIdentityID` may hold — goes as `msi_res_id=`, App Service `mi_res_id=`). Azure Arc and Service Fabric identities are not
  * supported and say so.
  */
-export function managedIdentityEndpoint(
+function managedIdentityEndpoint(
   registry: string,
   env: Record<string, string | undefined>,
   resource: string,
@@ -70,7 +71,7 @@ export function managedIdentityEndpoint(
 ): ManagedIdentityEndpoint {
   const identityEndpoint = env.IDENTITY_ENDPOINT;
   if (identityEndpoint && env.IDENTITY_HEADER && env.IDENTITY_SERVER_THUMBPRINT) {
-    throw fail(
+    throw acrFail(
       registry,
       "Azure managed identity: Service Fabric managed identity (IDENTITY_SERVER_THUMBPRINT) is not supported; use a service principal (AZURE_CLIENT_SECRET) or workload identity (AZURE_FEDERATED_TOKEN_FILE)",
     );
@@ -88,7 +89,7 @@ export function managedIdentityEndpoint(
     };
   }
   if (identityEndpoint && env.IMDS_ENDPOINT) {
-    throw fail(
+    throw acrFail(
       registry,
       "Azure managed identity: Azure Arc managed identity (IDENTITY_ENDPOINT with IMDS_ENDPOINT) is not supported; use a service principal (AZURE_CLIENT_SECRET) or workload identity (AZURE_FEDERATED_TOKEN_FILE)",
     );
@@ -182,7 +183,7 @@ export async function managedIdentityToken(
     }
   } catch (e) {
     if (guessing) return undefined;
-    throw fail(registry, `${where}: cannot reach ${safeUrl(ep.url)}: ${(e as Error).message}`, e);
+    throw acrFail(registry, `${where}: cannot reach ${safeUrl(ep.url)}: ${(e as Error).message}`, e);
   } finally {
     void agent.close().catch(() => undefined);
   }
@@ -194,15 +195,15 @@ export async function managedIdentityToken(
     const hint = RETRY_STATUSES.has(status)
       ? ` ${MAX_ATTEMPTS} times; the managed-identity endpoint is unavailable or throttled, try again later`
       : "; assign a managed identity to this VM, node pool or app (a user-assigned one needs AZURE_CLIENT_ID = its client ID), or set AZURE_CLIENT_ID and AZURE_TENANT_ID with AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE";
-    throw fail(registry, `${where} answered HTTP ${status}${oauthError(text)}${hint}`);
+    throw acrFail(registry, `${where} answered HTTP ${status}${oauthError(text)}${hint}`);
   }
   if (body === undefined) {
     if (guessing) return undefined;
-    throw fail(registry, `${where}: ${safeUrl(ep.url)} did not answer a JSON object`);
+    throw acrFail(registry, `${where}: ${safeUrl(ep.url)} did not answer a JSON object`);
   }
   const token = body.access_token;
   if (typeof token !== "string" || token === "") {
-    throw fail(registry, `${where}: the answer of ${ep.url.host} has no "access_token"`);
+    throw acrFail(registry, `${where}: the answer of ${ep.url.host} has no "access_token"`);
   }
   return token;
 }

@@ -1,7 +1,6 @@
 import { readFile } from "node:fs/promises";
-import { KilnError } from "../../common/errors.js";
 import type { Credentials } from "../credentials.js";
-import { managedIdentityToken } from "./acr-managed-identity.js";
+import { acrFail, managedIdentityToken } from "./acr-managed-identity.js";
 import { isLoopbackHost, requestJson, stringField } from "./http.js";
 import type { CredentialProvider, ProviderContext } from "./types.js";
 
@@ -13,14 +12,6 @@ const DEFAULT_AUTHORITY = "https://login.microsoftonline.com/";
 /** True for Azure Container Registry hosts (`<name>.azurecr.io` and the sovereign clouds' suffixes). */
 export function isAzureRegistry(registry: string): boolean {
   return /^[a-z0-9][a-z0-9-]*\.azurecr\.(io|cn|de|us)$/i.test(registry);
-}
-
-function fail(registry: string, message: string, cause?: unknown): KilnError {
-  return new KilnError(
-    "CREDENTIAL_PROVIDER_FAILED",
-    `ACR credentials for ${registry}: ${message}`,
-    cause ? { cause } : undefined,
-  );
 }
 
 function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
@@ -43,7 +34,11 @@ async function cloudConfig(registry: string, file: string | undefined): Promise<
   try {
     parsed = JSON.parse(await readFile(file, "utf8"));
   } catch (e) {
-    throw fail(registry, `cannot read the Azure config ${file} (--azure-container-registry-config; JSON expected)`, e);
+    throw acrFail(
+      registry,
+      `cannot read the Azure config ${file} (--azure-container-registry-config; JSON expected)`,
+      e,
+    );
   }
   const o = (typeof parsed === "object" && parsed !== null ? parsed : {}) as Record<string, unknown>;
   const out: Record<string, string> = {};
@@ -78,7 +73,7 @@ async function aadToken(
     try {
       assertion = (await readFile(env.AZURE_FEDERATED_TOKEN_FILE, "utf8")).trim();
     } catch (e) {
-      throw fail(registry, `cannot read AZURE_FEDERATED_TOKEN_FILE ${env.AZURE_FEDERATED_TOKEN_FILE}`, e);
+      throw acrFail(registry, `cannot read AZURE_FEDERATED_TOKEN_FILE ${env.AZURE_FEDERATED_TOKEN_FILE}`, e);
     }
     form.client_assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
     form.client_assertion = assertion;

@@ -1,10 +1,15 @@
 import { KilnError } from "../../common/errors.js";
 import type { Credentials } from "../credentials.js";
 
+/** AWS credentials: an access key, its secret and, for temporary credentials, a session token. */
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
 /** Access keys from the environment, when both are set (else the SDK's default chain decides). */
-export function envAccessKeys(
-  env: Record<string, string | undefined>,
-): { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined {
+export function envAccessKeys(env: Record<string, string | undefined>): AwsCredentials | undefined {
   if (!env.AWS_ACCESS_KEY_ID || !env.AWS_SECRET_ACCESS_KEY) return undefined;
   return {
     accessKeyId: env.AWS_ACCESS_KEY_ID,

@@ -1,11 +1,12 @@
 import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
+import type { AwsCredentials } from "./aws-token.js";
 
 /** Settings of one `GetAuthorizationToken` call. */
 export interface EcrTokenRequest {
   region: string;
   endpoint?: string;
   fips: boolean;
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  credentials?: AwsCredentials;
   registryIds?: string[];
   timeoutMs: number;
 }

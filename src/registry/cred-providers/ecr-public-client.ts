@@ -1,10 +1,11 @@
 import { ECRPUBLICClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr-public";
+import type { AwsCredentials } from "./aws-token.js";
 
 /** Settings of one ECR Public `GetAuthorizationToken` call. */
 export interface EcrPublicTokenRequest {
   region: string;
   endpoint?: string;
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  credentials?: AwsCredentials;
   timeoutMs: number;
 }
 

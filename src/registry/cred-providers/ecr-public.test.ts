@@ -108,7 +108,8 @@ test("an AWS identity is visible from env, shared files or EC2, and not otherwis
 test("without any AWS identity, public.ecr.aws is anonymous in every path (auto, credHelpers, credsStore)", async () => {
   const home = path.join(dir, "home-anon");
   await mkdir(home, { recursive: true });
-  // An unreachable endpoint: any attempt to call ECR Public would fail the test.
+  // An unreachable endpoint, and no identity for the SDK's chain either: every path must answer anonymous.
+  // (That the SDK is not even loaded then is awsIdentityVisible's job, tested above.)
   const env = { HOME: home, AWS_EC2_METADATA_DISABLED: "true", AWS_ENDPOINT_URL_ECR_PUBLIC: "http://127.0.0.1:9" };
   assert.equal(await ecrPublicCredentials("public.ecr.aws", { env, timeoutMs: 2000 }), undefined);
   const sources = credentialSources(env);

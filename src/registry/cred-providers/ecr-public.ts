@@ -6,10 +6,10 @@ import { isLoopbackHost, safeUrl } from "./http.js";
 import type { ProviderContext } from "./types.js";
 
 /** The one host name of Amazon ECR Public (amazon-ecr-credential-helper knows no other). */
-export const ECR_PUBLIC_HOST = "public.ecr.aws";
+const ECR_PUBLIC_HOST = "public.ecr.aws";
 
 /** ECR Public's API (and so its `GetAuthorizationToken`) exists only in us-east-1, whatever AWS_REGION says. */
-export const ECR_PUBLIC_REGION = "us-east-1";
+const ECR_PUBLIC_REGION = "us-east-1";
 
 /**
  * True for Amazon ECR Public's registry `public.ecr.aws` (any port, any case), the way

@@ -1,17 +1,11 @@
-import { googleFail, type AwsSource } from "./google-external-config.js";
-import { signAwsRequest, type AwsCredentials } from "./google-external-sigv4.js";
+import { type AwsSource } from "./google-external-config.js";
+import { googleFail } from "./google-errors.js";
+import { envAccessKeys, type AwsCredentials } from "./aws-token.js";
+import { signAwsRequest } from "./google-external-sigv4.js";
 import { requestJson, requestText } from "./http.js";
 import type { ProviderContext } from "./types.js";
 
 const PROVIDER = "Google (AWS metadata for workload identity federation)";
-
-/** The AWS credentials of the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`). */
-function envCredentials(env: ProviderContext["env"]): AwsCredentials | undefined {
-  const accessKeyId = env.AWS_ACCESS_KEY_ID;
-  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
-  if (!accessKeyId || !secretAccessKey) return undefined;
-  return { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) };
-}
 
 function metadataField(j: Record<string, unknown>, name: string, url: URL): string {
   const v = j[name];
@@ -27,7 +21,7 @@ async function awsContext(
   ctx: ProviderContext,
 ): Promise<{ region: string; credentials: AwsCredentials }> {
   let region = ctx.env.AWS_REGION || ctx.env.AWS_DEFAULT_REGION || undefined;
-  let credentials = envCredentials(ctx.env);
+  let credentials = envAccessKeys(ctx.env);
   if (region !== undefined && credentials !== undefined) return { region, credentials };
   const headers: Record<string, string> = {};
   if (src.imdsv2TokenUrl !== undefined) {

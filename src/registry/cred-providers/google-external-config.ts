@@ -1,8 +1,8 @@
-import { KilnError } from "../../common/errors.js";
+import { googleFail, requiredString } from "./google-errors.js";
 import { isLoopbackHost } from "./http.js";
 
 /** Google's STS token endpoint, used when an external_account file names no `token_url`. */
-export const DEFAULT_STS_URL = "https://sts.googleapis.com/v1/token";
+const DEFAULT_STS_URL = "https://sts.googleapis.com/v1/token";
 const DEFAULT_LIFETIME_SECONDS = 3600;
 
 /** How a subject token is read from a file or an HTTP answer. */
@@ -62,11 +62,6 @@ export interface ExternalAccountConfig {
   /** OAuth client authenticating the STS exchange (HTTP Basic), when the file has one. */
   client?: { id: string; secret: string };
   source: SubjectTokenSource;
-}
-
-/** A `CREDENTIAL_PROVIDER_FAILED` error in the words of the Google provider. */
-export function googleFail(message: string, cause?: unknown): KilnError {
-  return new KilnError("CREDENTIAL_PROVIDER_FAILED", `Google credentials: ${message}`, cause ? { cause } : undefined);
 }
 
 const LABEL = "[a-z0-9](?:[a-z0-9-]*[a-z0-9])?";
@@ -135,12 +130,6 @@ function checkSourceUrl(value: string, file: string): URL {
 
 function obj(v: unknown): Record<string, unknown> | undefined {
   return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-}
-
-function requiredString(j: Record<string, unknown>, name: string, file: string, prefix = ""): string {
-  const v = j[name];
-  if (typeof v !== "string" || v === "") throw googleFail(`${file} has no "${prefix}${name}"`);
-  return v;
 }
 
 function optionalString(j: Record<string, unknown>, name: string, file: string, prefix = ""): string | undefined {

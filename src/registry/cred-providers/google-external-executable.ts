@@ -1,10 +1,11 @@
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { googleFail, type ExecutableSource } from "./google-external-config.js";
+import { type ExecutableSource } from "./google-external-config.js";
+import { googleFail } from "./google-errors.js";
 import type { ProviderContext } from "./types.js";
 
 /** The variable that must be "1" before kiln runs a command named by a credentials file. */
-export const ALLOW_EXECUTABLES_ENV = "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES";
+const ALLOW_EXECUTABLES_ENV = "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES";
 
 const TOKEN_TYPES: Readonly<Record<string, "id_token" | "saml_response">> = {
   "urn:ietf:params:oauth:token-type:jwt": "id_token",
@@ -13,7 +14,7 @@ const TOKEN_TYPES: Readonly<Record<string, "id_token" | "saml_response">> = {
 };
 
 /** A successful executable response's token, `expired` when its `expiration_time` has passed. */
-export type ExecutableResult = { token: string; expired: boolean };
+type ExecutableResult = { token: string; expired: boolean };
 
 /**
  * Reads an executable's JSON response (version 1): `{success: true, token_type, id_token |

@@ -1,12 +1,6 @@
 import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
 import { SignatureV4 } from "@smithy/signature-v4";
-
-/** AWS credentials: an access key, its secret and, for temporary credentials, a session token. */
-export interface AwsCredentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-}
+import type { AwsCredentials } from "./aws-token.js";
 
 /** One request to sign with AWS Signature Version 4 (no body). */
 export interface AwsSignInput {

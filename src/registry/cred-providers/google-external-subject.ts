@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
-import { awsSubjectToken } from "./google-external-aws.js";
 import { executableSubjectToken } from "./google-external-executable.js";
-import { googleFail, type SubjectTokenFormat, type SubjectTokenSource } from "./google-external-config.js";
+import { type SubjectTokenFormat, type SubjectTokenSource } from "./google-external-config.js";
+import { googleFail } from "./google-errors.js";
 import { requestText, safeUrl } from "./http.js";
 import type { ProviderContext } from "./types.js";
 
@@ -45,7 +45,11 @@ export function describeSource(source: SubjectTokenSource): string {
  */
 export async function readSubjectToken(source: SubjectTokenSource, ctx: ProviderContext): Promise<string> {
   if (source.kind === "executable") return executableSubjectToken(source, ctx);
-  if (source.kind === "aws") return awsSubjectToken(source, ctx);
+  if (source.kind === "aws") {
+    // Loaded only for AWS sources: it brings the SigV4 signer, which file, URL and executable sources need not load.
+    const { awsSubjectToken } = await import("./google-external-aws.js");
+    return awsSubjectToken(source, ctx);
+  }
   if (source.kind === "file") {
     let text: string;
     try {

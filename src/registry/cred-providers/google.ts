@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
-import { KilnError } from "../../common/errors.js";
 import type { Credentials } from "../credentials.js";
+import { googleFail, requiredString } from "./google-errors.js";
 import { requestJson, stringField } from "./http.js";
 import { signRs256Jwt } from "./jwt.js";
 import type { CredentialProvider, ProviderContext } from "./types.js";
@@ -17,16 +17,12 @@ export function isGoogleRegistry(registry: string): boolean {
   return host === "gcr.io" || host.endsWith(".gcr.io") || host.endsWith(".pkg.dev");
 }
 
-function fail(message: string, cause?: unknown): KilnError {
-  return new KilnError("CREDENTIAL_PROVIDER_FAILED", `Google credentials: ${message}`, cause ? { cause } : undefined);
-}
-
 async function readCredentialsFile(file: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await readFile(file, "utf8");
   } catch (e) {
-    throw fail(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
+    throw googleFail(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
   }
   try {
     const j: unknown = JSON.parse(text);
@@ -34,19 +30,13 @@ async function readCredentialsFile(file: string): Promise<Record<string, unknown
   } catch {
     // reported below
   }
-  throw fail(`${file} is not a JSON credentials file`);
-}
-
-function field(j: Record<string, unknown>, name: string, file: string): string {
-  const v = j[name];
-  if (typeof v !== "string" || v === "") throw fail(`${file} has no "${name}"`);
-  return v;
+  throw googleFail(`${file} is not a JSON credentials file`);
 }
 
 /** Service-account key: a self-signed JWT assertion exchanged at `token_uri` (RFC 7523). */
 async function serviceAccountToken(j: Record<string, unknown>, file: string, ctx: ProviderContext): Promise<string> {
-  const email = field(j, "client_email", file);
-  const key = field(j, "private_key", file);
+  const email = requiredString(j, "client_email", file);
+  const key = requiredString(j, "private_key", file);
   const tokenUri = typeof j.token_uri === "string" && j.token_uri !== "" ? j.token_uri : DEFAULT_TOKEN_URI;
   const now = Math.floor(Date.now() / 1000);
   let assertion: string;
@@ -57,7 +47,7 @@ async function serviceAccountToken(j: Record<string, unknown>, file: string, ctx
       key,
     );
   } catch (e) {
-    throw fail(`cannot sign with the private key of ${file}: ${(e as Error).message}`, e);
+    throw googleFail(`cannot sign with the private key of ${file}: ${(e as Error).message}`, e);
   }
   const url = new URL(tokenUri);
   const res = await requestJson({
@@ -77,9 +67,9 @@ async function authorizedUserToken(j: Record<string, unknown>, file: string, ctx
     url,
     form: {
       grant_type: "refresh_token",
-      client_id: field(j, "client_id", file),
-      client_secret: field(j, "client_secret", file),
-      refresh_token: field(j, "refresh_token", file),
+      client_id: requiredString(j, "client_id", file),
+      client_secret: requiredString(j, "client_secret", file),
+      refresh_token: requiredString(j, "refresh_token", file),
     },
     provider: "Google",
     timeoutMs: ctx.timeoutMs,
@@ -96,7 +86,7 @@ async function fileToken(file: string, ctx: ProviderContext): Promise<string> {
     const { externalAccountToken } = await import("./google-external.js");
     return externalAccountToken(j, file, ctx);
   }
-  throw fail(
+  throw googleFail(
     `${file} has credentials of type ${JSON.stringify(j.type)}; kiln supports "service_account", "authorized_user" and "external_account" (use the metadata server or an access token in config.json otherwise)`,
   );
 }
