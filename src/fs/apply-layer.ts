@@ -56,7 +56,8 @@ export interface ApplyOptions {
    * Skeleton mode: only directories and symlinks are created (with their metadata and xattrs, as a full
    * extraction creates them). Every other entry (file, hardlink, device, FIFO) still replaces what lies at
    * its path but is not created; its container path is added to this set instead. A skeleton root answers
-   * path resolution and directory metadata exactly like the full one, for a step that reads nothing else.
+   * path resolution like the full one, with the same directory owners, modes, xattrs and tar times (a
+   * directory whose files a later layer changed has the time of the change in either, not the same one).
    * The set is conservative: a path stays in it when a later layer deletes or replaces the entry.
    */
   skeletonOf?: Set<string>;
@@ -413,8 +414,9 @@ async function writeEntry(st: LayerState, p: string, entry: TarEntry): Promise<v
   st.xattrs.delete(host);
   st.dirTimes.delete(host);
   if (recordOnly) {
-    // Nothing is created here: the index loses what was removed and needs no refresh at the end.
-    if (existing !== undefined) st.opts.index?.deleteTree(cpath);
+    // Nothing is created here: the index loses what was removed (a directory already did, above) and
+    // needs no refresh at the end.
+    if (existing !== undefined && !existing.isDirectory()) st.opts.index?.deleteTree(cpath);
     markWritten(st, cpath);
     st.touched.delete(cpath);
     st.opts.skeletonOf?.add(cpath);

@@ -148,18 +148,18 @@ export async function extractArchive(
       written.push(toContainerPath(root, h));
     }
   };
-  for await (const { header: h, body } of readTar(decompressedFile(file, kind))) {
+  // An entry body not read is skipped by the reader (no stream is made for it).
+  for await (const entry of readTar(decompressedFile(file, kind))) {
+    const h = entry.header;
     signal?.throwIfAborted();
     const name = h.name.replace(/^\.?\/+/, "");
     if (name.includes("\0") || name.split("/").includes("..")) {
-      body.resume();
       throw new KilnError(
         "ADD_UNSAFE_ARCHIVE",
         `${label}: entry ${JSON.stringify(h.name)} climbs out of the destination`,
       );
     }
     if (name === "" || name === ".") {
-      body.resume();
       continue;
     }
     const cpath = cleanContainerPath(`${destDir}/${name}`);
@@ -179,7 +179,7 @@ export async function extractArchive(
         break;
       case "file": {
         if (existing) await rm(host, { force: true, recursive: true });
-        await pipeline(body, createWriteStream(host, { mode: 0o600 }));
+        await pipeline(entry.body, createWriteStream(host, { mode: 0o600 }));
         await lchown(host, own.uid, own.gid);
         await chmod(host, h.mode & 0o7777);
         await utimes(host, mtime, mtime);
@@ -215,7 +215,6 @@ export async function extractArchive(
           devminor: h.devminor,
         });
         if (failure !== undefined) {
-          body.resume();
           skipped.push({ path: cpath, reason: failure });
           // What was there is gone all the same: the snapshot must record the deletion.
           if (existing) written.push(toContainerPath(root, host));
@@ -227,10 +226,8 @@ export async function extractArchive(
         break;
       }
       default:
-        body.resume();
         continue; // tar-internal types are not extracted
     }
-    body.resume();
     if (h.xattrs.size > 0 && h.type !== "hardlink") {
       const x = xattrRequest(host, h);
       if (x.request !== undefined) xattrs.set(host, x.request);

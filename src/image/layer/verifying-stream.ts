@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { KilnError } from "../../common/errors.js";
 import type { Digest } from "../digest.js";
+import type { Layer } from "../types.js";
 
 /**
  * A pass-through Transform that hashes what flows through it and fails with KilnError
@@ -79,4 +80,13 @@ export function verified(source: Readable, expected: Digest, expectedSize?: numb
     if (!source.destroyed) source.destroy();
   });
   return source.pipe(v);
+}
+
+/**
+ * The compressed blob of `layer`, verified against its digest and size: by the layer itself when it
+ * {@link Layer.verifiesCompressed}, else through {@link verified}.
+ */
+export async function openVerifiedCompressed(layer: Layer, signal?: AbortSignal): Promise<Readable> {
+  const src = await layer.openCompressed(signal);
+  return layer.verifiesCompressed ? src : verified(src, layer.digest, layer.size);
 }

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 import { KilnError } from "../../common/errors.js";
 import { digestHex } from "../digest.js";
-import { verified } from "../layer/verifying-stream.js";
+import { openVerifiedCompressed } from "../layer/verifying-stream.js";
 import { MediaTypes } from "../media-types.js";
 import type { Image, Layer } from "../types.js";
 import { emptyHeader, TarWriter } from "../tar/index.js";
@@ -70,10 +70,10 @@ export async function writeDockerArchive(
           `layer ${layer.digest} is a foreign layer; it cannot be saved to a docker-archive`,
         );
       }
-      const src = await layer.openCompressed(opts?.signal);
+      const src = await openVerifiedCompressed(layer, opts?.signal);
       const h = emptyHeader(name, "file");
       h.size = layer.size;
-      await writer.add(h, layer.verifiesCompressed ? src : verified(src, layer.digest, layer.size));
+      await writer.add(h, src);
     }
     await addBytes("manifest.json", manifestJson);
     if (repoTags.length > 0) {

@@ -5,7 +5,7 @@ import { mapLimit } from "../../common/map-limit.js";
 import { imageFromRaw } from "../assemble.js";
 import { digestHex, isDigest, sha256Digest, type Digest } from "../digest.js";
 import { layerFromBlobFile } from "../layer/spool.js";
-import { verified } from "../layer/verifying-stream.js";
+import { openVerifiedCompressed } from "../layer/verifying-stream.js";
 import { isIndexMediaType, MediaTypes } from "../media-types.js";
 import type { Descriptor, Image, ImageConfigFile, ImageIndex, ImageManifest, Layer } from "../types.js";
 import { hasFileOfSize, streamToFileAtomic, writeFileAtomic } from "./atomic-file.js";
@@ -62,9 +62,7 @@ export async function writeOciLayout(dir: string, image: Image, opts?: WriteOciL
   await mapLimit(unique, LAYER_WRITES, async (layer) => {
     const file = blobPath(dir, layer.digest);
     if (await hasFileOfSize(file, layer.size)) return;
-    const src = await layer.openCompressed(opts?.signal);
-    const checked = layer.verifiesCompressed ? src : verified(src, layer.digest, layer.size);
-    await streamToFileAtomic(file, checked, opts?.signal);
+    await streamToFileAtomic(file, await openVerifiedCompressed(layer, opts?.signal), opts?.signal);
   });
   const configDigest = sha256Digest(image.rawConfig);
   await writeFileAtomic(blobPath(dir, configDigest), image.rawConfig);

@@ -60,7 +60,6 @@ export function makeEntryBody(next: ChunkProducer): EntryBody {
       const parts: Buffer[] = [];
       const read = (async () => {
         for (let c = await next(); c !== null; c = await next()) parts.push(c);
-        finished = true;
       })();
       // What abandon() waits for; the failure itself goes to this call's caller only.
       inflight = read.then(
