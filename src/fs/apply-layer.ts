@@ -514,8 +514,7 @@ async function writeEntry(st: LayerState, p: string, entry: TarEntry): Promise<v
   if (h.xattrs.size > 0) {
     const reserved = st.opts.overlayWhiteouts ? OVERLAY_XATTRS : undefined;
     const { request, skipped } = xattrRequest(host, h, reserved);
-    for (const s of skipped)
-      st.result.skipped.push({ path: cpath, reason: `xattr ${s.name} not restored (${s.reason})` });
+    for (const s of skipped) st.result.skipped.push({ path: cpath, reason: s });
     if (request !== undefined) st.xattrs.set(host, request);
   }
 }

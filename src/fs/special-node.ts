@@ -48,20 +48,21 @@ export class SpecialNodes {
 
 /**
  * The xattrs of a tar entry kiln restores ({@link isRestorableXattr}, none on symlinks) as a request
- * for `applyXattrs`, and the names it leaves out. `reserved` names (e.g. `trusted.overlay.` for a
- * layer-store tree) are left out with their own reason.
+ * for `applyXattrs`, and why it leaves each other one out (one warning line each). `reserved` names
+ * (e.g. `trusted.overlay.` for a layer-store tree) are left out with their own reason.
  */
 export function xattrRequest(
   hostPath: string,
   entry: { type: string; xattrs: ReadonlyMap<string, Buffer> },
   reserved?: { prefix: string; reason: string },
-): { request?: XattrRequest; skipped: { name: string; reason: string }[] } {
+): { request?: XattrRequest; skipped: string[] } {
   const attrs = new Map<string, Buffer>();
-  const skipped: { name: string; reason: string }[] = [];
+  const skipped: string[] = [];
+  const skip = (name: string, reason: string): number => skipped.push(`xattr ${name} not restored (${reason})`);
   for (const [k, v] of entry.xattrs) {
-    if (reserved !== undefined && k.startsWith(reserved.prefix)) skipped.push({ name: k, reason: reserved.reason });
+    if (reserved !== undefined && k.startsWith(reserved.prefix)) skip(k, reserved.reason);
     else if (isRestorableXattr(k)) attrs.set(k, v);
-    else skipped.push({ name: k, reason: "only security.capability, user.*, trusted.*" });
+    else skip(k, "only security.capability, user.*, trusted.*");
   }
   const request = attrs.size > 0 && entry.type !== "symlink" ? { hostPath, attrs } : undefined;
   return { ...(request ? { request } : {}), skipped };

@@ -231,7 +231,7 @@ export async function extractArchive(
     if (h.xattrs.size > 0 && h.type !== "hardlink") {
       const x = xattrRequest(host, h);
       if (x.request !== undefined) xattrs.set(host, x.request);
-      for (const s of x.skipped) skipped.push({ path: cpath, reason: `xattr ${s.name} not restored (${s.reason})` });
+      for (const reason of x.skipped) skipped.push({ path: cpath, reason });
     }
     written.push(toContainerPath(root, host));
   }
