@@ -1,11 +1,9 @@
 import * as assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { promisify } from "node:util";
 import { hasCode } from "../../src/common/errors.js";
 import { armResource } from "../../src/registry/cred-providers/acr-managed-identity.js";
 import { credentialSources } from "../../src/registry/cred-providers/index.js";
@@ -14,7 +12,7 @@ import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.j
 import { runKiln } from "../support/kiln-cli.js";
 import { startRegistry, type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
-import { cloudFreeEnv, startAcrFront, type FakeEndpoint } from "./cred-fakes.js";
+import { cloudFreeEnv, startAcrFront, type FakeEndpoint, pushedLayerCount } from "./cred-fakes.js";
 import {
   startFakeAppServiceIdentity,
   startFakeImds,
@@ -22,7 +20,6 @@ import {
   startSilentListener,
 } from "./cred-fakes-azure-mi.js";
 
-const exec = promisify(execFile);
 const ACR_USER = "00000000-0000-0000-0000-000000000000";
 
 /** A loopback port nothing listens on (connections are refused). */
@@ -79,14 +76,7 @@ describe("ACR with Azure managed identity (IMDS, App Service) against a real reg
   }
 
   async function assertPushed(dest: string): Promise<void> {
-    const { stdout } = await exec("skopeo", [
-      "inspect",
-      "--tls-verify=false",
-      "--creds",
-      `${ACR_USER}:${refresh}`,
-      `docker://${dest}`,
-    ]);
-    assert.equal((JSON.parse(stdout) as { Layers: string[] }).Layers.length, 2);
+    assert.equal(await pushedLayerCount(dest, ACR_USER, refresh), 2);
   }
 
   function assertNoSecrets(output: string): void {

@@ -1,10 +1,8 @@
 import * as assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { promisify } from "node:util";
 import { dockerConfigKeychain } from "../../src/registry/index.js";
 import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
 import { runKiln } from "../support/kiln-cli.js";
@@ -16,9 +14,7 @@ import {
   type FakeEcrPublic,
   type PublicEcrFront,
 } from "./cred-fakes-ecr-public.js";
-import { cloudFreeEnv } from "./cred-fakes.js";
-
-const exec = promisify(execFile);
+import { cloudFreeEnv, pushedLayerCount } from "./cred-fakes.js";
 
 // ECR Public (`public.ecr.aws`) through kiln's built-in ecr-login provider, end to end: kiln's CLI
 // pushes to `public.ecr.aws/...` — reached through an HTTPS proxy that tunnels only that name to a
@@ -110,15 +106,7 @@ describe("ECR Public (public.ecr.aws) credentials against a real registry", () =
   }
 
   async function assertPushed(repoTag: string): Promise<void> {
-    const { stdout } = await exec("skopeo", [
-      "inspect",
-      "--tls-verify=false",
-      "--creds",
-      `AWS:${password}`,
-      `docker://${reg.host}/${repoTag}`,
-    ]);
-    const j = JSON.parse(stdout) as { Layers: string[] };
-    assert.equal(j.Layers.length, 2);
+    assert.equal(await pushedLayerCount(`${reg.host}/${repoTag}`, "AWS", password), 2);
   }
 
   function assertNoSecrets(text: string): void {

@@ -5,9 +5,11 @@
  * Each checks what a real endpoint would check (SigV4 header, JWT signature, client secret or
  * assertion) and records the requests, so tests can assert what kiln sent.
  */
+import { execFile } from "node:child_process";
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { promisify } from "node:util";
 
 /** Inherited variables a credential test must not pass on: cloud identities, docker config, proxies, CAs. */
 const CLOUD_ENV =
@@ -215,4 +217,16 @@ export function startAcrFront(opts: { target: string; aadToken: string; refreshT
     if (form.get("access_token") !== opts.aadToken) return json(res, 401, { error: "invalid_grant" });
     return json(res, 200, { refresh_token: opts.refreshToken });
   }, forward);
+}
+
+/** How many layers the image `ref` (`host/repo:tag`) has, as skopeo sees it with the given credentials. */
+export async function pushedLayerCount(ref: string, user: string, password: string): Promise<number> {
+  const { stdout } = await promisify(execFile)("skopeo", [
+    "inspect",
+    "--tls-verify=false",
+    "--creds",
+    `${user}:${password}`,
+    `docker://${ref}`,
+  ]);
+  return (JSON.parse(stdout) as { Layers: string[] }).Layers.length;
 }

@@ -1,16 +1,14 @@
 import * as assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { promisify } from "node:util";
 import { dockerConfigKeychain } from "../../src/registry/index.js";
 import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
 import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
 import { startRegistry, type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
-import { cloudFreeEnv, type FakeEndpoint } from "./cred-fakes.js";
+import { cloudFreeEnv, type FakeEndpoint, pushedLayerCount } from "./cred-fakes.js";
 import {
   createIssuer,
   startFakeIamCredentials,
@@ -20,7 +18,6 @@ import {
   type FakeIssuer,
 } from "./cred-fakes-google-external.js";
 
-const exec = promisify(execFile);
 const USER = "oauth2accesstoken";
 const AUDIENCE =
   "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/ci/providers/gitlab";
@@ -86,14 +83,7 @@ describe("Google workload identity federation (external_account) against a real 
   }
 
   async function assertPushed(dest: string, password: string): Promise<void> {
-    const { stdout } = await exec("skopeo", [
-      "inspect",
-      "--tls-verify=false",
-      "--creds",
-      `${USER}:${password}`,
-      `docker://${dest}`,
-    ]);
-    assert.equal((JSON.parse(stdout) as { Layers: string[] }).Layers.length, 2);
+    assert.equal(await pushedLayerCount(dest, USER, password), 2);
   }
 
   /** The subject tokens STS received so far. */

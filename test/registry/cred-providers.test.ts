@@ -1,10 +1,8 @@
 import * as assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { promisify } from "node:util";
 import { dockerConfigKeychain } from "../../src/registry/index.js";
 import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
 import { runKiln } from "../support/kiln-cli.js";
@@ -17,9 +15,9 @@ import {
   startFakeEcr,
   startFakeGoogle,
   type FakeEndpoint,
+  pushedLayerCount,
 } from "./cred-fakes.js";
 
-const exec = promisify(execFile);
 const ACR_USER = "00000000-0000-0000-0000-000000000000";
 
 // kiln's built-in credential providers answer config.json `credHelpers` names (ecr-login, gcr,
@@ -64,15 +62,7 @@ describe("built-in credential providers (ECR, GCR/Artifact Registry, ACR) agains
   }
 
   async function assertPushed(dest: string, user: string, password: string): Promise<void> {
-    const { stdout } = await exec("skopeo", [
-      "inspect",
-      "--tls-verify=false",
-      "--creds",
-      `${user}:${password}`,
-      `docker://${dest}`,
-    ]);
-    const j = JSON.parse(stdout) as { Layers: string[] };
-    assert.equal(j.Layers.length, 2);
+    assert.equal(await pushedLayerCount(dest, user, password), 2);
   }
 
   before(async () => {
