@@ -77,6 +77,8 @@ export interface OverlayLayerInfo {
 export interface ApplyResult {
   entries: number;
   whiteouts: number;
+  /** Files and symlinks created through the thread pool rather than inline ({@link CreatePacer}). */
+  pooledCreations: number;
   skipped: { path: string; reason: string }[];
   /** Set in `overlayWhiteouts` mode. */
   overlay?: OverlayLayerInfo;
@@ -144,7 +146,7 @@ export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions
   const st: LayerState = {
     root: path.resolve(root),
     opts,
-    result: { entries: 0, whiteouts: 0, skipped: [] },
+    result: { entries: 0, whiteouts: 0, pooledCreations: 0, skipped: [] },
     written: new Set(),
     ancestors: new Set(),
     opaque: new Set(),
@@ -224,6 +226,7 @@ async function queueCreate(
     await Promise.race(st.pending.values());
   }
   if (st.failure !== undefined) throw st.failure;
+  st.result.pooledCreations++;
   st.pendingBytes += bytes;
   const job = new Promise<void>((resolve) => {
     start((err, fd) => {

@@ -169,21 +169,31 @@ test("reads GNU long names, v7, oldgnu, ustar prefix, base-256 ids, global PAX h
   }
 });
 
-test("unread and partially read bodies are skipped", async () => {
-  const a = emptyHeader("a", "file");
-  a.size = 200_000;
-  const b = emptyHeader("b", "file");
-  b.size = 3;
-  const c = emptyHeader("c", "file");
-  c.size = 100_001;
-  const tar = await writeToBuffer([
-    { header: a, body: Buffer.alloc(200_000, 7) },
-    { header: b, body: Buffer.from("bbb") },
-    { header: c, body: Buffer.alloc(100_001, 9) },
-  ]);
-  // Feed in small chunks to exercise chunk boundaries.
+/** A tar of regular files with the given bodies. */
+function filesTar(files: [name: string, body: Buffer][]): Promise<Buffer> {
+  return writeToBuffer(
+    files.map(([name, body]) => {
+      const header = emptyHeader(name, "file");
+      header.size = body.length;
+      return { header, body };
+    }),
+  );
+}
+
+/** `tar` cut into 777-byte pieces, to exercise chunk boundaries. */
+function pieces777(tar: Buffer): Buffer[] {
   const pieces: Buffer[] = [];
   for (let i = 0; i < tar.length; i += 777) pieces.push(tar.subarray(i, i + 777));
+  return pieces;
+}
+
+test("unread and partially read bodies are skipped", async () => {
+  const tar = await filesTar([
+    ["a", Buffer.alloc(200_000, 7)],
+    ["b", Buffer.from("bbb")],
+    ["c", Buffer.alloc(100_001, 9)],
+  ]);
+  const pieces = pieces777(tar);
   const names: string[] = [];
   let bBody = "";
   for await (const e of readTar(Readable.from(pieces))) {
@@ -201,16 +211,11 @@ test("unread and partially read bodies are skipped", async () => {
 });
 
 test("content() reads whole bodies without a stream; a truncated body rejects it with TAR_INVALID", async () => {
-  const a = emptyHeader("a", "file");
-  a.size = 200_000;
-  const b = emptyHeader("b", "file");
-  b.size = 3;
-  const tar = await writeToBuffer([
-    { header: a, body: Buffer.alloc(200_000, 7) },
-    { header: b, body: Buffer.from("bbb") },
+  const tar = await filesTar([
+    ["a", Buffer.alloc(200_000, 7)],
+    ["b", Buffer.from("bbb")],
   ]);
-  const pieces: Buffer[] = [];
-  for (let i = 0; i < tar.length; i += 777) pieces.push(tar.subarray(i, i + 777));
+  const pieces = pieces777(tar);
   const bodies: Buffer[] = [];
   for await (const e of readTar(Readable.from(pieces))) bodies.push(await e.content());
   assert.deepEqual(
