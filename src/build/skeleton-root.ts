@@ -1,7 +1,9 @@
 import { mkdir, rm } from "node:fs/promises";
-import { applyLayer, FileIndex, type IgnoreList } from "../fs/index.js";
+import { FileIndex, type IgnoreList } from "../fs/index.js";
 import { containerDirname } from "../fs/clean-path.js";
+import type { HeaderCapture } from "../cache/index.js";
 import type { Layer } from "../image/types.js";
+import { applyCaptured } from "./apply-captured.js";
 import type { Reporter } from "./events.js";
 
 /**
@@ -17,32 +19,75 @@ export interface SkeletonRoot {
   dir: string;
   index: FileIndex;
   others: ReadonlySet<string>;
+  /** How many of the layers were read from their header copies. */
+  fromCopies: number;
+}
+
+/** Where a skeleton finds the layers' header copies and captures missing ones (the layer cache). */
+export interface SkeletonHeaderCopies {
+  /** The header copy of `layer` (never rejects; undefined: none). */
+  find(layer: Layer): Promise<Layer | undefined>;
+  capture(layer: Layer): HeaderCapture | undefined;
+}
+
+interface SkeletonOptions {
+  ignore?: IgnoreList | undefined;
+  report: Reporter;
+  signal?: AbortSignal | undefined;
+  copies?: SkeletonHeaderCopies | undefined;
 }
 
 /**
- * Builds a {@link SkeletonRoot} of `layers` (base first) in `dir` (replaced). Throws what applyLayer
- * throws; the caller then extracts the root as usual.
+ * Builds a {@link SkeletonRoot} of `layers` (base first) in `dir` (replaced), reading each layer's header
+ * copy where `opts.copies` has one (all looked up at once). Should that fail, the skeleton is laid out
+ * again from the layers themselves (a warning). Throws what applyLayer throws; the caller then extracts
+ * the root as usual.
  */
 export async function buildSkeletonRoot(
   dir: string,
   layers: readonly Layer[],
-  opts: { ignore?: IgnoreList | undefined; report: Reporter; signal?: AbortSignal | undefined },
+  opts: SkeletonOptions,
+): Promise<SkeletonRoot> {
+  const copies = opts.copies;
+  if (copies === undefined) return layOut(dir, layers, opts, []);
+  const found = layers.map((l) => copies.find(l));
+  try {
+    return await layOut(dir, layers, opts, found);
+  } catch (e) {
+    if (opts.signal?.aborted || (await Promise.all(found)).every((c) => c === undefined)) throw e;
+    opts.report({
+      kind: "warning",
+      code: "HEADER_COPY_UNUSABLE",
+      message: `laying out the skeleton root from the cache's header copies failed (${e instanceof Error ? e.message : String(e)}); reading the layers instead`,
+    });
+    return layOut(dir, layers, opts, []);
+  }
+}
+
+async function layOut(
+  dir: string,
+  layers: readonly Layer[],
+  opts: SkeletonOptions,
+  found: readonly Promise<Layer | undefined>[],
 ): Promise<SkeletonRoot> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const index = new FileIndex();
   const others = new Set<string>();
-  for (const layer of layers) {
-    const r = await applyLayer(dir, await layer.openUncompressed(opts.signal), {
-      index,
-      ignore: opts.ignore,
-      signal: opts.signal,
-      skeletonOf: others,
-    });
+  let fromCopies = 0;
+  for (const [i, layer] of layers.entries()) {
+    const copy = await found[i];
+    if (copy) fromCopies++;
+    const r = await applyCaptured(
+      dir,
+      await (copy ?? layer).openUncompressed(opts.signal),
+      { index, ignore: opts.ignore, signal: opts.signal, skeletonOf: others },
+      copy ? undefined : opts.copies?.capture(layer),
+    );
     for (const s of r.skipped)
       opts.report({ kind: "debug", message: `skeleton root: ${s.path} not applied (${s.reason})` });
   }
-  return { dir, index, others };
+  return { dir, index, others, fromCopies };
 }
 
 /**

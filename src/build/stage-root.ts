@@ -1,9 +1,9 @@
 import { chmodSync, lchownSync, lstatSync, lutimesSync, renameSync } from "node:fs";
 import { lstat, mkdir, readdir, readFile, rm, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
+import type { HeaderCapture } from "../cache/index.js";
 import { hasCode, KilnError } from "../common/errors.js";
 import {
-  applyLayer,
   FileIndex,
   indexEntryFromStat,
   LayerStore,
@@ -19,6 +19,7 @@ import {
 } from "../fs/index.js";
 import type { Layer } from "../image/types.js";
 import { findHelper, spreadSubdirectories } from "../run/index.js";
+import { applyCaptured } from "./apply-captured.js";
 import { cleanRoot } from "./clean-root.js";
 import type { Reporter } from "./events.js";
 import { stackPreparer } from "./store-stacks.js";
@@ -86,16 +87,20 @@ export class StageRoot {
     return this.#mountedBy !== undefined;
   }
 
-  /** Extracts `layers` (base first) into the root if that has not happened yet. */
+  /**
+   * Extracts `layers` (base first) into the root if that has not happened yet. `capture`: where the
+   * headers of a layer extracted whole go (the cache's header copies).
+   */
   ensure(
     layers: readonly Layer[],
     ignore: IgnoreList | undefined,
     report: Reporter,
     stage: number,
     signal?: AbortSignal,
+    capture?: (layer: Layer) => HeaderCapture | undefined,
   ): Promise<void> {
     if (this.ready) return Promise.resolve();
-    this.pending ??= this.materialize(layers, ignore, report, stage, signal).then(
+    this.pending ??= this.materialize(layers, ignore, report, stage, signal, capture).then(
       () => {
         this.ready = true;
       },
@@ -113,6 +118,7 @@ export class StageRoot {
     report: Reporter,
     stage: number,
     signal?: AbortSignal,
+    capture?: (layer: Layer) => HeaderCapture | undefined,
   ): Promise<void> {
     const helper = this.store && layers.length > 0 ? await this.store.mountHelper() : undefined;
     if (this.store && helper !== undefined) {
@@ -134,7 +140,7 @@ export class StageRoot {
         message: `stage ${stage}: layer store not used for the root (overlay mounts are not available here); extracting`,
       });
     }
-    await this.extract(layers, ignore, report, stage, signal);
+    await this.extract(layers, ignore, report, stage, signal, capture);
   }
 
   /** Leases every layer from the store (extracting misses into it) and mounts their overlay at `dir`. */
@@ -226,6 +232,7 @@ export class StageRoot {
     report: Reporter,
     stage: number,
     signal?: AbortSignal,
+    capture?: (layer: Layer) => HeaderCapture | undefined,
   ): Promise<void> {
     const t0 = Date.now();
     for (let attempt = 0; ; attempt++) {
@@ -239,7 +246,7 @@ export class StageRoot {
       try {
         for (const layer of layers) {
           const stream = await layer.openUncompressed(signal);
-          const r = await applyLayer(this.dir, stream, { index: this.#index, ignore, signal });
+          const r = await applyCaptured(this.dir, stream, { index: this.#index, ignore, signal }, capture?.(layer));
           for (const s of r.skipped)
             report({ kind: "warning", code: "EXTRACT_SKIPPED", message: `${s.path}: ${s.reason}` });
         }

@@ -11,14 +11,7 @@ import {
 } from "../dockerfile/index.js";
 import { compositeKey, inputFingerprints, type KeyInput, type LayerCache } from "../cache/index.js";
 import type { DirContext } from "../context/index.js";
-import {
-  applyLayer,
-  changesForPaths,
-  walkChanges,
-  type Changes,
-  type IgnoreList,
-  type Snapshotter,
-} from "../fs/index.js";
+import { changesForPaths, walkChanges, type Changes, type IgnoreList, type Snapshotter } from "../fs/index.js";
 import type { ContainerConfig, HistoryEntry, Image, Layer } from "../image/types.js";
 import type { ManifestFamily } from "../image/media-types.js";
 import type { Runner } from "../run/index.js";
@@ -37,6 +30,7 @@ import {
   resolveWorkdir,
   validateStopSignal,
 } from "./metadata.js";
+import { applyCaptured } from "./apply-captured.js";
 import { buildSkeletonRoot, skeletonHolds, type SkeletonRoot } from "./skeleton-root.js";
 import { StageRoot } from "./stage-root.js";
 import { assertVarsDefined, checkSkipped } from "./strict.js";
@@ -179,7 +173,9 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   // Cache hits before the first step that needs the filesystem only append layers; materialising
   // the root then extracts the base and those cached layers together.
   const ensureRoot = async (): Promise<string> => {
-    await root.ensure([...(svc.underlay ?? []), ...layers], svc.ignore, svc.report, stage.index, svc.signal);
+    await root.ensure([...(svc.underlay ?? []), ...layers], svc.ignore, svc.report, stage.index, svc.signal, (l) =>
+      cache?.layers.captureHeaders(l, svc.signal),
+    );
     return root.dir;
   };
 
@@ -315,11 +311,12 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     if (found.hit) {
       const layer = found.entry.layer;
       if (layer && root.materialized) {
-        const r = await applyLayer(root.dir, await layer.openUncompressed(svc.signal), {
-          index: root.index,
-          ignore: svc.ignore,
-          signal: svc.signal,
-        });
+        const r = await applyCaptured(
+          root.dir,
+          await layer.openUncompressed(svc.signal),
+          { index: root.index, ignore: svc.ignore, signal: svc.signal },
+          cache.layers.captureHeaders(layer, svc.signal),
+        );
         for (const sk of r.skipped)
           svc.report({ kind: "warning", code: "EXTRACT_SKIPPED", message: `${sk.path}: ${sk.reason}` });
       }
@@ -375,11 +372,21 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         ignore: svc.ignore,
         report: svc.report,
         signal: svc.signal,
+        ...(cache
+          ? {
+              copies: {
+                find: (l: Layer) => cache.layers.headerCopy(l, svc.signal),
+                capture: (l: Layer) => cache.layers.captureHeaders(l, svc.signal),
+              },
+            }
+          : {}),
       });
       const ms = Date.now() - t0;
+      const copies =
+        sk.fromCopies > 0 ? `; ${sk.fromCopies} read from header copies in ${cache?.layers.description}` : "";
       svc.report({
         kind: "info",
-        message: `Stage ${stage.index}'s filesystem is needed only where this COPY writes: laid out its ${layers.length} layers' directories and symlinks (${sk.index.size} paths) in ${ms} ms instead of extracting them`,
+        message: `Stage ${stage.index}'s filesystem is needed only where this COPY writes: laid out its ${layers.length} layers' directories and symlinks (${sk.index.size} paths${copies}) in ${ms} ms instead of extracting them`,
       });
       svc.report({ kind: "phase", phase: "extract", ms, stage: stage.index });
       return sk;

@@ -9,6 +9,7 @@ export { DirCacheStore } from "./dir-store.js";
 export { openCacheStore } from "./open-cache.js";
 export { LayerCache, slotTag, type LayerCacheOptions, type Lookup } from "./layer-cache.js";
 export { CHAIN_ANNOTATION, chainTag } from "./chain.js";
+export { HEADER_COPY_ANNOTATION, headerCopyTag, type HeaderCapture } from "./header-copy.js";
 export { fileFingerprint } from "./file-fingerprint.js";
 export { baseCachePaths, findCachedBase, loadCachedBase, type FindCachedBaseOptions } from "./base-cache.js";
 export { warmImage, type WarmOptions, type WarmResult } from "./warm.js";

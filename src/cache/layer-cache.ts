@@ -1,4 +1,4 @@
-import type { Image, Layer, Platform } from "../image/index.js";
+import type { Digest, Image, Layer, Platform } from "../image/index.js";
 import {
   chainFromAnnotations,
   chainImage,
@@ -16,6 +16,14 @@ import {
   type EntryHead,
 } from "./entry.js";
 import { explainDifference } from "./explain.js";
+import {
+  headerCopyDiffId,
+  headerCopyImage,
+  headerCopyTag,
+  headerCopyWorthIt,
+  HeaderCopyWriter,
+  type HeaderCapture,
+} from "./header-copy.js";
 import type { CacheStore, ManifestView } from "./store.js";
 
 /** Options of a {@link LayerCache}. */
@@ -59,6 +67,10 @@ export class LayerCache {
   private readonly chains = new Map<string, StageChain>();
   /** The entry each step position ended with in this build (a hit or a new entry): the next chain. */
   private readonly used = new Map<string, EntryHead>();
+  /** Header copies looked up in this build, by source diffID (see header-copy.ts). */
+  private readonly headerCopies = new Map<Digest, Promise<Layer | undefined>>();
+  /** Source diffIDs whose header copy this build captured (or is capturing). */
+  private readonly captured = new Set<Digest>();
 
   constructor(o: LayerCacheOptions) {
     this.o = o;
@@ -105,9 +117,67 @@ export class LayerCache {
   }
 
   private async readChain(tag: string, signal?: AbortSignal): Promise<ChainEntries | undefined> {
-    const store = this.o.store;
-    const view = store.readManifest ? await store.readManifest(tag, signal) : viewOf(await store.read(tag, signal));
+    const view = await this.readView(tag, signal);
     return view && chainFromAnnotations(view.annotations, view.layerCount, view.layer);
+  }
+
+  /** The manifest under `tag` (one request where the store allows it). */
+  private async readView(tag: string, signal?: AbortSignal): Promise<ManifestView | undefined> {
+    const store = this.o.store;
+    return store.readManifest ? store.readManifest(tag, signal) : viewOf(await store.read(tag, signal));
+  }
+
+  /**
+   * The header copy of `layer` in the cache (see header-copy.ts), read at most once per build; undefined
+   * when there is none, the layer is too small to have one, or the read failed (a warning).
+   */
+  headerCopy(layer: Layer, signal?: AbortSignal): Promise<Layer | undefined> {
+    if (!headerCopyWorthIt(layer.size)) return Promise.resolve(undefined);
+    let p = this.headerCopies.get(layer.diffId);
+    if (!p) {
+      const tag = headerCopyTag(layer.diffId);
+      p = this.readView(tag, signal)
+        .then((view) => {
+          const diffId = view && headerCopyDiffId(view.annotations, view.layerCount, layer.diffId);
+          return view && diffId ? view.layer(0, diffId) : undefined;
+        })
+        .catch((e: unknown) => {
+          this.o.onWarning(`reading header copy ${this.o.store.description}:${tag} failed: ${message(e)}`);
+          return undefined;
+        });
+      this.headerCopies.set(layer.diffId, p);
+    }
+    return p;
+  }
+
+  /**
+   * Captures the header copy of `layer` while an extraction or a skeleton reads it whole; undefined when
+   * the cache is not written, the layer is too small, or this build captured it already. `end(true)` after
+   * the last entry stores the copy in the background, unless it is not worth keeping or the cache holds
+   * one already; `end(false)` drops it.
+   */
+  captureHeaders(layer: Layer, signal?: AbortSignal): HeaderCapture | undefined {
+    if (!this.o.write || !headerCopyWorthIt(layer.size) || this.captured.has(layer.diffId)) return undefined;
+    this.captured.add(layer.diffId);
+    const writer = new HeaderCopyWriter(layer);
+    return {
+      add: (h) => writer.add(h),
+      end: (ok) => {
+        if (!ok) {
+          writer.abort();
+          return;
+        }
+        const tag = headerCopyTag(layer.diffId);
+        const p = (async () => {
+          const copy = await writer.finish();
+          if (!copy || (await this.headerCopy(layer, signal))) return;
+          await this.o.store.write(tag, headerCopyImage(layer.diffId, copy, this.o.platform), signal);
+        })().catch((e: unknown) => {
+          this.o.onWarning(`writing header copy ${this.o.store.description}:${tag} failed: ${message(e)}`);
+        });
+        this.pending.push(p);
+      },
+    };
   }
 
   /** The latest entry written for `slot` (memoized; read failures count as "none"). */

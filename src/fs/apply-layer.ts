@@ -61,6 +61,8 @@ export interface ApplyOptions {
    * The set is conservative: a path stays in it when a later layer deletes or replaces the entry.
    */
   skeletonOf?: Set<string>;
+  /** Receives every entry's header as read, before anything is applied (whiteouts and ignored paths too). */
+  onEntry?: (header: TarHeader) => void;
 }
 
 /** Container paths recorded by {@link applyLayer} in `overlayWhiteouts` mode. */
@@ -166,6 +168,7 @@ export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions
     for await (const entry of readTar(tar)) {
       opts.signal?.throwIfAborted();
       st.result.entries++;
+      opts.onEntry?.(entry.header);
       await applyEntry(st, entry);
     }
     await finishLayer(st);

@@ -1,0 +1,134 @@
+import * as assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { lstat } from "node:fs/promises";
+import * as path from "node:path";
+import { Readable } from "node:stream";
+import { test } from "node:test";
+import { gunzipSync } from "node:zlib";
+import { FileIndex } from "../fs/file-index.js";
+import { applyBuffer, buildTar, listTree, makeSandbox, type Spec } from "../fs/test-helpers.js";
+import { readTar } from "../image/tar/index.js";
+import type { Digest, Layer } from "../image/index.js";
+import { HEADER_COPY_ANNOTATION, headerCopyDiffId, headerCopyImage, HeaderCopyWriter } from "../cache/header-copy.js";
+
+const LONG = `opt/${"deep-name-".repeat(14)}end`;
+/** A layer of everything skeleton mode distinguishes: owned directories, times, links, specials, whiteouts. */
+const SPECS: Spec[] = [
+  { name: "etc/", type: "dir", mode: 0o750, uid: 7, gid: 8, mtime: 1111.25 },
+  { name: "etc/passwd", body: "root:x:0:0::/root:/bin/sh\n", mode: 0o640, mtime: 2222 },
+  { name: "usr/lib/big.so", body: Buffer.alloc(64 * 1024, 7), mtime: 3333 },
+  { name: "usr/lib/alias.so", type: "hardlink", linkname: "usr/lib/big.so" },
+  { name: "lib", type: "symlink", linkname: "usr/lib", mtime: 4444 },
+  { name: `${LONG}/`, type: "dir", mode: 0o700, mtime: 5555 },
+  { name: `${LONG}/file`, body: "x" },
+  { name: "var/pipe", type: "fifo" },
+  { name: "var/cache/", type: "dir", mode: 0o1777, mtime: 6666 },
+  { name: "var/cache/.wh..wh..opq", body: "" },
+  { name: "tmp/.wh.gone", body: "" },
+];
+
+const EXPLICIT = new Set(SPECS.map((s) => `/${s.name.replace(/\/$/, "")}`));
+
+/** A stand-in for the layer a copy is made of: only its compressed size matters to the writer. */
+const sourceOf = (size: number): Layer => ({
+  mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+  digest: `sha256:${"1".repeat(64)}` as Digest,
+  diffId: `sha256:${"2".repeat(64)}` as Digest,
+  size,
+  openCompressed: () => Promise.reject(new Error("not read")),
+  openUncompressed: () => Promise.reject(new Error("not read")),
+});
+
+/** Applies `tar` in skeleton mode; returns what a COPY would see of it. */
+async function skeleton(root: string, tar: Buffer, onEntry?: (h: import("../image/index.js").TarHeader) => void) {
+  const index = new FileIndex();
+  const others = new Set<string>();
+  await applyBuffer(root, tar, { index, skeletonOf: others, ...(onEntry ? { onEntry } : {}) });
+  const meta: string[] = [];
+  for (const p of [...index.paths()].sort()) {
+    const e = index.get(p);
+    const st = await lstat(path.join(root, p));
+    // Directories only implied by the tar get the time of the extraction.
+    const time = EXPLICIT.has(p) ? st.mtimeMs : "-";
+    meta.push(`${p} ${e?.type} ${st.mode} ${st.uid}:${st.gid} ${time} ${e?.linkTarget ?? ""}`);
+  }
+  return { tree: await listTree(root), others: [...others].sort(), meta };
+}
+
+test("a header copy lays out the skeleton its layer does, from headers alone", async () => {
+  const a = await makeSandbox();
+  const b = await makeSandbox();
+  try {
+    const tar = await buildTar(SPECS);
+    const writer = new HeaderCopyWriter(sourceOf(10 * 1024 * 1024));
+    const fromLayer = await skeleton(a.root, tar, (h) => writer.add(h));
+    const copy = await writer.finish();
+    assert.ok(copy, "a copy far smaller than its source is kept");
+    const compressed = Buffer.concat(await (await copy.openCompressed()).toArray());
+    assert.equal(copy.size, compressed.length);
+    assert.equal(copy.digest, `sha256:${createHash("sha256").update(compressed).digest("hex")}`);
+    const plain = gunzipSync(compressed);
+    assert.equal(copy.diffId, `sha256:${createHash("sha256").update(plain).digest("hex")}`);
+    assert.ok(plain.length < tar.length - 64 * 1024, "no file body is in the copy");
+    const entries: string[] = [];
+    for await (const e of readTar(Readable.from([plain]))) {
+      entries.push(e.header.name);
+      assert.equal(e.header.type === "file" ? e.header.size : 0, 0, e.header.name);
+    }
+    assert.equal(entries.length, SPECS.length, "every entry is kept, whiteouts and the opaque marker too");
+    assert.ok(entries.includes(`${LONG}/file`), "a long name survives (PAX)");
+
+    const fromCopy = await skeleton(b.root, plain);
+    assert.deepEqual(fromCopy.tree, fromLayer.tree);
+    assert.deepEqual(fromCopy.others, fromLayer.others);
+    assert.deepEqual(fromCopy.meta, fromLayer.meta);
+    assert.ok(fromLayer.meta.some((m) => m.startsWith("/etc dir") && m.includes(" 1111250 ")));
+  } finally {
+    await a.cleanup();
+    await b.cleanup();
+  }
+});
+
+test("a copy not worth keeping, or dropped, finishes as undefined", async () => {
+  const tar = await buildTar(SPECS);
+  const feed = async (w: HeaderCopyWriter): Promise<void> => {
+    for await (const e of readTar(Readable.from([tar]))) {
+      w.add(e.header);
+      e.body.resume();
+    }
+  };
+  // Headers outgrow twice the source's size: capture stops early.
+  const tiny = new HeaderCopyWriter(sourceOf(1000));
+  await feed(tiny);
+  assert.equal(await tiny.finish(), undefined);
+  // Complete, but more than a quarter of its source: names that do not compress.
+  const noisy = await buildTar(
+    Array.from({ length: 200 }, () => ({ name: randomBytes(74).toString("base64url").slice(0, 99), body: "" })),
+  );
+  const close = new HeaderCopyWriter(sourceOf(56 * 1024));
+  for await (const e of readTar(Readable.from([noisy]))) close.add(e.header);
+  assert.equal(await close.finish(), undefined);
+  const dropped = new HeaderCopyWriter(sourceOf(10 * 1024 * 1024));
+  await feed(dropped);
+  dropped.abort();
+  assert.equal(await dropped.finish(), undefined);
+});
+
+test("only a copy recorded for the layer asked about is used", async () => {
+  const writer = new HeaderCopyWriter(sourceOf(10 * 1024 * 1024));
+  for await (const e of readTar(Readable.from([await buildTar(SPECS)]))) {
+    writer.add(e.header);
+    e.body.resume();
+  }
+  const copy = await writer.finish();
+  assert.ok(copy);
+  const of = `sha256:${"3".repeat(64)}` as Digest;
+  const img = headerCopyImage(of, copy, { os: "linux", architecture: "amd64" });
+  const ann = img.manifest.annotations;
+  assert.equal(headerCopyDiffId(ann, 1, of), copy.diffId);
+  assert.equal(headerCopyDiffId(ann, 1, `sha256:${"4".repeat(64)}` as Digest), undefined, "another layer's copy");
+  assert.equal(headerCopyDiffId(ann, 2, of), undefined, "not a one-layer image");
+  const v2 = { [HEADER_COPY_ANNOTATION]: (ann?.[HEADER_COPY_ANNOTATION] ?? "").replace('"v":1', '"v":2') };
+  assert.equal(headerCopyDiffId(v2, 1, of), undefined, "another format version");
+  assert.equal(headerCopyDiffId({ [HEADER_COPY_ANNOTATION]: "not json" }, 1, of), undefined);
+});
