@@ -144,6 +144,14 @@ describe("header copies of base layers in the cache", () => {
     assert.ok(readFromCopies(next.events));
   });
 
+  it("a dir: cache holds copies too", async () => {
+    const cache = `dir:${path.join(work, "dir-cache")}`;
+    assert.equal(readFromCopies((await pod(cache)).events), false);
+    const again = await pod(cache, {}, "same\n");
+    assert.ok(readFromCopies(again.events));
+    assert.equal(again.digest, (await pod(cache, { skeletonCopy: false }, "same\n")).digest);
+  });
+
   it("a corrupt copy in an OCI-layout cache: a warning, the layer is read, the same image", async () => {
     const cacheDir = path.join(work, "oci-cache");
     await pod(`oci:${cacheDir}`);
