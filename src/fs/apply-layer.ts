@@ -307,7 +307,19 @@ async function hostFor(st: LayerState, p: string): Promise<{ host: string; cpath
   if (cached === undefined) await drain(st); // resolution must see in-flight files and symlinks
   const parentHost = cached ?? (await resolveInRoot(st.root, dir, { followFinal: true }));
   const host = path.join(parentHost, containerBasename(p));
-  return { host, cpath: toContainerPath(st.root, host), parentKnown: cached !== undefined };
+  return { host, cpath: containerPathOf(st.root, host), parentKnown: cached !== undefined };
+}
+
+/**
+ * The container path of `host`, a normalised path inside `root` (a resolved parent joined with a clean
+ * name): the root prefix is cut off; anything else goes through toContainerPath's checks.
+ */
+function containerPathOf(root: string, host: string): string {
+  if (root === "/" && host.startsWith("/")) return host;
+  if (host.length > root.length && host.startsWith(root) && host.charCodeAt(root.length) === 0x2f) {
+    return host.slice(root.length);
+  }
+  return toContainerPath(root, host);
 }
 
 /** Removes a host path (recursively, never following symlinks) and forgets cached resolutions. */

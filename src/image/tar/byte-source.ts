@@ -52,14 +52,14 @@ export class ByteSource {
   }
 
   /** Reads exactly n bytes; throws TAR_INVALID (truncated, naming `what`) at premature end of input. */
-  async readExact(n: number, what: string): Promise<Buffer> {
+  async readExact(n: number, what: Label): Promise<Buffer> {
     const b = await this.readAtMost(n);
     if (b.length < n) throw truncated(what, this.position);
     return b;
   }
 
   /** Returns between 1 and n bytes without copying; throws TAR_INVALID naming `what` at end of input. */
-  async readSome(n: number, what: string): Promise<Buffer> {
+  async readSome(n: number, what: Label): Promise<Buffer> {
     if (this.buffered === 0) {
       while (this.buffered === 0 && (await this.pull()));
       if (this.buffered === 0) throw truncated(what, this.position);
@@ -72,7 +72,7 @@ export class ByteSource {
   }
 
   /** Discards exactly n bytes; throws TAR_INVALID naming `what` at premature end of input. */
-  async skip(n: number, what: string): Promise<void> {
+  async skip(n: number, what: Label): Promise<void> {
     let left = n;
     while (left > 0) {
       if (this.buffered === 0 && !(await this.pull())) throw truncated(what, this.position);
@@ -113,6 +113,10 @@ export class ByteSource {
   }
 }
 
-function truncated(what: string, pos: number): KilnError {
-  return new KilnError("TAR_INVALID", `tar archive is truncated: unexpected end of input in ${what} (byte ${pos})`);
+/** What a read is of, for its error message: text, or a function making it (formatted only on error). */
+export type Label = string | (() => string);
+
+function truncated(what: Label, pos: number): KilnError {
+  const text = typeof what === "string" ? what : what();
+  return new KilnError("TAR_INVALID", `tar archive is truncated: unexpected end of input in ${text} (byte ${pos})`);
 }

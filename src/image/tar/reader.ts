@@ -51,7 +51,7 @@ export async function* readTar(input: Readable, opts?: ReadTarOptions): AsyncGen
 
       const rawName = readString(block, F.name);
       const where = longName ?? rawName;
-      const stored = readNumber(block, F.chksum, `checksum of ${JSON.stringify(where)}`);
+      const stored = readNumber(block, F.chksum, "checksum", where);
       const sums = checksums(block);
       if (stored !== sums.unsigned && stored !== sums.signed) {
         throw invalid(
@@ -59,7 +59,7 @@ export async function* readTar(input: Readable, opts?: ReadTarOptions): AsyncGen
         );
       }
       const flag = String.fromCharCode(block[156] ?? 0);
-      const size = readNumber(block, F.size, `size of ${JSON.stringify(where)}`);
+      const size = readNumber(block, F.size, "size", where);
       if (size < 0) throw invalid(`negative size in tar header of ${JSON.stringify(where)}`);
 
       // Extension headers: consume and continue with the entry they describe.
@@ -121,22 +121,23 @@ export async function* readTar(input: Readable, opts?: ReadTarOptions): AsyncGen
       const header: TarHeader = {
         name,
         type,
-        mode: readNumber(block, F.mode, `mode of ${JSON.stringify(name)}`) & 0o7777,
-        uid: readNumber(block, F.uid, `uid of ${JSON.stringify(name)}`),
-        gid: readNumber(block, F.gid, `gid of ${JSON.stringify(name)}`),
+        mode: readNumber(block, F.mode, "mode", name) & 0o7777,
+        uid: readNumber(block, F.uid, "uid", name),
+        gid: readNumber(block, F.gid, "gid", name),
         size,
-        mtime: readNumber(block, F.mtime, `mtime of ${JSON.stringify(name)}`),
+        mtime: readNumber(block, F.mtime, "mtime", name),
         linkname,
         uname: posix || gnu ? readString(block, F.uname) : "",
         gname: posix || gnu ? readString(block, F.gname) : "",
-        devmajor: posix || gnu ? readNumber(block, F.devmajor, `devmajor of ${JSON.stringify(name)}`) : 0,
-        devminor: posix || gnu ? readNumber(block, F.devminor, `devminor of ${JSON.stringify(name)}`) : 0,
+        devmajor: posix || gnu ? readNumber(block, F.devmajor, "devmajor", name) : 0,
+        devminor: posix || gnu ? readNumber(block, F.devminor, "devminor", name) : 0,
         xattrs: new Map(),
         pax: new Map(),
       };
 
       // Apply PAX records (globals first, then this entry's; an empty local value removes a global).
-      const sparse = applyPax(header, [...globals, ...local], name);
+      const sparse: SparseInfo =
+        globals.size === 0 && local.length === 0 ? NO_SPARSE : applyPax(header, [...globals, ...local], name);
       local = [];
       extBytes = 0;
       longName = undefined;
@@ -158,7 +159,7 @@ export async function* readTar(input: Readable, opts?: ReadTarOptions): AsyncGen
           segments.push(...readOldGnuSparse(ext, 0, 21, header.name));
           extended = ext[504] !== 0;
         }
-        realSize = readNumber(block, F.gnuRealSize, `real size of ${JSON.stringify(header.name)}`);
+        realSize = readNumber(block, F.gnuRealSize, "real size", header.name);
         header.type = "file";
       } else if (sparse.kind === "1.0") {
         const map = await readSparseMap10(src, header.name, maxPax);
@@ -189,7 +190,7 @@ export async function* readTar(input: Readable, opts?: ReadTarOptions): AsyncGen
       const segs = segments ?? [{ offset: 0, numbytes: storedSize }];
       const state = { left: storedSize, pos: 0, seg: 0 };
       const total = header.size;
-      const what = `body of ${JSON.stringify(header.name)}`;
+      const what = (): string => `body of ${JSON.stringify(header.name)}`;
       const body = makeEntryBody(async () => {
         for (;;) {
           if (state.pos >= total) return null;
@@ -257,6 +258,8 @@ function entryType(flag: string): TarEntryType {
 function isHeaderOnly(t: TarEntryType): boolean {
   return t !== "file";
 }
+
+const NO_SPARSE: SparseInfo = { kind: "none" };
 
 type SparseInfo =
   | { kind: "none" }

@@ -15,8 +15,8 @@ export function readOldGnuSparse(block: Buffer, off: number, count: number, entr
     const base = off + i * 24;
     if (block[base] === 0) break;
     out.push({
-      offset: readNumber(block, [base, 12], `sparse offset of ${entry}`),
-      numbytes: readNumber(block, [base + 12, 12], `sparse numbytes of ${entry}`),
+      offset: readNumber(block, [base, 12], "sparse offset", entry),
+      numbytes: readNumber(block, [base + 12, 12], "sparse numbytes", entry),
     });
   }
   return out;
