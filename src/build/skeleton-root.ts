@@ -92,14 +92,19 @@ async function layOut(
 
 /**
  * True when what a step did on the skeleton is what it would have done on the full root, judged from
- * `paths`, the container paths it wrote or changed (after its snapshot updated the skeleton's index): no
- * proper ancestor of them is in `others` (on the full root the step would have met a file where it needed
- * a directory, an error), and none of them is in `others` with a directory now (ambiguous: a COPY replaces
- * a file by its directory, but creates a missing parent where the full root has a file and fails). A file
- * or symlink the step wrote over a path of `others` is fine: COPY removes whatever lies at a path before it
- * writes there, so the replaced entry never mattered.
+ * `paths`, the container paths it wrote or changed (after its snapshot updated the skeleton's index), and
+ * `wereDirs`, those of its reported paths that were directories of the image before it:
+ * - no proper ancestor of `paths` is in `others` (on the full root the step would have met a file where it
+ *   needed a directory, an error);
+ * - none of `paths` is in `others` with a directory now (ambiguous: a COPY replaces a file by its
+ *   directory, but creates a missing parent where the full root has a file and fails);
+ * - none of `wereDirs` is still a directory: the COPY re-stamped a directory of the image without writing
+ *   below it, and its snapshot walks that directory, which on the full root holds the image's files.
+ * A file or symlink the step wrote over a path of `others` is fine: COPY removes whatever lies at a path
+ * before it writes there, so the replaced entry never mattered.
  */
-export function skeletonHolds(sk: SkeletonRoot, paths: readonly string[]): boolean {
+export function skeletonHolds(sk: SkeletonRoot, paths: readonly string[], wereDirs: readonly string[]): boolean {
+  if (wereDirs.some((p) => sk.index.get(p)?.type === "dir")) return false;
   const checked = new Set<string>();
   for (const p of paths) {
     if (sk.others.has(p) && sk.index.get(p)?.type === "dir") return false;

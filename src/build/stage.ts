@@ -456,14 +456,15 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     }
     let skeletonChanges: Changes | undefined;
     if (skeleton && out.snapshot.kind === "paths") {
+      const wereDirs = out.snapshot.paths.filter((p) => skeleton?.index.get(p)?.type === "dir");
       const c = await changesForPaths(skeleton.dir, skeleton.index, out.snapshot.paths, { ignore: svc.ignore });
-      if (skeletonHolds(skeleton, [...out.snapshot.paths, ...c.changed])) skeletonChanges = c;
+      if (skeletonHolds(skeleton, [...out.snapshot.paths, ...c.changed], wereDirs)) skeletonChanges = c;
       else {
         // It needed a directory where the image holds a file, which the skeleton left out: do it again on
         // the extracted root (which fails, or replaces that file as the full root dictates).
         svc.report({
           kind: "debug",
-          message: `${location}: the COPY needs a directory where the image holds a file; extracting the root and copying again`,
+          message: `${location}: the COPY needs a directory where the image holds a file, or re-stamped a directory of the image; extracting the root and copying again`,
         });
         skeleton = undefined;
         out = await exec(ctx);

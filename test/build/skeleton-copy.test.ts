@@ -20,7 +20,11 @@ const skeletonUsed = (events: BuildEvent[]): boolean =>
   events.some((e) => e.kind === "info" && SKELETON.test(e.message));
 const copiedAgain = (events: BuildEvent[]): boolean =>
   events.some(
-    (e) => e.kind === "debug" && /needs a directory where the image holds a file; extracting the root/.test(e.message),
+    (e) =>
+      e.kind === "debug" &&
+      /needs a directory where the image holds a file, or re-stamped a directory of the image; extracting the root/.test(
+        e.message,
+      ),
   );
 /** The skeleton was used and held: the COPY was not done again on an extracted root. */
 const skeletonHeld = (events: BuildEvent[]): boolean => skeletonUsed(events) && !copiedAgain(events);
@@ -126,6 +130,17 @@ describe("COPY on a skeleton root", () => {
 
   it("a directory COPYed over a file of the image copies again on the extracted root", async () => {
     const { skeleton, extracted } = await both("dir-over-file", `FROM ${base}\nCOPY dir/ /data/file/\n`);
+    assert.ok(skeletonUsed(skeleton.events));
+    assert.ok(copiedAgain(skeleton.events), "the COPY was done again on the real root");
+    assert.equal(skeleton.digest, extracted.digest);
+  });
+
+  it("an empty directory COPYed onto a directory of the image that holds files: the same image", async () => {
+    // The existing /srv/owned is re-stamped with nothing written below it: its snapshot walks it, and on
+    // the extracted root finds the image's file there (so kiln extracts the root and copies again).
+    const { mkdir } = await import("node:fs/promises");
+    await mkdir(path.join(work, "restamp", "tree2", "owned"), { recursive: true });
+    const { skeleton, extracted } = await both("restamp", `FROM ${base}\nCOPY tree2/ /srv/\n`);
     assert.ok(skeletonUsed(skeleton.events));
     assert.ok(copiedAgain(skeleton.events), "the COPY was done again on the real root");
     assert.equal(skeleton.digest, extracted.digest);
