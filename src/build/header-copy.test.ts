@@ -124,11 +124,16 @@ test("only a copy recorded for the layer asked about is used", async () => {
   assert.ok(copy);
   const of = `sha256:${"3".repeat(64)}` as Digest;
   const img = headerCopyImage(of, copy, { os: "linux", architecture: "amd64" });
+  const view = (annotations: Record<string, string> | undefined, layerCount = 1) => ({
+    annotations,
+    layerCount,
+    layer: () => copy,
+  });
   const ann = img.manifest.annotations;
-  assert.equal(headerCopyDiffId(ann, 1, of), copy.diffId);
-  assert.equal(headerCopyDiffId(ann, 1, `sha256:${"4".repeat(64)}` as Digest), undefined, "another layer's copy");
-  assert.equal(headerCopyDiffId(ann, 2, of), undefined, "not a one-layer image");
+  assert.equal(headerCopyDiffId(view(ann), of), copy.diffId);
+  assert.equal(headerCopyDiffId(view(ann), `sha256:${"4".repeat(64)}` as Digest), undefined, "another layer's copy");
+  assert.equal(headerCopyDiffId(view(ann, 2), of), undefined, "not a one-layer image");
   const v2 = { [HEADER_COPY_ANNOTATION]: (ann?.[HEADER_COPY_ANNOTATION] ?? "").replace('"v":1', '"v":2') };
-  assert.equal(headerCopyDiffId(v2, 1, of), undefined, "another format version");
-  assert.equal(headerCopyDiffId({ [HEADER_COPY_ANNOTATION]: "not json" }, 1, of), undefined);
+  assert.equal(headerCopyDiffId(view(v2), of), undefined, "another format version");
+  assert.equal(headerCopyDiffId(view({ [HEADER_COPY_ANNOTATION]: "not json" }), of), undefined);
 });

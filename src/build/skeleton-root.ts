@@ -1,10 +1,12 @@
 import { mkdir, rm } from "node:fs/promises";
-import { FileIndex, type IgnoreList } from "../fs/index.js";
+import { FileIndex, type ColumnarIndex, type IgnoreList } from "../fs/index.js";
 import { containerDirname } from "../fs/clean-path.js";
 import type { HeaderCapture } from "../cache/index.js";
 import type { Layer } from "../image/types.js";
 import { applyCaptured } from "./apply-captured.js";
 import type { Reporter } from "./events.js";
+import { LazySkeleton } from "./lazy-skeleton.js";
+import { encodeSkeletonRecord, laidOut, type RecordedPath } from "./skeleton-record.js";
 
 /**
  * A stand-in for a stage root that one COPY needs and nothing after it does: the directories and symlinks
@@ -18,9 +20,57 @@ import type { Reporter } from "./events.js";
 export interface SkeletonRoot {
   dir: string;
   index: FileIndex;
-  others: ReadonlySet<string>;
+  others: { has(p: string): boolean };
   /** How many of the layers were read from their header copies. */
   fromCopies: number;
+  /** Set when the skeleton is laid out on demand from a record: the COPY resolves its paths through it. */
+  lazy?: LazySkeleton;
+}
+
+/** A skeleton laid out in full from the layers: `others` can be listed (for its record). */
+export interface LaidOutSkeleton extends SkeletonRoot {
+  others: ReadonlySet<string>;
+}
+
+/** The record of a skeleton laid out in full (see skeleton-record.ts). */
+export function recordOfSkeleton(sk: LaidOutSkeleton, key: string): Buffer {
+  return encodeSkeletonRecord(key, recordedPaths(sk));
+}
+
+function* recordedPaths(sk: LaidOutSkeleton): Iterable<[string, RecordedPath]> {
+  for (const p of sk.index.paths()) {
+    const e = sk.index.get(p);
+    if (e !== undefined) yield [p, e];
+  }
+  for (const p of sk.others) yield [p, "file"];
+}
+
+/** The record of an extracted root's filesystem, from its index. */
+export function recordOfIndex(index: FileIndex, key: string): Buffer {
+  return encodeSkeletonRecord(key, indexPaths(index));
+}
+
+function* indexPaths(index: FileIndex): Iterable<[string, RecordedPath]> {
+  for (const p of index.paths()) {
+    const e = index.get(p);
+    if (e !== undefined) yield [p, e];
+  }
+}
+
+/**
+ * A skeleton root in `dir` (replaced) laid out on demand from `record`: its index sits on the record, and
+ * `others` are the record's paths that are neither directories nor symlinks.
+ */
+export async function skeletonFromRecord(dir: string, record: ColumnarIndex): Promise<SkeletonRoot> {
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const others = {
+    has: (p: string): boolean => {
+      const i = record.find(p);
+      return i >= 0 && !laidOut(record.entryAt(i).type);
+    },
+  };
+  return { dir, index: FileIndex.fromBase(record), others, fromCopies: 0, lazy: new LazySkeleton(dir, record) };
 }
 
 /** Where a skeleton finds the layers' header copies and captures missing ones (the layer cache). */
@@ -47,7 +97,7 @@ export async function buildSkeletonRoot(
   dir: string,
   layers: readonly Layer[],
   opts: SkeletonOptions,
-): Promise<SkeletonRoot> {
+): Promise<LaidOutSkeleton> {
   const copies = opts.copies;
   if (copies === undefined) return layOut(dir, layers, opts, []);
   const found = layers.map((l) => copies.find(l));
@@ -69,7 +119,7 @@ async function layOut(
   layers: readonly Layer[],
   opts: SkeletonOptions,
   found: readonly Promise<Layer | undefined>[],
-): Promise<SkeletonRoot> {
+): Promise<LaidOutSkeleton> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const index = new FileIndex();

@@ -31,7 +31,15 @@ import {
   validateStopSignal,
 } from "./metadata.js";
 import { applyCaptured } from "./apply-captured.js";
-import { buildSkeletonRoot, skeletonHolds, type SkeletonRoot } from "./skeleton-root.js";
+import { decodeSkeletonRecord } from "./skeleton-record.js";
+import {
+  buildSkeletonRoot,
+  recordOfIndex,
+  recordOfSkeleton,
+  skeletonFromRecord,
+  skeletonHolds,
+  type SkeletonRoot,
+} from "./skeleton-root.js";
 import { StageRoot } from "./stage-root.js";
 import { assertVarsDefined, checkSkipped } from "./strict.js";
 import { execCopy } from "./steps/copy-step.js";
@@ -361,14 +369,54 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
    * error (the root is extracted instead).
    */
   const skeletonFor = async (instr: Instruction, i: number): Promise<SkeletonRoot | undefined> => {
-    if (!svc.skeletonCopy || instr.kind !== "copy" || root.materialized || single) return undefined;
+    if (!svc.skeletonCopy || instr.kind !== "copy" || single) return undefined;
     // A numeric owner needs no /etc/passwd (a file, left out of the skeleton).
     if (instr.chown !== undefined && !/^\d+(:\d+)?$/.test(instr.chown)) return undefined;
     // The cached step kinds are exactly the steps that read or change the filesystem.
     if (all.slice(i + 1).some((later) => CACHED_STEP_KINDS.has(later.kind))) return undefined;
+    // The filesystem before this COPY, as the cache knows it (the ignore list decides what a root holds).
+    const recordKey = cache
+      ? compositeKey([
+          ["filesystem", chain],
+          ["ignore", svc.ignore?.fingerprint ?? ""],
+        ])
+      : undefined;
+    if (root.materialized) {
+      // This build has the root: it records the skeleton for builds without local state.
+      if (cache && recordKey)
+        cache.layers.putSkeletonRecord(recordKey, recordOfIndex(root.index, recordKey), svc.signal);
+      return undefined;
+    }
+    const dir = path.join(svc.tmpDir, `stage-${stage.index}-skeleton`);
     const t0 = Date.now();
+    const done = (sk: SkeletonRoot, how: string): SkeletonRoot => {
+      const ms = Date.now() - t0;
+      svc.report({
+        kind: "info",
+        message: `Stage ${stage.index}'s filesystem is needed only where this COPY writes: ${how} in ${ms} ms instead of extracting them`,
+      });
+      svc.report({ kind: "phase", phase: "extract", ms, stage: stage.index });
+      return sk;
+    };
+    const data = cache && recordKey ? await cache.layers.skeletonRecord(recordKey, svc.signal) : undefined;
+    if (data && recordKey) {
+      try {
+        const sk = await skeletonFromRecord(dir, decodeSkeletonRecord(data, recordKey));
+        return done(
+          sk,
+          `its ${layers.length} layers' directories and symlinks (${sk.index.size} paths) come from the skeleton record in ${cache?.layers.description}, laid out where the COPY goes,`,
+        );
+      } catch (e) {
+        if (svc.signal?.aborted) throw e;
+        svc.report({
+          kind: "warning",
+          code: "SKELETON_RECORD_UNUSABLE",
+          message: `the skeleton record of stage ${stage.index} in ${cache?.layers.description} is unusable (${e instanceof Error ? e.message : String(e)}); reading the layers instead`,
+        });
+      }
+    }
     try {
-      const sk = await buildSkeletonRoot(path.join(svc.tmpDir, `stage-${stage.index}-skeleton`), layers, {
+      const sk = await buildSkeletonRoot(dir, layers, {
         ignore: svc.ignore,
         report: svc.report,
         signal: svc.signal,
@@ -381,15 +429,13 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
             }
           : {}),
       });
-      const ms = Date.now() - t0;
+      if (cache && recordKey) cache.layers.putSkeletonRecord(recordKey, recordOfSkeleton(sk, recordKey), svc.signal);
       const copies =
         sk.fromCopies > 0 ? `; ${sk.fromCopies} read from header copies in ${cache?.layers.description}` : "";
-      svc.report({
-        kind: "info",
-        message: `Stage ${stage.index}'s filesystem is needed only where this COPY writes: laid out its ${layers.length} layers' directories and symlinks (${sk.index.size} paths${copies}) in ${ms} ms instead of extracting them`,
-      });
-      svc.report({ kind: "phase", phase: "extract", ms, stage: stage.index });
-      return sk;
+      return done(
+        sk,
+        `laid out its ${layers.length} layers' directories and symlinks (${sk.index.size} paths${copies})`,
+      );
     } catch (e) {
       if (svc.signal?.aborted) throw e;
       svc.report({
@@ -449,7 +495,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     let out: StepOutput;
     await svc.beforeExecute?.();
     try {
-      out = await exec(ctx);
+      // A skeleton laid out on demand hears of every path the COPY resolves.
+      out = await exec(skeleton?.lazy ? { ...ctx, rootHooks: skeleton.lazy } : ctx);
     } catch (e) {
       if (prepared) await prepared.discard(root.dir);
       throw e;
@@ -458,8 +505,13 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     if (skeleton && out.snapshot.kind === "paths") {
       const wereDirs = out.snapshot.paths.filter((p) => skeleton?.index.get(p)?.type === "dir");
       const c = await changesForPaths(skeleton.dir, skeleton.index, out.snapshot.paths, { ignore: svc.ignore });
-      if (skeletonHolds(skeleton, [...out.snapshot.paths, ...c.changed], wereDirs)) skeletonChanges = c;
-      else {
+      const failed = skeleton.lazy?.failure;
+      if (failed !== undefined) {
+        svc.report({ kind: "debug", message: `${location}: laying out the skeleton failed (${String(failed)})` });
+      }
+      if (failed === undefined && skeletonHolds(skeleton, [...out.snapshot.paths, ...c.changed], wereDirs)) {
+        skeletonChanges = c;
+      } else {
         // It needed a directory where the image holds a file, which the skeleton left out: do it again on
         // the extracted root (which fails, or replaces that file as the full root dictates).
         svc.report({

@@ -1,13 +1,10 @@
-import { PassThrough, Readable } from "node:stream";
+import { PassThrough } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import {
-  assembleImage,
-  decompressAuto,
   digestHex,
   HashingTap,
   isDigest,
-  MediaTypes,
   TarWriter,
   type Digest,
   type Image,
@@ -15,7 +12,8 @@ import {
   type Platform,
   type TarHeader,
 } from "../image/index.js";
-import { jsonAnnotation } from "./json-annotation.js";
+import { artifactImage, artifactRecord, memoryLayer } from "./artifact.js";
+import type { ManifestView } from "./store.js";
 
 /**
  * Header copies: a layer's tar with every file body left out (each file entry keeps its header with size
@@ -59,14 +57,10 @@ export function headerCopyWorthIt(size: number): boolean {
   return size >= HEADER_COPY_MIN_SOURCE;
 }
 
-/** The diffID of the copy a manifest's annotations describe as the header copy of `of`; undefined otherwise. */
-export function headerCopyDiffId(
-  annotations: Readonly<Record<string, string>> | undefined,
-  layerCount: number,
-  of: Digest,
-): Digest | undefined {
-  const rec = jsonAnnotation(annotations, HEADER_COPY_ANNOTATION);
-  if (!rec || rec["v"] !== HEADER_COPY_VERSION || rec["of"] !== of || layerCount !== 1) return undefined;
+/** The diffID of the copy a manifest describes as the header copy of `of`; undefined otherwise. */
+export function headerCopyDiffId(view: ManifestView | undefined, of: Digest): Digest | undefined {
+  const rec = artifactRecord(view, HEADER_COPY_ANNOTATION);
+  if (!rec || rec["v"] !== HEADER_COPY_VERSION || rec["of"] !== of) return undefined;
   const diffId = rec["diffId"];
   return typeof diffId === "string" && isDigest(diffId) ? diffId : undefined;
 }
@@ -74,21 +68,7 @@ export function headerCopyDiffId(
 /** The one-layer image stored under {@link headerCopyTag} for the layer with diffID `of`. */
 export function headerCopyImage(of: Digest, copy: Layer, platform: Platform): Image {
   const record = { v: HEADER_COPY_VERSION, of, diffId: copy.diffId };
-  const created = new Date(0).toISOString();
-  return assembleImage({
-    family: "oci",
-    config: {
-      created,
-      architecture: platform.architecture,
-      os: platform.os,
-      ...(platform.variant ? { variant: platform.variant } : {}),
-      rootfs: { type: "layers", diff_ids: [] },
-      history: [{ created, created_by: `kiln header copy of ${of}`, comment: "kiln cache" }],
-      [HEADER_COPY_ANNOTATION]: record,
-    },
-    layers: [copy],
-    annotations: { [HEADER_COPY_ANNOTATION]: JSON.stringify(record) },
-  });
+  return artifactImage(HEADER_COPY_ANNOTATION, record, copy, platform, `kiln header copy of ${of}`);
 }
 
 /**
@@ -155,16 +135,4 @@ export class HeaderCopyWriter {
     if (data.length > HEADER_COPY_MAX_FRACTION * this.source.size) return undefined;
     return memoryLayer(data, this.packed.digest(), this.plain.digest());
   }
-}
-
-/** A gzip layer held in memory. */
-function memoryLayer(data: Buffer, digest: Digest, diffId: Digest): Layer {
-  return {
-    mediaType: MediaTypes.ociLayerGzip,
-    digest,
-    diffId,
-    size: data.length,
-    openCompressed: () => Promise.resolve(Readable.from([data])),
-    openUncompressed: () => decompressAuto(Readable.from([data])),
-  };
 }

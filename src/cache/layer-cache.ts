@@ -15,6 +15,7 @@ import {
   type CacheRecord,
   type EntryHead,
 } from "./entry.js";
+import { gzipLayer } from "./artifact.js";
 import { explainDifference } from "./explain.js";
 import {
   headerCopyDiffId,
@@ -24,6 +25,12 @@ import {
   HeaderCopyWriter,
   type HeaderCapture,
 } from "./header-copy.js";
+import {
+  MAX_SKELETON_RECORD_BYTES,
+  skeletonRecordDiffId,
+  skeletonRecordImage,
+  skeletonRecordTag,
+} from "./skeleton-records.js";
 import type { CacheStore, ManifestView } from "./store.js";
 
 /** Options of a {@link LayerCache}. */
@@ -138,7 +145,7 @@ export class LayerCache {
       const tag = headerCopyTag(layer.diffId);
       p = this.readView(tag, signal)
         .then((view) => {
-          const diffId = view && headerCopyDiffId(view.annotations, view.layerCount, layer.diffId);
+          const diffId = headerCopyDiffId(view, layer.diffId);
           return view && diffId ? view.layer(0, diffId) : undefined;
         })
         .catch((e: unknown) => {
@@ -275,6 +282,47 @@ export class LayerCache {
       await this.o.store.write(slotTag(record.slot), image, signal);
     })().catch((e: unknown) => {
       this.o.onWarning(`writing cache entry ${this.o.store.description}:${record.key} failed: ${message(e)}`);
+    });
+    this.pending.push(p);
+  }
+
+  /**
+   * The skeleton record stored for the filesystem with chain key `key` (see skeleton-records.ts), or
+   * undefined: none, too large, or the read failed (a warning).
+   */
+  async skeletonRecord(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+    const tag = skeletonRecordTag(key);
+    try {
+      const view = await this.readView(tag, signal);
+      const diffId = skeletonRecordDiffId(view, key);
+      if (!view || !diffId) return undefined;
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      for await (const c of await view.layer(0, diffId).openUncompressed(signal)) {
+        bytes += (c as Buffer).length;
+        if (bytes > MAX_SKELETON_RECORD_BYTES) return undefined;
+        chunks.push(c as Buffer);
+      }
+      return Buffer.concat(chunks);
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      this.o.onWarning(`reading skeleton record ${this.o.store.description}:${tag} failed: ${message(e)}`);
+      return undefined;
+    }
+  }
+
+  /**
+   * Stores the skeleton record `data` for the filesystem with chain key `key` in the background, unless the
+   * cache is not written or holds one already.
+   */
+  putSkeletonRecord(key: string, data: Buffer, signal?: AbortSignal): void {
+    if (!this.o.write || data.length > MAX_SKELETON_RECORD_BYTES) return;
+    const tag = skeletonRecordTag(key);
+    const p = (async () => {
+      if (skeletonRecordDiffId(await this.readView(tag, signal), key)) return;
+      await this.o.store.write(tag, skeletonRecordImage(key, await gzipLayer(data), this.o.platform), signal);
+    })().catch((e: unknown) => {
+      this.o.onWarning(`writing skeleton record ${this.o.store.description}:${tag} failed: ${message(e)}`);
     });
     this.pending.push(p);
   }

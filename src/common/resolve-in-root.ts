@@ -9,6 +9,11 @@ export const MAX_LINK_HOPS = 40;
 export interface ResolveOptions {
   /** Follow a symlink in the final component too (default false: the link itself is addressed). */
   followFinal?: boolean;
+  /**
+   * Called with the container path of each component before it is looked at on disk (the final one too,
+   * followed or not), while its parents exist: a root laid out lazily creates it there first.
+   */
+  visit?: (containerPath: string) => void;
 }
 
 /**
@@ -34,6 +39,7 @@ export async function resolveInRoot(root: string, containerPath: string, opts: R
     }
     resolved.push(seg);
     const isFinal = pending.length === 0;
+    if (!missing && opts.visit) opts.visit(`/${resolved.join("/")}`);
     if (missing || (isFinal && !opts.followFinal)) continue;
     const host = path.join(hostRoot, ...resolved);
     let target: string;

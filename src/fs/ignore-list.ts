@@ -87,6 +87,11 @@ export class IgnoreList {
     return new IgnoreList(rules);
   }
 
+  /** The rules as text: the same rules give the same text (for keys of what depends on them). */
+  get fingerprint(): string {
+    return JSON.stringify(this.#rules.map((r) => [r.segments.join("/"), r.glob, r.belowOnly]));
+  }
+
   /** An ignore list that ignores nothing. */
   static empty(): IgnoreList {
     return new IgnoreList([]);

@@ -44,4 +44,4 @@ export {
   unmountStoreOverlay,
 } from "./layer-store/index.js";
 export type { LayerIndex, LayerStoreOptions, StoredLayer, StoreOverlay, StoreUsage } from "./layer-store/index.js";
-export type { ColumnarIndex } from "./layer-store/index.js";
+export { ColumnarIndex, encodeColumnarIndex } from "./layer-store/index.js";

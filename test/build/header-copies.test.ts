@@ -6,7 +6,7 @@
  */
 import * as assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile, symlink, writeFile } from "node:fs/promises";
+import { readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { BuildEvent } from "../../src/index.js";
@@ -91,6 +91,30 @@ describe("header copies of base layers in the cache", () => {
       { options },
     );
   };
+  /**
+   * Removes the skeleton records a build left in `cacheRepo` (they would stand in for the copies: a later
+   * build of the same Dockerfile lays its skeleton out from the record).
+   */
+  const dropRecords = async (cacheRepo: string): Promise<void> => {
+    if (cacheRepo.startsWith("oci:") || cacheRepo.startsWith("dir:")) {
+      const base = cacheRepo.slice(4);
+      const dir = cacheRepo.startsWith("oci:") ? path.dirname(base) : path.join(base, "refs");
+      const prefix = cacheRepo.startsWith("oci:") ? `${path.basename(base)}:skel1-` : "skel1-";
+      for (const n of await readdir(dir)) if (n.startsWith(prefix)) await rm(path.join(dir, n), { recursive: true });
+      return;
+    }
+    const repo = cacheRepo.slice(reg.host.length + 1);
+    for (const t of (await tags(repo)).filter((x) => x.startsWith("skel1-"))) {
+      const head = await fetch(`${reg.url}/v2/${repo}/manifests/${t}`, {
+        method: "HEAD",
+        headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+      });
+      const digest = head.headers.get("docker-content-digest");
+      assert.ok(digest);
+      const del = await fetch(`${reg.url}/v2/${repo}/manifests/${digest}`, { method: "DELETE" });
+      assert.equal(del.status, 202);
+    }
+  };
   const tags = async (repo: string): Promise<string[]> => {
     const r = await fetch(`${reg.url}/v2/${repo}/tags/list`);
     return r.status === 404 ? [] : (((await r.json()) as { tags: string[] | null }).tags ?? []);
@@ -109,6 +133,7 @@ describe("header copies of base layers in the cache", () => {
     ).json()) as { layers: { size: number }[] };
     assert.ok((m.layers[0]?.size ?? Infinity) < baseLayerSize / 100, "the copy holds headers only");
 
+    await dropRecords(cache);
     const again = await pod(cache, {}, "same\n");
     assert.ok(readFromCopies(again.events), "the skeleton was laid out from the copy");
     const extracted = await pod(cache, { skeletonCopy: false }, "same\n");
@@ -140,6 +165,7 @@ describe("header copies of base layers in the cache", () => {
     assert.ok(skeletonUsed(foreign.events) && !readFromCopies(foreign.events), "the foreign copy was not used");
     assert.equal(unusable(foreign.events), false);
     // That build read the layer and stored its own copy over the foreign one.
+    await dropRecords(`${reg.host}/hc/cache3`);
     const next = await pod(`${reg.host}/hc/cache3`);
     assert.ok(readFromCopies(next.events));
   });
@@ -147,6 +173,7 @@ describe("header copies of base layers in the cache", () => {
   it("a dir: cache holds copies too", async () => {
     const cache = `dir:${path.join(work, "dir-cache")}`;
     assert.equal(readFromCopies((await pod(cache)).events), false);
+    await dropRecords(cache);
     const again = await pod(cache, {}, "same\n");
     assert.ok(readFromCopies(again.events));
     assert.equal(again.digest, (await pod(cache, { skeletonCopy: false }, "same\n")).digest);
@@ -171,6 +198,7 @@ describe("header copies of base layers in the cache", () => {
     bytes.fill(0x55, 64);
     await writeFile(layerFile, bytes);
 
+    await dropRecords(`oci:${cacheDir}`);
     const broken = await pod(`oci:${cacheDir}`, {}, "same\n");
     assert.ok(unusable(broken.events), "the corrupt copy was reported");
     assert.ok(skeletonUsed(broken.events) && !readFromCopies(broken.events));

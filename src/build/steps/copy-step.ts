@@ -115,6 +115,7 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
       // /var/run and --ignore-path are never written; kaniko leaves them out of the layer as well.
       ...(ctx.inPlace && ctx.ignore ? { ignore: ctx.ignore, onIgnored: (p: string) => ignored.push(p) } : {}),
       onSkipped: (p: string, reason: string) => skipped.push(`${p}: ${reason}`),
+      ...(ctx.rootHooks ? { rootHooks: ctx.rootHooks } : {}),
     },
   );
   for (const s of skipped) {

@@ -40,6 +40,14 @@ export type CopyItem =
   /** A local or downloaded tar archive (any supported compression) extracted into the destination. */
   | { kind: "archive"; file: string; label: string };
 
+/** What a root laid out on demand needs to hear of a copy (see LazySkeleton). */
+export interface RootHooks {
+  /** Called by path resolution for each component before it is looked at. */
+  visit(containerPath: string): void;
+  /** Called before the copy removes what lies at a path. */
+  removed(containerPath: string): void;
+}
+
 /** Files copied at the same time within one directory tree. */
 const COPY_CONCURRENCY = 16;
 
@@ -76,12 +84,15 @@ export async function copyIntoRoot(
     onIgnored?: (containerPath: string) => void;
     /** Archive entries ADD could not (fully) extract here: devices without root, xattrs kiln does not restore. */
     onSkipped?: (containerPath: string, reason: string) => void;
+    /** A root laid out on demand (a skeleton from a record): told of every path resolved or removed. */
+    rootHooks?: RootHooks;
   } = {},
 ): Promise<string[]> {
   const destIsDirSyntax =
     destRaw === "" || destRaw.endsWith("/") || destRaw.endsWith("/.") || destRaw === "." || destRaw === "..";
   const lexical = cleanContainerPath(destRaw.startsWith("/") ? destRaw : `${workdir || "/"}/${destRaw}`);
-  const destHost = await resolveInRoot(root, lexical, { followFinal: true });
+  const visit = opts.rootHooks?.visit;
+  const destHost = await resolveInRoot(root, lexical, { followFinal: true, ...(visit ? { visit } : {}) });
   const dest = toContainerPath(root, destHost);
   const destStat = await stat(destHost).catch(() => undefined);
   const intoDir = destIsDirSyntax || items.length > 1 || opts.parents === true || destStat?.isDirectory() === true;
@@ -91,7 +102,7 @@ export async function copyIntoRoot(
       `when using COPY with more than one source file, the destination must be a directory and end with a / (${destRaw} is a file)`,
     );
   }
-  const c = new Copier(root, attrs, opts.signal, opts.ignore, opts.onIgnored);
+  const c = new Copier(root, attrs, opts.signal, opts.ignore, opts.onIgnored, opts.rootHooks);
   for (const item of items) {
     if (item.kind === "archive") {
       if (c.skipIgnored(dest)) continue;
@@ -142,7 +153,14 @@ class Copier {
     private readonly signal: AbortSignal | undefined,
     private readonly ignore?: IgnoreList,
     private readonly onIgnored?: (containerPath: string) => void,
+    private readonly hooks?: RootHooks,
   ) {}
+
+  /** resolveInRoot in this copy's root (through the root's hooks, when it has them). */
+  private resolve(target: string, followFinal: boolean): Promise<string> {
+    const visit = this.hooks?.visit;
+    return resolveInRoot(this.root, target, { followFinal, ...(visit ? { visit } : {}) });
+  }
 
   /** True (and reported once per topmost path) when `target` is on the ignore list: it is not written. */
   skipIgnored(target: string): boolean {
@@ -206,7 +224,7 @@ class Copier {
     }
     if (this.skipIgnored(target)) return;
     await this.ensureParents(target);
-    const host = await resolveInRoot(this.root, target, { followFinal: false });
+    const host = await this.resolve(target, false);
     if (this.skipIgnored(toContainerPath(this.root, host))) return;
     const own = this.ownerFor(st);
     if (st.isSymbolicLink()) {
@@ -243,12 +261,13 @@ class Copier {
   async writeContent(target: string, item: Extract<CopyItem, { kind: "content" }>): Promise<void> {
     if (this.skipIgnored(target)) return;
     await this.ensureParents(target);
-    const host = await resolveInRoot(this.root, target, { followFinal: false });
+    const host = await this.resolve(target, false);
     if (this.skipIgnored(toContainerPath(this.root, host))) return;
     const existing = await lstat(host).catch(() => undefined);
     if (existing?.isDirectory()) {
       throw new KilnError("COPY_DEST_IS_DIR", `cannot write ${item.name} to ${target}: it is an existing directory`);
     }
+    this.hooks?.removed(toContainerPath(this.root, host));
     await rm(host, { force: true });
     if (Buffer.isBuffer(item.data)) await writeFile(host, item.data);
     else await copyFile(item.data.file, host);
@@ -266,7 +285,7 @@ class Copier {
   async ensureDir(target: string, st: Stats | undefined, top: boolean): Promise<void> {
     if (this.skipIgnored(target)) return;
     await this.ensureParents(target);
-    const host = await resolveInRoot(this.root, target, { followFinal: true });
+    const host = await this.resolve(target, true);
     if (this.skipIgnored(toContainerPath(this.root, host))) return;
     const existing = await lstat(host).catch(() => undefined);
     if (existing?.isDirectory()) {
@@ -298,6 +317,7 @@ class Copier {
       this.knownDirs.clear();
       this.knownDirs.add("/");
     }
+    this.hooks?.removed(toContainerPath(this.root, host));
     await rm(host, { recursive: true, force: true });
   }
 
@@ -324,7 +344,7 @@ class Copier {
     for (const p of parts) {
       cur = `${cur}/${p}`;
       if (this.knownDirs.has(cur)) continue;
-      const host = await resolveInRoot(this.root, cur, { followFinal: true });
+      const host = await this.resolve(cur, true);
       const st = await lstat(host).catch(() => undefined);
       if (st?.isDirectory()) {
         this.knownDirs.add(cur);

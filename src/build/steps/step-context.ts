@@ -5,6 +5,7 @@ import type { Runner } from "../../run/index.js";
 import type { Reporter } from "../events.js";
 import type { BuildOptions } from "../options.js";
 import type { Identity } from "../user.js";
+import type { RootHooks } from "./copy.js";
 
 /**
  * What a filesystem step (RUN, COPY, ADD, WORKDIR) may use. Built by the stage loop for each step;
@@ -42,6 +43,8 @@ export interface StepContext {
   readonly ignore?: IgnoreList;
   /** The root is the live "/" of the build container (the in-place back-end). */
   readonly inPlace?: boolean;
+  /** The root is laid out on demand (a skeleton from a record): COPY resolves its paths through these. */
+  readonly rootHooks?: RootHooks;
   readonly signal?: AbortSignal;
 }
 
