@@ -1,12 +1,11 @@
-import { chmodSync, lchownSync, lutimesSync, mkdirSync, symlinkSync } from "node:fs";
+import { chmodSync, lchownSync, lstatSync, lutimesSync, mkdirSync, symlinkSync } from "node:fs";
 import * as path from "node:path";
-import { containerDirname } from "../fs/clean-path.js";
 import type { ColumnarIndex, IndexEntry } from "../fs/index.js";
 
 /**
  * A skeleton root laid out on demand from a skeleton record: a directory or symlink of the record is
  * created when path resolution reaches it (resolveInRoot's `visit`), with its recorded owner, mode and
- * time, and its parent directory's time is restored after. A COPY resolves and stats nothing but its
+ * time, and its parent directory keeps the time it had (what the COPY did to it stays). A COPY resolves and stats nothing but its
  * destinations and their parents, so on those paths it meets what a skeleton laid out in full holds, and
  * only those are created (a Debian base has ~1,400 directories and symlinks: ~150 ms of mkdir on ext4).
  * Synchronous on purpose: resolutions of concurrent copies interleave, and each path is created once.
@@ -18,7 +17,6 @@ export class LazySkeleton {
   /** Paths the COPY removed: nothing at or below them is laid out any more. */
   readonly #removed: string[] = [];
   #failure: unknown;
-  #created = 0;
 
   constructor(dir: string, record: ColumnarIndex) {
     this.#dir = dir;
@@ -30,11 +28,6 @@ export class LazySkeleton {
     return this.#failure;
   }
 
-  /** How many paths were created. */
-  get created(): number {
-    return this.#created;
-  }
-
   /** Creates `p` (a container path whose parents exist) if the record has a directory or symlink there. */
   readonly visit = (p: string): void => {
     if (this.#failure !== undefined || this.#visited.has(p)) return;
@@ -43,7 +36,11 @@ export class LazySkeleton {
     const e = this.#entry(p);
     if (e === undefined || (e.type !== "dir" && e.type !== "symlink")) return;
     const host = path.join(this.#dir, p);
+    const parent = path.dirname(host);
     try {
+      // Creating an entry changes its parent's time: it keeps the one it has now, which the COPY may have
+      // set already by writing there (as it would have on a root laid out in full).
+      const before = lstatSync(parent, { bigint: true });
       if (e.type === "dir") {
         mkdirSync(host, { mode: 0o700 });
         lchownSync(host, e.uid, e.gid);
@@ -52,11 +49,8 @@ export class LazySkeleton {
         symlinkSync(e.linkTarget ?? "", host);
         lchownSync(host, e.uid, e.gid);
       }
-      setTime(host, e);
-      this.#created++;
-      const parent = containerDirname(p);
-      const pe = parent === "/" ? undefined : this.#entry(parent);
-      if (pe !== undefined) setTime(path.join(this.#dir, parent), pe);
+      setTime(host, e.mtimeNs);
+      if (parent !== this.#dir) lutimesSync(parent, toSeconds(before.atimeNs), toSeconds(before.mtimeNs));
     } catch (err) {
       this.#failure = err;
     }
@@ -73,7 +67,12 @@ export class LazySkeleton {
   }
 }
 
-function setTime(host: string, e: IndexEntry): void {
-  const t = Number(e.mtimeNs / 1000n) / 1e6;
+function setTime(host: string, mtimeNs: bigint): void {
+  const t = toSeconds(mtimeNs);
   lutimesSync(host, t, t);
+}
+
+/** Seconds as utimes takes them, to the microsecond. */
+function toSeconds(ns: bigint): number {
+  return Number(ns / 1000n) / 1e6;
 }

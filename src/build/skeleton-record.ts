@@ -4,9 +4,10 @@ import type { TarEntryType } from "../image/index.js";
 
 /**
  * The filesystem a COPY on a skeleton root sees, as one columnar index (the layer store's format): every
- * directory and symlink with the metadata a full extraction gives it, and every other path with its type
- * only. Host details (inode, device, ctime, link count) are left out, so the same layers give the same
- * record on any machine. The cache keeps it under the filesystem's chain key (skeleton-records.ts).
+ * directory and symlink with its owner, mode, time and target, and every other path with its type only.
+ * Host details (inode, device, ctime, link count, a directory's size) are left out. Directories only implied
+ * by the layers keep the time their extraction gave them, as on any extracted root. The cache keeps it under
+ * the filesystem's chain key (skeleton-records.ts).
  */
 
 const LAID_OUT: ReadonlySet<TarEntryType> = new Set(["dir", "symlink"]);
@@ -55,7 +56,7 @@ function recordEntry(e: RecordedPath): IndexEntry {
     mode: e.mode,
     uid: e.uid,
     gid: e.gid,
-    size: e.size,
+    size: e.type === "symlink" ? e.size : 0,
     mtimeNs: e.mtimeNs,
     ...host,
     ...(e.linkTarget !== undefined ? { linkTarget: e.linkTarget } : {}),

@@ -25,6 +25,8 @@ export interface SkeletonRoot {
   fromCopies: number;
   /** Set when the skeleton is laid out on demand from a record: the COPY resolves its paths through it. */
   lazy?: LazySkeleton;
+  /** The key of the record it was laid out from. */
+  recordKey?: string;
 }
 
 /** A skeleton laid out in full from the layers: `others` can be listed (for its record). */
@@ -34,23 +36,15 @@ export interface LaidOutSkeleton extends SkeletonRoot {
 
 /** The record of a skeleton laid out in full (see skeleton-record.ts). */
 export function recordOfSkeleton(sk: LaidOutSkeleton, key: string): Buffer {
-  return encodeSkeletonRecord(key, recordedPaths(sk));
-}
-
-function* recordedPaths(sk: LaidOutSkeleton): Iterable<[string, RecordedPath]> {
-  for (const p of sk.index.paths()) {
-    const e = sk.index.get(p);
-    if (e !== undefined) yield [p, e];
-  }
-  for (const p of sk.others) yield [p, "file"];
+  return encodeSkeletonRecord(key, [...entriesOf(sk.index), ...[...sk.others].map((p) => [p, "file"] as const)]);
 }
 
 /** The record of an extracted root's filesystem, from its index. */
 export function recordOfIndex(index: FileIndex, key: string): Buffer {
-  return encodeSkeletonRecord(key, indexPaths(index));
+  return encodeSkeletonRecord(key, entriesOf(index));
 }
 
-function* indexPaths(index: FileIndex): Iterable<[string, RecordedPath]> {
+function* entriesOf(index: FileIndex): Iterable<[string, RecordedPath]> {
   for (const p of index.paths()) {
     const e = index.get(p);
     if (e !== undefined) yield [p, e];
@@ -61,7 +55,7 @@ function* indexPaths(index: FileIndex): Iterable<[string, RecordedPath]> {
  * A skeleton root in `dir` (replaced) laid out on demand from `record`: its index sits on the record, and
  * `others` are the record's paths that are neither directories nor symlinks.
  */
-export async function skeletonFromRecord(dir: string, record: ColumnarIndex): Promise<SkeletonRoot> {
+export async function skeletonFromRecord(dir: string, record: ColumnarIndex, key: string): Promise<SkeletonRoot> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const others = {
@@ -70,7 +64,8 @@ export async function skeletonFromRecord(dir: string, record: ColumnarIndex): Pr
       return i >= 0 && !laidOut(record.entryAt(i).type);
     },
   };
-  return { dir, index: FileIndex.fromBase(record), others, fromCopies: 0, lazy: new LazySkeleton(dir, record) };
+  const lazy = new LazySkeleton(dir, record);
+  return { dir, index: FileIndex.fromBase(record), others, fromCopies: 0, lazy, recordKey: key };
 }
 
 /** Where a skeleton finds the layers' header copies and captures missing ones (the layer cache). */
@@ -78,6 +73,18 @@ export interface SkeletonHeaderCopies {
   /** The header copy of `layer` (never rejects; undefined: none). */
   find(layer: Layer): Promise<Layer | undefined>;
   capture(layer: Layer): HeaderCapture | undefined;
+  /** The copy found for `layer` could not be read (it is then written over by a new capture). */
+  unusable(layer: Layer): void;
+}
+
+/** A header copy that failed while it was laid out (the layer itself is read instead). */
+class CopyFailed extends Error {
+  constructor(
+    readonly layer: Layer,
+    readonly reason: unknown,
+  ) {
+    super(`the header copy of ${layer.diffId} failed: ${reason instanceof Error ? reason.message : String(reason)}`);
+  }
 }
 
 interface SkeletonOptions {
@@ -104,11 +111,12 @@ export async function buildSkeletonRoot(
   try {
     return await layOut(dir, layers, opts, found);
   } catch (e) {
-    if (opts.signal?.aborted || (await Promise.all(found)).every((c) => c === undefined)) throw e;
+    if (opts.signal?.aborted || !(e instanceof CopyFailed)) throw e;
+    copies.unusable(e.layer);
     opts.report({
       kind: "warning",
       code: "HEADER_COPY_UNUSABLE",
-      message: `laying out the skeleton root from the cache's header copies failed (${e instanceof Error ? e.message : String(e)}); reading the layers instead`,
+      message: `laying out the skeleton root from the cache's header copies failed (${e.message}); reading the layers instead`,
     });
     return layOut(dir, layers, opts, []);
   }
@@ -128,12 +136,18 @@ async function layOut(
   for (const [i, layer] of layers.entries()) {
     const copy = await found[i];
     if (copy) fromCopies++;
-    const r = await applyCaptured(
-      dir,
-      await (copy ?? layer).openUncompressed(opts.signal),
-      { index, ignore: opts.ignore, signal: opts.signal, skeletonOf: others },
-      copy ? undefined : opts.copies?.capture(layer),
-    );
+    const apply = async () =>
+      applyCaptured(
+        dir,
+        await (copy ?? layer).openUncompressed(opts.signal),
+        { index, ignore: opts.ignore, signal: opts.signal, skeletonOf: others },
+        copy ? undefined : opts.copies?.capture(layer),
+      );
+    const r = copy
+      ? await apply().catch((e: unknown) => {
+          throw opts.signal?.aborted ? e : new CopyFailed(layer, e);
+        })
+      : await apply();
     for (const s of r.skipped)
       opts.report({ kind: "debug", message: `skeleton root: ${s.path} not applied (${s.reason})` });
   }

@@ -382,8 +382,9 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         ])
       : undefined;
     if (root.materialized) {
-      // This build has the root: it records the skeleton for builds without local state.
-      if (cache && recordKey)
+      // This build has the root: it records the skeleton for builds without local state (encoded now,
+      // before the COPY changes the index; only when the cache holds none: one manifest request).
+      if (cache && recordKey && (await cache.layers.skeletonRecordWanted(recordKey, svc.signal)))
         cache.layers.putSkeletonRecord(recordKey, recordOfIndex(root.index, recordKey), svc.signal);
       return undefined;
     }
@@ -401,13 +402,14 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     const data = cache && recordKey ? await cache.layers.skeletonRecord(recordKey, svc.signal) : undefined;
     if (data && recordKey) {
       try {
-        const sk = await skeletonFromRecord(dir, decodeSkeletonRecord(data, recordKey));
+        const sk = await skeletonFromRecord(dir, decodeSkeletonRecord(data, recordKey), recordKey);
         return done(
           sk,
           `its ${layers.length} layers' directories and symlinks (${sk.index.size} paths) come from the skeleton record in ${cache?.layers.description}, laid out where the COPY goes,`,
         );
       } catch (e) {
         if (svc.signal?.aborted) throw e;
+        cache?.layers.skeletonRecordUnusable(recordKey);
         svc.report({
           kind: "warning",
           code: "SKELETON_RECORD_UNUSABLE",
@@ -425,6 +427,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
               copies: {
                 find: (l: Layer) => cache.layers.headerCopy(l, svc.signal),
                 capture: (l: Layer) => cache.layers.captureHeaders(l, svc.signal),
+                unusable: (l: Layer) => cache.layers.headerCopyUnusable(l),
               },
             }
           : {}),
@@ -494,12 +497,28 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     let prepared: Snapshotter | undefined;
     let out: StepOutput;
     await svc.beforeExecute?.();
+    /**
+     * Does the COPY again on the extracted root, after `why` (debug). A skeleton laid out from a record
+     * that could not be laid out is replaced in the cache by the root's own (before the COPY changes it).
+     */
+    const redoOnRoot = async (why: string, badRecord?: string): Promise<StepOutput> => {
+      svc.report({ kind: "debug", message: `${location}: ${why}; extracting the root and copying again` });
+      skeleton = undefined;
+      if (badRecord !== undefined && cache) {
+        await ensureRoot();
+        cache.layers.skeletonRecordUnusable(badRecord);
+        cache.layers.putSkeletonRecord(badRecord, recordOfIndex(root.index, badRecord), svc.signal);
+      }
+      return exec(ctx);
+    };
     try {
       // A skeleton laid out on demand hears of every path the COPY resolves.
       out = await exec(skeleton?.lazy ? { ...ctx, rootHooks: skeleton.lazy } : ctx);
     } catch (e) {
       if (prepared) await prepared.discard(root.dir);
-      throw e;
+      // On a skeleton laid out from a record, the extracted root decides whether the COPY fails.
+      if (!skeleton?.lazy || svc.signal?.aborted) throw e;
+      out = await redoOnRoot(`the COPY failed on the skeleton laid out from the cache's record (${String(e)})`);
     }
     let skeletonChanges: Changes | undefined;
     if (skeleton && out.snapshot.kind === "paths") {
@@ -507,19 +526,20 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       const c = await changesForPaths(skeleton.dir, skeleton.index, out.snapshot.paths, { ignore: svc.ignore });
       const failed = skeleton.lazy?.failure;
       if (failed !== undefined) {
-        svc.report({ kind: "debug", message: `${location}: laying out the skeleton failed (${String(failed)})` });
-      }
-      if (failed === undefined && skeletonHolds(skeleton, [...out.snapshot.paths, ...c.changed], wereDirs)) {
+        svc.report({
+          kind: "warning",
+          code: "SKELETON_RECORD_UNUSABLE",
+          message: `${location}: the skeleton record in ${cache?.layers.description} could not be laid out (${String(failed)}); extracting the root instead`,
+        });
+        out = await redoOnRoot("laying out the skeleton failed", skeleton.recordKey);
+      } else if (skeletonHolds(skeleton, [...out.snapshot.paths, ...c.changed], wereDirs)) {
         skeletonChanges = c;
       } else {
-        // It needed a directory where the image holds a file, which the skeleton left out: do it again on
-        // the extracted root (which fails, or replaces that file as the full root dictates).
-        svc.report({
-          kind: "debug",
-          message: `${location}: the COPY needs a directory where the image holds a file, or re-stamped a directory of the image; extracting the root and copying again`,
-        });
-        skeleton = undefined;
-        out = await exec(ctx);
+        // It needed a directory where the image holds a file, which the skeleton left out (or re-stamped one
+        // of the image's directories): on the extracted root it fails, or does what the full root dictates.
+        out = await redoOnRoot(
+          "the COPY needs a directory where the image holds a file, or re-stamped a directory of the image",
+        );
       }
     }
     if (single) {

@@ -4,6 +4,7 @@ import { gzip } from "node:zlib";
 import {
   assembleImage,
   decompressAuto,
+  isDigest,
   MediaTypes,
   sha256Digest,
   type Digest,
@@ -63,11 +64,18 @@ export function artifactImage(
   });
 }
 
-/** The record of an artifact's manifest when it is a one-layer image carrying `annotation`; undefined otherwise. */
-export function artifactRecord(
+/**
+ * The diffID of an artifact's one layer, when `view` is a one-layer image whose `annotation` record holds
+ * every field of `expect` with that value (format version, what it was made of); undefined otherwise.
+ */
+export function artifactDiffId(
   view: ManifestView | undefined,
   annotation: string,
-): Record<string, unknown> | undefined {
+  expect: Readonly<Record<string, string | number>>,
+): Digest | undefined {
   if (!view || view.layerCount !== 1) return undefined;
-  return jsonAnnotation(view.annotations, annotation);
+  const rec = jsonAnnotation(view.annotations, annotation);
+  if (!rec || Object.entries(expect).some(([k, v]) => rec[k] !== v)) return undefined;
+  const diffId = rec["diffId"];
+  return typeof diffId === "string" && isDigest(diffId) ? diffId : undefined;
 }

@@ -4,7 +4,6 @@ import { createGzip } from "node:zlib";
 import {
   digestHex,
   HashingTap,
-  isDigest,
   TarWriter,
   type Digest,
   type Image,
@@ -12,7 +11,7 @@ import {
   type Platform,
   type TarHeader,
 } from "../image/index.js";
-import { artifactImage, artifactRecord, memoryLayer } from "./artifact.js";
+import { artifactDiffId, artifactImage, memoryLayer } from "./artifact.js";
 import type { ManifestView } from "./store.js";
 
 /**
@@ -40,6 +39,8 @@ const HEADER_COPY_MAX_FRACTION = 0.25;
  * files is mostly headers).
  */
 const HEADER_BYTES_LIMIT = 2;
+/** And at this many bytes of uncompressed headers whatever the source's size (they are held in memory). */
+const HEADER_BYTES_MAX = 64 * 1024 * 1024;
 
 /** Receives the headers of one layer read whole, in order; `end(ok)` after the last one (or a failure). */
 export interface HeaderCapture {
@@ -59,10 +60,7 @@ export function headerCopyWorthIt(size: number): boolean {
 
 /** The diffID of the copy a manifest describes as the header copy of `of`; undefined otherwise. */
 export function headerCopyDiffId(view: ManifestView | undefined, of: Digest): Digest | undefined {
-  const rec = artifactRecord(view, HEADER_COPY_ANNOTATION);
-  if (!rec || rec["v"] !== HEADER_COPY_VERSION || rec["of"] !== of) return undefined;
-  const diffId = rec["diffId"];
-  return typeof diffId === "string" && isDigest(diffId) ? diffId : undefined;
+  return artifactDiffId(view, HEADER_COPY_ANNOTATION, { v: HEADER_COPY_VERSION, of });
 }
 
 /** The one-layer image stored under {@link headerCopyTag} for the layer with diffID `of`. */
@@ -101,7 +99,7 @@ export class HeaderCopyWriter {
     // A header block, plus a PAX block and record for a long name or target.
     const long = h.name.length > 100 || h.linkname.length > 100;
     this.bytes += long ? 1024 + Buffer.byteLength(h.name) + Buffer.byteLength(h.linkname) : 512;
-    if (this.bytes > HEADER_BYTES_LIMIT * this.source.size) {
+    if (this.bytes > Math.min(HEADER_BYTES_LIMIT * this.source.size, HEADER_BYTES_MAX)) {
       this.abort();
       return;
     }

@@ -78,6 +78,8 @@ export class LayerCache {
   private readonly headerCopies = new Map<Digest, Promise<Layer | undefined>>();
   /** Source diffIDs whose header copy this build captured (or is capturing). */
   private readonly captured = new Set<Digest>();
+  /** Skeleton record tags this build found unusable: written over without looking. */
+  private readonly badRecords = new Set<string>();
 
   constructor(o: LayerCacheOptions) {
     this.o = o;
@@ -155,6 +157,14 @@ export class LayerCache {
       this.headerCopies.set(layer.diffId, p);
     }
     return p;
+  }
+
+  /**
+   * Forgets the header copy of `layer` read in this build, which turned out unusable (a corrupt blob): a
+   * copy captured later in the build replaces it.
+   */
+  headerCopyUnusable(layer: Layer): void {
+    this.headerCopies.set(layer.diffId, Promise.resolve(undefined));
   }
 
   /**
@@ -288,7 +298,7 @@ export class LayerCache {
 
   /**
    * The skeleton record stored for the filesystem with chain key `key` (see skeleton-records.ts), or
-   * undefined: none, too large, or the read failed (a warning).
+   * undefined: none, too large, or the read failed (a warning; the record is then written over).
    */
   async skeletonRecord(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
     const tag = skeletonRecordTag(key);
@@ -306,20 +316,38 @@ export class LayerCache {
       return Buffer.concat(chunks);
     } catch (e) {
       if (signal?.aborted) throw e;
+      this.badRecords.add(tag);
       this.o.onWarning(`reading skeleton record ${this.o.store.description}:${tag} failed: ${message(e)}`);
       return undefined;
     }
   }
 
   /**
-   * Stores the skeleton record `data` for the filesystem with chain key `key` in the background, unless the
-   * cache is not written or holds one already.
+   * Whether a skeleton record for `key` needs writing: the cache is written, and it holds no usable record
+   * for `key` (one manifest request, unless this build found the record unusable already).
    */
+  async skeletonRecordWanted(key: string, signal?: AbortSignal): Promise<boolean> {
+    if (!this.o.write) return false;
+    const tag = skeletonRecordTag(key);
+    if (this.badRecords.has(tag)) return true;
+    try {
+      return skeletonRecordDiffId(await this.readView(tag, signal), key) === undefined;
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      return false; // the cache does not answer: writing would most likely fail as well
+    }
+  }
+
+  /** Marks the record read for `key` unusable (it did not decode or lay out): it is written over. */
+  skeletonRecordUnusable(key: string): void {
+    this.badRecords.add(skeletonRecordTag(key));
+  }
+
+  /** Stores the skeleton record `data` for the filesystem with chain key `key` in the background. */
   putSkeletonRecord(key: string, data: Buffer, signal?: AbortSignal): void {
     if (!this.o.write || data.length > MAX_SKELETON_RECORD_BYTES) return;
     const tag = skeletonRecordTag(key);
     const p = (async () => {
-      if (skeletonRecordDiffId(await this.readView(tag, signal), key)) return;
       await this.o.store.write(tag, skeletonRecordImage(key, await gzipLayer(data), this.o.platform), signal);
     })().catch((e: unknown) => {
       this.o.onWarning(`writing skeleton record ${this.o.store.description}:${tag} failed: ${message(e)}`);

@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../common/errors.js";
 import { readOciLayout, writeOciLayout, type Image } from "../image/index.js";
@@ -32,7 +33,12 @@ export class OciLayoutCacheStore implements CacheStore {
     }
   }
 
+  /**
+   * Replaces the entry: what a tag held before is removed first, so a damaged blob that a later read found
+   * (a blob file of the right size is otherwise kept as it is) does not outlive the rewrite.
+   */
   async write(tag: string, image: Image, signal?: AbortSignal): Promise<void> {
+    await rm(this.dir(tag), { recursive: true, force: true });
     await writeOciLayout(this.dir(tag), image, { refName: "latest", ...(signal ? { signal } : {}) });
   }
 }

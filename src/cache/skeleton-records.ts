@@ -1,5 +1,5 @@
-import { isDigest, type Digest, type Image, type Layer, type Platform } from "../image/index.js";
-import { artifactImage, artifactRecord } from "./artifact.js";
+import type { Digest, Image, Layer, Platform } from "../image/index.js";
+import { artifactDiffId, artifactImage } from "./artifact.js";
 import type { ManifestView } from "./store.js";
 
 /**
@@ -23,10 +23,7 @@ export function skeletonRecordTag(key: string): string {
 
 /** The diffID of the record's layer when `view` is the record for `key`; undefined otherwise. */
 export function skeletonRecordDiffId(view: ManifestView | undefined, key: string): Digest | undefined {
-  const rec = artifactRecord(view, SKELETON_RECORD_ANNOTATION);
-  if (!rec || rec["v"] !== SKELETON_RECORD_VERSION || rec["key"] !== key) return undefined;
-  const diffId = rec["diffId"];
-  return typeof diffId === "string" && isDigest(diffId) ? diffId : undefined;
+  return artifactDiffId(view, SKELETON_RECORD_ANNOTATION, { v: SKELETON_RECORD_VERSION, key });
 }
 
 /** The image stored under {@link skeletonRecordTag}. */

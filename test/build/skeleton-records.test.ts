@@ -6,10 +6,14 @@
  * where the extracted root fails. Real docker-registry; `--reproducible` so that digests compare.
  */
 import * as assert from "node:assert/strict";
-import { mkdir, symlink, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
+import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
+import { gunzipSync, gzipSync } from "node:zlib";
 import type { BuildEvent } from "../../src/index.js";
+import { readTar } from "../../src/image/index.js";
 import { writeTree } from "../integration/helpers.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
 import { libraryBuild } from "../support/library-build.js";
@@ -61,6 +65,7 @@ describe("COPY on a skeleton laid out from the cache's record", () => {
     dockerfile: string,
     extra: string[] = [],
     setup?: (ctx: string) => Promise<void>,
+    reproducible = true,
   ) => {
     const ctx = path.join(work, name);
     await writeTree(ctx, { Dockerfile: dockerfile, "new.txt": "new\n", "dir/a": "a\n", "dir/sub/b": "b\n" });
@@ -68,6 +73,7 @@ describe("COPY on a skeleton laid out from the cache's record", () => {
     const cache = `${reg.host}/records/${name}-cache`;
     const build = (skeletonCopy: boolean) => {
       n++;
+      const out = `out-${n}`;
       return libraryBuild(
         [
           "--context",
@@ -75,18 +81,18 @@ describe("COPY on a skeleton laid out from the cache's record", () => {
           "--insecure",
           "--insecure-pull",
           "--no-push",
-          "--reproducible",
+          ...(reproducible ? ["--reproducible"] : []),
           "--cache=true",
           `--cache-repo=${cache}`,
           "--kaniko-dir",
           path.join(work, `state-${n}`),
           "--oci-layout-path",
-          path.join(work, `out-${n}`),
+          path.join(work, out),
           ...extra,
         ],
         { options: { skeletonCopy } },
       ).then(
-        (r) => ({ ok: true as const, ...r }),
+        (r) => ({ ok: true as const, out, ...r }),
         (e: unknown) => ({ ok: false as const, code: (e as { code?: string }).code ?? String(e) }),
       );
     };
@@ -162,6 +168,82 @@ describe("COPY on a skeleton laid out from the cache's record", () => {
     },
   );
 
+  it("without --reproducible: the COPY layer's entries, times included, are the extracted root's", async () => {
+    // /real (a directory of the image) receives a new directory first, then a lazily created one: the time
+    // the first gave /real must stay, as on the extracted root.
+    const t0 = Math.floor(Date.now() / 1000) - 5;
+    const r = await three(
+      "times",
+      `FROM ${base}\nCOPY conf/ /real/\n`,
+      [],
+      async (ctx) => {
+        await writeTree(ctx, { "conf/aaa/x": "x\n", "conf/nested/y": "y\n" });
+      },
+      false,
+    );
+    assert.ok(r.first.ok && r.again.ok && r.extracted.ok);
+    assert.ok(fromRecord(r.again.events));
+    const want = await copyLayerEntries(path.join(work, r.extracted.out), t0);
+    assert.ok(
+      want.some((l) => l.startsWith("real/ dir") && l.endsWith(" recent")),
+      want.join("\n"),
+    );
+    assert.deepEqual(await copyLayerEntries(path.join(work, r.again.out), t0), want);
+    assert.deepEqual(await copyLayerEntries(path.join(work, r.first.out), t0), want);
+  });
+
+  it("a record that does not decode is a warning, and the build writes a good one over it", async () => {
+    const r = await three("undecodable", `FROM ${base}\nCOPY new.txt /lnk/u\n`);
+    assertSame(r);
+    const repo = "records/undecodable-cache";
+    const tags = ((await (await fetch(`${reg.url}/v2/${repo}/tags/list`)).json()) as { tags: string[] }).tags;
+    const tag = tags.find((t) => t.startsWith("skel1-"));
+    assert.ok(tag);
+    const accept = { accept: "application/vnd.oci.image.manifest.v1+json" };
+    const manifest = JSON.parse(
+      await (await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, { headers: accept })).text(),
+    ) as {
+      layers: { digest: string; size: number }[];
+      annotations: Record<string, string>;
+    };
+    // The same record, but its layer is gzip'd garbage (a valid blob whose content is no index).
+    const garbage = gzipSync(Buffer.from("not a columnar index"));
+    const digest = `sha256:${createHash("sha256").update(garbage).digest("hex")}`;
+    const start = await fetch(`${reg.url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+    assert.equal(start.status, 202);
+    const location = new URL(start.headers.get("location") ?? "", reg.url);
+    location.searchParams.set("digest", digest);
+    const up = await fetch(location, {
+      method: "PUT",
+      headers: { "content-type": "application/octet-stream" },
+      body: garbage,
+    });
+    assert.equal(up.status, 201);
+    const record = JSON.parse(manifest.annotations["dev.kiln.cache.skeleton"] ?? "{}") as Record<string, unknown>;
+    record["diffId"] = `sha256:${createHash("sha256").update(gunzipSync(garbage)).digest("hex")}`;
+    const bad = {
+      ...manifest,
+      layers: [{ ...manifest.layers[0], digest, size: garbage.length }],
+      annotations: { "dev.kiln.cache.skeleton": JSON.stringify(record) },
+    };
+    const put = await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, {
+      method: "PUT",
+      headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" },
+      body: JSON.stringify(bad),
+    });
+    assert.equal(put.status, 201);
+    const again = await three("undecodable", `FROM ${base}\nCOPY new.txt /lnk/u\n`);
+    assert.ok(again.first.ok && again.again.ok && again.extracted.ok);
+    assert.ok(
+      again.first.events.some((e) => e.kind === "warning" && e.code === "SKELETON_RECORD_UNUSABLE"),
+      "the undecodable record was reported",
+    );
+    assert.ok(laidOutInFull(again.first.events));
+    assert.ok(fromRecord(again.again.events), "the next pod read the record written over it");
+    assert.equal(again.first.digest, again.extracted.digest);
+    assert.equal(again.again.digest, again.extracted.digest);
+  });
+
   it("a damaged record is a warning and the layers are read", async () => {
     const ctx = path.join(work, "damaged");
     await writeTree(ctx, { Dockerfile: `FROM ${base}\nCOPY new.txt /lnk/n\n`, "new.txt": "n\n" });
@@ -180,7 +262,7 @@ describe("COPY on a skeleton laid out from the cache's record", () => {
       path.join(work, `damaged-out-${i}`),
     ];
     const first = await libraryBuild(args(1));
-    const { readdir, readFile } = await import("node:fs/promises");
+    const { readdir } = await import("node:fs/promises");
     const dir = (await readdir(work)).find((d) => d.startsWith("damaged-cache:skel1-"));
     assert.ok(dir, "the record is an OCI layout of its own");
     const layout = path.join(work, dir);
@@ -204,3 +286,23 @@ describe("COPY on a skeleton laid out from the cache's record", () => {
     assert.equal(second.digest, first.digest);
   });
 });
+
+/**
+ * The entries of the last layer of the OCI layout `dir`: name, type, mode, owner and time, a time from
+ * `since` on written as "recent" (the build's own).
+ */
+async function copyLayerEntries(dir: string, since: number): Promise<string[]> {
+  const blob = (d: string): string => path.join(dir, "blobs", "sha256", d.slice("sha256:".length));
+  const index = JSON.parse(await readFile(path.join(dir, "index.json"), "utf8")) as { manifests: { digest: string }[] };
+  const manifest = JSON.parse(await readFile(blob(index.manifests[0]?.digest ?? ""), "utf8")) as {
+    layers: { digest: string }[];
+  };
+  const tar = gunzipSync(await readFile(blob(manifest.layers[manifest.layers.length - 1]?.digest ?? "")));
+  const out: string[] = [];
+  for await (const e of readTar(Readable.from([tar]))) {
+    const h = e.header;
+    out.push(`${h.name} ${h.type} ${h.mode.toString(8)} ${h.uid}:${h.gid} ${h.mtime >= since ? "recent" : h.mtime}`);
+    e.body.resume();
+  }
+  return out;
+}

@@ -91,8 +91,7 @@ export async function copyIntoRoot(
   const destIsDirSyntax =
     destRaw === "" || destRaw.endsWith("/") || destRaw.endsWith("/.") || destRaw === "." || destRaw === "..";
   const lexical = cleanContainerPath(destRaw.startsWith("/") ? destRaw : `${workdir || "/"}/${destRaw}`);
-  const visit = opts.rootHooks?.visit;
-  const destHost = await resolveInRoot(root, lexical, { followFinal: true, ...(visit ? { visit } : {}) });
+  const destHost = await resolveWith(root, lexical, true, opts.rootHooks);
   const dest = toContainerPath(root, destHost);
   const destStat = await stat(destHost).catch(() => undefined);
   const intoDir = destIsDirSyntax || items.length > 1 || opts.parents === true || destStat?.isDirectory() === true;
@@ -131,6 +130,16 @@ export async function copyIntoRoot(
   return c.result();
 }
 
+/** resolveInRoot, telling `hooks` (a root laid out on demand) of each component it looks at. */
+function resolveWith(
+  root: string,
+  target: string,
+  followFinal: boolean,
+  hooks: RootHooks | undefined,
+): Promise<string> {
+  return resolveInRoot(root, target, { followFinal, ...(hooks ? { visit: hooks.visit } : {}) });
+}
+
 function join(dir: string, rel: string): string {
   return cleanContainerPath(`${dir}/${rel}`);
 }
@@ -158,8 +167,7 @@ class Copier {
 
   /** resolveInRoot in this copy's root (through the root's hooks, when it has them). */
   private resolve(target: string, followFinal: boolean): Promise<string> {
-    const visit = this.hooks?.visit;
-    return resolveInRoot(this.root, target, { followFinal, ...(visit ? { visit } : {}) });
+    return resolveWith(this.root, target, followFinal, this.hooks);
   }
 
   /** True (and reported once per topmost path) when `target` is on the ignore list: it is not written. */

@@ -49,17 +49,15 @@ export function readNumber(block: Buffer, [off, len]: readonly [number, number],
   const end = off + len;
   while (i < end && isSpace(block[i] as number)) i++;
   let v = 0;
-  let digits = 0;
   for (; i < end; i++) {
     const b = block[i] as number;
     if (b < 0x30 || b > 0x37) break;
     v = v * 8 + (b - 0x30);
-    digits++;
   }
   while (i < end && isSpace(block[i] as number)) i++;
   if (i === end || block[i] === 0) {
     if (!Number.isSafeInteger(v)) throw fieldError(what, of, "is out of range");
-    return digits === 0 ? 0 : v;
+    return v;
   }
   return readOctalText(block.subarray(off, end), what, of);
 }

@@ -337,3 +337,28 @@ test("lists the kaniko conformance tarballs exactly like GNU tar", async () => {
     );
   }
 });
+
+test("negative base-256 fields: a time before 1970 is read, a negative owner is refused", async () => {
+  /** One header-only entry whose `field` (offset, width) holds `value` as a base-256 number. */
+  const withBase256 = async (off: number, len: number, value: number): Promise<Buffer> => {
+    const tar = await writeToBuffer([{ header: { ...emptyHeader("f", "file"), mtime: 1 } }]);
+    const block = tar.subarray(0, 512);
+    const field = Buffer.alloc(len, value < 0 ? 0xff : 0);
+    field.writeBigInt64BE(BigInt(value), len - 8);
+    if (value >= 0) field[0] = 0x80;
+    field.copy(block, off);
+    block.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of block) sum += b;
+    block.write(sum.toString(8).padStart(6, "0"), 148, 6, "latin1");
+    block[154] = 0;
+    return tar;
+  };
+  const [old] = await readAll(await withBase256(136, 12, -86400));
+  assert.equal(old?.header.mtime, -86400);
+  await assert.rejects(readAll(await withBase256(108, 8, -1)), (e: unknown) => {
+    assert.ok(hasCode(e, "TAR_INVALID"));
+    assert.match(String(e), /negative owner/);
+    return true;
+  });
+});

@@ -138,6 +138,10 @@ export async function* readTar(input: Readable, opts?: ReadTarOptions): AsyncGen
       // Apply PAX records (globals first, then this entry's; an empty local value removes a global).
       const sparse: SparseInfo =
         globals.size === 0 && local.length === 0 ? NO_SPARSE : applyPax(header, [...globals, ...local], name);
+      // Only times may be negative (base-256 before 1970); a negative id would mean "keep the owner" to chown.
+      if (header.uid < 0 || header.gid < 0 || header.devmajor < 0 || header.devminor < 0) {
+        throw invalid(`negative owner or device number in tar header of ${JSON.stringify(header.name)}`);
+      }
       local = [];
       extBytes = 0;
       longName = undefined;

@@ -1,6 +1,6 @@
 import { Agent, request } from "undici";
 import { KilnError } from "../../common/errors.js";
-import { oauthError, safeUrl } from "./http.js";
+import { oauthError, parseJsonObject, safeUrl } from "./http.js";
 
 /** IMDS's link-local address (Azure VMs, VM scale sets, AKS nodes). */
 const DEFAULT_IMDS_AUTHORITY = "http://169.254.169.254";
@@ -102,16 +102,6 @@ function managedIdentityEndpoint(
   return { kind: "imds", url, headers: { metadata: "true" }, label: `IMDS ${url.host}` };
 }
 
-function jsonObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const j: unknown = JSON.parse(text);
-    if (typeof j === "object" && j !== null && !Array.isArray(j)) return j as Record<string, unknown>;
-  } catch {
-    // not JSON
-  }
-  return undefined;
-}
-
 /** Options of {@link managedIdentityToken}. */
 export interface ManagedIdentityOptions {
   /** Client ID of a user-assigned identity (`AZURE_CLIENT_ID`); undefined = the system-assigned one. */
@@ -188,7 +178,7 @@ export async function managedIdentityToken(
     void agent.close().catch(() => undefined);
   }
   const { status, text } = answer;
-  const body = jsonObject(text);
+  const body = parseJsonObject(text);
   if (status < 200 || status >= 300) {
     // Another cloud's metadata server (or a proxy) at the link-local address: not Azure.
     if (guessing && (body === undefined || typeof body.error !== "string")) return undefined;

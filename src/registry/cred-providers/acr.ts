@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import type { Credentials } from "../credentials.js";
-import { acrFail, managedIdentityToken } from "./acr-managed-identity.js";
+import { acrFail, acrGuessesImds, managedIdentityToken } from "./acr-managed-identity.js";
 import { isLoopbackHost, requestJson, stringField } from "./http.js";
 import type { CredentialProvider, ProviderContext } from "./types.js";
 
@@ -116,6 +116,7 @@ async function exchangeForRefreshToken(
 export const acrProvider: CredentialProvider = {
   name: "acr",
   matches: (registry) => isAzureRegistry(registry),
+  guessesIdentity: (env) => acrGuessesImds(env),
   async get(registry: string, ctx: ProviderContext): Promise<Credentials | undefined> {
     const env = { ...(await cloudConfig(registry, ctx.env.AZURE_CONTAINER_REGISTRY_CONFIG)), ...definedOnly(ctx.env) };
     if (env.AZURE_CLIENT_SECRET || env.AZURE_FEDERATED_TOKEN_FILE) {

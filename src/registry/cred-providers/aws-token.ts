@@ -60,3 +60,37 @@ export function decodeAuthorizationToken(token: string | undefined, where: strin
   }
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
+
+/** How {@link tokenCredentials} calls one ECR `GetAuthorizationToken` and words its failure. */
+export interface TokenCall {
+  /** Starts the errors, e.g. "ECR credentials for <host> (region <r>)". */
+  where: string;
+  /** The call itself (an AWS SDK client, loaded on first use), answering the token. */
+  call: () => Promise<string | undefined>;
+  /** What to check, appended to a failure. */
+  hint: string;
+  /** A failure that means "no AWS identity": the answer is then undefined (anonymous). */
+  absent?: (e: unknown) => boolean;
+}
+
+/**
+ * Registry credentials from an ECR (or ECR Public) `GetAuthorizationToken` call. A failed call becomes a
+ * CREDENTIAL_PROVIDER_FAILED KilnError naming `where`, the HTTP status and AWS error code; the SDK error is
+ * not kept as its cause, since its message may quote the signed request.
+ */
+export async function tokenCredentials(
+  t: TokenCall,
+  env: Record<string, string | undefined>,
+): Promise<Credentials | undefined> {
+  let token: string | undefined;
+  try {
+    token = await t.call();
+  } catch (e) {
+    if (t.absent?.(e) === true) return undefined;
+    throw new KilnError(
+      "CREDENTIAL_PROVIDER_FAILED",
+      `${t.where}: GetAuthorizationToken ${describeAwsFailure(e, env)}; ${t.hint}`,
+    );
+  }
+  return decodeAuthorizationToken(token, t.where);
+}

@@ -1,6 +1,6 @@
 import { KilnError } from "../../common/errors.js";
 import type { Credentials } from "../credentials.js";
-import { decodeAuthorizationToken, describeAwsFailure, envAccessKeys } from "./aws-token.js";
+import { envAccessKeys, tokenCredentials } from "./aws-token.js";
 import { awsIdentityVisible } from "./ecr-public-identity.js";
 import { isLoopbackHost, safeUrl } from "./http.js";
 import type { ProviderContext } from "./types.js";
@@ -58,22 +58,16 @@ export async function ecrPublicCredentials(registry: string, ctx: ProviderContex
   const where = `ECR Public credentials for ${registry} (region ${ECR_PUBLIC_REGION})`;
   const keys = envAccessKeys(env);
   const { getEcrPublicAuthorizationToken } = await import("./ecr-public-client.js");
-  let token: string | undefined;
-  try {
-    token = await getEcrPublicAuthorizationToken({
+  const call = () =>
+    getEcrPublicAuthorizationToken({
       region: ECR_PUBLIC_REGION,
       ...(endpoint ? { endpoint } : {}),
       ...(keys ? { credentials: keys } : {}),
       timeoutMs: ctx.timeoutMs,
     });
-  } catch (e) {
-    // The default chain found no identity after all (e.g. an EC2 instance without a role): anonymous.
-    if ((e as { name?: unknown }).name === "CredentialsProviderError") return undefined;
-    // The SDK error itself is not kept as the cause: its message may quote the signed request.
-    throw new KilnError(
-      "CREDENTIAL_PROVIDER_FAILED",
-      `${where}: GetAuthorizationToken ${describeAwsFailure(e, env)}; check the AWS credentials (env, ~/.aws, IRSA, instance role) and that the identity may call ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken`,
-    );
-  }
-  return decodeAuthorizationToken(token, where);
+  const hint =
+    "check the AWS credentials (env, ~/.aws, IRSA, instance role) and that the identity may call ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken";
+  // The default chain may find no identity after all (e.g. an EC2 instance without a role): anonymous.
+  const absent = (e: unknown): boolean => (e as { name?: unknown }).name === "CredentialsProviderError";
+  return tokenCredentials({ where, call, hint, absent }, env);
 }

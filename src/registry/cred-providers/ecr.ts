@@ -1,5 +1,5 @@
 import { KilnError } from "../../common/errors.js";
-import { decodeAuthorizationToken, describeAwsFailure, envAccessKeys } from "./aws-token.js";
+import { envAccessKeys, tokenCredentials } from "./aws-token.js";
 import type { Credentials } from "../credentials.js";
 import { ecrPublicCredentials, isEcrPublicHost } from "./ecr-public.js";
 import type { CredentialProvider, ProviderContext } from "./types.js";
@@ -39,6 +39,7 @@ function awsRegion(registry: string, env: Record<string, string | undefined>): s
 export const ecrProvider: CredentialProvider = {
   name: "ecr",
   matches: (registry) => parseEcrHost(registry) !== undefined || isEcrPublicHost(registry),
+  servesAnonymously: (registry) => isEcrPublicHost(registry),
   async get(registry: string, ctx: ProviderContext): Promise<Credentials | undefined> {
     if (isEcrPublicHost(registry)) return ecrPublicCredentials(registry, ctx);
     const { env } = ctx;
@@ -48,9 +49,8 @@ export const ecrProvider: CredentialProvider = {
     const keys = envAccessKeys(env);
     const where = `ECR credentials for ${registry} (region ${region})`;
     const { getEcrAuthorizationToken } = await import("./ecr-client.js");
-    let token: string | undefined;
-    try {
-      token = await getEcrAuthorizationToken({
+    const call = () =>
+      getEcrAuthorizationToken({
         region,
         ...(endpoint ? { endpoint } : {}),
         fips: host?.fips === true,
@@ -58,13 +58,7 @@ export const ecrProvider: CredentialProvider = {
         ...(host !== undefined ? { registryIds: [host.account] } : {}),
         timeoutMs: ctx.timeoutMs,
       });
-    } catch (e) {
-      // The SDK error itself is not kept as the cause: its message may quote the signed request.
-      throw new KilnError(
-        "CREDENTIAL_PROVIDER_FAILED",
-        `${where}: GetAuthorizationToken ${describeAwsFailure(e, env)}; check the AWS credentials (env, ~/.aws, IRSA) and the ecr:GetAuthorizationToken permission`,
-      );
-    }
-    return decodeAuthorizationToken(token, where);
+    const hint = "check the AWS credentials (env, ~/.aws, IRSA) and the ecr:GetAuthorizationToken permission";
+    return tokenCredentials({ where, call, hint }, env);
   },
 };

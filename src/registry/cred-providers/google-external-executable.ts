@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { type ExecutableSource } from "./google-external-config.js";
 import { googleFail } from "./google-errors.js";
+import { parseJsonObject } from "./http.js";
 import type { ProviderContext } from "./types.js";
 
 /** The variable that must be "1" before kiln runs a command named by a credentials file. */
@@ -26,14 +27,9 @@ export function parseExecutableResponse(
   where: string,
   opts: { requireExpiry: boolean; nowSeconds?: number },
 ): ExecutableResult {
-  let j: Record<string, unknown>;
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
-    j = parsed as Record<string, unknown>;
-  } catch {
+  const j = parseJsonObject(text);
+  if (!j)
     throw googleFail(`${where} is not a JSON object (see AIP-4117 executable-sourced credentials for its format)`);
-  }
   if (j.version === undefined) throw googleFail(`${where} has no "version"`);
   if (typeof j.version !== "number" || j.version < 1 || j.version > 1) {
     throw googleFail(`${where} has version ${JSON.stringify(j.version)}; kiln understands version 1`);

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import type { Credentials } from "../credentials.js";
 import { googleFail, requiredString } from "./google-errors.js";
-import { requestJson, stringField } from "./http.js";
+import { parseJsonObject, requestJson, stringField } from "./http.js";
 import { signRs256Jwt } from "./jwt.js";
 import type { CredentialProvider, ProviderContext } from "./types.js";
 
@@ -24,12 +24,8 @@ async function readCredentialsFile(file: string): Promise<Record<string, unknown
   } catch (e) {
     throw googleFail(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
   }
-  try {
-    const j: unknown = JSON.parse(text);
-    if (typeof j === "object" && j !== null && !Array.isArray(j)) return j as Record<string, unknown>;
-  } catch {
-    // reported below
-  }
+  const j = parseJsonObject(text);
+  if (j) return j;
   throw googleFail(`${file} is not a JSON credentials file`);
 }
 
@@ -122,6 +118,8 @@ function exists(file: string): Promise<boolean> {
 export const googleProvider: CredentialProvider = {
   name: "google",
   matches: (registry) => isGoogleRegistry(registry),
+  // Without explicit credentials only the GCE/GKE metadata server is left to ask.
+  guessesIdentity: (env) => !env.GOOGLE_APPLICATION_CREDENTIALS,
   async get(_registry: string, ctx: ProviderContext): Promise<Credentials | undefined> {
     const { env } = ctx;
     let token: string;

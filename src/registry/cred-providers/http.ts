@@ -4,6 +4,17 @@ import { KilnError } from "../../common/errors.js";
 /** A successful JSON answer of a token endpoint. */
 export type JsonObject = Record<string, unknown>;
 
+/** `text` parsed as a JSON object; undefined when it is not JSON, or JSON of another kind (an array too). */
+export function parseJsonObject(text: string): JsonObject | undefined {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) return parsed as JsonObject;
+  } catch {
+    // not JSON
+  }
+  return undefined;
+}
+
 /** Where a token request goes and what it is for (used in error messages; never the body). */
 export interface TokenRequest {
   url: URL;
@@ -28,13 +39,8 @@ export function safeUrl(u: URL): string {
  * (never the query, the body or the answer, which may hold secrets) and say what to check.
  */
 export async function requestJson(r: TokenRequest): Promise<JsonObject> {
-  const text = await requestText(r);
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) return parsed as JsonObject;
-  } catch {
-    // fall through
-  }
+  const parsed = parseJsonObject(await requestText(r));
+  if (parsed) return parsed;
   throw new KilnError(
     "CREDENTIAL_PROVIDER_FAILED",
     `${r.provider} credentials: ${safeUrl(r.url)} did not answer a JSON object`,

@@ -2,9 +2,7 @@ import { KilnError } from "../../common/errors.js";
 import { runCredentialHelper } from "../cred-helper.js";
 import { hasCredentials, type Credentials } from "../credentials.js";
 import { acrProvider } from "./acr.js";
-import { acrGuessesImds } from "./acr-managed-identity.js";
 import { ecrProvider } from "./ecr.js";
-import { isEcrPublicHost } from "./ecr-public.js";
 import { envProvider } from "./env-provider.js";
 import { gitlabProvider } from "./gitlab.js";
 import { googleProvider } from "./google.js";
@@ -145,10 +143,10 @@ export function credentialSources(
         `config.json names credential helper "${name}" for ${registry}, but ${program} is not on PATH and this image (${NO_BUILTIN_HELPERS_ENV}, e.g. the :slim executor) has no built-in helpers; use the full executor image, put ${program} on PATH, or add the registry's credentials to "auths"`,
       );
     }
-    // ECR Public serves pulls anonymously. Like ecr-login (which answers "not found", and kaniko then
-    // pulls anonymously) it is anonymous without an AWS identity; refused, it fails only when a
+    // A registry serving pulls anonymously (ECR Public): like ecr-login (which answers "not found", and
+    // kaniko then pulls anonymously) it is anonymous without an identity; refused, it fails only when a
     // credHelpers entry names it (a credsStore applies to every host, e.g. public base images).
-    const anonymousOk = builtin === "ecr" && isEcrPublicHost(registry);
+    const anonymousOk = PROVIDERS[builtin].servesAnonymously?.(registry) === true;
     let creds: Credentials | undefined;
     try {
       creds = await PROVIDERS[builtin].get(registry, { env, timeoutMs });
@@ -171,8 +169,7 @@ export function credentialSources(
       const p = PROVIDERS[name];
       if (!p.matches(registry, env)) continue;
       // Off Google Cloud (Azure) the metadata server (IMDS) does not exist: do not wait long for it.
-      const guessing =
-        (name === "google" && !env.GOOGLE_APPLICATION_CREDENTIALS) || (name === "acr" && acrGuessesImds(env));
+      const guessing = p.guessesIdentity?.(env) === true;
       let creds: Credentials | undefined;
       try {
         creds = await p.get(registry, { env, timeoutMs: guessing ? Math.min(timeoutMs, 3000) : timeoutMs });
@@ -182,7 +179,7 @@ export function credentialSources(
         // same for ACR when only IMDS was tried (an Azure VM without an identity answers 400).
         // Likewise public.ecr.aws (ecr-login's behaviour): an AWS identity that ECR Public refuses
         // (e.g. a role made for private ECR) leaves its public images pullable anonymously.
-        if (guessing || isEcrPublicHost(registry)) continue;
+        if (guessing || p.servesAnonymously?.(registry) === true) continue;
         throw e;
       }
       if (hasCredentials(creds)) return creds;

@@ -29,4 +29,15 @@ export interface CredentialProvider {
   readonly name: BuiltinProviderName;
   matches(registry: string, env: Record<string, string | undefined>): boolean;
   get(registry: string, ctx: ProviderContext): Promise<Credentials | undefined>;
+  /**
+   * True when, configured as `env` is, the provider would only probe a metadata service that exists in its
+   * own cloud alone: the automatic lookup then waits at most 3 s for it and takes a failure for "no
+   * identity here" (kaniko's keychains: public images of that registry stay pullable off that cloud).
+   */
+  guessesIdentity?(env: Record<string, string | undefined>): boolean;
+  /**
+   * True for a registry of this provider that serves pulls anonymously (ECR Public): no identity, or one
+   * the registry refuses, leaves it to anonymous access instead of failing the lookup.
+   */
+  servesAnonymously?(registry: string): boolean;
 }
