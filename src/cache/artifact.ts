@@ -14,6 +14,7 @@ import {
 } from "../image/index.js";
 import { jsonAnnotation } from "./json-annotation.js";
 import type { ManifestView } from "./store.js";
+import { cacheConfig } from "./cache-config.js";
 
 /**
  * Cache artifacts: data kiln keeps in the cache next to the entries (header copies, skeleton records),
@@ -51,11 +52,7 @@ export function artifactImage(
   return assembleImage({
     family: "oci",
     config: {
-      created,
-      architecture: platform.architecture,
-      os: platform.os,
-      ...(platform.variant ? { variant: platform.variant } : {}),
-      rootfs: { type: "layers", diff_ids: [] },
+      ...cacheConfig(platform, created),
       history: [{ created, created_by: createdBy, comment: "kiln cache" }],
       [annotation]: record,
     },

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { assembleImage, isDigest, type Digest, type Image, type Layer, type Platform } from "../image/index.js";
 import type { CacheEntry, CacheRecord, EntryHead } from "./entry.js";
 import { jsonAnnotation } from "./json-annotation.js";
+import { cacheConfig } from "./cache-config.js";
 
 /**
  * A chain record: one cache tag per stage whose manifest carries the latest entry of every step
@@ -83,11 +84,7 @@ export function chainImage(slots: readonly string[], entries: ChainEntries, plat
   return assembleImage({
     family: "oci",
     config: {
-      created,
-      architecture: platform.architecture,
-      os: platform.os,
-      ...(platform.variant ? { variant: platform.variant } : {}),
-      rootfs: { type: "layers", diff_ids: [] },
+      ...cacheConfig(platform, created),
       history: layers.map(() => ({ created, created_by: "kiln cache chain", comment: "kiln cache" })),
     },
     layers,

@@ -9,6 +9,7 @@ import {
   type Platform,
 } from "../image/index.js";
 import { jsonAnnotation } from "./json-annotation.js";
+import { cacheConfig } from "./cache-config.js";
 
 /** Config field holding kiln's record of how a cache entry was made. */
 export const RECORD_FIELD = "kiln.cache";
@@ -62,11 +63,7 @@ export function entryImage(entry: CacheEntry, platform: Platform): Image {
   return assembleImage({
     family: familyOfLayer(entry.layer),
     config: {
-      created,
-      architecture: platform.architecture,
-      os: platform.os,
-      ...(platform.variant ? { variant: platform.variant } : {}),
-      rootfs: { type: "layers", diff_ids: [] },
+      ...cacheConfig(platform, created),
       history: [
         {
           created,

@@ -6,13 +6,14 @@
  */
 import * as assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { readdir, rm, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { BuildEvent } from "../../src/index.js";
 import { writeTree } from "../integration/helpers.js";
 import { libraryBuild } from "../support/library-build.js";
 import { startRegistry, type TestRegistry } from "../support/registry.js";
+import { damageFile, layoutLayerFile } from "../support/layout-files.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 
 const FROM_COPIES = /laid out its 1 layers' directories and symlinks \(\d+ paths; 1 read from header copies in /;
@@ -185,18 +186,7 @@ describe("header copies of base layers in the cache", () => {
     const names = (await import("node:fs/promises")).readdir(work);
     const dir = (await names).find((n) => n.startsWith("oci-cache:hdr1-"));
     assert.ok(dir, "the copy is an OCI layout of its own");
-    const layout = path.join(work, dir);
-    const index = JSON.parse(await readFile(path.join(layout, "index.json"), "utf8")) as {
-      manifests: { digest: string }[];
-    };
-    const blob = (d: string): string => path.join(layout, "blobs", "sha256", d.slice("sha256:".length));
-    const manifest = JSON.parse(await readFile(blob(index.manifests[0]?.digest ?? ""), "utf8")) as {
-      layers: { digest: string }[];
-    };
-    const layerFile = blob(manifest.layers[0]?.digest ?? "");
-    const bytes = await readFile(layerFile);
-    bytes.fill(0x55, 64);
-    await writeFile(layerFile, bytes);
+    await damageFile(await layoutLayerFile(path.join(work, dir), 0), 64);
 
     await dropRecords(`oci:${cacheDir}`);
     const broken = await pod(`oci:${cacheDir}`, {}, "same\n");

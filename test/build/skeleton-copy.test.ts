@@ -13,6 +13,7 @@ import { writeTree } from "../integration/helpers.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
 import { libraryBuild } from "../support/library-build.js";
 import type { TestRegistry } from "../support/registry.js";
+import { buildSkeletonBase } from "../support/skeleton-base.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 
 const SKELETON = /filesystem is needed only where this COPY writes/;
@@ -49,24 +50,7 @@ describe("COPY on a skeleton root", () => {
   before(async () => {
     ({ reg } = await startBusyboxRegistry());
     work = await tempDir("skeleton-copy");
-    // A base with a directory symlink, restrictive and owned directories, and files where COPYs write.
-    const ctx = path.join(work, "base-ctx");
-    await writeTree(ctx, {
-      Dockerfile: [
-        "FROM scratch",
-        "COPY tree/ /",
-        "COPY --chown=7:8 --chmod=750 owned/ /srv/owned/",
-        "COPY --chown=3:3 etc/ /etc/",
-      ].join("\n"),
-      "tree/real/keep": "keep\n",
-      "tree/data/file": "image file\n",
-      "owned/inner": "inner\n",
-      "etc/passwd": "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
-    });
-    const { symlink } = await import("node:fs/promises");
-    await symlink("real", path.join(ctx, "tree", "lnk"));
-    base = `${reg.host}/skeleton/base:1`;
-    await libraryBuild(["--context", ctx, "--destination", base, "--insecure", "--reproducible"]);
+    base = await buildSkeletonBase(reg.host, work, "skeleton/base");
   });
   after(async () => {
     await reg?.stop();

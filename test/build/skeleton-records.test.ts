@@ -7,7 +7,7 @@
  */
 import * as assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
@@ -18,6 +18,8 @@ import { writeTree } from "../integration/helpers.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
 import { libraryBuild } from "../support/library-build.js";
 import type { TestRegistry } from "../support/registry.js";
+import { damageFile, layoutLayerFile } from "../support/layout-files.js";
+import { buildSkeletonBase } from "../support/skeleton-base.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 
 const info = (events: BuildEvent[], re: RegExp): boolean => events.some((e) => e.kind === "info" && re.test(e.message));
@@ -35,24 +37,7 @@ describe("COPY on a skeleton laid out from the cache's record", () => {
   before(async () => {
     ({ reg, base: busybox } = await startBusyboxRegistry());
     work = await tempDir("skeleton-records");
-    const ctx = path.join(work, "base-ctx");
-    await writeTree(ctx, {
-      Dockerfile: [
-        "FROM scratch",
-        "COPY tree/ /",
-        "COPY --chown=7:8 --chmod=750 owned/ /srv/owned/",
-        "COPY --chown=3:3 etc/ /etc/",
-      ].join("\n"),
-      "tree/real/keep": "keep\n",
-      "tree/real/nested/deep": "deep\n",
-      "tree/data/file": "image file\n",
-      "owned/inner": "inner\n",
-      "etc/passwd": "root:x:0:0::/root:/bin/sh\n",
-    });
-    await symlink("real", path.join(ctx, "tree", "lnk"));
-    await symlink("/real/nested", path.join(ctx, "tree", "abs"));
-    base = `${reg.host}/records/base:1`;
-    await libraryBuild(["--context", ctx, "--destination", base, "--insecure", "--reproducible"]);
+    base = await buildSkeletonBase(reg.host, work, "records/base");
   });
   after(async () => {
     await reg?.stop();
@@ -265,18 +250,7 @@ describe("COPY on a skeleton laid out from the cache's record", () => {
     const { readdir } = await import("node:fs/promises");
     const dir = (await readdir(work)).find((d) => d.startsWith("damaged-cache:skel1-"));
     assert.ok(dir, "the record is an OCI layout of its own");
-    const layout = path.join(work, dir);
-    const index = JSON.parse(await readFile(path.join(layout, "index.json"), "utf8")) as {
-      manifests: { digest: string }[];
-    };
-    const blob = (d: string): string => path.join(layout, "blobs", "sha256", d.slice("sha256:".length));
-    const manifest = JSON.parse(await readFile(blob(index.manifests[0]?.digest ?? ""), "utf8")) as {
-      layers: { digest: string }[];
-    };
-    const file = blob(manifest.layers[0]?.digest ?? "");
-    const bytes = await readFile(file);
-    bytes.fill(0x55, 40);
-    await writeFile(file, bytes);
+    await damageFile(await layoutLayerFile(path.join(work, dir), 0), 40);
     const second = await libraryBuild(args(2));
     assert.ok(
       second.events.some((e) => e.kind === "warning" && /reading skeleton record .* failed/.test(e.message)),
@@ -292,12 +266,7 @@ describe("COPY on a skeleton laid out from the cache's record", () => {
  * `since` on written as "recent" (the build's own).
  */
 async function copyLayerEntries(dir: string, since: number): Promise<string[]> {
-  const blob = (d: string): string => path.join(dir, "blobs", "sha256", d.slice("sha256:".length));
-  const index = JSON.parse(await readFile(path.join(dir, "index.json"), "utf8")) as { manifests: { digest: string }[] };
-  const manifest = JSON.parse(await readFile(blob(index.manifests[0]?.digest ?? ""), "utf8")) as {
-    layers: { digest: string }[];
-  };
-  const tar = gunzipSync(await readFile(blob(manifest.layers[manifest.layers.length - 1]?.digest ?? "")));
+  const tar = gunzipSync(await readFile(await layoutLayerFile(dir, -1)));
   const out: string[] = [];
   for await (const e of readTar(Readable.from([tar]))) {
     const h = e.header;
