@@ -14,6 +14,7 @@ import { writeTree } from "../integration/helpers.js";
 import { libraryBuild } from "../support/library-build.js";
 import { startRegistry, type TestRegistry } from "../support/registry.js";
 import { damageFile, layoutLayerFile } from "../support/layout-files.js";
+import { podFlags } from "../support/skeleton-base.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 
 const FROM_COPIES = /laid out its 1 layers' directories and symlinks \(\d+ paths; 1 read from header copies in /;
@@ -74,23 +75,9 @@ describe("header copies of base layers in the cache", () => {
   const pod = async (cacheRepo: string, options: { skeletonCopy?: boolean } = {}, content = `run ${run}\n`) => {
     run++;
     await writeFile(path.join(ctx, "new.txt"), content);
-    return libraryBuild(
-      [
-        "--context",
-        ctx,
-        "--insecure",
-        "--insecure-pull",
-        "--no-push",
-        "--reproducible",
-        "--cache=true",
-        `--cache-repo=${cacheRepo}`,
-        "--kaniko-dir",
-        path.join(work, `state-${run}`),
-        "--oci-layout-path",
-        path.join(work, `out-${run}`),
-      ],
-      { options },
-    );
+    return libraryBuild(podFlags(ctx, cacheRepo, path.join(work, `state-${run}`), path.join(work, `out-${run}`)), {
+      options,
+    });
   };
   /**
    * Removes the skeleton records a build left in `cacheRepo` (they would stand in for the copies: a later

@@ -19,7 +19,7 @@ import { startBusyboxRegistry } from "../support/busybox-registry.js";
 import { libraryBuild } from "../support/library-build.js";
 import type { TestRegistry } from "../support/registry.js";
 import { damageFile, layoutLayerFile } from "../support/layout-files.js";
-import { buildSkeletonBase } from "../support/skeleton-base.js";
+import { buildSkeletonBase, podFlags } from "../support/skeleton-base.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 
 const info = (events: BuildEvent[], re: RegExp): boolean => events.some((e) => e.kind === "info" && re.test(e.message));
@@ -59,24 +59,8 @@ describe("COPY on a skeleton laid out from the cache's record", () => {
     const build = (skeletonCopy: boolean) => {
       n++;
       const out = `out-${n}`;
-      return libraryBuild(
-        [
-          "--context",
-          ctx,
-          "--insecure",
-          "--insecure-pull",
-          "--no-push",
-          ...(reproducible ? ["--reproducible"] : []),
-          "--cache=true",
-          `--cache-repo=${cache}`,
-          "--kaniko-dir",
-          path.join(work, `state-${n}`),
-          "--oci-layout-path",
-          path.join(work, out),
-          ...extra,
-        ],
-        { options: { skeletonCopy } },
-      ).then(
+      const flags = podFlags(ctx, cache, path.join(work, `state-${n}`), path.join(work, out), reproducible);
+      return libraryBuild([...flags, ...extra], { options: { skeletonCopy } }).then(
         (r) => ({ ok: true as const, out, ...r }),
         (e: unknown) => ({ ok: false as const, code: (e as { code?: string }).code ?? String(e) }),
       );

@@ -30,3 +30,24 @@ export async function buildSkeletonBase(host: string, work: string, repo: string
   await libraryBuild(["--context", ctx, "--destination", ref, "--insecure", "--reproducible"]);
   return ref;
 }
+
+/**
+ * Flags of a build of `ctx` as in a CI pod: a fresh state dir `state`, the cache `cacheRepo`, pulling over
+ * plain HTTP and writing the OCI layout `out` instead of pushing (`--reproducible` unless told otherwise).
+ */
+export function podFlags(ctx: string, cacheRepo: string, state: string, out: string, reproducible = true): string[] {
+  return [
+    "--context",
+    ctx,
+    "--insecure",
+    "--insecure-pull",
+    "--no-push",
+    ...(reproducible ? ["--reproducible"] : []),
+    "--cache=true",
+    `--cache-repo=${cacheRepo}`,
+    "--kaniko-dir",
+    state,
+    "--oci-layout-path",
+    out,
+  ];
+}
