@@ -76,10 +76,11 @@ export class DirCacheStore implements CacheStore {
     return imageFromRaw(rawManifest, manifest, rawConfig, config, layers, manifest.mediaType ?? "");
   }
 
-  async write(tag: string, image: Image, signal?: AbortSignal): Promise<void> {
+  /** Blobs present with the right size are kept, unless `replace` says the entry was found damaged. */
+  async write(tag: string, image: Image, signal?: AbortSignal, replace?: boolean): Promise<void> {
     for (const l of image.layers) {
       const file = this.blob(l.digest);
-      if (await hasSize(file, l.size)) continue;
+      if (replace !== true && (await hasSize(file, l.size))) continue;
       const src = await l.openCompressed(signal);
       await streamAtomic(file, src, verifyingStream(l.digest, l.size), signal);
     }

@@ -80,6 +80,8 @@ export class LayerCache {
   private readonly captured = new Set<Digest>();
   /** Skeleton record tags this build found unusable: written over without looking. */
   private readonly badRecords = new Set<string>();
+  /** Source diffIDs whose header copy this build found unusable: written over, blobs included. */
+  private readonly badCopies = new Set<Digest>();
 
   constructor(o: LayerCacheOptions) {
     this.o = o;
@@ -165,6 +167,7 @@ export class LayerCache {
    */
   headerCopyUnusable(layer: Layer): void {
     this.headerCopies.set(layer.diffId, Promise.resolve(undefined));
+    this.badCopies.add(layer.diffId);
   }
 
   /**
@@ -188,7 +191,8 @@ export class LayerCache {
         const p = (async () => {
           const copy = await writer.finish();
           if (!copy || (await this.headerCopy(layer, signal))) return;
-          await this.o.store.write(tag, headerCopyImage(layer.diffId, copy, this.o.platform), signal);
+          const image = headerCopyImage(layer.diffId, copy, this.o.platform);
+          await this.o.store.write(tag, image, signal, this.badCopies.has(layer.diffId));
         })().catch((e: unknown) => {
           this.o.onWarning(`writing header copy ${this.o.store.description}:${tag} failed: ${message(e)}`);
         });
@@ -348,7 +352,8 @@ export class LayerCache {
     if (!this.o.write || data.length > MAX_SKELETON_RECORD_BYTES) return;
     const tag = skeletonRecordTag(key);
     const p = (async () => {
-      await this.o.store.write(tag, skeletonRecordImage(key, await gzipLayer(data), this.o.platform), signal);
+      const image = skeletonRecordImage(key, await gzipLayer(data), this.o.platform);
+      await this.o.store.write(tag, image, signal, this.badRecords.has(tag));
     })().catch((e: unknown) => {
       this.o.onWarning(`writing skeleton record ${this.o.store.description}:${tag} failed: ${message(e)}`);
     });

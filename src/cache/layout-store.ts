@@ -1,4 +1,3 @@
-import { rm } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../common/errors.js";
 import { readOciLayout, writeOciLayout, type Image } from "../image/index.js";
@@ -34,11 +33,14 @@ export class OciLayoutCacheStore implements CacheStore {
   }
 
   /**
-   * Replaces the entry: what a tag held before is removed first, so a damaged blob that a later read found
-   * (a blob file of the right size is otherwise kept as it is) does not outlive the rewrite.
+   * Writes the entry's layout (each file atomically, so concurrent readers see the old or the new one). A
+   * blob file of the right size is kept as it is, unless `replace` says the entry was found damaged.
    */
-  async write(tag: string, image: Image, signal?: AbortSignal): Promise<void> {
-    await rm(this.dir(tag), { recursive: true, force: true });
-    await writeOciLayout(this.dir(tag), image, { refName: "latest", ...(signal ? { signal } : {}) });
+  async write(tag: string, image: Image, signal?: AbortSignal, replace?: boolean): Promise<void> {
+    await writeOciLayout(this.dir(tag), image, {
+      refName: "latest",
+      ...(signal ? { signal } : {}),
+      ...(replace ? { rewriteBlobs: true } : {}),
+    });
   }
 }

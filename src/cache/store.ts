@@ -31,6 +31,9 @@ export interface CacheStore {
   readHead?(tag: string, signal?: AbortSignal): Promise<EntryHead | undefined>;
   /** Optional read of the manifest under `tag` alone (one request); undefined when there is none. */
   readManifest?(tag: string, signal?: AbortSignal): Promise<ManifestView | undefined>;
-  /** Stores `image` under `tag`, replacing what was there. */
-  write(tag: string, image: Image, signal?: AbortSignal): Promise<void>;
+  /**
+   * Stores `image` under `tag`, replacing what was there. `replace`: what the tag held was found damaged,
+   * so blobs a local store already holds are written again too.
+   */
+  write(tag: string, image: Image, signal?: AbortSignal, replace?: boolean): Promise<void>;
 }

@@ -122,9 +122,10 @@ describe("layer cache", () => {
       const b = await buildLayout(ctx, `${name}-2`, ["--cache-repo", cacheRepo]);
       assert.equal(hits(b.r), 2, b.r.stderr);
       assert.equal(b.digest, a.digest);
-      // kaniko's layout: one OCI layout directory per key, `<path>:<key>`.
-      const dirs = (await readdir(work)).filter((d) => d.startsWith(`${name}-cache:`) && !d.includes("slot-"));
-      assert.equal(dirs.length, 2);
+      // kaniko's layout: one OCI layout directory per key, `<path>:<key>` (kiln's slot pointers and cache
+      // artifacts, header copies and skeleton records, have other tags).
+      const dirs = (await readdir(work)).filter((d) => d.startsWith(`${name}-cache:`));
+      assert.equal(dirs.filter((d) => /:[0-9a-f]{64}$/.test(d)).length, 2);
       // Build a third time on top of the cached layers and check the filesystem with umoci.
       const layout = path.join(work, `${name}-2`);
       await sh("skopeo", ["copy", `oci:${layout}`, `oci:${path.join(work, `${name}-copy`)}:img`]);

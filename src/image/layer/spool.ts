@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
@@ -84,8 +83,11 @@ export interface BlobFileLayerInfo {
  * stream; the uncompressed view detects gzip / zstd / plain from the content.
  */
 export function layerFromBlobFile(file: string, d: BlobFileLayerInfo): Layer {
-  const open = (signal?: AbortSignal): Readable => {
-    const raw = createReadStream(file, signal ? { signal } : {});
+  // The file is opened before the stream is handed out: a blob that is gone (deleted by a concurrent writer
+  // or a prune) rejects the open, instead of erroring a stream nobody listens to yet.
+  const openBlob = async (signal?: AbortSignal): Promise<Readable> => {
+    const fh = await open(file, "r");
+    const raw = fh.createReadStream(signal ? { signal } : {});
     return d.verify ? verified(raw, d.digest, d.size) : raw;
   };
   return {
@@ -96,7 +98,7 @@ export function layerFromBlobFile(file: string, d: BlobFileLayerInfo): Layer {
     ...(d.annotations ? { annotations: d.annotations } : {}),
     ...(d.origins ? { origins: d.origins } : {}),
     ...(d.verify ? { verifiesCompressed: true } : {}),
-    openCompressed: (signal?: AbortSignal) => Promise.resolve(open(signal)),
-    openUncompressed: (signal?: AbortSignal) => decompressAuto(open(signal)),
+    openCompressed: (signal?: AbortSignal) => openBlob(signal),
+    openUncompressed: async (signal?: AbortSignal) => decompressAuto(await openBlob(signal)),
   };
 }

@@ -46,6 +46,8 @@ export interface WriteOciLayoutOptions {
   /** Tag stored as the `org.opencontainers.image.ref.name` annotation; replaces an entry with the same name. */
   refName?: string;
   signal?: AbortSignal;
+  /** Rewrite layer blobs that exist already (one was found damaged); each is replaced atomically. */
+  rewriteBlobs?: boolean;
 }
 
 /**
@@ -61,7 +63,7 @@ export async function writeOciLayout(dir: string, image: Image, opts?: WriteOciL
   const unique = [...new Map(image.layers.map((l) => [l.digest, l])).values()];
   await mapLimit(unique, LAYER_WRITES, async (layer) => {
     const file = blobPath(dir, layer.digest);
-    if (await hasFileOfSize(file, layer.size)) return;
+    if (opts?.rewriteBlobs !== true && (await hasFileOfSize(file, layer.size))) return;
     await streamToFileAtomic(file, await openVerifiedCompressed(layer, opts?.signal), opts?.signal);
   });
   const configDigest = sha256Digest(image.rawConfig);
