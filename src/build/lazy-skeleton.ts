@@ -23,6 +23,11 @@ export class LazySkeleton {
     this.#record = record;
   }
 
+  /** The key of the record this skeleton is laid out from. */
+  get recordKey(): string {
+    return this.#record.key;
+  }
+
   /** The first failure to create a path (the COPY's result then does not count), if any. */
   get failure(): unknown {
     return this.#failure;

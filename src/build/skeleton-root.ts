@@ -14,8 +14,9 @@ import { encodeSkeletonRecord, laidOut, type RecordedPath } from "./skeleton-rec
  * mode), and `others`, the paths where the layers hold anything else (files, hardlinks, devices, FIFOs),
  * which the skeleton leaves out. A COPY resolves its destination through the same directories and symlinks
  * here as in the full root; the layer it produces is the same as long as it needs no directory where
- * `others` holds a path ({@link skeletonHolds}). Decompressing the layers is the same work as extracting
- * them; creating their files (most of a base image's inodes and bytes) is what this saves.
+ * `others` holds a path ({@link skeletonHolds}). Laid out from the layers (or their header copies in the
+ * cache), it saves creating their files; laid out on demand from a skeleton record, it also saves reading
+ * them.
  */
 export interface SkeletonRoot {
   dir: string;
@@ -25,8 +26,6 @@ export interface SkeletonRoot {
   fromCopies: number;
   /** Set when the skeleton is laid out on demand from a record: the COPY resolves its paths through it. */
   lazy?: LazySkeleton;
-  /** The key of the record it was laid out from. */
-  recordKey?: string;
 }
 
 /** A skeleton laid out in full from the layers: `others` can be listed (for its record). */
@@ -55,7 +54,7 @@ function* entriesOf(index: FileIndex): Iterable<[string, RecordedPath]> {
  * A skeleton root in `dir` (replaced) laid out on demand from `record`: its index sits on the record, and
  * `others` are the record's paths that are neither directories nor symlinks.
  */
-export async function skeletonFromRecord(dir: string, record: ColumnarIndex, key: string): Promise<SkeletonRoot> {
+export async function skeletonFromRecord(dir: string, record: ColumnarIndex): Promise<SkeletonRoot> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const others = {
@@ -64,8 +63,7 @@ export async function skeletonFromRecord(dir: string, record: ColumnarIndex, key
       return i >= 0 && !laidOut(record.entryAt(i).type);
     },
   };
-  const lazy = new LazySkeleton(dir, record);
-  return { dir, index: FileIndex.fromBase(record), others, fromCopies: 0, lazy, recordKey: key };
+  return { dir, index: FileIndex.fromBase(record), others, fromCopies: 0, lazy: new LazySkeleton(dir, record) };
 }
 
 /** Where a skeleton finds the layers' header copies and captures missing ones (the layer cache). */

@@ -31,15 +31,8 @@ import {
   validateStopSignal,
 } from "./metadata.js";
 import { applyCaptured } from "./apply-captured.js";
-import { decodeSkeletonRecord } from "./skeleton-record.js";
-import {
-  buildSkeletonRoot,
-  recordOfIndex,
-  recordOfSkeleton,
-  skeletonFromRecord,
-  skeletonHolds,
-  type SkeletonRoot,
-} from "./skeleton-root.js";
+import { recordOfIndex, skeletonHolds, type SkeletonRoot } from "./skeleton-root.js";
+import { skeletonForCopy } from "./skeleton-sources.js";
 import { StageRoot } from "./stage-root.js";
 import { assertVarsDefined, checkSkipped } from "./strict.js";
 import { execCopy } from "./steps/copy-step.js";
@@ -385,68 +378,18 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       // This build has the root: it records the skeleton for builds without local state (encoded now,
       // before the COPY changes the index; only when the cache holds none: one manifest request).
       if (cache && recordKey && (await cache.layers.skeletonRecordWanted(recordKey, svc.signal)))
-        cache.layers.putSkeletonRecord(recordKey, recordOfIndex(root.index, recordKey), svc.signal);
+        cache.layers.putSkeletonRecord(recordKey, () => recordOfIndex(root.index, recordKey), svc.signal);
       return undefined;
     }
-    const dir = path.join(svc.tmpDir, `stage-${stage.index}-skeleton`);
-    const t0 = Date.now();
-    const done = (sk: SkeletonRoot, how: string): SkeletonRoot => {
-      const ms = Date.now() - t0;
-      svc.report({
-        kind: "info",
-        message: `Stage ${stage.index}'s filesystem is needed only where this COPY writes: ${how} in ${ms} ms instead of extracting them`,
-      });
-      svc.report({ kind: "phase", phase: "extract", ms, stage: stage.index });
-      return sk;
-    };
-    const data = cache && recordKey ? await cache.layers.skeletonRecord(recordKey, svc.signal) : undefined;
-    if (data && recordKey) {
-      try {
-        const sk = await skeletonFromRecord(dir, decodeSkeletonRecord(data, recordKey), recordKey);
-        return done(
-          sk,
-          `its ${layers.length} layers' directories and symlinks (${sk.index.size} paths) come from the skeleton record in ${cache?.layers.description}, laid out where the COPY goes,`,
-        );
-      } catch (e) {
-        if (svc.signal?.aborted) throw e;
-        cache?.layers.skeletonRecordUnusable(recordKey);
-        svc.report({
-          kind: "warning",
-          code: "SKELETON_RECORD_UNUSABLE",
-          message: `the skeleton record of stage ${stage.index} in ${cache?.layers.description} is unusable (${e instanceof Error ? e.message : String(e)}); reading the layers instead`,
-        });
-      }
-    }
-    try {
-      const sk = await buildSkeletonRoot(dir, layers, {
-        ignore: svc.ignore,
-        report: svc.report,
-        signal: svc.signal,
-        ...(cache
-          ? {
-              copies: {
-                find: (l: Layer) => cache.layers.headerCopy(l, svc.signal),
-                capture: (l: Layer) => cache.layers.captureHeaders(l, svc.signal),
-                unusable: (l: Layer) => cache.layers.headerCopyUnusable(l),
-              },
-            }
-          : {}),
-      });
-      if (cache && recordKey) cache.layers.putSkeletonRecord(recordKey, recordOfSkeleton(sk, recordKey), svc.signal);
-      const copies =
-        sk.fromCopies > 0 ? `; ${sk.fromCopies} read from header copies in ${cache?.layers.description}` : "";
-      return done(
-        sk,
-        `laid out its ${layers.length} layers' directories and symlinks (${sk.index.size} paths${copies})`,
-      );
-    } catch (e) {
-      if (svc.signal?.aborted) throw e;
-      svc.report({
-        kind: "debug",
-        message: `stage ${stage.index}: skeleton root not built (${String(e)}); extracting`,
-      });
-      return undefined;
-    }
+    return skeletonForCopy({
+      dir: path.join(svc.tmpDir, `stage-${stage.index}-skeleton`),
+      layers,
+      stage: stage.index,
+      ignore: svc.ignore,
+      report: svc.report,
+      signal: svc.signal,
+      cache: cache && recordKey ? { layers: cache.layers, recordKey } : undefined,
+    });
   };
 
   /** Runs one filesystem step, snapshots what it changed and records its layer and history. */
@@ -507,7 +450,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       if (badRecord !== undefined && cache) {
         await ensureRoot();
         cache.layers.skeletonRecordUnusable(badRecord);
-        cache.layers.putSkeletonRecord(badRecord, recordOfIndex(root.index, badRecord), svc.signal);
+        cache.layers.putSkeletonRecord(badRecord, () => recordOfIndex(root.index, badRecord), svc.signal);
       }
       return exec(ctx);
     };
@@ -531,7 +474,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
           code: "SKELETON_RECORD_UNUSABLE",
           message: `${location}: the skeleton record in ${cache?.layers.description} could not be laid out (${String(failed)}); extracting the root instead`,
         });
-        out = await redoOnRoot("laying out the skeleton failed", skeleton.recordKey);
+        out = await redoOnRoot("laying out the skeleton failed", skeleton.lazy?.recordKey);
       } else if (skeletonHolds(skeleton, [...out.snapshot.paths, ...c.changed], wereDirs)) {
         skeletonChanges = c;
       } else {

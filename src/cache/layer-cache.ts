@@ -138,6 +138,17 @@ export class LayerCache {
     return store.readManifest ? store.readManifest(tag, signal) : viewOf(await store.read(tag, signal));
   }
 
+  /** The one layer of the artifact under `tag` when `check` accepts its manifest (answering the layer's diffID). */
+  private async artifactLayer(
+    tag: string,
+    check: (view: ManifestView | undefined) => Digest | undefined,
+    signal?: AbortSignal,
+  ): Promise<Layer | undefined> {
+    const view = await this.readView(tag, signal);
+    const diffId = check(view);
+    return view && diffId ? view.layer(0, diffId) : undefined;
+  }
+
   /**
    * The header copy of `layer` in the cache (see header-copy.ts), read at most once per build; undefined
    * when there is none, the layer is too small to have one, or the read failed (a warning).
@@ -147,15 +158,10 @@ export class LayerCache {
     let p = this.headerCopies.get(layer.diffId);
     if (!p) {
       const tag = headerCopyTag(layer.diffId);
-      p = this.readView(tag, signal)
-        .then((view) => {
-          const diffId = headerCopyDiffId(view, layer.diffId);
-          return view && diffId ? view.layer(0, diffId) : undefined;
-        })
-        .catch((e: unknown) => {
-          this.o.onWarning(`reading header copy ${this.o.store.description}:${tag} failed: ${message(e)}`);
-          return undefined;
-        });
+      p = this.artifactLayer(tag, (view) => headerCopyDiffId(view, layer.diffId), signal).catch((e: unknown) => {
+        this.o.onWarning(`reading header copy ${this.o.store.description}:${tag} failed: ${message(e)}`);
+        return undefined;
+      });
       this.headerCopies.set(layer.diffId, p);
     }
     return p;
@@ -307,12 +313,11 @@ export class LayerCache {
   async skeletonRecord(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
     const tag = skeletonRecordTag(key);
     try {
-      const view = await this.readView(tag, signal);
-      const diffId = skeletonRecordDiffId(view, key);
-      if (!view || !diffId) return undefined;
+      const layer = await this.artifactLayer(tag, (view) => skeletonRecordDiffId(view, key), signal);
+      if (!layer) return undefined;
       const chunks: Buffer[] = [];
       let bytes = 0;
-      for await (const c of await view.layer(0, diffId).openUncompressed(signal)) {
+      for await (const c of await layer.openUncompressed(signal)) {
         bytes += (c as Buffer).length;
         if (bytes > MAX_SKELETON_RECORD_BYTES) return undefined;
         chunks.push(c as Buffer);
@@ -347,9 +352,14 @@ export class LayerCache {
     this.badRecords.add(skeletonRecordTag(key));
   }
 
-  /** Stores the skeleton record `data` for the filesystem with chain key `key` in the background. */
-  putSkeletonRecord(key: string, data: Buffer, signal?: AbortSignal): void {
-    if (!this.o.write || data.length > MAX_SKELETON_RECORD_BYTES) return;
+  /**
+   * Stores the skeleton record for the filesystem with chain key `key` in the background. `encode` runs
+   * now (the caller's index changes right after) and only when the cache is written.
+   */
+  putSkeletonRecord(key: string, encode: () => Buffer, signal?: AbortSignal): void {
+    if (!this.o.write) return;
+    const data = encode();
+    if (data.length > MAX_SKELETON_RECORD_BYTES) return;
     const tag = skeletonRecordTag(key);
     const p = (async () => {
       const image = skeletonRecordImage(key, await gzipLayer(data), this.o.platform);
