@@ -244,9 +244,11 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   // lookups (both read-only) and the extraction of stage roots (in the build's own directory); every step
   // that executes awaits them (cache hits and metadata instructions do not), and so does the push. Their
   // failure is reported in place of any other error.
-  const pushCheck = checkPushPermissions(opts, deps.registry, signal);
+  // The check's upload sessions are cancelled in the background (awaited when the build ends).
+  const cancellations: Promise<void>[] = [];
+  const pushCheck = checkPushPermissions(opts, deps.registry, signal, (c) => cancellations.push(c));
   pushCheck.catch(() => {}); // awaited below
-  if (opts.dryRun) await pushCheck;
+  if (opts.dryRun) await pushCheck.finally(() => Promise.all(cancellations));
   if (opts.dryRun) {
     const { plan, finalBase } = await planBuild({
       opts,
@@ -607,6 +609,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     }
     return { digest: final.image.digest, image: final.image, pushed };
   } finally {
+    await Promise.all(cancellations);
     await layerCache?.flush(); // background cache writes read spooled layers under runDir
     await closeStore(); // unmounts store-mounted roots before runDir is deleted
     // --cleanup promises a root as found when the build ends: the build dir goes before `build` returns.
@@ -685,6 +688,7 @@ async function checkPushPermissions(
   opts: Readonly<BuildOptions>,
   registry: RegistryClient,
   signal: AbortSignal | undefined,
+  defer: (cancellation: Promise<void>) => void,
 ): Promise<void> {
   if (opts.noPush) return;
   const refs = opts.destinations.map((d) => parseReference(d));
@@ -693,8 +697,9 @@ async function checkPushPermissions(
   if (opts.skipPushPermissionCheck) return;
   // The check cancels its upload session (kaniko's behaviour). Keeping it for the push's first upload saves
   // a POST and a DELETE, but a registry restarted while that upload completed was seen to answer 500 on every
-  // retry (test/reliability/faults.test.ts), so the session is not kept.
-  const results = await Promise.allSettled(refs.map((ref) => registry.checkPushPermission(ref, signal)));
+  // retry (test/reliability/faults.test.ts), so the session is not kept. The check passes once the session is
+  // open; its cancellation goes to `defer`, so that a push waiting on the check does not wait for the DELETE.
+  const results = await Promise.allSettled(refs.map((ref) => registry.checkPushPermission(ref, signal, defer)));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) throw failed.reason;
 }

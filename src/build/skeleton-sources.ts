@@ -1,4 +1,4 @@
-import type { LayerCache } from "../cache/index.js";
+import type { ArtifactCache } from "../cache/index.js";
 import type { IgnoreList } from "../fs/index.js";
 import type { Layer } from "../image/types.js";
 import type { Reporter } from "./events.js";
@@ -16,7 +16,7 @@ export interface SkeletonSources {
   report: Reporter;
   signal: AbortSignal | undefined;
   /** The layer cache and the key of the filesystem before the COPY (see skeleton-record.ts), with `--cache`. */
-  cache?: { layers: LayerCache; recordKey: string } | undefined;
+  cache?: { artifacts: ArtifactCache; recordKey: string } | undefined;
 }
 
 /**
@@ -37,21 +37,21 @@ export async function skeletonForCopy(o: SkeletonSources): Promise<SkeletonRoot 
     return sk;
   };
   const cache = o.cache;
-  const data = cache ? await cache.layers.skeletonRecord(cache.recordKey, o.signal) : undefined;
+  const data = cache ? await cache.artifacts.skeletonRecord(cache.recordKey, o.signal) : undefined;
   if (cache && data) {
     try {
       const sk = await skeletonFromRecord(o.dir, decodeSkeletonRecord(data, cache.recordKey));
       return done(
         sk,
-        `its ${o.layers.length} layers' directories and symlinks (${sk.index.size} paths) come from the skeleton record in ${cache.layers.description}, laid out where the COPY goes,`,
+        `its ${o.layers.length} layers' directories and symlinks (${sk.index.size} paths) come from the skeleton record in ${cache.artifacts.description}, laid out where the COPY goes,`,
       );
     } catch (e) {
       if (o.signal?.aborted) throw e;
-      cache.layers.skeletonRecordUnusable(cache.recordKey);
+      cache.artifacts.skeletonRecordUnusable(cache.recordKey);
       o.report({
         kind: "warning",
         code: "SKELETON_RECORD_UNUSABLE",
-        message: `the skeleton record of stage ${o.stage} in ${cache.layers.description} is unusable (${e instanceof Error ? e.message : String(e)}); reading the layers instead`,
+        message: `the skeleton record of stage ${o.stage} in ${cache.artifacts.description} is unusable (${e instanceof Error ? e.message : String(e)}); reading the layers instead`,
       });
     }
   }
@@ -63,16 +63,17 @@ export async function skeletonForCopy(o: SkeletonSources): Promise<SkeletonRoot 
       ...(cache
         ? {
             copies: {
-              find: (l: Layer) => cache.layers.headerCopy(l, o.signal),
-              capture: (l: Layer) => cache.layers.captureHeaders(l, o.signal),
-              unusable: (l: Layer) => cache.layers.headerCopyUnusable(l),
+              find: (l: Layer) => cache.artifacts.headerCopy(l, o.signal),
+              capture: (l: Layer) => cache.artifacts.captureHeaders(l, o.signal),
+              unusable: (l: Layer) => cache.artifacts.headerCopyUnusable(l),
             },
           }
         : {}),
     });
-    if (cache) cache.layers.putSkeletonRecord(cache.recordKey, () => recordOfSkeleton(sk, cache.recordKey), o.signal);
+    if (cache)
+      cache.artifacts.putSkeletonRecord(cache.recordKey, () => recordOfSkeleton(sk, cache.recordKey), o.signal);
     const copies =
-      sk.fromCopies > 0 ? `; ${sk.fromCopies} read from header copies in ${cache?.layers.description}` : "";
+      sk.fromCopies > 0 ? `; ${sk.fromCopies} read from header copies in ${cache?.artifacts.description}` : "";
     return done(
       sk,
       `laid out its ${o.layers.length} layers' directories and symlinks (${sk.index.size} paths${copies})`,

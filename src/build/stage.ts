@@ -175,7 +175,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   // the root then extracts the base and those cached layers together.
   const ensureRoot = async (): Promise<string> => {
     await root.ensure([...(svc.underlay ?? []), ...layers], svc.ignore, svc.report, stage.index, svc.signal, (l) =>
-      cache?.layers.captureHeaders(l, svc.signal),
+      cache?.layers.artifacts.captureHeaders(l, svc.signal),
     );
     return root.dir;
   };
@@ -316,7 +316,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
           root.dir,
           await layer.openUncompressed(svc.signal),
           { index: root.index, ignore: svc.ignore, signal: svc.signal },
-          cache.layers.captureHeaders(layer, svc.signal),
+          cache.layers.artifacts.captureHeaders(layer, svc.signal),
         );
         for (const sk of r.skipped)
           svc.report({ kind: "warning", code: "EXTRACT_SKIPPED", message: `${sk.path}: ${sk.reason}` });
@@ -377,8 +377,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     if (root.materialized) {
       // This build has the root: it records the skeleton for builds without local state (encoded now,
       // before the COPY changes the index; only when the cache holds none: one manifest request).
-      if (cache && recordKey && (await cache.layers.skeletonRecordWanted(recordKey, svc.signal)))
-        cache.layers.putSkeletonRecord(recordKey, () => recordOfIndex(root.index, recordKey), svc.signal);
+      if (cache && recordKey && (await cache.layers.artifacts.skeletonRecordWanted(recordKey, svc.signal)))
+        cache.layers.artifacts.putSkeletonRecord(recordKey, () => recordOfIndex(root.index, recordKey), svc.signal);
       return undefined;
     }
     return skeletonForCopy({
@@ -388,7 +388,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       ignore: svc.ignore,
       report: svc.report,
       signal: svc.signal,
-      cache: cache && recordKey ? { layers: cache.layers, recordKey } : undefined,
+      cache: cache && recordKey ? { artifacts: cache.layers.artifacts, recordKey } : undefined,
     });
   };
 
@@ -449,8 +449,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       skeleton = undefined;
       if (badRecord !== undefined && cache) {
         await ensureRoot();
-        cache.layers.skeletonRecordUnusable(badRecord);
-        cache.layers.putSkeletonRecord(badRecord, () => recordOfIndex(root.index, badRecord), svc.signal);
+        cache.layers.artifacts.skeletonRecordUnusable(badRecord);
+        cache.layers.artifacts.putSkeletonRecord(badRecord, () => recordOfIndex(root.index, badRecord), svc.signal);
       }
       return exec(ctx);
     };

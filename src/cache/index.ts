@@ -8,6 +8,7 @@ export { OciLayoutCacheStore } from "./layout-store.js";
 export { DirCacheStore } from "./dir-store.js";
 export { openCacheStore } from "./open-cache.js";
 export { LayerCache, slotTag, type LayerCacheOptions, type Lookup } from "./layer-cache.js";
+export { ArtifactCache, type ArtifactCacheOptions } from "./artifact-cache.js";
 export { CHAIN_ANNOTATION, chainTag } from "./chain.js";
 export { HEADER_COPY_ANNOTATION, headerCopyTag, type HeaderCapture } from "./header-copy.js";
 export { fileFingerprint } from "./file-fingerprint.js";

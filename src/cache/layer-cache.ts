@@ -1,4 +1,4 @@
-import type { Digest, Image, Layer, Platform } from "../image/index.js";
+import type { Layer, Platform } from "../image/index.js";
 import {
   chainFromAnnotations,
   chainImage,
@@ -15,23 +15,9 @@ import {
   type CacheRecord,
   type EntryHead,
 } from "./entry.js";
-import { gzipLayer } from "./artifact.js";
+import { ArtifactCache } from "./artifact-cache.js";
 import { explainDifference } from "./explain.js";
-import {
-  headerCopyDiffId,
-  headerCopyImage,
-  headerCopyTag,
-  headerCopyWorthIt,
-  HeaderCopyWriter,
-  type HeaderCapture,
-} from "./header-copy.js";
-import {
-  MAX_SKELETON_RECORD_BYTES,
-  skeletonRecordDiffId,
-  skeletonRecordImage,
-  skeletonRecordTag,
-} from "./skeleton-records.js";
-import type { CacheStore, ManifestView } from "./store.js";
+import { readManifestView, type CacheStore } from "./store.js";
 
 /** Options of a {@link LayerCache}. */
 export interface LayerCacheOptions {
@@ -74,17 +60,17 @@ export class LayerCache {
   private readonly chains = new Map<string, StageChain>();
   /** The entry each step position ended with in this build (a hit or a new entry): the next chain. */
   private readonly used = new Map<string, EntryHead>();
-  /** Header copies looked up in this build, by source diffID (see header-copy.ts). */
-  private readonly headerCopies = new Map<Digest, Promise<Layer | undefined>>();
-  /** Source diffIDs whose header copy this build captured (or is capturing). */
-  private readonly captured = new Set<Digest>();
-  /** Skeleton record tags this build found unusable: written over without looking. */
-  private readonly badRecords = new Set<string>();
-  /** Source diffIDs whose header copy this build found unusable: written over, blobs included. */
-  private readonly badCopies = new Set<Digest>();
+  /** Header copies and skeleton records (see artifact-cache.ts), over the same store. */
+  readonly artifacts: ArtifactCache;
 
   constructor(o: LayerCacheOptions) {
     this.o = o;
+    this.artifacts = new ArtifactCache({
+      store: o.store,
+      platform: o.platform,
+      write: o.write,
+      onWarning: o.onWarning,
+    });
   }
 
   /** Where entries are read and written. */
@@ -128,83 +114,8 @@ export class LayerCache {
   }
 
   private async readChain(tag: string, signal?: AbortSignal): Promise<ChainEntries | undefined> {
-    const view = await this.readView(tag, signal);
+    const view = await readManifestView(this.o.store, tag, signal);
     return view && chainFromAnnotations(view.annotations, view.layerCount, view.layer);
-  }
-
-  /** The manifest under `tag` (one request where the store allows it). */
-  private async readView(tag: string, signal?: AbortSignal): Promise<ManifestView | undefined> {
-    const store = this.o.store;
-    return store.readManifest ? store.readManifest(tag, signal) : viewOf(await store.read(tag, signal));
-  }
-
-  /** The one layer of the artifact under `tag` when `check` accepts its manifest (answering the layer's diffID). */
-  private async artifactLayer(
-    tag: string,
-    check: (view: ManifestView | undefined) => Digest | undefined,
-    signal?: AbortSignal,
-  ): Promise<Layer | undefined> {
-    const view = await this.readView(tag, signal);
-    const diffId = check(view);
-    return view && diffId ? view.layer(0, diffId) : undefined;
-  }
-
-  /**
-   * The header copy of `layer` in the cache (see header-copy.ts), read at most once per build; undefined
-   * when there is none, the layer is too small to have one, or the read failed (a warning).
-   */
-  headerCopy(layer: Layer, signal?: AbortSignal): Promise<Layer | undefined> {
-    if (!headerCopyWorthIt(layer.size)) return Promise.resolve(undefined);
-    let p = this.headerCopies.get(layer.diffId);
-    if (!p) {
-      const tag = headerCopyTag(layer.diffId);
-      p = this.artifactLayer(tag, (view) => headerCopyDiffId(view, layer.diffId), signal).catch((e: unknown) => {
-        this.o.onWarning(`reading header copy ${this.o.store.description}:${tag} failed: ${message(e)}`);
-        return undefined;
-      });
-      this.headerCopies.set(layer.diffId, p);
-    }
-    return p;
-  }
-
-  /**
-   * Forgets the header copy of `layer` read in this build, which turned out unusable (a corrupt blob): a
-   * copy captured later in the build replaces it.
-   */
-  headerCopyUnusable(layer: Layer): void {
-    this.headerCopies.set(layer.diffId, Promise.resolve(undefined));
-    this.badCopies.add(layer.diffId);
-  }
-
-  /**
-   * Captures the header copy of `layer` while an extraction or a skeleton reads it whole; undefined when
-   * the cache is not written, the layer is too small, or this build captured it already. `end(true)` after
-   * the last entry stores the copy in the background, unless it is not worth keeping or the cache holds
-   * one already; `end(false)` drops it.
-   */
-  captureHeaders(layer: Layer, signal?: AbortSignal): HeaderCapture | undefined {
-    if (!this.o.write || !headerCopyWorthIt(layer.size) || this.captured.has(layer.diffId)) return undefined;
-    this.captured.add(layer.diffId);
-    const writer = new HeaderCopyWriter(layer);
-    return {
-      add: (h) => writer.add(h),
-      end: (ok) => {
-        if (!ok) {
-          writer.abort();
-          return;
-        }
-        const tag = headerCopyTag(layer.diffId);
-        const p = (async () => {
-          const copy = await writer.finish();
-          if (!copy || (await this.headerCopy(layer, signal))) return;
-          const image = headerCopyImage(layer.diffId, copy, this.o.platform);
-          await this.o.store.write(tag, image, signal, this.badCopies.has(layer.diffId));
-        })().catch((e: unknown) => {
-          this.o.onWarning(`writing header copy ${this.o.store.description}:${tag} failed: ${message(e)}`);
-        });
-        this.pending.push(p);
-      },
-    };
   }
 
   /** The latest entry written for `slot` (memoized; read failures count as "none"). */
@@ -307,70 +218,6 @@ export class LayerCache {
   }
 
   /**
-   * The skeleton record stored for the filesystem with chain key `key` (see skeleton-records.ts), or
-   * undefined: none, too large, or the read failed (a warning; the record is then written over).
-   */
-  async skeletonRecord(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
-    const tag = skeletonRecordTag(key);
-    try {
-      const layer = await this.artifactLayer(tag, (view) => skeletonRecordDiffId(view, key), signal);
-      if (!layer) return undefined;
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      for await (const c of await layer.openUncompressed(signal)) {
-        bytes += (c as Buffer).length;
-        if (bytes > MAX_SKELETON_RECORD_BYTES) return undefined;
-        chunks.push(c as Buffer);
-      }
-      return Buffer.concat(chunks);
-    } catch (e) {
-      if (signal?.aborted) throw e;
-      this.badRecords.add(tag);
-      this.o.onWarning(`reading skeleton record ${this.o.store.description}:${tag} failed: ${message(e)}`);
-      return undefined;
-    }
-  }
-
-  /**
-   * Whether a skeleton record for `key` needs writing: the cache is written, and it holds no usable record
-   * for `key` (one manifest request, unless this build found the record unusable already).
-   */
-  async skeletonRecordWanted(key: string, signal?: AbortSignal): Promise<boolean> {
-    if (!this.o.write) return false;
-    const tag = skeletonRecordTag(key);
-    if (this.badRecords.has(tag)) return true;
-    try {
-      return skeletonRecordDiffId(await this.readView(tag, signal), key) === undefined;
-    } catch (e) {
-      if (signal?.aborted) throw e;
-      return false; // the cache does not answer: writing would most likely fail as well
-    }
-  }
-
-  /** Marks the record read for `key` unusable (it did not decode or lay out): it is written over. */
-  skeletonRecordUnusable(key: string): void {
-    this.badRecords.add(skeletonRecordTag(key));
-  }
-
-  /**
-   * Stores the skeleton record for the filesystem with chain key `key` in the background. `encode` runs
-   * now (the caller's index changes right after) and only when the cache is written.
-   */
-  putSkeletonRecord(key: string, encode: () => Buffer, signal?: AbortSignal): void {
-    if (!this.o.write) return;
-    const data = encode();
-    if (data.length > MAX_SKELETON_RECORD_BYTES) return;
-    const tag = skeletonRecordTag(key);
-    const p = (async () => {
-      const image = skeletonRecordImage(key, await gzipLayer(data), this.o.platform);
-      await this.o.store.write(tag, image, signal, this.badRecords.has(tag));
-    })().catch((e: unknown) => {
-      this.o.onWarning(`writing skeleton record ${this.o.store.description}:${tag} failed: ${message(e)}`);
-    });
-    this.pending.push(p);
-  }
-
-  /**
    * Records, after a stage's steps, the entry each of its positions `slots` (as given to
    * {@link LayerCache.prefetch}) ended with: in the background, the stage's chain record is written
    * unless the one read at build start already names exactly these entries (a fully cached rebuild
@@ -396,9 +243,10 @@ export class LayerCache {
     this.pending.push(p);
   }
 
-  /** Waits for every background write (failures were already reported as warnings). */
+  /** Waits for every background write, artifacts included (failures were already reported as warnings). */
   async flush(): Promise<void> {
     while (this.pending.length > 0) await Promise.all(this.pending.splice(0));
+    await this.artifacts.flush();
   }
 }
 
@@ -406,20 +254,6 @@ export class LayerCache {
 interface StageChain {
   tag: string;
   entries: Promise<ChainEntries | undefined>;
-}
-
-/** The manifest view of an image read whole (stores without {@link CacheStore.readManifest}). */
-function viewOf(image: Image | undefined): ManifestView | undefined {
-  if (!image) return undefined;
-  return {
-    annotations: image.manifest.annotations,
-    layerCount: image.layers.length,
-    layer: (i, diffId) => {
-      const l = image.layers[i];
-      if (!l || l.diffId !== diffId) throw new Error(`layer ${i} of the chain is not ${diffId}`);
-      return l;
-    },
-  };
 }
 
 function message(e: unknown): string {

@@ -37,3 +37,23 @@ export interface CacheStore {
    */
   write(tag: string, image: Image, signal?: AbortSignal, replace?: boolean): Promise<void>;
 }
+
+/** The manifest under `tag`: one request where the store reads manifests alone, else the image read whole. */
+export async function readManifestView(
+  store: CacheStore,
+  tag: string,
+  signal?: AbortSignal,
+): Promise<ManifestView | undefined> {
+  if (store.readManifest) return store.readManifest(tag, signal);
+  const image = await store.read(tag, signal);
+  if (!image) return undefined;
+  return {
+    annotations: image.manifest.annotations,
+    layerCount: image.layers.length,
+    layer: (i, diffId) => {
+      const l = image.layers[i];
+      if (!l || l.diffId !== diffId) throw new Error(`layer ${i} of the image under ${tag} is not ${diffId}`);
+      return l;
+    },
+  };
+}

@@ -243,9 +243,17 @@ export class RegistryClient {
     return (await digests).length;
   }
 
-  /** kaniko's push-permission pre-check: open an upload session in ref's repository and cancel it. */
-  async checkPushPermission(ref: Reference, signal?: AbortSignal): Promise<void> {
-    return checkPush(this.ctx, this.host(ref.registry, "push"), ref.repository, ref.toString(), signal);
+  /**
+   * kaniko's push-permission pre-check: open an upload session in ref's repository and cancel it. With
+   * `defer`, the check resolves once the session is open and the cancellation is handed to `defer`
+   * (see {@link checkPush}); the caller must await it before {@link close}.
+   */
+  async checkPushPermission(
+    ref: Reference,
+    signal?: AbortSignal,
+    defer?: (cancellation: Promise<void>) => void,
+  ): Promise<void> {
+    return checkPush(this.ctx, this.host(ref.registry, "push"), ref.repository, ref.toString(), signal, defer);
   }
 
   /** Closes every connection pool; the client must not be used afterwards. */

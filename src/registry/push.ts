@@ -451,7 +451,9 @@ async function cancelUpload(
 
 /**
  * kaniko's pre-build push check: start an upload session in the repository and cancel it. Fails
- * with PUSH_PERMISSION_DENIED and kaniko's wording when the registry refuses.
+ * with PUSH_PERMISSION_DENIED and kaniko's wording when the registry refuses. The check has passed once
+ * the session is open: with `defer`, the cancellation (which never rejects) is handed to it and the check
+ * resolves without waiting for it, so that a push waiting on the check does not wait one more round trip.
  */
 export async function checkPush(
   ctx: ClientContext,
@@ -459,6 +461,7 @@ export async function checkPush(
   repository: string,
   refString: string,
   signal?: AbortSignal,
+  defer?: (cancellation: Promise<void>) => void,
 ): Promise<void> {
   const prefix =
     "error checking push permissions -- make sure you entered the correct tag name, and that you are authenticated correctly, and try again";
@@ -479,8 +482,9 @@ export async function checkPush(
         }
         await res.body.dump();
         if (header(res.headers, "location") === undefined) return;
-        const loc = host.resolveLocation(res, "pushing", repository);
-        await cancelUpload(host, repository, loc, signal);
+        const cancelled = cancelUpload(host, repository, host.resolveLocation(res, "pushing", repository), signal);
+        if (defer) defer(cancelled);
+        else await cancelled;
       },
       retryOpts(ctx, host, `check push permission ${refString}`, signal),
     );

@@ -146,4 +146,51 @@ describe("cached rebuild: registry round trips", () => {
       f.proxy.setRules([]);
     }
   });
+
+  test("the push waits for the push check's upload session, not for its cancellation, which still ends before the build", async () => {
+    const ctx = path.join(f.work, "cancel");
+    await writeTree(ctx, { Dockerfile: `FROM ${f.proxy.host}/busybox:latest\nENV STEP=1\n` });
+    // The check's DELETE is held until the manifest PUT arrives: a push that waited for the DELETE would
+    // only get there after the proxy gave up holding it (released "timeout").
+    f.proxy.injected.splice(0);
+    f.proxy.requests.splice(0);
+    f.proxy.setRules([
+      {
+        method: "DELETE",
+        path: /\/cancel\/blobs\/uploads\//,
+        fault: "hold",
+        until: { method: "PUT", path: /\/cancel\/manifests\/latest$/ },
+        maxMs: 20_000,
+      },
+    ]);
+    try {
+      const r = await runKiln([
+        "build",
+        "--context",
+        ctx,
+        "--destination",
+        `${f.proxy.host}/cancel:latest`,
+        "--insecure",
+        "--insecure-pull",
+        "--kaniko-dir",
+        path.join(f.work, "state-cancel"),
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const list = f.proxy.requests.map((q) => `${q.method} ${q.path}`).join("\n");
+      assert.deepEqual(
+        f.proxy.injected.map((i) => `${i.fault} ${i.method} ${i.released}`),
+        ["hold DELETE until"],
+        list,
+      );
+      // The session was cancelled before the build returned: the registry no longer knows it.
+      // (Its status is read with the session's signed state, as the registry answers 404 without it.)
+      const session = f.proxy.requests.find((q) => q.method === "DELETE")?.path;
+      assert.ok(session !== undefined && /\/blobs\/uploads\/[0-9a-f-]+\?_state=/.test(session), list);
+      const res = await fetch(`${f.reg.url}${session}`);
+      await res.arrayBuffer();
+      assert.equal(res.status, 404, `upload session ${session} still open`);
+    } finally {
+      f.proxy.setRules([]);
+    }
+  });
 });

@@ -12,7 +12,8 @@ import { connect, type AddressInfo, type Socket } from "node:net";
  * Kinds of fault. Body faults (reset, truncate, flip) only fire on 2xx responses with a body;
  * `as201` forwards the request and rewrites a 202 answer to 201 (ECR's PATCH behaviour).
  */
-export type Fault = "reset" | "truncate" | "flip" | "status500" | "status502" | "status503" | "status429" | "as201";
+export type Fault =
+  "reset" | "truncate" | "flip" | "status500" | "status502" | "status503" | "status429" | "as201" | "hold";
 
 /** Inject `fault` into requests matching `method`/`path`, `times` times (default 1). */
 export interface FaultRule {
@@ -22,6 +23,13 @@ export interface FaultRule {
   times?: number;
   /** Retry-After seconds sent with status429/status503 (default 1 for 429, none for 503). */
   retryAfter?: number;
+  /**
+   * `hold`: the request is forwarded only once a request matching `until` arrives, or after `maxMs` (default
+   * 10 s); its {@link InjectedFault.released} says which. Shows whether a client sends `until` without
+   * waiting for the held request's answer, without timing anything.
+   */
+  until?: { method?: string; path?: RegExp };
+  maxMs?: number;
 }
 
 /** Seeded random faults: each matching request gets a fault with probability `rate`. */
@@ -56,6 +64,8 @@ export interface InjectedFault {
   fault: Fault;
   method: string;
   path: string;
+  /** `hold`: what released the request. */
+  released?: "until" | "timeout";
 }
 
 /** A running fault proxy. */
@@ -88,7 +98,8 @@ function prng(seed: number): () => number {
 
 type Phase = "pre" | "body" | "rewrite";
 
-function phaseOf(f: Fault): Phase {
+function phaseOf(f: Fault): Phase | "hold" {
+  if (f === "hold") return "hold";
   if (f === "reset" || f === "truncate" || f === "flip") return "body";
   if (f === "as201") return "rewrite";
   return "pre";
@@ -117,7 +128,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const [host = "127.0.0.1", port = "80"] = opts.target.split(":");
 
   /** Picks the fault of the given phase for a request. */
-  const pick = (method: string, p: string, phase: Phase): FaultRule | undefined => {
+  const pick = (method: string, p: string, phase: Phase | "hold"): FaultRule | undefined => {
     for (const r of state.rules) {
       if (r.left <= 0 || !matches(r, method, p)) continue;
       if (phaseOf(r.fault) !== phase) continue;
@@ -154,10 +165,34 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     ? `Basic ${Buffer.from(`${opts.basicAuth.username}:${opts.basicAuth.password}`).toString("base64")}`
     : undefined;
 
+  /** Held requests, each released by the first later request matching its rule's `until`. */
+  const held = new Set<{ until: FaultRule["until"]; release: () => void }>();
+  const hold = async (rule: FaultRule, method: string, p: string): Promise<void> => {
+    const fault: InjectedFault = { fault: "hold", method, path: p };
+    injected.push(fault);
+    await new Promise<void>((resolve) => {
+      const w = {
+        until: rule.until,
+        release: () => {
+          clearTimeout(timer);
+          held.delete(w);
+          fault.released ??= "until";
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        fault.released = "timeout";
+        w.release();
+      }, rule.maxMs ?? 10_000);
+      held.add(w);
+    });
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const method = req.method ?? "GET";
     const p = req.url ?? "/";
     requests.push({ method, path: p, ...(req.headers.range ? { range: req.headers.range } : {}) });
+    for (const w of held) if (matches(w.until ?? {}, method, p)) w.release();
     const reqBody = await readAll(req);
     if (expectedAuth !== undefined) {
       if (req.headers.authorization !== expectedAuth) {
@@ -183,6 +218,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       res.end(JSON.stringify({ errors: [{ code: "UNAVAILABLE", message: `injected ${status}` }] }));
       return;
     }
+    const toHold = pick(method, p, "hold");
+    if (toHold !== undefined) await hold(toHold, method, p);
     const upstream = await new Promise<IncomingMessage>((resolve, reject) => {
       const headers = { ...req.headers };
       delete headers["transfer-encoding"];
@@ -282,6 +319,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     },
     stop: () =>
       new Promise<void>((resolve) => {
+        for (const w of held) w.release();
         for (const s of sockets) s.destroy();
         storage.closeAllConnections();
         storage.close();
