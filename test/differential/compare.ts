@@ -111,6 +111,7 @@ function describe(e: TreeEntry | undefined): string {
   if (e.link !== undefined) bits.push(`-> ${e.link}`);
   if (e.dev !== undefined) bits.push(`dev ${e.dev}`);
   if (e.capability !== undefined) bits.push(`cap ${e.capability}`);
+  if (e.xattrs !== undefined) bits.push(`xattrs ${e.xattrs}`);
   return bits.join(" ");
 }
 
@@ -147,7 +148,18 @@ export function compareImages(docker: ImageModel, kiln: ImageModel, caseName = "
       diffs.push(`${p}: docker ${describe(d)} | kiln ${describe(k)}`);
       continue;
     }
-    const fields: (keyof TreeEntry)[] = ["type", "mode", "uid", "gid", "size", "sha256", "link", "dev", "capability"];
+    const fields: (keyof TreeEntry)[] = [
+      "type",
+      "mode",
+      "uid",
+      "gid",
+      "size",
+      "sha256",
+      "link",
+      "dev",
+      "capability",
+      "xattrs",
+    ];
     const bad = fields.filter((f) => d[f] !== k[f] && !(contentIgnored.has(p) && (f === "size" || f === "sha256")));
     if (bad.length > 0) diffs.push(`${p}: [${bad.join(",")}] docker ${describe(d)} | kiln ${describe(k)}`);
     const dg = dGroups.get(p) ?? "";

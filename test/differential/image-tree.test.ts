@@ -49,6 +49,8 @@ test("readDockerArchive applies layers with whiteouts and keeps modes, owners, l
   await link(path.join(l0, "suid"), path.join(l0, "suid-link"));
   await symlink("/nowhere", path.join(l0, "dangling"));
   await execFileAsync("setcap", ["cap_net_raw+ep", path.join(l0, "suid")]);
+  await writeFile(path.join(l0, "noted"), "n");
+  await execFileAsync("setfattr", ["-n", "user.note", "-v", "hi", path.join(l0, "noted")]);
   await mkdir(path.join(l1, "opaque"), { recursive: true });
   await writeFile(path.join(l1, ".wh.gone"), "");
   await writeFile(path.join(l1, "opaque", ".wh..wh..opq"), "");
@@ -68,6 +70,8 @@ test("readDockerArchive applies layers with whiteouts and keeps modes, owners, l
   assert.match(suid?.capability ?? "", /^[0-9a-f]+$/);
   assert.equal(img.tree.get("/suid-link"), suid, "a hardlink shares its target's entry");
   assert.equal(img.tree.get("/dangling")?.link, "/nowhere");
+  assert.equal(suid?.xattrs, undefined, "security.capability is the capability field alone");
+  assert.equal(img.tree.get("/noted")?.xattrs, `user.note=${Buffer.from("hi").toString("hex")}`);
   assert.deepEqual(compareImages(img, img), []);
 
   // A second image differing in one mode, one content and the link group is reported path by path.
@@ -75,6 +79,7 @@ test("readDockerArchive applies layers with whiteouts and keeps modes, owners, l
   await rm(path.join(l0, "suid-link"));
   await writeFile(path.join(l0, "suid-link"), "s");
   await writeFile(path.join(l1, "opaque", "new"), "NEW");
+  await execFileAsync("setfattr", ["-n", "user.note", "-v", "changed", path.join(l0, "noted")]);
   const other = await readDockerArchive(
     await dockerArchive(path.join(dir, "b"), [l0, l1], {
       architecture: "amd64",
@@ -89,6 +94,10 @@ test("readDockerArchive applies layers with whiteouts and keeps modes, owners, l
   );
   assert.ok(
     diffs.some((d) => d.startsWith("/suid: [mode")),
+    diffs.join("\n"),
+  );
+  assert.ok(
+    diffs.some((d) => d.startsWith("/noted: [xattrs]")),
     diffs.join("\n"),
   );
   assert.ok(

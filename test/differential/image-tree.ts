@@ -24,6 +24,8 @@ export interface TreeEntry {
   dev?: string;
   /** `security.capability` xattr as hex, when present. */
   capability?: string;
+  /** Every other xattr as `name=hex`, sorted and joined by `,`, when there are any. */
+  xattrs?: string;
   /** Identity of the file's inode: hardlinked paths share it. */
   inode?: number;
 }
@@ -187,11 +189,16 @@ function applyLayer(tree: Map<string, TreeEntry>, entries: RawEntry[], nextInode
     const base = p.slice(p.lastIndexOf("/") + 1);
     if (base.startsWith(".wh.")) continue;
     const cap = e.xattrs.get("security.capability");
+    const others = [...e.xattrs]
+      .filter(([k]) => k !== "security.capability")
+      .map(([k, v]) => `${k}=${v.toString("hex")}`)
+      .sort();
     const common = {
       mode: e.mode & 0o7777,
       uid: e.uid,
       gid: e.gid,
       ...(cap !== undefined ? { capability: cap.toString("hex") } : {}),
+      ...(others.length > 0 ? { xattrs: others.join(",") } : {}),
     };
     const existing = tree.get(p);
     // A non-directory replaces whatever was there (including a directory and its contents).

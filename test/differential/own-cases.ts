@@ -270,6 +270,31 @@ const CASES: OwnCase[] = [
       await chmod(p, 0o755);
       await execFileAsync("setcap", ["cap_net_raw+ep", p]);
       await writeFile(path.join(ctx, "caps", "plain"), "no caps\n");
+      // A user.* xattr in the context: docker build (BuildKit) records none in the layer, nor does kiln.
+      await execFileAsync("setfattr", ["-n", "user.note", "-v", "context", path.join(ctx, "caps", "plain")]);
+    },
+  },
+  {
+    // xattrs a RUN sets (busybox has no setfattr: a static helper from the context sets them), a `user.*` one
+    // on a file and on a directory: docker build's layer records neither, and neither does kiln's.
+    name: "xattrs-run",
+    dockerfile: [
+      "FROM busybox",
+      "COPY setxattr /usr/local/bin/setxattr",
+      "RUN echo x > /ran && setxattr /ran user.run from-run && mkdir /made && setxattr /made user.dir from-run",
+    ],
+    setup: async (ctx) => {
+      const src = path.join(ctx, "setxattr.c");
+      await writeFile(
+        src,
+        [
+          "#include <string.h>",
+          "#include <sys/xattr.h>",
+          "int main(int c, char **v) { return c == 4 && lsetxattr(v[1], v[2], v[3], strlen(v[3]), 0) == 0 ? 0 : 1; }",
+          "",
+        ].join("\n"),
+      );
+      await execFileAsync("cc", ["-static", "-O2", "-o", path.join(ctx, "setxattr"), src]);
     },
   },
   {
