@@ -130,3 +130,17 @@ test("wildcards that match nothing fail (no source files), in a later stage too"
     await rm(ctx, { recursive: true, force: true });
   }
 });
+
+test("a git source's bad URL options and a --checksum that is no commit fail without fetching", async () => {
+  for (const [line, code, re] of [
+    ["ADD https://git.invalid/r.git?tag=v1&depth=1 /x/", "ADD_GIT_INVALID", /unknown git URL option "depth"/],
+    ["ADD --checksum=sha256:abc https://git.invalid/r.git#v1 /x/", "ADD_CHECKSUM_INVALID", /must be a commit hash/],
+  ] as const) {
+    const { ctx, done } = await dryRun(`FROM base\n${line}\n`, {});
+    try {
+      await rejectsWith(done(), code, new RegExp(`^Dockerfile:2: .*${re.source}`));
+    } finally {
+      await rm(ctx, { recursive: true, force: true });
+    }
+  }
+});

@@ -15,7 +15,14 @@ import { changesForPaths, walkChanges, type Changes, type IgnoreList, type Snaps
 import type { ContainerConfig, HistoryEntry, Image, Layer } from "../image/types.js";
 import type { ManifestFamily } from "../image/media-types.js";
 import type { Runner } from "../run/index.js";
-import { CACHED_STEP_KINDS, contextFileInputs, instructionText, stepSlot, visibleInputs } from "./cache-inputs.js";
+import {
+  CACHED_STEP_KINDS,
+  contextFileInputs,
+  instructionText,
+  pinnedDownloads,
+  stepSlot,
+  visibleInputs,
+} from "./cache-inputs.js";
 import { DEFAULT_PATH, getEnv, setEnv, splitEnv } from "./env.js";
 import { stepError } from "./errors.js";
 import type { CacheOutcome, Reporter } from "./events.js";
@@ -562,10 +569,23 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     ];
   };
 
-  /** What a COPY/ADD reads: the context files it names, or the identity of its --from source. */
+  /**
+   * What a COPY/ADD reads: the context files it names, or the identity of its --from source. Remote sources
+   * are not cached, except the downloads `ADD --checksum=<digest>` pins (as BuildKit keys them by checksum):
+   * the URLs and the digest are in the instruction text, so a hit needs no request.
+   */
   const copyInputs = async (instr: Instruction & { kind: "copy" | "add" }): Promise<KeyInput[] | undefined> => {
-    if (instr.sources.some((s) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s) || s.endsWith(".git"))) return undefined;
+    const remote = (s: string): boolean => /^[a-z][a-z0-9+.-]*:\/\//i.test(s) || s.endsWith(".git");
     const base: KeyInput[] = [["workdir", config.WorkingDir ?? ""]];
+    if (
+      instr.kind === "add" &&
+      instr.checksum !== undefined &&
+      instr.heredocs.length === 0 &&
+      pinnedDownloads(instr.sources)
+    ) {
+      return [...base, ["remote", "pinned by --checksum"]];
+    }
+    if (instr.sources.some(remote)) return undefined;
     if (instr.from !== undefined) {
       const k = svc.fromKey ? await svc.fromKey(instr.from) : undefined;
       return k === undefined ? undefined : [...base, ["from", k]];

@@ -14,6 +14,11 @@ export interface GitFetchOptions {
   singleBranch: boolean;
   recurseSubmodules: boolean;
   insecureSkipTLS: boolean;
+  /**
+   * A commit hash, whole or its leading hex digits (`ADD --checksum=` / `?checksum=` of a git source): the
+   * checkout fails unless the ref resolved to that commit (or, for an annotated tag, to that tag object).
+   */
+  expectCommit?: string;
 }
 
 /** Credentials from GIT_USERNAME / GIT_PASSWORD / GIT_TOKEN (a token is sent as the username, like kaniko). */
@@ -57,7 +62,24 @@ export async function fetchGitContext(
     const http = httpClient(dispatcher, signal);
     await mkdir(dest, { recursive: true });
     const ref = spec.ref !== "" ? spec.ref : opts.branch;
-    await cloneInto(http, headers, spec.url, dest, ref, spec.commit, opts.singleBranch || spec.commit === "");
+    const got = await cloneInto(
+      http,
+      headers,
+      spec.url,
+      dest,
+      ref,
+      spec.commit,
+      opts.singleBranch || spec.commit === "",
+    );
+    if (opts.expectCommit !== undefined) {
+      const want = opts.expectCommit.toLowerCase();
+      if (!got.head.startsWith(want) && !got.fetched.startsWith(want)) {
+        throw new KilnError(
+          "GIT_CHECKSUM_MISMATCH",
+          `git context ${redactUrl(spec.url)}${spec.ref ? `#${spec.ref}` : ""}: expected commit ${opts.expectCommit}, but the ref resolved to ${got.head}`,
+        );
+      }
+    }
     if (opts.recurseSubmodules) await checkoutSubmodules(http, headers, spec.url, dest, 0);
   } catch (e) {
     if (e instanceof KilnError) throw e;
@@ -72,7 +94,10 @@ export async function fetchGitContext(
   return resolveInRoot(dest, spec.subdir, { followFinal: true });
 }
 
-/** Fetches `ref` (or a commit) from `url` into the repository at `dir` and checks it out (detached). */
+/**
+ * Fetches `ref` (or a commit) from `url` into the repository at `dir` and checks it out (detached). Returns
+ * the object the ref named (`fetched`: a commit, or an annotated tag) and the commit checked out (`head`).
+ */
 async function cloneInto(
   http: HttpClient,
   headers: Record<string, string>,
@@ -81,7 +106,7 @@ async function cloneInto(
   ref: string,
   commit: string,
   shallow: boolean,
-): Promise<void> {
+): Promise<{ fetched: string; head: string }> {
   await git.init({ fs, dir });
   await git.addRemote({ fs, dir, remote: "origin", url, force: true });
   let oid: string;
@@ -113,6 +138,7 @@ async function cloneInto(
       `git context ${redactUrl(url)}: cannot check out ${commit || ref || "HEAD"} (${e instanceof Error ? e.message : String(e)}); check the ref/commit exists`,
     );
   }
+  return { fetched: oid, head: await git.resolveRef({ fs, dir, ref: "HEAD" }) };
 }
 
 /** Clones each submodule (URLs relative to the parent allowed) at the commit recorded in the parent tree. */

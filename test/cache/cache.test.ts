@@ -1,4 +1,5 @@
 import { after, before, describe, test } from "node:test";
+import { createHash } from "node:crypto";
 import assert from "node:assert/strict";
 import { lstat, readFile, readdir, rm } from "node:fs/promises";
 import path from "node:path";
@@ -8,6 +9,7 @@ import { startRegistry, type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 import { sh, unpackWithUmoci, writeTree } from "../integration/helpers.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
+import { startFileServer } from "../build/copy-support.js";
 
 const CORPUS = path.resolve(process.cwd(), "../shared/conformance/kaniko-integration/integration/dockerfiles");
 
@@ -180,6 +182,56 @@ describe("layer cache", () => {
     await writeTree(ctx, { "a.txt": "b\n" });
     const c = await buildLayout(ctx, "probe-3", cache);
     assert.equal(hits(c.r), 0, c.r.stderr);
+  });
+
+  test("ADD --checksum of a URL is cached by its digest: a rebuild hits without a request; no checksum, no entry", async () => {
+    const body = "tool v1\n";
+    const files = { "/tool.txt": body, "/other.txt": "other\n" };
+    const server = await startFileServer(files, new Date("2024-01-02T03:04:05Z"));
+    try {
+      const sum = `sha256:${createHash("sha256").update(body).digest("hex")}`;
+      const ctx = path.join(work, "add-url-ctx");
+      await writeTree(ctx, {
+        Dockerfile: [
+          `FROM ${base}`,
+          `ADD --checksum=${sum} ${server.url}/tool.txt /opt/tool.txt`,
+          `ADD ${server.url}/other.txt /opt/other.txt`,
+          "RUN cat /opt/tool.txt /opt/other.txt > /opt/both",
+          "",
+        ].join("\n"),
+      });
+      const cache = ["--cache-repo", `dir:${path.join(work, "add-url-cache")}`, "--cache-copy-layers"];
+      const a = await buildLayout(ctx, "add-url-1", cache);
+      assert.deepEqual(server.requests, ["GET /tool.txt", "GET /other.txt"]);
+      server.requests.splice(0);
+      const b = await buildLayout(ctx, "add-url-2", cache);
+      // The pinned ADD hits without a request; the unpinned one downloads again and gives the same layer,
+      // so the RUN after it hits too (the chain continues from identical layers).
+      assert.deepEqual(server.requests, ["GET /other.txt"], b.r.stderr);
+      assert.equal(hits(b.r), 2, b.r.stderr);
+      assert.equal(b.digest, a.digest);
+      // Another digest in the instruction is another key: a miss, and the download is verified again.
+      const ctx2 = path.join(work, "add-url-ctx2");
+      await writeTree(ctx2, {
+        Dockerfile: `FROM ${base}\nADD --checksum=sha256:${"0".repeat(64)} ${server.url}/tool.txt /opt/tool.txt\n`,
+      });
+      const layout = path.join(work, "add-url-3");
+      const c = await runKiln([
+        "build",
+        "--context",
+        ctx2,
+        "--no-push",
+        "--insecure-pull",
+        "--oci-layout-path",
+        layout,
+        "--cache=true",
+        ...cache,
+      ]);
+      assert.notEqual(c.code, 0);
+      assert.match(c.stderr, /digest mismatch/);
+    } finally {
+      await server.stop();
+    }
   });
 
   test("with --cache-copy-layers a changed context file busts the COPY and names the file", async () => {

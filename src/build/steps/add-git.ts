@@ -1,19 +1,52 @@
 import { mkdtemp } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../../common/errors.js";
-import { fetchGitContext, parseContextSpec } from "../../context/index.js";
+import { fetchGitContext, parseContextSpec, type GitContextSpec } from "../../context/index.js";
 
 /** Whether an ADD source names a git repository (BuildKit's rules: git@…, git://…, or a URL ending in .git[#ref]). */
 export function isGitSource(s: string): boolean {
   return /^git@[^:]+:/.test(s) || /^git:\/\//i.test(s) || /^https?:\/\/[^#?]+\.git(?:[#?].*)?$/i.test(s);
 }
 
+/** An `ADD <git URL>` source: the repository and ref to check out, and the options its URL carries. */
+export interface AddGitSource {
+  spec: GitContextSpec;
+  /** `?checksum=` / `?commit=`: the commit (hex, whole or its leading digits) the ref must resolve to. */
+  checksum?: string;
+  /** `?keep-git-dir=`. */
+  keepGitDir?: boolean;
+  /** `?submodules=` (default true). */
+  submodules: boolean;
+}
+
+const QUERY_KEYS = new Set(["ref", "tag", "branch", "checksum", "commit", "subdir", "keep-git-dir", "submodules"]);
+const COMMIT_HEX = /^[0-9a-f]{1,64}$/i;
+
+/** Go's strconv.ParseBool, which BuildKit uses for boolean query values. */
+function parseBool(raw: string, key: string, source: string): boolean {
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(raw)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(raw)) return false;
+  throw new KilnError("ADD_GIT_INVALID", `ADD ${source}: ${key}=${raw} is not a boolean`);
+}
+
+/** A commit hash given as a checksum: hex digits only (a prefix is allowed, as in BuildKit). */
+export function gitChecksum(raw: string, source: string): string {
+  if (!COMMIT_HEX.test(raw)) {
+    throw new KilnError(
+      "ADD_CHECKSUM_INVALID",
+      `ADD ${source}: checksum "${raw}" of a git source must be a commit hash (hex digits)`,
+    );
+  }
+  return raw.toLowerCase();
+}
+
 /**
- * Clones the repository of an `ADD <git URL>` source (`https://host/repo.git#<branch|tag|commit>[:<subdir>]`)
- * into the build's scratch dir with submodules, and returns the host directory to copy (the checkout or its
- * subdir). Only http(s) transports are supported: `git@…` (ssh) and `git://` fail with NOT_IMPLEMENTED.
+ * Parses an `ADD` git source in either of BuildKit's forms: `https://host/repo.git#<ref>[:<subdir>]`, or
+ * (Dockerfile 1.18) `https://host/repo.git?ref=…|tag=…|branch=…&checksum=…&subdir=…&keep-git-dir=…&submodules=…`
+ * (`commit` is an alias of `checksum`). The two forms do not mix. Only http(s) transports are supported:
+ * `git@…` (ssh) and `git://` fail with NOT_IMPLEMENTED.
  */
-export async function fetchGitSource(raw: string, tmpDir: string, signal?: AbortSignal): Promise<string> {
+export function parseAddGitSource(raw: string): AddGitSource {
   const m = /^(https?):\/\/(.+)$/i.exec(raw);
   if (!m) {
     throw new KilnError(
@@ -21,14 +54,92 @@ export async function fetchGitSource(raw: string, tmpDir: string, signal?: Abort
       `ADD ${raw}: only http(s) git URLs are supported (ssh and git:// transports are not); use https://…/repo.git#ref`,
     );
   }
-  const spec = parseContextSpec(`git://${m[2] as string}`, "/", { pullMethod: (m[1] as string).toLowerCase() });
+  const rest = m[2] as string;
+  const pullMethod = (m[1] as string).toLowerCase();
+  const q = rest.indexOf("?");
+  const hash = rest.indexOf("#");
+  if (q < 0 || (hash >= 0 && hash < q)) {
+    return { spec: gitSpec(`git://${rest}`, pullMethod, raw), submodules: true };
+  }
+  if (hash >= 0) {
+    throw new KilnError(
+      "ADD_GIT_INVALID",
+      `ADD ${raw}: a git URL takes either a #fragment or ?query options, not both`,
+    );
+  }
+  const spec = gitSpec(`git://${rest.slice(0, q)}`, pullMethod, raw);
+  const params = new URLSearchParams(rest.slice(q + 1));
+  const seen = new Map<string, string>();
+  for (const [key, value] of params) {
+    if (!QUERY_KEYS.has(key)) {
+      throw new KilnError(
+        "ADD_GIT_INVALID",
+        `ADD ${raw}: unknown git URL option "${key}" (use ref, tag, branch, checksum or commit, subdir, keep-git-dir, submodules)`,
+      );
+    }
+    if (seen.has(key)) throw new KilnError("ADD_GIT_INVALID", `ADD ${raw}: option "${key}" is given twice`);
+    seen.set(key, value);
+  }
+  const refKeys = ["ref", "tag", "branch"].filter((k) => seen.has(k));
+  if (refKeys.length > 1) {
+    throw new KilnError("ADD_GIT_INVALID", `ADD ${raw}: ${refKeys.join(" and ")} cannot be given together`);
+  }
+  const tag = seen.get("tag");
+  const branch = seen.get("branch");
+  spec.ref =
+    tag !== undefined ? `refs/tags/${tag}` : branch !== undefined ? `refs/heads/${branch}` : (seen.get("ref") ?? "");
+  spec.subdir = seen.get("subdir") ?? "";
+  const sums = [seen.get("checksum"), seen.get("commit")].filter((s): s is string => s !== undefined);
+  const checksums = [...new Set(sums.map((s) => gitChecksum(s, raw)))];
+  if (checksums.length > 1) {
+    throw new KilnError("ADD_GIT_INVALID", `ADD ${raw}: checksum and commit name different commits`);
+  }
+  const keep = seen.get("keep-git-dir");
+  const submodules = seen.get("submodules");
+  return {
+    spec,
+    ...(checksums[0] !== undefined ? { checksum: checksums[0] } : {}),
+    ...(keep !== undefined ? { keepGitDir: parseBool(keep, "keep-git-dir", raw) } : {}),
+    submodules: submodules === undefined || parseBool(submodules, "submodules", raw),
+  };
+}
+
+function gitSpec(url: string, pullMethod: string, raw: string): GitContextSpec {
+  const spec = parseContextSpec(url, "/", { pullMethod });
   if (spec.kind !== "git") throw new KilnError("INTERNAL", `ADD ${raw}: not parsed as a git source`);
+  return spec;
+}
+
+/**
+ * Clones the repository of an `ADD <git URL>` source into the build's scratch dir (with submodules unless
+ * the URL says otherwise) and returns the host directory to copy (the checkout or its subdir). `checksum`
+ * (`ADD --checksum=`, a commit hash) and the URL's own checksum must both match the commit checked out.
+ */
+export async function fetchGitSource(
+  source: AddGitSource,
+  raw: string,
+  tmpDir: string,
+  checksum: string | undefined,
+  signal?: AbortSignal,
+): Promise<string> {
+  const sums = [checksum, source.checksum].filter((c): c is string => c !== undefined);
+  const [a, b] = sums;
+  if (a !== undefined && b !== undefined && !a.startsWith(b) && !b.startsWith(a)) {
+    throw new KilnError("ADD_GIT_INVALID", `ADD ${raw}: --checksum=${a} and the URL's checksum=${b} differ`);
+  }
+  const expect = sums.sort((x, y) => y.length - x.length)[0];
   const dest = await mkdtemp(path.join(tmpDir, "add-git-"));
   try {
     return await fetchGitContext(
-      spec,
+      source.spec,
       dest,
-      { branch: "", singleBranch: true, recurseSubmodules: true, insecureSkipTLS: false },
+      {
+        branch: "",
+        singleBranch: true,
+        recurseSubmodules: source.submodules,
+        insecureSkipTLS: false,
+        ...(expect !== undefined ? { expectCommit: expect } : {}),
+      },
       {},
       signal,
     );
