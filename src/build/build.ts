@@ -14,7 +14,7 @@ import {
 } from "../dockerfile/index.js";
 import { chooseSnapshotter, IgnoreList, type Snapshotter } from "../fs/index.js";
 import type { Digest } from "../image/digest.js";
-import { assembleImage, convertImageFormat, emptyImage } from "../image/index.js";
+import { assembleImage, convertImageFormat, emptyImage, MAX_COMPRESSION_LEVEL } from "../image/index.js";
 import { familyOf, layerMediaType, type ManifestFamily } from "../image/media-types.js";
 import type { HistoryEntry, Image, ImageConfigFile, Layer, Platform } from "../image/types.js";
 import { parseReference, type RegistryClient } from "../registry/index.js";
@@ -95,6 +95,31 @@ export function platformArgs(p: Platform): Map<string, string> {
  * filesystem. Throws KilnError subclasses (RunFailedError carries the failing RUN's exit code).
  */
 export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signal?: AbortSignal): Promise<BuildResult> {
+  // The push-permission check's upload sessions are cancelled in the background; however the build ends,
+  // it returns only after the check settled and those cancellations ended (the caller closes the client).
+  const check: PushCheckWork = { settled: [], cancellations: [] };
+  try {
+    return await buildWith(opts, deps, signal, check);
+  } finally {
+    await Promise.all(check.settled);
+    await Promise.all(check.cancellations);
+  }
+}
+
+/** Background work of the push-permission check that {@link build} waits for before it returns. */
+interface PushCheckWork {
+  /** The check itself, never rejecting. */
+  settled: Promise<unknown>[];
+  /** Its upload sessions' cancellations (DELETE), never rejecting. */
+  cancellations: Promise<void>[];
+}
+
+async function buildWith(
+  opts: Readonly<BuildOptions>,
+  deps: BuildDeps,
+  signal: AbortSignal | undefined,
+  check: PushCheckWork,
+): Promise<BuildResult> {
   const report = strictReporter(deps.report, opts.strict === true);
   let text: string;
   let dockerfilePath = opts.dockerfilePath;
@@ -244,11 +269,10 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   // lookups (both read-only) and the extraction of stage roots (in the build's own directory); every step
   // that executes awaits them (cache hits and metadata instructions do not), and so does the push. Their
   // failure is reported in place of any other error.
-  // The check's upload sessions are cancelled in the background (awaited when the build ends).
-  const cancellations: Promise<void>[] = [];
-  const pushCheck = checkPushPermissions(opts, deps.registry, signal, (c) => cancellations.push(c));
-  pushCheck.catch(() => {}); // awaited below
-  if (opts.dryRun) await pushCheck.finally(() => Promise.all(cancellations));
+  // The check's upload sessions are cancelled in the background (build() waits for them before returning).
+  const pushCheck = checkPushPermissions(opts, deps.registry, signal, (c) => check.cancellations.push(c));
+  check.settled.push(pushCheck.catch(() => {})); // awaited below
+  if (opts.dryRun) await pushCheck;
   if (opts.dryRun) {
     const { plan, finalBase } = await planBuild({
       opts,
@@ -463,11 +487,17 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
           family = opts.imageFormat;
         }
       }
-      if (family === "docker" && opts.compression !== "gzip") {
+      // A Docker-format image carries gzip layers: zstd falls back to gzip, and a zstd level above gzip's
+      // 9 to gzip's default (kaniko #3147 failed the build there).
+      const gzipOnly = family === "docker" && opts.compression !== "gzip";
+      const level =
+        gzipOnly && (opts.compressionLevel ?? 0) > MAX_COMPRESSION_LEVEL.gzip ? undefined : opts.compressionLevel;
+      if (gzipOnly) {
+        const dropped = level === opts.compressionLevel ? "" : ` and --compression-level=${opts.compressionLevel}`;
         report({
           kind: "warning",
           code: "COMPRESSION_IGNORED",
-          message: `stage ${stage.index}: --compression=${opts.compression} is ignored: a Docker-format image carries gzip layers only (use --image-format=oci)`,
+          message: `stage ${stage.index}: --compression=${opts.compression}${dropped} ${dropped ? "are" : "is"} ignored: a Docker-format image carries gzip layers only (use --image-format=oci)`,
         });
       }
       const r = await buildStage(
@@ -507,7 +537,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
           sink: {
             blobsDir,
             compression: family === "docker" ? "gzip" : opts.compression,
-            level: opts.compressionLevel,
+            level,
             mediaType: layerMediaType(family, family === "docker" ? "gzip" : opts.compression),
             epoch: opts.epoch,
             spoolUncompressed: !outputStages.has(stage.index),
@@ -609,7 +639,6 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     }
     return { digest: final.image.digest, image: final.image, pushed };
   } finally {
-    await Promise.all(cancellations);
     await layerCache?.flush(); // background cache writes read spooled layers under runDir
     await closeStore(); // unmounts store-mounted roots before runDir is deleted
     // --cleanup promises a root as found when the build ends: the build dir goes before `build` returns.

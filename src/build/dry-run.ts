@@ -8,7 +8,7 @@ import { setEnv, splitEnv } from "./env.js";
 import { stepError } from "./errors.js";
 import type { Reporter } from "./events.js";
 import type { BuildOptions } from "./options.js";
-import { gitChecksum, isGitSource, parseAddGitSource } from "./steps/add-git.js";
+import { isGitSource, planAddGitSources } from "./steps/add-git.js";
 import { matchSources } from "./steps/copy-sources.js";
 
 /** One stage as `--dryrun` resolved it. */
@@ -87,11 +87,8 @@ function trackVars(instr: Instruction, vars: StageVars, p: PlanInputs): void {
  */
 async function checkContextSources(instr: Instruction, context: DirContext): Promise<void> {
   if ((instr.kind !== "copy" && instr.kind !== "add") || instr.from !== undefined) return;
-  // A git source's URL options (and a --checksum for it) fail here as they would in the build.
-  const gits = instr.kind === "add" ? instr.sources.filter(isGitSource) : [];
-  for (const g of gits) parseAddGitSource(g);
-  if (instr.kind === "add" && instr.checksum !== undefined && gits.length > 0)
-    gitChecksum(instr.checksum, gits.join(" "));
+  // A git source's URL options (and the flags they meet) fail here as they would in the build.
+  if (instr.kind === "add") planAddGitSources(instr);
   const remote = (s: string): boolean => instr.kind === "add" && (URL_SOURCE.test(s) || isGitSource(s));
   const locals = instr.sources.filter((s) => !remote(s));
   if (locals.length === 0) return;

@@ -46,6 +46,7 @@ import { execCopy } from "./steps/copy-step.js";
 import { execRun } from "./steps/run.js";
 import type { StepContext, StepOutput } from "./steps/step-context.js";
 import { execWorkdir } from "./steps/workdir.js";
+import { MIN_SECRET_BUILD_ARG_LENGTH, secretBuildArgValues } from "./secret-build-args.js";
 import { resolveIdentity, type Identity } from "./user.js";
 import type { BuildOptions } from "./options.js";
 
@@ -193,6 +194,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   const forceMeta = svc.opts.forceBuildMetadata === true;
   const single = svc.opts.singleSnapshot && !forceMeta;
   const cache = single ? undefined : svc.cache;
+  const secretValues = secretBuildArgValues(svc.opts.buildArgs, svc.opts.secretBuildArgs);
   let chain = cache
     ? compositeKey([
         ["base", base.cacheSeed ?? base.image.digest],
@@ -306,7 +308,22 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       };
       return undefined;
     }
-    const inputs: KeyInput[] = [["parent", chain], ["instruction", instructionText(instr)], ...more];
+    // An instruction that expanded a secret build arg (an ADD URL's token, say) is not cached: its key would
+    // hash the value (a RUN's text is not expanded, so it never holds one).
+    const instrText = instructionText(instr);
+    const secret = [...secretValues].find(
+      ([, v]) =>
+        v.length >= MIN_SECRET_BUILD_ARG_LENGTH &&
+        (instrText.includes(v) || instrText.includes(JSON.stringify(v).slice(1, -1))),
+    );
+    if (secret) {
+      outcome = {
+        status: "uncacheable",
+        reason: `${instr.kind.toUpperCase()} holds the value of the secret build arg ${secret[0]}`,
+      };
+      return undefined;
+    }
+    const inputs: KeyInput[] = [["parent", chain], ["instruction", instrText], ...more];
     const key = compositeKey(inputs);
     const slot = slotOf(i);
     const fp = inputFingerprints(inputs);

@@ -27,6 +27,10 @@ export const STRICT_CODES: ReadonlySet<string> = new Set([
   "COMPRESSION_IGNORED",
   /** `--pre-cleanup`, `--preserve-context` or `--materialize` on a back-end that builds in its own directories. */
   "IN_PLACE_FLAG_IGNORED",
+  /** `RUN --security=insecure`: every RUN gets the same privileges. */
+  "RUN_SECURITY_IGNORED",
+  /** `RUN --device=…` (CDI devices): not provided. */
+  "RUN_DEVICE_IGNORED",
 ]);
 
 const HINT = "(--strict: kiln refuses input it would otherwise ignore; fix it or drop --strict)";

@@ -1,3 +1,4 @@
+import { errorMessage } from "../common/errors.js";
 import type { Digest, Layer, Platform } from "../image/index.js";
 import { gzipLayer } from "./artifact.js";
 import {
@@ -74,7 +75,7 @@ export class ArtifactCache {
     if (!p) {
       const tag = headerCopyTag(layer.diffId);
       p = this.artifactLayer(tag, (view) => headerCopyDiffId(view, layer.diffId), signal).catch((e: unknown) => {
-        this.o.onWarning(`reading header copy ${this.o.store.description}:${tag} failed: ${message(e)}`);
+        this.o.onWarning(`reading header copy ${this.o.store.description}:${tag} failed: ${errorMessage(e)}`);
         return undefined;
       });
       this.headerCopies.set(layer.diffId, p);
@@ -139,7 +140,7 @@ export class ArtifactCache {
     } catch (e) {
       if (signal?.aborted) throw e;
       this.badRecords.add(tag);
-      this.o.onWarning(`reading skeleton record ${this.o.store.description}:${tag} failed: ${message(e)}`);
+      this.o.onWarning(`reading skeleton record ${this.o.store.description}:${tag} failed: ${errorMessage(e)}`);
       return undefined;
     }
   }
@@ -189,12 +190,8 @@ export class ArtifactCache {
   private background(what: string, write: () => Promise<void>): void {
     this.pending.push(
       write().catch((e: unknown) => {
-        this.o.onWarning(`${what} failed: ${message(e)}`);
+        this.o.onWarning(`${what} failed: ${errorMessage(e)}`);
       }),
     );
   }
-}
-
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

@@ -1,3 +1,4 @@
+import { errorMessage } from "../common/errors.js";
 import type { Layer, Platform } from "../image/index.js";
 import {
   chainFromAnnotations,
@@ -164,7 +165,7 @@ export class LayerCache {
       head = await this.readEntry(key, signal);
     } catch (e) {
       if (signal?.aborted) throw e;
-      this.o.onWarning(`cache lookup ${this.o.store.description}:${key} failed: ${message(e)}`);
+      this.o.onWarning(`cache lookup ${this.o.store.description}:${key} failed: ${errorMessage(e)}`);
       return { hit: false, reason: "error" };
     }
     if (!head) return { hit: false, reason: "absent" };
@@ -212,7 +213,7 @@ export class LayerCache {
       await this.o.store.write(record.key, image, signal);
       await this.o.store.write(slotTag(record.slot), image, signal);
     })().catch((e: unknown) => {
-      this.o.onWarning(`writing cache entry ${this.o.store.description}:${record.key} failed: ${message(e)}`);
+      this.o.onWarning(`writing cache entry ${this.o.store.description}:${record.key} failed: ${errorMessage(e)}`);
     });
     this.pending.push(p);
   }
@@ -238,7 +239,7 @@ export class LayerCache {
       await Promise.all(earlier);
       await this.o.store.write(tag, image, signal);
     })().catch((e: unknown) => {
-      this.o.onWarning(`writing cache chain ${this.o.store.description}:${tag} failed: ${message(e)}`);
+      this.o.onWarning(`writing cache chain ${this.o.store.description}:${tag} failed: ${errorMessage(e)}`);
     });
     this.pending.push(p);
   }
@@ -254,8 +255,4 @@ export class LayerCache {
 interface StageChain {
   tag: string;
   entries: Promise<ChainEntries | undefined>;
-}
-
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

@@ -6,6 +6,7 @@ import { UsageError, type ExecutorOptions } from "./flags/index.js";
 import { resolveContext, resolveDockerfile } from "./context-options.js";
 import { parsePlatform } from "./platform.js";
 import { parseSize } from "../fs/index.js";
+import { MAX_COMPRESSION_LEVEL } from "../image/index.js";
 import { parseCredentialHelpers } from "../registry/index.js";
 
 export { resolveContext, resolveDockerfile } from "./context-options.js";
@@ -96,6 +97,19 @@ export function stateDir(o: ExecutorOptions, env: Record<string, string | undefi
 }
 
 /** `--layer-store-max-size` in bytes. */
+/**
+ * `--compression-level`: 0 or less means the compression's default; above its highest level (gzip 9, zstd
+ * 22) is a usage error, found before the build instead of when the first layer is compressed.
+ */
+function compressionLevel(compression: "gzip" | "zstd", level: number): number | undefined {
+  if (level <= 0) return undefined;
+  const max = MAX_COMPRESSION_LEVEL[compression];
+  if (level > max) {
+    throw new UsageError(`invalid --compression-level=${level}: ${compression} levels go from 1 to ${max}`);
+  }
+  return level;
+}
+
 function storeSize(text: string): number {
   try {
     return parseSize(text);
@@ -147,7 +161,7 @@ export function toBuildOptions(
     epoch,
     reproducible: o.reproducible,
     compression: o.compression ?? "gzip",
-    compressionLevel: o.compressionLevel > 0 ? o.compressionLevel : undefined,
+    compressionLevel: compressionLevel(o.compression ?? "gzip", o.compressionLevel),
     singleSnapshot: o.singleSnapshot,
     skipPushPermissionCheck: o.skipPushPermissionCheck,
     registry: {

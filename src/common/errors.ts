@@ -20,3 +20,8 @@ export function hasCode(e: unknown, code: string): e is KilnError {
 export function assertNever(x: never, what = "value"): never {
   throw new KilnError("INTERNAL", `unexpected ${what}: ${JSON.stringify(x)}`);
 }
+
+/** The message of a thrown value: an Error's message, else the value as text. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

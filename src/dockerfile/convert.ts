@@ -51,7 +51,7 @@ function commandForm(node: AstNode): CommandForm {
 
 const FLAG_SPECS: Record<string, Record<string, FlagType>> = {
   from: { platform: "string" },
-  run: { mount: "strings", network: "string", security: "string" },
+  run: { mount: "strings", network: "string", security: "string", device: "strings" },
   copy: {
     from: "string",
     chown: "string",
@@ -266,6 +266,18 @@ function convert(node: AstNode, ctx: ConvertContext, range: SourceRange): Instru
           hint: "use --security=sandbox or insecure",
         });
       }
+      if (security === "insecure") {
+        ctx.warnings.push({
+          code: "RUN_SECURITY_IGNORED",
+          message:
+            "RUN --security=insecure is ignored: every RUN gets the same privileges (BuildKit needs the security.insecure entitlement for it)",
+          range,
+        });
+      }
+      // BuildKit's CDI devices (Dockerfile labs); kaniko parses the flag and ignores it, and so does kiln.
+      for (const device of flags.lists.get("device") ?? []) {
+        ctx.warnings.push({ code: "RUN_DEVICE_IGNORED", message: `RUN --device=${device} is ignored`, range });
+      }
       const heredocs = node.heredocs.map((h) => ({
         ...h,
         content: h.chomp ? chompHeredocContent(h.content) : h.content,
@@ -313,7 +325,12 @@ function convert(node: AstNode, ctx: ConvertContext, range: SourceRange): Instru
         keepGitDir: flags.bools.get("keep-git-dir") ?? false,
       };
       const checksum = flags.strings.get("checksum");
-      if (checksum !== undefined && checksum !== "") a.checksum = checksum;
+      if (checksum !== undefined && checksum !== "") {
+        // BuildKit: one digest pins one download.
+        if (a.sources.length !== 1)
+          throw argsError("checksum can't be specified for multiple sources", "write one ADD --checksum per source");
+        a.checksum = checksum;
+      }
       const unpack = flags.bools.get("unpack");
       if (unpack !== undefined) a.unpack = unpack;
       return a;

@@ -98,6 +98,11 @@ test("COPY/ADD flags, heredoc sources and chmod validation", () => {
   assert.equal(a.unpack, false);
   assert.equal(a.chmod, "0755");
   fails("FROM a\nCOPY --chmod=999 a b\n", "DOCKERFILE_FLAG", /invalid chmod/);
+  fails(
+    "FROM a\nADD --checksum=sha256:abc https://x/1 https://x/2 /d/\n",
+    "DOCKERFILE_ARGUMENTS",
+    /checksum can't be specified for multiple sources/,
+  );
   fails("FROM a\nADD --from=x a b\n", "DOCKERFILE_FLAG", /unknown flag: --from for ADD/);
   fails("FROM a\nCOPY --link=maybe a b\n", "DOCKERFILE_FLAG", /expecting boolean value/);
   fails("FROM a\nCOPY --from a b\n", "DOCKERFILE_FLAG", /missing a value on flag: --from/);
@@ -222,6 +227,16 @@ test("FROM/AS casing warning and escape directive in instructions", () => {
   assert.equal(bt.escapeToken, "`");
   const run = bt.stages[0]?.instructions[0];
   assert.equal(run?.kind === "run" && run.command.form === "shell" ? run.command.command : "", "dir c:\\   && echo");
+});
+
+test("RUN --device and --security=insecure are accepted with a warning each (kiln provides neither)", () => {
+  const df = parseDockerfile("FROM a\nRUN --device=vendor.com/gpu=all --device=/dev/fuse --security=insecure true\n");
+  const run = df.stages[0]?.instructions[0];
+  assert.equal(run?.kind, "run");
+  const codes = df.warnings.filter((w) => w.range?.start === 2).map((w) => w.code);
+  assert.deepEqual(codes, ["RUN_SECURITY_IGNORED", "RUN_DEVICE_IGNORED", "RUN_DEVICE_IGNORED"]);
+  assert.ok(df.warnings.some((w) => w.message === "RUN --device=/dev/fuse is ignored"));
+  assert.equal(parseDockerfile("FROM a\nRUN --security=sandbox true\n").warnings.length, 0);
 });
 
 test("# check=skip= directive filters warnings by BuildKit rule name", () => {

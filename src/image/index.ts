@@ -3,7 +3,13 @@ export * from "./digest.js";
 export * from "./media-types.js";
 export * from "./assemble.js";
 export * from "./tar/index.js";
-export { compressStream, decompressAuto, decompressStream, detectCompression } from "./compress/compression.js";
+export {
+  compressStream,
+  decompressAuto,
+  decompressStream,
+  detectCompression,
+  MAX_COMPRESSION_LEVEL,
+} from "./compress/compression.js";
 export type { DetectedCompression } from "./compress/compression.js";
 export { spoolLayer, layerFromBlobFile } from "./layer/spool.js";
 export type { SpoolOptions, BlobFileLayerInfo } from "./layer/spool.js";

@@ -77,7 +77,7 @@ describe("ADD from a git repository", () => {
         `ADD ${repo}?tag=v1&subdir=sub&checksum=${first.slice(0, 12)} /qt/`,
         `ADD ${repo}?branch=main&keep-git-dir=true /qb/`,
         `ADD --checksum=${first} ${repo}#v1 /fc/`,
-        `ADD --checksum=${first.slice(0, 8).toUpperCase()} ${repo}?commit=${first}&ref=v1 /both/`,
+        `ADD --checksum=${first.toUpperCase()} ${repo}?commit=${first}&ref=v1 /both/`,
         "",
       ].join("\n"),
     });

@@ -132,6 +132,29 @@ describe("build flags: --image-format, --force-build-metadata, --strict, --dryru
     assert.match(out(strict), /COMPRESSION_IGNORED.*--strict/);
   });
 
+  test("--compression-level: out of range is a usage error; a zstd level beyond gzip's is dropped with zstd (kaniko #3147)", async () => {
+    const df = [`FROM ${base}`, "COPY f /f"];
+    for (const [flags, re] of [
+      [["--compression-level=10"], /gzip levels go from 1 to 9/],
+      [["--compression=zstd", "--compression-level=23"], /zstd levels go from 1 to 22/],
+    ] as const) {
+      const r = await kiln(df, ["--no-push", ...flags], { f: "z\n" });
+      assert.equal(r.code, 2, out(r));
+      assert.match(out(r), re);
+    }
+    // kaniko failed this build: a zstd level on a Docker-format image, which carries gzip layers.
+    const tar = path.join(work, "zstd-20.tar");
+    const z = await kiln(
+      df,
+      ["--no-push", "--image-format=docker", "--compression=zstd", "--compression-level=20", "--tar-path", tar],
+      { f: "z\n" },
+    );
+    assert.equal(z.code, 0, out(z));
+    assert.match(out(z), /--compression=zstd and --compression-level=20 are ignored/);
+    const ok = await kiln(df, ["--no-push", "--compression=zstd", "--compression-level=22"], { f: "z\n" });
+    assert.equal(ok.code, 0, out(ok));
+  });
+
   test("in-place-only flags on a directory back-end: a warning, an error under --strict", async () => {
     const df = [`FROM ${base}`, "RUN true"];
     const ok = await kiln(df, ["--no-push", "--isolation=chroot", "--pre-cleanup", "--materialize"]);

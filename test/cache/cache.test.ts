@@ -9,7 +9,7 @@ import { startRegistry, type TestRegistry } from "../support/registry.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 import { sh, unpackWithUmoci, writeTree } from "../integration/helpers.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
-import { startFileServer } from "../build/copy-support.js";
+import { startFileServer, unpackLayout } from "../build/copy-support.js";
 
 const CORPUS = path.resolve(process.cwd(), "../shared/conformance/kaniko-integration/integration/dockerfiles");
 
@@ -166,6 +166,43 @@ describe("layer cache", () => {
     assert.match(changed.r.stderr, /Dockerfile:4 \(RUN echo \$V > \/v\): build arg V changed\s*$/m);
   });
 
+  test("a build arg expanded in a COPY flag is part of its key (fork FF_KANIKO_RESOLVE_CACHE_KEY)", async () => {
+    const ctx = path.join(work, "copy-arg-ctx");
+    await writeTree(ctx, { Dockerfile: [`FROM ${base}`, "ARG O=1", "COPY --chown=$O f /f", ""].join("\n"), f: "f\n" });
+    const cache = ["--cache-repo", `dir:${path.join(work, "copy-arg-cache")}`, "--cache-copy-layers"];
+    await buildLayout(ctx, "copy-arg-1", cache);
+    assert.equal(hits((await buildLayout(ctx, "copy-arg-2", cache)).r), 1);
+    const changed = await buildLayout(ctx, "copy-arg-3", [...cache, "--build-arg", "O=2"]);
+    assert.equal(hits(changed.r), 0, changed.r.stderr);
+    const rootfs = await unpackLayout(path.join(work, "copy-arg-3"), path.join(work, "copy-arg-u"));
+    const st = await lstat(path.join(rootfs, "f"));
+    assert.equal(`${st.uid}:${st.gid}`, "2:2");
+    assert.equal(hits((await buildLayout(ctx, "copy-arg-4", [...cache, "--build-arg", "O=2"])).r), 1);
+  });
+
+  test("a base tag that moves to another image busts every step, through FROM <stage> too", async () => {
+    const moving = `${reg.host}/moving-base:latest`;
+    const pushBase = async (v: string): Promise<void> => {
+      const bctx = path.join(work, `moving-${v}`);
+      await writeTree(bctx, { Dockerfile: `FROM ${base}\nRUN echo ${v} > /v\n` });
+      const r = await runKiln(["build", "--context", bctx, "--destination", moving, "--insecure", "--insecure-pull"]);
+      assert.equal(r.code, 0, r.stderr);
+    };
+    await pushBase("one");
+    const ctx = path.join(work, "moving-ctx");
+    await writeTree(ctx, {
+      Dockerfile: [`FROM ${moving} AS build`, "RUN cat /v > /b", "FROM build", "RUN cat /b > /c", ""].join("\n"),
+    });
+    const cache = ["--cache-repo", `dir:${path.join(work, "moving-cache")}`];
+    await buildLayout(ctx, "moving-1", cache);
+    assert.equal(hits((await buildLayout(ctx, "moving-2", cache)).r), 2);
+    await pushBase("two");
+    const moved = await buildLayout(ctx, "moving-3", cache);
+    assert.equal(hits(moved.r), 0, moved.r.stderr);
+    const rootfs = await unpackLayout(path.join(work, "moving-3"), path.join(work, "moving-u"));
+    assert.equal(await readFile(path.join(rootfs, "c"), "utf8"), "two\n");
+  });
+
   test("probing continues after a miss: a rerun that gives the same layer lets later steps hit", async () => {
     const ctx = path.join(work, "probe-ctx");
     await writeTree(ctx, {
@@ -186,7 +223,7 @@ describe("layer cache", () => {
 
   test("ADD --checksum of a URL is cached by its digest: a rebuild hits without a request; no checksum, no entry", async () => {
     const body = "tool v1\n";
-    const files = { "/tool.txt": body, "/other.txt": "other\n" };
+    const files = { "/tool.txt": body, "/tool.txt?t=tok-4f1e": body, "/other.txt": "other\n" };
     const server = await startFileServer(files, new Date("2024-01-02T03:04:05Z"));
     try {
       const sum = `sha256:${createHash("sha256").update(body).digest("hex")}`;
@@ -229,6 +266,42 @@ describe("layer cache", () => {
       ]);
       assert.notEqual(c.code, 0);
       assert.match(c.stderr, /digest mismatch/);
+
+      // A URL that expands a secret build arg: the build is refused (its history would hold the value), and
+      // the step was not cached on the way: no cache entry holds the value.
+      server.requests.splice(0);
+      const ctx3 = path.join(work, "add-url-ctx3");
+      await writeTree(ctx3, {
+        Dockerfile: `FROM ${base}\nARG TOKEN\nADD --checksum=${sum} ${server.url}/tool.txt?t=$TOKEN /opt/tool.txt\n`,
+      });
+      const secretCache = path.join(work, "add-url-secret-cache");
+      const withToken = ["--cache-repo", `dir:${secretCache}`, "--cache-copy-layers", "--build-arg", "TOKEN=tok-4f1e"];
+      for (const out of ["add-url-4", "add-url-5"]) {
+        const r = await runKiln([
+          "build",
+          "--context",
+          ctx3,
+          "--no-push",
+          "--insecure-pull",
+          "--oci-layout-path",
+          path.join(work, out),
+          "--cache=true",
+          ...withToken,
+          "--secret-build-arg",
+          "TOKEN",
+        ]);
+        assert.notEqual(r.code, 0, r.stderr);
+        assert.match(r.stderr, /secret build arg TOKEN would be stored/);
+        assert.doesNotMatch(r.stderr + r.stdout, /tok-4f1e/);
+        assert.doesNotMatch(r.stderr, /Using caching version of cmd/);
+      }
+      assert.deepEqual(server.requests, ["GET /tool.txt?t=tok-4f1e", "GET /tool.txt?t=tok-4f1e"]);
+      assert.equal((await sh("grep", ["-rl", "tok-4f1e", secretCache]).catch(() => "")).trim(), "");
+      // Without --secret-build-arg the same step is cached.
+      await buildLayout(ctx3, "add-url-6", withToken);
+      server.requests.splice(0);
+      assert.equal(hits((await buildLayout(ctx3, "add-url-7", withToken)).r), 1);
+      assert.deepEqual(server.requests, []);
     } finally {
       await server.stop();
     }

@@ -64,8 +64,8 @@ export interface InjectedFault {
   fault: Fault;
   method: string;
   path: string;
-  /** `hold`: what released the request. */
-  released?: "until" | "timeout";
+  /** `hold`: what released the request (`stopped`: the rules were replaced or the proxy stopped). */
+  released?: "until" | "timeout" | "stopped";
 }
 
 /** A running fault proxy. */
@@ -79,7 +79,7 @@ export interface FaultProxy {
   tunnels: string[];
   /** Requests the storage listener received (when `redirectBlobs`). */
   storageRequests: { path: string; authorization?: string }[];
-  /** Replaces the rules (counters start afresh). */
+  /** Replaces the rules (counters start afresh; held requests go on). */
   setRules(rules: FaultRule[]): void;
   stop(): Promise<void>;
 }
@@ -166,24 +166,21 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     : undefined;
 
   /** Held requests, each released by the first later request matching its rule's `until`. */
-  const held = new Set<{ until: FaultRule["until"]; release: () => void }>();
+  const held = new Set<{ until: FaultRule["until"]; release: (why: NonNullable<InjectedFault["released"]>) => void }>();
   const hold = async (rule: FaultRule, method: string, p: string): Promise<void> => {
     const fault: InjectedFault = { fault: "hold", method, path: p };
     injected.push(fault);
     await new Promise<void>((resolve) => {
       const w = {
         until: rule.until,
-        release: () => {
+        release: (why: NonNullable<InjectedFault["released"]>) => {
           clearTimeout(timer);
           held.delete(w);
-          fault.released ??= "until";
+          fault.released ??= why;
           resolve();
         },
       };
-      const timer = setTimeout(() => {
-        fault.released = "timeout";
-        w.release();
-      }, rule.maxMs ?? 10_000);
+      const timer = setTimeout(() => w.release("timeout"), rule.maxMs ?? 10_000);
       held.add(w);
     });
   };
@@ -192,7 +189,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     const method = req.method ?? "GET";
     const p = req.url ?? "/";
     requests.push({ method, path: p, ...(req.headers.range ? { range: req.headers.range } : {}) });
-    for (const w of held) if (matches(w.until ?? {}, method, p)) w.release();
+    for (const w of held) if (matches(w.until ?? {}, method, p)) w.release("until");
     const reqBody = await readAll(req);
     if (expectedAuth !== undefined) {
       if (req.headers.authorization !== expectedAuth) {
@@ -316,10 +313,11 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     storageRequests,
     setRules: (rules) => {
       state.rules = rules.map((r) => ({ ...r, left: r.times ?? 1 }));
+      for (const w of held) w.release("stopped");
     },
     stop: () =>
       new Promise<void>((resolve) => {
-        for (const w of held) w.release();
+        for (const w of held) w.release("stopped");
         for (const s of sockets) s.destroy();
         storage.closeAllConnections();
         storage.close();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { hasCode } from "../../common/errors.js";
-import { gitChecksum, parseAddGitSource } from "./add-git.js";
+import { gitChecksum, parseAddGitSource, planAddGitSources } from "./add-git.js";
 
 const REPO = "https://git.example/org/repo.git";
 
@@ -65,5 +65,38 @@ test("a --checksum for a git source is a commit hash", () => {
   assert.throws(
     () => gitChecksum("", "src"),
     (e: unknown) => hasCode(e, "ADD_CHECKSUM_INVALID"),
+  );
+});
+
+test("the flags meet the URL's options as in BuildKit: equal checksums, no contradicting keep-git-dir", () => {
+  const sum = "0123456789abcdef0123456789abcdef01234567";
+  const plan = planAddGitSources({
+    sources: [`${REPO}?commit=${sum}`, "ctx-file"],
+    checksum: sum.toUpperCase(),
+    keepGitDir: false,
+  });
+  assert.deepEqual([...plan.sources.keys()], [`${REPO}?commit=${sum}`]);
+  assert.equal(plan.sources.get(`${REPO}?commit=${sum}`)?.checksum, sum);
+  const flagOnly = planAddGitSources({ sources: [`${REPO}#v1`], checksum: "ABC123", keepGitDir: false });
+  assert.equal(flagOnly.sources.get(`${REPO}#v1`)?.checksum, "abc123", "the flag pins a fragment-form source");
+  const keep = planAddGitSources({ sources: [`${REPO}?keep-git-dir=true`, REPO], keepGitDir: false });
+  assert.deepEqual(
+    [...keep.sources.values()].map((s) => keep.keepGitDir(s)),
+    [true, false],
+  );
+  assert.throws(
+    () => planAddGitSources({ sources: [`${REPO}?checksum=${sum}`], checksum: sum.slice(0, 8), keepGitDir: false }),
+    (e: unknown) => hasCode(e, "ADD_GIT_INVALID") && /checksum mismatch/.test((e as Error).message),
+  );
+  assert.throws(
+    () => planAddGitSources({ sources: [`${REPO}?keep-git-dir=false`], keepGitDir: true }),
+    (e: unknown) => hasCode(e, "ADD_GIT_INVALID") && /inconsistent keep-git-dir/.test((e as Error).message),
+  );
+});
+
+test("messages show a source's URL without its credentials or query", () => {
+  assert.throws(
+    () => parseAddGitSource("https://user:s3cret@git.example/r.git?token=s3cret&depth=1"),
+    (e: unknown) => hasCode(e, "ADD_GIT_INVALID") && !(e as Error).message.includes("s3cret"),
   );
 });

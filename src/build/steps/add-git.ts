@@ -1,7 +1,7 @@
 import { mkdtemp } from "node:fs/promises";
 import path from "node:path";
-import { KilnError } from "../../common/errors.js";
-import { fetchGitContext, parseContextSpec, type GitContextSpec } from "../../context/index.js";
+import { errorMessage, KilnError } from "../../common/errors.js";
+import { fetchGitContext, parseContextSpec, redactUrl, type GitContextSpec } from "../../context/index.js";
 
 /** Whether an ADD source names a git repository (BuildKit's rules: git@…, git://…, or a URL ending in .git[#ref]). */
 export function isGitSource(s: string): boolean {
@@ -47,11 +47,13 @@ export function gitChecksum(raw: string, source: string): string {
  * `git@…` (ssh) and `git://` fail with NOT_IMPLEMENTED.
  */
 export function parseAddGitSource(raw: string): AddGitSource {
+  // Messages show the URL without credentials or query (it may carry a token).
+  const shown = redactUrl(raw);
   const m = /^(https?):\/\/(.+)$/i.exec(raw);
   if (!m) {
     throw new KilnError(
       "NOT_IMPLEMENTED",
-      `ADD ${raw}: only http(s) git URLs are supported (ssh and git:// transports are not); use https://…/repo.git#ref`,
+      `ADD ${shown}: only http(s) git URLs are supported (ssh and git:// transports are not); use https://…/repo.git#ref`,
     );
   }
   const rest = m[2] as string;
@@ -59,30 +61,30 @@ export function parseAddGitSource(raw: string): AddGitSource {
   const q = rest.indexOf("?");
   const hash = rest.indexOf("#");
   if (q < 0 || (hash >= 0 && hash < q)) {
-    return { spec: gitSpec(`git://${rest}`, pullMethod, raw), submodules: true };
+    return { spec: gitSpec(`git://${rest}`, pullMethod, shown), submodules: true };
   }
   if (hash >= 0) {
     throw new KilnError(
       "ADD_GIT_INVALID",
-      `ADD ${raw}: a git URL takes either a #fragment or ?query options, not both`,
+      `ADD ${shown}: a git URL takes either a #fragment or ?query options, not both`,
     );
   }
-  const spec = gitSpec(`git://${rest.slice(0, q)}`, pullMethod, raw);
+  const spec = gitSpec(`git://${rest.slice(0, q)}`, pullMethod, shown);
   const params = new URLSearchParams(rest.slice(q + 1));
   const seen = new Map<string, string>();
   for (const [key, value] of params) {
     if (!QUERY_KEYS.has(key)) {
       throw new KilnError(
         "ADD_GIT_INVALID",
-        `ADD ${raw}: unknown git URL option "${key}" (use ref, tag, branch, checksum or commit, subdir, keep-git-dir, submodules)`,
+        `ADD ${shown}: unknown git URL option "${key}" (use ref, tag, branch, checksum or commit, subdir, keep-git-dir, submodules)`,
       );
     }
-    if (seen.has(key)) throw new KilnError("ADD_GIT_INVALID", `ADD ${raw}: option "${key}" is given twice`);
+    if (seen.has(key)) throw new KilnError("ADD_GIT_INVALID", `ADD ${shown}: option "${key}" is given twice`);
     seen.set(key, value);
   }
   const refKeys = ["ref", "tag", "branch"].filter((k) => seen.has(k));
   if (refKeys.length > 1) {
-    throw new KilnError("ADD_GIT_INVALID", `ADD ${raw}: ${refKeys.join(" and ")} cannot be given together`);
+    throw new KilnError("ADD_GIT_INVALID", `ADD ${shown}: ${refKeys.join(" and ")} cannot be given together`);
   }
   const tag = seen.get("tag");
   const branch = seen.get("branch");
@@ -90,17 +92,17 @@ export function parseAddGitSource(raw: string): AddGitSource {
     tag !== undefined ? `refs/tags/${tag}` : branch !== undefined ? `refs/heads/${branch}` : (seen.get("ref") ?? "");
   spec.subdir = seen.get("subdir") ?? "";
   const sums = [seen.get("checksum"), seen.get("commit")].filter((s): s is string => s !== undefined);
-  const checksums = [...new Set(sums.map((s) => gitChecksum(s, raw)))];
+  const checksums = [...new Set(sums.map((s) => gitChecksum(s, shown)))];
   if (checksums.length > 1) {
-    throw new KilnError("ADD_GIT_INVALID", `ADD ${raw}: checksum and commit name different commits`);
+    throw new KilnError("ADD_GIT_INVALID", `ADD ${shown}: checksum and commit name different commits`);
   }
   const keep = seen.get("keep-git-dir");
   const submodules = seen.get("submodules");
   return {
     spec,
     ...(checksums[0] !== undefined ? { checksum: checksums[0] } : {}),
-    ...(keep !== undefined ? { keepGitDir: parseBool(keep, "keep-git-dir", raw) } : {}),
-    submodules: submodules === undefined || parseBool(submodules, "submodules", raw),
+    ...(keep !== undefined ? { keepGitDir: parseBool(keep, "keep-git-dir", shown) } : {}),
+    submodules: submodules === undefined || parseBool(submodules, "submodules", shown),
   };
 }
 
@@ -110,24 +112,59 @@ function gitSpec(url: string, pullMethod: string, raw: string): GitContextSpec {
   return spec;
 }
 
+/** The git sources of an ADD, parsed, with the commit each must resolve to (`--checksum` or the URL's own). */
+export interface AddGitPlan {
+  sources: Map<string, AddGitSource>;
+  /** `--keep-git-dir`, or a source's `?keep-git-dir=true`. */
+  keepGitDir: (source: AddGitSource) => boolean;
+}
+
+/**
+ * Parses every git source of an ADD and checks its options against the instruction's flags before anything
+ * is fetched, as BuildKit does: `--checksum` must be a commit hash and equal the URL's `checksum=`, and
+ * `--keep-git-dir` must not contradict `keep-git-dir=false`.
+ */
+export function planAddGitSources(instr: {
+  sources: readonly string[];
+  checksum?: string | undefined;
+  keepGitDir: boolean;
+}): AddGitPlan {
+  const sources = new Map<string, AddGitSource>();
+  for (const raw of instr.sources.filter(isGitSource)) {
+    const parsed = parseAddGitSource(raw);
+    const shown = redactUrl(raw);
+    if (instr.checksum !== undefined) {
+      const flag = gitChecksum(instr.checksum, shown);
+      if (parsed.checksum !== undefined && parsed.checksum !== flag) {
+        throw new KilnError(
+          "ADD_GIT_INVALID",
+          `ADD ${shown}: checksum mismatch: --checksum=${flag} but checksum=${parsed.checksum}`,
+        );
+      }
+      parsed.checksum = flag;
+    }
+    if (instr.keepGitDir && parsed.keepGitDir === false) {
+      throw new KilnError(
+        "ADD_GIT_INVALID",
+        `ADD ${shown}: inconsistent keep-git-dir configuration (--keep-git-dir and keep-git-dir=false)`,
+      );
+    }
+    sources.set(raw, parsed);
+  }
+  return { sources, keepGitDir: (s) => instr.keepGitDir || s.keepGitDir === true };
+}
+
 /**
  * Clones the repository of an `ADD <git URL>` source into the build's scratch dir (with submodules unless
- * the URL says otherwise) and returns the host directory to copy (the checkout or its subdir). `checksum`
- * (`ADD --checksum=`, a commit hash) and the URL's own checksum must both match the commit checked out.
+ * the URL says otherwise) and returns the host directory to copy (the checkout or its subdir). With a
+ * checksum (see {@link planAddGitSources}), the commit checked out must match it.
  */
 export async function fetchGitSource(
   source: AddGitSource,
   raw: string,
   tmpDir: string,
-  checksum: string | undefined,
   signal?: AbortSignal,
 ): Promise<string> {
-  const sums = [checksum, source.checksum].filter((c): c is string => c !== undefined);
-  const [a, b] = sums;
-  if (a !== undefined && b !== undefined && !a.startsWith(b) && !b.startsWith(a)) {
-    throw new KilnError("ADD_GIT_INVALID", `ADD ${raw}: --checksum=${a} and the URL's checksum=${b} differ`);
-  }
-  const expect = sums.sort((x, y) => y.length - x.length)[0];
   const dest = await mkdtemp(path.join(tmpDir, "add-git-"));
   try {
     return await fetchGitContext(
@@ -138,12 +175,14 @@ export async function fetchGitSource(
         singleBranch: true,
         recurseSubmodules: source.submodules,
         insecureSkipTLS: false,
-        ...(expect !== undefined ? { expectCommit: expect } : {}),
+        ...(source.checksum !== undefined ? { expectCommit: source.checksum } : {}),
       },
       {},
       signal,
     );
   } catch (e) {
-    throw new KilnError("ADD_GIT_FAILED", `ADD ${raw}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    // A checksum mismatch keeps its code; the message names the URL without credentials or query.
+    const code = e instanceof KilnError && e.code === "GIT_CHECKSUM_MISMATCH" ? e.code : "ADD_GIT_FAILED";
+    throw new KilnError(code, `ADD ${redactUrl(raw)}: ${errorMessage(e)}`, { cause: e });
   }
 }

@@ -6,12 +6,13 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { EnvHttpProxyAgent, interceptors, request } from "undici";
 import { KilnError } from "../../common/errors.js";
+import { redactUrl } from "../../context/index.js";
 
 /** A URL downloaded for ADD. */
 export interface Downloaded {
   /** Host path of the downloaded bytes (in the build's scratch dir). */
   file: string;
-  /** File name in the image: Content-Disposition filename, else the URL path's last part, else `__unnamed__`. */
+  /** File name in the image: the URL path's last part, else `__unnamed__` (see {@link downloadName}). */
   name: string;
   /** `Last-Modified`, or the time of the download when absent. */
   mtime: Date;
@@ -45,13 +46,12 @@ export function parseChecksum(spec: string): { algorithm: string; hex: string } 
   return { algorithm, hex };
 }
 
-/** The file name BuildKit gives a downloaded URL. */
-export function downloadName(url: URL, contentDisposition: string | undefined): string {
-  const m = contentDisposition ? /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(contentDisposition) : null;
-  if (m?.[1]) {
-    const n = path.posix.basename(decodeURIComponentSafe(m[1]));
-    if (n !== "" && n !== "." && n !== ".." && n !== "/") return n;
-  }
+/**
+ * The file name BuildKit's Dockerfile frontend gives a downloaded URL: the last element of the URL's path,
+ * else `__unnamed__`. A `Content-Disposition` header is not read (the legacy builder read it; BuildKit
+ * names the file before downloading it), so the name depends on the instruction's text alone.
+ */
+export function downloadName(url: URL): string {
   const base = path.posix.basename(url.pathname);
   if (base === "" || base === "/" || base === "." || base === "..") return "__unnamed__";
   return decodeURIComponentSafe(base);
@@ -76,6 +76,8 @@ export async function downloadUrl(
   opts: { checksum?: string; maxBytes?: number; env?: Record<string, string | undefined>; signal?: AbortSignal } = {},
 ): Promise<Downloaded> {
   const url = new URL(raw);
+  // Messages show the URL without credentials or query (pre-signed URLs carry their signature there).
+  const shown = redactUrl(raw);
   const want = opts.checksum !== undefined ? parseChecksum(opts.checksum) : undefined;
   const env = opts.env ?? {};
   const agent = new EnvHttpProxyAgent({
@@ -94,11 +96,11 @@ export async function downloadUrl(
         signal: opts.signal,
       });
     } catch (e) {
-      throw new KilnError("ADD_URL_FAILED", `ADD ${raw}: download failed: ${(e as Error).message}`, { cause: e });
+      throw new KilnError("ADD_URL_FAILED", `ADD ${shown}: download failed: ${(e as Error).message}`, { cause: e });
     }
     if (res.statusCode < 200 || res.statusCode > 299) {
       res.body.resume();
-      throw new KilnError("ADD_URL_FAILED", `ADD ${raw}: the server answered HTTP ${res.statusCode}; check the URL`);
+      throw new KilnError("ADD_URL_FAILED", `ADD ${shown}: the server answered HTTP ${res.statusCode}; check the URL`);
     }
     const header = (n: string): string | undefined => {
       const v = res.headers[n];
@@ -107,7 +109,7 @@ export async function downloadUrl(
     const declared = Number(header("content-length") ?? "0");
     if (declared > max) {
       res.body.destroy();
-      throw new KilnError("ADD_URL_TOO_LARGE", `ADD ${raw}: ${declared} bytes is more than the limit of ${max}`);
+      throw new KilnError("ADD_URL_TOO_LARGE", `ADD ${shown}: ${declared} bytes is more than the limit of ${max}`);
     }
     const dir = await mkdtemp(path.join(tmpDir, "add-url-"));
     const file = path.join(dir, "download");
@@ -117,7 +119,7 @@ export async function downloadUrl(
       transform(chunk: Buffer, _enc, cb) {
         seen += chunk.length;
         if (seen > max)
-          return cb(new KilnError("ADD_URL_TOO_LARGE", `ADD ${raw}: more than the limit of ${max} bytes`));
+          return cb(new KilnError("ADD_URL_TOO_LARGE", `ADD ${shown}: more than the limit of ${max} bytes`));
         hash?.update(chunk);
         cb(null, chunk);
       },
@@ -128,14 +130,14 @@ export async function downloadUrl(
       if (got !== want.hex) {
         throw new KilnError(
           "ADD_CHECKSUM_MISMATCH",
-          `ADD ${raw}: digest mismatch: expected ${want.algorithm}:${want.hex}, got ${want.algorithm}:${got}`,
+          `ADD ${shown}: digest mismatch: expected ${want.algorithm}:${want.hex}, got ${want.algorithm}:${got}`,
         );
       }
     }
     const lm = header("last-modified");
     const parsed = lm ? new Date(lm) : undefined;
     const mtime = parsed && !Number.isNaN(parsed.getTime()) ? parsed : new Date();
-    return { file, name: downloadName(url, header("content-disposition")), mtime };
+    return { file, name: downloadName(url), mtime };
   } finally {
     await agent.close().catch(() => undefined);
   }

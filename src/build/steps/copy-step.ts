@@ -10,7 +10,7 @@ import {
 } from "../../dockerfile/index.js";
 import { parseChmod } from "../chmod.js";
 import { isArchive } from "./add-archive.js";
-import { fetchGitSource, gitChecksum, isGitSource, parseAddGitSource } from "./add-git.js";
+import { fetchGitSource, isGitSource, planAddGitSources } from "./add-git.js";
 import { downloadUrl } from "./add-url.js";
 import { copyIntoRoot, type CopyItem } from "./copy.js";
 import { matchSources } from "./copy-sources.js";
@@ -27,12 +27,8 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
   const kw = instr.kind.toUpperCase();
   const urls = instr.kind === "add" ? instr.sources.filter((s) => URL_SOURCE.test(s) || isGitSource(s)) : [];
   const locals = instr.sources.filter((s) => !urls.includes(s));
-  // Git sources are parsed (and a --checksum for them checked) before anything is fetched.
-  const gits = new Map(urls.filter(isGitSource).map((u) => [u, parseAddGitSource(u)]));
-  const gitSum =
-    instr.kind === "add" && instr.checksum !== undefined && gits.size > 0
-      ? gitChecksum(instr.checksum, [...gits.keys()].join(" "))
-      : undefined;
+  // Git sources are parsed (and checked against the flags) before anything is fetched.
+  const gits = instr.kind === "add" ? planAddGitSources(instr) : undefined;
   if (instr.kind === "add" && instr.checksum !== undefined && locals.length > 0) {
     throw new KilnError("ADD_CHECKSUM_LOCAL", `checksum requires HTTP(S) or Git sources (got ${locals.join(" ")})`);
   }
@@ -50,12 +46,12 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
     items.push(unpack ? { kind: "archive", file: m.abs, label: `ADD ${m.rel}` } : { kind: "match", match: m, from });
   }
   for (const u of urls) {
-    const git = gits.get(u);
-    if (git !== undefined) {
-      // The checkout's contents go to the destination; .git only with --keep-git-dir (or ?keep-git-dir=).
-      const dir = await fetchGitSource(git, u, ctx.tmpDir, gitSum, ctx.signal);
+    const git = gits?.sources.get(u);
+    if (gits && git !== undefined) {
+      // The checkout's contents go to the destination; .git only with --keep-git-dir (or ?keep-git-dir=true).
+      const dir = await fetchGitSource(git, u, ctx.tmpDir, ctx.signal);
       const repo = await DirContext.open(dir, []);
-      const keep = instr.kind === "add" && (git.keepGitDir ?? instr.keepGitDir);
+      const keep = gits.keepGitDir(git);
       const match = { rel: "", abs: repo.root, stat: await lstat(repo.root), keep: "" };
       items.push({
         kind: "match",

@@ -80,7 +80,8 @@ export function registryFlags(withMirrorEnv: boolean): FlagSpec[] {
       type: "bool",
       default: false,
       group: g,
-      description: "Skip TLS verification when pulling (accepted for compatibility; a no-op in kaniko too).",
+      description:
+        "Skip TLS verification when pulling. The warmer honours it; the executor accepts and ignores it, as kaniko does (use --skip-tls-verify or --skip-tls-verify-registry).",
       implemented: true,
     },
     {
@@ -531,7 +532,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: -1,
     valueName: "n",
     group: OUT,
-    description: "Compression level; applied only when greater than 0.",
+    description: "Compression level (gzip 1-9, zstd 1-22); 0 or less uses the default (gzip 6, zstd 3).",
     implemented: true,
   },
   {

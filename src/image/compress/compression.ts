@@ -8,6 +8,12 @@ import { zstdCompress, zstdDecompress } from "./zstd.js";
 /** Compression detected from a blob's first bytes. */
 export type DetectedCompression = "gzip" | "zstd" | "none";
 
+/** The highest level each compression takes (`--compression-level`). */
+export const MAX_COMPRESSION_LEVEL: Readonly<Record<Exclude<Compression, "none">, number>> = Object.freeze({
+  gzip: 9,
+  zstd: 22,
+});
+
 /**
  * A compressing Transform: parallel gzip (default level 6), zstd (default level 3; Node's own or
  * the `zstd` program, else error ZSTD_UNAVAILABLE) or a pass-through for "none".
