@@ -30,6 +30,11 @@ describe("helper status pipe", () => {
       describeHelperError({ stage: "exec", errno: 13, message: "" }, "tool", "/"),
       /^tool: permission denied/,
     );
+    // A binary of another architecture (no emulation, as in kaniko): ENOEXEC says so.
+    assert.match(
+      describeHelperError({ stage: "exec", errno: 8, message: "" }, "/usr/bin/arm64-tool", "/"),
+      /^\/usr\/bin\/arm64-tool: exec format error \(wrong architecture, or a script without #!\)$/,
+    );
     assert.equal(
       describeHelperError({ stage: "chdir", errno: 2, message: "" }, "sh", "/app"),
       "working directory /app does not exist in the image",

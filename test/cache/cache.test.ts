@@ -1,7 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import { createHash } from "node:crypto";
 import assert from "node:assert/strict";
-import { lstat, readFile, readdir, rm } from "node:fs/promises";
+import { lstat, readFile, readdir, rm, stat, utimes } from "node:fs/promises";
 import path from "node:path";
 import { busyboxOciLayout, pushLayoutToRegistry } from "../support/base-images.js";
 import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
@@ -448,6 +448,19 @@ describe("layer cache", () => {
       const again = await runKiln(["warm", "-i", `${own.host}/busybox@${digest}`, "-c", cacheDir]);
       assert.equal(again.code, 0, again.stderr);
       assert.match(again.stderr, /already in cache/);
+      // As in kaniko, an entry past --cache-ttl still counts as present; --force (-f) writes it again.
+      const archive = path.join(cacheDir, digest);
+      const old = new Date(Date.now() - 400 * 3_600_000);
+      await utimes(archive, old, old);
+      const warm = ["warm", "-i", `${own.host}/busybox:latest`, "-c", cacheDir, "--insecure-pull"];
+      const expired = await runKiln(warm);
+      assert.equal(expired.code, 0, expired.stderr);
+      assert.match(expired.stderr, /already in cache/);
+      assert.equal(Math.round((await stat(archive)).mtimeMs / 1000), Math.round(old.getTime() / 1000));
+      const forced = await runKiln([...warm, "-f"]);
+      assert.equal(forced.code, 0, forced.stderr);
+      assert.doesNotMatch(forced.stderr, /already in cache/);
+      assert.ok((await stat(archive)).mtimeMs > old.getTime() + 3_600_000, "rewritten");
       // Docker can load what the warmer wrote (kaniko writes a docker tarball).
       assert.match(await sh("tar", ["-tf", path.join(cacheDir, digest)]), /manifest\.json/);
       const ctx = path.join(work, "warm-ctx");
