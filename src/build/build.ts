@@ -198,17 +198,9 @@ async function buildWith(
 
   let runner: Promise<Runner> | undefined;
   let snapshotter: Promise<Snapshotter> | undefined;
-  // The isolation probe (a helper spawn) runs only when its answer is needed. It starts now, alongside the
-  // push-permission check and the base manifest pulls, when the in-place decision below needs it (in a
-  // container, or --isolation=in-place) or when every RUN executes (no --cache); else at the first RUN
-  // that misses the cache. Its failure surfaces where it is awaited.
   const inPlacePossible =
     opts.isolation === "in-place" || (opts.isolation === "auto" && isInContainer(hostDetectionFs));
   const everyRunExecutes = !opts.cache && stages.some((st) => st.instructions.some((i) => i.kind === "run"));
-  if (!opts.dryRun && (inPlacePossible || everyRunExecutes)) {
-    runner = deps.runner();
-    runner.catch(() => {});
-  }
   // Base images are pulled once per build (memoized, with retries), whoever asks first.
   const pulled = new Map<string, Promise<Image>>();
   // With --cache, a FROM by digest is served from the warmer's --cache-dir without the registry.
@@ -312,6 +304,16 @@ async function buildWith(
       ),
       signal,
     );
+  }
+
+  // The isolation probe (a helper spawn) runs only when its answer is needed. It starts now, once the push
+  // check, the base manifest pulls and the cache reads are on their way (spawning takes the main thread a
+  // few ms), when the in-place decision below needs it (in a container, or --isolation=in-place) or when
+  // every RUN executes (no --cache); else at the first RUN that misses the cache. Its failure surfaces where
+  // it is awaited.
+  if (!opts.dryRun && (inPlacePossible || everyRunExecutes)) {
+    runner = deps.runner();
+    runner.catch(() => {});
   }
 
   // The state dir is marked before this build's directory is made in it, so that the directory rarely

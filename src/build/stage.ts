@@ -490,7 +490,10 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     let skeletonChanges: Changes | undefined;
     if (skeleton && out.snapshot.kind === "paths") {
       const wereDirs = out.snapshot.paths.filter((p) => skeleton?.index.get(p)?.type === "dir");
-      const c = await changesForPaths(skeleton.dir, skeleton.index, out.snapshot.paths, { ignore: svc.ignore });
+      const c = await changesForPaths(skeleton.dir, skeleton.index, out.snapshot.paths, {
+        ignore: svc.ignore,
+        noCapabilities: out.snapshot.noCapabilities,
+      });
       const failed = skeleton.lazy?.failure;
       if (failed !== undefined) {
         svc.report({
@@ -533,7 +536,11 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     } else if (out.snapshot.kind === "paths") {
       svc.report({ kind: "info", message: "Taking snapshot of files..." });
       changes =
-        skeletonChanges ?? (await changesForPaths(root.dir, root.index, out.snapshot.paths, { ignore: svc.ignore }));
+        skeletonChanges ??
+        (await changesForPaths(root.dir, root.index, out.snapshot.paths, {
+          ignore: svc.ignore,
+          noCapabilities: out.snapshot.noCapabilities,
+        }));
     } else if (out.snapshot.kind === "entries") {
       // Entries that exist unchanged (the index stays valid): a layer holding just them.
       changes = { changed: [...out.snapshot.paths], deleted: [], opaqueDirs: [] };

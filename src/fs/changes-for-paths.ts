@@ -13,21 +13,26 @@ import { walkRoot } from "./walk.js";
  * descendants and their parent directories, updates `index`, and returns every existing given path and
  * descendant as changed (a COPY of identical content still belongs in its layer) and given paths that
  * vanished but were indexed as deleted. Intermediate symlinks in the given paths are resolved in the root.
+ * `noCapabilities`: the caller vouches that no regular file among the given paths (descendants excluded)
+ * carries `security.capability`; the result says so (Changes.capabilities) and the layer writer skips them.
  */
 export async function changesForPaths(
   root: string,
   index: FileIndex,
   paths: readonly string[],
-  opts: { ignore?: IgnoreList } = {},
+  opts: { ignore?: IgnoreList; noCapabilities?: boolean } = {},
 ): Promise<Changes> {
   const hostRoot = path.resolve(root);
   const changed = new Set<string>();
   const deleted = new Set<string>();
   const parents = new Set<string>();
-  for (const given of paths) {
-    const host = await resolveInRoot(hostRoot, cleanContainerPath(given), { followFinal: false });
+  /** The given paths as resolved (not what lies below them): the ones `noCapabilities` speaks for. */
+  const given = new Set<string>();
+  for (const raw of paths) {
+    const host = await resolveInRoot(hostRoot, cleanContainerPath(raw), { followFinal: false });
     const p = toContainerPath(hostRoot, host);
     if (p === "/" || opts.ignore?.ignores(p)) continue;
+    given.add(p);
     for (let d = containerDirname(p); d !== "/"; d = containerDirname(d)) parents.add(d);
     let st;
     try {
@@ -63,5 +68,10 @@ export async function changesForPaths(
     }
   }
   const del = [...deleted].filter((p) => ![...deleted].some((q) => q !== p && p.startsWith(q + "/")));
-  return { changed: [...changed].sort(compareBytewise), deleted: del.sort(compareBytewise), opaqueDirs: [] };
+  return {
+    changed: [...changed].sort(compareBytewise),
+    deleted: del.sort(compareBytewise),
+    opaqueDirs: [],
+    ...(opts.noCapabilities === true ? { capabilities: { checked: given, values: new Map<string, Buffer>() } } : {}),
+  };
 }

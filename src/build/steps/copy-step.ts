@@ -132,5 +132,10 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
   }
   ctx.report({ kind: "phase", phase: "copy", ms: Date.now() - t0, stage: ctx.stageIndex });
   const docs = instr.heredocs.map((h) => `<<${h.name}`);
-  return { snapshot: { kind: "paths", paths: written }, detail: [...instr.sources, ...docs, instr.dest].join(" ") };
+  // The copier creates every file afresh and copies no xattrs; only an extracted archive restores them.
+  const noCapabilities = !items.some((i) => i.kind === "archive");
+  return {
+    snapshot: { kind: "paths", paths: written, ...(noCapabilities ? { noCapabilities } : {}) },
+    detail: [...instr.sources, ...docs, instr.dest].join(" "),
+  };
 }

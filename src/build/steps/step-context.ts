@@ -52,8 +52,12 @@ export interface StepContext {
 export type Snapshot =
   /** Compare the whole root with its index (RUN). */
   | { kind: "walk" }
-  /** Only these container paths (and what lies below them) changed (COPY, ADD, WORKDIR). */
-  | { kind: "paths"; paths: string[] }
+  /**
+   * Only these container paths (and what lies below them) changed (COPY, ADD, WORKDIR). `noCapabilities`:
+   * none of the regular files among `paths` carries `security.capability` (files the step created afresh
+   * without xattrs), so the layer writer need not read it for them.
+   */
+  | { kind: "paths"; paths: string[]; noCapabilities?: boolean }
   /** These existing, unchanged entries only — no descendants (WORKDIR of an existing directory). */
   | { kind: "entries"; paths: string[] }
   /** Nothing changed. */

@@ -1,0 +1,51 @@
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { Readable } from "node:stream";
+import { test } from "node:test";
+import { readTar } from "../image/tar/index.js";
+import { changesForPaths } from "./changes-for-paths.js";
+import { findTool } from "./exec-tool.js";
+import { FileIndex } from "./file-index.js";
+import { makeSandbox } from "./test-helpers.js";
+import { writeChangesTar } from "./write-changes-tar.js";
+
+const CAP = "0x0100000200040000000000000000000000000000";
+
+test("noCapabilities skips the attribute read for the given files only: one below a given directory is still read", async (t) => {
+  if ((await findTool("setfattr")) === undefined) {
+    t.skip("attr not installed");
+    return;
+  }
+  const sb = await makeSandbox();
+  try {
+    const r = sb.root;
+    await mkdir(path.join(r, "usr/bin"), { recursive: true });
+    await writeFile(path.join(r, "usr/bin/ping"), "ping");
+    execFileSync("setfattr", ["-n", "security.capability", "-v", CAP, path.join(r, "usr/bin/ping")]);
+    await writeFile(path.join(r, "usr/bin/new"), "new");
+    // A capability on a given file, which the caller below vouches (here wrongly) it does not carry: the
+    // writer then does not read it, which shows the attribute read is skipped.
+    execFileSync("setfattr", ["-n", "security.capability", "-v", CAP, path.join(r, "usr/bin/new")]);
+    const plain = await changesForPaths(r, new FileIndex(), ["/usr/bin", "/usr/bin/new"]);
+    assert.equal(plain.capabilities, undefined);
+    const c = await changesForPaths(r, new FileIndex(), ["/usr/bin", "/usr/bin/new"], { noCapabilities: true });
+    assert.deepEqual([...(c.capabilities?.checked ?? [])].sort(), ["/usr/bin", "/usr/bin/new"]);
+    assert.equal(c.capabilities?.values.size, 0);
+    assert.ok(c.changed.includes("/usr/bin/ping"), "the directory's existing file is in the change set");
+    const tarPath = path.join(sb.base, "l.tar");
+    await writeChangesTar(r, c, createWriteStream(tarPath));
+    const caps = new Map<string, string>();
+    for await (const e of readTar(Readable.from([await readFile(tarPath)]))) {
+      const v = e.header.xattrs.get("security.capability");
+      if (v) caps.set(e.header.name, v.toString("hex"));
+      e.body.resume();
+    }
+    assert.deepEqual([...caps.keys()], ["usr/bin/ping"], "read for the walked file only");
+    assert.equal(caps.get("usr/bin/ping"), CAP.slice(2));
+  } finally {
+    await sb.cleanup();
+  }
+});
