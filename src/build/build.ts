@@ -97,9 +97,18 @@ export function platformArgs(p: Platform): Map<string, string> {
 export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signal?: AbortSignal): Promise<BuildResult> {
   // The push-permission check's upload sessions are cancelled in the background; however the build ends,
   // it returns only after the check settled and those cancellations ended (the caller closes the client).
-  const check: PushCheckWork = { settled: [], cancellations: [] };
+  // A build that fails stops the check (its POST retries) rather than waiting for it.
+  const stopCheck = new AbortController();
+  const check: PushCheckWork = {
+    signal: signal ? AbortSignal.any([signal, stopCheck.signal]) : stopCheck.signal,
+    settled: [],
+    cancellations: [],
+  };
   try {
     return await buildWith(opts, deps, signal, check);
+  } catch (e) {
+    stopCheck.abort();
+    throw e;
   } finally {
     await Promise.all(check.settled);
     await Promise.all(check.cancellations);
@@ -108,6 +117,8 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
 
 /** Background work of the push-permission check that {@link build} waits for before it returns. */
 interface PushCheckWork {
+  /** The check's signal: the build's, and aborted when the build fails. */
+  signal: AbortSignal;
   /** The check itself, never rejecting. */
   settled: Promise<unknown>[];
   /** Its upload sessions' cancellations (DELETE), never rejecting. */
@@ -262,7 +273,7 @@ async function buildWith(
   // that executes awaits them (cache hits and metadata instructions do not), and so does the push. Their
   // failure is reported in place of any other error.
   // The check's upload sessions are cancelled in the background (build() waits for them before returning).
-  const pushCheck = checkPushPermissions(opts, deps.registry, signal, (c) => check.cancellations.push(c));
+  const pushCheck = checkPushPermissions(opts, deps.registry, check.signal, (c) => check.cancellations.push(c));
   check.settled.push(pushCheck.catch(() => {})); // awaited below
   if (opts.dryRun) await pushCheck;
   if (opts.dryRun) {

@@ -46,7 +46,8 @@ import { execCopy } from "./steps/copy-step.js";
 import { execRun } from "./steps/run.js";
 import type { StepContext, StepOutput } from "./steps/step-context.js";
 import { execWorkdir } from "./steps/workdir.js";
-import { MIN_SECRET_BUILD_ARG_LENGTH, secretBuildArgValues } from "./secret-build-args.js";
+import { secretBuildArgValues } from "./secret-build-args.js";
+import { SecretKeyGuard } from "./secret-key-guard.js";
 import { resolveIdentity, type Identity } from "./user.js";
 import type { BuildOptions } from "./options.js";
 
@@ -194,7 +195,10 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   const forceMeta = svc.opts.forceBuildMetadata === true;
   const single = svc.opts.singleSnapshot && !forceMeta;
   const cache = single ? undefined : svc.cache;
-  const secretValues = secretBuildArgValues(svc.opts.buildArgs, svc.opts.secretBuildArgs);
+  const secrets = new SecretKeyGuard(
+    svc.opts.secretBuildArgs ?? [],
+    secretBuildArgValues(svc.opts.buildArgs, svc.opts.secretBuildArgs),
+  );
   let chain = cache
     ? compositeKey([
         ["base", base.cacheSeed ?? base.image.digest],
@@ -308,22 +312,16 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       };
       return undefined;
     }
-    // An instruction that expanded a secret build arg (an ADD URL's token, say) is not cached: its key would
-    // hash the value (a RUN's text is not expanded, so it never holds one).
-    const instrText = instructionText(instr);
-    const secret = [...secretValues].find(
-      ([, v]) =>
-        v.length >= MIN_SECRET_BUILD_ARG_LENGTH &&
-        (instrText.includes(v) || instrText.includes(JSON.stringify(v).slice(1, -1))),
-    );
-    if (secret) {
+    // No secret build arg value may reach the cache (see secret-key-guard.ts).
+    const secret = secrets.uncacheableBecause(raw, instr);
+    if (secret !== undefined) {
       outcome = {
         status: "uncacheable",
-        reason: `${instr.kind.toUpperCase()} holds the value of the secret build arg ${secret[0]}`,
+        reason: `${instr.kind.toUpperCase()} uses the secret build arg ${secret}`,
       };
       return undefined;
     }
-    const inputs: KeyInput[] = [["parent", chain], ["instruction", instrText], ...more];
+    const inputs: KeyInput[] = [["parent", chain], ["instruction", instructionText(instr)], ...secrets.mask(more)];
     const key = compositeKey(inputs);
     const slot = slotOf(i);
     const fp = inputFingerprints(inputs);
@@ -648,6 +646,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         case "from":
           throw new KilnError("INTERNAL", "FROM inside a stage");
         case "arg": {
+          secrets.note(raw);
           for (const a of instr.args) {
             let value = a.value;
             if (Object.prototype.hasOwnProperty.call(svc.buildArgs, a.key)) {
@@ -668,6 +667,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
           break;
         }
         case "env": {
+          secrets.note(raw);
           let env = config.Env ?? [];
           for (const p of instr.pairs) env = setEnv(env, p.key, p.value);
           config = { ...config, Env: env };

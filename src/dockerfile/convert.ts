@@ -327,8 +327,10 @@ function convert(node: AstNode, ctx: ConvertContext, range: SourceRange): Instru
       const checksum = flags.strings.get("checksum");
       if (checksum !== undefined && checksum !== "") {
         // BuildKit: one digest pins one download.
-        if (a.sources.length !== 1)
+        if (a.sources.length > 1)
           throw argsError("checksum can't be specified for multiple sources", "write one ADD --checksum per source");
+        if (a.sources.length === 0)
+          throw argsError("checksum requires HTTP(S) or Git sources (got a heredoc)", "drop --checksum");
         a.checksum = checksum;
       }
       const unpack = flags.bools.get("unpack");

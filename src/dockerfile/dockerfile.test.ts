@@ -103,6 +103,7 @@ test("COPY/ADD flags, heredoc sources and chmod validation", () => {
     "DOCKERFILE_ARGUMENTS",
     /checksum can't be specified for multiple sources/,
   );
+  fails("FROM a\nADD --checksum=sha256:abc <<EOF /f\nx\nEOF\n", "DOCKERFILE_ARGUMENTS", /checksum requires HTTP\(S\)/);
   fails("FROM a\nADD --from=x a b\n", "DOCKERFILE_FLAG", /unknown flag: --from for ADD/);
   fails("FROM a\nCOPY --link=maybe a b\n", "DOCKERFILE_FLAG", /expecting boolean value/);
   fails("FROM a\nCOPY --from a b\n", "DOCKERFILE_FLAG", /missing a value on flag: --from/);

@@ -151,8 +151,11 @@ describe("build flags: --image-format, --force-build-metadata, --strict, --dryru
     );
     assert.equal(z.code, 0, out(z));
     assert.match(out(z), /--compression=zstd and --compression-level=20 are ignored/);
-    const ok = await kiln(df, ["--no-push", "--compression=zstd", "--compression-level=22"], { f: "z\n" });
+    const ok = await kiln(df, ["--no-push", "--image-format=oci", "--compression=zstd", "--compression-level=22"], {
+      f: "z\n",
+    });
     assert.equal(ok.code, 0, out(ok));
+    assert.doesNotMatch(out(ok), /is ignored|are ignored/);
   });
 
   test("in-place-only flags on a directory back-end: a warning, an error under --strict", async () => {

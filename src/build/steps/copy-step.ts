@@ -1,6 +1,6 @@
 import { lstat } from "node:fs/promises";
 import { KilnError } from "../../common/errors.js";
-import { DirContext } from "../../context/index.js";
+import { DirContext, redactUrl } from "../../context/index.js";
 import {
   PatternMatcher,
   envFromPairs,
@@ -68,7 +68,7 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
     const unpack = instr.kind === "add" && instr.unpack === true && (await isArchive(d.file));
     items.push(
       unpack
-        ? { kind: "archive", file: d.file, label: `ADD ${u}` }
+        ? { kind: "archive", file: d.file, label: `ADD ${redactUrl(u)}` }
         : { kind: "content", name: d.name, data: { file: d.file }, mode: 0o600, mtime: d.mtime },
     );
   }

@@ -1,0 +1,44 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseDockerfile, type Instruction } from "../dockerfile/index.js";
+import { SecretKeyGuard } from "./secret-key-guard.js";
+
+const TOKEN = "ghp_0123456789abcdef";
+const instr = (line: string): Instruction => {
+  const i = parseDockerfile(`FROM scratch\n${line}\n`).stages[0]?.instructions[0];
+  assert.ok(i);
+  return i;
+};
+
+test("a step other than RUN that refers to a secret arg, expanded whole or in part, is not cached", () => {
+  const g = new SecretKeyGuard(["TOKEN"], new Map([["TOKEN", TOKEN]]));
+  const add = instr("ADD https://h/f?t=${TOKEN#ghp_} /f");
+  const expanded = instr(`ADD https://h/f?t=${TOKEN.slice(4)} /f`);
+  assert.equal(g.uncacheableBecause(add, expanded), "TOKEN", "a partial expansion is caught by the reference");
+  // The value itself in a step's text (e.g. through a variable the guard did not see) is caught too.
+  assert.equal(g.uncacheableBecause(instr("WORKDIR /w/$OTHER"), instr(`WORKDIR /w/${TOKEN}`)), "TOKEN");
+  assert.equal(g.uncacheableBecause(instr("RUN curl -H $TOKEN h"), instr("RUN curl -H $TOKEN h")), undefined);
+  assert.equal(g.uncacheableBecause(instr("COPY $TOKENS /x"), instr("COPY a /x")), undefined, "another name");
+  const none = new SecretKeyGuard([], new Map());
+  assert.equal(none.uncacheableBecause(add, expanded), undefined);
+});
+
+test("names set from a secret arg and secret values are masked in key inputs", () => {
+  const g = new SecretKeyGuard(["TOKEN"], new Map([["TOKEN", TOKEN]]));
+  g.note(instr("ENV AUTH=${TOKEN#ghp_} PLAIN=1"));
+  g.note(instr("ARG DERIVED=x$TOKEN"));
+  const masked = g.mask([
+    ["env:AUTH", TOKEN.slice(4)],
+    ["env:PLAIN", "1"],
+    ["arg:DERIVED", `x${TOKEN}`],
+    ["env:URL", `https://h/?t=${TOKEN}&x=1`],
+    ["file:/a", new Uint8Array([1, 2])],
+  ]);
+  assert.deepEqual(masked.slice(0, 4), [
+    ["env:AUTH", "<secret>"],
+    ["env:PLAIN", "1"],
+    ["arg:DERIVED", "<secret>"],
+    ["env:URL", "https://h/?t=<secret>&x=1"],
+  ]);
+  assert.ok(!JSON.stringify(masked.slice(0, 4)).includes(TOKEN.slice(4)));
+});
