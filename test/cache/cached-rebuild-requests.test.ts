@@ -26,6 +26,19 @@ function count(reqs: readonly Req[], method: string, re: RegExp): number {
 
 describe("cached rebuild: registry round trips", () => {
   const f = useSuiteFixture("cache-requests", { proxy: true });
+  /** Builds `ctx` without cache and pushes it through the proxy to `<name>:latest` (own state dir). */
+  const buildAndPush = (ctx: string, name: string): Promise<RunKilnResult> =>
+    runKiln([
+      "build",
+      "--context",
+      ctx,
+      "--destination",
+      `${f.proxy.host}/${name}:latest`,
+      "--insecure",
+      "--insecure-pull",
+      "--kaniko-dir",
+      path.join(f.work, `state-${name}`),
+    ]);
 
   test("a fully cached rebuild of steps-20 reads the stage's chain record once, downloads no layer and writes nothing", async () => {
     const ctx = path.join(f.work, "steps-20");
@@ -128,17 +141,7 @@ describe("cached rebuild: registry round trips", () => {
     await writeTree(ctx, { Dockerfile: `FROM ${f.proxy.host}/busybox:latest\nRUN echo ran > /ran\n` });
     f.proxy.setRules([{ method: "POST", path: /\/refused\/blobs\/uploads\/$/, fault: "status500", times: 20 }]);
     try {
-      const r = await runKiln([
-        "build",
-        "--context",
-        ctx,
-        "--destination",
-        `${f.proxy.host}/refused:latest`,
-        "--insecure",
-        "--insecure-pull",
-        "--kaniko-dir",
-        path.join(f.work, "state-refused"),
-      ]);
+      const r = await buildAndPush(ctx, "refused");
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /error checking push permissions/);
       assert.doesNotMatch(r.stderr, /Running: \[/);
@@ -164,17 +167,7 @@ describe("cached rebuild: registry round trips", () => {
       },
     ]);
     try {
-      const r = await runKiln([
-        "build",
-        "--context",
-        ctx,
-        "--destination",
-        `${f.proxy.host}/cancel:latest`,
-        "--insecure",
-        "--insecure-pull",
-        "--kaniko-dir",
-        path.join(f.work, "state-cancel"),
-      ]);
+      const r = await buildAndPush(ctx, "cancel");
       assert.equal(r.code, 0, r.stderr);
       const list = f.proxy.requests.map((q) => `${q.method} ${q.path}`).join("\n");
       assert.deepEqual(
