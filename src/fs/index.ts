@@ -11,7 +11,7 @@ export { IgnoreList } from "./ignore-list.js";
 export type { IgnoreListOptions } from "./ignore-list.js";
 export { lookupUser } from "./lookup-user.js";
 export { SpecialNodes, xattrRequest } from "./special-node.js";
-export { applyXattrs } from "./xattr.js";
+export { applyXattrs, readCapabilities } from "./xattr.js";
 export type { XattrRequest } from "./xattr.js";
 export type { ResolvedUser } from "./lookup-user.js";
 export { parseMountinfo } from "./mountinfo.js";

@@ -27,6 +27,32 @@ interface OwnCase {
   skip?: string;
 }
 
+/** `setxattr <path> <name> <value>` for RUN steps (busybox has no setfattr); a `0x…` value is hex. */
+async function buildSetxattr(ctx: string): Promise<void> {
+  const src = path.join(ctx, "setxattr.c");
+  await writeFile(
+    src,
+    [
+      "#include <stdio.h>",
+      "#include <string.h>",
+      "#include <sys/xattr.h>",
+      "int main(int c, char **v) {",
+      '  unsigned char b[256]; size_t n = 0; const char *s = c == 4 ? v[3] : "";',
+      "  if (c != 4) return 2;",
+      '  if (strncmp(s, "0x", 2) == 0) { for (s += 2; s[0] && s[1] && n < sizeof b; s += 2) { unsigned x; if (sscanf(s, "%2x", &x) != 1) return 2; b[n++] = (unsigned char)x; } }',
+      "  else { n = strlen(s); if (n > sizeof b) return 2; memcpy(b, s, n); }",
+      "  return lsetxattr(v[1], v[2], b, n, 0) == 0 ? 0 : 1;",
+      "}",
+      "",
+    ].join("\n"),
+  );
+  await execFileAsync("cc", ["-static", "-O2", "-o", path.join(ctx, "setxattr"), src]);
+}
+
+/** A RUN command giving `file` `cap_net_raw+ep` (a VFS_CAP_REVISION_2 `security.capability` value). */
+const setCap = (file: string): string =>
+  `setxattr ${file} security.capability 0x0100000200200000000000000000000000000000`;
+
 const CASES: OwnCase[] = [
   {
     name: "copy-matrix",
@@ -283,19 +309,29 @@ const CASES: OwnCase[] = [
       "COPY setxattr /usr/local/bin/setxattr",
       "RUN echo x > /ran && setxattr /ran user.run from-run && mkdir /made && setxattr /made user.dir from-run",
     ],
-    setup: async (ctx) => {
-      const src = path.join(ctx, "setxattr.c");
-      await writeFile(
-        src,
-        [
-          "#include <string.h>",
-          "#include <sys/xattr.h>",
-          "int main(int c, char **v) { return c == 4 && lsetxattr(v[1], v[2], v[3], strlen(v[3]), 0) == 0 ? 0 : 1; }",
-          "",
-        ].join("\n"),
-      );
-      await execFileAsync("cc", ["-static", "-O2", "-o", path.join(ctx, "setxattr"), src]);
-    },
+    setup: buildSetxattr,
+  },
+  {
+    // A file capability a RUN sets is in the RUN's layer.
+    name: "xattrs-run-capability",
+    dockerfile: [
+      "FROM busybox",
+      "COPY setxattr /usr/local/bin/setxattr",
+      `RUN echo x > /pinger && ${setCap("/pinger")}`,
+    ],
+    setup: buildSetxattr,
+  },
+  {
+    // COPY --from of a file carrying a capability in its stage.
+    name: "xattrs-copy-from",
+    dockerfile: [
+      "FROM busybox AS caps",
+      "COPY setxattr /usr/local/bin/setxattr",
+      `RUN echo x > /pinger && ${setCap("/pinger")}`,
+      "FROM busybox",
+      "COPY --from=caps /pinger /pinger",
+    ],
+    setup: buildSetxattr,
   },
   {
     // The way base images are made: FROM scratch + ADD of a rootfs tarball holding device nodes, a FIFO

@@ -106,6 +106,7 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
     {
       ...(owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}),
       preserveOwners: instr.from !== undefined,
+      keepCapabilities: instr.from !== undefined,
       ...(instr.chmod ? { chmod: parseChmod(instr.chmod) } : {}),
     },
     {
@@ -132,8 +133,9 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
   }
   ctx.report({ kind: "phase", phase: "copy", ms: Date.now() - t0, stage: ctx.stageIndex });
   const docs = instr.heredocs.map((h) => `<<${h.name}`);
-  // The copier creates every file afresh and copies no xattrs; only an extracted archive restores them.
-  const noCapabilities = !items.some((i) => i.kind === "archive");
+  // The copier creates every file afresh; only COPY --from (a source's capability) and an extracted archive
+  // set xattrs on them.
+  const noCapabilities = instr.from === undefined && !items.some((i) => i.kind === "archive");
   return {
     snapshot: { kind: "paths", paths: written, ...(noCapabilities ? { noCapabilities } : {}) },
     detail: [...instr.sources, ...docs, instr.dest].join(" "),

@@ -17,7 +17,14 @@ import type { Stats } from "node:fs";
 import path from "node:path";
 import { KilnError } from "../../common/errors.js";
 import type { DirContext } from "../../context/index.js";
-import { cleanContainerPath, resolveInRoot, toContainerPath, type IgnoreList } from "../../fs/index.js";
+import {
+  applyXattrs,
+  cleanContainerPath,
+  readCapabilities,
+  resolveInRoot,
+  toContainerPath,
+  type IgnoreList,
+} from "../../fs/index.js";
 import { extractArchive } from "./add-archive.js";
 import type { MatchedSource } from "./copy-sources.js";
 
@@ -27,6 +34,11 @@ export interface CopyAttrs {
   owner?: { uid: number; gid: number };
   /** Keep source uid/gid (COPY --from a stage or image without `--chown`). */
   preserveOwners?: boolean;
+  /**
+   * Keep the source files' `security.capability` (COPY --from, as BuildKit's copy does; a build-context
+   * file's is not kept, as in docker build).
+   */
+  keepCapabilities?: boolean;
   /** `--chmod` as a function of the source's mode and whether the entry is a directory. */
   chmod?: (mode: number, isDir: boolean) => number;
 }
@@ -126,7 +138,7 @@ export async function copyIntoRoot(
       await c.copyEntry(m.abs, m.stat, target, false);
     }
   }
-  await c.finish();
+  for (const s of await c.finish()) opts.onSkipped?.(s.path, s.reason);
   return c.result();
 }
 
@@ -151,6 +163,8 @@ class Copier {
   private readonly dirTimes: { host: string; atime: Date; mtime: Date }[] = [];
   /** dev:ino of multiply-linked source files → host path of their first copy (once written). */
   private readonly inodes = new Map<string, Promise<string>>();
+  /** With `keepCapabilities`: host path of each regular file copied → its source (read once, at the end). */
+  private readonly capSources = new Map<string, string>();
   /** Container dirs known to exist (skips re-checking parents; resolution stays with resolveInRoot). */
   private readonly knownDirs = new Set<string>(["/"]);
 
@@ -259,6 +273,7 @@ class Copier {
       })();
       if (st.nlink > 1 && st.isFile()) this.inodes.set(key, done);
       await done;
+      if (this.attrs.keepCapabilities && st.isFile()) this.capSources.set(host, abs);
     } else {
       return; // devices and FIFOs in a context are not copied
     }
@@ -374,8 +389,22 @@ class Copier {
   }
 
   /** Restores directory times (writing children changed them). */
-  async finish(): Promise<void> {
+  /**
+   * Gives copied files their sources' `security.capability` (one `getfattr` and one `setfattr` run) and
+   * restores directory times. Returns the files whose capability could not be set (e.g. without
+   * CAP_SETFCAP), as paths in the root with the reason.
+   */
+  async finish(): Promise<{ path: string; reason: string }[]> {
+    let failed: { path: string; reason: string }[] = [];
+    if (this.capSources.size > 0) {
+      const caps = await readCapabilities([...new Set(this.capSources.values())]);
+      const reqs = [...this.capSources]
+        .filter(([, src]) => caps.has(src))
+        .map(([host, src]) => ({ hostPath: host, attrs: new Map([["security.capability", caps.get(src) as Buffer]]) }));
+      failed = (await applyXattrs(reqs)).map((f) => ({ path: toContainerPath(this.root, f.path), reason: f.reason }));
+    }
     for (const d of this.dirTimes.reverse()) await utimes(d.host, d.atime, d.mtime);
+    return failed;
   }
 
   /**
