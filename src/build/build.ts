@@ -101,7 +101,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
   const stopCheck = new AbortController();
   const check: PushCheckWork = {
     signal: signal ? AbortSignal.any([signal, stopCheck.signal]) : stopCheck.signal,
-    settled: [],
+    settled: Promise.resolve(),
     cancellations: [],
   };
   try {
@@ -110,7 +110,7 @@ export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signa
     stopCheck.abort();
     throw e;
   } finally {
-    await Promise.all(check.settled);
+    await check.settled;
     await Promise.all(check.cancellations);
   }
 }
@@ -120,7 +120,7 @@ interface PushCheckWork {
   /** The check's signal: the build's, and aborted when the build fails. */
   signal: AbortSignal;
   /** The check itself, never rejecting. */
-  settled: Promise<unknown>[];
+  settled: Promise<unknown>;
   /** Its upload sessions' cancellations (DELETE), never rejecting. */
   cancellations: Promise<void>[];
 }
@@ -274,7 +274,7 @@ async function buildWith(
   // failure is reported in place of any other error.
   // The check's upload sessions are cancelled in the background (build() waits for them before returning).
   const pushCheck = checkPushPermissions(opts, deps.registry, check.signal, (c) => check.cancellations.push(c));
-  check.settled.push(pushCheck.catch(() => {})); // awaited below
+  check.settled = pushCheck.catch(() => {}); // awaited below
   if (opts.dryRun) await pushCheck;
   if (opts.dryRun) {
     const { plan, finalBase } = await planBuild({

@@ -3,7 +3,7 @@ import { compositeKey, fileFingerprint, type KeyInput } from "../cache/index.js"
 import type { DirContext } from "../context/index.js";
 import type { Instruction } from "../dockerfile/index.js";
 import { splitEnv } from "./env.js";
-import { isGitSource } from "./steps/add-git.js";
+import { isGitSource, isRemoteSource } from "./steps/add-git.js";
 
 /** The instruction after expansion, without its source position (moving a line must not bust the cache). */
 export function instructionText(instr: Instruction): string {
@@ -55,7 +55,7 @@ export async function contextFileInputs(context: DirContext, sources: readonly s
  * `ADD --checksum=<digest>` pins, so that its result can be cached without a request.
  */
 export function pinnedDownloads(sources: readonly string[]): boolean {
-  return sources.length > 0 && sources.every((s) => /^https?:\/\//i.test(s) && !isGitSource(s));
+  return sources.length > 0 && sources.every((s) => isRemoteSource(s) && !isGitSource(s));
 }
 
 /** Instruction kinds whose results the layer cache stores (the others are config updates). */

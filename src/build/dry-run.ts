@@ -8,7 +8,7 @@ import { setEnv, splitEnv } from "./env.js";
 import { stepError } from "./errors.js";
 import type { Reporter } from "./events.js";
 import type { BuildOptions } from "./options.js";
-import { isGitSource, planAddGitSources } from "./steps/add-git.js";
+import { isRemoteSource, planAddGitSources } from "./steps/add-git.js";
 import { matchSources } from "./steps/copy-sources.js";
 
 /** One stage as `--dryrun` resolved it. */
@@ -53,7 +53,6 @@ export interface PlanInputs {
 }
 
 const FS_KINDS = new Set(["run", "copy", "add", "workdir"]);
-const URL_SOURCE = /^https?:\/\//i;
 
 /** The variables a stage's instructions see: ARGs in scope (undefined: declared without a value) and ENV. */
 interface StageVars {
@@ -89,7 +88,7 @@ async function checkContextSources(instr: Instruction, context: DirContext): Pro
   if ((instr.kind !== "copy" && instr.kind !== "add") || instr.from !== undefined) return;
   // A git source's URL options (and the flags they meet) fail here as they would in the build.
   if (instr.kind === "add") planAddGitSources(instr);
-  const remote = (s: string): boolean => instr.kind === "add" && (URL_SOURCE.test(s) || isGitSource(s));
+  const remote = (s: string): boolean => instr.kind === "add" && isRemoteSource(s);
   const locals = instr.sources.filter((s) => !remote(s));
   if (locals.length === 0) return;
   const matches = await matchSources(context, locals, { parents: instr.parents, excludes: instr.excludes });

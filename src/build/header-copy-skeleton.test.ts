@@ -8,8 +8,8 @@ import { gunzipSync } from "node:zlib";
 import { FileIndex } from "../fs/file-index.js";
 import { applyBuffer, buildTar, listTree, makeSandbox, type Spec } from "../fs/test-helpers.js";
 import { readTar } from "../image/tar/index.js";
-import type { Digest, Layer } from "../image/index.js";
 import { HeaderCopyWriter } from "../cache/header-copy.js";
+import { unreadLayerOfSize as sourceOf } from "../cache/testing.js";
 
 // A header copy (src/cache) must give skeleton mode (src/fs) what its layer gives: tested here, in the layer
 // that uses both. src/cache/header-copy.test.ts tests the copy on its own.
@@ -31,16 +31,6 @@ const SPECS: Spec[] = [
 ];
 
 const EXPLICIT = new Set(SPECS.map((s) => `/${s.name.replace(/\/$/, "")}`));
-
-/** A stand-in for the layer a copy is made of: only its compressed size matters to the writer. */
-const sourceOf = (size: number): Layer => ({
-  mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
-  digest: `sha256:${"1".repeat(64)}` as Digest,
-  diffId: `sha256:${"2".repeat(64)}` as Digest,
-  size,
-  openCompressed: () => Promise.reject(new Error("not read")),
-  openUncompressed: () => Promise.reject(new Error("not read")),
-});
 
 /** Applies `tar` in skeleton mode; returns what a COPY would see of it. */
 async function skeleton(root: string, tar: Buffer, onEntry?: (h: import("../image/index.js").TarHeader) => void) {

@@ -29,13 +29,15 @@ export class SecretKeyGuard {
     return this.refs.length > 0;
   }
 
-  /** The secret arg that keeps step `expanded` (before expansion: `raw`) out of the cache, if any. */
-  uncacheableBecause(raw: Instruction, expanded: Instruction): string | undefined {
+  /**
+   * The secret arg that keeps a step out of the cache, if any: `raw` is the step before expansion, `text` its
+   * key text after expansion ({@link instructionText}).
+   */
+  uncacheableBecause(raw: Instruction, text: string): string | undefined {
     if (!this.active || raw.kind === "run") return undefined;
     const rawText = instructionText(raw);
     const byRef = this.refs.find(([, re]) => re.test(rawText));
     if (byRef) return byRef[0];
-    const text = instructionText(expanded);
     return this.values.find(([, v]) => text.includes(v) || text.includes(JSON.stringify(v).slice(1, -1)))?.[0];
   }
 

@@ -1,3 +1,4 @@
+import { errorMessage } from "../common/errors.js";
 import type { ArtifactCache } from "../cache/index.js";
 import type { IgnoreList } from "../fs/index.js";
 import type { Layer } from "../image/types.js";
@@ -51,7 +52,7 @@ export async function skeletonForCopy(o: SkeletonSources): Promise<SkeletonRoot 
       o.report({
         kind: "warning",
         code: "SKELETON_RECORD_UNUSABLE",
-        message: `the skeleton record of stage ${o.stage} in ${cache.artifacts.description} is unusable (${e instanceof Error ? e.message : String(e)}); reading the layers instead`,
+        message: `the skeleton record of stage ${o.stage} in ${cache.artifacts.description} is unusable (${errorMessage(e)}); reading the layers instead`,
       });
     }
   }

@@ -313,7 +313,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       return undefined;
     }
     // No secret build arg value may reach the cache (see secret-key-guard.ts).
-    const secret = secrets.uncacheableBecause(raw, instr);
+    const keyText = instructionText(instr);
+    const secret = secrets.uncacheableBecause(raw, keyText);
     if (secret !== undefined) {
       outcome = {
         status: "uncacheable",
@@ -321,7 +322,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       };
       return undefined;
     }
-    const inputs: KeyInput[] = [["parent", chain], ["instruction", instructionText(instr)], ...secrets.mask(more)];
+    const inputs: KeyInput[] = [["parent", chain], ["instruction", keyText], ...secrets.mask(more)];
     const key = compositeKey(inputs);
     const slot = slotOf(i);
     const fp = inputFingerprints(inputs);

@@ -1,19 +1,10 @@
 import * as assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
-import type { Digest, Layer } from "../image/index.js";
+import type { Digest } from "../image/index.js";
 import { emptyHeader, type TarEntryType, type TarHeader } from "../image/tar/index.js";
 import { HEADER_COPY_ANNOTATION, headerCopyDiffId, headerCopyImage, HeaderCopyWriter } from "./header-copy.js";
-
-/** A stand-in for the layer a copy is made of: only its compressed size matters to the writer. */
-const sourceOf = (size: number): Layer => ({
-  mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
-  digest: `sha256:${"1".repeat(64)}` as Digest,
-  diffId: `sha256:${"2".repeat(64)}` as Digest,
-  size,
-  openCompressed: () => Promise.reject(new Error("not read")),
-  openUncompressed: () => Promise.reject(new Error("not read")),
-});
+import { unreadLayerOfSize as sourceOf } from "./testing.js";
 
 const header = (name: string, type: TarEntryType = "file", size = 0): TarHeader => ({
   ...emptyHeader(name, type),

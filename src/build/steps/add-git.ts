@@ -1,11 +1,17 @@
 import { mkdtemp } from "node:fs/promises";
 import path from "node:path";
 import { errorMessage, KilnError } from "../../common/errors.js";
+import { parseGoBool } from "../../common/go-bool.js";
 import { fetchGitContext, parseContextSpec, redactUrl, type GitContextSpec } from "../../context/index.js";
 
 /** Whether an ADD source names a git repository (BuildKit's rules: git@…, git://…, or a URL ending in .git[#ref]). */
 export function isGitSource(s: string): boolean {
   return /^git@[^:]+:/.test(s) || /^git:\/\//i.test(s) || /^https?:\/\/[^#?]+\.git(?:[#?].*)?$/i.test(s);
+}
+
+/** Whether an ADD source is fetched rather than read from the context: an http(s) URL or a git repository. */
+export function isRemoteSource(s: string): boolean {
+  return /^https?:\/\//i.test(s) || isGitSource(s);
 }
 
 /** An `ADD <git URL>` source: the repository and ref to check out, and the options its URL carries. */
@@ -22,11 +28,11 @@ export interface AddGitSource {
 const QUERY_KEYS = new Set(["ref", "tag", "branch", "checksum", "commit", "subdir", "keep-git-dir", "submodules"]);
 const COMMIT_HEX = /^[0-9a-f]{1,64}$/i;
 
-/** Go's strconv.ParseBool, which BuildKit uses for boolean query values. */
+/** A boolean query value, read as BuildKit reads it (Go's strconv.ParseBool). */
 function parseBool(raw: string, key: string, source: string): boolean {
-  if (["1", "t", "T", "TRUE", "true", "True"].includes(raw)) return true;
-  if (["0", "f", "F", "FALSE", "false", "False"].includes(raw)) return false;
-  throw new KilnError("ADD_GIT_INVALID", `ADD ${source}: ${key}=${raw} is not a boolean`);
+  const v = parseGoBool(raw);
+  if (v === undefined) throw new KilnError("ADD_GIT_INVALID", `ADD ${source}: ${key}=${raw} is not a boolean`);
+  return v;
 }
 
 /** A commit hash given as a checksum: hex digits only (a prefix is allowed, as in BuildKit). */

@@ -10,13 +10,11 @@ import {
 } from "../../dockerfile/index.js";
 import { parseChmod } from "../chmod.js";
 import { isArchive } from "./add-archive.js";
-import { fetchGitSource, isGitSource, planAddGitSources } from "./add-git.js";
+import { fetchGitSource, isRemoteSource, planAddGitSources } from "./add-git.js";
 import { downloadUrl } from "./add-url.js";
 import { copyIntoRoot, type CopyItem } from "./copy.js";
 import { matchSources } from "./copy-sources.js";
 import type { StepContext, StepOutput } from "./step-context.js";
-
-const URL_SOURCE = /^https?:\/\//i;
 
 /**
  * COPY and ADD: resolves `--chown` in the stage root and `--chmod`, expands sources in the build
@@ -25,7 +23,7 @@ const URL_SOURCE = /^https?:\/\//i;
  */
 export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: StepContext): Promise<StepOutput> {
   const kw = instr.kind.toUpperCase();
-  const urls = instr.kind === "add" ? instr.sources.filter((s) => URL_SOURCE.test(s) || isGitSource(s)) : [];
+  const urls = instr.kind === "add" ? instr.sources.filter(isRemoteSource) : [];
   const locals = instr.sources.filter((s) => !urls.includes(s));
   // Git sources are parsed (and checked against the flags) before anything is fetched.
   const gits = instr.kind === "add" ? planAddGitSources(instr) : undefined;
