@@ -492,6 +492,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       const c = await changesForPaths(skeleton.dir, skeleton.index, out.snapshot.paths, {
         ignore: svc.ignore,
         noCapabilities: out.snapshot.noCapabilities,
+        knownCapabilities: out.snapshot.capabilities,
       });
       const failed = skeleton.lazy?.failure;
       if (failed !== undefined) {
@@ -539,6 +540,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         (await changesForPaths(root.dir, root.index, out.snapshot.paths, {
           ignore: svc.ignore,
           noCapabilities: out.snapshot.noCapabilities,
+          knownCapabilities: out.snapshot.capabilities,
         }));
     } else if (out.snapshot.kind === "entries") {
       // Entries that exist unchanged (the index stays valid): a layer holding just them.

@@ -49,3 +49,41 @@ test("noCapabilities skips the attribute read for the given files only: one belo
     await sb.cleanup();
   }
 });
+
+test("knownCapabilities: the writer takes the caller's values for its files and reads only the others", async (t) => {
+  if ((await findTool("setfattr")) === undefined || process.getuid?.() !== 0) {
+    t.skip("needs attr and root (setting security.capability needs CAP_SETFCAP)");
+    return;
+  }
+  const sb = await makeSandbox();
+  try {
+    const r = sb.root;
+    await mkdir(path.join(r, "app"), { recursive: true });
+    for (const f of ["known-set", "known-none", "unknown"]) {
+      await writeFile(path.join(r, "app", f), f);
+      execFileSync("setfattr", ["-n", "security.capability", "-v", CAP, path.join(r, "app", f)]);
+    }
+    // The caller's word differs from the disk on purpose, so that the tar shows whose answer was used.
+    const other = Buffer.from("0100000200200000000000000000000000000000", "hex");
+    const c = await changesForPaths(r, new FileIndex(), ["/app"], {
+      knownCapabilities: {
+        checked: new Set(["/app/known-set", "/app/known-none"]),
+        values: new Map([["/app/known-set", other]]),
+      },
+    });
+    const tarPath = path.join(sb.base, "l.tar");
+    await writeChangesTar(r, c, createWriteStream(tarPath));
+    const caps = new Map<string, string>();
+    for await (const e of readTar(Readable.from([await readFile(tarPath)]))) {
+      const v = e.header.xattrs.get("security.capability");
+      if (v) caps.set(e.header.name, v.toString("hex"));
+      e.body.resume();
+    }
+    assert.deepEqual(Object.fromEntries(caps), {
+      "app/known-set": other.toString("hex"),
+      "app/unknown": CAP.slice(2),
+    });
+  } finally {
+    await sb.cleanup();
+  }
+});

@@ -1,7 +1,7 @@
 import { lstat } from "node:fs/promises";
 import * as path from "node:path";
 import { cleanContainerPath, compareBytewise, containerDirname } from "./clean-path.js";
-import type { Changes } from "./changes.js";
+import type { Changes, KnownCapabilities } from "./changes.js";
 import { indexEntryFromStat } from "./file-index.js";
 import type { FileIndex } from "./file-index.js";
 import type { IgnoreList } from "./ignore-list.js";
@@ -14,13 +14,14 @@ import { walkRoot } from "./walk.js";
  * descendant as changed (a COPY of identical content still belongs in its layer) and given paths that
  * vanished but were indexed as deleted. Intermediate symlinks in the given paths are resolved in the root.
  * `noCapabilities`: the caller vouches that no regular file among the given paths (descendants excluded)
- * carries `security.capability`; the result says so (Changes.capabilities) and the layer writer skips them.
+ * carries `security.capability`; `knownCapabilities`: the caller knows the attribute of these files (it
+ * set them). The result says so (Changes.capabilities) and the layer writer does not read them again.
  */
 export async function changesForPaths(
   root: string,
   index: FileIndex,
   paths: readonly string[],
-  opts: { ignore?: IgnoreList; noCapabilities?: boolean } = {},
+  opts: { ignore?: IgnoreList; noCapabilities?: boolean; knownCapabilities?: KnownCapabilities } = {},
 ): Promise<Changes> {
   const hostRoot = path.resolve(root);
   const changed = new Set<string>();
@@ -68,10 +69,12 @@ export async function changesForPaths(
     }
   }
   const del = [...deleted].filter((p) => ![...deleted].some((q) => q !== p && p.startsWith(q + "/")));
+  const known = opts.knownCapabilities;
+  const checked = opts.noCapabilities === true ? new Set([...given, ...(known?.checked ?? [])]) : known?.checked;
   return {
     changed: [...changed].sort(compareBytewise),
     deleted: del.sort(compareBytewise),
     opaqueDirs: [],
-    ...(opts.noCapabilities === true ? { capabilities: { checked: given, values: new Map<string, Buffer>() } } : {}),
+    ...(checked !== undefined ? { capabilities: { checked, values: known?.values ?? new Map<string, Buffer>() } } : {}),
   };
 }

@@ -1,7 +1,7 @@
 // Public API of the root-jailed filesystem layer (design.md §3–§4).
 export { applyLayer } from "./apply-layer.js";
 export type { ApplyOptions, ApplyResult, OverlayLayerInfo } from "./apply-layer.js";
-export type { Changes } from "./changes.js";
+export type { Changes, KnownCapabilities } from "./changes.js";
 export { changesForPaths } from "./changes-for-paths.js";
 export { cleanContainerPath, compareBytewise } from "./clean-path.js";
 export { FileIndex, entryTypeOf, indexEntryFromStat } from "./file-index.js";

@@ -96,7 +96,7 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
   }
   const ignored: string[] = [];
   const skipped: string[] = [];
-  const written = await copyIntoRoot(
+  const { written, capabilities } = await copyIntoRoot(
     root,
     items,
     instr.dest,
@@ -131,11 +131,16 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
   }
   ctx.report({ kind: "phase", phase: "copy", ms: Date.now() - t0, stage: ctx.stageIndex });
   const docs = instr.heredocs.map((h) => `<<${h.name}`);
-  // The copier creates every file afresh; only COPY --from (a source's capability) and an extracted archive
-  // set xattrs on them.
+  // The copier creates every file afresh; only COPY --from (a source's capability, which the copier
+  // tells) and an extracted archive set xattrs on them.
   const noCapabilities = instr.from === undefined && !items.some((i) => i.kind === "archive");
   return {
-    snapshot: { kind: "paths", paths: written, ...(noCapabilities ? { noCapabilities } : {}) },
+    snapshot: {
+      kind: "paths",
+      paths: written,
+      ...(noCapabilities ? { noCapabilities } : {}),
+      ...(capabilities ? { capabilities } : {}),
+    },
     detail: [...instr.sources, ...docs, instr.dest].join(" "),
   };
 }

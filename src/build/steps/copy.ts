@@ -24,6 +24,7 @@ import {
   resolveInRoot,
   toContainerPath,
   type IgnoreList,
+  type KnownCapabilities,
 } from "../../fs/index.js";
 import { extractArchive } from "./add-archive.js";
 import type { MatchedSource } from "./copy-sources.js";
@@ -51,6 +52,17 @@ export type CopyItem =
   | { kind: "content"; name: string; data: Buffer | { file: string }; mode: number; mtime: Date }
   /** A local or downloaded tar archive (any supported compression) extracted into the destination. */
   | { kind: "archive"; file: string; label: string };
+
+/** What a copy wrote (container paths for the snapshot, see Copier.result) and what it knows of it. */
+export interface CopyResult {
+  written: string[];
+  /**
+   * With `keepCapabilities`: the regular files the copy created from a source file (container paths)
+   * and, among them, those it gave a `security.capability` (the source's). The snapshot need not read
+   * the attribute of these files again.
+   */
+  capabilities?: KnownCapabilities;
+}
 
 /** What a root laid out on demand needs to hear of a copy (see LazySkeleton). */
 export interface RootHooks {
@@ -99,7 +111,7 @@ export async function copyIntoRoot(
     /** A root laid out on demand (a skeleton from a record): told of every path resolved or removed. */
     rootHooks?: RootHooks;
   } = {},
-): Promise<string[]> {
+): Promise<CopyResult> {
   const destIsDirSyntax =
     destRaw === "" || destRaw.endsWith("/") || destRaw.endsWith("/.") || destRaw === "." || destRaw === "..";
   const lexical = cleanContainerPath(destRaw.startsWith("/") ? destRaw : `${workdir || "/"}/${destRaw}`);
@@ -138,8 +150,9 @@ export async function copyIntoRoot(
       await c.copyEntry(m.abs, m.stat, target, false);
     }
   }
-  for (const s of await c.finish()) opts.onSkipped?.(s.path, s.reason);
-  return c.result();
+  const done = await c.finish();
+  for (const s of done.failed) opts.onSkipped?.(s.path, s.reason);
+  return { written: c.result(), ...(done.capabilities ? { capabilities: done.capabilities } : {}) };
 }
 
 /** resolveInRoot, telling `hooks` (a root laid out on demand) of each component it looks at. */
@@ -336,9 +349,11 @@ class Copier {
   private async remove(host: string): Promise<void> {
     const st = await lstat(host).catch(() => undefined);
     if (!st) return;
+    this.capSources.delete(host); // what replaces the file is not a copy of that source
     if (st.isDirectory()) {
       this.knownDirs.clear();
       this.knownDirs.add("/");
+      for (const h of this.capSources.keys()) if (h.startsWith(host + "/")) this.capSources.delete(h);
     }
     this.hooks?.removed(toContainerPath(this.root, host));
     await rm(host, { recursive: true, force: true });
@@ -394,17 +409,31 @@ class Copier {
    * restores directory times. Returns the files whose capability could not be set (e.g. without
    * CAP_SETFCAP), as paths in the root with the reason.
    */
-  async finish(): Promise<{ path: string; reason: string }[]> {
+  async finish(): Promise<{ failed: { path: string; reason: string }[]; capabilities?: KnownCapabilities }> {
     let failed: { path: string; reason: string }[] = [];
+    let capabilities: KnownCapabilities | undefined;
     if (this.capSources.size > 0) {
       const caps = await readCapabilities([...new Set(this.capSources.values())]);
       const reqs = [...this.capSources]
         .filter(([, src]) => caps.has(src))
         .map(([host, src]) => ({ hostPath: host, attrs: new Map([["security.capability", caps.get(src) as Buffer]]) }));
-      failed = (await applyXattrs(reqs)).map((f) => ({ path: toContainerPath(this.root, f.path), reason: f.reason }));
+      const refused = await applyXattrs(reqs);
+      failed = refused.map((f) => ({ path: toContainerPath(this.root, f.path), reason: f.reason }));
+      // Every file here was created afresh (copyFile carries no xattrs), so it has exactly the
+      // capability set on it just now, or none.
+      const notSet = new Set(refused.map((f) => f.path));
+      const values = new Map<string, Buffer>();
+      for (const r of reqs) {
+        if (!notSet.has(r.hostPath))
+          values.set(toContainerPath(this.root, r.hostPath), r.attrs.get("security.capability") as Buffer);
+      }
+      capabilities = {
+        checked: new Set([...this.capSources.keys()].map((h) => toContainerPath(this.root, h))),
+        values,
+      };
     }
     for (const d of this.dirTimes.reverse()) await utimes(d.host, d.atime, d.mtime);
-    return failed;
+    return capabilities ? { failed, capabilities } : { failed };
   }
 
   /**

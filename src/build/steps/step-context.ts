@@ -1,5 +1,5 @@
 import type { DirContext } from "../../context/index.js";
-import type { IgnoreList, OverlayDirs } from "../../fs/index.js";
+import type { IgnoreList, KnownCapabilities, OverlayDirs } from "../../fs/index.js";
 import type { ContainerConfig } from "../../image/types.js";
 import type { Runner } from "../../run/index.js";
 import type { Reporter } from "../events.js";
@@ -55,9 +55,10 @@ export type Snapshot =
   /**
    * Only these container paths (and what lies below them) changed (COPY, ADD, WORKDIR). `noCapabilities`:
    * none of the regular files among `paths` carries `security.capability` (files the step created afresh
-   * without xattrs), so the layer writer need not read it for them.
+   * without xattrs); `capabilities`: the attribute of these files (any of them, descendants too) is
+   * known. The layer writer need not read it for either.
    */
-  | { kind: "paths"; paths: string[]; noCapabilities?: boolean }
+  | { kind: "paths"; paths: string[]; noCapabilities?: boolean; capabilities?: KnownCapabilities }
   /** These existing, unchanged entries only — no descendants (WORKDIR of an existing directory). */
   | { kind: "entries"; paths: string[] }
   /** Nothing changed. */
