@@ -43,6 +43,7 @@ import { skeletonForCopy } from "./skeleton-sources.js";
 import { StageRoot } from "./stage-root.js";
 import { assertVarsDefined, checkSkipped } from "./strict.js";
 import { execCopy } from "./steps/copy-step.js";
+import { isRemoteSource } from "./steps/add-git.js";
 import { execRun } from "./steps/run.js";
 import type { StepContext, StepOutput } from "./steps/step-context.js";
 import { execWorkdir } from "./steps/workdir.js";
@@ -600,7 +601,9 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
    * the URLs and the digest are in the instruction text, so a hit needs no request.
    */
   const copyInputs = async (instr: Instruction & { kind: "copy" | "add" }): Promise<KeyInput[] | undefined> => {
-    const remote = (s: string): boolean => /^[a-z][a-z0-9+.-]*:\/\//i.test(s) || s.endsWith(".git");
+    // What ADD fetches (http(s) URLs, git repositories); everything else, `.git` directories included, is
+    // read from the context like any COPY source.
+    const remote = (s: string): boolean => instr.kind === "add" && isRemoteSource(s);
     const base: KeyInput[] = [["workdir", config.WorkingDir ?? ""]];
     if (
       instr.kind === "add" &&

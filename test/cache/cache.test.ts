@@ -180,6 +180,24 @@ describe("layer cache", () => {
     assert.equal(hits((await buildLayout(ctx, "copy-arg-4", [...cache, "--build-arg", "O=2"])).r), 1);
   });
 
+  test("a context directory named .git is an ordinary COPY/ADD source: cached, and keyed by its content", async () => {
+    const ctx = path.join(work, "dotgit-ctx");
+    await writeTree(ctx, {
+      Dockerfile: [`FROM ${base}`, "COPY .git /src/.git", "ADD vendor.git /src/vendor.git", ""].join("\n"),
+      ".git/HEAD": "ref: refs/heads/main\n",
+      "vendor.git/HEAD": "ref: refs/heads/v1\n",
+    });
+    const cache = ["--cache-repo", `dir:${path.join(work, "dotgit-cache")}`, "--cache-copy-layers"];
+    await buildLayout(ctx, "dotgit-1", cache);
+    assert.equal(hits((await buildLayout(ctx, "dotgit-2", cache)).r), 2);
+    await writeTree(ctx, { "vendor.git/HEAD": "ref: refs/heads/v2\n" });
+    const changed = await buildLayout(ctx, "dotgit-3", cache);
+    assert.equal(hits(changed.r), 1, changed.r.stderr);
+    const rootfs = await unpackLayout(path.join(work, "dotgit-3"), path.join(work, "dotgit-u"));
+    assert.equal(await readFile(path.join(rootfs, "src/vendor.git/HEAD"), "utf8"), "ref: refs/heads/v2\n");
+    assert.equal(await readFile(path.join(rootfs, "src/.git/HEAD"), "utf8"), "ref: refs/heads/main\n");
+  });
+
   test("a base tag that moves to another image busts every step, through FROM <stage> too", async () => {
     const moving = `${reg.host}/moving-base:latest`;
     const pushBase = async (v: string): Promise<void> => {
