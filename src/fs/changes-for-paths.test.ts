@@ -7,18 +7,27 @@ import { Readable } from "node:stream";
 import { test } from "node:test";
 import { readTar } from "../image/tar/index.js";
 import { changesForPaths } from "./changes-for-paths.js";
-import { findTool } from "./exec-tool.js";
+import type { Changes } from "./changes.js";
 import { FileIndex } from "./file-index.js";
-import { makeSandbox } from "./test-helpers.js";
+import { cannotSetCapabilities, makeSandbox } from "./test-helpers.js";
 import { writeChangesTar } from "./write-changes-tar.js";
 
 const CAP = "0x0100000200040000000000000000000000000000";
 
-test("noCapabilities skips the attribute read for the given files only: one below a given directory is still read", async (t) => {
-  if ((await findTool("setfattr")) === undefined || process.getuid?.() !== 0) {
-    t.skip("needs attr and root (setting security.capability needs CAP_SETFCAP)");
-    return;
+/** Writes the layer of `changes` to `tarPath` and answers each entry's security.capability (hex) by name. */
+async function layerCapabilities(root: string, changes: Changes, tarPath: string): Promise<Map<string, string>> {
+  await writeChangesTar(root, changes, createWriteStream(tarPath));
+  const caps = new Map<string, string>();
+  for await (const e of readTar(Readable.from([await readFile(tarPath)]))) {
+    const v = e.header.xattrs.get("security.capability");
+    if (v) caps.set(e.header.name, v.toString("hex"));
+    e.body.resume();
   }
+  return caps;
+}
+
+test("noCapabilities skips the attribute read for the given files only: one below a given directory is still read", async (t) => {
+  if (await cannotSetCapabilities(t)) return;
   const sb = await makeSandbox();
   try {
     const r = sb.root;
@@ -35,14 +44,7 @@ test("noCapabilities skips the attribute read for the given files only: one belo
     assert.deepEqual([...(c.capabilities?.checked ?? [])].sort(), ["/usr/bin", "/usr/bin/new"]);
     assert.equal(c.capabilities?.values.size, 0);
     assert.ok(c.changed.includes("/usr/bin/ping"), "the directory's existing file is in the change set");
-    const tarPath = path.join(sb.base, "l.tar");
-    await writeChangesTar(r, c, createWriteStream(tarPath));
-    const caps = new Map<string, string>();
-    for await (const e of readTar(Readable.from([await readFile(tarPath)]))) {
-      const v = e.header.xattrs.get("security.capability");
-      if (v) caps.set(e.header.name, v.toString("hex"));
-      e.body.resume();
-    }
+    const caps = await layerCapabilities(r, c, path.join(sb.base, "l.tar"));
     assert.deepEqual([...caps.keys()], ["usr/bin/ping"], "read for the walked file only");
     assert.equal(caps.get("usr/bin/ping"), CAP.slice(2));
   } finally {
@@ -51,10 +53,7 @@ test("noCapabilities skips the attribute read for the given files only: one belo
 });
 
 test("knownCapabilities: the writer takes the caller's values for its files and reads only the others", async (t) => {
-  if ((await findTool("setfattr")) === undefined || process.getuid?.() !== 0) {
-    t.skip("needs attr and root (setting security.capability needs CAP_SETFCAP)");
-    return;
-  }
+  if (await cannotSetCapabilities(t)) return;
   const sb = await makeSandbox();
   try {
     const r = sb.root;
@@ -71,14 +70,7 @@ test("knownCapabilities: the writer takes the caller's values for its files and 
         values: new Map([["/app/known-set", other]]),
       },
     });
-    const tarPath = path.join(sb.base, "l.tar");
-    await writeChangesTar(r, c, createWriteStream(tarPath));
-    const caps = new Map<string, string>();
-    for await (const e of readTar(Readable.from([await readFile(tarPath)]))) {
-      const v = e.header.xattrs.get("security.capability");
-      if (v) caps.set(e.header.name, v.toString("hex"));
-      e.body.resume();
-    }
+    const caps = await layerCapabilities(r, c, path.join(sb.base, "l.tar"));
     assert.deepEqual(Object.fromEntries(caps), {
       "app/known-set": other.toString("hex"),
       "app/unknown": CAP.slice(2),

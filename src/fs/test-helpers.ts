@@ -7,8 +7,10 @@ import { Readable, Writable } from "node:stream";
 import { hasCode } from "../common/errors.js";
 import { TarWriter, emptyHeader } from "../image/tar/index.js";
 import type { TarEntryType, TarHeader } from "../image/tar/index.js";
+import type { TestContext } from "node:test";
 import { applyLayer } from "./apply-layer.js";
 import type { ApplyOptions, ApplyResult } from "./apply-layer.js";
+import { findTool } from "./exec-tool.js";
 
 /** A temp dir with `root/` (the build root) and a sibling `canary/` that no layer may touch. */
 export interface Sandbox {
@@ -109,4 +111,11 @@ export async function listTree(dir: string, rel = ""): Promise<string[]> {
 /** True when the tests run as root (chown, mknod). */
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
+}
+
+/** Skips `t` (and says so) where security.capability cannot be set: without attr or root. */
+export async function cannotSetCapabilities(t: TestContext): Promise<boolean> {
+  if ((await findTool("setfattr")) !== undefined && process.getuid?.() === 0) return false;
+  t.skip("needs attr and root (setting security.capability needs CAP_SETFCAP)");
+  return true;
 }

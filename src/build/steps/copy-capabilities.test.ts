@@ -4,8 +4,7 @@ import { lstat, mkdir, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { test } from "node:test";
 import { DirContext } from "../../context/index.js";
-import { findTool } from "../../fs/exec-tool.js";
-import { makeSandbox } from "../../fs/test-helpers.js";
+import { cannotSetCapabilities, makeSandbox } from "../../fs/test-helpers.js";
 import { copyIntoRoot, type CopyItem } from "./copy.js";
 
 const CAP = "0x0100000200040000000000000000000000000000";
@@ -16,10 +15,7 @@ async function match(from: DirContext, rel: string, keep = ""): Promise<CopyItem
 }
 
 test("COPY --from tells the snapshot the capabilities it set, so they are not read again", async (t) => {
-  if ((await findTool("setfattr")) === undefined || process.getuid?.() !== 0) {
-    t.skip("needs attr and root (setting security.capability needs CAP_SETFCAP)");
-    return;
-  }
+  if (await cannotSetCapabilities(t)) return;
   const sb = await makeSandbox();
   try {
     const src = path.join(sb.base, "stage");
@@ -57,10 +53,7 @@ test("COPY --from tells the snapshot the capabilities it set, so they are not re
 });
 
 test("a copied file that a later source of the same COPY replaces is no longer vouched for", async (t) => {
-  if ((await findTool("setfattr")) === undefined || process.getuid?.() !== 0) {
-    t.skip("needs attr and root (setting security.capability needs CAP_SETFCAP)");
-    return;
-  }
+  if (await cannotSetCapabilities(t)) return;
   const sb = await makeSandbox();
   try {
     const a = path.join(sb.base, "a");
