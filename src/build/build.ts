@@ -12,7 +12,7 @@ import {
   stagesNeeded,
   type Stage,
 } from "../dockerfile/index.js";
-import { chooseSnapshotter, IgnoreList, type Snapshotter } from "../fs/index.js";
+import { chooseSnapshotter, IgnoreList, resolveInRoot, type Snapshotter } from "../fs/index.js";
 import type { Digest } from "../image/digest.js";
 import { assembleImage, convertImageFormat, emptyImage, MAX_COMPRESSION_LEVEL } from "../image/index.js";
 import { familyOf, layerMediaType, type ManifestFamily } from "../image/media-types.js";
@@ -137,10 +137,12 @@ async function buildWith(
   try {
     text = await readFile(dockerfilePath, "utf8");
   } catch {
-    // Like BuildKit, a context without `Dockerfile` may name it `dockerfile`.
-    const lower = path.join(path.dirname(dockerfilePath), "dockerfile");
+    // Like BuildKit, a context without `Dockerfile` may name it `dockerfile`. Its symlinks are followed only
+    // inside the Dockerfile's directory: in a fetched (untrusted) context, a `dockerfile` link to a host file
+    // would otherwise be read, and a parse error would print its first line.
     try {
       if (path.basename(dockerfilePath) !== "Dockerfile") throw new Error("not the default name");
+      const lower = await resolveInRoot(path.dirname(dockerfilePath), "dockerfile", { followFinal: true });
       text = await readFile(lower, "utf8");
       dockerfilePath = lower;
     } catch {

@@ -1,9 +1,9 @@
-import { stat } from "node:fs/promises";
 import { compositeKey, fileFingerprint, type KeyInput } from "../cache/index.js";
 import type { DirContext } from "../context/index.js";
 import type { Instruction } from "../dockerfile/index.js";
 import { splitEnv } from "./env.js";
 import { isGitSource, isRemoteSource } from "./steps/add-git.js";
+import { matchSources } from "./steps/copy-sources.js";
 
 /** The instruction after expansion, without its source position (moving a line must not bust the cache). */
 export function instructionText(instr: Instruction): string {
@@ -36,11 +36,11 @@ export function visibleInputs(
 export async function contextFileInputs(context: DirContext, sources: readonly string[]): Promise<KeyInput[]> {
   const seen = new Map<string, string>();
   for (const s of sources) {
-    const matched = await context.resolve(s);
+    // Matched exactly as the copy matches them (`**` included; symlinks followed inside the context).
+    const matched = await matchSources(context, [s], { parents: false, excludes: [] });
     if (matched.length === 0) seen.set(`missing:${s}`, "");
     for (const m of matched) {
-      // A source named explicitly is followed when it is a symlink, as the copy does.
-      const st = m.stat.isSymbolicLink() ? await stat(m.abs) : m.stat;
+      const st = m.stat;
       seen.set(`file:${m.rel || "."}`, await fileFingerprint(m.abs, st));
       if (st.isDirectory()) {
         for await (const c of context.walk(m.rel)) seen.set(`file:${c.rel}`, await fileFingerprint(c.abs, c.stat));

@@ -118,6 +118,17 @@ export class DirContext {
   }
 
   /**
+   * A context entry named by its relative path, followed when it is a symlink, inside the context root
+   * (never on the host); undefined when nothing exists there inside the root. For the symlinks a walk
+   * yields, which a wildcard source may match.
+   */
+  async follow(rel: string): Promise<ContextSource | undefined> {
+    const abs = await this.inside(rel, true);
+    const st = await lstatOrUndefined(abs);
+    return st ? { rel, abs, stat: st } : undefined;
+  }
+
+  /**
    * Host path of a context-relative path, resolving symlinks in its components inside the context
    * root (and the final component too when `followFinal`), so a link can never lead outside.
    */

@@ -1,6 +1,5 @@
 import * as fs from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
-import path from "node:path";
+import { lstat, mkdir, readFile } from "node:fs/promises";
 import git, { type GitHttpRequest, type GitHttpResponse, type HttpClient } from "isomorphic-git";
 import { Agent, request, type Dispatcher } from "undici";
 import { KilnError } from "../common/errors.js";
@@ -151,7 +150,11 @@ async function checkoutSubmodules(
 ): Promise<void> {
   let text: string;
   try {
-    text = await readFile(path.join(dir, ".gitmodules"), "utf8");
+    // The checkout is untrusted: a `.gitmodules` symlink is followed only inside it, and must end at a
+    // regular file (not a host file, not /dev/zero).
+    const file = await resolveInRoot(dir, ".gitmodules", { followFinal: true });
+    if (!(await lstat(file)).isFile()) return;
+    text = await readFile(file, "utf8");
   } catch {
     return;
   }

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { lstat, readFile, readdir, symlink } from "node:fs/promises";
+import { lstat, mkdir, readFile, readdir, symlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import path from "node:path";
 import { writeTree } from "../integration/helpers.js";
@@ -287,6 +287,18 @@ describe("BuildKit checklist: ARG, ENV, config and history", () => {
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const root = await rootfsOf(out);
     assert.equal(await readFile(path.join(root, "lower.txt"), "utf8"), "lower\n");
+
+    // A lowercase `dockerfile` that links out of its directory is not followed there (in a fetched context it
+    // could name a host file, whose first line a parse error would print).
+    const hostFile = path.join(fx.work, "host-file.txt");
+    await writeFile(hostFile, "root:SECRETHASH:19000:0:99999:7:::\n");
+    const lowerOut = path.join(fx.work, "lower-out-link");
+    await mkdir(lowerOut, { recursive: true });
+    await symlink(hostFile, path.join(lowerOut, "dockerfile"));
+    const rl = await runKiln(["build", "--context", lowerOut, "--no-push"], { cwd: lowerOut });
+    assert.notEqual(rl.code, 0);
+    assert.match(rl.stderr, /no such file/);
+    assert.doesNotMatch(rl.stderr + rl.stdout, /SECRETHASH/);
 
     const linked = path.join(fx.work, "linked");
     await writeTree(linked, { "sub/real.Dockerfile": `FROM ${fx.base}\nRUN invalidcmd\n` });

@@ -340,6 +340,25 @@ describe("COPY/ADD matrix", () => {
     assert.deepEqual(await readFile(path.join(root, "urlkept/t.tar.gz")), tgz);
   });
 
+  test("a `**` source never reads through a symlink to a host file; a link inside the context is followed", async () => {
+    const secret = path.join(work, "host-secret.txt");
+    await writeFile(secret, "host secret\n");
+    const ctx = await context("ctx-doublestar-links", `FROM ${base}\nCOPY **/*.txt /out/\n`, {
+      "a/plain.txt": "plain\n",
+      "b/real.txt": "real\n",
+    });
+    await symlink(secret, path.join(ctx, "a/evil.txt"));
+    await symlink("../b/real.txt", path.join(ctx, "a/good.txt"));
+    const { r, layout } = await buildToLayout(ctx, path.join(work, "out-doublestar-links"));
+    assert.equal(r.code, 0, r.stderr);
+    const root = await unpackLayout(layout, path.join(work, "unpack-doublestar-links"));
+    assert.deepEqual((await readdir(path.join(root, "out"))).sort(), ["good.txt", "plain.txt", "real.txt"]);
+    assert.equal(await readFile(path.join(root, "out/good.txt"), "utf8"), "real\n");
+    for (const n of await readdir(path.join(root, "out"))) {
+      assert.notEqual(await readFile(path.join(root, "out", n), "utf8"), "host secret\n", n);
+    }
+  });
+
   test("errors name the source and what to do", async () => {
     const cases: [string, RegExp][] = [
       [`ADD ${"$"}{URL}/missing.txt /x`, /missing\.txt.*HTTP 404/],

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -293,6 +294,48 @@ describe("build contexts from every kaniko source", () => {
     assert.equal(skip.files.get("ctx/main.txt"), "v2\n");
   });
 
+  test("git: a .gitmodules symlink in the repository is not followed to a host file", async () => {
+    const repos = path.join(work, "git-linkmod");
+    const wt = path.join(work, "git-linkmod-wt");
+    const libWt = path.join(work, "git-linkmod-lib");
+    await mkdir(repos, { recursive: true });
+    await writeFiles(libWt, { "lib.txt": "lib\n" });
+    run("git", ["init", "-q", "-b", "main"], libWt);
+    run("git", ["add", "."], libWt);
+    run("git", ["commit", "-q", "-m", "lib"], libWt);
+    run("git", ["clone", "-q", "--bare", libWt, path.join(repos, "lib.git")]);
+    const libSha = run("git", ["rev-parse", "HEAD"], libWt).trim();
+    // A valid submodule declaration, but outside the repository: only a followed symlink would reach it.
+    const hostModules = path.join(work, "host-gitmodules");
+    await writeFile(hostModules, '[submodule "lib"]\n\tpath = vendor/lib\n\turl = ../lib.git\n');
+    // git itself refuses a symlinked .gitmodules (git add, update-index), so the tree is made with plumbing,
+    // as a hostile server would serve it.
+    await writeFiles(wt, { Dockerfile: DOCKERFILE, "main.txt": "main\n" });
+    run("git", ["init", "-q", "-b", "main"], wt);
+    const blob = (file: string): string => run("git", ["hash-object", "-w", file], wt).trim();
+    await writeFile(path.join(work, "gitmodules-link-target"), hostModules);
+    const vendor = mktree(wt, `160000 commit ${libSha}\tlib\n`);
+    const tree = mktree(
+      wt,
+      `120000 blob ${blob(path.join(work, "gitmodules-link-target"))}\t.gitmodules\n` +
+        `100644 blob ${blob(path.join(wt, "Dockerfile"))}\tDockerfile\n` +
+        `100644 blob ${blob(path.join(wt, "main.txt"))}\tmain.txt\n` +
+        `040000 tree ${vendor}\tvendor\n`,
+    );
+    const commit = run("git", ["commit-tree", tree, "-m", "one"], wt).trim();
+    run("git", ["update-ref", "refs/heads/main", commit], wt);
+    run("git", ["clone", "-q", "--bare", wt, path.join(repos, "app.git")]);
+    const srv = await startGitServer(repos);
+    servers.push(srv);
+    const host = srv.url.replace(/^http:\/\//, "");
+    const r = await buildWith(["--context", `git://${host}/app.git`, "--git", "recurse-submodules=true"], {
+      GIT_PULL_METHOD: "http",
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.files.get("ctx/main.txt"), "main\n");
+    assert.ok(!r.files.has("ctx/vendor/lib/lib.txt"), "the host file's submodule was not fetched");
+  });
+
   test("s3:// through s3rver with S3_ENDPOINT and S3_FORCE_PATH_STYLE, default object", async () => {
     const srv = await startS3(path.join(work, "s3"), "ctxbucket", {
       "context.tar.gz": ctxTarGz,
@@ -369,3 +412,8 @@ describe("build contexts from every kaniko source", () => {
     assert.match(noKey.stderr, /AZURE_STORAGE_ACCESS_KEY is not set/);
   });
 });
+
+/** `git mktree` of `entries` (its stdin format) in the repository at `cwd`; returns the tree's id. */
+function mktree(cwd: string, entries: string): string {
+  return execFileSync("git", ["mktree"], { cwd, input: entries, encoding: "utf8" }).trim();
+}

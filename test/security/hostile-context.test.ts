@@ -1,6 +1,7 @@
 /**
  * Hostile build contexts through whole builds: symlinks pointing out of the context (absolute and
- * relative, copied as a directory member and named as a COPY source) and `..` sources. The content of a
+ * relative, copied as a directory member, named as a COPY source or matched by a `**` wildcard) and `..`
+ * sources. The content of a
  * file outside the context must never reach the image; a refused source fails with a one-line error.
  */
 import assert from "node:assert/strict";
@@ -45,6 +46,7 @@ describe("hostile build contexts", { timeout: 300_000 }, () => {
     { name: "symlinked directory named as source", copy: "COPY dir-link/ /dir/" },
     { name: "dot-dot source", copy: "COPY ../outside/secret.txt /dotdot" },
     { name: "glob through a symlinked directory", copy: "COPY dir-link/*.txt /glob/" },
+    { name: "`**` wildcard matching symlinks out", copy: "COPY **/*[sl]-link /stars/" },
   ];
 
   for (const [i, c] of cases.entries()) {

@@ -1,4 +1,3 @@
-import { stat } from "node:fs/promises";
 import type { Stats } from "node:fs";
 import { KilnError } from "../../common/errors.js";
 import { cleanRel, type ContextSource, type DirContext } from "../../context/index.js";
@@ -39,11 +38,14 @@ export async function matchSources(
     const pivotDepth = opts.parents && pivotAt >= 0 ? componentCount(cleanRel(raw.slice(0, pivotAt))) : 0;
     const pattern = cleanRel(raw);
     const found = pattern.includes("**") ? await matchDoubleStar(from, pattern) : await from.resolve(pattern);
-    for (const m of found) {
+    for (const walked of found) {
+      // A `**` match can be a symlink (a walk does not follow them): it is followed inside the root, like a
+      // source named directly, never on the host; a link that leads nowhere inside it matches nothing.
+      const m = walked.stat.isSymbolicLink() ? await from.follow(walked.rel) : walked;
+      if (m === undefined) continue;
       if (exclude && m.rel !== "" && exclude.matches(lastComponent(m.rel)) && !m.stat.isDirectory()) continue;
-      const st = m.stat.isSymbolicLink() ? await stat(m.abs) : m.stat;
       const keep = opts.parents ? m.rel.split("/").slice(pivotDepth).join("/") : "";
-      out.push({ rel: m.rel, abs: m.abs, stat: st, keep, ...(exclude ? { exclude } : {}) });
+      out.push({ rel: m.rel, abs: m.abs, stat: m.stat, keep, ...(exclude ? { exclude } : {}) });
     }
   }
   return out;
@@ -72,7 +74,8 @@ async function matchDoubleStar(from: DirContext, pattern: string): Promise<Conte
     return [];
   }
   const base = entries[0];
-  if (!base || !(base.stat.isDirectory() || (await stat(base.abs)).isDirectory())) return [];
+  // resolve() follows a named symlink inside the root: its stat is the target's.
+  if (!base?.stat.isDirectory()) return [];
   for await (const e of from.walk(prefix)) {
     const relInside = prefix === "" ? e.rel : e.rel.slice(prefix.length + 1);
     if (componentsMatch(rest, relInside.split("/"))) out.push(e);
