@@ -67,6 +67,21 @@ test("an auth without a username is an INVALID_DOCKER_CONFIG error naming the fi
   );
 });
 
+test("a config that is not JSON is named with the place of the mistake, never with its text (credentials)", async () => {
+  const dir = path.join(root, "not-json");
+  mkdirSync(dir, { recursive: true });
+  // An unquoted auth value: Node's JSON.parse message would quote the base64 of user:password around it.
+  const secret = b64("bob:hunter2-very-secret");
+  writeFileSync(path.join(dir, "config.json"), `{\n  "auths": {\n    "x.example.com": { "auth": ${secret} }\n  }\n}\n`);
+  await assert.rejects(dockerConfigKeychain({ DOCKER_CONFIG: dir }).resolve("x.example.com"), (e: unknown) => {
+    assert.ok(hasCode(e, "INVALID_DOCKER_CONFIG"));
+    assert.match(e.message, /config\.json is not valid JSON/);
+    const shown = JSON.stringify({ message: e.message, cause: String(e.cause ?? "") });
+    assert.ok(!shown.includes(secret.slice(0, 8)), shown);
+    return true;
+  });
+});
+
 test("config file lookup order: DOCKER_CONFIG, then HOME, then REGISTRY_AUTH_FILE", () => {
   const home = path.join(root, "home");
   mkdirSync(path.join(home, ".docker"), { recursive: true });

@@ -49,14 +49,32 @@ function str(v: unknown): string | undefined {
   return typeof v === "string" && v !== "" ? v : undefined;
 }
 
+/**
+ * Where JSON.parse stopped, as "line L, column C" when its message gives a position. Its message itself is
+ * never shown: Node quotes the text around the mistake, which in a docker config is credentials.
+ */
+function syntaxErrorAt(text: string, e: unknown): string {
+  const m = /position (\d+)/.exec(e instanceof Error ? e.message : "");
+  if (!m) return "";
+  const before = text.slice(0, Number(m[1]));
+  const line = before.split("\n").length;
+  return ` at line ${line}, column ${before.length - before.lastIndexOf("\n")}`;
+}
+
 async function loadConfig(file: string): Promise<DockerConfig> {
-  let parsed: unknown;
+  let text: string;
   try {
-    parsed = JSON.parse(await readFile(file, "utf8"));
+    text = await readFile(file, "utf8");
   } catch (e) {
     throw new KilnError("INVALID_DOCKER_CONFIG", `cannot read docker config ${file}: ${(e as Error).message}`, {
       cause: e,
     });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new KilnError("INVALID_DOCKER_CONFIG", `docker config ${file} is not valid JSON${syntaxErrorAt(text, e)}`);
   }
   const root = asRecord(parsed);
   const auths: Record<string, AuthEntry> = {};
