@@ -22,6 +22,7 @@ import { findHelper, spreadSubdirectories } from "../run/index.js";
 import { applyCaptured } from "./apply-captured.js";
 import { cleanRoot } from "./clean-root.js";
 import type { Reporter } from "./events.js";
+import { lazyExtractProgress, withExtractProgress } from "./extract-progress.js";
 import { stackPreparer } from "./store-stacks.js";
 import { pidAlive } from "../common/pid-alive.js";
 
@@ -159,7 +160,12 @@ export class StageRoot {
     for (let attempt = 0; stack === undefined; attempt++) {
       entries.length = 0;
       for (const layer of layers) {
-        const e = await store.acquire(layer.diffId, () => layer.openUncompressed(signal), signal);
+        const progress = lazyExtractProgress(report, layer, stage, () => layer.openUncompressed(signal));
+        const e = await store.acquire(layer.diffId, progress.open, signal).catch((err: unknown) => {
+          progress.end("failed");
+          throw err;
+        });
+        progress.end("done");
         for (const s of e.skipped)
           report({ kind: "warning", code: "EXTRACT_SKIPPED", message: `${s.path}: ${s.reason}` });
         entries.push(e);
@@ -245,8 +251,13 @@ export class StageRoot {
       }
       try {
         for (const layer of layers) {
-          const stream = await layer.openUncompressed(signal);
-          const r = await applyCaptured(this.dir, stream, { index: this.#index, ignore, signal }, capture?.(layer));
+          const r = await withExtractProgress(
+            report,
+            layer,
+            stage,
+            () => layer.openUncompressed(signal),
+            (tar) => applyCaptured(this.dir, tar, { index: this.#index, ignore, signal }, capture?.(layer)),
+          );
           for (const s of r.skipped)
             report({ kind: "warning", code: "EXTRACT_SKIPPED", message: `${s.path}: ${s.reason}` });
         }

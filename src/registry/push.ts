@@ -1,6 +1,7 @@
-import { Readable, Transform } from "node:stream";
+import { Readable } from "node:stream";
 import { createLimiter, type Limiter } from "../common/limit.js";
 import { mapLimit } from "../common/map-limit.js";
+import { countedStream } from "../common/progress.js";
 import type { Digest } from "../image/digest.js";
 import type { Image } from "../image/types.js";
 import { blobProgress, type BlobProgress } from "./blob-progress.js";
@@ -70,21 +71,6 @@ function checkDigestHeader(res: HostResponse, host: RegistryHost, repository: st
   if (got !== undefined && got !== "" && got !== digest) {
     throw digestMismatch({ host, repository, digest, size: 0 }, `registry stored it as ${got} (Docker-Content-Digest)`);
   }
-}
-
-/** Passes `src` through, reporting the running byte count; destroying either side destroys both. */
-function counted(src: Readable, onBytes: (n: number) => void): Readable {
-  let n = 0;
-  const t = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      n += chunk.length;
-      onBytes(n);
-      cb(null, chunk);
-    },
-  });
-  src.once("error", (e) => t.destroy(e));
-  t.once("close", () => src.destroy());
-  return src.pipe(t);
 }
 
 /** Reads a stream into chunks of exactly `size` bytes (the last may be shorter). */
@@ -178,7 +164,7 @@ async function uploadMonolithic(
     headers: { "content-type": "application/octet-stream", "content-length": String(blob.size) },
     body: async () => {
       progress.update(0);
-      return counted(await blob.open(signal), progress.update);
+      return countedStream(await blob.open(signal), progress.update);
     },
     ...(signal ? { signal } : {}),
   });

@@ -1,0 +1,59 @@
+import type { Readable } from "node:stream";
+import { countedStream, throttledProgress, type Progress } from "../common/progress.js";
+import type { Layer } from "../image/types.js";
+import type { Reporter } from "./events.js";
+
+/**
+ * A layer's extraction as `transfer` events (phase "extract", throttled like blob transfers): the bytes of
+ * its uncompressed tar read so far, and a last event when it ends. The CLI draws these like pulls and pushes
+ * (a line per phase every 10 s off a TTY, a debug line with the rate when each ends).
+ */
+function extractProgress(report: Reporter, layer: Layer, stage: number): Progress {
+  const id = `extract ${stage} ${layer.digest}`;
+  const label = `layer ${layer.digest.slice(0, "sha256:".length + 12)} of stage ${stage}`;
+  return throttledProgress((bytes, done, failed) =>
+    report({ kind: "transfer", id, phase: "extract", label, bytes, done, ...(failed ? { failed: true } : {}) }),
+  );
+}
+
+/**
+ * Extracts one layer through `apply` with its progress reported: `apply` reads the stream given, and the
+ * task ends as done or failed with it.
+ */
+export async function withExtractProgress<T>(
+  report: Reporter,
+  layer: Layer,
+  stage: number,
+  open: () => Promise<Readable>,
+  apply: (tar: Readable) => Promise<T>,
+): Promise<T> {
+  const progress = lazyExtractProgress(report, layer, stage, open);
+  try {
+    const r = await apply(await progress.open());
+    progress.end("done");
+    return r;
+  } catch (e) {
+    progress.end("failed");
+    throw e;
+  }
+}
+
+/**
+ * For an extraction that may not happen (the layer store extracts only a layer it does not hold): `open`
+ * starts the task when called, `end` ends it if it was started.
+ */
+export function lazyExtractProgress(
+  report: Reporter,
+  layer: Layer,
+  stage: number,
+  open: () => Promise<Readable>,
+): { open: () => Promise<Readable>; end: (outcome: "done" | "failed") => void } {
+  let progress: Progress | undefined;
+  return {
+    open: async () => {
+      progress = extractProgress(report, layer, stage);
+      return countedStream(await open(), progress.update);
+    },
+    end: (outcome) => progress?.end(outcome),
+  };
+}
