@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../common/errors.js";
+import { stepError } from "./errors.js";
 import { DirContext, loadIgnorePatterns } from "../context/index.js";
 import {
   envFromPairs,
@@ -493,7 +494,13 @@ async function buildWith(
           handedOver = r.root.handOver();
         }
       } else {
-        baseImage = await pull(fromRef);
+        try {
+          baseImage = await pull(fromRef);
+        } catch (e) {
+          // A base that cannot be pulled (a bad reference, 401, 404, …) names its FROM line.
+          if (signal?.aborted) throw e;
+          throw stepError(`${opts.dockerfileName}:${stage.from.range.start}`, stage.from.original, e);
+        }
         family = familyOf(baseImage.mediaType);
         report({ kind: "base-resolved", stage: stage.index, ref: fromRef, digest: baseImage.digest });
         // --image-format: the stage's manifest, config and every layer (base ones relabelled) use that family.

@@ -7,7 +7,7 @@ import { resolveContext, resolveDockerfile } from "./context-options.js";
 import { parsePlatform } from "./platform.js";
 import { parseSize } from "../fs/index.js";
 import { MAX_COMPRESSION_LEVEL } from "../image/index.js";
-import { parseCredentialHelpers } from "../registry/index.js";
+import { parseCredentialHelpers, parseReference } from "../registry/index.js";
 
 export { resolveContext, resolveDockerfile } from "./context-options.js";
 
@@ -118,12 +118,32 @@ function storeSize(text: string): number {
   }
 }
 
+/**
+ * `--destination` and a registry `--cache-repo` must be image references: a bad one is a usage error (exit 2)
+ * naming the flag, found before anything is pulled.
+ */
+function checkReferences(o: ExecutorOptions): void {
+  const check = (flag: string, value: string, ref = value): void => {
+    try {
+      parseReference(ref);
+    } catch (e) {
+      throw new UsageError(`invalid ${flag} "${value}": ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  for (const d of o.destinations) check("--destination", d);
+  const repo = o.cacheRepo;
+  // A cache repository is a repository: the probe tag makes it a whole reference.
+  if (o.cache && repo !== "" && !repo.startsWith("oci:") && !repo.startsWith("dir:"))
+    check("--cache-repo", repo, `${repo}:probe`);
+}
+
 /** Maps parsed executor flags onto the library's build options (validated, frozen). */
 export function toBuildOptions(
   o: ExecutorOptions,
   env: Record<string, string | undefined>,
   cwd: string,
 ): Readonly<BuildOptions> {
+  checkReferences(o);
   const contextDir = resolveContext(o.context, cwd);
   const dockerfilePath = resolveDockerfile(o.dockerfile, contextDir, cwd);
   // BuildKit takes SOURCE_DATE_EPOCH as a build arg; kaniko users set it in the environment.

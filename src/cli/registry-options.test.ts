@@ -54,3 +54,16 @@ test("--compression-level: 0 or less is the default; beyond the compression's ra
   assert.throws(() => optionsOf(["--compression-level=10"]), /gzip levels go from 1 to 9/);
   assert.throws(() => optionsOf(["--compression=zstd", "--compression-level=23"]), /zstd levels go from 1 to 22/);
 });
+
+test("a --destination or registry --cache-repo that is not a reference is a usage error naming the flag", () => {
+  const usage = (argv: string[], re: RegExp) =>
+    assert.throws(
+      () => optionsOf(argv),
+      (e: unknown) => e instanceof Error && "exitCode" in e && e.exitCode === 2 && re.test(e.message),
+    );
+  usage(["--destination", "Reg.example/App:x"], /^invalid --destination "Reg\.example\/App:x": /);
+  usage(["--cache=true", "--cache-repo", "reg.example/Cache"], /^invalid --cache-repo "reg\.example\/Cache": /);
+  // Local caches and a cache repo without --cache are not references to check.
+  assert.doesNotThrow(() => optionsOf(["--cache=true", "--cache-repo", "oci:/tmp/Cache"]));
+  assert.doesNotThrow(() => optionsOf(["--cache-repo", "reg.example/Cache"]));
+});

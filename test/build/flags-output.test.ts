@@ -253,5 +253,9 @@ describe("build flags: --image-format, --force-build-metadata, --strict, --dryru
     // A base image that does not exist fails the dry run like the build.
     const missing = await kiln([`FROM ${reg.host}/nope:missing`, "RUN true"], ["--no-push", "--dryrun"]);
     assert.notEqual(missing.code, 0, out(missing));
+    // … and the build names the FROM line, the registry and the status.
+    const built = await kiln([`FROM ${reg.host}/nope:missing`, "RUN true"], ["--no-push"]);
+    assert.equal(built.code, 1, out(built));
+    assert.match(built.stderr, /Dockerfile:1: FROM 127\.0\.0\.1:\d+\/nope:missing: .*nope.*404/);
   });
 });
