@@ -103,6 +103,9 @@ export function openBlob(ctx: ClientContext, loc: BlobLocation, signal?: AbortSi
           if (e instanceof KilnError && e.code === "PREMATURE_EOF") {
             throw digestMismatch(loc, `got only ${offset} of ${size} bytes`);
           }
+          // A connection that failed while the body was read (reset, closed) names the registry and blob.
+          if (!(e instanceof KilnError) && !signal?.aborted)
+            throw host.networkError(`${operation} blob ${digest} of`, repository, e);
           throw e;
         }
         failures++;

@@ -174,6 +174,24 @@ test("a persistent 503 fails after the configured retries with a clear error", a
   }
 });
 
+test("a connection reset mid-body that is not retried fails naming the registry, repository and blob", async () => {
+  const layer = await seed("resets", { "big.bin": randomBytes(256 * 1024) });
+  proxy.setRules([{ method: "GET", path: new RegExp(`/blobs/${layer.digest}`), fault: "reset" }]);
+  const { c } = client({ retries: 0 });
+  try {
+    const img = await c.pullImage(parseReference(`${proxy.host}/resets:1`), { platform: amd64 });
+    await assert.rejects(
+      readAllStream(await (img.layers[0] as (typeof img.layers)[number]).openCompressed()),
+      (e: unknown) =>
+        hasCode(e, "REGISTRY_UNREACHABLE") &&
+        e.message.startsWith(`pulling blob ${layer.digest} of ${proxy.host}/resets: cannot talk to the registry: `),
+    );
+  } finally {
+    proxy.setRules([]);
+    await c.close();
+  }
+});
+
 test("seeded random faults: pull and push still produce identical results", async () => {
   const layers = [testLayer({ a: randomBytes(100_000) }), testLayer({ b: randomBytes(50_000) }), testLayer({ c: "c" })];
   const image = testImage(layers);
