@@ -413,7 +413,32 @@ export class RegistryHost {
       const res = await this.firstRequest(req);
       if (res !== undefined) return res;
     }
-    return this.requestAt(await this.base(req.operation, req.signal), req);
+    let base: URL;
+    try {
+      base = await this.base(req.operation, req.signal);
+    } catch (e) {
+      throw this.forRequest(e, req);
+    }
+    return this.requestAt(base, req);
+  }
+
+  /**
+   * The scheme check is shared by every request to the registry, so its failure names the registry only;
+   * each request that meets it reports it with its own operation and repository (same code, status and
+   * cause, so retries decide as before).
+   */
+  private forRequest(e: unknown, req: HostRequest): unknown {
+    if (!(e instanceof RegistryError) || e.repository !== undefined || req.repository === undefined) return e;
+    const at = e.message.indexOf(`${this.registry}: `);
+    const detail = at >= 0 ? e.message.slice(at + this.registry.length + 2) : e.message;
+    return new RegistryError(e.code, `${req.operation} ${this.registry}/${req.repository}: ${detail}`, {
+      registry: this.registry,
+      repository: req.repository,
+      ...(e.status !== undefined ? { status: e.status } : {}),
+      ...(e.ociCode !== undefined ? { ociCode: e.ociCode } : {}),
+      ...(e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}),
+      cause: e.cause ?? e,
+    });
   }
 
   /**

@@ -104,7 +104,7 @@ describe("TLS + htpasswd Basic auth", () => {
       c.pullImage(parseReference(`${reg.host}/secure/app:1`), { platform: amd64 }),
       (e: unknown) =>
         hasCode(e, "REGISTRY_UNREACHABLE") &&
-        e.message.includes(reg.host) &&
+        e.message.includes(`${reg.host}/secure/app: `) &&
         e.message.includes("--registry-certificate"),
     );
     assert.equal(events.filter((e) => e.kind === "retry").length, 0);
