@@ -171,10 +171,19 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   let author = typeof baseCfg.author === "string" ? baseCfg.author : undefined;
   let cmdSetInStage = false;
 
-  // ONBUILD triggers of the base image run first, then the child image does not inherit them.
-  const triggers: Instruction[] = (config.OnBuild ?? []).map((t) =>
-    parseInstructionLine(t, { file: svc.dockerfileName }),
-  );
+  // ONBUILD triggers of the base image run first, then the child image does not inherit them. They come
+  // from the base's config, not this Dockerfile: errors name the FROM line that brought them.
+  const fromLine = `${svc.dockerfileName}:${stage.from.range.start}`;
+  const triggers: Instruction[] = (config.OnBuild ?? []).map((t) => {
+    try {
+      return {
+        ...parseInstructionLine(t),
+        range: stage.from.range,
+      };
+    } catch (e) {
+      throw stepError(fromLine, `${stage.from.original} (ONBUILD ${t})`, e);
+    }
+  });
   // kaniko logs this line for every stage, also when there is nothing to run.
   svc.report({ kind: "info", message: `Executing ${triggers.length} build triggers` });
   config.OnBuild = null;

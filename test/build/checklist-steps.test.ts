@@ -235,6 +235,14 @@ describe("BuildKit checklist: COPY, stages, heredocs, ONBUILD, mounts, cache", (
     const { cfg } = await layoutConfig(layout);
     assert.ok(!cfg.config.OnBuild || cfg.config.OnBuild.length === 0, "triggers are cleared in the child");
     assert.deepEqual(cfg.config.Labels, { parent: "1", child: "1" });
+
+    // A trigger that fails names the FROM line that brought it (it is not in the child's Dockerfile).
+    const failing = `${fx.reg.host}/onbuild:failing`;
+    const failCtx = await context([`FROM ${fx.base}`, "ONBUILD RUN exit 3"]);
+    ok(await runKiln(["build", "--context", failCtx, "--destination", failing, "--insecure", "--insecure-pull"]));
+    const { r: failed } = await buildCtx(await context(["# a comment line", "", `FROM ${failing}`, "RUN true"]));
+    assert.equal(failed.code, 3, failed.stderr);
+    assert.match(failed.stderr, /Dockerfile:3: the command '\/bin\/sh -c exit 3' returned a non-zero code: 3/);
   });
 
   test("RUN mounts: default bind of the context, tmpfs size, cache ids and modes, secret file modes and env+target", async () => {
