@@ -14,6 +14,8 @@ export function stepError(location: string, original: string, cause: unknown): K
   if (cause instanceof RunFailedError) return cause;
   const msg = cause instanceof Error ? cause.message : String(cause);
   const code = cause instanceof KilnError ? cause.code : "STEP_FAILED";
+  // A Dockerfile error of this step (e.g. `${X:?msg}`) already names the location and the line.
+  if (msg.startsWith(`${location}: `)) return new KilnError(code, msg, { cause });
   const e = new KilnError(code, `${location}: ${firstLine(original)}: ${msg}`, { cause });
   return e;
 }

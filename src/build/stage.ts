@@ -651,7 +651,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       const given = (k: string): boolean => Object.prototype.hasOwnProperty.call(svc.buildArgs, k);
       const toExpand: Instruction =
         raw.kind === "arg" ? { ...raw, args: raw.args.map((a) => (given(a.key) ? { key: a.key } : a)) } : raw;
-      const expanded = expandInstruction(toExpand, lookup(), svc.df.escapeToken);
+      const expanded = expandInstruction(toExpand, lookup(), svc.df.escapeToken, { file: svc.dockerfileName });
       const instr = expanded.instruction;
       if (svc.opts.strict && !checkSkipped(svc.df.directives, "UndefinedVar")) {
         const declared = (k: string): boolean => args.has(k) || getEnv(config.Env ?? [], k) !== undefined;

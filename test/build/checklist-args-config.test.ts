@@ -101,6 +101,9 @@ describe("BuildKit checklist: ARG, ENV, config and history", () => {
     const s1 = await build(stage);
     assert.notEqual(s1.r.code, 0);
     assert.match(s1.r.stderr, /FOO: foo missing/);
+    // One location, the line's own, however the error travelled.
+    const erro = s1.r.stderr.split("\n").find((l) => l.startsWith("ERRO")) ?? "";
+    assert.equal(erro.match(/Dockerfile:\d+/g)?.join(), "Dockerfile:3", erro);
     assert.equal((await build(stage, ["--build-arg", "FOO=1"])).r.code, 0);
     assert.equal((await build(stage, ["--build-arg", "BAR=1"])).r.code, 0, "giving BAR skips its default");
   });
