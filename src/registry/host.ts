@@ -535,8 +535,10 @@ export class RegistryHost {
         loc !== undefined
       ) {
         await res.body.dump();
-        if (hops >= MAX_REDIRECTS) throw this.tooManyRedirects(req, res.statusCode, new URL(loc, url));
-        url = new URL(loc, url);
+        const where = `${req.operation} ${this.registry}${req.repository !== undefined ? `/${req.repository}` : ""}`;
+        const next = this.locationUrl(loc, url, where, req.repository, res.statusCode);
+        if (hops >= MAX_REDIRECTS) throw this.tooManyRedirects(req, res.statusCode, next);
+        url = next;
         continue;
       }
       return { status: res.statusCode, headers: res.headers, body: res.body, url };
@@ -563,6 +565,19 @@ export class RegistryHost {
         { registry: this.registry, repository, status: res.status },
       );
     }
-    return new URL(loc, res.url);
+    return this.locationUrl(loc, res.url, `${what} ${this.registry}/${repository}`, repository, res.status);
+  }
+
+  /** `loc` (a Location header) against `base`; a value that is no URL is the registry's protocol error. */
+  private locationUrl(loc: string, base: URL, where: string, repository: string | undefined, status: number): URL {
+    try {
+      return new URL(loc, base);
+    } catch {
+      throw new RegistryError(
+        "REGISTRY_PROTOCOL_ERROR",
+        `${where}: registry answered ${status} with a Location header that is not a URL: ${JSON.stringify(redactText(loc).slice(0, 200))}`,
+        { registry: this.registry, ...(repository !== undefined ? { repository } : {}), status },
+      );
+    }
   }
 }

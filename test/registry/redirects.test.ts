@@ -59,3 +59,32 @@ test("blob redirects to another host are followed without credentials; secrets s
     await c.close();
   }
 });
+
+test("a redirect whose Location is not a URL is the registry's protocol error, naming the repository", async () => {
+  const { createServer } = await import("node:http");
+  const server = createServer((req, res) => {
+    if (req.url === "/v2/") res.writeHead(200).end("{}");
+    else res.writeHead(307, { location: "http://[::1" }).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const addr = server.address();
+  const host = `127.0.0.1:${typeof addr === "object" && addr !== null ? addr.port : 0}`;
+  const c = new RegistryClient({
+    env: {},
+    hostOptions: () => ({ insecure: true }),
+    keychain: staticKeychain({}),
+    retries: 0,
+    retryBaseDelayMs: 5,
+  });
+  try {
+    await assert.rejects(
+      c.pullImage(parseReference(`${host}/bad/app:1`), { platform: amd64 }),
+      (e: unknown) =>
+        hasCode(e, "REGISTRY_PROTOCOL_ERROR") &&
+        e.message.includes(`${host}/bad/app: registry answered 307 with a Location header that is not a URL`),
+    );
+  } finally {
+    await c.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
