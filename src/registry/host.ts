@@ -316,16 +316,16 @@ export class RegistryHost {
     if (realm === undefined) {
       throw new RegistryError(
         "REGISTRY_AUTH_FAILED",
-        `${req.operation} ${this.registry}: bearer challenge without a realm; the registry's auth is misconfigured`,
-        { registry: this.registry },
+        `${req.operation} ${this.where(req)}: bearer challenge without a realm; the registry's auth is misconfigured`,
+        this.details(req),
       );
     }
     let realmUrl: URL;
     try {
       realmUrl = new URL(realm);
     } catch (e) {
-      throw new RegistryError("REGISTRY_AUTH_FAILED", `${req.operation} ${this.registry}: invalid token realm`, {
-        registry: this.registry,
+      throw new RegistryError("REGISTRY_AUTH_FAILED", `${req.operation} ${this.where(req)}: invalid token realm`, {
+        ...this.details(req),
         cause: e,
       });
     }
@@ -377,11 +377,12 @@ export class RegistryHost {
     let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
       parsed = (await res.body.json()) as typeof parsed;
-    } catch (e) {
+    } catch {
       throw new RegistryError(
         "REGISTRY_AUTH_FAILED",
-        `${req.operation} ${this.registry}: token server ${redactUrl(realmUrl)} answered invalid JSON`,
-        { registry: this.registry, cause: e },
+        `${req.operation} ${this.where(req)}: token server ${redactUrl(realmUrl)} answered invalid JSON`,
+        // No cause: JSON.parse's message quotes the text around the mistake, which may be the token.
+        this.details(req),
       );
     }
     const token =
@@ -393,8 +394,8 @@ export class RegistryHost {
     if (token === "") {
       throw new RegistryError(
         "REGISTRY_AUTH_FAILED",
-        `${req.operation} ${this.registry}: token server ${redactUrl(realmUrl)} answered no token`,
-        { registry: this.registry },
+        `${req.operation} ${this.where(req)}: token server ${redactUrl(realmUrl)} answered no token`,
+        this.details(req),
       );
     }
     const expiresIn = typeof parsed.expires_in === "number" && parsed.expires_in >= 60 ? parsed.expires_in : 60;
@@ -566,6 +567,15 @@ export class RegistryHost {
       );
     }
     return this.locationUrl(loc, res.url, `${what} ${this.registry}/${repository}`, repository, res.status);
+  }
+
+  /** The registry and, when the request names one, the repository (`reg/repo`), for messages. */
+  private where(req: HostRequest): string {
+    return req.repository !== undefined ? `${this.registry}/${req.repository}` : this.registry;
+  }
+
+  private details(req: HostRequest): { registry: string; repository?: string } {
+    return { registry: this.registry, ...(req.repository !== undefined ? { repository: req.repository } : {}) };
   }
 
   /** `loc` (a Location header) against `base`; a value that is no URL is the registry's protocol error. */

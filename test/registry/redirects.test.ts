@@ -88,3 +88,36 @@ test("a redirect whose Location is not a URL is the registry's protocol error, n
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
+
+test("a token server answering invalid JSON is an auth error naming the repository, never quoting the answer", async () => {
+  const { createServer } = await import("node:http");
+  let host = "";
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith("/token"))
+      res.writeHead(200, { "content-type": "application/json" }).end('{"token": tok3n-SECRET-value');
+    else res.writeHead(401, { "www-authenticate": `Bearer realm="http://${host}/token",service="t"` }).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const addr = server.address();
+  host = `127.0.0.1:${typeof addr === "object" && addr !== null ? addr.port : 0}`;
+  const c = new RegistryClient({
+    env: {},
+    hostOptions: () => ({ insecure: true }),
+    keychain: staticKeychain({}),
+    retries: 0,
+    retryBaseDelayMs: 5,
+  });
+  try {
+    await assert.rejects(c.pullImage(parseReference(`${host}/bad/app:1`), { platform: amd64 }), (e: unknown) => {
+      assert.ok(hasCode(e, "REGISTRY_AUTH_FAILED"), String(e));
+      assert.match(e.message, new RegExp(`${host}/bad/app: token server .* answered invalid JSON`));
+      let text = "";
+      for (let x: unknown = e; x instanceof Error; x = x.cause) text += `${x.message}\n`;
+      assert.ok(!text.includes("SECRET"), text);
+      return true;
+    });
+  } finally {
+    await c.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
