@@ -833,9 +833,20 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
 
   if (single && singleChanged && root.materialized) {
     svc.report({ kind: "info", message: "Taking snapshot of full filesystem..." });
-    const changes = await walkChanges(root.dir, root.index, { ignore: runIgnore, update: true, signal: svc.signal });
+    const last = stage.instructions.at(-1) ?? stage.from;
+    // The one snapshot of the stage fails in the name of its last step (a disk error, a vanished file).
+    const located = <T>(p: Promise<T>): Promise<T> =>
+      p.catch((e: unknown) => {
+        if (svc.signal?.aborted) throw e;
+        throw stepError(`${svc.dockerfileName}:${last.range.start}`, `--single-snapshot of stage ${stage.index}`, e);
+      });
+    const changes = await located(
+      walkChanges(root.dir, root.index, { ignore: runIgnore, update: true, signal: svc.signal }),
+    );
     const wanted = await layersWanted();
-    const layer = wanted ? await layerFromChanges(root.dir, changes, svc.sink, svc.signal, { force: true }) : undefined;
+    const layer = wanted
+      ? await located(layerFromChanges(root.dir, changes, svc.sink, svc.signal, { force: true }))
+      : undefined;
     if (!wanted) omittedLayers++;
     if (layer || !wanted) {
       if (layer) layers.push(layer);
