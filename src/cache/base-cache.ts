@@ -82,7 +82,9 @@ export async function loadCachedBase(
   const layers: Layer[] = manifest.layers.map((d, i) => {
     const r = members.get(first.Layers[i] as string);
     const diffId = diffIds[i];
-    if (!r || r.size !== d.size || !diffId || !isDigest(diffId)) throw bad(`has a missing or wrong layer ${i}`);
+    if (!r || r.size !== d.size || !diffId || !isDigest(diffId) || !isDigest(d.digest)) {
+      throw bad(`has a missing or wrong layer ${i}`);
+    }
     const openCompressed = (signal?: AbortSignal): Promise<Readable> => {
       const raw = createReadStream(archive, {
         start: r.offset,

@@ -15,7 +15,7 @@ import {
   type Layer,
 } from "../image/index.js";
 import { hasSize, streamAtomic, writeAtomic } from "./atomic.js";
-import type { CacheStore } from "./store.js";
+import { localTag, type CacheStore } from "./store.js";
 
 /**
  * A local-directory cache (`--cache-repo=dir:/path`): content-addressed blobs shared by all entries
@@ -49,7 +49,7 @@ export class DirCacheStore implements CacheStore {
   async read(tag: string): Promise<Image | undefined> {
     let ref: string;
     try {
-      ref = (await readFile(path.join(this.dir, "refs", tag), "utf8")).trim();
+      ref = (await readFile(path.join(this.dir, "refs", localTag(tag)), "utf8")).trim();
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw e;
@@ -57,11 +57,16 @@ export class DirCacheStore implements CacheStore {
     if (!isDigest(ref)) throw new KilnError("CACHE_CORRUPT", `${path.join(this.dir, "refs", tag)} is not a digest`);
     const rawManifest = await this.verifiedBlob(ref, undefined, "manifest");
     const manifest = JSON.parse(rawManifest.toString("utf8")) as ImageManifest;
+    // Digests become file names here: one that is not a digest (a planted entry) is damage, not a path.
+    const corrupt = (what: string): KilnError =>
+      new KilnError("CACHE_CORRUPT", `cache entry ${ref} in ${this.dir} names ${what} that is not a digest`);
+    if (!isDigest(String(manifest.config?.digest))) throw corrupt("a config");
     const rawConfig = await this.verifiedBlob(manifest.config.digest, manifest.config.size, "config");
     const config = JSON.parse(rawConfig.toString("utf8")) as ImageConfigFile;
     const layers: Layer[] = [];
     for (const [i, l] of manifest.layers.entries()) {
       const diffId = config.rootfs.diff_ids[i];
+      if (!isDigest(String(l.digest)) || (diffId !== undefined && !isDigest(String(diffId)))) throw corrupt("a layer");
       if (!diffId || !(await hasSize(this.blob(l.digest), l.size))) return undefined; // blob pruned: a miss
       layers.push(
         layerFromBlobFile(this.blob(l.digest), {
@@ -78,6 +83,7 @@ export class DirCacheStore implements CacheStore {
 
   /** Blobs present with the right size are kept, unless `replace` says the entry was found damaged. */
   async write(tag: string, image: Image, signal?: AbortSignal, replace?: boolean): Promise<void> {
+    const refFile = path.join(this.dir, "refs", localTag(tag)); // checked before anything is written
     for (const l of image.layers) {
       const file = this.blob(l.digest);
       if (replace !== true && (await hasSize(file, l.size))) continue;
@@ -88,6 +94,6 @@ export class DirCacheStore implements CacheStore {
     if (!(await hasSize(cfg, image.rawConfig.length))) await writeAtomic(cfg, image.rawConfig);
     const man = this.blob(image.digest);
     if (!(await hasSize(man, image.rawManifest.length))) await writeAtomic(man, image.rawManifest);
-    await writeAtomic(path.join(this.dir, "refs", tag), image.digest);
+    await writeAtomic(refFile, image.digest);
   }
 }

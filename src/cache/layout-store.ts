@@ -1,7 +1,7 @@
 import path from "node:path";
 import { KilnError } from "../common/errors.js";
 import { readOciLayout, writeOciLayout, type Image } from "../image/index.js";
-import type { CacheStore } from "./store.js";
+import { localTag, type CacheStore } from "./store.js";
 
 /**
  * kaniko's OCI-layout cache (`--cache-repo=oci:/path`): each entry is its own OCI image layout
@@ -18,7 +18,7 @@ export class OciLayoutCacheStore implements CacheStore {
   }
 
   private dir(tag: string): string {
-    return `${this.base}:${tag}`;
+    return `${this.base}:${localTag(tag)}`;
   }
 
   async read(tag: string): Promise<Image | undefined> {

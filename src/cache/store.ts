@@ -1,3 +1,4 @@
+import { KilnError } from "../common/errors.js";
 import type { Digest, Image, Layer } from "../image/index.js";
 import type { EntryHead } from "./entry.js";
 
@@ -56,4 +57,18 @@ export async function readManifestView(
       return l;
     },
   };
+}
+
+/** OCI's tag grammar. */
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * A tag a local store turns into a file or directory name. Tags are kiln's own keys, but some carry digests
+ * from images (a header copy's, the layer's diffID): anything outside the tag grammar is refused, so no
+ * tag can name a path outside the store.
+ */
+export function localTag(tag: string): string {
+  if (!TAG.test(tag))
+    throw new KilnError("CACHE_BAD_TAG", `cache tag ${JSON.stringify(tag.slice(0, 100))} is not a tag`);
+  return tag;
 }

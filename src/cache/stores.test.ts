@@ -50,6 +50,26 @@ for (const [name, make] of [
     }
   });
 
+  test(`${name} store: a tag outside the tag grammar (a hostile diffID in a header copy's) names no path`, async () => {
+    const d = await tmp();
+    try {
+      const store = make(d);
+      const l = await layer(path.join(d, "spool"), "x");
+      const record = { key: "c".repeat(64), slot: "s".repeat(64), inputs: {}, createdBy: "RUN x" };
+      const image = entryImage({ layer: l, record, created: new Date(1000) }, platform);
+      for (const tag of ["hdr1-/../../../outside", "../outside", "a/b", ""]) {
+        await assert.rejects(store.write(tag, image), /is not a tag/, tag);
+        await assert.rejects(store.read(tag), /is not a tag/, tag);
+      }
+      assert.deepEqual(
+        (await readdir(d)).filter((n) => n.includes("outside")),
+        [],
+      );
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  });
+
   test(`${name} store: concurrent writers of many tags leave every entry readable`, async () => {
     const d = await tmp();
     try {

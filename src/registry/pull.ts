@@ -215,6 +215,14 @@ async function withConfig(
       `config of ${where} lists ${Array.isArray(diffIds) ? diffIds.length : 0} diff_ids for ${manifest.layers.length} layers`,
     );
   }
+  // A diffID names the layer in caches and stores on disk: anything but a digest is refused here.
+  const bad = diffIds.find((d: unknown) => typeof d !== "string" || !isDigest(d));
+  if (bad !== undefined) {
+    throw new KilnError(
+      "INVALID_CONFIG",
+      `config of ${where} lists a diff_id that is not a digest: ${JSON.stringify(bad).slice(0, 100)}`,
+    );
+  }
   const layers: Layer[] = manifest.layers.map((d, i) => remoteLayer(ctx, host, repository, d, diffIds[i] as Digest));
   return imageFromRaw(raw, manifest, rawConfig, config, layers, mediaType);
 }

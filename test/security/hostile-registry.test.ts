@@ -114,6 +114,24 @@ describe("hostile registries", { timeout: 600_000 }, () => {
         else res.writeHead(200, { "content-length": String(goodLayer.length) }).end(goodLayer);
         return;
       }
+      case "path-diff-id": {
+        // A config whose diff_id is a path: kiln names cache and store entries after diffIDs.
+        const evil = Buffer.from(
+          JSON.stringify({
+            architecture: "amd64",
+            os: "linux",
+            rootfs: { type: "layers", diff_ids: ["sha256:/../../../../tmp/kiln-hostile-diff-id"] },
+            config: {},
+          }),
+        );
+        const body = manifest(sha(evil), evil.length, sha(goodLayer), goodLayer.length);
+        if (kind === "manifests") {
+          res.writeHead(200, { "content-type": OCI_MANIFEST, "docker-content-digest": sha(body) });
+          res.end(req.method === "HEAD" ? undefined : body);
+        } else if (ref === sha(evil)) res.writeHead(200).end(evil);
+        else res.writeHead(200, { "content-length": String(goodLayer.length) }).end(goodLayer);
+        return;
+      }
       case "hop-forever": {
         const n = Number(new URL(url, "http://x").searchParams.get("n") ?? "0");
         res.writeHead(307, { location: `http://${host}/v2/hop-forever/${kind}/${ref.split("?")[0]}?n=${n + 1}` });
@@ -162,6 +180,7 @@ describe("hostile registries", { timeout: 600_000 }, () => {
     { repo: "wrong-media-type", expect: /media type|mediatype|manifest|content-type/i },
     { repo: "digest-mismatch", expect: /digest|mismatch/i },
     { repo: "hop-forever", expect: /too many redirects.*307/i },
+    { repo: "path-diff-id", expect: /diff_id that is not a digest/ },
     { repo: "no-platform", expect: /platform|linux\/amd64/i },
   ];
 
