@@ -238,9 +238,16 @@ export class RegistryClient {
    */
   async prefetchPushState(ref: Reference, signal?: AbortSignal): Promise<number> {
     if (ref.digest !== undefined || ref.tag === undefined || ref.registry === DOCKER_HUB_REGISTRY) return 0;
-    const digests = tagBlobs(this.host(ref.registry, "push"), ref.repository, ref.tag, signal);
-    this.pushState.assume(ref.registry, ref.repository, digests);
-    return (await digests).length;
+    // Never rejects: callers start it without waiting (a rejection nobody handles ends the process), and a
+    // prefetch only saves requests; what fails here (e.g. an unreadable --registry-certificate, thrown when
+    // the host is set up) fails the push itself, with its error.
+    try {
+      const digests = tagBlobs(this.host(ref.registry, "push"), ref.repository, ref.tag, signal);
+      this.pushState.assume(ref.registry, ref.repository, digests);
+      return (await digests).length;
+    } catch {
+      return 0;
+    }
   }
 
   /**

@@ -265,6 +265,9 @@ describe("mutual TLS", () => {
       c.c.getManifest(parseReference(`${reg.host}/x:1`)),
       (e: unknown) => hasCode(e, "TLS_CONFIG_INVALID") && e.message.includes("/nonexistent/kiln-ca.pem"),
     );
+    // The destination-tag prefetch a build starts without waiting never rejects (an unhandled rejection would
+    // end the process before kiln's own error line): the push reports the problem.
+    assert.equal(await c.c.prefetchPushState(parseReference(`${reg.host}/x:1`)), 0);
     await c.c.close();
   });
 });
