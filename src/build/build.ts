@@ -256,6 +256,7 @@ async function buildWith(
             code: "PULL_RETRY",
             message: `retrieving ${ref} failed (${e instanceof Error ? e.message : String(e)}); retry ${attempt}`,
           }),
+        signal,
       ).then((img) => {
         report({ kind: "phase", phase: "pull", ms: Date.now() - t0 });
         return img;

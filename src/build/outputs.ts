@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { request } from "undici";
@@ -63,7 +64,9 @@ export async function writeOutputs(
   if (opts.ociLayoutPath) {
     const t0 = Date.now();
     const layout = opts.ociLayoutPath;
-    await fileOutput("the OCI layout (--oci-layout-path)", layout, () => writeOciLayout(layout, image));
+    await fileOutput("the OCI layout (--oci-layout-path)", layout, () =>
+      writeOciLayout(layout, image, signal ? { signal } : {}),
+    );
     report({ kind: "phase", phase: "write", ms: Date.now() - t0 });
     report({ kind: "image-written", sink: "oci-layout", target: opts.ociLayoutPath, digest });
   }
@@ -72,7 +75,9 @@ export async function writeOutputs(
     const tags =
       opts.destinations.length > 0 ? opts.destinations.map((d) => parseReference(d).toString()) : [UNSET_TAG];
     const tarPath = opts.tarPath;
-    await fileOutput("the image tarball (--tar-path)", tarPath, () => writeDockerArchive(tarPath, image, tags));
+    await fileOutput("the image tarball (--tar-path)", tarPath, () =>
+      writeDockerArchive(tarPath, image, tags, signal ? { signal } : {}),
+    );
     report({ kind: "phase", phase: "write", ms: Date.now() - t0 });
     report({ kind: "image-written", sink: "docker-archive", target: opts.tarPath, digest });
   }
@@ -107,7 +112,7 @@ export async function writeOutputs(
             code: "PUSH_RETRY",
             message: `push to ${ref.toString()} failed, retrying in ${wait / 1000}s: ${(e as Error).message}`,
           });
-          await new Promise((r) => setTimeout(r, wait));
+          await sleep(wait, undefined, signal ? { signal } : {}); // a cancelled build does not wait it out
         }
       }
       report({ kind: "phase", phase: "push", ms: Date.now() - t0 });

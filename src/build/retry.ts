@@ -7,12 +7,14 @@ export async function withRetries<T>(
   fn: () => Promise<T>,
   retries: number,
   onRetry: (attempt: number, error: unknown) => void,
+  signal?: AbortSignal,
 ): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();
     } catch (e) {
-      if (attempt >= retries) throw e;
+      // A cancelled build is not retried (its failures are the cancellation's).
+      if (attempt >= retries || signal?.aborted === true) throw e;
       onRetry(attempt + 1, e);
     }
   }

@@ -134,6 +134,24 @@ test("withRetries retries up to the limit and reports each retry", async () => {
     /always/,
   );
   assert.equal(calls, 2);
+  // A cancelled build: the failure is not retried, and not reported as a retry.
+  const ac = new AbortController();
+  calls = 0;
+  const retried: number[] = [];
+  await assert.rejects(
+    withRetries(
+      async () => {
+        calls++;
+        ac.abort();
+        throw new Error("cancelled");
+      },
+      3,
+      (n) => retried.push(n),
+      ac.signal,
+    ),
+    /cancelled/,
+  );
+  assert.deepEqual([calls, retried], [1, []]);
 });
 
 /** A layer (real diffID) built from tar specs. */

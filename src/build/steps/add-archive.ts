@@ -55,6 +55,7 @@ function decompressedFile(file: string, kind: ArchiveCompression): Readable {
   if (kind === "gzip" || kind === "zstd") {
     const t = decompressStream(kind);
     input.on("error", (e) => t.destroy(e));
+    t.once("close", () => input.destroy()); // a reader that stops early (the archive probe) closes the file
     return input.pipe(t);
   }
   const tool = kind === "bzip2" ? "bzip2" : "xz";
@@ -77,6 +78,7 @@ function decompressedFile(file: string, kind: ArchiveCompression): Readable {
   input.pipe(child.stdin);
   child.stdout.pipe(out);
   out.on("close", () => {
+    input.destroy();
     if (child.exitCode === null) child.kill();
   });
   return out;

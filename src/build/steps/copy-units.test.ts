@@ -199,3 +199,22 @@ test("an archive node that cannot be created still replaces what was there: the 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("probing a large compressed archive leaves no file open", async () => {
+  const { readdirSync } = await import("node:fs");
+  const { gzipSync } = await import("node:zlib");
+  const { randomBytes } = await import("node:crypto");
+  const dir = await mkdtemp(path.join(os.tmpdir(), "kiln-probe-fd-"));
+  try {
+    // Random bytes do not compress: the file is far larger than one read, so the probe stops mid-file.
+    const file = path.join(dir, "big.tar.gz");
+    await writeFile(file, gzipSync(Buffer.concat([Buffer.alloc(512), randomBytes(1024 * 1024)])));
+    const fds = (): number => readdirSync("/proc/self/fd").length;
+    const before = fds();
+    for (let i = 0; i < 20; i++) await isArchive(file);
+    await new Promise((r) => setImmediate(r));
+    assert.ok(fds() - before < 5, `${fds() - before} descriptors left open by 20 probes`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
