@@ -288,6 +288,17 @@ export class ColumnarIndex implements FileIndexBase {
     if (this.#paths.length !== h.pathChars || this.#pathStart[n] !== h.pathChars) {
       throw new Error("the stored index has inconsistent path offsets");
     }
+    // Sorted paths put a parent before its children and siblings in increasing order. A stored index that
+    // breaks this (damaged, or forged: skeleton records come from a shared cache, and the digest above is
+    // only the writer's own) could send childNamesAt round a loop without end.
+    for (let i = 0; i <= n; i++) {
+      const c = this.#firstChild[i] as number;
+      if (c !== -1 && (c < 0 || c >= n || (i < n && c <= i))) throw new Error("the stored index has bad child links");
+    }
+    for (let i = 0; i < n; i++) {
+      const s = this.#nextSibling[i] as number;
+      if (s !== -1 && (s <= i || s >= n)) throw new Error("the stored index has bad sibling links");
+    }
   }
 
   /**
