@@ -75,6 +75,15 @@ export async function launch(invokedAs) {
   if (process.env.KILN_REPORT_ENTRY === "1") {
     process.stderr.write(`kiln-entry: ${entry.kind} ${entry.file} compile-cache=${cache ?? "off"}\n`);
   }
-  const m = await import(pathToFileURL(entry.file).href);
-  await m.main(invokedAs);
+  try {
+    const m = await import(pathToFileURL(entry.file).href);
+    await m.main(invokedAs);
+  } catch (e) {
+    // main() reports every build and usage error itself; what reaches here is a bug or a failure around it
+    // (loading the bundle, closing the registry client). One line and exit 1, not an unhandled rejection's
+    // stack trace.
+    const message = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`kiln: internal error: ${message.split("\n")[0]}\n`);
+    process.exitCode = 1;
+  }
 }

@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { KilnError } from "../common/errors.js";
+import { errorMessage, KilnError } from "../common/errors.js";
 import { stepError } from "./errors.js";
 import { DirContext, loadIgnorePatterns } from "../context/index.js";
 import {
@@ -389,7 +389,8 @@ async function buildWith(
         root = stageCopies.get(st.index) ?? new StageRoot(path.join(runDir, `stage-copy-${st.index}`));
         stageCopies.set(st.index, root);
       }
-      await root.ensure(r.layers, ignore, report, st.index, signal);
+      // stageSignal (set before any stage runs): a failing stage stops this extraction too.
+      await root.ensure(r.layers, ignore, report, st.index, stageSignal);
       return DirContext.open(root.dir, []);
     }
     let p = imageRoots.get(ref);
@@ -398,7 +399,7 @@ async function buildWith(
       p = (async () => {
         const img = await pull(ref);
         const root = new StageRoot(dir, opts.imageFsExtractRetry, undefined, rootStore);
-        await root.ensure(img.layers, undefined, report, current.index, signal);
+        await root.ensure(img.layers, undefined, report, current.index, stageSignal);
         return DirContext.open(root.dir, []);
       })();
       imageRoots.set(ref, p);
@@ -662,11 +663,22 @@ async function buildWith(
     }
     return { digest: final.image.digest, image: final.image, pushed };
   } finally {
-    await layerCache?.flush(); // background cache writes read spooled layers under runDir
-    await closeStore(); // unmounts store-mounted roots before runDir is deleted
+    // Each step of the tidy-up on its own: one that fails is a warning, and neither hides the build's own
+    // outcome (an image already pushed) nor skips the steps after it.
+    const tidy = async (what: string, step: () => Promise<unknown>): Promise<void> => {
+      try {
+        await step();
+      } catch (e) {
+        report({ kind: "warning", code: "BUILD_CLEANUP", message: `${what} failed: ${errorMessage(e)}` });
+      }
+    };
+    await tidy("flushing the layer cache", async () => layerCache?.flush()); // cache writes read spooled layers under runDir
+    await tidy("closing the layer store", closeStore); // unmounts store-mounted roots before runDir is deleted
     // --cleanup promises a root as found when the build ends: the build dir goes before `build` returns.
     const discard = opts.cleanup ? undefined : deps.discardDir;
-    await (discard ?? ((d: string) => rm(d, { recursive: true, force: true })))(runDir);
+    await tidy(`removing the build directory ${runDir}`, () =>
+      (discard ?? ((d: string) => rm(d, { recursive: true, force: true })))(runDir),
+    );
   }
 }
 

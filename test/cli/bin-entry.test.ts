@@ -96,6 +96,19 @@ describe("bin/kiln entry choice", () => {
     }
     await writeFile(bundle(), "export async function main() {}\n");
   });
+
+  test("an error that escapes main() is one line and exit 1, not an unhandled rejection's stack", async () => {
+    await at(unbundled(), 1_700_000_000);
+    await writeFile(bundle(), 'export async function main() { throw new Error("closing failed\\nsecond line"); }\n');
+    await at(bundle(), 1_700_000_100);
+    try {
+      const r = await run(path.join(pkg, "bin/kiln"), ["version"]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, "kiln: internal error: closing failed\n");
+    } finally {
+      await writeFile(bundle(), "export async function main() {}\n");
+    }
+  });
 });
 
 // The real build: the bundle and dist/src must behave the same (same output, same exit code).
