@@ -143,9 +143,9 @@ async function buildWith(
     // would otherwise be read, and a parse error would print its first line.
     try {
       if (path.basename(dockerfilePath) !== "Dockerfile") throw new Error("not the default name");
-      const lower = await resolveInRoot(path.dirname(dockerfilePath), "dockerfile", { followFinal: true });
-      text = await readFile(lower, "utf8");
-      dockerfilePath = lower;
+      const lower = path.join(path.dirname(dockerfilePath), "dockerfile");
+      text = await readFile(await resolveInRoot(path.dirname(lower), "dockerfile", { followFinal: true }), "utf8");
+      dockerfilePath = lower; // its name, not its target's: `dockerfile.dockerignore` goes with it
     } catch {
       throw new KilnError("DOCKERFILE_NOT_FOUND", `Dockerfile ${opts.dockerfilePath}: no such file`);
     }

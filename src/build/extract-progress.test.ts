@@ -20,6 +20,7 @@ test("an extraction is a transfer task of the extract phase that ends with every
     (e) => events.push(e),
     layer,
     2,
+    "/root-a",
     () => Promise.resolve(Readable.from([Buffer.alloc(1000), Buffer.alloc(24)])),
     drain,
   );
@@ -27,7 +28,7 @@ test("an extraction is a transfer task of the extract phase that ends with every
   const last = events.at(-1);
   assert.deepEqual(last, {
     kind: "transfer",
-    id: `extract 2 ${layer.digest}`,
+    id: `extract ${layer.digest} into /root-a`,
     phase: "extract",
     label: `layer sha256:${"ab".repeat(6)} of stage 2`,
     bytes: 1024,
@@ -43,6 +44,7 @@ test("a failed extraction ends its task as failed, and one that never opened rep
       (e) => events.push(e),
       layer,
       0,
+      "/root-b",
       () => Promise.resolve(Readable.from([Buffer.alloc(10)])),
       async (tar) => {
         await drain(tar);
@@ -59,6 +61,7 @@ test("a failed extraction ends its task as failed, and one that never opened rep
     (e) => quiet.push(e),
     layer,
     0,
+    "/store",
     () => Promise.resolve(Readable.from([])),
   );
   lazy.end("done"); // the store held the layer: open was never called

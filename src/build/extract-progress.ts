@@ -8,8 +8,9 @@ import type { Reporter } from "./events.js";
  * its uncompressed tar read so far, and a last event when it ends. The CLI draws these like pulls and pushes
  * (a line per phase every 10 s off a TTY, a debug line with the rate when each ends).
  */
-function extractProgress(report: Reporter, layer: Layer, stage: number): Progress {
-  const id = `extract ${stage} ${layer.digest}`;
+function extractProgress(report: Reporter, layer: Layer, stage: number, into: string): Progress {
+  // Two extractions of one layer can run at once (a stage's FROM and a COPY --from of the same image).
+  const id = `extract ${layer.digest} into ${into}`;
   const label = `layer ${layer.digest.slice(0, "sha256:".length + 12)} of stage ${stage}`;
   return throttledProgress((bytes, done, failed) =>
     report({ kind: "transfer", id, phase: "extract", label, bytes, done, ...(failed ? { failed: true } : {}) }),
@@ -24,10 +25,11 @@ export async function withExtractProgress<T>(
   report: Reporter,
   layer: Layer,
   stage: number,
+  into: string,
   open: () => Promise<Readable>,
   apply: (tar: Readable) => Promise<T>,
 ): Promise<T> {
-  const progress = lazyExtractProgress(report, layer, stage, open);
+  const progress = lazyExtractProgress(report, layer, stage, into, open);
   try {
     const r = await apply(await progress.open());
     progress.end("done");
@@ -46,12 +48,13 @@ export function lazyExtractProgress(
   report: Reporter,
   layer: Layer,
   stage: number,
+  into: string,
   open: () => Promise<Readable>,
 ): { open: () => Promise<Readable>; end: (outcome: "done" | "failed") => void } {
   let progress: Progress | undefined;
   return {
     open: async () => {
-      progress = extractProgress(report, layer, stage);
+      progress = extractProgress(report, layer, stage, into);
       return countedStream(await open(), progress.update);
     },
     end: (outcome) => progress?.end(outcome),

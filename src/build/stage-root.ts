@@ -160,7 +160,9 @@ export class StageRoot {
     for (let attempt = 0; stack === undefined; attempt++) {
       entries.length = 0;
       for (const layer of layers) {
-        const progress = lazyExtractProgress(report, layer, stage, () => layer.openUncompressed(signal));
+        const progress = lazyExtractProgress(report, layer, stage, store.layersDir, () =>
+          layer.openUncompressed(signal),
+        );
         const e = await store.acquire(layer.diffId, progress.open, signal).catch((err: unknown) => {
           progress.end("failed");
           throw err;
@@ -255,6 +257,7 @@ export class StageRoot {
             report,
             layer,
             stage,
+            this.dir,
             () => layer.openUncompressed(signal),
             (tar) => applyCaptured(this.dir, tar, { index: this.#index, ignore, signal }, capture?.(layer)),
           );

@@ -123,18 +123,17 @@ function storeSize(text: string): number {
  * naming the flag, found before anything is pulled.
  */
 function checkReferences(o: ExecutorOptions): void {
-  const check = (flag: string, value: string, ref = value): void => {
+  const check = (flag: string, value: string): void => {
     try {
-      parseReference(ref);
+      parseReference(value);
     } catch (e) {
       throw new UsageError(`invalid ${flag} "${value}": ${e instanceof Error ? e.message : String(e)}`);
     }
   };
   for (const d of o.destinations) check("--destination", d);
   const repo = o.cacheRepo;
-  // A cache repository is a repository: the probe tag makes it a whole reference.
-  if (o.cache && repo !== "" && !repo.startsWith("oci:") && !repo.startsWith("dir:"))
-    check("--cache-repo", repo, `${repo}:probe`);
+  // Parsed as the cache store parses it (a tag or digest given with it is allowed and not used).
+  if (o.cache && repo !== "" && !repo.startsWith("oci:") && !repo.startsWith("dir:")) check("--cache-repo", repo);
 }
 
 /** Maps parsed executor flags onto the library's build options (validated, frozen). */

@@ -66,4 +66,6 @@ test("a --destination or registry --cache-repo that is not a reference is a usag
   // Local caches and a cache repo without --cache are not references to check.
   assert.doesNotThrow(() => optionsOf(["--cache=true", "--cache-repo", "oci:/tmp/Cache"]));
   assert.doesNotThrow(() => optionsOf(["--cache-repo", "reg.example/Cache"]));
+  // A cache repository given with a tag is a reference too (the store uses its name).
+  assert.doesNotThrow(() => optionsOf(["--cache=true", "--cache-repo", "reg.example/cache:v1"]));
 });

@@ -61,7 +61,9 @@ export async function fetchManifest(
       }
       // A connection that fails while the body is read names the registry and repository (still retried).
       const raw = await readLimited(res.body, MAX_MANIFEST_BYTES, tooLarge).catch((e: unknown) => {
-        throw e instanceof KilnError ? e : host.networkError(`pulling manifest ${reference} of`, repository, e);
+        throw e instanceof KilnError || signal?.aborted === true
+          ? e
+          : host.networkError(`pulling manifest ${reference} of`, repository, e);
       });
       const digest = sha256Digest(raw);
       const loc = { host, repository, digest, size: raw.length };
