@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import { countedStream, throttledProgress, type Progress } from "../common/progress.js";
+import { shortDigest } from "../image/digest.js";
 import type { Layer } from "../image/types.js";
 import type { Reporter } from "./events.js";
 
@@ -11,7 +12,7 @@ import type { Reporter } from "./events.js";
 function extractProgress(report: Reporter, layer: Layer, stage: number, into: string): Progress {
   // Two extractions of one layer can run at once (a stage's FROM and a COPY --from of the same image).
   const id = `extract ${layer.digest} into ${into}`;
-  const label = `layer ${layer.digest.slice(0, "sha256:".length + 12)} of stage ${stage}`;
+  const label = `layer ${shortDigest(layer.digest)} of stage ${stage}`;
   return throttledProgress((bytes, done, failed) =>
     report({ kind: "transfer", id, phase: "extract", label, bytes, done, ...(failed ? { failed: true } : {}) }),
   );

@@ -1,11 +1,6 @@
 import type { BuildEvent } from "../build/index.js";
+import { shortDigest } from "../image/digest.js";
 import type { RegistryEvent } from "../registry/index.js";
-
-/** `sha256:0123456789ab` — a digest shortened for progress labels. */
-function shortDigest(d: string): string {
-  const colon = d.indexOf(":");
-  return d.slice(0, colon + 1 + 12);
-}
 
 /**
  * Maps the registry client's `blob-progress` events onto build `transfer` events (id = direction,

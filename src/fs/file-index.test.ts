@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { FileIndex } from "./file-index.js";
 import type { IndexEntry } from "./file-index.js";
 import { ColumnarIndex, encodeColumnarIndex } from "./layer-store/columnar-index.js";
@@ -48,8 +49,9 @@ function sampleIndex(): FileIndex {
   return ix;
 }
 
-function columnsOf(ix: FileIndex, dev = 0): ColumnarIndex {
-  const data = encodeColumnarIndex(ix, {
+/** The stored bytes of `ix` as the stack index of key "k". */
+function storedOf(ix: FileIndex): Buffer {
+  return encodeColumnarIndex(ix, {
     kind: "stack",
     key: "k",
     whiteouts: [],
@@ -57,7 +59,10 @@ function columnsOf(ix: FileIndex, dev = 0): ColumnarIndex {
     implicitDirs: [],
     fixups: [],
   });
-  return ColumnarIndex.decode(data, "stack", "k").withDev(dev);
+}
+
+function columnsOf(ix: FileIndex, dev = 0): ColumnarIndex {
+  return ColumnarIndex.decode(storedOf(ix), "stack", "k").withDev(dev);
 }
 
 /** Everything observable through the FileIndex API, in a comparable form. */
@@ -158,4 +163,27 @@ test("dropIgnored deletes exactly what a per-path ignore test deletes", () => {
   dropIgnored(ix, IgnoreList.create({}));
   assert.ok(ix.has("/tmp/apt-key-gpghome") && !ix.has("/tmp/apt-key-gpghome/f0"));
   assert.ok(!ix.has("/etc/mtab") && !ix.has("/var/run") && ix.has("/var"));
+});
+
+test("a stored index whose sibling links loop or leave the index is refused when decoded", () => {
+  const ix = new FileIndex();
+  ix.setClean("/a", entry("dir", 1));
+  for (const [i, n] of ["b", "c", "d"].entries()) ix.setClean(`/a/${n}`, entry("file", 2 + i));
+  const data = storedOf(ix);
+  const links = Buffer.from(new Int32Array([-1, 2, 3, -1]).buffer);
+  const at = data.indexOf(links);
+  assert.ok(at > 0 && data.indexOf(links, at + 1) < 0, "the sibling column is found once");
+  /** Writes `v` as sibling link `i` and signs the bytes again, as a forger with write access to the cache could. */
+  const forge = (i: number, v: number): Buffer => {
+    const out = Buffer.from(data);
+    out.writeInt32LE(v, at + 4 * i);
+    createHash("sha256").update(out.subarray(40)).digest().copy(out, 8);
+    return out;
+  };
+  const ok = ColumnarIndex.decode(data, "stack", "k");
+  assert.deepEqual(ok.childNamesAt(ok.find("/a")), ["b", "c", "d"]);
+  // c's next sibling is b again: a loop childNamesAt would follow forever.
+  assert.throws(() => ColumnarIndex.decode(forge(2, 1), "stack", "k"), /bad sibling links/);
+  assert.throws(() => ColumnarIndex.decode(forge(2, 99), "stack", "k"), /bad sibling links/);
+  assert.throws(() => ColumnarIndex.decode(forge(3, 0), "stack", "k"), /bad sibling links/);
 });

@@ -26,3 +26,9 @@ export function sha256Digest(data: Uint8Array | string): Digest {
 export function digestHex(d: Digest): string {
   return d.slice("sha256:".length);
 }
+
+/** `sha256:0123456789ab` — a digest shortened for labels. */
+export function shortDigest(d: string): string {
+  const colon = d.indexOf(":");
+  return d.slice(0, colon + 1 + 12);
+}

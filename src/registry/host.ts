@@ -258,11 +258,10 @@ export class RegistryHost {
         : code === "UND_ERR_DESTROYED" || code === "UND_ERR_CLOSED"
           ? "; the RegistryClient was closed, and layers of an image it pulled can only be read while it is open"
           : "";
-    const where = repository !== undefined ? `${this.registry}/${repository}` : this.registry;
     return new RegistryError(
       "REGISTRY_UNREACHABLE",
-      `${operation} ${where}: cannot talk to the registry: ${msg}${code && !msg.includes(code) ? ` (${code})` : ""}${hint}`,
-      { registry: this.registry, ...(repository !== undefined ? { repository } : {}), cause: e },
+      `${operation} ${this.where(repository)}: cannot talk to the registry: ${msg}${code && !msg.includes(code) ? ` (${code})` : ""}${hint}`,
+      { ...this.details(repository), cause: e },
     );
   }
 
@@ -316,18 +315,22 @@ export class RegistryHost {
     if (realm === undefined) {
       throw new RegistryError(
         "REGISTRY_AUTH_FAILED",
-        `${req.operation} ${this.where(req)}: bearer challenge without a realm; the registry's auth is misconfigured`,
-        this.details(req),
+        `${req.operation} ${this.where(req.repository)}: bearer challenge without a realm; the registry's auth is misconfigured`,
+        this.details(req.repository),
       );
     }
     let realmUrl: URL;
     try {
       realmUrl = new URL(realm);
     } catch (e) {
-      throw new RegistryError("REGISTRY_AUTH_FAILED", `${req.operation} ${this.where(req)}: invalid token realm`, {
-        ...this.details(req),
-        cause: e,
-      });
+      throw new RegistryError(
+        "REGISTRY_AUTH_FAILED",
+        `${req.operation} ${this.where(req.repository)}: invalid token realm`,
+        {
+          ...this.details(req.repository),
+          cause: e,
+        },
+      );
     }
     const service = ch.params.service;
     const sig = req.signal ? { signal: req.signal } : {};
@@ -380,9 +383,9 @@ export class RegistryHost {
     } catch {
       throw new RegistryError(
         "REGISTRY_AUTH_FAILED",
-        `${req.operation} ${this.where(req)}: token server ${redactUrl(realmUrl)} answered invalid JSON`,
+        `${req.operation} ${this.where(req.repository)}: token server ${redactUrl(realmUrl)} answered invalid JSON`,
         // No cause: JSON.parse's message quotes the text around the mistake, which may be the token.
-        this.details(req),
+        this.details(req.repository),
       );
     }
     const token =
@@ -394,8 +397,8 @@ export class RegistryHost {
     if (token === "") {
       throw new RegistryError(
         "REGISTRY_AUTH_FAILED",
-        `${req.operation} ${this.where(req)}: token server ${redactUrl(realmUrl)} answered no token`,
-        this.details(req),
+        `${req.operation} ${this.where(req.repository)}: token server ${redactUrl(realmUrl)} answered no token`,
+        this.details(req.repository),
       );
     }
     const expiresIn = typeof parsed.expires_in === "number" && parsed.expires_in >= 60 ? parsed.expires_in : 60;
@@ -536,8 +539,7 @@ export class RegistryHost {
         loc !== undefined
       ) {
         await res.body.dump();
-        const where = `${req.operation} ${this.registry}${req.repository !== undefined ? `/${req.repository}` : ""}`;
-        const next = this.locationUrl(loc, url, where, req.repository, res.statusCode);
+        const next = this.locationUrl(loc, url, req.operation, req.repository, res.statusCode);
         if (hops >= MAX_REDIRECTS) throw this.tooManyRedirects(req, res.statusCode, next);
         url = next;
         continue;
@@ -548,11 +550,10 @@ export class RegistryHost {
 
   /** The error for a redirect chain longer than {@link MAX_REDIRECTS} (a 3xx status: never retried). */
   private tooManyRedirects(req: HostRequest, status: number, next: URL): RegistryError {
-    const where = req.repository !== undefined ? `${this.registry}/${req.repository}` : this.registry;
     return new RegistryError(
       "REGISTRY_TOO_MANY_REDIRECTS",
-      `${req.operation} ${where}: too many redirects (more than ${MAX_REDIRECTS}; the last answer was ${status} to ${redactUrl(next)}); check the registry address or a proxy in front of it`,
-      { registry: this.registry, status, ...(req.repository !== undefined ? { repository: req.repository } : {}) },
+      `${req.operation} ${this.where(req.repository)}: too many redirects (more than ${MAX_REDIRECTS}; the last answer was ${status} to ${redactUrl(next)}); check the registry address or a proxy in front of it`,
+      { ...this.details(req.repository), status },
     );
   }
 
@@ -566,27 +567,28 @@ export class RegistryHost {
         { registry: this.registry, repository, status: res.status },
       );
     }
-    return this.locationUrl(loc, res.url, `${what} ${this.registry}/${repository}`, repository, res.status);
+    return this.locationUrl(loc, res.url, what, repository, res.status);
   }
 
-  /** The registry and, when the request names one, the repository (`reg/repo`), for messages. */
-  private where(req: HostRequest): string {
-    return req.repository !== undefined ? `${this.registry}/${req.repository}` : this.registry;
+  /** The registry and, when there is one, the repository (`reg/repo`), for messages. */
+  private where(repository: string | undefined): string {
+    return repository !== undefined ? `${this.registry}/${repository}` : this.registry;
   }
 
-  private details(req: HostRequest): { registry: string; repository?: string } {
-    return { registry: this.registry, ...(req.repository !== undefined ? { repository: req.repository } : {}) };
+  /** The registry and repository details of a RegistryError. */
+  private details(repository: string | undefined): { registry: string; repository?: string } {
+    return { registry: this.registry, ...(repository !== undefined ? { repository } : {}) };
   }
 
   /** `loc` (a Location header) against `base`; a value that is no URL is the registry's protocol error. */
-  private locationUrl(loc: string, base: URL, where: string, repository: string | undefined, status: number): URL {
+  private locationUrl(loc: string, base: URL, operation: string, repository: string | undefined, status: number): URL {
     try {
       return new URL(loc, base);
     } catch {
       throw new RegistryError(
         "REGISTRY_PROTOCOL_ERROR",
-        `${where}: registry answered ${status} with a Location header that is not a URL: ${JSON.stringify(redactText(loc).slice(0, 200))}`,
-        { registry: this.registry, ...(repository !== undefined ? { repository } : {}), status },
+        `${operation} ${this.where(repository)}: registry answered ${status} with a Location header that is not a URL: ${JSON.stringify(redactText(loc).slice(0, 200))}`,
+        { ...this.details(repository), status },
       );
     }
   }

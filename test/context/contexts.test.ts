@@ -175,13 +175,7 @@ describe("build contexts from every kaniko source", () => {
     const wt = path.join(work, "git-wt");
     const libWt = path.join(work, "git-lib");
     await mkdir(repos, { recursive: true });
-    // The submodule repository.
-    await writeFiles(libWt, { "lib.txt": "lib\n" });
-    run("git", ["init", "-q", "-b", "main"], libWt);
-    run("git", ["add", "."], libWt);
-    run("git", ["commit", "-q", "-m", "lib"], libWt);
-    run("git", ["clone", "-q", "--bare", libWt, path.join(repos, "lib.git")]);
-    const libSha = run("git", ["rev-parse", "HEAD"], libWt).trim();
+    const libSha = await submoduleRepo(libWt, repos);
     // The application repository: main (v1 tag), dev branch, a pull ref, a submodule.
     await writeFiles(wt, {
       Dockerfile: DOCKERFILE,
@@ -299,12 +293,7 @@ describe("build contexts from every kaniko source", () => {
     const wt = path.join(work, "git-linkmod-wt");
     const libWt = path.join(work, "git-linkmod-lib");
     await mkdir(repos, { recursive: true });
-    await writeFiles(libWt, { "lib.txt": "lib\n" });
-    run("git", ["init", "-q", "-b", "main"], libWt);
-    run("git", ["add", "."], libWt);
-    run("git", ["commit", "-q", "-m", "lib"], libWt);
-    run("git", ["clone", "-q", "--bare", libWt, path.join(repos, "lib.git")]);
-    const libSha = run("git", ["rev-parse", "HEAD"], libWt).trim();
+    const libSha = await submoduleRepo(libWt, repos);
     // A valid submodule declaration, but outside the repository: only a followed symlink would reach it.
     const hostModules = path.join(work, "host-gitmodules");
     await writeFile(hostModules, '[submodule "lib"]\n\tpath = vendor/lib\n\turl = ../lib.git\n');
@@ -416,4 +405,14 @@ describe("build contexts from every kaniko source", () => {
 /** `git mktree` of `entries` (its stdin format) in the repository at `cwd`; returns the tree's id. */
 function mktree(cwd: string, entries: string): string {
   return execFileSync("git", ["mktree"], { cwd, input: entries, encoding: "utf8" }).trim();
+}
+
+/** The submodule repository the git tests use: `lib.txt` committed in `wt`, cloned bare to `<repos>/lib.git`. */
+async function submoduleRepo(wt: string, repos: string): Promise<string> {
+  await writeFiles(wt, { "lib.txt": "lib\n" });
+  run("git", ["init", "-q", "-b", "main"], wt);
+  run("git", ["add", "."], wt);
+  run("git", ["commit", "-q", "-m", "lib"], wt);
+  run("git", ["clone", "-q", "--bare", wt, path.join(repos, "lib.git")]);
+  return run("git", ["rev-parse", "HEAD"], wt).trim();
 }

@@ -1,4 +1,6 @@
 import * as assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { hasCode } from "../../src/common/errors.js";
 import { parseReference, RegistryClient, staticKeychain, type RegistryEvent } from "../../src/registry/index.js";
@@ -60,15 +62,18 @@ test("blob redirects to another host are followed without credentials; secrets s
   }
 });
 
-test("a redirect whose Location is not a URL is the registry's protocol error, naming the repository", async () => {
-  const { createServer } = await import("node:http");
-  const server = createServer((req, res) => {
-    if (req.url === "/v2/") res.writeHead(200).end("{}");
-    else res.writeHead(307, { location: "http://[::1" }).end();
-  });
+/**
+ * Pulls `<fake>/bad/app:1` from a plain-HTTP server answering with `handle` (given its own host:port), with
+ * no retries; hands the pull's rejection and the host to `check`.
+ */
+async function pullFromFake(
+  handle: (req: IncomingMessage, res: ServerResponse, host: string) => void,
+  check: (pull: Promise<unknown>, host: string) => Promise<void>,
+): Promise<void> {
+  let host = "";
+  const server = createServer((req, res) => handle(req, res, host));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const addr = server.address();
-  const host = `127.0.0.1:${typeof addr === "object" && addr !== null ? addr.port : 0}`;
+  host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   const c = new RegistryClient({
     env: {},
     hostOptions: () => ({ insecure: true }),
@@ -77,47 +82,44 @@ test("a redirect whose Location is not a URL is the registry's protocol error, n
     retryBaseDelayMs: 5,
   });
   try {
-    await assert.rejects(
-      c.pullImage(parseReference(`${host}/bad/app:1`), { platform: amd64 }),
-      (e: unknown) =>
-        hasCode(e, "REGISTRY_PROTOCOL_ERROR") &&
-        e.message.includes(`${host}/bad/app: registry answered 307 with a Location header that is not a URL`),
-    );
+    await check(c.pullImage(parseReference(`${host}/bad/app:1`), { platform: amd64 }), host);
   } finally {
     await c.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+test("a redirect whose Location is not a URL is the registry's protocol error, naming the repository", async () => {
+  await pullFromFake(
+    (req, res) => {
+      if (req.url === "/v2/") res.writeHead(200).end("{}");
+      else res.writeHead(307, { location: "http://[::1" }).end();
+    },
+    (pull, host) =>
+      assert.rejects(
+        pull,
+        (e: unknown) =>
+          hasCode(e, "REGISTRY_PROTOCOL_ERROR") &&
+          e.message.includes(`${host}/bad/app: registry answered 307 with a Location header that is not a URL`),
+      ),
+  );
 });
 
 test("a token server answering invalid JSON is an auth error naming the repository, never quoting the answer", async () => {
-  const { createServer } = await import("node:http");
-  let host = "";
-  const server = createServer((req, res) => {
-    if (req.url?.startsWith("/token"))
-      res.writeHead(200, { "content-type": "application/json" }).end('{"token": tok3n-SECRET-value');
-    else res.writeHead(401, { "www-authenticate": `Bearer realm="http://${host}/token",service="t"` }).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const addr = server.address();
-  host = `127.0.0.1:${typeof addr === "object" && addr !== null ? addr.port : 0}`;
-  const c = new RegistryClient({
-    env: {},
-    hostOptions: () => ({ insecure: true }),
-    keychain: staticKeychain({}),
-    retries: 0,
-    retryBaseDelayMs: 5,
-  });
-  try {
-    await assert.rejects(c.pullImage(parseReference(`${host}/bad/app:1`), { platform: amd64 }), (e: unknown) => {
-      assert.ok(hasCode(e, "REGISTRY_AUTH_FAILED"), String(e));
-      assert.match(e.message, new RegExp(`${host}/bad/app: token server .* answered invalid JSON`));
-      let text = "";
-      for (let x: unknown = e; x instanceof Error; x = x.cause) text += `${x.message}\n`;
-      assert.ok(!text.includes("SECRET"), text);
-      return true;
-    });
-  } finally {
-    await c.close();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
+  await pullFromFake(
+    (req, res, host) => {
+      if (req.url?.startsWith("/token"))
+        res.writeHead(200, { "content-type": "application/json" }).end('{"token": tok3n-SECRET-value');
+      else res.writeHead(401, { "www-authenticate": `Bearer realm="http://${host}/token",service="t"` }).end();
+    },
+    (pull, host) =>
+      assert.rejects(pull, (e: unknown) => {
+        assert.ok(hasCode(e, "REGISTRY_AUTH_FAILED"), String(e));
+        assert.match(e.message, new RegExp(`${host}/bad/app: token server .* answered invalid JSON`));
+        let text = "";
+        for (let x: unknown = e; x instanceof Error; x = x.cause) text += `${x.message}\n`;
+        assert.ok(!text.includes("SECRET"), text);
+        return true;
+      }),
+  );
 });
