@@ -56,6 +56,8 @@ static struct mnt mounts[MAX_MOUNTS];
 static size_t ngroups, nmounts;
 static int status_fd = -1, err_fd = -1, result_fd = -1; /* result: pid 1 -> supervisor, the fatal signal */
 static volatile sig_atomic_t target_pid;
+/* The process that started the run path (kiln, or the probe): the command must not outlive it. */
+static pid_t parent_pid;
 static const int fwd_sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
 
 /* Reports a helper failure on the error channel (the status pipe in the supervisor, a pipe in children). */
@@ -523,8 +525,15 @@ static int run_command(char **cmd) {
   sigset_t block, old;
   sigemptyset(&block);
   for (size_t k = 0; k < sizeof fwd_sigs / sizeof fwd_sigs[0]; k++) sigaddset(&block, fwd_sigs[k]);
+  sigaddset(&block, SIGALRM);
   if (sigprocmask(SIG_BLOCK, &block, &old) < 0) fail("setup", errno, "sigprocmask");
   handle_signals();
+  /*
+   * When kiln goes (exits on a second Ctrl-C, or is killed), nothing would end the command: SIGALRM
+   * makes the escalation (SIGKILL to the command's group, then the leftovers) happen at once.
+   */
+  if (prctl(PR_SET_PDEATHSIG, SIGALRM) < 0) fail("prctl", errno, "PR_SET_PDEATHSIG");
+  if (getppid() != parent_pid) fail("setup", ESRCH, "kiln exited before the command started");
   pid_t child = fork();
   if (child < 0) fail("fork", errno, "fork");
   if (child == 0) {
@@ -672,6 +681,7 @@ static void run_check(const struct check *c, const char base[3072], int out) {
   static char missing[] = "/.kiln-probe-missing-command";
   char *cmd[] = {missing, NULL};
   status_fd = out;
+  parent_pid = getppid();
   userns = c->userns, mountns = c->mountns, pidns = c->pidns, netns = c->netns, do_proc = c->proc, do_dev = c->dev;
   snprintf(root, sizeof root, "%s/%s", base, c->overlay ? "lower" : "root");
   root_dir = root;
@@ -740,6 +750,7 @@ static int probe_mode(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  parent_pid = getppid();
   if (argc >= 2 && !strcmp(argv[1], "--probe")) return probe_mode(argc, argv);
   if (argc >= 2 && !strcmp(argv[1], "--spread")) return spread_mode(argc, argv);
   if (argc >= 2 && (!strcmp(argv[1], "--mount-overlay") || !strcmp(argv[1], "--umount"))) return mount_mode(argc, argv);

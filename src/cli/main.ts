@@ -141,12 +141,20 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
   // which is expected and not a leak (Node warns above 10 listeners).
   setMaxListeners(0, controller.signal);
   let interruptedBy: NodeJS.Signals | undefined;
+  // The first signal stops the build in order (steps get SIGTERM, then SIGKILL 2 s later). A second
+  // one exits at once, through process.exit so that 'exit' listeners still kill the RUN process
+  // groups started without the helper (Node's default handler would leave them running).
   const onSignal = (sig: NodeJS.Signals): void => {
+    if (interruptedBy !== undefined) {
+      logger.log({ level: "error", message: `second ${sig}: exiting now`, time: new Date() });
+      progress.stop();
+      process.exit(interruptedBy === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated);
+    }
     interruptedBy = sig;
     controller.abort(new KilnError("INTERRUPTED", `interrupted by ${sig}`));
   };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
 
   let registry: RegistryClient | undefined;
   try {

@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -45,5 +45,21 @@ describe("in-place without the helper (runDirect)", () => {
     );
     assert.equal(r.signal, "SIGTERM");
     assert.equal(r.exitCode, 143);
+  });
+
+  it("kiln exiting mid-step (a second Ctrl-C) kills the step's group", async () => {
+    // A separate Node process runs a step that ignores SIGTERM, then calls process.exit as main.ts does.
+    const module = new URL("./spawn-direct.js", import.meta.url).href;
+    const script = [
+      `const { runDirect } = await import(${JSON.stringify(module)});`,
+      `const io = { stdout: () => process.exit(0), stderr: () => undefined };`,
+      `await runDirect({ argv: ["sh", "-c", "trap '' TERM; echo ready; sleep 4246000"], env: ${JSON.stringify(env)}, cwd: "/", uid: ${me.uid}, gid: ${me.gid} }, io);`,
+    ].join("\n");
+    const child = spawn(process.execPath, [...process.execArgv, "--input-type=module", "-e", script], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    assert.equal(code, 0);
+    assert.notEqual(spawnSync("pgrep", ["-f", "sleep 4246000"]).status, 0, "the step's sleep is still running");
   });
 });

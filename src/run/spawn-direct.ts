@@ -51,8 +51,13 @@ export function runDirect(inv: DirectInvocation, io: RunIo, signal?: AbortSignal
       killGroup(child.pid, "SIGTERM");
       escalate ??= setTimeout(() => killGroup(child.pid, "SIGKILL"), ESCALATE_MS);
     };
+    // The group is detached, so nothing else ends it if kiln exits first (process.exit on a second
+    // Ctrl-C): 'exit' listeners run synchronously before the process goes.
+    const onExit = (): void => killGroup(child.pid, "SIGKILL");
+    process.once("exit", onExit);
     const finish = (): void => {
       signal?.removeEventListener("abort", onAbort);
+      process.removeListener("exit", onExit);
       if (escalate !== undefined) clearTimeout(escalate);
     };
     child.stdout.on("data", (chunk: Buffer) => io.stdout(chunk));
