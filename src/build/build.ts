@@ -18,7 +18,7 @@ import type { Digest } from "../image/digest.js";
 import { assembleImage, convertImageFormat, emptyImage, MAX_COMPRESSION_LEVEL } from "../image/index.js";
 import { familyOf, layerMediaType, type ManifestFamily } from "../image/media-types.js";
 import type { HistoryEntry, Image, ImageConfigFile, Layer, Platform } from "../image/types.js";
-import { parseReference, type RegistryClient } from "../registry/index.js";
+import { parseReference, type DeferredCancellation, type RegistryClient } from "../registry/index.js";
 import { findCachedBase, LayerCache, openCacheStore } from "../cache/index.js";
 import { hostDetectionFs, isInContainer, spreadSubdirectories, type Runner } from "../run/index.js";
 import type { Reporter } from "./events.js";
@@ -98,7 +98,8 @@ export function platformArgs(p: Platform): Map<string, string> {
 export async function build(opts: Readonly<BuildOptions>, deps: BuildDeps, signal?: AbortSignal): Promise<BuildResult> {
   // The push-permission check's upload sessions are cancelled in the background; however the build ends,
   // it returns only after the check settled and those cancellations ended (the caller closes the client).
-  // A build that fails stops the check (its POST retries) rather than waiting for it.
+  // A build that fails stops the check (its POST retries) rather than waiting for it, but not the
+  // cancellations: only an interrupt (the build's own signal) stops those.
   const stopCheck = new AbortController();
   const check: PushCheckWork = {
     signal: signal ? AbortSignal.any([signal, stopCheck.signal]) : stopCheck.signal,
@@ -277,7 +278,10 @@ async function buildWith(
   // that executes awaits them (cache hits and metadata instructions do not), and so does the push. Their
   // failure is reported in place of any other error.
   // The check's upload sessions are cancelled in the background (build() waits for them before returning).
-  const pushCheck = checkPushPermissions(opts, deps.registry, check.signal, (c) => check.cancellations.push(c));
+  const pushCheck = checkPushPermissions(opts, deps.registry, check.signal, {
+    add: (c) => check.cancellations.push(c),
+    ...(signal ? { signal } : {}),
+  });
   check.settled = pushCheck.catch(() => {}); // awaited below
   if (opts.dryRun) await pushCheck;
   if (opts.dryRun) {
@@ -752,7 +756,7 @@ async function checkPushPermissions(
   opts: Readonly<BuildOptions>,
   registry: RegistryClient,
   signal: AbortSignal | undefined,
-  defer: (cancellation: Promise<void>) => void,
+  defer: DeferredCancellation,
 ): Promise<void> {
   if (opts.noPush) return;
   const refs = opts.destinations.map((d) => parseReference(d));

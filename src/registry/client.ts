@@ -16,7 +16,7 @@ import type { ClientContext, RegistryEvent } from "./events.js";
 import { RegistryHost } from "./host.js";
 import { dockerConfigKeychain } from "./keychain.js";
 import { fetchImageManifest, fetchManifest, pullFrom, type FetchedManifest, type ManifestOnly } from "./pull.js";
-import { checkPush, pushImageTo } from "./push.js";
+import { checkPush, pushImageTo, type DeferredCancellation } from "./push.js";
 import { tagBlobs } from "./push-prefetch.js";
 import { PushState } from "./push-state.js";
 import { DOCKER_HUB_REGISTRY, type Reference } from "./reference.js";
@@ -255,11 +255,7 @@ export class RegistryClient {
    * `defer`, the check resolves once the session is open and the cancellation is handed to `defer`
    * (see {@link checkPush}); the caller must await it before {@link close}.
    */
-  async checkPushPermission(
-    ref: Reference,
-    signal?: AbortSignal,
-    defer?: (cancellation: Promise<void>) => void,
-  ): Promise<void> {
+  async checkPushPermission(ref: Reference, signal?: AbortSignal, defer?: DeferredCancellation): Promise<void> {
     return checkPush(this.ctx, this.host(ref.registry, "push"), ref.repository, ref.toString(), signal, defer);
   }
 

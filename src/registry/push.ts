@@ -435,6 +435,16 @@ async function cancelUpload(
   }
 }
 
+/** Where {@link checkPush} hands its upload session's cancellation instead of waiting for it. */
+export interface DeferredCancellation {
+  add(cancellation: Promise<void>): void;
+  /**
+   * What may stop the DELETE: the build's own signal (an interrupt). Not the check's signal, which a
+   * failing build aborts: the session would then stay open on the registry.
+   */
+  signal?: AbortSignal;
+}
+
 /**
  * kaniko's pre-build push check: start an upload session in the repository and cancel it. Fails
  * with PUSH_PERMISSION_DENIED and kaniko's wording when the registry refuses. The check has passed once
@@ -447,7 +457,7 @@ export async function checkPush(
   repository: string,
   refString: string,
   signal?: AbortSignal,
-  defer?: (cancellation: Promise<void>) => void,
+  defer?: DeferredCancellation,
 ): Promise<void> {
   const prefix =
     "error checking push permissions -- make sure you entered the correct tag name, and that you are authenticated correctly, and try again";
@@ -468,9 +478,9 @@ export async function checkPush(
         }
         await res.body.dump();
         if (header(res.headers, "location") === undefined) return;
-        const cancelled = cancelUpload(host, repository, host.resolveLocation(res, "pushing", repository), signal);
-        if (defer) defer(cancelled);
-        else await cancelled;
+        const location = host.resolveLocation(res, "pushing", repository);
+        if (defer) defer.add(cancelUpload(host, repository, location, defer.signal));
+        else await cancelUpload(host, repository, location, signal);
       },
       retryOpts(ctx, host, `check push permission ${refString}`, signal),
     );

@@ -186,4 +186,33 @@ describe("cached rebuild: registry round trips", () => {
       f.proxy.setRules([]);
     }
   });
+
+  test("a build that fails still completes the push check's cancellation (the upload session is not left open)", async () => {
+    const ctx = path.join(f.work, "cancel-fail");
+    await writeTree(ctx, { Dockerfile: `FROM ${f.proxy.host}/busybox:latest\nRUN exit 3\n` });
+    // The DELETE is held (1 s) past the RUN's failure: a build that aborted it then would leave the session
+    // open, and the proxy records the request as abandoned by its client.
+    f.proxy.injected.splice(0);
+    f.proxy.requests.splice(0);
+    f.proxy.setRules([
+      { method: "DELETE", path: /\/cancel-fail\/blobs\/uploads\//, fault: "hold", until: { path: /^$/ }, maxMs: 1000 },
+    ]);
+    try {
+      const r = await buildAndPush(ctx, "cancel-fail");
+      assert.equal(r.code, 3, r.stderr);
+      const list = f.proxy.requests.map((q) => `${q.method} ${q.path}`).join("\n");
+      assert.deepEqual(
+        f.proxy.injected.map((i) => `${i.fault} ${i.method} ${i.released}`),
+        ["hold DELETE timeout"],
+        list,
+      );
+      const session = f.proxy.requests.find((q) => q.method === "DELETE")?.path;
+      assert.ok(session !== undefined, list);
+      const res = await fetch(`${f.reg.url}${session}`);
+      await res.arrayBuffer();
+      assert.equal(res.status, 404, `upload session ${session} still open`);
+    } finally {
+      f.proxy.setRules([]);
+    }
+  });
 });

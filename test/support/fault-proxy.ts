@@ -26,7 +26,8 @@ export interface FaultRule {
   /**
    * `hold`: the request is forwarded only once a request matching `until` arrives, or after `maxMs` (default
    * 10 s); its {@link InjectedFault.released} says which. Shows whether a client sends `until` without
-   * waiting for the held request's answer, without timing anything.
+   * waiting for the held request's answer, without timing anything. A held request whose client goes away
+   * is never forwarded (`abandoned`), as if it had not reached the registry yet.
    */
   until?: { method?: string; path?: RegExp };
   maxMs?: number;
@@ -65,7 +66,7 @@ export interface InjectedFault {
   method: string;
   path: string;
   /** `hold`: what released the request (`stopped`: the rules were replaced or the proxy stopped). */
-  released?: "until" | "timeout" | "stopped";
+  released?: "until" | "timeout" | "stopped" | "abandoned";
 }
 
 /** A running fault proxy. */
@@ -167,20 +168,24 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
 
   /** Held requests, each released by the first later request matching its rule's `until`. */
   const held = new Set<{ until: FaultRule["until"]; release: (why: NonNullable<InjectedFault["released"]>) => void }>();
-  const hold = async (rule: FaultRule, method: string, p: string): Promise<void> => {
+  /** Resolves when the request is released; false when its client went away meanwhile. */
+  const hold = async (rule: FaultRule, method: string, p: string, res: ServerResponse): Promise<boolean> => {
     const fault: InjectedFault = { fault: "hold", method, path: p };
     injected.push(fault);
-    await new Promise<void>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       const w = {
         until: rule.until,
         release: (why: NonNullable<InjectedFault["released"]>) => {
           clearTimeout(timer);
           held.delete(w);
+          res.off("close", gone);
           fault.released ??= why;
-          resolve();
+          resolve(why !== "abandoned");
         },
       };
+      const gone = (): void => w.release("abandoned");
       const timer = setTimeout(() => w.release("timeout"), rule.maxMs ?? 10_000);
+      res.once("close", gone);
       held.add(w);
     });
   };
@@ -216,7 +221,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       return;
     }
     const toHold = pick(method, p, "hold");
-    if (toHold !== undefined) await hold(toHold, method, p);
+    if (toHold !== undefined && !(await hold(toHold, method, p, res))) return;
     const upstream = await new Promise<IncomingMessage>((resolve, reject) => {
       const headers = { ...req.headers };
       delete headers["transfer-encoding"];
