@@ -39,7 +39,7 @@ import {
 import { imageCreatedFromHistory } from "./history-times.js";
 import { withRetries } from "./retry.js";
 import { CACHED_STEP_KINDS, stepSlot } from "./cache-inputs.js";
-import { openBuildLayerStore, StageRoot } from "./stage-root.js";
+import { openBuildLayerStore, StageRoot, type BuildLayerStore } from "./stage-root.js";
 import { earlierStage, layersUnreadStages, stageUses } from "./stage-uses.js";
 import { buildStage, type StageResult } from "./stage.js";
 
@@ -362,16 +362,22 @@ async function buildWith(
   const runDir = await mkdtemp(path.join(opts.stateDir, "build-"));
   const blobsDir = path.join(runDir, "blobs");
   // --layer-store: stage and image roots become overlay mounts of stored layers where overlay works.
-  const rootStore =
-    opts.layerStore && !inPlace
-      ? await openBuildLayerStore(opts.layerStore, opts.stateDir, runDir, report, async () => {
-          snapshotter ??= chooseRunSnapshotter(opts, () => (runner ??= deps.runner()), report);
-          return (await snapshotter).kind === "overlay";
-        })
-      : undefined;
+  let rootStore: BuildLayerStore | undefined;
+  try {
+    if (opts.layerStore && !inPlace)
+      rootStore = await openBuildLayerStore(opts.layerStore, opts.stateDir, runDir, report, async () => {
+        snapshotter ??= chooseRunSnapshotter(opts, () => (runner ??= deps.runner()), report);
+        return (await snapshotter).kind === "overlay";
+      });
+    await mkdir(blobsDir, { recursive: true });
+  } catch (e) {
+    // Before the build's own try: its tidy-up does not cover these yet.
+    await rootStore?.close().catch(() => undefined);
+    await rm(runDir, { recursive: true, force: true }).catch(() => undefined);
+    throw e;
+  }
   let storeClosed: Promise<void> | undefined;
   const closeStore = (): Promise<void> => (storeClosed ??= rootStore?.close() ?? Promise.resolve());
-  await mkdir(blobsDir, { recursive: true });
   const ignore = inPlaceIgnore ?? IgnoreList.create({ ignorePaths: opts.ignorePaths });
   const stageCopies = new Map<number, StageRoot>();
   let liveRootOwner: number | undefined;

@@ -460,9 +460,15 @@ export async function openBuildLayerStore(
   // Entries are extracted in the store's tmp dir: spread its subdirectories over ext4 block groups as
   // the state dir's are (an entry evicted a minute ago must not slow the next extraction down).
   const spread = spreadSubdirectories(store.tmpDir);
-  await writeFile(path.join(runDir, "kiln.pid"), String(process.pid));
   const helper = findHelper();
-  if (helper !== undefined) await cleanStaleMounts(stateDir, helper);
+  try {
+    await writeFile(path.join(runDir, "kiln.pid"), String(process.pid));
+    if (helper !== undefined) await cleanStaleMounts(stateDir, helper);
+  } catch (e) {
+    await spread;
+    await store.release(); // the build's use of the store ends here: no lease left behind
+    throw e;
+  }
   await spread; // never throws
   let decided: Promise<string | undefined> | undefined;
   const mountHelper = (): Promise<string | undefined> =>

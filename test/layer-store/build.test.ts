@@ -104,6 +104,27 @@ describe("--layer-store builds", { skip: !storeAvailable && "needs root (overlay
     assert.deepEqual(await mountsLeft(path.join(work, "state")), [], "no mount left behind");
   });
 
+  test("a layer store that cannot be opened fails the build and leaves no build directory behind", async () => {
+    const ctx = path.join(work, "no-store");
+    await writeTree(ctx, { Dockerfile: `FROM ${base}\nRUN true\n`, "not-a-dir": "x" });
+    const state = path.join(work, "state-no-store");
+    const r = await runKiln([
+      "build",
+      "--context",
+      ctx,
+      "--no-push",
+      "--insecure-pull",
+      "--kaniko-dir",
+      state,
+      "--layer-store",
+      path.join(ctx, "not-a-dir"),
+    ]);
+    assert.notEqual(r.code, 0, r.stderr);
+    assert.match(r.stderr, /not-a-dir/);
+    const left = (await readdir(state)).filter((n) => n.startsWith("build-"));
+    assert.deepEqual(left, [], "the build's own directory is removed");
+  });
+
   test("a base with whiteouts and opaque directories across layers gives the same image", async () => {
     // The base's second layer removes files (whiteouts) and replaces a directory (opaque).
     const baseCtx = path.join(work, "wh-base");
