@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import { request, type Dispatcher } from "undici";
-import { KilnError } from "../common/errors.js";
+import { errorMessage, KilnError } from "../common/errors.js";
 import { hasCredentials, type Credentials, type Keychain } from "./credentials.js";
 import { redactText, redactUrl, RegistryError, statusError } from "./errors.js";
 import { parseRetryAfter } from "./retry.js";
@@ -509,10 +509,17 @@ export class RegistryHost {
       const headers: Record<string, string> = { "user-agent": this.userAgent, ...req.headers };
       if (auth !== undefined && sameHost) headers.authorization = auth;
       let res: Dispatcher.ResponseData;
-      let body: Uint8Array | Readable | undefined;
+      // Opened before the request: a body whose source cannot be read (a spooled layer gone, a disk
+      // error) is not the registry's failure, and is not reported or retried as one.
+      const body =
+        req.body === undefined || hops > 0
+          ? undefined
+          : req.body instanceof Uint8Array
+            ? req.body
+            : await req.body().catch((e: unknown) => {
+                throw this.sourceError(req, e);
+              });
       try {
-        body =
-          req.body === undefined || hops > 0 ? undefined : req.body instanceof Uint8Array ? req.body : await req.body();
         res = await request(url, {
           method: req.method,
           headers,
@@ -546,6 +553,16 @@ export class RegistryHost {
       }
       return { status: res.statusCode, headers: res.headers, body: res.body, url };
     }
+  }
+
+  /** The error for a request body that could not be opened (its own KilnError, e.g. a registry source, as is). */
+  private sourceError(req: HostRequest, e: unknown): KilnError {
+    if (e instanceof KilnError) return e;
+    return new KilnError(
+      "PUSH_SOURCE_FAILED",
+      `${req.operation} ${this.where(req.repository)}: cannot read what is to be sent (a local failure, not the registry's): ${errorMessage(e)}`,
+      { cause: e },
+    );
   }
 
   /** The error for a redirect chain longer than {@link MAX_REDIRECTS} (a 3xx status: never retried). */

@@ -227,3 +227,32 @@ test("configs over 4 MiB are refused with CONFIG_TOO_LARGE before download", asy
     await client.close();
   }
 });
+
+test("a layer whose local source cannot be read fails the push as a local failure, not retried as the registry's", async () => {
+  const good = testLayer({ "gone.txt": "gone\n" });
+  let opened = 0;
+  const gone = {
+    ...good,
+    openCompressed: () => {
+      opened++;
+      const e = Object.assign(new Error("ENOENT: no such file or directory, open '/state/build-x/blobs/layer'"), {
+        code: "ENOENT",
+      });
+      return Promise.reject(e);
+    },
+  };
+  const { client } = newClient();
+  try {
+    await assert.rejects(
+      client.pushImage(parseReference(`${reg.host}/source-gone:v1`), testImage([gone])),
+      (e: unknown) => {
+        assert.ok(hasCode(e, "PUSH_SOURCE_FAILED"), String(e));
+        assert.match(e.message, new RegExp(`pushing ${reg.host}/source-gone: cannot read what is to be sent .*ENOENT`));
+        return true;
+      },
+    );
+    assert.equal(opened, 1, "a local failure is not retried");
+  } finally {
+    await client.close();
+  }
+});
