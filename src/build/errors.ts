@@ -1,4 +1,5 @@
 import { KilnError } from "../common/errors.js";
+import { RegistryError } from "../registry/errors.js";
 
 /** A RUN step exited non-zero; the CLI exits with `exitCode` like kaniko does. */
 export class RunFailedError extends KilnError {
@@ -15,9 +16,18 @@ export function stepError(location: string, original: string, cause: unknown): K
   const msg = cause instanceof Error ? cause.message : String(cause);
   const code = cause instanceof KilnError ? cause.code : "STEP_FAILED";
   // A Dockerfile error of this step (e.g. `${X:?msg}`) already names the location and the line.
-  if (msg.startsWith(`${location}: `)) return new KilnError(code, msg, { cause });
-  const e = new KilnError(code, `${location}: ${firstLine(original)}: ${msg}`, { cause });
-  return e;
+  const located = msg.startsWith(`${location}: `) ? msg : `${location}: ${firstLine(original)}: ${msg}`;
+  // A registry's answer keeps its registry, repository and status (the CLI's debug lines show them).
+  if (cause instanceof RegistryError) {
+    return new RegistryError(code, located, {
+      registry: cause.registry,
+      ...(cause.repository !== undefined ? { repository: cause.repository } : {}),
+      ...(cause.status !== undefined ? { status: cause.status } : {}),
+      ...(cause.ociCode !== undefined ? { ociCode: cause.ociCode } : {}),
+      cause,
+    });
+  }
+  return new KilnError(code, located, { cause });
 }
 
 function firstLine(s: string): string {
