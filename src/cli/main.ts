@@ -13,7 +13,7 @@ import { prepareContext } from "./context-options.js";
 import { ExitCode, errorDetails, errorLine, exitCodeFor } from "./exit-codes.js";
 import { parseExecutorArgs, renderHelp, UsageError, type ExecutorOptions, type SecretSpec } from "./flags/index.js";
 import { registryClientOptions } from "./registry-options.js";
-import { createLogger, redactor, type Logger } from "./render/index.js";
+import { createLogger, envSecrets, redactor, type Logger } from "./render/index.js";
 import { createProgress, progressIsLive } from "./progress.js";
 import { createReportCollector, writeReport, type BuildEnd, type LayerSource } from "./report/index.js";
 import { createReporter } from "./reporter.js";
@@ -82,7 +82,7 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
     return ExitCode.usage;
   }
   const secrets = [
-    ...collectSecrets(env),
+    ...envSecrets(env),
     ...buildSecretValues(options.secrets, env),
     ...secretBuildArgSecrets(options, env),
   ];
@@ -233,17 +233,4 @@ function buildSecretValues(specs: readonly SecretSpec[], env: Record<string, str
     for (const x of [v, v.trim()]) if (x.length >= 4) out.push(x);
   }
   return out;
-}
-
-/** Values that must never be printed: registry passwords and tokens passed through the environment. */
-function collectSecrets(env: Record<string, string | undefined>): string[] {
-  const keys = [
-    "CI_REGISTRY_PASSWORD",
-    "GIT_PASSWORD",
-    "GIT_TOKEN",
-    "AWS_SECRET_ACCESS_KEY",
-    "AZURE_STORAGE_ACCESS_KEY",
-    "AZURE_CLIENT_SECRET",
-  ];
-  return keys.map((k) => env[k]).filter((v): v is string => typeof v === "string" && v.length >= 4);
 }

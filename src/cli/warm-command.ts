@@ -7,7 +7,7 @@ import { parseReference, RegistryClient, type RegistryClientOptions } from "../r
 import { ExitCode, errorLine, exitCodeFor } from "./exit-codes.js";
 import { parseWarmerArgs, renderHelp, UsageError, type WarmerOptions } from "./flags/index.js";
 import { parsePlatform } from "./platform.js";
-import { createLogger, type Logger } from "./render/index.js";
+import { createLogger, envSecrets, redactor, type Logger } from "./render/index.js";
 import { KILN_VERSION } from "./version.js";
 
 /** Registry client settings of the warmer (pull side of kaniko's registry flags). */
@@ -93,7 +93,9 @@ export async function runWarm(argv: string[], env: Record<string, string | undef
     noColor: env.NO_COLOR !== undefined && env.NO_COLOR !== "",
     start: new Date(),
   });
-  const info = (message: string): void => logger.log({ level: "info", message, time: new Date() });
+  // As in builds: registry passwords and tokens from the environment never reach a log line.
+  const redact = redactor(envSecrets(env));
+  const info = (message: string): void => logger.log({ level: "info", message: redact(message), time: new Date() });
   const registry = new RegistryClient(warmerRegistryOptions(o, env));
   try {
     const images = [...o.images];
@@ -120,7 +122,7 @@ export async function runWarm(argv: string[], env: Record<string, string | undef
     }
     return ExitCode.ok;
   } catch (e) {
-    logger.log({ level: "error", message: errorLine(e), time: new Date() });
+    logger.log({ level: "error", message: redact(errorLine(e)), time: new Date() });
     return exitCodeFor(e);
   } finally {
     await registry.close();

@@ -496,6 +496,16 @@ describe("layer cache", () => {
     }
   });
 
+  test("warmer: a registry password from the environment never reaches its log", async () => {
+    const secret = "warm-s3cret-tag";
+    const r = await runKiln(["warm", "-i", `127.0.0.1:1/App:${secret}`, "-c", path.join(work, "warm-redact")], {
+      env: { CI_REGISTRY_PASSWORD: secret },
+    });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /invalid image reference "127\.0\.0\.1:1\/App:\*\*\*"/);
+    assert.ok(!r.stderr.includes(secret), r.stderr);
+  });
+
   test("a failed cache write is a warning, not a failed build", async () => {
     const ctx = path.join(work, "fail-ctx");
     await writeTree(ctx, { Dockerfile: [`FROM ${base}`, "RUN echo x > /x", ""].join("\n") });

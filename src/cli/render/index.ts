@@ -5,4 +5,4 @@ export type { Logger, LoggerOptions } from "./logger.js";
 export { LEVELS, levelEnabled } from "./level.js";
 export { formatColorLine, formatJsonLine, formatTextLine } from "./format-line.js";
 export { createLogger } from "./logger.js";
-export { redactor } from "./redact.js";
+export { envSecrets, redactor } from "./redact.js";

@@ -20,3 +20,16 @@ export function redactor(secrets: readonly string[]): (s: string) => string {
   const re = new RegExp(alternation, "g");
   return (s) => s.replace(re, "***");
 }
+
+/** Values that must never be printed: registry passwords and tokens passed through the environment. */
+export function envSecrets(env: Record<string, string | undefined>): string[] {
+  const keys = [
+    "CI_REGISTRY_PASSWORD",
+    "GIT_PASSWORD",
+    "GIT_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AZURE_STORAGE_ACCESS_KEY",
+    "AZURE_CLIENT_SECRET",
+  ];
+  return keys.map((k) => env[k]).filter((v): v is string => typeof v === "string" && v.length >= 4);
+}
