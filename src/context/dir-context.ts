@@ -60,9 +60,9 @@ export class DirContext {
   async resolve(source: string): Promise<ContextSource[]> {
     const rel = cleanRel(source);
     if (!GLOB_CHARS.test(rel)) {
-      const abs = await this.inside(rel, true);
+      const { abs, real, hidden } = await this.locate(rel, true);
       const st = await lstatOrUndefined(abs);
-      if (!st || this.isExcluded(rel)) {
+      if (!st || this.isExcluded(rel) || this.invisible(real, hidden, st)) {
         throw new KilnError(
           "COPY_SOURCE_NOT_FOUND",
           `"/${rel}": not found in the build context (or excluded by .dockerignore)`,
@@ -79,7 +79,7 @@ export class DirContext {
           next.push(dirRel === "" ? part : `${dirRel}/${part}`);
           continue;
         }
-        const dirAbs = await this.inside(dirRel, true);
+        const dirAbs = (await this.locate(dirRel, true)).abs;
         let names: string[];
         try {
           names = await readdir(dirAbs);
@@ -93,9 +93,9 @@ export class DirContext {
     const out: ContextSource[] = [];
     for (const r of current) {
       if (this.isExcluded(r)) continue;
-      const abs = await this.inside(r, true);
+      const { abs, real, hidden } = await this.locate(r, true);
       const st = await lstatOrUndefined(abs);
-      if (st) out.push({ rel: r, abs, stat: st });
+      if (st && !this.invisible(real, hidden, st)) out.push({ rel: r, abs, stat: st });
     }
     return out;
   }
@@ -105,13 +105,14 @@ export class DirContext {
    * excluded directory is still entered when `!` patterns could re-include something in it).
    */
   async *walk(dirRel: string): AsyncGenerator<ContextSource> {
-    const dirAbs = await this.inside(dirRel, true);
+    const { abs: dirAbs, real } = await this.locate(dirRel, true);
     const names = (await readdir(dirAbs)).sort();
     for (const n of names) {
       const rel = dirRel === "" ? n : `${dirRel}/${n}`;
       const abs = path.join(dirAbs, n);
       const st = await lstat(abs);
-      const excluded = this.isExcluded(rel);
+      // Below a symlinked directory, .dockerignore applies to where the entries really are too.
+      const excluded = this.isExcluded(rel) || (real !== dirRel && this.isExcluded(real === "" ? n : `${real}/${n}`));
       if (!excluded) yield { rel, abs, stat: st };
       if (st.isDirectory() && (!excluded || this.hasExclusions)) yield* this.walk(rel);
     }
@@ -123,19 +124,32 @@ export class DirContext {
    * yields, which a wildcard source may match.
    */
   async follow(rel: string): Promise<ContextSource | undefined> {
-    const abs = await this.inside(rel, true);
+    const { abs, real, hidden } = await this.locate(rel, true);
     const st = await lstatOrUndefined(abs);
-    return st ? { rel, abs, stat: st } : undefined;
+    return st && !this.invisible(real, hidden, st) ? { rel, abs, stat: st } : undefined;
+  }
+
+  /**
+   * Whether a path reached through symlinks is absent from the context Docker would send: .dockerignore
+   * excludes where it really is, or a link on the way (`hidden`). BuildKit sends the tree without the
+   * excluded entries, so a link to one leads nowhere ("not found"), and kiln must not read it either.
+   * An excluded directory stays when `!` patterns may re-include entries in it (its walk filters them).
+   */
+  private invisible(real: string, hidden: boolean, st: Stats): boolean {
+    if (hidden) return true;
+    return this.isExcluded(real) && !(st.isDirectory() && this.hasExclusions);
   }
 
   /**
    * Host path of a context-relative path, resolving symlinks in its components inside the context
-   * root (and the final component too when `followFinal`), so a link can never lead outside.
+   * root (and the final component too when `followFinal`), so a link can never lead outside; with the
+   * context-relative path it really names, and whether a symlink followed on the way is excluded.
    */
-  private async inside(rel: string, followFinal: boolean): Promise<string> {
+  private async locate(rel: string, followFinal: boolean): Promise<{ abs: string; real: string; hidden: boolean }> {
     const parts = rel === "" ? [] : rel.split("/");
     const resolved: string[] = [];
     let hops = 0;
+    let hidden = false;
     const queue = [...parts];
     while (queue.length > 0) {
       const part = queue.shift() as string;
@@ -149,6 +163,7 @@ export class DirContext {
       if (st?.isSymbolicLink() && (queue.length > 0 || followFinal)) {
         if (++hops > 40)
           throw new KilnError("CONTEXT_LOOP", `too many symbolic links resolving "${rel}" in the build context`);
+        if (this.isExcluded([...resolved, part].join("/"))) hidden = true;
         const target = await readlink(candidate);
         if (target.startsWith("/")) resolved.length = 0;
         queue.unshift(...target.split("/"));
@@ -156,7 +171,7 @@ export class DirContext {
       }
       resolved.push(part);
     }
-    return path.join(this.root, ...resolved);
+    return { abs: path.join(this.root, ...resolved), real: resolved.join("/"), hidden };
   }
 }
 

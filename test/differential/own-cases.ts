@@ -400,6 +400,20 @@ const CASES: OwnCase[] = [
     },
   },
   {
+    // A source that is a symlink to an ignored file: the link is in the context, its target is not.
+    name: "dockerignore-symlink-file",
+    dockerfile: ["FROM busybox", "COPY link /x"],
+    files: { ".dockerignore": ".env\n", ".env": "TOPSECRET\n", "a.txt": "a\n" },
+    setup: async (ctx) => symlink(".env", path.join(ctx, "link")),
+  },
+  {
+    // A symlink to an ignored directory, named as a source through it.
+    name: "dockerignore-symlink-dir",
+    dockerfile: ["FROM busybox", "COPY dirlink/s /y"],
+    files: { ".dockerignore": "secret/\n", "secret/s": "TOPSECRET\n", "a.txt": "a\n" },
+    setup: async (ctx) => symlink("secret", path.join(ctx, "dirlink")),
+  },
+  {
     name: "scratch",
     dockerfile: ["FROM scratch", "COPY a.txt /", "COPY dir /dir", 'CMD ["/a.txt"]'],
     files: { "a.txt": "a\n", "dir/b": "b\n" },

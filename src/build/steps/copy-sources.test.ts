@@ -58,3 +58,50 @@ test("the cache key of a `**` source covers what the copy reads, at any depth", 
     await f.cleanup();
   }
 });
+
+test("a symlink never reads what .dockerignore excludes (BuildKit's context has no such entry)", async () => {
+  const f = await fixture();
+  try {
+    await mkdir(path.join(f.ctx, "secret"));
+    await writeFile(path.join(f.ctx, "secret/s"), "secret\n");
+    await writeFile(path.join(f.ctx, ".env"), "TOPSECRET\n");
+    await writeFile(path.join(f.ctx, "b/drop.txt"), "dropped\n");
+    await symlink(".env", path.join(f.ctx, "envlink"));
+    await symlink("secret", path.join(f.ctx, "dirlink"));
+    await symlink("b", path.join(f.ctx, "blink"));
+    await symlink("hop", path.join(f.ctx, "via")); // via -> hop (excluded) -> b
+    await symlink("b", path.join(f.ctx, "hop"));
+    const from = await DirContext.open(f.ctx, [".env", "secret/", "b/drop.txt", "hop"]);
+    for (const source of ["envlink", "dirlink/s", "dirlink", "via/real.txt"]) {
+      await assert.rejects(from.resolve(source), /not found in the build context/, source);
+    }
+    assert.deepEqual(await from.resolve("env*"), [], "a wildcard match that leads to an excluded file");
+    assert.equal(await from.follow("envlink"), undefined);
+    // Below a linked directory, entries are excluded by where they really are.
+    const walked: string[] = [];
+    for await (const e of from.walk("blink")) walked.push(e.rel);
+    assert.deepEqual(walked, ["blink/real.txt"]);
+    const found = await matchSources(from, ["**/*.txt"], { parents: false, excludes: [] });
+    assert.ok(!found.some((m) => m.abs.endsWith("drop.txt")), found.map((m) => m.rel).join(" "));
+  } finally {
+    await f.cleanup();
+  }
+});
+
+test("a directory .dockerignore excludes with `!` re-includes stays reachable through a link, filtered", async () => {
+  const f = await fixture();
+  try {
+    await mkdir(path.join(f.ctx, "secret"));
+    await writeFile(path.join(f.ctx, "secret/s"), "secret\n");
+    await writeFile(path.join(f.ctx, "secret/keep"), "keep\n");
+    await symlink("secret", path.join(f.ctx, "dirlink"));
+    const from = await DirContext.open(f.ctx, ["secret", "!secret/keep"]);
+    const [dir] = await from.resolve("dirlink");
+    assert.ok(dir?.stat.isDirectory());
+    const walked: string[] = [];
+    for await (const e of from.walk("dirlink")) walked.push(e.rel);
+    assert.deepEqual(walked, ["dirlink/keep"]);
+  } finally {
+    await f.cleanup();
+  }
+});
