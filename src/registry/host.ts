@@ -517,7 +517,7 @@ export class RegistryHost {
           : req.body instanceof Uint8Array
             ? req.body
             : await req.body().catch((e: unknown) => {
-                throw this.sourceError(req, e);
+                throw this.sourceError(req.operation, req.repository, e);
               });
       try {
         res = await request(url, {
@@ -555,12 +555,16 @@ export class RegistryHost {
     }
   }
 
-  /** The error for a request body that could not be opened (its own KilnError, e.g. a registry source, as is). */
-  private sourceError(req: HostRequest, e: unknown): KilnError {
+  /**
+   * The error for what is to be sent that could not be read (a spooled layer gone, a disk error): never
+   * the registry's failure, nor retried as one. A KilnError (e.g. from a registry the blob streams from)
+   * is kept as it is.
+   */
+  sourceError(operation: string, repository: string | undefined, e: unknown): KilnError {
     if (e instanceof KilnError) return e;
     return new KilnError(
       "PUSH_SOURCE_FAILED",
-      `${req.operation} ${this.where(req.repository)}: cannot read what is to be sent (a local failure, not the registry's): ${errorMessage(e)}`,
+      `${operation} ${this.where(repository)}: cannot read what is to be sent (a local failure, not the registry's): ${errorMessage(e)}`,
       { cause: e },
     );
   }

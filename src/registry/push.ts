@@ -187,9 +187,20 @@ async function uploadChunked(
 ): Promise<void> {
   let location = start;
   let offset = 0;
-  const src = await blob.open(signal);
+  const src = await blob.open(signal).catch((e: unknown) => {
+    throw host.sourceError("pushing", repository, e);
+  });
+  // Requests fail with KilnErrors; anything else thrown here comes from reading the source.
+  const chunks = async function* (): AsyncGenerator<Buffer> {
+    try {
+      yield* rechunk(src, chunkSize);
+    } catch (e) {
+      if (signal?.aborted === true) throw e;
+      throw host.sourceError("pushing", repository, e);
+    }
+  };
   try {
-    for await (const chunk of rechunk(src, chunkSize)) {
+    for await (const chunk of chunks()) {
       const res = await host.request({
         operation: "pushing",
         method: "PATCH",

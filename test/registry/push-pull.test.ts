@@ -1,5 +1,6 @@
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { Readable } from "node:stream";
 import { after, before, test } from "node:test";
 import { hasCode } from "../../src/common/errors.js";
 import { sha256Digest } from "../../src/image/digest.js";
@@ -248,6 +249,40 @@ test("a layer whose local source cannot be read fails the push as a local failur
       (e: unknown) => {
         assert.ok(hasCode(e, "PUSH_SOURCE_FAILED"), String(e));
         assert.match(e.message, new RegExp(`pushing ${reg.host}/source-gone: cannot read what is to be sent .*ENOENT`));
+        return true;
+      },
+    );
+    assert.equal(opened, 1, "a local failure is not retried");
+  } finally {
+    await client.close();
+  }
+});
+
+test("a chunked upload whose local source fails mid-way is PUSH_SOURCE_FAILED, not retried", async () => {
+  const good = testLayer({ "mid.txt": "mid\n" });
+  let opened = 0;
+  const failing = {
+    ...good,
+    size: 6 * 1024 * 1024, // above the chunk size: PATCH chunks
+    openCompressed: () => {
+      opened++;
+      return Promise.resolve(
+        Readable.from(
+          (async function* () {
+            yield Buffer.alloc(1024 * 1024);
+            throw Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" });
+          })(),
+        ),
+      );
+    },
+  };
+  const { client } = newClient({ uploadChunkSize: 5 * 1024 * 1024 });
+  try {
+    await assert.rejects(
+      client.pushImage(parseReference(`${reg.host}/source-eio:v1`), testImage([failing])),
+      (e: unknown) => {
+        assert.ok(hasCode(e, "PUSH_SOURCE_FAILED"), String(e));
+        assert.match(e.message, new RegExp(`pushing ${reg.host}/source-eio: cannot read what is to be sent .*EIO`));
         return true;
       },
     );
