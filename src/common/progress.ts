@@ -43,8 +43,15 @@ export function throttledProgress(
   };
 }
 
-/** Passes `src` through, reporting the running byte count; destroying either side destroys both. */
-export function countedStream(src: Readable, onBytes: (n: number) => void): Readable {
+/**
+ * Passes `src` through, reporting the running byte count; destroying either side destroys both. A failure
+ * of `src` itself reaches the consumer as `sourceError(e)`.
+ */
+export function countedStream(
+  src: Readable,
+  onBytes: (n: number) => void,
+  sourceError: (e: unknown) => Error = (e) => (e instanceof Error ? e : new Error(String(e))),
+): Readable {
   let n = 0;
   const t = new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -53,7 +60,8 @@ export function countedStream(src: Readable, onBytes: (n: number) => void): Read
       cb(null, chunk);
     },
   });
-  src.once("error", (e) => t.destroy(e));
+  // Only the source's own failures arrive here: the consumer stopping (t destroyed) ends src without one.
+  src.once("error", (e) => t.destroy(sourceError(e)));
   t.once("close", () => src.destroy());
   return src.pipe(t);
 }

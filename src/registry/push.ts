@@ -164,7 +164,9 @@ async function uploadMonolithic(
     headers: { "content-type": "application/octet-stream", "content-length": String(blob.size) },
     body: async () => {
       progress.update(0);
-      return countedStream(await blob.open(signal), progress.update);
+      const sourceError = (e: unknown): Error =>
+        signal?.aborted === true && e instanceof Error ? e : host.sourceError("pushing", repository, e);
+      return countedStream(await blob.open(signal), progress.update, sourceError);
     },
     ...(signal ? { signal } : {}),
   });

@@ -258,36 +258,39 @@ test("a layer whose local source cannot be read fails the push as a local failur
   }
 });
 
-test("a chunked upload whose local source fails mid-way is PUSH_SOURCE_FAILED, not retried", async () => {
-  const good = testLayer({ "mid.txt": "mid\n" });
-  let opened = 0;
-  const failing = {
-    ...good,
-    size: 6 * 1024 * 1024, // above the chunk size: PATCH chunks
-    openCompressed: () => {
-      opened++;
-      return Promise.resolve(
-        Readable.from(
-          (async function* () {
-            yield Buffer.alloc(1024 * 1024);
-            throw Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" });
-          })(),
-        ),
-      );
-    },
-  };
-  const { client } = newClient({ uploadChunkSize: 5 * 1024 * 1024 });
-  try {
-    await assert.rejects(
-      client.pushImage(parseReference(`${reg.host}/source-eio:v1`), testImage([failing])),
-      (e: unknown) => {
-        assert.ok(hasCode(e, "PUSH_SOURCE_FAILED"), String(e));
-        assert.match(e.message, new RegExp(`pushing ${reg.host}/source-eio: cannot read what is to be sent .*EIO`));
-        return true;
+for (const chunked of [false, true]) {
+  test(`a${chunked ? " chunked" : ""} upload whose local source fails mid-way is PUSH_SOURCE_FAILED, not retried`, async () => {
+    const good = testLayer({ "mid.txt": "mid\n" });
+    let opened = 0;
+    const failing = {
+      ...good,
+      ...(chunked ? { size: 6 * 1024 * 1024 } : {}), // above the chunk size: PATCH chunks
+      openCompressed: () => {
+        opened++;
+        return Promise.resolve(
+          Readable.from(
+            (async function* () {
+              yield Buffer.alloc(1024 * 1024);
+              throw Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" });
+            })(),
+          ),
+        );
       },
-    );
-    assert.equal(opened, 1, "a local failure is not retried");
-  } finally {
-    await client.close();
-  }
-});
+    };
+    const { client } = newClient(chunked ? { uploadChunkSize: 5 * 1024 * 1024 } : {});
+    const repo = chunked ? "source-eio-chunked" : "source-eio";
+    try {
+      await assert.rejects(
+        client.pushImage(parseReference(`${reg.host}/${repo}:v1`), testImage([failing])),
+        (e: unknown) => {
+          assert.ok(hasCode(e, "PUSH_SOURCE_FAILED"), String(e));
+          assert.match(e.message, new RegExp(`pushing ${reg.host}/${repo}: cannot read what is to be sent .*EIO`));
+          return true;
+        },
+      );
+      assert.equal(opened, 1, "a local failure is not retried");
+    } finally {
+      await client.close();
+    }
+  });
+}
