@@ -60,6 +60,11 @@ describe("in-place without the helper (runDirect)", () => {
     });
     const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
     assert.equal(code, 0);
-    assert.notEqual(spawnSync("pgrep", ["-f", "sleep 4246000"]).status, 0, "the step's sleep is still running");
+    // SIGKILL is sent as the child exits; the sleep is gone once the kernel has run it (within 2 s on a
+    // loaded machine; without the exit listener it would keep running).
+    const deadline = Date.now() + 2000;
+    while (spawnSync("pgrep", ["-f", "^sleep 4246000"]).status === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    assert.notEqual(spawnSync("pgrep", ["-f", "^sleep 4246000"]).status, 0, "the step's sleep is still running");
   });
 });
