@@ -37,7 +37,7 @@ import {
   undefinedFromArgs,
 } from "./strict.js";
 import { imageCreatedFromHistory } from "./history-times.js";
-import { withRetries } from "./retry.js";
+import { retryPolicy, withRetries } from "./retry.js";
 import { CACHED_STEP_KINDS, stepSlot } from "./cache-inputs.js";
 import { openBuildLayerStore, StageRoot, type BuildLayerStore } from "./stage-root.js";
 import { earlierStage, layersUnreadStages, stageUses } from "./stage-uses.js";
@@ -250,7 +250,7 @@ async function buildWith(
       report({ kind: "info", message: `Retrieving image manifest ${ref}` });
       p = withRetries(
         () => pullOrCached(ref),
-        opts.imageDownloadRetry ?? 0,
+        retryPolicy(opts.imageDownloadRetry, opts.retryFirstDelayMs),
         (attempt, e) =>
           report({
             kind: "warning",
@@ -359,6 +359,7 @@ async function buildWith(
   await mkdir(opts.stateDir, { recursive: true });
   const spreadResult = await spread;
   if (!spreadResult.spread) report({ kind: "debug", message: `state dir not spread: ${spreadResult.reason}` });
+  const extractRetry = retryPolicy(opts.imageFsExtractRetry, opts.retryFirstDelayMs);
   const runDir = await mkdtemp(path.join(opts.stateDir, "build-"));
   const blobsDir = path.join(runDir, "blobs");
   // --layer-store: stage and image roots become overlay mounts of stored layers where overlay works.
@@ -408,7 +409,7 @@ async function buildWith(
       const dir = path.join(runDir, `image-${imageRoots.size}`);
       p = (async () => {
         const img = await pull(ref);
-        const root = new StageRoot(dir, opts.imageFsExtractRetry, undefined, rootStore);
+        const root = new StageRoot(dir, extractRetry, undefined, rootStore);
         await root.ensure(img.layers, undefined, report, current.index, stageSignal);
         return DirContext.open(root.dir, []);
       })();
@@ -543,15 +544,10 @@ async function buildWith(
           ...(handedOver
             ? { root: handedOver }
             : inPlace
-              ? { root: new StageRoot("/", opts.imageFsExtractRetry, ignore) }
+              ? { root: new StageRoot("/", extractRetry, ignore) }
               : rootStore
                 ? {
-                    root: new StageRoot(
-                      path.join(runDir, `stage-${stage.index}`),
-                      opts.imageFsExtractRetry,
-                      undefined,
-                      rootStore,
-                    ),
+                    root: new StageRoot(path.join(runDir, `stage-${stage.index}`), extractRetry, undefined, rootStore),
                   }
                 : {}),
           ...(prior

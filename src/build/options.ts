@@ -91,6 +91,8 @@ export interface BuildOptions {
   imageDownloadRetry?: number;
   /** Retries of a failed base filesystem extraction (`--image-fs-extract-retry`). */
   imageFsExtractRetry?: number;
+  /** Wait before the first of those retries, doubled for each next one (default 1000 ms, as kaniko). */
+  retryFirstDelayMs?: number;
   /** The layer cache and base-image cache (`--cache`); undefined when off. */
   cache?: BuildCacheOptions;
   /** The persistent store of unpacked layers (`--layer-store`); undefined when off. */

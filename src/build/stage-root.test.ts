@@ -9,7 +9,7 @@ import { Readable } from "node:stream";
 import type { Digest } from "../image/digest.js";
 import type { Layer } from "../image/types.js";
 import type { BuildEvent } from "./events.js";
-import { withRetries } from "./retry.js";
+import { retryDelayMs, retryPolicy, retryWait, withRetries } from "./retry.js";
 import { openBuildLayerStore, StageRoot, unmountAllUnder } from "./stage-root.js";
 import { IgnoreList, LayerStore, mountStoreOverlay, mountsUnder, walkChanges, type FileIndex } from "../fs/index.js";
 import { buildTar, listTree, type Spec } from "../fs/test-helpers.js";
@@ -71,11 +71,11 @@ test("a failed extraction is retried from scratch (--image-fs-extract-retry), th
     const tar = await tarOf({ "b.txt": "b\n" });
     const events: BuildEvent[] = [];
     const ok = flakyLayer(tar, 2);
-    await new StageRoot(path.join(dir, "r1"), 2).ensure([ok], undefined, (e) => events.push(e), 0);
+    await new StageRoot(path.join(dir, "r1"), retryPolicy(2, 1)).ensure([ok], undefined, (e) => events.push(e), 0);
     assert.equal(ok.opens, 3);
     assert.equal(events.filter((e) => e.kind === "warning").length, 2);
     const bad = flakyLayer(tar, 2);
-    const root = new StageRoot(path.join(dir, "r2"), 1);
+    const root = new StageRoot(path.join(dir, "r2"), retryPolicy(1, 1));
     await assert.rejects(
       root.ensure([bad], undefined, () => {}, 0),
       /connection reset/,
@@ -108,6 +108,19 @@ test("handOver moves a materialised root and its index to the next stage", async
   }
 });
 
+test("retries wait as kaniko's do: 1 s, then doubling; a cancelled wait ends at once", async () => {
+  const kaniko = retryPolicy(3);
+  assert.deepEqual(
+    [1, 2, 3].map((n) => retryDelayMs(kaniko, n)),
+    [1000, 2000, 4000],
+  );
+  assert.equal(retryPolicy(undefined).retries, 0);
+  const ac = new AbortController();
+  const waiting = retryWait(retryPolicy(1, 3_600_000), 1, ac.signal);
+  ac.abort();
+  await assert.rejects(waiting, { name: "AbortError" });
+});
+
 test("withRetries retries up to the limit and reports each retry", async () => {
   let calls = 0;
   const seen: number[] = [];
@@ -116,7 +129,7 @@ test("withRetries retries up to the limit and reports each retry", async () => {
       if (++calls < 3) throw new Error(`fail ${calls}`);
       return "ok";
     },
-    2,
+    retryPolicy(2, 1),
     (n) => seen.push(n),
   );
   assert.equal(v, "ok");
@@ -128,7 +141,7 @@ test("withRetries retries up to the limit and reports each retry", async () => {
         calls++;
         throw new Error("always");
       },
-      1,
+      retryPolicy(1, 1),
       () => {},
     ),
     /always/,
@@ -145,7 +158,7 @@ test("withRetries retries up to the limit and reports each retry", async () => {
         ac.abort();
         throw new Error("cancelled");
       },
-      3,
+      retryPolicy(3, 1),
       (n) => retried.push(n),
       ac.signal,
     ),
@@ -229,7 +242,7 @@ test(
       await plain.ensure(layers, undefined, () => undefined, 0);
       const store = await LayerStore.open(path.join(dir, "store"), { maxBytes: 1 << 30 });
       const events: BuildEvent[] = [];
-      const mounted = new StageRoot(path.join(dir, "mounted"), 0, undefined, {
+      const mounted = new StageRoot(path.join(dir, "mounted"), undefined, undefined, {
         store,
         mountHelper: () => Promise.resolve(helper),
       });
@@ -261,7 +274,7 @@ test(
 
       // Second use: every layer is a hit, no extract phase.
       const again: BuildEvent[] = [];
-      const warm = new StageRoot(path.join(dir, "warm"), 0, undefined, {
+      const warm = new StageRoot(path.join(dir, "warm"), undefined, undefined, {
         store,
         mountHelper: () => Promise.resolve(helper),
       });
@@ -278,7 +291,7 @@ test(
       const [stackFile] = await readdir(path.join(top, "stacks"));
       await writeFile(path.join(top, "stacks", stackFile!), "damaged");
       await writeFile(path.join(store.layersDir, layers[0]!.diffId.slice(7), "index.bin"), "damaged");
-      const repaired = new StageRoot(path.join(dir, "repaired"), 0, undefined, {
+      const repaired = new StageRoot(path.join(dir, "repaired"), undefined, undefined, {
         store,
         mountHelper: () => Promise.resolve(helper),
       });
@@ -293,7 +306,7 @@ test(
       const ignore = IgnoreList.create({ volumes: ["/srv/old"], ignorePaths: ["/bin/s*"] });
       const plainIgnored = new StageRoot(path.join(dir, "plain-ignored"));
       await plainIgnored.ensure(layers, ignore, () => undefined, 0);
-      const ignored = new StageRoot(path.join(dir, "ignored"), 0, undefined, {
+      const ignored = new StageRoot(path.join(dir, "ignored"), undefined, undefined, {
         store,
         mountHelper: () => Promise.resolve(helper),
       });

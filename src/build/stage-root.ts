@@ -25,6 +25,7 @@ import type { Reporter } from "./events.js";
 import { lazyExtractProgress, withExtractProgress } from "./extract-progress.js";
 import { stackPreparer } from "./store-stacks.js";
 import { pidAlive } from "../common/pid-alive.js";
+import { retryPolicy, retryWait, type RetryPolicy } from "./retry.js";
 
 /** How stage roots use the persistent layer store (`--layer-store`). */
 export interface StageRootStore {
@@ -51,7 +52,7 @@ export class StageRoot {
   #index = new FileIndex();
   private ready = false;
   private pending: Promise<void> | undefined;
-  private readonly extractRetries: number;
+  private readonly extractRetry: RetryPolicy;
   private readonly inPlace: IgnoreList | undefined;
   private readonly store: StageRootStore | undefined;
   /** The helper that mounted this root (set while it is an overlay mount). */
@@ -62,14 +63,15 @@ export class StageRoot {
   #stacked = 0;
 
   /**
-   * `extractRetries`: how often a failed extraction is retried from scratch (`--image-fs-extract-retry`).
+   * `extractRetry`: how often a failed extraction is retried from scratch (`--image-fs-extract-retry`), and
+   * the wait before each retry.
    * `inPlace`: the root is a live filesystem (the in-place back-end's "/"): instead of deleting the
    * directory, extraction first cleans it except what this ignore list protects.
    * `store`: the layer store to mount the root from (never used in place).
    */
-  constructor(dir: string, extractRetries = 0, inPlace?: IgnoreList, store?: StageRootStore) {
+  constructor(dir: string, extractRetry = retryPolicy(0), inPlace?: IgnoreList, store?: StageRootStore) {
     this.dir = dir;
-    this.extractRetries = Math.max(0, extractRetries);
+    this.extractRetry = extractRetry;
     this.inPlace = inPlace;
     this.store = inPlace ? undefined : store;
   }
@@ -266,12 +268,15 @@ export class StageRoot {
         }
         break;
       } catch (e) {
-        if (signal?.aborted || attempt >= this.extractRetries) throw e;
+        if (signal?.aborted || attempt >= this.extractRetry.retries) throw e;
         const why = e instanceof Error ? e.message : String(e);
         report({
           kind: "warning",
           code: "EXTRACT_RETRY",
-          message: `extracting the filesystem of stage ${stage} failed (${why}); retry ${attempt + 1} of ${this.extractRetries}`,
+          message: `extracting the filesystem of stage ${stage} failed (${why}); retry ${attempt + 1} of ${this.extractRetry.retries}`,
+        });
+        await retryWait(this.extractRetry, attempt + 1, signal).catch(() => {
+          throw e; // cancelled while waiting: the failure stands
         });
       }
     }
@@ -285,7 +290,7 @@ export class StageRoot {
    */
   handOver(): StageRoot {
     if (!this.ready) throw new KilnError("INTERNAL", `stage root ${this.dir} handed over before extraction`);
-    const next = new StageRoot(this.dir, this.extractRetries, this.inPlace, this.store);
+    const next = new StageRoot(this.dir, this.extractRetry, this.inPlace, this.store);
     next.#index = this.#index;
     next.#mountedBy = this.#mountedBy;
     next.#overlay = this.#overlay;

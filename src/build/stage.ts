@@ -51,6 +51,7 @@ import { secretBuildArgValues } from "./secret-build-args.js";
 import { SecretKeyGuard } from "./secret-key-guard.js";
 import { resolveIdentity, type Identity } from "./user.js";
 import type { BuildOptions } from "./options.js";
+import { retryPolicy } from "./retry.js";
 
 /** The output of a built stage. */
 export interface StageResult {
@@ -165,7 +166,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   if (getEnv(config.Env ?? [], "PATH") === undefined) config.Env = setEnv(config.Env ?? [], "PATH", DEFAULT_PATH);
   const history: HistoryEntry[] = [...(baseCfg.history ?? [])];
   const layers: Layer[] = [...base.image.layers];
-  const root = base.root ?? new StageRoot(base.rootDir, svc.opts.imageFsExtractRetry);
+  const root =
+    base.root ?? new StageRoot(base.rootDir, retryPolicy(svc.opts.imageFsExtractRetry, svc.opts.retryFirstDelayMs));
   const args = new Map<string, string | undefined>(base.inheritedArgs ?? []);
   if (base.scratch && !config.WorkingDir) config.WorkingDir = "/";
   let author = typeof baseCfg.author === "string" ? baseCfg.author : undefined;

@@ -342,7 +342,8 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: 0,
     valueName: "n",
     group: BB,
-    description: "Retries for extracting the base image filesystem.",
+    description:
+      "Retries for extracting the base image filesystem; waits 1 s before the first, doubling (kaniko's backoff).",
     implemented: true,
   },
   {
@@ -351,7 +352,8 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: 0,
     valueName: "n",
     group: BB,
-    description: "Retries for resolving and downloading base images.",
+    description:
+      "Retries for resolving and downloading base images; waits 1 s before the first, doubling (kaniko's backoff).",
     implemented: true,
   },
   {
