@@ -89,6 +89,10 @@ export async function unexpected(
 
 /** Redirects followed for one GET/HEAD before giving up (registries redirect blobs once, to storage). */
 const MAX_REDIRECTS = 5;
+/** The largest token-server answer read (real ones are a few KiB: a JWT and a few fields). */
+const MAX_TOKEN_ANSWER_BYTES = 1024 * 1024;
+/** 401 answers one request goes through before its last one is returned (see requestAt). */
+const MAX_AUTH_ROUNDS = 3;
 
 const CERT_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS_CERT_ALTNAME/;
 
@@ -377,16 +381,26 @@ export class RegistryHost {
         req.repository,
       );
     }
-    let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown };
-    try {
-      parsed = (await res.body.json()) as typeof parsed;
-    } catch {
-      throw new RegistryError(
+    const authFailed = (what: string): RegistryError =>
+      new RegistryError(
         "REGISTRY_AUTH_FAILED",
-        `${req.operation} ${this.where(req.repository)}: token server ${redactUrl(realmUrl)} answered invalid JSON`,
-        // No cause: JSON.parse's message quotes the text around the mistake, which may be the token.
+        `${req.operation} ${this.where(req.repository)}: token server ${redactUrl(realmUrl)} ${what}`,
         this.details(req.repository),
       );
+    // A token answer is a few KiB; a server streaming more is refused, not buffered.
+    const text = await readLimited(res.body, MAX_TOKEN_ANSWER_BYTES, () =>
+      authFailed(`answered more than ${MAX_TOKEN_ANSWER_BYTES} bytes`),
+    ).catch((e: unknown) => {
+      throw e instanceof KilnError || req.signal?.aborted === true
+        ? e
+        : this.networkError(`${req.operation} (token server ${redactUrl(realmUrl)})`, req.repository, e);
+    });
+    let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    try {
+      parsed = JSON.parse(text.toString("utf8")) as typeof parsed;
+    } catch {
+      // No cause: JSON.parse's message quotes the text around the mistake, which may be the token.
+      throw authFailed("answered invalid JSON");
     }
     const token =
       typeof parsed.access_token === "string" && parsed.access_token !== ""
@@ -394,13 +408,7 @@ export class RegistryHost {
         : typeof parsed.token === "string"
           ? parsed.token
           : "";
-    if (token === "") {
-      throw new RegistryError(
-        "REGISTRY_AUTH_FAILED",
-        `${req.operation} ${this.where(req.repository)}: token server ${redactUrl(realmUrl)} answered no token`,
-        this.details(req.repository),
-      );
-    }
+    if (token === "") throw authFailed("answered no token");
     const expiresIn = typeof parsed.expires_in === "number" && parsed.expires_in >= 60 ? parsed.expires_in : 60;
     // Refresh a little early so a token does not expire in flight.
     return { token, expiresAt: Date.now() + (expiresIn - 10) * 1000 };
@@ -477,11 +485,17 @@ export class RegistryHost {
     const url = /^https?:\/\//.test(req.url) ? new URL(req.url) : new URL(req.url, base);
     let scopes = [...req.scopes];
     let force = false;
-    for (let reauths = 0; ;) {
+    for (let reauths = 0, rounds = 0; ; rounds++) {
       const auth = await this.authorization(req, scopes, force);
       const res = await this.send(req, url, base, auth);
       if (res.status !== 401) return res;
       if (auth !== undefined && reauths++ > 0) return res;
+      // Whatever the answers, a few 401 rounds are the most that can help (a loop of them is a
+      // registry and credentials that do not fit together, e.g. Basic auth with only a token).
+      if (rounds >= MAX_AUTH_ROUNDS) return res;
+      // A 401 from where a redirect led (a storage or CDN host) is not the registry's challenge: its
+      // realm must never get the registry's credentials, nor replace the registry's own challenge.
+      if (res.url.host !== base.host) return res;
       const challenges = parseWwwAuthenticate(res.headers["www-authenticate"]);
       const ch = challenges.find((c) => c.scheme === "bearer") ?? challenges.find((c) => c.scheme === "basic");
       if (ch === undefined) return res;
@@ -493,7 +507,8 @@ export class RegistryHost {
       const changed = before?.scheme !== ch.scheme || before.params.realm !== ch.params.realm;
       // A Basic challenge again to the credentials just sent cannot be cured by a retry.
       if (ch.scheme === "basic" && auth !== undefined && !changed) return res;
-      if (ch.scheme === "basic" && !hasCredentials(creds)) return res;
+      // Basic auth needs a username: no credentials, or only a token, cannot answer it.
+      if (ch.scheme === "basic" && (!hasCredentials(creds) || creds.username === undefined)) return res;
       await res.body.dump();
       scopes = [...newScopes, ...scopes];
       // A token that was sent and refused is fetched anew; the first token (after a request sent
@@ -531,6 +546,9 @@ export class RegistryHost {
         if (body !== undefined && !(body instanceof Uint8Array)) body.destroy();
         if (e instanceof KilnError) throw e;
         if (req.signal?.aborted) throw e;
+        // A body shorter or longer than its declared size is what kiln sends, not the network.
+        if (errCode(e) === "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH")
+          throw this.sourceError(req.operation, req.repository, e);
         throw this.networkError(req.operation, req.repository, e);
       }
       // A request body the registry refused must not keep its source (e.g. a blob GET) open.

@@ -38,6 +38,22 @@ function checkDescriptor(d: unknown, where: string, what: string): Descriptor {
   return d as Descriptor;
 }
 
+/** True for a Docker schema 1 manifest (by Content-Type, or the document's own `schemaVersion` / `mediaType`). */
+export function isSchema1(raw: Uint8Array, contentType: string | undefined): boolean {
+  const ct = contentType?.split(";")[0]?.trim();
+  if (ct === MediaTypes.dockerManifestSchema1 || ct === MediaTypes.dockerManifestSchema1Signed) return true;
+  try {
+    const doc = JSON.parse(Buffer.from(raw).toString("utf8")) as { schemaVersion?: unknown; mediaType?: unknown };
+    return (
+      doc.schemaVersion === 1 ||
+      doc.mediaType === MediaTypes.dockerManifestSchema1 ||
+      doc.mediaType === MediaTypes.dockerManifestSchema1Signed
+    );
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Parses manifest bytes, deciding the media type from the JSON `mediaType` field, then the
  * response Content-Type, then the shape. Schema 1 is rejected with `UNSUPPORTED_MANIFEST`.

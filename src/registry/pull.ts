@@ -9,7 +9,7 @@ import { RegistryError, statusError } from "./errors.js";
 import type { ClientContext } from "./events.js";
 
 import { header, readLimited, unexpected, type RegistryHost } from "./host.js";
-import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest } from "./manifest.js";
+import { isSchema1, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest } from "./manifest.js";
 import { formatPlatform, isAttestation, selectPlatform } from "./platform.js";
 import { retryOpts, withRetry } from "./retry.js";
 
@@ -67,14 +67,16 @@ export async function fetchManifest(
       });
       const digest = sha256Digest(raw);
       const loc = { host, repository, digest, size: raw.length };
-      if (isDigest(reference) && reference !== digest) {
-        throw digestMismatch({ ...loc, digest: reference }, `manifest content hashes to ${digest}`);
-      }
-      const claimed = header(res.headers, "docker-content-digest");
-      if (claimed !== undefined && isDigest(claimed) && claimed !== digest) {
-        throw digestMismatch({ ...loc, digest: claimed }, `manifest content hashes to ${digest}`);
-      }
       const ct = header(res.headers, "content-type");
+      // A signed schema 1 manifest's digest is over its payload without the signatures, never the raw
+      // bytes': a mismatch then is that manifest, which is refused for what it is.
+      const mismatch = (expected: Digest): KilnError => {
+        if (isSchema1(raw, ct)) parseManifest(raw, ct, where); // throws UNSUPPORTED_MANIFEST
+        return digestMismatch({ ...loc, digest: expected }, `manifest content hashes to ${digest}`);
+      };
+      if (isDigest(reference) && reference !== digest) throw mismatch(reference);
+      const claimed = header(res.headers, "docker-content-digest");
+      if (claimed !== undefined && isDigest(claimed) && claimed !== digest) throw mismatch(claimed);
       const mediaType = parseManifest(raw, ct, where).mediaType;
       return { raw, mediaType, digest };
     },

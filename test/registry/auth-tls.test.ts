@@ -111,6 +111,25 @@ describe("TLS + htpasswd Basic auth", () => {
     await c.close();
   });
 
+  test(
+    "a Basic registry and credentials holding only a token end in one clear 401, not a loop of requests",
+    { timeout: 30_000 },
+    async () => {
+      const tokenOnly = client({
+        hostOptions: () => ({ caFiles: [reg.caFile as string] }),
+        keychain: staticKeychain({ [reg.host]: { identityToken: "only-a-token" } }),
+      });
+      try {
+        await assert.rejects(
+          tokenOnly.c.pullImage(parseReference(`${reg.host}/app:1`), { platform: amd64 }),
+          (e: unknown) => hasCode(e, "REGISTRY_UNAUTHORIZED") && e.message.includes(`${reg.host}/app`),
+        );
+      } finally {
+        await tokenOnly.c.close();
+      }
+    },
+  );
+
   test("missing or wrong credentials: kaniko's push-permission text, 401, no secret in the message", async () => {
     const anon = client({ hostOptions: () => ({ caFiles: [reg.caFile as string] }) });
     await assert.rejects(anon.c.checkPushPermission(parseReference(`${reg.host}/app:1`)), (e: unknown) => {

@@ -294,3 +294,29 @@ for (const chunked of [false, true]) {
     }
   });
 }
+
+test("a layer whose stream is shorter than its declared size is PUSH_SOURCE_FAILED, not retried", async () => {
+  const good = testLayer({ "short.txt": "short\n" });
+  let opened = 0;
+  const short = {
+    ...good,
+    size: good.size + 10,
+    openCompressed: () => {
+      opened++;
+      return Promise.resolve(Readable.from([good.gz]));
+    },
+  };
+  const { client } = newClient();
+  try {
+    await assert.rejects(
+      client.pushImage(parseReference(`${reg.host}/source-short:v1`), testImage([short])),
+      (e: unknown) => {
+        assert.ok(hasCode(e, "PUSH_SOURCE_FAILED"), String(e));
+        return true;
+      },
+    );
+    assert.equal(opened, 1, "a local inconsistency is not retried");
+  } finally {
+    await client.close();
+  }
+});

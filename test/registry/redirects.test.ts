@@ -62,6 +62,45 @@ test("blob redirects to another host are followed without credentials; secrets s
   }
 });
 
+test("a 401 from where a blob redirect led never sends the registry's credentials to that host's realm", async () => {
+  const image = testImage([testLayer({ foreign: "realm" })]);
+  const seen: string[] = [];
+  const foreign = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? "-"}`);
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ token: "foreign-token" }));
+  });
+  await new Promise<void>((resolve) => foreign.listen(0, "127.0.0.1", resolve));
+  const realm = `http://127.0.0.1:${(foreign.address() as AddressInfo).port}/token`;
+  const hostile = await startFaultProxy({
+    target: reg.host,
+    basicAuth: creds,
+    redirectBlobs: true,
+    storageChallenge: `Bearer realm="${realm}",service="storage"`,
+  });
+  const c = new RegistryClient({
+    env: {},
+    hostOptions: () => ({}),
+    keychain: staticKeychain({ [hostile.host]: creds, [proxy.host]: creds }),
+    retries: 0,
+    retryBaseDelayMs: 5,
+  });
+  try {
+    await c.pushImage(parseReference(`${proxy.host}/foreign:1`), image);
+    await assert.rejects(c.pullImage(parseReference(`${hostile.host}/foreign:1`), { platform: amd64 }), (e: unknown) =>
+      hasCode(e, "REGISTRY_UNAUTHORIZED"),
+    );
+    assert.deepEqual(seen, [], "the storage host's realm was asked for a token");
+    // The registry's own challenge (Basic) still holds: its manifest is read with its credentials.
+    assert.ok((await c.getManifest(parseReference(`${hostile.host}/foreign:1`))) !== undefined);
+    assert.deepEqual(seen, []);
+  } finally {
+    await c.close();
+    await hostile.stop();
+    await new Promise<void>((resolve) => foreign.close(() => resolve()));
+  }
+});
+
 /**
  * Pulls `<fake>/bad/app:1` from a plain-HTTP server answering with `handle` (given its own host:port), with
  * no retries; hands the pull's rejection and the host to `check`.

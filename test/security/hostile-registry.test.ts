@@ -58,7 +58,11 @@ describe("hostile registries", { timeout: 600_000 }, () => {
       res.writeHead(200, { "content-type": "application/json" }).end("{}");
       return;
     }
-    const m = /^\/v2\/([a-z-]+)\/(manifests|blobs)\/(.+)$/.exec(url);
+    if (url.startsWith("/token")) {
+      endless(res, 1024 ** 3, "application/json", '{"token":"', false);
+      return;
+    }
+    const m = /^\/v2\/([a-z0-9-]+)\/(manifests|blobs)\/(.+)$/.exec(url);
     if (!m) {
       res.writeHead(404).end();
       return;
@@ -132,6 +136,27 @@ describe("hostile registries", { timeout: 600_000 }, () => {
         else res.writeHead(200, { "content-length": String(goodLayer.length) }).end(goodLayer);
         return;
       }
+      case "huge-token":
+        // The registry asks for a token from a realm that streams 1 GiB.
+        res.writeHead(401, { "www-authenticate": `Bearer realm="http://${host}/token",service="hostile"` });
+        res.end();
+        return;
+      case "schema1-signed": {
+        // A signed schema 1 manifest: its digest (over the payload without signatures) is never the raw bytes'.
+        const body = JSON.stringify({
+          schemaVersion: 1,
+          name: "schema1-signed",
+          tag: "latest",
+          fsLayers: [],
+          signatures: [],
+        });
+        res.writeHead(200, {
+          "content-type": "application/vnd.docker.distribution.manifest.v1+prettyjws",
+          "docker-content-digest": sha("the payload without its signatures"),
+        });
+        res.end(req.method === "HEAD" ? undefined : body);
+        return;
+      }
       case "hop-forever": {
         const n = Number(new URL(url, "http://x").searchParams.get("n") ?? "0");
         res.writeHead(307, { location: `http://${host}/v2/hop-forever/${kind}/${ref.split("?")[0]}?n=${n + 1}` });
@@ -182,6 +207,8 @@ describe("hostile registries", { timeout: 600_000 }, () => {
     { repo: "hop-forever", expect: /too many redirects.*307/i },
     { repo: "path-diff-id", expect: /diff_id that is not a digest/ },
     { repo: "no-platform", expect: /platform|linux\/amd64/i },
+    { repo: "huge-token", expect: /token server .* answered more than 1048576 bytes/ },
+    { repo: "schema1-signed", expect: /Docker schema 1 manifest, which kiln does not support/ },
   ];
 
   for (const c of cases) {

@@ -56,6 +56,8 @@ export interface FaultProxyOptions {
    * and records the Authorization header it received.
    */
   redirectBlobs?: boolean;
+  /** With `redirectBlobs`: the storage listener answers 401 with this `WWW-Authenticate` (its own realm). */
+  storageChallenge?: string;
   /** A slow link: 2xx GET response bodies are sent at about this many bytes per second (in 50 ms slices). */
   bytesPerSecond?: number;
 }
@@ -149,6 +151,11 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       path: req.url ?? "/",
       ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
     });
+    if (opts.storageChallenge !== undefined) {
+      res.writeHead(401, { "www-authenticate": opts.storageChallenge, "content-type": "application/json" });
+      res.end(JSON.stringify({ errors: [{ code: "UNAUTHORIZED", message: "storage wants its own credentials" }] }));
+      return;
+    }
     const u = new URL(req.url ?? "/", "http://storage");
     const up = request(
       { host, port: Number(port), method: req.method, path: u.pathname, headers: { host: opts.target } },
