@@ -4,7 +4,7 @@ import { createInterface } from "node:readline";
 import { LayerStore } from "../../src/fs/index.js";
 
 const [storeDir, tarPath, diffId] = process.argv.slice(2) as [string, string, string];
-const store = await LayerStore.open(storeDir, { maxBytes: 1 << 40 });
+const store = await LayerStore.open(storeDir, { maxBytes: 2 ** 40 });
 process.stdout.write("ready\n");
 const rl = createInterface({ input: process.stdin });
 for await (const line of rl) if (line === "go") break;

@@ -1,11 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { assertCode, buildTar, isRoot, type Spec } from "../test-helpers.js";
 import { FileIndex } from "../file-index.js";
 import { rebuildFileIndex } from "./layer-index.js";
@@ -34,7 +35,7 @@ async function withStore(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-const BIG = 1 << 40;
+const BIG = 2 ** 40;
 const hexOf = (d: string): string => d.slice("sha256:".length);
 
 /** A pid that is certainly dead: a child that has exited. */
@@ -390,5 +391,191 @@ test("an entry of the older index format is rebuilt", async () => {
     const again = await store.acquire(layer.diffId, layer.open);
     assert.equal(again.hit, false);
     assert.ok(notes.some((n) => n.includes("older format")));
+  });
+});
+
+test("a lookup racing an acquire of the same entry in one instance keeps the acquire's lease", async () => {
+  for (const lookupFirst of [false, true]) {
+    await withStore(async (dir) => {
+      const layer = await layerOf([{ name: "etc/hello", body: "hello\n" }]);
+      // A tiny limit: publishing evicts every entry that is not leased.
+      const store = await LayerStore.open(dir, { maxBytes: 1 });
+      const acquiring = (): Promise<unknown> => store.acquire(layer.diffId, layer.open);
+      const looking = (): Promise<unknown> => store.lookup(layer.diffId);
+      // Started in the same tick: the lookup finds nothing stored while the acquire extracts.
+      const [first, second] = await Promise.all(lookupFirst ? [looking(), acquiring()] : [acquiring(), looking()]);
+      const got = (lookupFirst ? second : first) as Awaited<ReturnType<LayerStore["acquire"]>>;
+      assert.equal(got.hit, false);
+      assert.equal(lookupFirst ? first : second, undefined, "the lookup found nothing stored");
+      assert.equal((await readdir(path.join(dir, "leases", hexOf(layer.diffId)))).length, 1, "acquire's lease held");
+      const other = await LayerStore.open(dir, { maxBytes: 1 });
+      assert.deepEqual((await other.evict(0)).evicted, [], "a leased entry is not evicted");
+      assert.equal(await readFile(path.join(got.tree, "etc/hello"), "utf8"), "hello\n");
+      await store.release();
+      assert.deepEqual((await other.evict(0)).evicted, [layer.diffId], "evictable once released");
+    });
+  }
+});
+
+test("a lookup that finds nothing undoes only its own hold of a lease other calls share", async () => {
+  await withStore(async (dir) => {
+    const layer = await layerOf([{ name: "f", body: "f" }]);
+    const store = await LayerStore.open(dir, { maxBytes: BIG });
+    const e = await store.acquire(layer.diffId, layer.open);
+    const absent = `sha256:${"cd".repeat(32)}`;
+    assert.equal(await store.lookup(absent), undefined);
+    assert.deepEqual(await readdir(path.join(dir, "leases")), [hexOf(layer.diffId)], "no lease of the absent one");
+    // Hits and a failing acquire (wrong content) of the held entry leave its lease in place.
+    await Promise.all([store.lookup(layer.diffId), store.acquire(layer.diffId, layer.open)]);
+    await assertCode(store.acquire(absent, layer.open), "LAYER_STORE_DIGEST");
+    assert.equal((await readdir(path.join(dir, "leases", hexOf(layer.diffId)))).length, 1);
+    const other = await LayerStore.open(dir, { maxBytes: BIG });
+    assert.deepEqual((await other.evict(0)).evicted, []);
+    assert.ok((await lstat(e.tree)).isDirectory());
+    await store.release();
+    assert.deepEqual(await readdir(path.join(dir, "leases", hexOf(layer.diffId))), []);
+  });
+});
+
+/**
+ * Another process that acquires `diffId` from the store at `dir` over and over for `ms` milliseconds
+ * (the layer's tar at `tarPath`); resolves with how often it did, how often it had to extract, and
+ * its store notes. The child imports this very module (TypeScript through tsx, or the compiled copy).
+ */
+function acquireLoopChild(
+  dir: string,
+  tarPath: string,
+  diffId: string,
+  ms: number,
+): { started: Promise<void>; done: Promise<{ loads: number; misses: number; notes: string[] }> } {
+  const here = fileURLToPath(import.meta.url);
+  const moduleUrl = pathToFileURL(path.join(path.dirname(here), `layer-store${path.extname(here)}`)).href;
+  const script = `
+    import { createReadStream } from "node:fs";
+    import { LayerStore } from ${JSON.stringify(moduleUrl)};
+    const [dir, tarPath, diffId, ms] = process.argv.slice(1);
+    const notes = [];
+    const store = await LayerStore.open(dir, { maxBytes: 2 ** 40, onNote: (m) => notes.push(m) });
+    process.stdout.write("started\\n");
+    let loads = 0, misses = 0;
+    for (const end = Date.now() + Number(ms); Date.now() < end; loads++) {
+      if (!(await store.acquire(diffId, () => Promise.resolve(createReadStream(tarPath)))).hit) misses++;
+    }
+    await store.release();
+    process.stdout.write(JSON.stringify({ loads, misses, notes }) + "\\n");`;
+  const loader = here.endsWith(".ts") ? ["--import", "tsx"] : [];
+  const p = spawn(
+    process.execPath,
+    [...loader, "--input-type=module", "-e", script, dir, tarPath, diffId, String(ms)],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  let err = "";
+  let onStarted: () => void = () => undefined;
+  const started = new Promise<void>((r) => (onStarted = r));
+  p.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+    if (out.includes("started\n")) onStarted();
+  });
+  p.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const done = new Promise<{ loads: number; misses: number; notes: string[] }>((resolve, reject) =>
+    p.on("close", (status) => {
+      onStarted();
+      const line = out.split("\n").find((l) => l.startsWith("{"));
+      if (status !== 0 || line === undefined) reject(new Error(`child exited ${status}: ${err}`));
+      else resolve(JSON.parse(line) as { loads: number; misses: number; notes: string[] });
+    }),
+  );
+  return { started, done };
+}
+
+test("concurrent hits on one entry never let another process's load take it for damaged", async () => {
+  await withStore(async (dir) => {
+    const tar = await buildTar([{ name: "etc/hello", body: "hello\n" }]);
+    const tarPath = path.join(dir, "layer.tar");
+    await writeFile(tarPath, tar);
+    const layer = {
+      diffId: `sha256:${createHash("sha256").update(tar).digest("hex")}`,
+      open: () => Promise.resolve(Readable.from([tar])),
+    };
+    const storeDir = path.join(dir, "store");
+    const notes: string[] = [];
+    const store = await LayerStore.open(storeDir, { maxBytes: BIG, onNote: (m) => notes.push(m) });
+    await store.acquire(layer.diffId, layer.open);
+    const child = acquireLoopChild(storeDir, tarPath, layer.diffId, 2000);
+    await child.started;
+    let running = true;
+    void child.done.finally(() => (running = false)).catch(() => undefined);
+    let misses = 0;
+    // Several stages FROM one base: concurrent hits on one instance, each rewriting meta.json.
+    while (running) {
+      const got = await Promise.all(Array.from({ length: 4 }, () => store.acquire(layer.diffId, layer.open)));
+      misses += got.filter((e) => !e.hit).length;
+    }
+    const other = await child.done;
+    assert.ok(other.loads > 10, `the other process loaded the entry ${other.loads} times`);
+    assert.deepEqual(other.notes, [], "the other process never took the entry for damaged");
+    assert.equal(other.misses, 0, "nor extracted it again");
+    assert.deepEqual(notes, []);
+    assert.equal(misses, 0);
+    const entry = path.join(storeDir, "layers", "sha256", hexOf(layer.diffId));
+    const meta = JSON.parse(await readFile(path.join(entry, "meta.json"), "utf8")) as Record<string, unknown>;
+    assert.equal(meta.diffId, layer.diffId);
+    assert.deepEqual((await readdir(entry)).sort(), ["index.bin", "meta.json", "tree"], "no temporary meta.json left");
+    await store.release();
+  });
+});
+
+test("a damaged entry another build leases is kept for it; it is rebuilt once released", async () => {
+  await withStore(async (dir) => {
+    const layer = await layerOf([{ name: "f", body: "content" }]);
+    const notes: string[] = [];
+    const holder = await LayerStore.open(dir, { maxBytes: BIG });
+    const other = await LayerStore.open(dir, { maxBytes: BIG, onNote: (m) => notes.push(m) });
+    const held = await holder.acquire(layer.diffId, layer.open);
+    const meta = JSON.parse(await readFile(path.join(held.dir, "meta.json"), "utf8")) as Record<string, unknown>;
+    await writeFile(path.join(held.dir, "meta.json"), JSON.stringify({ ...meta, diffId: "sha256:other" }));
+    await assertCode(other.acquire(layer.diffId, layer.open), "LAYER_STORE_DAMAGED");
+    assert.equal(await other.lookup(layer.diffId), undefined);
+    assert.equal(await readFile(path.join(held.tree, "f"), "utf8"), "content", "not deleted under its holder");
+    assert.ok(notes.some((n) => n.includes("damaged") && n.includes("another build")));
+    assert.equal((await readdir(path.join(dir, "leases", hexOf(layer.diffId)))).length, 1, "only the holder's lease");
+    // A damaged index found (lazily, by a hit) while building a stack is kept as well.
+    await writeFile(path.join(held.dir, "meta.json"), JSON.stringify(meta));
+    const hit = await other.acquire(layer.diffId, layer.open);
+    assert.equal(hit.hit, true);
+    await writeFile(path.join(held.dir, "index.bin"), "damaged");
+    await assertCode(other.stackIndex([hit]), "LAYER_STORE_DAMAGED");
+    assert.equal(await readFile(path.join(held.tree, "f"), "utf8"), "content", "still not deleted");
+    await holder.release();
+    await assertCode(other.stackIndex([hit]), "LAYER_STORE_DAMAGED");
+    const again = await other.acquire(layer.diffId, layer.open);
+    assert.equal(again.hit, false, "rebuilt once nobody else holds it");
+    assert.equal(await readFile(path.join(again.tree, "f"), "utf8"), "content");
+    await other.release();
+  });
+});
+
+test("files missing for a moment (an eviction that puts the entry back) are read again, not damage", async () => {
+  await withStore(async (dir) => {
+    const layer = await layerOf([{ name: "f", body: "content" }]);
+    const notes: string[] = [];
+    const store = await LayerStore.open(dir, { maxBytes: BIG, onNote: (m) => notes.push(m) });
+    const e = await store.acquire(layer.diffId, layer.open);
+    // The index: read (synchronously) as stackIndex starts, while index.bin is away; put back after.
+    const index = path.join(e.dir, "index.bin");
+    await rename(index, `${index}.away`);
+    const stack = store.stackIndex([e]);
+    await rename(`${index}.away`, index);
+    assert.equal((await stack).kind, "layer");
+    // meta.json away while the entry directory is there, put back a moment later.
+    const meta = path.join(e.dir, "meta.json");
+    await rename(meta, `${meta}.away`);
+    const hit = store.acquire(layer.diffId, layer.open);
+    await new Promise((r) => setTimeout(r, 2));
+    await rename(`${meta}.away`, meta);
+    assert.equal((await hit).hit, true);
+    assert.deepEqual(notes, []);
+    await store.release();
   });
 });

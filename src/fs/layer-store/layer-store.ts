@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { appendFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { pipeline, Transform } from "node:stream";
+import { setTimeout as delay } from "node:timers/promises";
 import type { Readable } from "node:stream";
 import { KilnError } from "../../common/errors.js";
 import { applyLayer } from "../apply-layer.js";
@@ -104,6 +105,51 @@ function code(e: unknown): string | undefined {
 }
 
 /**
+ * Pauses before reading an entry again after a missing file or an unparseable meta.json: eviction
+ * renames an entry away and back (when it was leased meanwhile), so such a failure is first taken
+ * for that short window and read again; only when it lasts beyond these pauses is it damage.
+ */
+const REREAD_DELAYS_MS: readonly number[] = [5, 20, 60];
+
+/**
+ * Whether a failure to read an entry may be the eviction window rather than damage: a file (or the
+ * entry) missing, or a meta.json caught half-written by a writer that does not rename it into place.
+ */
+function mayBeTransient(e: unknown): boolean {
+  const cause = e instanceof Error ? e.cause : undefined;
+  return e instanceof SyntaxError || code(e) === "ENOENT" || code(cause) === "ENOENT";
+}
+
+/**
+ * Reads and checks an entry's `meta.json` and `tree/` once.
+ * @throws Error when a file is missing or unreadable (its cause the fs error), meta.json does not
+ *   parse (SyntaxError) or does not describe `diffId` in the current format, or tree/ is no directory.
+ */
+async function readEntryMeta(dir: string, diffId: string): Promise<Meta> {
+  let metaText: string;
+  try {
+    metaText = await readFile(path.join(dir, "meta.json"), "utf8");
+  } catch (e) {
+    throw new Error("meta.json is missing or unreadable", { cause: e });
+  }
+  const meta = JSON.parse(metaText) as Meta;
+  if (meta.version !== 2 || meta.diffId !== diffId || typeof meta.indexSha256 !== "string") {
+    throw new Error((meta.version as number) === 1 ? "it is in an older format" : "meta.json is invalid");
+  }
+  const tree = await stat(path.join(dir, "tree")).catch((e: unknown) => {
+    throw new Error("tree/ is missing or unreadable", { cause: e });
+  });
+  if (!tree.isDirectory()) throw new Error("tree/ is not a directory");
+  return meta;
+}
+
+/** The message of a damage reason (a KilnError's cause when it has one). */
+function damageReason(why: unknown): string {
+  const reason = why instanceof KilnError && why.cause !== undefined ? why.cause : why;
+  return reason instanceof Error ? reason.message : String(reason);
+}
+
+/**
  * A persistent directory of unpacked layers keyed by diffID, shared safely by several kiln processes:
  *
  * - `layers/sha256/<hex>/` holds `tree/` (the layer alone, OCI whiteouts turned into overlay whiteouts),
@@ -116,10 +162,19 @@ function code(e: unknown): string | undefined {
  *   the second rename fails and that copy is discarded.
  * - `leases/<hex>/<pid>-<random>` marks an entry in use; leases of dead processes are stale. Eviction
  *   (least recently used first, down to the size limit) skips leased entries: it renames an entry away
- *   first and puts it back when a lease appeared meanwhile.
+ *   first and puts it back when a lease appeared meanwhile. A reader that finds a file missing, or
+ *   meta.json unparseable, therefore reads the entry again (briefly) before it counts as damage. Each
+ *   {@link LayerStore} instance has one lease file per entry, shared by its concurrent
+ *   acquire/lookup calls: it is counted per call, and removed only when no call of the instance
+ *   holds the entry any more (or on {@link LayerStore.release}).
  * - An entry whose meta.json is missing, invalid or of an older format is deleted and extracted again;
  *   so is one whose index.bin does not match its recorded digest, found when the index is first read
  *   (a hit reads it lazily: {@link StoredLayer.index}). File contents are not re-hashed on each use.
+ *   A damaged entry that another build (another instance or process) leases is kept, not deleted
+ *   under it: the call that found the damage fails with LAYER_STORE_DAMAGED (lookup: undefined), and
+ *   the entry is rebuilt once nobody else holds it.
+ * - meta.json is only ever replaced by a rename of a temporary file of a unique name, so that readers
+ *   never see it partly written.
  * - Leftover `tmp/` directories of dead processes are removed when a store is opened.
  *
  * The store must be shared only by processes of one pid namespace (leases name pids).
@@ -134,7 +189,17 @@ export class LayerStore {
   readonly #tmpDir: string;
   readonly #leasesDir: string;
   readonly #leaseId = `${process.pid}-${randomBytes(6).toString("hex")}`;
-  readonly #leased = new Set<string>();
+  /**
+   * Per entry (hex), how many calls of this instance hold it: acquire/lookup calls that leased it
+   * (or are leasing it) and were not undone, until {@link release}. The lease file is shared by them.
+   */
+  readonly #holders = new Map<string, number>();
+  /**
+   * Per entry, the tail of this instance's writes and removals of its lease file: they run one at a
+   * time in call order, so that a removal decided when the last holder left never lands after a later
+   * call's write of the file.
+   */
+  readonly #leaseOps = new Map<string, Promise<void>>();
   readonly #now: () => Date;
   readonly #note: (message: string) => void;
 
@@ -190,16 +255,31 @@ export class LayerStore {
    * Leases the entry of `diffId` and returns it: from the store when present and intact (a hit), else
    * extracted from `open()` (the layer's uncompressed tar), verified and published (a miss). The lease
    * lasts until {@link release}.
+   * A call that fails holds nothing (other calls' leases of the entry stay).
    * @throws KilnError LAYER_STORE_DIGEST when the stream's sha256 is not `diffId` (nothing is stored);
-   *   LAYER_UNSAFE / LAYER_APPLY from extraction.
+   *   LAYER_UNSAFE / LAYER_APPLY from extraction; LAYER_STORE_DAMAGED when the stored entry is damaged
+   *   but another build leases it (it is not deleted under that build).
    */
   async acquire(diffId: string, open: () => Promise<Readable>, signal?: AbortSignal): Promise<StoredLayer> {
     const hex = DIFF_ID.exec(diffId)?.[1];
     if (hex === undefined)
       throw new KilnError("LAYER_STORE", `layer store: unsupported diffID ${diffId} (sha256 only)`);
     await this.#lease(hex);
-    const found = await this.#load(hex, diffId);
-    if (found) return found;
+    try {
+      return (await this.#load(hex, diffId)) ?? (await this.#extract(hex, diffId, open, signal));
+    } catch (e) {
+      await this.#unlease(hex);
+      throw e;
+    }
+  }
+
+  /** Extracts, verifies and publishes the entry of `diffId` (leased by the caller); see {@link acquire}. */
+  async #extract(
+    hex: string,
+    diffId: string,
+    open: () => Promise<Readable>,
+    signal: AbortSignal | undefined,
+  ): Promise<StoredLayer> {
     const tmp = path.join(this.#tmpDir, `${this.#leaseId}-${randomBytes(4).toString("hex")}`);
     const tree = path.join(tmp, "tree");
     try {
@@ -275,20 +355,22 @@ export class LayerStore {
 
   /**
    * Leases the entry of `diffId` when the store holds it intact, extracting nothing; undefined, and no
-   * lease left behind, when it does not (or `diffId` is not sha256).
+   * lease of this call left behind, when it does not (or `diffId` is not sha256, or the entry is
+   * damaged). Only this call's hold is undone: a concurrent acquire of the same entry keeps its lease.
    */
   async lookup(diffId: string): Promise<StoredLayer | undefined> {
     const hex = DIFF_ID.exec(diffId)?.[1];
     if (hex === undefined) return undefined;
-    const leasedBefore = this.#leased.has(hex);
     await this.#lease(hex);
-    const found = await this.#load(hex, diffId);
-    if (found === undefined && !leasedBefore) {
-      this.#leased.delete(hex);
-      await unlink(path.join(this.#leasesDir, hex, this.#leaseId)).catch(() => undefined);
-      // Another process leasing meanwhile recreates the directory (#lease retries on ENOENT).
-      await rmdir(path.join(this.#leasesDir, hex)).catch(() => undefined);
+    let found: StoredLayer | undefined;
+    try {
+      found = await this.#load(hex, diffId);
+    } catch (e) {
+      await this.#unlease(hex);
+      if (e instanceof KilnError && e.code === "LAYER_STORE_DAMAGED") return undefined;
+      throw e;
     }
+    if (found === undefined) await this.#unlease(hex);
     return found;
   }
 
@@ -344,8 +426,14 @@ export class LayerStore {
 
   /** Ends every lease this instance holds (the entries become evictable). */
   async release(): Promise<void> {
-    for (const hex of this.#leased) await unlink(path.join(this.#leasesDir, hex, this.#leaseId)).catch(() => undefined);
-    this.#leased.clear();
+    const held = [...this.#holders.keys()];
+    this.#holders.clear();
+    for (const hex of held) {
+      await this.#leaseOp(hex, async () => {
+        if (this.#holders.has(hex)) return; // leased again since: the file is that call's
+        await unlink(path.join(this.#leasesDir, hex, this.#leaseId)).catch(() => undefined);
+      });
+    }
   }
 
   /** Number of entries and their disk use (recorded files and indexes plus the stack indexes kept in them). */
@@ -365,7 +453,7 @@ export class LayerStore {
     list.sort((a, b) => (a.lastUsed < b.lastUsed ? -1 : a.lastUsed > b.lastUsed ? 1 : 0));
     for (const e of list) {
       if (total <= maxBytes) break;
-      if (this.#leased.has(e.hex) || (await this.#liveLeases(e.hex)) > 0) continue;
+      if (this.#holders.has(e.hex) || (await this.#liveLeases(e.hex)) > 0) continue;
       const final = path.join(this.layersDir, e.hex);
       const away = path.join(this.#tmpDir, `${this.#leaseId}-evict-${e.hex.slice(0, 12)}`);
       try {
@@ -387,13 +475,30 @@ export class LayerStore {
     return out;
   }
 
+  /**
+   * Adds this call as a holder of an entry (synchronously, before anything is awaited: a concurrent
+   * call of this instance that gives up the entry then sees it held) and makes sure the lease file
+   * exists. A call that cannot write it holds nothing.
+   * @throws KilnError LAYER_STORE when the lease file cannot be written.
+   */
   async #lease(hex: string): Promise<void> {
+    this.#holders.set(hex, (this.#holders.get(hex) ?? 0) + 1);
+    try {
+      await this.#leaseOp(hex, () => this.#writeLease(hex));
+    } catch (e) {
+      await this.#unlease(hex);
+      throw e;
+    }
+  }
+
+  /** Writes this instance's lease file of an entry (creating its directory, which an unlease may remove). */
+  async #writeLease(hex: string): Promise<void> {
     const dir = path.join(this.#leasesDir, hex);
     for (let attempt = 0; ; attempt++) {
       try {
         await mkdir(dir, { recursive: true, mode: 0o700 });
         await writeFile(path.join(dir, this.#leaseId), "");
-        break;
+        return;
       } catch (e) {
         if (code(e) !== "ENOENT" || attempt >= 5) {
           throw new KilnError("LAYER_STORE", `cannot lease an entry of the layer store ${this.dir}: ${String(e)}`, {
@@ -402,44 +507,103 @@ export class LayerStore {
         }
       }
     }
-    this.#leased.add(hex);
+  }
+
+  /**
+   * Undoes one call's {@link #lease}. The lease file (and its directory, when empty) goes only when no
+   * other call of this instance holds the entry, checked when the removal runs, after every earlier
+   * write of the file.
+   */
+  async #unlease(hex: string): Promise<void> {
+    const left = (this.#holders.get(hex) ?? 0) - 1;
+    if (left > 0) {
+      this.#holders.set(hex, left);
+      return;
+    }
+    this.#holders.delete(hex);
+    await this.#leaseOp(hex, async () => {
+      if (this.#holders.has(hex)) return; // leased again meanwhile: the file is that call's
+      const dir = path.join(this.#leasesDir, hex);
+      await unlink(path.join(dir, this.#leaseId)).catch(() => undefined);
+      // Another process leasing meanwhile recreates the directory (#writeLease retries on ENOENT).
+      await rmdir(dir).catch(() => undefined);
+    });
+  }
+
+  /**
+   * Runs `op` (a write or removal of this instance's lease file of an entry) after the ones queued
+   * before it. A failure is the caller's; the queue goes on.
+   */
+  #leaseOp(hex: string, op: () => Promise<void>): Promise<void> {
+    const run = (this.#leaseOps.get(hex) ?? Promise.resolve()).then(op);
+    const tail = run.catch(() => undefined);
+    this.#leaseOps.set(hex, tail);
+    void tail.then(() => {
+      if (this.#leaseOps.get(hex) === tail) this.#leaseOps.delete(hex);
+    });
+    return run;
+  }
+
+  /** Names of an entry's live lease files; removes stale ones (of dead processes). */
+  async #liveLeaseNames(hex: string): Promise<string[]> {
+    const dir = path.join(this.#leasesDir, hex);
+    const live: string[] = [];
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (pidAlive(Number(name.split("-")[0]))) live.push(name);
+      else await unlink(path.join(dir, name)).catch(() => undefined);
+    }
+    return live;
   }
 
   /** Number of live leases of an entry; removes stale ones. */
   async #liveLeases(hex: string): Promise<number> {
-    const dir = path.join(this.#leasesDir, hex);
-    let n = 0;
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
-      if (pidAlive(Number(name.split("-")[0]))) n++;
-      else await unlink(path.join(dir, name)).catch(() => undefined);
-    }
-    return n;
+    return (await this.#liveLeaseNames(hex)).length;
   }
 
-  /** Loads and checks an entry; a damaged one is deleted (undefined: extract it again). */
+  /** Whether another build (another instance, in this process or another) leases an entry. */
+  async #leasedByOthers(hex: string): Promise<boolean> {
+    return (await this.#liveLeaseNames(hex)).some((name) => name !== this.#leaseId);
+  }
+
+  /**
+   * Reads and checks an entry's meta.json and tree/, reading again after short pauses when a file is
+   * missing or meta.json does not parse while the entry directory exists (see {@link REREAD_DELAYS_MS}).
+   * @returns the meta; undefined when the entry is absent; `{ damaged }` when it stays unreadable.
+   */
+  async #readEntry(dir: string, diffId: string): Promise<Meta | undefined | { damaged: unknown }> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await readEntryMeta(dir, diffId);
+      } catch (e) {
+        if (!(await pathExists(dir))) return undefined; // evicted or replaced meanwhile
+        const pause = REREAD_DELAYS_MS[attempt];
+        if (pause === undefined || !mayBeTransient(e)) return { damaged: e };
+        await delay(pause);
+      }
+    }
+  }
+
+  /**
+   * Loads and checks an entry; a damaged one is deleted (undefined: extract it again).
+   * @throws KilnError LAYER_STORE_DAMAGED when it is damaged but another build leases it (it is kept).
+   */
   async #load(hex: string, diffId: string): Promise<StoredLayer | undefined> {
     const dir = path.join(this.layersDir, hex);
-    let meta: Meta;
-    try {
-      let metaText: string;
-      try {
-        metaText = await readFile(path.join(dir, "meta.json"), "utf8");
-      } catch (e) {
-        if (code(e) === "ENOENT" && !(await pathExists(dir))) return undefined;
-        throw new Error("meta.json is missing or unreadable");
-      }
-      meta = JSON.parse(metaText) as Meta;
-      if (meta.version !== 2 || meta.diffId !== diffId || typeof meta.indexSha256 !== "string") {
-        throw new Error((meta.version as number) === 1 ? "it is in an older format" : "meta.json is invalid");
-      }
-      if (!(await stat(path.join(dir, "tree"))).isDirectory()) throw new Error("tree/ is not a directory");
-    } catch (e) {
-      if (!(await pathExists(dir))) return undefined; // evicted or replaced meanwhile
-      await this.#discard(hex, diffId, e);
-      return undefined;
+    const read = await this.#readEntry(dir, diffId);
+    if (read === undefined) return undefined;
+    if ("damaged" in read) {
+      if (await this.#discard(hex, diffId, read.damaged)) return undefined;
+      throw new KilnError(
+        "LAYER_STORE_DAMAGED",
+        `layer store: entry ${diffId} is damaged (${damageReason(read.damaged)}) and in use by another build`,
+        { cause: read.damaged },
+      );
     }
+    const meta = read;
     meta.lastUsed = this.#now().toISOString();
-    const tmpMeta = path.join(dir, `meta.json.${this.#leaseId}`);
+    // A name of its own per call: two hits at once must not write (O_TRUNC) one temporary file, which
+    // the first rename would publish half-written.
+    const tmpMeta = path.join(dir, `meta.json.${this.#leaseId}-${randomBytes(4).toString("hex")}`);
     await writeFile(tmpMeta, JSON.stringify(meta))
       .then(() => rename(tmpMeta, path.join(dir, "meta.json")))
       .catch(() => rm(tmpMeta, { force: true }));
@@ -473,26 +637,61 @@ export class LayerStore {
     };
   }
 
-  /** Deletes a damaged entry (it is extracted again on its next use). */
-  async #discard(hex: string, diffId: string, why: unknown): Promise<void> {
-    const reason = why instanceof KilnError && why.cause !== undefined ? why.cause : why;
-    this.#note(
-      `layer store: entry ${diffId} is damaged (${reason instanceof Error ? reason.message : String(reason)}); rebuilding it`,
-    );
+  /**
+   * Deletes a damaged entry (it is extracted again on its next use), unless another build leases it:
+   * deleting it would pull its tree from under that build, so it is kept and reported, and rebuilt
+   * once nobody else holds it. Like eviction it checks, renames the entry away and checks again,
+   * putting it back when a lease appeared meanwhile.
+   * @returns false when the entry was kept.
+   */
+  async #discard(hex: string, diffId: string, why: unknown): Promise<boolean> {
+    const kept = (): false => {
+      this.#note(
+        `layer store: entry ${diffId} is damaged (${damageReason(why)}); another build uses it, so it is rebuilt once that build is done`,
+      );
+      return false;
+    };
+    if (await this.#leasedByOthers(hex)) return kept();
+    const final = path.join(this.layersDir, hex);
     const away = path.join(this.#tmpDir, `${this.#leaseId}-bad-${randomBytes(4).toString("hex")}`);
-    await rename(path.join(this.layersDir, hex), away).catch(() => undefined);
+    try {
+      await rename(final, away);
+    } catch {
+      return true; // gone already (evicted, discarded or being replaced by another process)
+    }
+    if (await this.#leasedByOthers(hex)) {
+      const back = await rename(away, final).then(
+        () => true,
+        () => false, // re-published meanwhile: that copy is used
+      );
+      if (back) return kept();
+      await rm(away, { recursive: true, force: true });
+      return true;
+    }
+    this.#note(`layer store: entry ${diffId} is damaged (${damageReason(why)}); rebuilding it`);
     await rm(away, { recursive: true, force: true });
+    return true;
   }
 
-  /** `layer.index`; a damaged one deletes the entry and is rethrown (KilnError LAYER_STORE_DAMAGED). */
+  /**
+   * `layer.index`; a damaged one deletes the entry (unless another build leases it) and is rethrown
+   * (KilnError LAYER_STORE_DAMAGED). A missing index.bin is read again after short pauses first (the
+   * entry may be renamed away by an eviction that puts it back).
+   */
   async #indexOf(layer: StoredLayer): Promise<LayerIndex> {
-    try {
-      return layer.index;
-    } catch (e) {
-      if (e instanceof KilnError && e.code === "LAYER_STORE_DAMAGED") {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return layer.index;
+      } catch (e) {
+        if (!(e instanceof KilnError && e.code === "LAYER_STORE_DAMAGED")) throw e;
+        const pause = REREAD_DELAYS_MS[attempt];
+        if (pause !== undefined && code(e.cause) === "ENOENT") {
+          await delay(pause);
+          continue;
+        }
         await this.#discard(path.basename(layer.dir), layer.diffId, e);
+        throw e;
       }
-      throw e;
     }
   }
 
