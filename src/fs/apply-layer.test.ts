@@ -1,10 +1,21 @@
 import * as assert from "node:assert/strict";
-import { lstat, mkdir, readFile, readdir, readlink, stat, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { lstat, mkdir, open, readFile, readdir, readlink, stat, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { test } from "node:test";
 import { FileIndex } from "./file-index.js";
 import { IgnoreList } from "./ignore-list.js";
-import { applySpecs, assertCanaryIntact, isRoot, listTree, makeSandbox } from "./test-helpers.js";
+import { sparse10Entry } from "../image/tar/testing.js";
+import {
+  applyBuffer,
+  applySpecs,
+  assertCanaryIntact,
+  assertCode,
+  isRoot,
+  listTree,
+  makeSandbox,
+  type Spec,
+} from "./test-helpers.js";
 import { findTool } from "./exec-tool.js";
 
 test("applies files, dirs, symlinks with owners, modes and times; dir mtimes survive children", async (t) => {
@@ -491,5 +502,68 @@ test("skeleton mode: directories and symlinks as a full extraction makes them, o
   } finally {
     await full.cleanup();
     await skel.cleanup();
+  }
+});
+
+test("xattr values over the Linux limit (64 KiB) are skipped, not kept for the whole layer", async (t) => {
+  const sb = await makeSandbox();
+  try {
+    // 40 files with a 1 MiB attribute each (a hostile layer had 300 and more: GiBs held, then sent at once).
+    const big = Buffer.alloc(1000 * 1024, 0x41); // just within the reader's 1 MiB PAX header limit
+    const specs: Spec[] = Array.from({ length: 40 }, (_, i) => ({
+      name: `f${i}`,
+      body: "x",
+      xattrs: new Map([["user.big", big]]),
+    }));
+    specs.push({ name: "small", body: "s", xattrs: new Map([["user.note", Buffer.from("kept")]]) });
+    const res = await applySpecs(sb.root, specs);
+    const oversized = res.skipped.filter((s) => /user\.big.*Linux limit of 65536/.test(s.reason));
+    assert.deepEqual(
+      oversized.map((s) => s.path).sort(),
+      specs
+        .slice(0, 40)
+        .map((s) => `/${s.name}`)
+        .sort(),
+    );
+    assert.ok(
+      res.skipped.every((s) => s.reason.length < 2000),
+      "no skipped entry carries a huge reason",
+    );
+    if ((await findTool("getfattr")) === undefined) return t.skip("getfattr not installed");
+    if (res.skipped.some((s) => s.path === "/small")) return t.skip("this filesystem refuses user xattrs");
+    const { readXattr } = await import("./xattr.js");
+    const note = await readXattr([path.join(sb.root, "small")], "user.note");
+    assert.equal(note.get(path.join(sb.root, "small"))?.toString(), "kept");
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+test("a sparse entry is written with holes; one claiming a petabyte is TAR_INVALID", { timeout: 60_000 }, async () => {
+  const sb = await makeSandbox();
+  try {
+    // 256 MiB (streamed, not buffered) holding 4 bytes at the very end.
+    const size = 256 * 1024 * 1024;
+    const layer = Buffer.concat([sparse10Entry("holes", size, size - 4, Buffer.from("TAIL")), Buffer.alloc(1024)]);
+    const res = await applyBuffer(sb.root, layer);
+    assert.deepEqual(res.skipped, []);
+    const file = path.join(sb.root, "holes");
+    const st = await stat(file);
+    assert.equal(st.size, size);
+    assert.ok(st.blocks * 512 < 1024 * 1024, `${st.blocks} blocks allocated: the holes were written as zeros`);
+    const fh = await open(file, "r");
+    try {
+      const tail = Buffer.alloc(8);
+      await fh.read(tail, 0, 8, size - 8);
+      assert.deepEqual(tail, Buffer.from("\0\0\0\0TAIL", "latin1"));
+    } finally {
+      await fh.close();
+    }
+
+    const bomb = Buffer.concat([sparse10Entry("big", 2 ** 50, 0, Buffer.alloc(0)), Buffer.alloc(1024)]);
+    await assertCode(applyBuffer(sb.root, bomb), "TAR_INVALID");
+    assert.ok(!existsSync(path.join(sb.root, "big")), "nothing written for the refused entry");
+  } finally {
+    await sb.cleanup();
   }
 });

@@ -6,6 +6,7 @@ import {
   constants,
   fchmodSync,
   fchownSync,
+  ftruncateSync,
   futimesSync,
   lchownSync,
   lstatSync,
@@ -30,7 +31,7 @@ import type { IgnoreList } from "./ignore-list.js";
 import { resolveInRoot, toContainerPath } from "../common/resolve-in-root.js";
 import { CreatePacer } from "./create-pacer.js";
 import { SpecialNodes, xattrRequest } from "./special-node.js";
-import { applyXattrs } from "./xattr.js";
+import { MAX_PENDING_XATTR_BYTES, applyXattrs, withoutOversizedXattrs, xattrRequestBytes } from "./xattr.js";
 import type { XattrRequest } from "./xattr.js";
 
 /** Options of {@link applyLayer}. */
@@ -103,6 +104,11 @@ interface LayerState {
   /** Dir host path → [atime, mtime] restored after all children are written. */
   dirTimes: Map<string, { atime: number; mtime: number }>;
   xattrs: Map<string, XattrRequest>;
+  /**
+   * Bytes kept in `xattrs` since they were last applied (an over-count once a later entry dropped a
+   * request: the next batch only comes sooner), bounded by {@link MAX_PENDING_XATTR_BYTES}.
+   */
+  xattrBytes: number;
   /** Container paths whose index entry must be refreshed (or dropped) at the end. */
   touched: Set<string>;
   /**
@@ -154,6 +160,7 @@ export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions
     opaque: new Set(),
     dirTimes: new Map(),
     xattrs: new Map(),
+    xattrBytes: 0,
     touched: new Set(),
     dirCache: new Map(),
     freshDirs: new Set(),
@@ -482,11 +489,12 @@ async function writeEntry(st: LayerState, p: string, entry: TarEntry): Promise<v
       } else {
         const fd = openSync(host, FILE_FLAGS, 0o600);
         try {
-          for await (const chunk of entry.body) {
-            const buf = chunk as Buffer;
+          // Pieces at their offsets and the size set at the end: a sparse file's holes stay holes.
+          for await (const { offset, data } of entry.pieces()) {
             let off = 0;
-            while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+            while (off < data.length) off += writeSync(fd, data, off, data.length - off, offset + off);
           }
+          ftruncateSync(fd, h.size);
           fchownSync(fd, h.uid, h.gid);
           fchmodSync(fd, h.mode & 0o7777);
           futimesSync(fd, h.atime ?? h.mtime, h.mtime);
@@ -531,9 +539,32 @@ async function writeEntry(st: LayerState, p: string, entry: TarEntry): Promise<v
   }
   if (h.xattrs.size > 0) {
     const reserved = st.opts.overlayWhiteouts ? OVERLAY_XATTRS : undefined;
-    const { request, skipped } = xattrRequest(host, h, reserved);
-    for (const s of skipped) st.result.skipped.push({ path: cpath, reason: s });
-    if (request !== undefined) st.xattrs.set(host, request);
+    const sized = withoutOversizedXattrs(h.xattrs);
+    const { request, skipped } = xattrRequest(host, { type: h.type, xattrs: sized.xattrs }, reserved);
+    for (const s of [...sized.skipped, ...skipped]) st.result.skipped.push({ path: cpath, reason: s });
+    if (request !== undefined) await keepXattrs(st, request);
+  }
+}
+
+/**
+ * Queues a file's xattrs for setfattr; when the queue would exceed {@link MAX_PENDING_XATTR_BYTES}, what
+ * it holds is applied first, so a layer of many files with large attributes never holds them all.
+ */
+async function keepXattrs(st: LayerState, request: XattrRequest): Promise<void> {
+  const bytes = xattrRequestBytes(request);
+  if (st.xattrs.size > 0 && st.xattrBytes + bytes > MAX_PENDING_XATTR_BYTES) await applyPendingXattrs(st);
+  st.xattrs.set(request.hostPath, request);
+  st.xattrBytes += bytes;
+}
+
+/** Applies the queued xattrs (after in-flight creations: their files must exist) and empties the queue. */
+async function applyPendingXattrs(st: LayerState): Promise<void> {
+  await drain(st);
+  const reqs = [...st.xattrs.values()];
+  st.xattrs.clear();
+  st.xattrBytes = 0;
+  for (const s of await applyXattrs(reqs)) {
+    st.result.skipped.push({ path: toContainerPath(st.root, s.path), reason: s.reason });
   }
 }
 
@@ -607,9 +638,7 @@ async function finishLayer(st: LayerState): Promise<void> {
   await drain(st);
   if (st.opts.overlayWhiteouts) await finishOverlayLayer(st);
   else for (const d of [...st.opaque].sort()) await clearLower(st, d);
-  const reqs = [...st.xattrs.values()];
-  for (const s of await applyXattrs(reqs))
-    st.result.skipped.push({ path: toContainerPath(st.root, s.path), reason: s.reason });
+  await applyPendingXattrs(st);
   // Deepest directories first so that fixing a child's time does not disturb its parent's.
   const dirs = [...st.dirTimes.entries()].sort((a, b) => b[0].length - a[0].length);
   for (const [host, t] of dirs) {

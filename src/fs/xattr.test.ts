@@ -3,7 +3,15 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { applyXattrs, pathBatches, readXattr, readXattrsMatching, removeXattr, toolBatches } from "./xattr.js";
+import {
+  applyXattrs,
+  pathBatches,
+  readXattr,
+  readXattrsMatching,
+  removeXattr,
+  toolBatches,
+  withoutOversizedXattrs,
+} from "./xattr.js";
 import { findTool } from "./exec-tool.js";
 
 test("pathBatches bounds each tool run by argument bytes and count, keeping order", () => {
@@ -97,4 +105,39 @@ test("xattrs through more than one tool run: every value is attributed to its ow
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("a failed setfattr run names each file with a bounded reason (its output lists every file)", async (t) => {
+  if ((await findTool("setfattr")) === undefined) return t.skip("setfattr not installed");
+  const dir = await mkdtemp(path.join(tmpdir(), "kiln-xattr-"));
+  try {
+    // Files that do not exist: setfattr reports each one, so its whole output grows with the batch.
+    const reqs = Array.from({ length: 300 }, (_, i) => ({
+      hostPath: path.join(dir, `missing-${i}`),
+      attrs: new Map([["user.n", Buffer.from("v")]]),
+    }));
+    const failed = await applyXattrs(reqs);
+    assert.deepEqual(
+      failed.map((f) => f.path),
+      reqs.map((r) => r.hostPath),
+    );
+    for (const f of failed) {
+      assert.match(f.reason, /^xattrs not applied: setfattr failed: /);
+      assert.ok(f.reason.length < 1024, `reason of ${f.reason.length} characters`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("withoutOversizedXattrs drops values the kernel refuses (over 64 KiB) and names them", () => {
+  const { xattrs, skipped } = withoutOversizedXattrs(
+    new Map([
+      ["user.max", Buffer.alloc(64 * 1024)],
+      ["user.over", Buffer.alloc(64 * 1024 + 1)],
+    ]),
+  );
+  assert.deepEqual([...xattrs.keys()], ["user.max"]);
+  assert.equal(skipped.length, 1);
+  assert.match(skipped[0] ?? "", /user\.over.*65537 bytes.*65536/);
 });

@@ -46,9 +46,53 @@ export interface XattrRequest {
   attrs: Map<string, Buffer>;
 }
 
+/** Largest xattr value Linux accepts (XATTR_SIZE_MAX): anything larger could never be set. */
+export const XATTR_VALUE_MAX = 64 * 1024;
+
 /**
- * Sets xattrs on many files with one `setfattr --restore=-` run (Debian package `attr`; Node has no
- * setxattr). Returns the requests that could not be applied with the reason (tool missing or failure).
+ * Bytes of xattrs a layer (or ADD archive) extraction keeps before handing them to setfattr: beyond it
+ * they are applied in batches, so that a layer of many files with large attributes cannot hold them all.
+ */
+export const MAX_PENDING_XATTR_BYTES = 64 * 1024 * 1024;
+
+/** Bytes of setfattr input per run: bounds the dump string built in memory. */
+const MAX_DUMP_BYTES = 16 * 1024 * 1024;
+
+/** Characters of setfattr's error output kept in each skipped entry's reason (it names every failed file). */
+const MAX_REASON_STDERR = 512;
+
+/**
+ * Splits off the attributes whose value exceeds {@link XATTR_VALUE_MAX}: the kernel refuses them, and
+ * keeping them costs memory for nothing. Returns the rest and a skip reason per dropped attribute.
+ */
+export function withoutOversizedXattrs(xattrs: ReadonlyMap<string, Buffer>): {
+  xattrs: Map<string, Buffer>;
+  skipped: string[];
+} {
+  const kept = new Map<string, Buffer>();
+  const skipped: string[] = [];
+  for (const [k, v] of xattrs) {
+    if (v.length > XATTR_VALUE_MAX) {
+      skipped.push(
+        `xattr ${k} not restored (value of ${v.length} bytes, more than the Linux limit of ${XATTR_VALUE_MAX})`,
+      );
+    } else kept.set(k, v);
+  }
+  return { xattrs: kept, skipped };
+}
+
+/** Bytes a request holds (names and values), for {@link MAX_PENDING_XATTR_BYTES}. */
+export function xattrRequestBytes(r: XattrRequest): number {
+  let n = 0;
+  for (const [k, v] of r.attrs) n += k.length + v.length;
+  return n;
+}
+
+/**
+ * Sets xattrs on many files with `setfattr --restore=-` runs (Debian package `attr`; Node has no
+ * setxattr), one per {@link MAX_DUMP_BYTES} of input so the dump never grows with the number of files.
+ * Returns the requests that could not be applied with the reason (tool missing or failure; setfattr's
+ * error output cut to {@link MAX_REASON_STDERR} characters, as it is repeated for every file of the run).
  */
 export async function applyXattrs(reqs: readonly XattrRequest[]): Promise<{ path: string; reason: string }[]> {
   if (reqs.length === 0) return [];
@@ -59,15 +103,38 @@ export async function applyXattrs(reqs: readonly XattrRequest[]): Promise<{ path
       reason: "xattrs not applied: setfattr (Debian package attr) not installed",
     }));
   }
-  let dump = "";
-  for (const r of reqs) {
-    dump += `# file: ${escapeName(r.hostPath)}\n`;
-    for (const [k, v] of r.attrs) dump += `${escapeName(k)}=0s${v.toString("base64")}\n`;
-    dump += "\n";
+  const failed: { path: string; reason: string }[] = [];
+  for (const batch of dumpBatches(reqs)) {
+    const res = await runTool(tool, ["-h", "--restore=-"], batch.dump);
+    if (res.ok) continue;
+    const reason = `xattrs not applied: setfattr failed: ${clip(res.stderr, MAX_REASON_STDERR)}`;
+    for (const r of batch.reqs) failed.push({ path: r.hostPath, reason });
   }
-  const res = await runTool(tool, ["-h", "--restore=-"], dump);
-  if (res.ok) return [];
-  return reqs.map((r) => ({ path: r.hostPath, reason: `xattrs not applied: setfattr failed: ${res.stderr}` }));
+  return failed;
+}
+
+/** Groups requests into setfattr dumps of at most {@link MAX_DUMP_BYTES} (a larger single file runs alone). */
+function dumpBatches(reqs: readonly XattrRequest[]): { reqs: XattrRequest[]; dump: string }[] {
+  const out: { reqs: XattrRequest[]; dump: string }[] = [];
+  let cur: { reqs: XattrRequest[]; dump: string } = { reqs: [], dump: "" };
+  for (const r of reqs) {
+    let text = `# file: ${escapeName(r.hostPath)}\n`;
+    for (const [k, v] of r.attrs) text += `${escapeName(k)}=0s${v.toString("base64")}\n`;
+    text += "\n";
+    if (cur.reqs.length > 0 && cur.dump.length + text.length > MAX_DUMP_BYTES) {
+      out.push(cur);
+      cur = { reqs: [], dump: "" };
+    }
+    cur.reqs.push(r);
+    cur.dump += text;
+  }
+  if (cur.reqs.length > 0) out.push(cur);
+  return out;
+}
+
+/** `text` cut to `max` characters, saying how much was left out. */
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
 }
 
 /**

@@ -1,8 +1,7 @@
 import { spawn } from "node:child_process";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes } from "node:fs/promises";
 import { PassThrough, type Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { KilnError } from "../../common/errors.js";
 import {
   SpecialNodes,
@@ -13,7 +12,9 @@ import {
   xattrRequest,
   type XattrRequest,
 } from "../../fs/index.js";
+import { MAX_PENDING_XATTR_BYTES, withoutOversizedXattrs, xattrRequestBytes } from "../../fs/xattr.js";
 import { decompressStream, readTar } from "../../image/index.js";
+import type { TarEntry } from "../../image/tar/index.js";
 
 /** Compression of an archive, detected from its first bytes like Docker does. */
 export type ArchiveCompression = "gzip" | "bzip2" | "xz" | "zstd" | "none";
@@ -85,6 +86,23 @@ function decompressedFile(file: string, kind: ArchiveCompression): Readable {
 }
 
 /**
+ * Writes a file entry's body to the new file `host` (mode 0600 until the caller sets it): pieces at
+ * their offsets and the size set at the end, so the holes of a sparse entry take no disk space.
+ */
+async function writeFileEntry(host: string, entry: TarEntry): Promise<void> {
+  const fh = await open(host, "w", 0o600);
+  try {
+    for await (const { offset, data } of entry.pieces()) {
+      let off = 0;
+      while (off < data.length) off += (await fh.write(data, off, data.length - off, offset + off)).bytesWritten;
+    }
+    await fh.truncate(entry.header.size);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
  * Whether `file` is a tar archive (plain or gzip/bzip2/xz/zstd-compressed), decided by content like
  * Docker: the decompressed stream must start with a valid tar header. A `.gz` that is not a tar is not an archive.
  */
@@ -130,6 +148,13 @@ export async function extractArchive(
   const written: string[] = [];
   const skipped: { path: string; reason: string }[] = [];
   const xattrs = new Map<string, XattrRequest>();
+  let xattrBytes = 0; // kept in `xattrs` since the last batch was applied
+  const applyPending = async (): Promise<void> => {
+    const reqs = [...xattrs.values()];
+    xattrs.clear();
+    xattrBytes = 0;
+    for (const s of await applyXattrs(reqs)) skipped.push({ path: toContainerPath(root, s.path), reason: s.reason });
+  };
   const nodes = new SpecialNodes();
   const dirTimes: { host: string; mtime: Date }[] = [];
   const implied = owner({ uid: 0, gid: 0 });
@@ -181,7 +206,7 @@ export async function extractArchive(
         break;
       case "file": {
         if (existing) await rm(host, { force: true, recursive: true });
-        await pipeline(entry.body, createWriteStream(host, { mode: 0o600 }));
+        await writeFileEntry(host, entry);
         await lchown(host, own.uid, own.gid);
         await chmod(host, h.mode & 0o7777);
         await utimes(host, mtime, mtime);
@@ -231,14 +256,20 @@ export async function extractArchive(
         continue; // tar-internal types are not extracted
     }
     if (h.xattrs.size > 0 && h.type !== "hardlink") {
-      const x = xattrRequest(host, h);
-      if (x.request !== undefined) xattrs.set(host, x.request);
-      for (const reason of x.skipped) skipped.push({ path: cpath, reason });
+      // Values the kernel refuses are skipped; beyond MAX_PENDING_XATTR_BYTES the kept ones go in batches.
+      const sized = withoutOversizedXattrs(h.xattrs);
+      const x = xattrRequest(host, { type: h.type, xattrs: sized.xattrs });
+      if (x.request !== undefined) {
+        const bytes = xattrRequestBytes(x.request);
+        if (xattrs.size > 0 && xattrBytes + bytes > MAX_PENDING_XATTR_BYTES) await applyPending();
+        xattrs.set(host, x.request);
+        xattrBytes += bytes;
+      }
+      for (const reason of [...sized.skipped, ...x.skipped]) skipped.push({ path: cpath, reason });
     }
     written.push(toContainerPath(root, host));
   }
-  for (const s of await applyXattrs([...xattrs.values()]))
-    skipped.push({ path: toContainerPath(root, s.path), reason: s.reason });
+  await applyPending();
   for (const d of dirTimes.reverse()) await utimes(d.host, d.mtime, d.mtime);
   return { written, skipped };
 }

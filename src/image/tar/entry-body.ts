@@ -3,12 +3,23 @@ import { Readable } from "node:stream";
 /** Produces the next piece of an entry body, or null at its end. */
 export type ChunkProducer = () => Promise<Buffer | null>;
 
+/** Stored data of an entry at its offset in the file (the holes of a sparse file are not pieces). */
+export interface TarPiece {
+  offset: number;
+  data: Buffer;
+}
+
+/** Produces the next stored piece of an entry body (holes skipped), or null at its end. */
+export type PieceProducer = () => Promise<TarPiece | null>;
+
 /** A body stream plus the hook the tar reader uses to stop it before moving to the next entry. */
 export interface EntryBody {
   /** The body as a stream, created on first access (most entries of a layer are never read as one). */
   readonly stream: Readable;
   /** The whole body in one buffer, read without a stream; only when {@link stream} was not used. */
   readAll(): Promise<Buffer>;
+  /** The stored pieces with their offsets, holes left out; only when the body was not read otherwise. */
+  pieces(): AsyncGenerator<TarPiece>;
   /** Waits for an in-flight read, then destroys the stream if the consumer did not read it to the end. */
   abandon(): Promise<void>;
 }
@@ -18,7 +29,7 @@ export interface EntryBody {
  * one chunk. The Readable is made only when asked for: a layer of 100,000 small files then costs no
  * stream (and no async iterator) per directory, link or file read with {@link EntryBody.readAll}.
  */
-export function makeEntryBody(next: ChunkProducer): EntryBody {
+export function makeEntryBody(next: ChunkProducer, nextPiece: PieceProducer): EntryBody {
   let inflight: Promise<void> | undefined;
   let finished = false;
   let abandoned = false;
@@ -72,6 +83,25 @@ export function makeEntryBody(next: ChunkProducer): EntryBody {
         inflight = undefined;
       }
       return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    },
+    async *pieces() {
+      if (stream !== undefined || reading) throw new Error("tar entry body: pieces() after the body was read");
+      reading = true;
+      for (;;) {
+        const read = nextPiece();
+        inflight = read.then(
+          () => undefined,
+          () => undefined,
+        );
+        let piece: TarPiece | null;
+        try {
+          piece = await read;
+        } finally {
+          inflight = undefined;
+        }
+        if (piece === null) return;
+        yield piece;
+      }
     },
     async abandon() {
       abandoned = true;

@@ -16,7 +16,7 @@ import { test } from "node:test";
 import { hasCode } from "../../common/errors.js";
 import { decompressAuto } from "../compress/compression.js";
 import { encodePax } from "./pax.js";
-import { readAll, run, tempDir, writeToBuffer } from "./testing.js";
+import { paxHeader, rawHeader, readAll, run, sparse10Entry, tempDir, writeToBuffer } from "./testing.js";
 import { emptyHeader, readTar } from "./index.js";
 
 const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
@@ -142,7 +142,8 @@ test("reads GNU long names, v7, oldgnu, ustar prefix, base-256 ids, global PAX h
       const link = entries.find((e) => e.header.name === "./lnk");
       assert.equal(link?.header.type, "symlink");
       assert.equal(link?.header.linkname, "t".repeat(140), label);
-      if (label === "posix") assert.equal(file.header.pax.get("comment")?.toString(), "global-note");
+      // A global key that changes no entry is not copied into every entry (see the global PAX test below).
+      if (label === "posix") assert.equal(file.header.pax.get("comment"), undefined);
     }
     // v7 and ustar (prefix split) with short enough names
     writeFileSync(path.join(dir, "v.txt"), "v7");
@@ -361,4 +362,79 @@ test("negative base-256 fields: a time before 1970 is read, a negative owner is 
     assert.match(String(e), /negative owner/);
     return true;
   });
+});
+
+test(
+  "global PAX headers: keys that change entries apply to every entry, others are not copied; 5,000 keys are TAR_INVALID",
+  { timeout: 20_000 },
+  async () => {
+    const entries = (n: number): Buffer[] => Array.from({ length: n }, (_, i) => rawHeader(`d${i}/`, "5", 0));
+    const globals = paxHeader("g", [
+      ["uid", Buffer.from("42")],
+      ["SCHILY.xattr.user.g", Buffer.from("gv")],
+      ["comment", Buffer.from("not an entry's business")],
+    ]);
+    const read = await readAll(Buffer.concat([globals, ...entries(3)]));
+    assert.equal(read.length, 3);
+    for (const e of read) {
+      assert.equal(e.header.uid, 42);
+      assert.equal(e.header.xattrs.get("user.g")?.toString(), "gv");
+      assert.equal(e.header.pax.size, 0, "unknown global keys are not copied into each entry");
+    }
+
+    // Every entry used to get a copy of every global key: keys × entries work and memory.
+    const many = paxHeader(
+      "g",
+      Array.from({ length: 5000 }, (_, i): [string, Buffer] => [`k${i}`, Buffer.from("v")]),
+    );
+    const names: string[] = [];
+    const reading = (async () => {
+      for await (const e of readTar(Readable.from([Buffer.concat([many, ...entries(200)])]))) names.push(e.header.name);
+    })();
+    await assert.rejects(reading, (e: unknown) => hasCode(e, "TAR_INVALID") && /more than 1000 keys/.test(e.message));
+    assert.deepEqual(names, []);
+
+    // Bytes in force are capped too (maxPaxBytes), across several global headers.
+    const half = paxHeader("g", [["k1", Buffer.alloc(700, 0x61)]]);
+    const other = paxHeader("g", [["k2", Buffer.alloc(700, 0x61)]]);
+    await expectInvalid(Buffer.concat([half, other, ...entries(1)]), /more than 1024 bytes/, { maxPaxBytes: 1024 });
+    const replaced = paxHeader("g", [["k1", Buffer.alloc(700, 0x62)]]);
+    assert.equal((await readAll(Buffer.concat([half, replaced, ...entries(1)]), { maxPaxBytes: 1024 })).length, 1);
+  },
+);
+
+test("sparse entries: pieces() leaves holes out; holes beyond the archive's limit are TAR_INVALID", async () => {
+  const tar = Buffer.concat([sparse10Entry("s", 10_000_000, 9_000_000, Buffer.from("DATA")), Buffer.alloc(1024)]);
+  for await (const e of readTar(Readable.from([tar]))) {
+    assert.equal(e.header.size, 10_000_000);
+    const pieces: [number, string][] = [];
+    for await (const p of e.pieces()) pieces.push([p.offset, p.data.toString()]);
+    assert.deepEqual(pieces, [[9_000_000, "DATA"]]);
+  }
+  // Body and content() still expand the holes.
+  const [whole] = await readAll(tar);
+  assert.equal(whole?.body.length, 10_000_000);
+  assert.equal(whole?.body.subarray(9_000_000, 9_000_004).toString(), "DATA");
+
+  // A 3 KiB entry claiming a petabyte: refused before any body is read.
+  const bomb = Buffer.concat([sparse10Entry("big", 2 ** 50, 0, Buffer.alloc(0)), Buffer.alloc(1024)]);
+  const names: string[] = [];
+  const reading = (async () => {
+    for await (const e of readTar(Readable.from([bomb]))) names.push(`${e.header.name} ${e.header.size}`);
+  })();
+  await assert.rejects(
+    reading,
+    (e: unknown) => hasCode(e, "TAR_INVALID") && /"big".*limit of 68719476736/.test(e.message),
+  );
+  assert.deepEqual(names, []);
+  // The limit is for the whole archive: two entries, each within it, can exceed it together.
+  const two = Buffer.concat([
+    sparse10Entry("a", 6000, 0, Buffer.from("x")),
+    sparse10Entry("b", 6000, 0, Buffer.from("y")),
+  ]);
+  assert.equal((await readAll(two, { maxSparseHoleBytes: 12_000 })).length, 2);
+  await assert.rejects(
+    readAll(two, { maxSparseHoleBytes: 10_000 }),
+    (e: unknown) => hasCode(e, "TAR_INVALID") && /"b"/.test(e.message),
+  );
 });

@@ -1,17 +1,29 @@
 import type { Readable } from "node:stream";
 import { KilnError } from "../../common/errors.js";
 import { ByteSource } from "./byte-source.js";
-import { makeEntryBody } from "./entry-body.js";
+import { makeEntryBody, type TarPiece } from "./entry-body.js";
 import { BLOCK, F, checksums, isZeroBlock, readNumber, readString } from "./fields.js";
 import { parsePax, parsePaxInt, parsePaxTime, type PaxRecord } from "./pax.js";
+import { PaxGlobals } from "./pax-globals.js";
 import { parseSparseMap01, readOldGnuSparse, readSparseMap10, validateSparse, type SparseSegment } from "./sparse.js";
 import type { TarEntry, TarEntryType, TarHeader } from "./types.js";
 
 /** Options for {@link readTar}. */
 export interface ReadTarOptions {
-  /** Largest PAX extended header (and sparse map) accepted, in bytes. Default 1 MiB. */
+  /**
+   * Largest PAX extended header (and sparse map) accepted, in bytes; also the most bytes of global PAX
+   * records in force at once. Default 1 MiB.
+   */
   maxPaxBytes?: number;
+  /**
+   * Most bytes of holes (expanded size beyond the stored data) the sparse entries of one archive may
+   * declare in total. Default 64 GiB: a 3 KiB entry may otherwise claim a petabyte of zeros.
+   */
+  maxSparseHoleBytes?: number;
 }
+
+/** Default of {@link ReadTarOptions.maxSparseHoleBytes}. */
+export const MAX_SPARSE_HOLE_BYTES = 64 * 1024 ** 3;
 
 const MAX_LONG_NAME = 64 * 1024;
 const CHUNK = 64 * 1024;
@@ -27,14 +39,17 @@ function invalid(message: string): KilnError {
 /**
  * Streams the entries of a tar archive (ustar, PAX, GNU, v7). If the consumer does not read an
  * entry's body, the next iteration skips it. Throws KilnError TAR_INVALID (bad checksum, truncated
- * archive, oversized or malformed extension records) naming the entry. Applies PAX global headers,
- * GNU long names and all GNU sparse formats (bodies come back expanded, holes as zeros). After the
- * end-of-archive marker the rest of the input is read and discarded.
+ * archive, oversized or malformed extension records, sparse holes beyond the limit) naming the entry.
+ * Applies PAX global headers (their keys that change entries, see PaxGlobals), GNU long names and all
+ * GNU sparse formats (bodies come back expanded, holes as zeros; `pieces()` leaves the holes out). After
+ * the end-of-archive marker the rest of the input is read and discarded.
  */
 export async function* readTar(input: Readable, opts?: ReadTarOptions): AsyncGenerator<TarEntry> {
   const maxPax = opts?.maxPaxBytes ?? 1024 * 1024;
+  const maxHoles = opts?.maxSparseHoleBytes ?? MAX_SPARSE_HOLE_BYTES;
   const src = new ByteSource(input);
-  const globals = new Map<string, Buffer>();
+  const globals = new PaxGlobals(maxPax);
+  let holeBytes = 0; // holes declared by the sparse entries so far
   let local: PaxRecord[] = [];
   let longName: string | undefined;
   let longLink: string | undefined;
@@ -77,10 +92,7 @@ export async function* readTar(input: Readable, opts?: ReadTarOptions): AsyncGen
           throw invalid(`PAX headers before ${JSON.stringify(where)} exceed the limit of ${maxPax} bytes`);
         }
         if (flag === "g") {
-          for (const [k, v] of records) {
-            if (v.length === 0) globals.delete(k);
-            else globals.set(k, v);
-          }
+          globals.update(records, where);
         } else {
           local.push(...records);
         }
@@ -137,7 +149,9 @@ export async function* readTar(input: Readable, opts?: ReadTarOptions): AsyncGen
 
       // Apply PAX records (globals first, then this entry's; an empty local value removes a global).
       const sparse: SparseInfo =
-        globals.size === 0 && local.length === 0 ? NO_SPARSE : applyPax(header, [...globals, ...local], name);
+        globals.records.length === 0 && local.length === 0
+          ? NO_SPARSE
+          : applyPax(header, [...globals.records, ...local], name);
       // Only times may be negative (base-256 before 1970); a negative id would mean "keep the owner" to chown.
       if (header.uid < 0 || header.gid < 0 || header.devmajor < 0 || header.devminor < 0) {
         throw invalid(`negative owner or device number in tar header of ${JSON.stringify(header.name)}`);
@@ -190,11 +204,38 @@ export async function* readTar(input: Readable, opts?: ReadTarOptions): AsyncGen
         storedSize = 0;
         segments = undefined;
       }
+      if (segments !== undefined) {
+        holeBytes += header.size - storedSize;
+        if (holeBytes > maxHoles) {
+          throw invalid(
+            `sparse entry ${JSON.stringify(header.name)} declares ${header.size} bytes from ${storedSize} stored: the archive's holes exceed the limit of ${maxHoles} bytes`,
+          );
+        }
+      }
 
       const segs = segments ?? [{ offset: 0, numbytes: storedSize }];
       const state = { left: storedSize, pos: 0, seg: 0 };
       const total = header.size;
       const what = (): string => `body of ${JSON.stringify(header.name)}`;
+      const nextPiece = async (): Promise<TarPiece | null> => {
+        for (;;) {
+          const s = segs[state.seg];
+          if (s === undefined) {
+            state.pos = total;
+            return null;
+          }
+          state.pos = Math.max(state.pos, s.offset); // a hole: skipped, not produced
+          const segEnd = s.offset + s.numbytes;
+          if (state.pos < segEnd) {
+            const offset = state.pos;
+            const data = await src.readSome(Math.min(segEnd - state.pos, CHUNK), what);
+            state.pos += data.length;
+            state.left -= data.length;
+            return { offset, data };
+          }
+          state.seg++;
+        }
+      };
       const body = makeEntryBody(async () => {
         for (;;) {
           if (state.pos >= total) return null;
@@ -218,13 +259,14 @@ export async function* readTar(input: Readable, opts?: ReadTarOptions): AsyncGen
           }
           state.seg++;
         }
-      });
+      }, nextPiece);
       yield {
         header,
         get body() {
           return body.stream;
         },
         content: () => body.readAll(),
+        pieces: () => body.pieces(),
       };
       await body.abandon();
       await src.skip(state.left + padding(storedSize), what);

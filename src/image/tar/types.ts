@@ -1,4 +1,7 @@
 import type { Readable } from "node:stream";
+import type { TarPiece } from "./entry-body.js";
+
+export type { TarPiece } from "./entry-body.js";
 
 /** Kind of a tar entry, independent of the on-disk type flag that encoded it. */
 export type TarEntryType = "file" | "hardlink" | "symlink" | "char" | "block" | "dir" | "fifo";
@@ -26,7 +29,10 @@ export interface TarHeader {
   devminor: number;
   /** Extended attributes (`SCHILY.xattr.<name>`), values binary-exact. */
   xattrs: Map<string, Buffer>;
-  /** Every other PAX record not mapped to a field (reader); extra records to write (writer). */
+  /**
+   * Every other PAX record not mapped to a field (reader: the entry's own records; unknown keys of global
+   * headers are not copied into every entry); extra records to write (writer).
+   */
   pax: Map<string, Buffer>;
 }
 
@@ -37,6 +43,12 @@ export interface TarEntry {
   readonly body: Readable;
   /** The whole body (sparse holes filled) in one buffer, without a stream: for small bodies. */
   content(): Promise<Buffer>;
+  /**
+   * The stored data with each piece's offset in the file, for writers that leave holes: the bytes between
+   * pieces and after the last one (up to `header.size`) are the zeros of a sparse file's holes, never
+   * produced. Not together with {@link body} or {@link content}.
+   */
+  pieces(): AsyncIterable<TarPiece>;
 }
 
 /** A header with defaults: mode 0o644 (0o755 for directories), ids 0, mtime 0, no links or extensions. */
