@@ -286,6 +286,24 @@ test(
       assert.deepEqual(warmChanges, { changed: [], deleted: [], opaqueDirs: [] }, "stack index matches lstat");
       await warm.remove();
 
+      // A root a RUN started in the background while the build stopped: every layer is a hit (which
+      // ignores the signal), but nothing is mounted once the build's signal is aborted.
+      const stopped = new AbortController();
+      stopped.abort(new Error("the build failed"));
+      const late = new StageRoot(path.join(dir, "late"), undefined, undefined, {
+        store,
+        mountHelper: () => Promise.resolve(helper),
+      });
+      await assert.rejects(
+        late.ensure(layers, undefined, () => undefined, 0, stopped.signal),
+        /the build failed/,
+      );
+      assert.equal(
+        (await readFile("/proc/self/mountinfo", "utf8")).includes(late.dir),
+        false,
+        "mounted after the stop",
+      );
+
       // A damaged stack index and a damaged layer index: both detected, the layer re-extracted.
       const top = path.join(store.layersDir, layers[1]!.diffId.slice(7));
       const [stackFile] = await readdir(path.join(top, "stacks"));

@@ -162,6 +162,7 @@ export class StageRoot {
     for (let attempt = 0; stack === undefined; attempt++) {
       entries.length = 0;
       for (const layer of layers) {
+        signal?.throwIfAborted(); // a hit ignores the signal: no new lease once the build stopped
         const progress = lazyExtractProgress(report, layer, stage, store.layersDir, () =>
           layer.openUncompressed(signal),
         );
@@ -199,9 +200,14 @@ export class StageRoot {
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
     await mkdir(o.upper, { recursive: true, mode: 0o755 });
     await mkdir(o.work, { recursive: true, mode: 0o700 });
+    // A root extracted in the background (a RUN starts it before it needs it) may outlive a failing
+    // build: once the build is stopped, the tidy-up may already have unmounted everything under the
+    // build dir, so nothing is mounted then, and a mount that lands after the stop is taken down here.
+    signal?.throwIfAborted();
     await mountStoreOverlay(helper, o);
     this.#mountedBy = helper;
     this.#overlay = o;
+    signal?.throwIfAborted(); // the caller unmounts (ensure's catch)
     const dev = Number((await lstat(this.dir, { bigint: true })).dev);
     // The stack's merged index (one verified load; built and stored on first use) read lazily.
     const index = FileIndex.fromBase(stack.withDev(dev));
