@@ -29,6 +29,20 @@ export interface GitCredentials {
 
 const SHA = /^[0-9a-f]{40}$/i;
 const MAX_SUBMODULE_DEPTH = 8;
+/** Submodule checkouts one context may make in all (depth alone allows 10 links per level: 10^8). */
+const MAX_SUBMODULES = 100;
+/**
+ * Bytes one git context may download in all: isomorphic-git holds a packfile in memory, so a server
+ * sending more would exhaust it long before the 16 GiB of a tar context.
+ */
+const MAX_GIT_DOWNLOAD = 2 * 1024 ** 3;
+
+/** What one context's fetch (its repository and every submodule) may still use. */
+interface GitBudget {
+  downloaded: number;
+  /** Submodule checkouts so far (git hashes rule out cycles, not a fan-out repeated on every level). */
+  submodules: number;
+}
 
 /**
  * Clones a git context into `dest` with a pure-JS client (isomorphic-git, so it works where /usr is
@@ -58,7 +72,8 @@ export async function fetchGitContext(
   }
   const dispatcher = new Agent({ connect: { rejectUnauthorized: !opts.insecureSkipTLS } });
   try {
-    const http = httpClient(dispatcher, signal);
+    const budget: GitBudget = { downloaded: 0, submodules: 0 };
+    const http = httpClient(dispatcher, budget, signal);
     await mkdir(dest, { recursive: true });
     const ref = spec.ref !== "" ? spec.ref : opts.branch;
     const got = await cloneInto(
@@ -79,7 +94,7 @@ export async function fetchGitContext(
         );
       }
     }
-    if (opts.recurseSubmodules) await checkoutSubmodules(http, headers, spec.url, dest, 0);
+    if (opts.recurseSubmodules) await checkoutSubmodules(http, headers, spec.url, dest, 0, budget);
   } catch (e) {
     if (e instanceof KilnError) throw e;
     throw new KilnError(
@@ -147,6 +162,7 @@ async function checkoutSubmodules(
   parentUrl: string,
   dir: string,
   depth: number,
+  budget: GitBudget,
 ): Promise<void> {
   let text: string;
   try {
@@ -165,12 +181,14 @@ async function checkoutSubmodules(
     const entry = await gitlinkAt(dir, head, sm.path);
     if (!entry) continue;
     const url = sm.url.startsWith("./") || sm.url.startsWith("../") ? resolveRelativeUrl(parentUrl, sm.url) : sm.url;
+    if (++budget.submodules > MAX_SUBMODULES)
+      throw new KilnError("CONTEXT_FETCH", `git context: more than ${MAX_SUBMODULES} submodules to check out`);
     const subDir = await resolveInRoot(dir, sm.path);
     await mkdir(subDir, { recursive: true });
     // Credentials go only to the origin they were given for, never to another host's submodule.
     const subHeaders = new URL(url).origin === new URL(parentUrl).origin ? headers : {};
     await cloneInto(http, subHeaders, url, subDir, entry, "", false);
-    await checkoutSubmodules(http, subHeaders, url, subDir, depth + 1);
+    await checkoutSubmodules(http, subHeaders, url, subDir, depth + 1, budget);
   }
 }
 
@@ -226,7 +244,18 @@ export function resolveRelativeUrl(parent: string, rel: string): string {
   return u.toString();
 }
 
-function httpClient(dispatcher: Dispatcher, signal?: AbortSignal): HttpClient {
+/** Counts the bytes of a response body against the context's download budget. */
+async function* counted(body: AsyncIterable<Uint8Array>, budget: GitBudget): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    budget.downloaded += chunk.length;
+    if (budget.downloaded > MAX_GIT_DOWNLOAD) {
+      throw new KilnError("CONTEXT_FETCH", `git context: the server sent more than ${MAX_GIT_DOWNLOAD} bytes`);
+    }
+    yield chunk;
+  }
+}
+
+function httpClient(dispatcher: Dispatcher, budget: GitBudget, signal?: AbortSignal): HttpClient {
   return {
     async request(req: GitHttpRequest): Promise<GitHttpResponse> {
       let body: Buffer | undefined;
@@ -250,7 +279,7 @@ function httpClient(dispatcher: Dispatcher, signal?: AbortSignal): HttpClient {
         headers,
         statusCode: res.statusCode,
         statusMessage: String(res.statusCode),
-        body: res.body[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array>,
+        body: counted(res.body as AsyncIterable<Uint8Array>, budget),
       };
     },
   };

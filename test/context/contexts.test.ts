@@ -325,6 +325,38 @@ describe("build contexts from every kaniko source", () => {
     assert.ok(!r.files.has("ctx/vendor/lib/lib.txt"), "the host file's submodule was not fetched");
   });
 
+  test("git: submodules that fan out on every level stop at a total budget", { timeout: 120_000 }, async () => {
+    // Level 0 is a plain repository; each level above holds 11 submodules of the level below (all the
+    // same commit, at different paths): 11 + 121 + 1,331 checkouts without a budget.
+    const repos = path.join(work, "git-fan");
+    await mkdir(repos, { recursive: true });
+    let below = await submoduleRepo(path.join(work, "git-fan-wt0"), repos); // lib.git
+    let belowName = "lib.git";
+    for (let level = 1; level <= 3; level++) {
+      const wt = path.join(work, `git-fan-wt${level}`);
+      const paths = Array.from({ length: 11 }, (_, i) => `m${i}`);
+      await writeFiles(wt, {
+        Dockerfile: DOCKERFILE,
+        ".gitmodules": paths.map((p) => `[submodule "${p}"]\n\tpath = ${p}\n\turl = ../${belowName}\n`).join(""),
+      });
+      run("git", ["init", "-q", "-b", "main"], wt);
+      for (const p of paths) run("git", ["update-index", "--add", "--cacheinfo", `160000,${below},${p}`], wt);
+      run("git", ["add", "Dockerfile", ".gitmodules"], wt);
+      run("git", ["commit", "-q", "-m", `level ${level}`], wt);
+      belowName = `fan${level}.git`;
+      run("git", ["clone", "-q", "--bare", wt, path.join(repos, belowName)]);
+      below = run("git", ["rev-parse", "HEAD"], wt).trim();
+    }
+    const srv = await startGitServer(repos);
+    servers.push(srv);
+    const host = srv.url.replace(/^http:\/\//, "");
+    const r = await buildWith(["--context", `git://${host}/${belowName}`, "--git", "recurse-submodules=true"], {
+      GIT_PULL_METHOD: "http",
+    });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /more than 100 submodules to check out/);
+  });
+
   test("s3:// through s3rver with S3_ENDPOINT and S3_FORCE_PATH_STYLE, default object", async () => {
     const srv = await startS3(path.join(work, "s3"), "ctxbucket", {
       "context.tar.gz": ctxTarGz,
