@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../common/errors.js";
 import {
@@ -14,6 +14,7 @@ import {
   type ImageManifest,
   type Layer,
 } from "../image/index.js";
+import { MAX_MANIFEST_BYTES } from "../registry/index.js";
 import { hasSize, streamAtomic, writeAtomic } from "./atomic.js";
 import { localTag, type CacheStore } from "./store.js";
 
@@ -39,6 +40,12 @@ export class DirCacheStore implements CacheStore {
   }
 
   private async verifiedBlob(d: Digest, size: number | undefined, what: string): Promise<Buffer> {
+    // A damaged store's huge file is not read whole: a config has its descriptor's size, a manifest at
+    // most a registry manifest's.
+    const actual = (await stat(this.blob(d))).size;
+    if (size !== undefined ? actual !== size : actual > MAX_MANIFEST_BYTES) {
+      throw new KilnError("CACHE_CORRUPT", `${what} ${this.blob(d)} does not match its digest ${d}; delete it`);
+    }
     const data = await readFile(this.blob(d));
     if (sha256Digest(data) !== d || (size !== undefined && data.length !== size)) {
       throw new KilnError("CACHE_CORRUPT", `${what} ${this.blob(d)} does not match its digest ${d}; delete it`);

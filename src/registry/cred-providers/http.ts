@@ -1,5 +1,9 @@
 import { request } from "undici";
 import { KilnError } from "../../common/errors.js";
+import { readLimited } from "../host.js";
+
+/** The largest credential-service answer read. */
+const MAX_ANSWER_BYTES = 1024 * 1024;
 
 /** A successful JSON answer of a token endpoint. */
 export type JsonObject = Record<string, unknown>;
@@ -71,7 +75,10 @@ export async function requestText(r: TokenRequest): Promise<string> {
       signal: AbortSignal.timeout(r.timeoutMs),
     });
     status = res.statusCode;
-    text = await res.body.text();
+    // Metadata and STS answers are a few KiB: more is refused rather than buffered.
+    text = (
+      await readLimited(res.body, MAX_ANSWER_BYTES, () => new Error(`answered more than ${MAX_ANSWER_BYTES} bytes`))
+    ).toString("utf8");
   } catch (e) {
     throw new KilnError(
       "CREDENTIAL_PROVIDER_FAILED",
