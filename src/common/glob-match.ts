@@ -20,22 +20,33 @@ class Fault {
 
 const TRAILING_BACKSLASH = "trailing backslash";
 
-type Chars = string[];
+/**
+ * The pattern and the name as code points. The matcher walks them by index: copying the rest of the
+ * pattern per character made matching quadratic in the pattern length.
+ */
+type Chars = readonly string[];
 
-function scanChunk(p: Chars): { star: boolean; chunk: Chars; rest: Chars } {
+/** A chunk of the pattern: `[start, end)` after the leading stars, and where the next one begins. */
+interface Chunk {
+  star: boolean;
+  start: number;
+  end: number;
+}
+
+/** Go `scanChunk`: the stars at `from`, then everything up to the next `*` outside a class. */
+function scanChunk(p: Chars, from: number): Chunk {
   let star = false;
-  let i0 = 0;
-  while (i0 < p.length && p[i0] === "*") {
-    i0++;
+  let start = from;
+  while (start < p.length && p[start] === "*") {
+    start++;
     star = true;
   }
-  const pattern = p.slice(i0);
   let inrange = false;
-  let i = 0;
-  scan: for (; i < pattern.length; i++) {
-    switch (pattern[i]) {
+  let i = start;
+  scan: for (; i < p.length; i++) {
+    switch (p[i]) {
       case "\\":
-        if (i + 1 < pattern.length) i++;
+        if (i + 1 < p.length) i++;
         break;
       case "[":
         inrange = true;
@@ -48,85 +59,80 @@ function scanChunk(p: Chars): { star: boolean; chunk: Chars; rest: Chars } {
         break;
     }
   }
-  return { star, chunk: pattern.slice(0, i), rest: pattern.slice(i) };
+  return { star, start, end: i };
 }
 
-function getEsc(chunk: Chars): { r: string; rest: Chars } {
-  if (chunk.length === 0) throw new Fault("unterminated character class");
-  if (chunk[0] === "-" || chunk[0] === "]") throw new Fault(`unescaped ${JSON.stringify(chunk[0])} in character class`);
-  let c = chunk;
-  if (c[0] === "\\") {
-    c = c.slice(1);
-    if (c.length === 0) throw new Fault(TRAILING_BACKSLASH);
+/** Go `getEsc`: the (possibly escaped) class character at `i`, and the index after it. */
+function getEsc(p: Chars, i: number, end: number): { r: string; next: number } {
+  if (i >= end) throw new Fault("unterminated character class");
+  if (p[i] === "-" || p[i] === "]") throw new Fault(`unescaped ${JSON.stringify(p[i])} in character class`);
+  let at = i;
+  if (p[at] === "\\") {
+    at++;
+    if (at >= end) throw new Fault(TRAILING_BACKSLASH);
   }
-  const r = c[0] as string;
-  const rest = c.slice(1);
-  if (rest.length === 0) throw new Fault("unterminated character class");
-  return { r, rest };
+  const r = p[at] as string;
+  if (at + 1 >= end) throw new Fault("unterminated character class");
+  return { r, next: at + 1 };
 }
 
-/** Returns the remaining name after matching `chunk` at its start, or null; throws on bad syntax. */
-function matchChunk(chunkIn: Chars, sIn: Chars): Chars | null {
-  let chunk = chunkIn;
-  let s = sIn;
+const codePoint = (x: string): number => x.codePointAt(0) ?? 0;
+
+/**
+ * Matches the character class starting after its `[` at `i` against `r` (undefined once the match
+ * has failed: the class is then only checked for syntax). Returns the index after the class.
+ */
+function matchClass(p: Chars, i: number, end: number, r: string | undefined): { next: number; match: boolean } {
+  let at = i;
+  let negated = false;
+  if (at < end && p[at] === "^") {
+    negated = true;
+    at++;
+  }
+  let match = false;
+  for (let nrange = 0; ; nrange++) {
+    if (at < end && p[at] === "]" && nrange > 0) return { next: at + 1, match: match !== negated };
+    const lo = getEsc(p, at, end);
+    at = lo.next;
+    let hi = lo.r;
+    if (at < end && p[at] === "-") {
+      const h = getEsc(p, at + 1, end);
+      hi = h.r;
+      at = h.next;
+    }
+    if (r !== undefined && codePoint(lo.r) <= codePoint(r) && codePoint(r) <= codePoint(hi)) match = true;
+  }
+}
+
+/**
+ * Go `matchChunk`: matches the chunk `[cs, ce)` of `p` at the start of `n[ns:]`. Returns the index
+ * in `n` after the match, or -1; throws a Fault on bad syntax (the whole chunk is always checked).
+ */
+function matchChunk(p: Chars, cs: number, ce: number, n: Chars, ns: number): number {
+  let i = cs;
+  let at = ns;
   let failed = false;
-  while (chunk.length > 0) {
-    if (!failed && s.length === 0) failed = true;
-    switch (chunk[0]) {
-      case "[": {
-        let r = "";
-        if (!failed) {
-          r = s[0] as string;
-          s = s.slice(1);
-        }
-        chunk = chunk.slice(1);
-        let negated = false;
-        if (chunk.length > 0 && chunk[0] === "^") {
-          negated = true;
-          chunk = chunk.slice(1);
-        }
-        let match = false;
-        let nrange = 0;
-        for (;;) {
-          if (chunk.length > 0 && chunk[0] === "]" && nrange > 0) {
-            chunk = chunk.slice(1);
-            break;
-          }
-          const lo = getEsc(chunk);
-          chunk = lo.rest;
-          let hi = lo.r;
-          if (chunk[0] === "-") {
-            const h = getEsc(chunk.slice(1));
-            hi = h.r;
-            chunk = h.rest;
-          }
-          const cp = (x: string): number => x.codePointAt(0) ?? 0;
-          if (!failed && cp(lo.r) <= cp(r) && cp(r) <= cp(hi)) match = true;
-          nrange++;
-        }
-        if (match === negated) failed = true;
-        break;
+  while (i < ce) {
+    if (!failed && at >= n.length) failed = true;
+    const c = p[i] as string;
+    if (c === "[") {
+      const r = failed ? undefined : (n[at++] as string);
+      const cls = matchClass(p, i + 1, ce, r);
+      i = cls.next;
+      if (!cls.match) failed = true;
+    } else if (c === "?") {
+      if (!failed && n[at++] === "/") failed = true;
+      i++;
+    } else {
+      if (c === "\\") {
+        i++;
+        if (i >= ce) throw new Fault(TRAILING_BACKSLASH);
       }
-      case "?":
-        if (!failed) {
-          if (s[0] === "/") failed = true;
-          s = s.slice(1);
-        }
-        chunk = chunk.slice(1);
-        break;
-      default:
-        if (chunk[0] === "\\") {
-          chunk = chunk.slice(1);
-          if (chunk.length === 0) throw new Fault(TRAILING_BACKSLASH);
-        }
-        if (!failed) {
-          if (chunk[0] !== s[0]) failed = true;
-          s = s.slice(1);
-        }
-        chunk = chunk.slice(1);
+      if (!failed && p[i] !== n[at++]) failed = true;
+      i++;
     }
   }
-  return failed ? null : s;
+  return failed ? -1 : at;
 }
 
 /**
@@ -150,34 +156,40 @@ export function validateGlob(pattern: string): void {
   globMatch(pattern, "");
 }
 
-function match(pIn: Chars, nIn: Chars): boolean {
-  let p = pIn;
-  let n = nIn;
-  outer: while (p.length > 0) {
-    const { star, chunk, rest } = scanChunk(p);
-    p = rest;
-    if (star && chunk.length === 0) return !n.includes("/");
-    const t = matchChunk(chunk, n);
-    if (t !== null && (t.length === 0 || p.length > 0)) {
-      n = t;
+/** Go `filepath.Match` over code points, walking the pattern chunk by chunk. */
+function match(p: Chars, n: Chars): boolean {
+  let pi = 0;
+  let ni = 0;
+  outer: while (pi < p.length) {
+    const { star, start, end } = scanChunk(p, pi);
+    pi = end;
+    if (star && start === end) return !n.slice(ni).includes("/");
+    const t = matchChunk(p, start, end, n, ni);
+    if (t >= 0 && (t === n.length || pi < p.length)) {
+      ni = t;
       continue;
     }
     if (star) {
-      for (let i = 0; i < n.length && n[i] !== "/"; i++) {
-        const t2 = matchChunk(chunk, n.slice(i + 1));
-        if (t2 !== null) {
-          if (p.length === 0 && t2.length > 0) continue;
-          n = t2;
+      for (let i = ni; i < n.length && n[i] !== "/"; i++) {
+        const t2 = matchChunk(p, start, end, n, i + 1);
+        if (t2 >= 0) {
+          if (pi === p.length && t2 < n.length) continue;
+          ni = t2;
           continue outer;
         }
       }
     }
-    while (p.length > 0) {
-      const r = scanChunk(p);
-      p = r.rest;
-      matchChunk(r.chunk, []);
-    }
+    checkRest(p, pi);
     return false;
   }
-  return n.length === 0;
+  return ni === n.length;
+}
+
+/** Go checks the syntax of the rest of the pattern before reporting a mismatch. */
+function checkRest(p: Chars, from: number): void {
+  for (let pi = from; pi < p.length;) {
+    const { start, end } = scanChunk(p, pi);
+    pi = end;
+    matchChunk(p, start, end, [], 0);
+  }
 }

@@ -26,6 +26,12 @@ export interface Dockerfile {
   warnings: Warning[];
 }
 
+/**
+ * The most stages one Dockerfile may have. Real Dockerfiles have a handful; the cap keeps a
+ * generated file with a huge chain of stages from costing unbounded time and memory later.
+ */
+export const MAX_STAGES = 10_000;
+
 /** Options of {@link parseDockerfile}. */
 export interface ParseOptions {
   /** File name used in error messages (default `Dockerfile`). */
@@ -46,6 +52,14 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
   for (const node of ast.children) {
     const instr = toInstruction(node, { file, warnings });
     if (instr.kind === "from") {
+      if (stages.length >= MAX_STAGES) {
+        throw new DockerfileError(ErrorCodes.stage, `too many stages (more than ${MAX_STAGES})`, {
+          file,
+          range: instr.range,
+          lineText: instr.original,
+          hint: "split the build into several Dockerfiles",
+        });
+      }
       const stage: Stage = { index: stages.length, from: instr, instructions: [] };
       if (instr.stageName !== undefined) {
         const prev = names.get(instr.stageName);

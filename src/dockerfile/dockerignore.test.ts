@@ -1,9 +1,10 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { parseDockerignore } from "./dockerignore.js";
-import { PatternMatcher, compilePattern } from "./pattern-matcher.js";
+import { MAX_PATTERN_LENGTH, PatternMatcher, compilePattern } from "./pattern-matcher.js";
 import { BadPatternError, globMatch } from "../common/glob-match.js";
 import { DockerfileError } from "./errors.js";
+import { evalInChild } from "../common/in-child.test-helper.js";
 import { readConformanceJson } from "./conformance-path.test-helper.js";
 
 interface Cases {
@@ -116,4 +117,33 @@ test("kaniko per-Dockerfile ignore files and BuildKit integration expectations",
     for (const p of Object.keys(c.expectPresent)) assert.equal(pm.matches(p), false, `${c.name}: ${p}`);
     for (const p of c.expectAbsent ?? []) assert.equal(pm.matches(p), true, `${c.name}: ${p}`);
   }
+});
+
+test("many ** against a deep path answer at once (no exponential backtracking)", () => {
+  const pattern = "a/**/".repeat(14) + "zz";
+  const pm = new PatternMatcher([pattern]);
+  // In a child process killed after 20 s (the backtracking RegExp took about 10 s here with 14 `**`,
+  // 2.5 times more per extra one: 18 would take minutes).
+  const url = new URL("./pattern-matcher.js", import.meta.url);
+  const deep = `new m.PatternMatcher(["a/**/".repeat(18) + "zz"]).matches("a/".repeat(30) + "b")`;
+  assert.equal(evalInChild(url, deep), false);
+  assert.equal(pm.matches("a/".repeat(30) + "b"), false);
+  assert.equal(pm.matches("a/".repeat(32) + "zz"), true);
+  // A parent directory matching counts too, and `!` patterns still re-include.
+  assert.equal(pm.matches("a/".repeat(32) + "zz/deeper/file"), true);
+  const reinclude = new PatternMatcher([pattern, "!" + "a/**/".repeat(14) + "zz/keep"]);
+  assert.equal(reinclude.matches("a/".repeat(32) + "zz/keep"), false);
+  assert.equal(reinclude.matches("a/".repeat(32) + "zz/other"), true);
+  // Runs of `*` inside one directory name are linear too (a backtracking RegExp is O(n^k) there).
+  const stars = `new m.PatternMatcher(["*a".repeat(6) + "b"]).matches("a".repeat(400))`;
+  assert.equal(evalInChild(url, stars), false);
+});
+
+test("a .dockerignore pattern over MAX_PATTERN_LENGTH is a clear error", () => {
+  assert.throws(
+    () => new PatternMatcher(["a".repeat(MAX_PATTERN_LENGTH + 1)]),
+    (e: unknown) =>
+      e instanceof DockerfileError && /^\.dockerignore: pattern too long \(4097 characters/.test(e.message),
+  );
+  assert.equal(new PatternMatcher(["*" + "a".repeat(MAX_PATTERN_LENGTH - 1)]).matches("a".repeat(100)), false);
 });

@@ -2,6 +2,7 @@ import { DockerfileError, ErrorCodes } from "./errors.js";
 import { cleanPath } from "../common/clean-path.js";
 import { BadPatternError, globMatch } from "../common/glob-match.js";
 import { goTrimSpace } from "./go-quote.js";
+import { compileNfa, runNfa, toJsRegExp, toJsSource, type JsRegExp, type NfaState } from "./pattern-nfa.js";
 
 type MatchType = "exact" | "prefix" | "suffix" | "regexp";
 
@@ -16,6 +17,12 @@ export interface CompiledPattern {
 }
 
 const SHOULD_ESCAPE = ".+()|{}$";
+
+/**
+ * The longest .dockerignore pattern accepted (after cleaning). moby has no limit, but no path can
+ * be longer than PATH_MAX (4096) and matching costs grow with the pattern length.
+ */
+export const MAX_PATTERN_LENGTH = 4096;
 
 /** Compiles a cleaned pattern the way moby patternmatcher does (slash separator). */
 export function compilePattern(pattern: string): { matchType: MatchType; regexp?: string } {
@@ -66,14 +73,30 @@ export function compilePattern(pattern: string): { matchType: MatchType; regexp?
   return { matchType, regexp: re + "$" };
 }
 
-function toJsRegExp(goSource: string): RegExp {
-  // The generated sources only use constructs with the same meaning in JS, except that Go's `.`
-  // excludes only \n.
-  const js = goSource.replace(/(^|[^\\])\.\*/g, "$1[^\\n]*");
-  try {
-    return new RegExp(js, "u");
-  } catch {
-    return new RegExp(js);
+/**
+ * A path being matched, with the views patterns need computed once per path: its units in either
+ * RegExp mode and its parent's prefixes.
+ */
+class Subject {
+  private codePoints?: string[];
+  private codeUnits?: string[];
+  private prefixList?: string[];
+
+  constructor(readonly text: string) {}
+
+  /** The text split the way a RegExp in the given mode reads it. */
+  units(unicode: boolean): string[] {
+    if (unicode) return (this.codePoints ??= Array.from(this.text));
+    return (this.codeUnits ??= this.text.split(""));
+  }
+
+  /** moby's parent candidates: the text up to each `/`, and the whole text. */
+  prefixes(): string[] {
+    if (this.prefixList) return this.prefixList;
+    const list: string[] = [];
+    for (let i = this.text.indexOf("/"); i >= 0; i = this.text.indexOf("/", i + 1)) list.push(this.text.slice(0, i));
+    list.push(this.text);
+    return (this.prefixList = list);
   }
 }
 
@@ -87,7 +110,8 @@ function patternError(message: string, pattern: string): DockerfileError {
 
 class Pattern {
   readonly compiled: CompiledPattern;
-  private readonly re?: RegExp;
+  private readonly re?: JsRegExp;
+  private readonly nfa?: NfaState[];
   private readonly invalid: boolean;
 
   constructor(pattern: string, exclusion: boolean) {
@@ -97,6 +121,7 @@ class Pattern {
     if (c.regexp !== undefined) {
       try {
         this.re = toJsRegExp(c.regexp);
+        this.nfa = compileNfa(toJsSource(c.regexp), this.re.unicode);
       } catch {
         invalid = true;
       }
@@ -104,9 +129,27 @@ class Pattern {
     this.invalid = invalid;
   }
 
-  match(path: string): boolean {
+  /** Whether the pattern matches the whole path. */
+  match(path: Subject): boolean {
     if (this.invalid)
       throw patternError(`syntax error in pattern ${JSON.stringify(this.compiled.pattern)}`, this.compiled.pattern);
+    if (this.re && this.nfa) {
+      const units = path.units(this.re.unicode);
+      return runNfa(this.nfa, units, (k) => k === units.length);
+    }
+    return this.matchText(path.text);
+  }
+
+  /** Whether the pattern matches one of the prefixes of `parent` that moby tries (one pass when it can). */
+  matchParent(parent: Subject): boolean {
+    if (this.re && this.nfa) {
+      const units = parent.units(this.re.unicode);
+      return runNfa(this.nfa, units, (k) => k === units.length || units[k] === "/");
+    }
+    return parent.prefixes().some((p) => this.matchText(p));
+  }
+
+  private matchText(path: string): boolean {
     const p = this.compiled.pattern;
     switch (this.compiled.matchType) {
       case "exact":
@@ -119,7 +162,7 @@ class Pattern {
         return suffix[0] === "/" && path === suffix.slice(1);
       }
       case "regexp":
-        return this.re?.test(path) ?? false;
+        return this.re?.re.test(path) ?? false;
     }
   }
 }
@@ -154,6 +197,12 @@ export class PatternMatcher {
         p = p.slice(1);
         exclusions = true;
       }
+      if (p.length > MAX_PATTERN_LENGTH) {
+        throw patternError(
+          `pattern too long (${p.length} characters, the limit is ${MAX_PATTERN_LENGTH}): ${JSON.stringify(p.slice(0, 40) + "…")}`,
+          raw,
+        );
+      }
       try {
         globMatch(p, ".");
       } catch (e) {
@@ -174,19 +223,12 @@ export class PatternMatcher {
   /** True when `path` (slash-separated, relative to the context) is excluded. */
   matches(path: string): boolean {
     let matched = false;
-    const parent = parentDir(path);
-    const parentDirs = parent.split("/");
+    const subject = new Subject(path);
+    const parentPath = parentDir(path);
+    const parent = parentPath === "." ? undefined : new Subject(parentPath);
     for (const pattern of this.patterns) {
       if (pattern.compiled.exclusion !== matched) continue;
-      let match = pattern.match(path);
-      if (!match && parent !== ".") {
-        for (let i = 0; i < parentDirs.length; i++) {
-          if (pattern.match(parentDirs.slice(0, i + 1).join("/"))) {
-            match = true;
-            break;
-          }
-        }
-      }
+      const match = pattern.match(subject) || (parent !== undefined && pattern.matchParent(parent));
       if (match) matched = !pattern.compiled.exclusion;
     }
     return matched;

@@ -1,6 +1,16 @@
 import { DockerfileError, ErrorCodes } from "./errors.js";
 import { isGoSpace } from "./go-quote.js";
 
+/**
+ * The longest value (in UTF-16 code units) one expansion may produce. BuildKit has no explicit cap,
+ * but without one a few `ENV a=$a$a` lines double a value into gigabytes; real builds never need
+ * more than a few hundred KiB (Linux refuses a single environment string over 128 KiB anyway).
+ */
+export const MAX_EXPANSION_LENGTH = 1024 * 1024;
+
+/** A run of Go `unicode.IsSpace` characters, captured so that split keeps it. */
+const GO_SPACE_RUN = /([\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+)/u;
+
 /** Read access to the variables visible to an expansion. */
 export interface EnvLookup {
   get(name: string): string | undefined;
@@ -44,6 +54,19 @@ function lexError(message: string): DockerfileError {
   return new DockerfileError(ErrorCodes.expansion, message);
 }
 
+/** Throws unless a value of `length` code units is within {@link MAX_EXPANSION_LENGTH}. */
+function checkLength(length: number): void {
+  if (length > MAX_EXPANSION_LENGTH) {
+    throw lexError(`expanded value is too long (more than ${MAX_EXPANSION_LENGTH} characters)`);
+  }
+}
+
+/** `a + b`, refusing a result longer than {@link MAX_EXPANSION_LENGTH}. */
+function concat(a: string, b: string): string {
+  checkLength(a.length + b.length);
+  return a + b;
+}
+
 class Words {
   word = "";
   words: string[] = [];
@@ -63,8 +86,14 @@ class Words {
     this.word += ch;
     this.inWord = true;
   }
+  /** Same as addChar for each character of `s`, but appends each run of non-spaces in one go. */
   addString(s: string): void {
-    for (const ch of s) this.addChar(ch);
+    const parts = s.split(GO_SPACE_RUN);
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i] as string;
+      if (i % 2 === 1) this.addChar(" ");
+      else if (part !== "") this.addRawString(part);
+    }
   }
   addRawString(s: string): void {
     this.word += s;
@@ -125,15 +154,15 @@ class ShellWord {
         }
         if (ch === "$") {
           const tmp = this.processDollar();
-          result += tmp;
+          result = concat(result, tmp);
           words.addString(tmp);
         } else if (quotes && ch === "'") {
           const tmp = this.processSingleQuote();
-          result += tmp;
+          result = concat(result, tmp);
           words.addRawString(tmp);
         } else if (quotes && ch === '"') {
           const tmp = this.processDoubleQuote();
-          result += tmp;
+          result = concat(result, tmp);
           words.addRawString(tmp);
         } else {
           let c = this.next() as string;
@@ -187,7 +216,7 @@ class ShellWord {
         return result;
       }
       if (p === "$") {
-        result += this.processDollar();
+        result = concat(result, this.processDollar());
         continue;
       }
       let ch = this.next() as string;
@@ -317,15 +346,29 @@ class ShellWord {
         const { value, set } = this.getEnv(name);
         if (this.opts.skipUnsetEnv && !set) return "${" + name + "/" + pattern + "/" + replacement + "}";
         const re = shellPatternToRegex(pattern, true, false, replaceAll);
-        if (replaceAll) return value.replace(re, () => replacement);
+        if (replaceAll) return replaceAllCapped(value, re, replacement);
         const m = re.exec(value);
         if (!m) return value;
-        return value.slice(0, m.index) + replacement + value.slice(m.index + m[0].length);
+        return concat(value.slice(0, m.index) + replacement, value.slice(m.index + m[0].length));
       }
       default:
         throw lexError(`unsupported modifier (${chs}) in substitution`);
     }
   }
+}
+
+/**
+ * `value.replace(re, replacement)` for a global `re`, refusing to build a result longer than
+ * {@link MAX_EXPANSION_LENGTH} (`${a//?/$a}` would otherwise square the length of `a`).
+ */
+function replaceAllCapped(value: string, re: RegExp, replacement: string): string {
+  let growth = 0;
+  return value.replace(re, (m: string, offset: number) => {
+    growth += replacement.length - m.length;
+    // The output so far: the input up to the end of this match, with every match replaced.
+    checkLength(offset + m.length + growth);
+    return replacement;
+  });
 }
 
 /** Converts a shell pattern (`*`, `?`, `\` escapes of `*?\`) into a regular expression, like BuildKit. */

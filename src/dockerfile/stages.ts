@@ -89,43 +89,71 @@ export function stagesNeeded(
           : "the Dockerfile has no named stages",
     });
   }
-  const order: Stage[] = [];
-  const done = new Set<number>();
-  const visit = (s: Stage): void => {
-    if (done.has(s.index)) return;
-    done.add(s.index);
-    for (const { ref, line, kind } of referencesOf(s, fromOf, expandFrom)) {
-      const dep = findStageRef(stages, ref);
-      if (!dep) continue;
-      if (dep.index >= s.index) {
-        const what =
-          dep.index === s.index
-            ? `circular dependency detected on stage: ${stageLabel(s)}`
-            : kind === "from"
-              ? `stage ${stageLabel(s)} is based on stage ${stageLabel(dep)}, which is defined after it`
-              : `cannot ${kind === "copy" ? "copy" : "mount"} from stage ${stageLabel(dep)}, it needs to be defined before current stage ${stageLabel(s)}`;
-        throw new DockerfileError(ErrorCodes.stage, what, {
-          file: df.file,
-          range: { start: line, end: line },
-          hint: "a stage can only use stages defined before it; move that stage up",
-        });
-      }
-      visit(dep);
-    }
-    order.push(s);
-  };
+  return dependencyOrder(targetStage, stageLookup(stages), (s) => referencesOf(s, fromOf, expandFrom), df.file);
+}
 
-  visit(targetStage);
+/** One stage being walked by {@link dependencyOrder}: its references and how many were handled. */
+type Frame = { stage: Stage; refs: Ref[]; next: number };
+
+/**
+ * Depth-first post-order over the stages `root` uses (dependencies first, each stage once, errors
+ * in the order a recursive walk meets them). Iterative with an explicit stack, so a long chain of
+ * stages cannot overflow the call stack.
+ */
+function dependencyOrder(
+  root: Stage,
+  lookup: (ref: string) => Stage | undefined,
+  refsOf: (s: Stage) => Ref[],
+  file: string,
+): Stage[] {
+  const order: Stage[] = [];
+  const done = new Set<number>([root.index]);
+  const stack: Frame[] = [{ stage: root, refs: refsOf(root), next: 0 }];
+  for (let top = stack.at(-1); top !== undefined; top = stack.at(-1)) {
+    const ref = top.refs[top.next++];
+    if (ref === undefined) {
+      stack.pop();
+      order.push(top.stage);
+      continue;
+    }
+    const dep = lookup(ref.ref);
+    if (!dep) continue;
+    if (dep.index >= top.stage.index) throw orderError(ref, dep, top.stage, file);
+    if (done.has(dep.index)) continue;
+    done.add(dep.index);
+    stack.push({ stage: dep, refs: refsOf(dep), next: 0 });
+  }
   return order;
 }
 
-/** Like findStage, but a numeric reference only counts when it is a valid earlier index; names win. */
-function findStageRef(stages: Stage[], ref: string): Stage | undefined {
-  const lower = ref.toLowerCase();
-  const byName = stages.find((s) => s.name === lower);
-  if (byName) return byName;
-  if (/^[0-9]+$/.test(ref)) return stages[Number(ref)];
-  return undefined;
+/** The BuildKit error for stage `s` using itself or `dep`, a stage defined after it. */
+function orderError(ref: Ref, dep: Stage, s: Stage, file: string): DockerfileError {
+  const what =
+    dep.index === s.index
+      ? `circular dependency detected on stage: ${stageLabel(s)}`
+      : ref.kind === "from"
+        ? `stage ${stageLabel(s)} is based on stage ${stageLabel(dep)}, which is defined after it`
+        : `cannot ${ref.kind === "copy" ? "copy" : "mount"} from stage ${stageLabel(dep)}, it needs to be defined before current stage ${stageLabel(s)}`;
+  return new DockerfileError(ErrorCodes.stage, what, {
+    file,
+    range: { start: ref.line, end: ref.line },
+    hint: "a stage can only use stages defined before it; move that stage up",
+  });
+}
+
+/**
+ * A reference resolver over `stages` like findStage, but a numeric reference only counts when it is
+ * a valid index; names win. Names are indexed once so that resolving is not a scan per reference.
+ */
+function stageLookup(stages: Stage[]): (ref: string) => Stage | undefined {
+  const byName = new Map<string, Stage>();
+  for (const s of stages) if (s.name !== undefined && !byName.has(s.name)) byName.set(s.name, s);
+  return (ref) => {
+    const named = byName.get(ref.toLowerCase());
+    if (named) return named;
+    if (/^[0-9]+$/.test(ref)) return stages[Number(ref)];
+    return undefined;
+  };
 }
 
 const stageLabel = (s: Stage): string =>
