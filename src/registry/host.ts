@@ -368,7 +368,7 @@ export class RegistryHost {
         } else if (creds?.identityToken) {
           headers.authorization = `Basic ${Buffer.from(`<token>:${creds.identityToken}`).toString("base64")}`;
         }
-        res = await request(u, { method: "GET", headers, dispatcher: this.dispatcher, ...sig });
+        res = await this.tokenGet(u, headers, sig);
       }
     } catch (e) {
       throw this.networkError(`${req.operation} (token server ${redactUrl(realmUrl)})`, req.repository, e);
@@ -412,6 +412,32 @@ export class RegistryHost {
     const expiresIn = typeof parsed.expires_in === "number" && parsed.expires_in >= 60 ? parsed.expires_in : 60;
     // Refresh a little early so a token does not expire in flight.
     return { token, expiresAt: Date.now() + (expiresIn - 10) * 1000 };
+  }
+
+  /**
+   * The token GET, following up to {@link MAX_REDIRECTS} redirects (a realm moved, or `http://` sent on to
+   * `https://`; Docker's client follows them too). Credentials go only to the realm's own host and never
+   * over a downgrade to plain HTTP.
+   */
+  private async tokenGet(
+    start: URL,
+    headers: Record<string, string>,
+    sig: { signal?: AbortSignal },
+  ): Promise<Dispatcher.ResponseData> {
+    let url = start;
+    for (let hops = 0; ; hops++) {
+      const sameOrigin = url.host === start.host && (url.protocol === start.protocol || url.protocol === "https:");
+      const h = sameOrigin ? headers : { "user-agent": headers["user-agent"] ?? this.userAgent };
+      const res = await request(url, { method: "GET", headers: h, dispatcher: this.dispatcher, ...sig });
+      const loc = header(res.headers, "location");
+      if (![301, 302, 303, 307, 308].includes(res.statusCode) || loc === undefined || hops >= MAX_REDIRECTS) return res;
+      await res.body.dump();
+      try {
+        url = new URL(loc, url);
+      } catch {
+        return res; // reported as the token server's unexpected answer
+      }
+    }
   }
 
   /**

@@ -162,3 +162,25 @@ test("a token server answering invalid JSON is an auth error naming the reposito
       }),
   );
 });
+
+test("a token realm that redirects is followed (a moved endpoint), and the token it gives is used", async () => {
+  const seen: string[] = [];
+  await pullFromFake(
+    (req, res, host) => {
+      seen.push(`${req.url} ${req.headers.authorization ?? "-"}`);
+      if (req.url?.startsWith("/token2")) {
+        res.writeHead(200, { "content-type": "application/json" }).end('{"token":"moved-token"}');
+      } else if (req.url?.startsWith("/token")) {
+        res.writeHead(301, { location: `/token2?${req.url.split("?")[1] ?? ""}` }).end();
+      } else if (req.headers.authorization === "Bearer moved-token") {
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end(JSON.stringify({ errors: [{ code: "MANIFEST_UNKNOWN", message: "manifest unknown" }] }));
+      } else res.writeHead(401, { "www-authenticate": `Bearer realm="http://${host}/token",service="t"` }).end();
+    },
+    (pull) => assert.rejects(pull, (e: unknown) => hasCode(e, "REGISTRY_NOT_FOUND") || assert.fail(String(e))),
+  );
+  assert.ok(
+    seen.some((l) => l.startsWith("/token2?") && l.includes("scope=repository")),
+    seen.join("\n"),
+  );
+});

@@ -1,7 +1,8 @@
 /**
  * Hostile registries through whole builds: a tiny HTTP server answers kiln's pulls with oversized
  * manifests and configs (streamed, up to 1 GiB), wrong media types, a layer whose bytes do not match its
- * digest, endless redirects and an index without kiln's platform. Every build must fail with a one-line
+ * digest, endless redirects, an index without kiln's platform, a token server streaming 1 GiB and a signed
+ * schema 1 manifest. Every build must fail with a one-line
  * error naming the problem, in bounded time and with bounded memory (peak RSS of the kiln process).
  */
 import assert from "node:assert/strict";
