@@ -72,8 +72,10 @@ test("a 401 from where a blob redirect led never sends the registry's credential
   });
   await new Promise<void>((resolve) => foreign.listen(0, "127.0.0.1", resolve));
   const realm = `http://127.0.0.1:${(foreign.address() as AddressInfo).port}/token`;
+  // Its own registry: the first test stops the shared one.
+  const own = await startRegistry();
   const hostile = await startFaultProxy({
-    target: reg.host,
+    target: own.host,
     basicAuth: creds,
     redirectBlobs: true,
     storageChallenge: `Bearer realm="${realm}",service="storage"`,
@@ -81,12 +83,12 @@ test("a 401 from where a blob redirect led never sends the registry's credential
   const c = new RegistryClient({
     env: {},
     hostOptions: () => ({}),
-    keychain: staticKeychain({ [hostile.host]: creds, [proxy.host]: creds }),
+    keychain: staticKeychain({ [hostile.host]: creds }),
     retries: 0,
     retryBaseDelayMs: 5,
   });
   try {
-    await c.pushImage(parseReference(`${proxy.host}/foreign:1`), image);
+    await c.pushImage(parseReference(`${own.host}/foreign:1`), image);
     await assert.rejects(c.pullImage(parseReference(`${hostile.host}/foreign:1`), { platform: amd64 }), (e: unknown) =>
       hasCode(e, "REGISTRY_UNAUTHORIZED"),
     );
@@ -97,6 +99,7 @@ test("a 401 from where a blob redirect led never sends the registry's credential
   } finally {
     await c.close();
     await hostile.stop();
+    await own.stop();
     await new Promise<void>((resolve) => foreign.close(() => resolve()));
   }
 });
