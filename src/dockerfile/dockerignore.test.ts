@@ -139,6 +139,17 @@ test("many ** against a deep path answer at once (no exponential backtracking)",
   assert.equal(evalInChild(url, stars), false);
 });
 
+test("a pattern the automaton cannot read and that would backtrack is refused, not matched for minutes", () => {
+  const url = new URL("./pattern-matcher.js", import.meta.url);
+  const outcome = `(() => {
+    try { return String(new m.PatternMatcher(["**/".repeat(14) + "\\\\q"]).matches("a/".repeat(30) + "b")); }
+    catch (e) { return e.message; }
+  })()`;
+  assert.match(String(evalInChild(url, outcome)), /more than two \* with an escaped letter or digit .*simplify it/);
+  // Two repetitions with the same escape still match (V8's RegExp, at worst quadratic).
+  assert.equal(new PatternMatcher(["**/x\\q"]).matches("a/b/xq"), true);
+});
+
 test("a .dockerignore pattern over MAX_PATTERN_LENGTH is a clear error", () => {
   assert.throws(
     () => new PatternMatcher(["a".repeat(MAX_PATTERN_LENGTH + 1)]),

@@ -123,29 +123,35 @@ class Pattern {
   private readonly re?: JsRegExp;
   private readonly nfa?: NfaState[];
   private readonly invalid: boolean;
+  /** More than two repetitions with a construct the automaton does not model: refused, never backtracked. */
+  private readonly tooComplex: boolean;
 
   constructor(pattern: string, exclusion: boolean) {
     const c = compilePattern(pattern);
     this.compiled = { pattern, exclusion, ...c };
     let invalid = false;
+    let tooComplex = false;
     if (c.regexp !== undefined) {
       try {
         this.re = toJsRegExp(c.regexp);
         // V8's RegExp is about twice as fast as the automaton, and with at most two unbounded
         // repetitions it cannot backtrack worse than quadratically (in a path of at most 4096
         // characters); more (many `**`, or `*` runs in one name) take the automaton.
-        if (repetitions(c.regexp) > 2) this.nfa = compileNfa(toJsSource(c.regexp), this.re.unicode);
+        if (repetitions(c.regexp) > 2) {
+          this.nfa = compileNfa(toJsSource(c.regexp), this.re.unicode);
+          tooComplex = this.nfa === undefined;
+        }
       } catch {
         invalid = true;
       }
     }
     this.invalid = invalid;
+    this.tooComplex = tooComplex;
   }
 
   /** Whether the pattern matches the whole path. */
   match(path: Subject): boolean {
-    if (this.invalid)
-      throw patternError(`syntax error in pattern ${JSON.stringify(this.compiled.pattern)}`, this.compiled.pattern);
+    this.usable();
     if (this.re && this.nfa) {
       const units = path.units(this.re.unicode);
       return runNfa(this.nfa, units, (k) => k === units.length);
@@ -153,8 +159,23 @@ class Pattern {
     return this.matchText(path.text);
   }
 
+  /** Throws the pattern's error when it cannot be matched. */
+  private usable(): void {
+    if (this.invalid)
+      throw patternError(`syntax error in pattern ${JSON.stringify(this.compiled.pattern)}`, this.compiled.pattern);
+    if (this.tooComplex) {
+      // Only patterns with more than two `*` and a `\` before a letter or digit, or a [...] class the
+      // automaton does not read: kiln would match them by backtracking, exponential in the number of `*`.
+      throw patternError(
+        `pattern ${JSON.stringify(this.compiled.pattern)} combines more than two * with an escaped letter or digit or an unusual [...] class, which kiln could only match by backtracking; simplify it`,
+        this.compiled.pattern,
+      );
+    }
+  }
+
   /** Whether the pattern matches one of the prefixes of `parent` that moby tries (one pass when it can). */
   matchParent(parent: Subject): boolean {
+    this.usable();
     if (this.re && this.nfa) {
       const units = parent.units(this.re.unicode);
       return runNfa(this.nfa, units, (k) => k === units.length || units[k] === "/");

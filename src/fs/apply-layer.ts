@@ -31,8 +31,7 @@ import type { IgnoreList } from "./ignore-list.js";
 import { resolveInRoot, toContainerPath } from "../common/resolve-in-root.js";
 import { CreatePacer } from "./create-pacer.js";
 import { SpecialNodes, xattrRequest } from "./special-node.js";
-import { MAX_PENDING_XATTR_BYTES, applyXattrs, withoutOversizedXattrs, xattrRequestBytes } from "./xattr.js";
-import type { XattrRequest } from "./xattr.js";
+import { XattrQueue } from "./xattr.js";
 
 /** Options of {@link applyLayer}. */
 export interface ApplyOptions {
@@ -103,12 +102,8 @@ interface LayerState {
   opaque: Set<string>;
   /** Dir host path → [atime, mtime] restored after all children are written. */
   dirTimes: Map<string, { atime: number; mtime: number }>;
-  xattrs: Map<string, XattrRequest>;
-  /**
-   * Bytes kept in `xattrs` since they were last applied (an over-count once a later entry dropped a
-   * request: the next batch only comes sooner), bounded by {@link MAX_PENDING_XATTR_BYTES}.
-   */
-  xattrBytes: number;
+  /** Xattrs waiting for setfattr (applied in batches, after the in-flight creations). */
+  xattrs: XattrQueue;
   /** Container paths whose index entry must be refreshed (or dropped) at the end. */
   touched: Set<string>;
   /**
@@ -159,8 +154,7 @@ export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions
     ancestors: new Set(),
     opaque: new Set(),
     dirTimes: new Map(),
-    xattrs: new Map(),
-    xattrBytes: 0,
+    xattrs: new XattrQueue(() => drain(st)),
     touched: new Set(),
     dirCache: new Map(),
     freshDirs: new Set(),
@@ -539,33 +533,15 @@ async function writeEntry(st: LayerState, p: string, entry: TarEntry): Promise<v
   }
   if (h.xattrs.size > 0) {
     const reserved = st.opts.overlayWhiteouts ? OVERLAY_XATTRS : undefined;
-    const sized = withoutOversizedXattrs(h.xattrs);
-    const { request, skipped } = xattrRequest(host, { type: h.type, xattrs: sized.xattrs }, reserved);
-    for (const s of [...sized.skipped, ...skipped]) st.result.skipped.push({ path: cpath, reason: s });
-    if (request !== undefined) await keepXattrs(st, request);
+    const { request, skipped } = xattrRequest(host, h, reserved);
+    for (const s of skipped) st.result.skipped.push({ path: cpath, reason: s });
+    if (request !== undefined) xattrFailures(st, await st.xattrs.add(request));
   }
 }
 
-/**
- * Queues a file's xattrs for setfattr; when the queue would exceed {@link MAX_PENDING_XATTR_BYTES}, what
- * it holds is applied first, so a layer of many files with large attributes never holds them all.
- */
-async function keepXattrs(st: LayerState, request: XattrRequest): Promise<void> {
-  const bytes = xattrRequestBytes(request);
-  if (st.xattrs.size > 0 && st.xattrBytes + bytes > MAX_PENDING_XATTR_BYTES) await applyPendingXattrs(st);
-  st.xattrs.set(request.hostPath, request);
-  st.xattrBytes += bytes;
-}
-
-/** Applies the queued xattrs (after in-flight creations: their files must exist) and empties the queue. */
-async function applyPendingXattrs(st: LayerState): Promise<void> {
-  await drain(st);
-  const reqs = [...st.xattrs.values()];
-  st.xattrs.clear();
-  st.xattrBytes = 0;
-  for (const s of await applyXattrs(reqs)) {
-    st.result.skipped.push({ path: toContainerPath(st.root, s.path), reason: s.reason });
-  }
+/** Records xattrs setfattr could not apply as skipped entries. */
+function xattrFailures(st: LayerState, failed: readonly { path: string; reason: string }[]): void {
+  for (const s of failed) st.result.skipped.push({ path: toContainerPath(st.root, s.path), reason: s.reason });
 }
 
 const OVERLAY_XATTRS = { prefix: "trusted.overlay.", reason: "reserved for overlayfs" };
@@ -638,7 +614,7 @@ async function finishLayer(st: LayerState): Promise<void> {
   await drain(st);
   if (st.opts.overlayWhiteouts) await finishOverlayLayer(st);
   else for (const d of [...st.opaque].sort()) await clearLower(st, d);
-  await applyPendingXattrs(st);
+  xattrFailures(st, await st.xattrs.flush());
   // Deepest directories first so that fixing a child's time does not disturb its parent's.
   const dirs = [...st.dirTimes.entries()].sort((a, b) => b[0].length - a[0].length);
   for (const [host, t] of dirs) {
@@ -698,7 +674,7 @@ async function finishOverlayLayer(st: LayerState): Promise<void> {
     await ensureDir(st, host);
     const req = st.xattrs.get(host) ?? { hostPath: host, attrs: new Map<string, Buffer>() };
     req.attrs.set("trusted.overlay.opaque", Buffer.from("y"));
-    st.xattrs.set(host, req);
+    xattrFailures(st, await st.xattrs.add(req));
     st.touched.add(d);
     opaqueDirs.push(d);
   }

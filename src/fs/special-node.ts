@@ -1,5 +1,5 @@
 import { findTool, runTool } from "./exec-tool.js";
-import { isRestorableXattr, type XattrRequest } from "./xattr.js";
+import { isRestorableXattr, XATTR_VALUE_MAX, type XattrRequest } from "./xattr.js";
 
 /**
  * Creates character/block devices and FIFOs from tar entries. Node has no mknod(2), so this runs the
@@ -48,7 +48,8 @@ export class SpecialNodes {
 
 /**
  * The xattrs of a tar entry kiln restores ({@link isRestorableXattr}, none on symlinks) as a request
- * for `applyXattrs`, and why it leaves each other one out (one warning line each). `reserved` names
+ * for `applyXattrs`, and why it leaves each other one out (one warning line each): values over the Linux
+ * limit ({@link XATTR_VALUE_MAX}: the kernel refuses them, and keeping them costs memory). `reserved` names
  * (e.g. `trusted.overlay.` for a layer-store tree) are left out with their own reason.
  */
 export function xattrRequest(
@@ -61,6 +62,8 @@ export function xattrRequest(
   const skip = (name: string, reason: string): number => skipped.push(`xattr ${name} not restored (${reason})`);
   for (const [k, v] of entry.xattrs) {
     if (reserved !== undefined && k.startsWith(reserved.prefix)) skip(k, reserved.reason);
+    else if (v.length > XATTR_VALUE_MAX)
+      skip(k, `value of ${v.length} bytes, more than the Linux limit of ${XATTR_VALUE_MAX}`);
     else if (isRestorableXattr(k)) attrs.set(k, v);
     else skip(k, "only security.capability, user.*, trusted.*");
   }

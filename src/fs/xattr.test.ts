@@ -3,15 +3,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import {
-  applyXattrs,
-  pathBatches,
-  readXattr,
-  readXattrsMatching,
-  removeXattr,
-  toolBatches,
-  withoutOversizedXattrs,
-} from "./xattr.js";
+import { applyXattrs, pathBatches, readXattr, readXattrsMatching, removeXattr, toolBatches } from "./xattr.js";
+import { xattrRequest } from "./special-node.js";
 import { findTool } from "./exec-tool.js";
 
 test("pathBatches bounds each tool run by argument bytes and count, keeping order", () => {
@@ -130,14 +123,15 @@ test("a failed setfattr run names each file with a bounded reason (its output li
   }
 });
 
-test("withoutOversizedXattrs drops values the kernel refuses (over 64 KiB) and names them", () => {
-  const { xattrs, skipped } = withoutOversizedXattrs(
-    new Map([
+test("xattrRequest drops values the kernel refuses (over 64 KiB) and names them", () => {
+  const { request, skipped } = xattrRequest("/x", {
+    type: "file",
+    xattrs: new Map([
       ["user.max", Buffer.alloc(64 * 1024)],
       ["user.over", Buffer.alloc(64 * 1024 + 1)],
     ]),
-  );
-  assert.deepEqual([...xattrs.keys()], ["user.max"]);
+  });
+  assert.deepEqual([...(request?.attrs.keys() ?? [])], ["user.max"]);
   assert.equal(skipped.length, 1);
   assert.match(skipped[0] ?? "", /user\.over.*65537 bytes.*65536/);
 });

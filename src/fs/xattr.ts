@@ -61,31 +61,61 @@ const MAX_DUMP_BYTES = 16 * 1024 * 1024;
 /** Characters of setfattr's error output kept in each skipped entry's reason (it names every failed file). */
 const MAX_REASON_STDERR = 512;
 
-/**
- * Splits off the attributes whose value exceeds {@link XATTR_VALUE_MAX}: the kernel refuses them, and
- * keeping them costs memory for nothing. Returns the rest and a skip reason per dropped attribute.
- */
-export function withoutOversizedXattrs(xattrs: ReadonlyMap<string, Buffer>): {
-  xattrs: Map<string, Buffer>;
-  skipped: string[];
-} {
-  const kept = new Map<string, Buffer>();
-  const skipped: string[] = [];
-  for (const [k, v] of xattrs) {
-    if (v.length > XATTR_VALUE_MAX) {
-      skipped.push(
-        `xattr ${k} not restored (value of ${v.length} bytes, more than the Linux limit of ${XATTR_VALUE_MAX})`,
-      );
-    } else kept.set(k, v);
-  }
-  return { xattrs: kept, skipped };
-}
-
 /** Bytes a request holds (names and values), for {@link MAX_PENDING_XATTR_BYTES}. */
-export function xattrRequestBytes(r: XattrRequest): number {
+function xattrRequestBytes(r: XattrRequest): number {
   let n = 0;
   for (const [k, v] of r.attrs) n += k.length + v.length;
   return n;
+}
+
+/**
+ * The xattrs of one layer or archive extraction waiting for setfattr (one run sets many files' at once),
+ * applied in batches of {@link MAX_PENDING_XATTR_BYTES}: a layer of many files with large attributes
+ * never holds them all. A later request for a path replaces a queued one; one already applied in an
+ * earlier batch stays applied (only a hostile layer names a path twice with 64 MiB of xattrs between).
+ */
+export class XattrQueue {
+  readonly #pending = new Map<string, XattrRequest>();
+  #bytes = 0;
+  /** Awaited before each batch: the files must exist (e.g. creations still in flight). */
+  readonly #ready: () => Promise<void>;
+
+  constructor(ready: () => Promise<void> = () => Promise.resolve()) {
+    this.#ready = ready;
+  }
+
+  /** The queued request of `hostPath`, if any. */
+  get(hostPath: string): XattrRequest | undefined {
+    return this.#pending.get(hostPath);
+  }
+
+  /** Drops the queued request of `hostPath` (the entry was replaced). */
+  delete(hostPath: string): void {
+    const prior = this.#pending.get(hostPath);
+    if (prior === undefined) return;
+    this.#bytes -= xattrRequestBytes(prior);
+    this.#pending.delete(hostPath);
+  }
+
+  /** Queues `request`, applying what is queued first when the total would pass the limit; returns that batch's failures. */
+  async add(request: XattrRequest): Promise<{ path: string; reason: string }[]> {
+    this.delete(request.hostPath);
+    const bytes = xattrRequestBytes(request);
+    const failed = this.#pending.size > 0 && this.#bytes + bytes > MAX_PENDING_XATTR_BYTES ? await this.flush() : [];
+    this.#pending.set(request.hostPath, request);
+    this.#bytes += bytes;
+    return failed;
+  }
+
+  /** Applies everything queued; returns the failures (see {@link applyXattrs}). */
+  async flush(): Promise<{ path: string; reason: string }[]> {
+    if (this.#pending.size === 0) return [];
+    await this.#ready();
+    const reqs = [...this.#pending.values()];
+    this.#pending.clear();
+    this.#bytes = 0;
+    return applyXattrs(reqs);
+  }
 }
 
 /**

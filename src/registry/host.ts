@@ -352,8 +352,8 @@ export class RegistryHost {
           dispatcher: this.dispatcher,
           ...sig,
         });
-        if (res.statusCode === 404) {
-          // Not every token server implements OAuth2: fall back to GET.
+        if (res.statusCode === 404 || (res.statusCode >= 300 && res.statusCode < 400)) {
+          // Not every token server implements OAuth2: fall back to GET (which follows a moved realm).
           await res.body.dump();
           res = undefined;
         }

@@ -38,20 +38,26 @@ function checkDescriptor(d: unknown, where: string, what: string): Descriptor {
   return d as Descriptor;
 }
 
+const isSchema1Type = (t: unknown): boolean =>
+  t === MediaTypes.dockerManifestSchema1 || t === MediaTypes.dockerManifestSchema1Signed;
+
 /** True for a Docker schema 1 manifest (by Content-Type, or the document's own `schemaVersion` / `mediaType`). */
 export function isSchema1(raw: Uint8Array, contentType: string | undefined): boolean {
-  const ct = contentType?.split(";")[0]?.trim();
-  if (ct === MediaTypes.dockerManifestSchema1 || ct === MediaTypes.dockerManifestSchema1Signed) return true;
+  if (isSchema1Type(contentType?.split(";")[0]?.trim())) return true;
   try {
     const doc = JSON.parse(Buffer.from(raw).toString("utf8")) as { schemaVersion?: unknown; mediaType?: unknown };
-    return (
-      doc.schemaVersion === 1 ||
-      doc.mediaType === MediaTypes.dockerManifestSchema1 ||
-      doc.mediaType === MediaTypes.dockerManifestSchema1Signed
-    );
+    return doc.schemaVersion === 1 || isSchema1Type(doc.mediaType);
   } catch {
     return false;
   }
+}
+
+/** The error for a schema 1 manifest at `where`. */
+export function unsupportedSchema1(where: string): KilnError {
+  return new KilnError(
+    "UNSUPPORTED_MANIFEST",
+    `${where} has a Docker schema 1 manifest, which kiln does not support (like kaniko); re-push it with a current Docker or skopeo to convert it to schema 2/OCI`,
+  );
 }
 
 /**
@@ -76,16 +82,7 @@ export function parseManifest(raw: Uint8Array, contentType: string | undefined, 
         : Array.isArray(doc.manifests)
           ? MediaTypes.ociIndex
           : MediaTypes.ociManifest;
-  if (
-    doc.schemaVersion === 1 ||
-    mediaType === MediaTypes.dockerManifestSchema1 ||
-    mediaType === MediaTypes.dockerManifestSchema1Signed
-  ) {
-    throw new KilnError(
-      "UNSUPPORTED_MANIFEST",
-      `${where} has a Docker schema 1 manifest, which kiln does not support (like kaniko); re-push it with a current Docker or skopeo to convert it to schema 2/OCI`,
-    );
-  }
+  if (doc.schemaVersion === 1 || isSchema1Type(mediaType)) throw unsupportedSchema1(where);
   if (doc.schemaVersion !== 2) throw bad(where, `unsupported schemaVersion ${JSON.stringify(doc.schemaVersion)}`);
   if (isIndexMediaType(mediaType)) {
     if (!Array.isArray(doc.manifests)) throw bad(where, "index without manifests");

@@ -9,7 +9,7 @@ import { RegistryError, statusError } from "./errors.js";
 import type { ClientContext } from "./events.js";
 
 import { header, readLimited, unexpected, type RegistryHost } from "./host.js";
-import { isSchema1, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest } from "./manifest.js";
+import { isSchema1, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest, unsupportedSchema1 } from "./manifest.js";
 import { formatPlatform, isAttestation, selectPlatform } from "./platform.js";
 import { retryOpts, withRetry } from "./retry.js";
 
@@ -70,10 +70,10 @@ export async function fetchManifest(
       const ct = header(res.headers, "content-type");
       // A signed schema 1 manifest's digest is over its payload without the signatures, never the raw
       // bytes': a mismatch then is that manifest, which is refused for what it is.
-      const mismatch = (expected: Digest): KilnError => {
-        if (isSchema1(raw, ct)) parseManifest(raw, ct, where); // throws UNSUPPORTED_MANIFEST
-        return digestMismatch({ ...loc, digest: expected }, `manifest content hashes to ${digest}`);
-      };
+      const mismatch = (expected: Digest): KilnError =>
+        isSchema1(raw, ct)
+          ? unsupportedSchema1(where)
+          : digestMismatch({ ...loc, digest: expected }, `manifest content hashes to ${digest}`);
       if (isDigest(reference) && reference !== digest) throw mismatch(reference);
       const claimed = header(res.headers, "docker-content-digest");
       if (claimed !== undefined && isDigest(claimed) && claimed !== digest) throw mismatch(claimed);

@@ -448,6 +448,9 @@ async function cancelUpload(
   }
 }
 
+/** How long a deferred upload-session cancellation may take (the registry expires sessions anyway). */
+const CANCEL_TIMEOUT_MS = 10_000;
+
 /** Where {@link checkPush} hands its upload session's cancellation instead of waiting for it. */
 export interface DeferredCancellation {
   add(cancellation: Promise<void>): void;
@@ -492,8 +495,12 @@ export async function checkPush(
         await res.body.dump();
         if (header(res.headers, "location") === undefined) return;
         const location = host.resolveLocation(res, "pushing", repository);
-        if (defer) defer.add(cancelUpload(host, repository, location, defer.signal));
-        else await cancelUpload(host, repository, location, signal);
+        if (defer) {
+          // Bounded: a failing build waits for it, and a registry that never answers must not hold it.
+          const limit = AbortSignal.timeout(CANCEL_TIMEOUT_MS);
+          const stop = defer.signal ? AbortSignal.any([defer.signal, limit]) : limit;
+          defer.add(cancelUpload(host, repository, location, stop));
+        } else await cancelUpload(host, repository, location, signal);
       },
       retryOpts(ctx, host, `check push permission ${refString}`, signal),
     );

@@ -3,16 +3,8 @@ import { createReadStream } from "node:fs";
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes } from "node:fs/promises";
 import { PassThrough, type Readable } from "node:stream";
 import { KilnError } from "../../common/errors.js";
-import {
-  SpecialNodes,
-  applyXattrs,
-  cleanContainerPath,
-  resolveInRoot,
-  toContainerPath,
-  xattrRequest,
-  type XattrRequest,
-} from "../../fs/index.js";
-import { MAX_PENDING_XATTR_BYTES, withoutOversizedXattrs, xattrRequestBytes } from "../../fs/xattr.js";
+import { SpecialNodes, cleanContainerPath, resolveInRoot, toContainerPath, xattrRequest } from "../../fs/index.js";
+import { XattrQueue } from "../../fs/xattr.js";
 import { decompressStream, readTar } from "../../image/index.js";
 import type { TarEntry } from "../../image/tar/index.js";
 
@@ -147,13 +139,9 @@ export async function extractArchive(
   const kind = (await isArchive(file)) ?? "none";
   const written: string[] = [];
   const skipped: { path: string; reason: string }[] = [];
-  const xattrs = new Map<string, XattrRequest>();
-  let xattrBytes = 0; // kept in `xattrs` since the last batch was applied
-  const applyPending = async (): Promise<void> => {
-    const reqs = [...xattrs.values()];
-    xattrs.clear();
-    xattrBytes = 0;
-    for (const s of await applyXattrs(reqs)) skipped.push({ path: toContainerPath(root, s.path), reason: s.reason });
+  const xattrs = new XattrQueue();
+  const failed = (list: readonly { path: string; reason: string }[]): void => {
+    for (const s of list) skipped.push({ path: toContainerPath(root, s.path), reason: s.reason });
   };
   const nodes = new SpecialNodes();
   const dirTimes: { host: string; mtime: Date }[] = [];
@@ -256,20 +244,13 @@ export async function extractArchive(
         continue; // tar-internal types are not extracted
     }
     if (h.xattrs.size > 0 && h.type !== "hardlink") {
-      // Values the kernel refuses are skipped; beyond MAX_PENDING_XATTR_BYTES the kept ones go in batches.
-      const sized = withoutOversizedXattrs(h.xattrs);
-      const x = xattrRequest(host, { type: h.type, xattrs: sized.xattrs });
-      if (x.request !== undefined) {
-        const bytes = xattrRequestBytes(x.request);
-        if (xattrs.size > 0 && xattrBytes + bytes > MAX_PENDING_XATTR_BYTES) await applyPending();
-        xattrs.set(host, x.request);
-        xattrBytes += bytes;
-      }
-      for (const reason of [...sized.skipped, ...x.skipped]) skipped.push({ path: cpath, reason });
+      const x = xattrRequest(host, h);
+      if (x.request !== undefined) failed(await xattrs.add(x.request));
+      for (const reason of x.skipped) skipped.push({ path: cpath, reason });
     }
     written.push(toContainerPath(root, host));
   }
-  await applyPending();
+  failed(await xattrs.flush());
   for (const d of dirTimes.reverse()) await utimes(d.host, d.mtime, d.mtime);
   return { written, skipped };
 }

@@ -560,8 +560,12 @@ export class LayerStore {
     return (await this.#liveLeaseNames(hex)).length;
   }
 
-  /** Whether another build (another instance, in this process or another) leases an entry. */
-  async #leasedByOthers(hex: string): Promise<boolean> {
+  /**
+   * Whether anyone but the calling call uses an entry: another call of this instance (another stage of
+   * the build, whose overlay may have it as a lower) or another build (instance or process).
+   */
+  async #usedByOthers(hex: string): Promise<boolean> {
+    if ((this.#holders.get(hex) ?? 0) > 1) return true;
     return (await this.#liveLeaseNames(hex)).some((name) => name !== this.#leaseId);
   }
 
@@ -595,7 +599,7 @@ export class LayerStore {
       if (await this.#discard(hex, diffId, read.damaged)) return undefined;
       throw new KilnError(
         "LAYER_STORE_DAMAGED",
-        `layer store: entry ${diffId} is damaged (${damageReason(read.damaged)}) and in use by another build`,
+        `layer store: entry ${diffId} is damaged (${damageReason(read.damaged)}) and in use (another stage or build)`,
         { cause: read.damaged },
       );
     }
@@ -647,11 +651,11 @@ export class LayerStore {
   async #discard(hex: string, diffId: string, why: unknown): Promise<boolean> {
     const kept = (): false => {
       this.#note(
-        `layer store: entry ${diffId} is damaged (${damageReason(why)}); another build uses it, so it is rebuilt once that build is done`,
+        `layer store: entry ${diffId} is damaged (${damageReason(why)}); it is in use, so it is rebuilt once nobody uses it`,
       );
       return false;
     };
-    if (await this.#leasedByOthers(hex)) return kept();
+    if (await this.#usedByOthers(hex)) return kept();
     const final = path.join(this.layersDir, hex);
     const away = path.join(this.#tmpDir, `${this.#leaseId}-bad-${randomBytes(4).toString("hex")}`);
     try {
@@ -659,7 +663,7 @@ export class LayerStore {
     } catch {
       return true; // gone already (evicted, discarded or being replaced by another process)
     }
-    if (await this.#leasedByOthers(hex)) {
+    if (await this.#usedByOthers(hex)) {
       const back = await rename(away, final).then(
         () => true,
         () => false, // re-published meanwhile: that copy is used
