@@ -279,10 +279,15 @@ export class RegistryHost {
     return p;
   }
 
+  /**
+   * The Authorization header for a request. `refused`: the header a 401 just refused; a token is then
+   * fetched anew, once for all the requests it was refused to (a revoked token refused to 16 parallel
+   * uploads is replaced by one fetch, not 16).
+   */
   private async authorization(
     req: HostRequest,
     scopes: readonly string[],
-    force: boolean,
+    refused?: string,
   ): Promise<string | undefined> {
     const ch = this.auth.challenge;
     if (ch === undefined) return undefined;
@@ -295,11 +300,12 @@ export class RegistryHost {
     if (creds?.registryToken) return `Bearer ${creds.registryToken}`;
     const key = [...scopes].join(" ");
     const cached = this.tokens.get(key);
-    if (!force && cached !== undefined) {
+    if (cached !== undefined) {
       // Concurrent requests share one in-flight token fetch.
       const t = await cached.catch(() => undefined);
-      if (t !== undefined && t.expiresAt > Date.now()) return `Bearer ${t.token}`;
-      if (this.tokens.get(key) !== cached) return this.authorization(req, scopes, false);
+      const header = t !== undefined && t.expiresAt > Date.now() ? `Bearer ${t.token}` : undefined;
+      if (header !== undefined && header !== refused) return header;
+      if (this.tokens.get(key) !== cached) return this.authorization(req, scopes, refused);
     }
     const p = this.fetchToken(req, ch, scopes, creds);
     this.tokens.set(key, p);
@@ -510,9 +516,9 @@ export class RegistryHost {
   private async requestAt(base: URL, req: HostRequest): Promise<HostResponse> {
     const url = /^https?:\/\//.test(req.url) ? new URL(req.url) : new URL(req.url, base);
     let scopes = [...req.scopes];
-    let force = false;
+    let refused: string | undefined;
     for (let reauths = 0, rounds = 0; ; rounds++) {
-      const auth = await this.authorization(req, scopes, force);
+      const auth = await this.authorization(req, scopes, refused);
       const res = await this.send(req, url, base, auth);
       if (res.status !== 401) return res;
       if (auth !== undefined && reauths++ > 0) return res;
@@ -539,7 +545,7 @@ export class RegistryHost {
       scopes = [...newScopes, ...scopes];
       // A token that was sent and refused is fetched anew; the first token (after a request sent
       // without credentials) comes from the shared cache like any other.
-      force = auth !== undefined;
+      refused = auth;
     }
   }
 
