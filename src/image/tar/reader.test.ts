@@ -245,22 +245,6 @@ async function expectInvalid(data: Buffer, re: RegExp, opts?: { maxPaxBytes?: nu
   await assert.rejects(readAll(data, opts), (e: unknown) => hasCode(e, "TAR_INVALID") && re.test(e.message));
 }
 
-function rawBlock(name: string, flag: string, size: number): Buffer {
-  const b = Buffer.alloc(512);
-  b.write(name, 0);
-  b.write("0000644\0", 100);
-  b.write("0000000\0", 108);
-  b.write("0000000\0", 116);
-  b.write(`${size.toString(8).padStart(11, "0")}\0`, 124);
-  b.write("00000000000\0", 136);
-  b.write(flag, 156);
-  b.write("ustar\u000000", 257);
-  let sum = 0;
-  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (b[i] ?? 0);
-  b.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
-  return b;
-}
-
 test("corrupt, truncated and oversized inputs are TAR_INVALID naming the entry", async () => {
   const h = emptyHeader("victim.txt", "file");
   h.size = 1000;
@@ -274,27 +258,27 @@ test("corrupt, truncated and oversized inputs are TAR_INVALID naming the entry",
 
   const bigPax = encodePax([["comment", Buffer.alloc(3000, 0x61)]]);
   const padded = (b: Buffer): Buffer => Buffer.concat([b, Buffer.alloc((512 - (b.length % 512)) % 512)]);
-  const paxTar = Buffer.concat([rawBlock("PaxHeaders/x", "x", bigPax.length), padded(bigPax), rawBlock("x", "0", 0)]);
+  const paxTar = Buffer.concat([rawHeader("PaxHeaders/x", "x", bigPax.length), padded(bigPax), rawHeader("x", "0", 0)]);
   assert.equal((await readAll(paxTar)).length, 1);
   await expectInvalid(paxTar, /PAX header.*limit of 1024/, { maxPaxBytes: 1024 });
 
   const many = Buffer.concat(
-    Array.from({ length: 4 }, () => Buffer.concat([rawBlock("PaxHeaders/m", "x", bigPax.length), padded(bigPax)])),
+    Array.from({ length: 4 }, () => Buffer.concat([rawHeader("PaxHeaders/m", "x", bigPax.length), padded(bigPax)])),
   );
-  await expectInvalid(Buffer.concat([many, rawBlock("m", "0", 0)]), /exceed the limit of 10000/, {
+  await expectInvalid(Buffer.concat([many, rawHeader("m", "0", 0)]), /exceed the limit of 10000/, {
     maxPaxBytes: 10000,
   });
 
   const badPax = Buffer.from("99 path=x\n");
   await expectInvalid(
-    Buffer.concat([rawBlock("PaxHeaders/y", "x", badPax.length), padded(badPax), rawBlock("y", "0", 0)]),
+    Buffer.concat([rawHeader("PaxHeaders/y", "x", badPax.length), padded(badPax), rawHeader("y", "0", 0)]),
     /malformed PAX header/,
   );
-  await expectInvalid(Buffer.concat([rawBlock("././@LongLink", "L", 70_000), Buffer.alloc(70_144)]), /long name/);
-  await expectInvalid(Buffer.concat([rawBlock("PaxHeaders/z", "x", badPax.length), padded(badPax)]), /malformed/);
+  await expectInvalid(Buffer.concat([rawHeader("././@LongLink", "L", 70_000), Buffer.alloc(70_144)]), /long name/);
+  await expectInvalid(Buffer.concat([rawHeader("PaxHeaders/z", "x", badPax.length), padded(badPax)]), /malformed/);
   const onlyPax = encodePax([["path", Buffer.from("q")]]);
-  await expectInvalid(Buffer.concat([rawBlock("PaxHeaders/q", "x", onlyPax.length), padded(onlyPax)]), /ends after/);
-  await expectInvalid(rawBlock("huge", "0", 0).fill(0xff, 124, 136), /checksum|range/);
+  await expectInvalid(Buffer.concat([rawHeader("PaxHeaders/q", "x", onlyPax.length), padded(onlyPax)]), /ends after/);
+  await expectInvalid(rawHeader("huge", "0", 0).fill(0xff, 124, 136), /checksum|range/);
 });
 
 test("PAX records are binary safe and override header fields; LIBARCHIVE.xattr is base64", async () => {
@@ -306,7 +290,9 @@ test("PAX records are binary safe and override header fields; LIBARCHIVE.xattr i
     ["custom.key", Buffer.from("v")],
   ]);
   const padded = Buffer.concat([pax, Buffer.alloc((512 - (pax.length % 512)) % 512)]);
-  const [e] = await readAll(Buffer.concat([rawBlock("PaxHeaders/x", "x", pax.length), padded, rawBlock("x", "0", 0)]));
+  const [e] = await readAll(
+    Buffer.concat([rawHeader("PaxHeaders/x", "x", pax.length), padded, rawHeader("x", "0", 0)]),
+  );
   if (!e) throw new Error("no entry");
   assert.equal(e.header.name, "real/name");
   assert.equal(e.header.mtime, 1234.5);
