@@ -654,6 +654,13 @@ async function buildWith(
     const final = last ? results.get(last.index) : undefined;
     if (!final) throw new KilnError("INTERNAL", "no stage was built");
     assertNoSecretBuildArgs(final.image.config, opts.buildArgs, opts.secretBuildArgs);
+    if (Object.keys(opts.annotations).length > 0 && final.image.manifest.annotations === undefined) {
+      report({
+        kind: "warning",
+        code: "ANNOTATIONS_DROPPED",
+        message: `--annotation is not written: the image has Docker media types (a Docker base, or --image-format=docker), whose manifests carry no annotations; build with --image-format=oci to keep them`,
+      });
+    }
     // --materialize: "/" ends up holding the final stage's filesystem even when no step needed it.
     if (inPlace && opts.materialize && last) {
       await final.root.ensure([...underlay, ...final.layers], ignore, report, last.index, signal);

@@ -52,6 +52,8 @@ export interface BuildOptions {
   digestFile?: string;
   imageNameWithDigestFile?: string;
   imageNameTagWithDigestFile?: string;
+  /** kaniko's `BUILDER_OUTPUT`: a directory where a push writes `images` (JSON lines `{"name","digest"}`). */
+  builderOutput?: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   platform: Platform;

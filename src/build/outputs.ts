@@ -11,7 +11,17 @@ import type { Reporter } from "./events.js";
 import type { BuildOptions } from "./options.js";
 
 /** kaniko's placeholder tag for a tarball written without any --destination. */
-const UNSET_TAG = "unset-repo/unset-image-name:latest";
+const UNSET_TAG = "docker.io/unset-repo/unset-image-name:latest";
+
+/**
+ * A destination as kaniko's tarball names it (go-containerregistry keeps the reference as typed): the
+ * user's spelling, with `:latest` when it names no tag.
+ */
+function tarTag(dest: string): string {
+  const ref = parseReference(dest);
+  if (ref.tag !== undefined || ref.digest !== undefined) return dest;
+  return `${dest}:latest`;
+}
 
 /**
  * Writes a text output the way kaniko does: a local path (parent dirs created), or an HTTP PUT when
@@ -65,15 +75,14 @@ export async function writeOutputs(
     const t0 = Date.now();
     const layout = opts.ociLayoutPath;
     await fileOutput("the OCI layout (--oci-layout-path)", layout, () =>
-      writeOciLayout(layout, image, signal ? { signal } : {}),
+      writeOciLayout(layout, image, { onlyThisImage: true, ...(signal ? { signal } : {}) }),
     );
     report({ kind: "phase", phase: "write", ms: Date.now() - t0 });
     report({ kind: "image-written", sink: "oci-layout", target: opts.ociLayoutPath, digest });
   }
   if (opts.tarPath) {
     const t0 = Date.now();
-    const tags =
-      opts.destinations.length > 0 ? opts.destinations.map((d) => parseReference(d).toString()) : [UNSET_TAG];
+    const tags = opts.destinations.length > 0 ? opts.destinations.map(tarTag) : [UNSET_TAG];
     const tarPath = opts.tarPath;
     await fileOutput("the image tarball (--tar-path)", tarPath, () =>
       writeDockerArchive(tarPath, image, tags, signal ? { signal } : {}),
@@ -119,6 +128,12 @@ export async function writeOutputs(
       report({ kind: "info", message: `Pushed ${ref.name}@${digest}` });
       report({ kind: "image-written", sink: "registry", target: ref.toString(), digest });
     }
+  }
+  // kaniko's BUILDER_OUTPUT (Tekton-style results): every destination as typed, once all were pushed.
+  if (opts.builderOutput !== undefined && !opts.noPush && opts.destinations.length > 0) {
+    const file = path.join(opts.builderOutput, "images");
+    const lines = opts.destinations.map((d) => `${JSON.stringify({ name: d, digest })}\n`).join("");
+    await fileOutput("the pushed images (BUILDER_OUTPUT)", file, () => writeTextOutput(file, lines));
   }
   // Digest files last: when an output fails, no digest file names an image that was not written.
   if (opts.digestFile) await writeTextOutput(opts.digestFile, digest);

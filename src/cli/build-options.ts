@@ -170,6 +170,7 @@ export function toBuildOptions(
     digestFile: o.digestFile || undefined,
     imageNameWithDigestFile: o.imageNameWithDigestFile || undefined,
     imageNameTagWithDigestFile: o.imageNameTagWithDigestFile || undefined,
+    builderOutput: env.BUILDER_OUTPUT || undefined,
     labels: parseLabels(o.labels),
     annotations: { ...o.annotations },
     platform: parsePlatform(o.customPlatform),

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { access, readFile } from "node:fs/promises";
+import { access, mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
@@ -95,6 +95,86 @@ describe("build flags: --image-format, --force-build-metadata, --strict, --dryru
     const rootfs = await unpackWithUmoci(ref, path.join(work, "u-docker"));
     assert.equal(await readFile(path.join(rootfs, "f"), "utf8"), "hello\n");
     assert.equal(await readFile(path.join(rootfs, "ran"), "utf8"), "ran\n");
+  });
+
+  test("kaniko's outputs: one image in a reused OCI layout, BUILDER_OUTPUT, tarball through a symlink and into a FIFO, RepoTags as typed", async () => {
+    const layout = path.join(work, "reused-layout");
+    const builderOutput = path.join(work, "builder-output");
+    await mkdir(builderOutput, { recursive: true }); // kaniko writes into an existing directory
+    const real = path.join(work, "tar-real", "img.tar");
+    const link = path.join(work, "img-link.tar");
+    await mkdir(path.dirname(real), { recursive: true });
+    await sh("ln", ["-s", real, link]);
+    const ref = `${reg.host}/outputs:v1`;
+    const untagged = `${reg.host}/outputs`;
+    const digests: string[] = [];
+    for (const content of ["one\n", "two\n"]) {
+      const digestFile = path.join(work, `outputs-digest-${digests.length}`);
+      const ctx = path.join(work, `outputs-ctx-${digests.length}`);
+      await writeTree(ctx, { Dockerfile: `FROM ${base}\nCOPY f /f\n`, f: content });
+      const r = await runKiln(
+        [
+          "build",
+          "--context",
+          ctx,
+          "--insecure",
+          "--insecure-pull",
+          "-d",
+          ref,
+          "-d",
+          untagged,
+          "--oci-layout-path",
+          layout,
+          "--tar-path",
+          link,
+          "--digest-file",
+          digestFile,
+          "--report",
+          path.join(work, "reports", "deep", `r${digests.length}.json`),
+        ],
+        { env: { BUILDER_OUTPUT: builderOutput } },
+      );
+      assert.equal(r.code, 0, out(r));
+      digests.push(await readFile(digestFile, "utf8"));
+      assert.ok(
+        await exists(path.join(work, "reports", "deep", `r${digests.length - 1}.json`)),
+        "--report dir created",
+      );
+    }
+    // index.json names only the last build's image (kaniko resets it; Tekton reads the only entry).
+    const index = JSON.parse(await readFile(path.join(layout, "index.json"), "utf8")) as {
+      manifests: { digest: string }[];
+    };
+    assert.deepEqual(
+      index.manifests.map((m) => m.digest),
+      [digests[1]],
+    );
+    // BUILDER_OUTPUT/images: one JSON line per destination as typed.
+    assert.equal(
+      await readFile(path.join(builderOutput, "images"), "utf8"),
+      `${JSON.stringify({ name: ref, digest: digests[1] })}\n${JSON.stringify({ name: untagged, digest: digests[1] })}\n`,
+    );
+    // The tarball went through the symlink (kept) into its target, with the destinations as typed.
+    assert.equal((await sh("readlink", [link])).trim(), real);
+    const manifest = JSON.parse(await sh("tar", ["-xOf", real, "manifest.json"])) as { RepoTags: string[] }[];
+    assert.deepEqual(manifest[0]?.RepoTags, [ref, `${untagged}:latest`]);
+    // Into a FIFO: written in place for the reader at the other end.
+    const fifo = path.join(work, "img.fifo");
+    await sh("mkfifo", [fifo]);
+    const ctx = path.join(work, "outputs-ctx-fifo");
+    await writeTree(ctx, { Dockerfile: `FROM ${base}\nCOPY f /f\n`, f: "fifo\n" });
+    const [r, listing] = await Promise.all([
+      runKiln(["build", "--context", ctx, "--insecure-pull", "--no-push", "--tar-path", fifo]),
+      sh("sh", ["-c", `cat '${fifo}' | tar -t`]), // tar reads a pipe in full records from stdin
+    ]);
+    assert.equal(r.code, 0, out(r));
+    assert.match(listing, /manifest\.json/);
+  });
+
+  test("--annotation on a Docker-format image: a warning, as the manifest cannot carry it", async () => {
+    const r = await kiln([`FROM ${base}`], ["--no-push", "--image-format=docker", "--annotation", "a=b"]);
+    assert.equal(r.code, 0, out(r));
+    assert.match(out(r), /--annotation is not written: the image has Docker media types/);
   });
 
   test("--image-format=oci over a Docker-format base; without the flag the base's format is kept", async () => {

@@ -127,7 +127,7 @@ export function registryFlags(withMirrorEnv: boolean): FlagSpec[] {
       valueName: "host",
       group: g,
       description: "Mirror for docker.io (tried in order, then docker.io). Repeatable.",
-      ...(withMirrorEnv ? { env: "KANIKO_REGISTRY_MIRROR" } : {}),
+      ...(withMirrorEnv ? { env: "KANIKO_REGISTRY_MIRROR", envAppends: true } : {}),
       implemented: true,
     },
     {
@@ -138,6 +138,7 @@ export function registryFlags(withMirrorEnv: boolean): FlagSpec[] {
       group: g,
       description: "Replace registry orig by new (tried in order, then orig). Repeatable; `;` separates pairs.",
       env: "KANIKO_REGISTRY_MAP",
+      envAppends: true,
       implemented: true,
     },
     {

@@ -182,6 +182,15 @@ test("env fallbacks: flags win, KANIKO_NO_PUSH invalid is ignored with a warning
   assert.equal(parse(D, { KANIKO_DIR: "/k2" }).set.has("kaniko-dir"), false);
   assert.deepEqual(parse(D, { KANIKO_REGISTRY_MIRROR: "mirror.gcr.io" }).options.registryMirrors, ["mirror.gcr.io"]);
   usage(() => parse(D, { KANIKO_REGISTRY_MAP: "bad" }), /invalid environment variable KANIKO_REGISTRY_MAP/);
+  // kaniko appends these two to the flags' values (a runner-wide mirror stays with a job's own).
+  assert.deepEqual(parse([...D, "--registry-mirror", "m1"], { KANIKO_REGISTRY_MIRROR: "m2" }).options.registryMirrors, [
+    "m1",
+    "m2",
+  ]);
+  assert.deepEqual(parse([...D, "--registry-map", "x=y"], { KANIKO_REGISTRY_MAP: "p=q;x=z" }).options.registryMaps, {
+    x: ["y", "z"],
+    p: ["q"],
+  });
 });
 
 test("kaniko's cross-flag validation", () => {

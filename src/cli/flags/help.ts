@@ -28,7 +28,7 @@ function describe(spec: FlagSpec): string {
   }
   const def = formatDefault(spec);
   if (def !== undefined) text += spec.type === "string" ? ` (default "${def}")` : ` (default ${def})`;
-  if (spec.env !== undefined) text += ` [env ${spec.env}]`;
+  if (spec.env !== undefined) text += spec.envAppends === true ? ` [env ${spec.env}, added]` : ` [env ${spec.env}]`;
   if (!spec.implemented) text += " [not implemented yet]";
   return text;
 }

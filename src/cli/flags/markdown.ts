@@ -24,7 +24,10 @@ function row(spec: FlagSpec): string {
       a.deprecated !== undefined ? `Deprecated spelling ${code(`--${a.name}`)}.` : `Also ${code(`--${a.name}`)}.`,
     );
   }
-  if (spec.env !== undefined) notes.push(`Env ${code(spec.env)}.`);
+  if (spec.env !== undefined)
+    notes.push(
+      spec.envAppends === true ? `Env ${code(spec.env)} (added to the flag's values).` : `Env ${code(spec.env)}.`,
+    );
   if (spec.hidden) notes.push("Hidden (accepted for compatibility).");
   if (!spec.implemented) notes.push("**Not implemented yet.**");
   const desc = [spec.description, ...notes].join(" ");

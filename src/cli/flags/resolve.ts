@@ -9,14 +9,15 @@ import { UsageError } from "./usage-error.js";
 export type Env = Readonly<Record<string, string | undefined>>;
 
 /**
- * Applies `spec.env` fallbacks for flags not given on the command line (flags win over env; empty
- * variables count as unset). An invalid boolean is ignored with a warning, as kaniko ignores an
+ * Applies `spec.env` fallbacks for flags not given on the command line (flags win over env, except that
+ * an `envAppends` variable adds to the flag's values; empty variables count as unset). An invalid boolean is ignored with a warning, as kaniko ignores an
  * invalid KANIKO_NO_PUSH. Returns canonical flag name → variable that supplied its value.
  */
 export function applyEnvFallbacks(table: readonly FlagSpec[], raw: RawParse, env: Env): Map<string, string> {
   const fromEnv = new Map<string, string>();
   for (const spec of table) {
-    if (spec.env === undefined || raw.set.has(spec.name)) continue;
+    const given = raw.set.has(spec.name);
+    if (spec.env === undefined || (given && spec.envAppends !== true)) continue;
     const v = env[spec.env];
     if (v === undefined || v === "") continue;
     if (spec.type === "bool" && parseGoBool(v) === undefined) {
@@ -24,7 +25,8 @@ export function applyEnvFallbacks(table: readonly FlagSpec[], raw: RawParse, env
       continue;
     }
     try {
-      raw.values.set(spec.name, applyValue(spec, `${spec.env} (--${spec.name})`, cloneValue(spec.default), v));
+      const base = given ? (raw.values.get(spec.name) ?? cloneValue(spec.default)) : cloneValue(spec.default);
+      raw.values.set(spec.name, applyValue(spec, `${spec.env} (--${spec.name})`, base, v));
     } catch (e) {
       throw new UsageError(`invalid environment variable ${spec.env}: ${(e as Error).message}`, "USAGE", { cause: e });
     }

@@ -40,5 +40,10 @@ export interface FlagSpec {
   description: string;
   hidden?: boolean;
   env?: string;
+  /**
+   * The variable's value is added after the flag's values even when the flag is given (kaniko's
+   * `KANIKO_REGISTRY_MIRROR` / `KANIKO_REGISTRY_MAP`, appended in its validateFlags); otherwise flags win.
+   */
+  envAppends?: boolean;
   implemented: boolean;
 }

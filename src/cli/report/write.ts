@@ -1,4 +1,5 @@
-import { writeFile, rename } from "node:fs/promises";
+import { mkdir, writeFile, rename } from "node:fs/promises";
+import path from "node:path";
 import { KilnError } from "../../common/errors.js";
 import { renderReportHtml } from "./html.js";
 import type { BuildReport } from "./model.js";
@@ -13,6 +14,7 @@ export async function writeReport(file: string, report: BuildReport): Promise<vo
   const text = reportFormat(file) === "html" ? renderReportHtml(report) : `${JSON.stringify(report, null, 2)}\n`;
   const tmp = `${file}.tmp-${process.pid}`;
   try {
+    await mkdir(path.dirname(path.resolve(file)), { recursive: true }); // as the digest files
     await writeFile(tmp, text);
     await rename(tmp, file);
   } catch (e) {

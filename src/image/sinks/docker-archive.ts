@@ -1,13 +1,11 @@
 import { createWriteStream } from "node:fs";
-import { mkdir, rename, rm } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
-import * as path from "node:path";
 import { KilnError } from "../../common/errors.js";
 import { digestHex } from "../digest.js";
 import { openVerifiedCompressed } from "../layer/verifying-stream.js";
 import { MediaTypes } from "../media-types.js";
 import type { Image, Layer } from "../types.js";
 import { emptyHeader, TarWriter } from "../tar/index.js";
+import { outputFile } from "./output-file.js";
 
 /** File name of a layer inside the archive: digest hex plus an extension telling its compression. */
 function layerFileName(layer: Layer): string {
@@ -32,7 +30,8 @@ function splitTag(ref: string): [repo: string, tag: string] {
  * `docker-archive:` read): `manifest.json` (Config, RepoTags, Layers), the config as `<hex>.json`,
  * each layer's blob as `<hex>.tar.gz` (compressed bytes, which docker load accepts), and a legacy
  * `repositories` file for tagged images. Streams layers (verified against their digests) into a temp
- * file next to `file`, then renames it into place.
+ * file next to `file`, then renames it into place; through a symlink, and straight into a FIFO, a device
+ * or a bind-mounted file, as kaniko's `os.Create` does ({@link outputFile}).
  */
 export async function writeDockerArchive(
   file: string,
@@ -44,12 +43,8 @@ export async function writeDockerArchive(
   const configName = `${digestHex(image.manifest.config.digest)}.json`;
   const layerNames = image.layers.map(layerFileName);
   const manifestJson = Buffer.from(JSON.stringify([{ Config: configName, RepoTags: repoTags, Layers: layerNames }]));
-  await mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = path.join(
-    path.dirname(path.resolve(file)),
-    `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`,
-  );
-  const out = createWriteStream(tmp);
+  const target = await outputFile(file);
+  const out = createWriteStream(target.write);
   const writer = new TarWriter(out);
   const addBytes = async (name: string, data: Uint8Array): Promise<void> => {
     const h = emptyHeader(name, "file");
@@ -87,10 +82,10 @@ export async function writeDockerArchive(
       await addBytes("repositories", Buffer.from(JSON.stringify(repos)));
     }
     await writer.finish();
-    await rename(tmp, file);
+    await target.commit();
   } catch (e) {
     out.destroy();
-    await rm(tmp, { force: true });
+    await target.discard();
     throw e;
   }
 }

@@ -48,6 +48,12 @@ export interface WriteOciLayoutOptions {
   signal?: AbortSignal;
   /** Rewrite layer blobs that exist already (one was found damaged); each is replaced atomically. */
   rewriteBlobs?: boolean;
+  /**
+   * index.json names only this image, as kaniko's `--oci-layout-path` leaves it (an earlier build's entries
+   * would be read as this build's digest: Tekton's digest exporter takes the only entry, jq `.manifests[0]`).
+   * Blobs of earlier images stay.
+   */
+  onlyThisImage?: boolean;
 }
 
 /**
@@ -70,7 +76,7 @@ export async function writeOciLayout(dir: string, image: Image, opts?: WriteOciL
   await writeFileAtomic(blobPath(dir, configDigest), image.rawConfig);
   await writeFileAtomic(blobPath(dir, image.digest), image.rawManifest);
 
-  const existing = await readIndex(dir);
+  const existing = opts?.onlyThisImage === true ? undefined : await readIndex(dir);
   const refName = opts?.refName;
   const keep = (existing?.manifests ?? []).filter((m) => {
     const name = m.annotations?.[REF_NAME_ANNOTATION];
