@@ -57,3 +57,15 @@ test("names set from a secret arg and secret values are masked in key inputs", (
   ]);
   assert.ok(!JSON.stringify(masked.slice(0, 4)).includes(TOKEN.slice(4)));
 });
+
+test("a RUN whose --mount fields refer to a secret arg or hold its value is not cached; its command may", () => {
+  const g = new SecretKeyGuard(["TOKEN"], new Map([["TOKEN", TOKEN]]));
+  const raw = instr("RUN --mount=type=cache,id=c-${TOKEN#ghp_},target=/c make");
+  const expanded = instr(`RUN --mount=type=cache,id=c-${TOKEN.slice(4)},target=/c make`);
+  assert.equal(g.uncacheableBecause(raw, instructionText(expanded)), "TOKEN", "a partial expansion, by the reference");
+  const viaOther = instr("RUN --mount=type=cache,id=c-$OTHER,target=/c make");
+  const withValue = instr(`RUN --mount=type=cache,id=c-${TOKEN},target=/c make`);
+  assert.equal(g.uncacheableBecause(viaOther, instructionText(withValue)), "TOKEN", "the value in the key text");
+  const inCommand = instr("RUN --mount=type=cache,target=/c curl -H $TOKEN h");
+  assert.equal(g.uncacheableBecause(inCommand, instructionText(inCommand)), undefined, "the shell expands it");
+});

@@ -9,6 +9,9 @@ import { MIN_SECRET_BUILD_ARG_LENGTH } from "./secret-build-args.js";
  * guessed offline). One per stage:
  * - a step other than RUN whose text refers to a secret arg (`$TOKEN`, `${TOKEN#ghp_}`, …) or holds its
  *   value is not cached at all: its entry's history text would hold (part of) the value;
+ * - a RUN whose `--mount` fields refer to a secret arg (`id=c-${TOKEN}`), or whose key text holds a secret
+ *   value, is not cached either: kiln expands those fields, so its key text would hold (part of) the value.
+ *   Its command is not expanded by kiln (the shell sees the arg), so `$TOKEN` there is fine;
  * - ENV and ARG names set from a secret arg are tainted: a later step's key sees `<secret>` for them;
  * - any other input holding a secret value sees `<secret>` in its place.
  * Rotating a secret therefore does not invalidate cached RUN steps, as for the args themselves.
@@ -34,8 +37,9 @@ export class SecretKeyGuard {
    * key text after expansion ({@link instructionText}).
    */
   uncacheableBecause(raw: Instruction, text: string): string | undefined {
-    if (!this.active || raw.kind === "run") return undefined;
-    const rawText = instructionText(raw);
+    if (!this.active) return undefined;
+    // A RUN's command reaches its key unexpanded; only the fields kiln expands count as references.
+    const rawText = raw.kind === "run" ? JSON.stringify(raw.mounts) : instructionText(raw);
     const byRef = this.refs.find(([, re]) => re.test(rawText));
     if (byRef) return byRef[0];
     return this.values.find(([, v]) => text.includes(v) || text.includes(JSON.stringify(v).slice(1, -1)))?.[0];

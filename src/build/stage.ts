@@ -16,6 +16,7 @@ import type { ContainerConfig, HistoryEntry, Image, Layer } from "../image/types
 import type { ManifestFamily } from "../image/media-types.js";
 import type { Runner } from "../run/index.js";
 import {
+  cacheMountSeedInputs,
   CACHED_STEP_KINDS,
   contextFileInputs,
   instructionText,
@@ -44,7 +45,7 @@ import { StageRoot } from "./stage-root.js";
 import { assertVarsDefined, checkSkipped } from "./strict.js";
 import { execCopy } from "./steps/copy-step.js";
 import { isRemoteSource } from "./steps/add-git.js";
-import { execRun } from "./steps/run.js";
+import { execRun, runHistoryDetail } from "./steps/run.js";
 import type { StepContext, StepOutput } from "./steps/step-context.js";
 import { execWorkdir } from "./steps/workdir.js";
 import { secretBuildArgValues } from "./secret-build-args.js";
@@ -216,6 +217,9 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         ["base", base.cacheSeed ?? base.image.digest],
         ["platform", [base.image.config.os, base.image.config.architecture, base.image.config.variant ?? ""].join("/")],
         ["layer", `${svc.sink.mediaType} epoch=${svc.sink.epoch ?? "none"}`],
+        // --force-build-metadata gives a step that changed nothing an empty layer: another result.
+        ["force-build-metadata", String(forceMeta)],
+        ["ignore", userIgnoreFingerprint(svc)],
       ])
     : "";
   /** The cache's verdict on the current step (for its step-done event). */
@@ -310,6 +314,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     instr: Instruction,
     i: number,
     extra: () => Promise<KeyInput[] | undefined>,
+    hitHistory?: () => string,
   ): Promise<
     | { hit: true; layer: Layer | undefined }
     | { hit: false; key: string; slot: string; fp: Record<string, string> }
@@ -358,7 +363,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       }
       // The layer's original time (BuildKit keeps it: an unchanged rebuild reproduces the image).
       addHistoryText(
-        found.entry.record.createdBy,
+        hitHistory?.() ?? found.entry.record.createdBy,
         layer,
         false,
         svc.sink.epoch === undefined ? found.entry.created : undefined,
@@ -435,8 +440,9 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     location: string,
     exec: (ctx: StepContext) => Promise<StepOutput>,
     extra: () => Promise<KeyInput[] | undefined> = async () => undefined,
+    hitHistory?: () => string,
   ): Promise<Layer | undefined> => {
-    const probed = await probe(raw, instr, i, extra);
+    const probed = await probe(raw, instr, i, extra, hitHistory);
     if (probed?.hit) return probed.layer;
     if (instr.kind === "run") {
       // The RUN executes: the isolation probe (on first use) and the root's extraction run side by side.
@@ -593,17 +599,24 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
    * What a RUN can see besides the filesystem: env, build args in scope, USER, WORKDIR, SHELL. The predefined
    * proxy args reach RUN but, as in BuildKit, are not part of the key: changing only a proxy keeps the cache.
    */
-  const runInputs = (): KeyInput[] => {
-    // A secret build arg (--secret-build-arg) keys the cache by its name only: no hash of its value is
-    // stored in the cache, and rotating the secret does not invalidate cached steps (like --secret).
+  const runInputs = (): KeyInput[] => [
+    ...keyedVisibleInputs(),
+    ["user", config.User ?? ""],
+    ["workdir", config.WorkingDir ?? ""],
+    ["shell", JSON.stringify(config.Shell ?? ["/bin/sh", "-c"])],
+    // In place, a VOLUME path joins the ignore list of later RUN snapshots: another snapshot of the same run.
+    ["volumes", JSON.stringify(stageVolumes)],
+  ];
+
+  /**
+   * The env and build args in scope, as key inputs. A secret build arg (--secret-build-arg) keys the cache by
+   * its name only: no hash of its value is stored in the cache, and rotating the secret does not invalidate
+   * cached steps (like --secret).
+   */
+  const keyedVisibleInputs = (): KeyInput[] => {
     const secret = new Set(svc.opts.secretBuildArgs ?? []);
     const keyArgs = new Map([...args].map(([k, v]) => [k, v !== undefined && secret.has(k) ? "<secret>" : v]));
-    return [
-      ...visibleInputs(config.Env ?? [], keyArgs, {}),
-      ["user", config.User ?? ""],
-      ["workdir", config.WorkingDir ?? ""],
-      ["shell", JSON.stringify(config.Shell ?? ["/bin/sh", "-c"])],
-    ];
+    return visibleInputs(config.Env ?? [], keyArgs, {});
   };
 
   /**
@@ -615,7 +628,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     // What ADD fetches (http(s) URLs, git repositories); everything else, `.git` directories included, is
     // read from the context like any COPY source.
     const remote = (s: string): boolean => instr.kind === "add" && isRemoteSource(s);
-    const base: KeyInput[] = [["workdir", config.WorkingDir ?? ""]];
+    const base: KeyInput[] = [["workdir", config.WorkingDir ?? ""], ...heredocInputs(instr)];
     if (
       instr.kind === "add" &&
       instr.checksum !== undefined &&
@@ -629,8 +642,17 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       const k = svc.fromKey ? await svc.fromKey(instr.from) : undefined;
       return k === undefined ? undefined : [...base, ["from", k]];
     }
-    return [...base, ...(await contextFileInputs(svc.context, instr.sources))];
+    return [...base, ...(await contextFileInputs(svc.context, instr.sources, instr.excludes))];
   };
+
+  /**
+   * A heredoc body whose word is unquoted is expanded with the env and build args in scope and the
+   * Dockerfile's escape token when the file is written (copy-step.ts); the key holds the raw body, so it
+   * also holds what the expansion reads. The visible inputs, not the expanded body: a body expanding an ENV
+   * set from a secret arg would put (part of) the secret in the key, where `keyedVisibleInputs` masks it.
+   */
+  const heredocInputs = (instr: Instruction & { kind: "copy" | "add" }): KeyInput[] =>
+    instr.heredocs.some((h) => h.expand) ? [...keyedVisibleInputs(), ["heredoc-escape", svc.df.escapeToken]] : [];
 
   for (let i = 0; i < all.length; i++) {
     const raw = all[i] as Instruction;
@@ -787,7 +809,17 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
             i,
             location,
             (ctx) => execRun(instr, ctx),
-            async () => (cache?.runLayers && !instr.mounts.some((m) => m.type === "bind") ? runInputs() : undefined),
+            async () => {
+              if (!cache?.runLayers || instr.mounts.some((m) => m.type === "bind")) return undefined;
+              const seeds = await cacheMountSeedInputs(instr.mounts, svc.fromKey, svc.context);
+              return seeds && [...runInputs(), ...seeds];
+            },
+            // The key sorts the args and leaves out those an ENV hides; the history text lists them as declared.
+            () =>
+              createdBy(
+                raw,
+                runHistoryDetail(instr, config.Shell ?? ["/bin/sh", "-c"], args, svc.opts.secretBuildArgs ?? []),
+              ),
           );
           break;
         case "copy":
@@ -885,4 +917,14 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     ...(cache ? { cacheChain: chain } : {}),
     ...(omittedLayers > 0 ? { layersOmitted: true } : {}),
   };
+}
+
+/**
+ * What of the ignore list the user sets, as a key input: `--ignore-path` patterns and whether `/var/run`
+ * is ignored (`--ignore-var-run`). A RUN's snapshot leaves ignored paths out, so another list records
+ * another layer. Mount points of the host (in place) are left out: they differ from pod to pod, and every
+ * build would miss.
+ */
+function userIgnoreFingerprint(svc: StageServices): string {
+  return JSON.stringify({ paths: svc.opts.ignorePaths ?? [], varRun: svc.ignore?.ignores("/var/run") ?? false });
 }

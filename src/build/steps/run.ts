@@ -38,6 +38,25 @@ export function runArgv(instr: RunInstruction, shell: readonly string[]): string
   return [...shell, script];
 }
 
+/**
+ * BuildKit's history text of a RUN (after `RUN `): `|<n> k=v …` for the stage's ARGs with a value
+ * (first-declaration order, final values), then the command through `shell`. Build args marked secret
+ * (`--secret-build-arg`) are left out. A function of the step as it stands, so that a cache hit, whose key
+ * sorts these inputs and leaves out ARGs an ENV hides, writes the text this build would write.
+ */
+export function runHistoryDetail(
+  instr: RunInstruction,
+  shell: readonly string[],
+  args: ReadonlyMap<string, string | undefined>,
+  secretArgs: readonly string[],
+): string {
+  const command =
+    instr.command.form === "exec" ? quoteList(instr.command.args) : `${shell.join(" ")} ${instr.command.command}`;
+  const secret = new Set(secretArgs);
+  const argPairs = [...args].filter(([k, v]) => v !== undefined && !secret.has(k)).map(([k, v]) => `${k}=${v ?? ""}`);
+  return argPairs.length > 0 ? `|${argPairs.length} ${argPairs.join(" ")} ${command}` : command;
+}
+
 /** Container path a shebang heredoc script is bound at while its RUN runs (never in a layer). */
 export const HEREDOC_SCRIPT_PATH = "/.kiln-heredoc-script";
 
@@ -132,18 +151,9 @@ export async function execRun(instr: RunInstruction, ctx: StepContext): Promise<
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
-  const command =
-    instr.command.form === "exec" ? quoteList(instr.command.args) : `${ctx.shell.join(" ")} ${instr.command.command}`;
-  // BuildKit's history text: `|<n> k=v …` for the stage's ARGs with a value (first-declaration order, final
-  // values), then the command. Build args marked secret (--secret-build-arg) are left out.
-  const secret = new Set(ctx.opts.secretBuildArgs ?? []);
-  const argPairs = [...ctx.args]
-    .filter(([k, v]) => v !== undefined && !secret.has(k))
-    .map(([k, v]) => `${k}=${v ?? ""}`);
-  const detail = argPairs.length > 0 ? `|${argPairs.length} ${argPairs.join(" ")} ${command}` : command;
   return {
     snapshot: { kind: "walk" },
-    detail,
+    detail: runHistoryDetail(instr, ctx.shell, ctx.args, ctx.opts.secretBuildArgs ?? []),
     ...(overlay && createdCwd.length > 0 ? { alsoChanged: createdCwd } : {}),
   };
 }
