@@ -261,6 +261,7 @@ export class RegistryClient {
 
   /** Closes every connection pool; the client must not be used afterwards. */
   async close(): Promise<void> {
+    await this.ctx.metadata?.settled(); // metadata written in the background is there for the next build
     const all = this.dispatchers.splice(0);
     this.hosts.clear();
     await Promise.all(all.map((d) => d.close()));

@@ -19,6 +19,8 @@ export interface MetadataCache {
   get(digest: string, maxBytes: number): Promise<Buffer | undefined>;
   /** Keeps `bytes` (already verified against `digest`) for later builds. Never throws. */
   put(digest: string, bytes: Uint8Array): Promise<void>;
+  /** Resolves once every write started so far has ended (callers start them without waiting). */
+  settled(): Promise<void>;
 }
 
 function hexOf(digest: string): string | undefined {
@@ -27,6 +29,7 @@ function hexOf(digest: string): string | undefined {
 
 /** A {@link MetadataCache} in `dir` (created on first write). */
 export function metadataCache(dir: string): MetadataCache {
+  const writing = new Set<Promise<void>>();
   return {
     async get(digest, maxBytes) {
       const hex = hexOf(digest);
@@ -41,20 +44,30 @@ export function metadataCache(dir: string): MetadataCache {
         return undefined;
       }
     },
-    async put(digest, bytes) {
+    put(digest, bytes) {
       const hex = hexOf(digest);
-      if (hex === undefined) return;
-      const tmp = path.join(dir, `.${hex}.${process.pid}.${randomBytes(4).toString("hex")}`);
-      try {
-        await mkdir(dir, { recursive: true, mode: 0o755 });
-        await writeFile(tmp, bytes);
-        await rename(tmp, path.join(dir, `${hex}.json`));
-        await prune(dir);
-      } catch {
-        await rm(tmp, { force: true }).catch(() => undefined);
-      }
+      if (hex === undefined) return Promise.resolve();
+      const p = keep(dir, hex, bytes).finally(() => writing.delete(p));
+      writing.add(p);
+      return p;
+    },
+    async settled() {
+      await Promise.all([...writing]);
     },
   };
+}
+
+/** Writes one file aside and renames it into place; failures only mean the registry is asked next time. */
+async function keep(dir: string, hex: string, bytes: Uint8Array): Promise<void> {
+  const tmp = path.join(dir, `.${hex}.${process.pid}.${randomBytes(4).toString("hex")}`);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await writeFile(tmp, bytes);
+    await rename(tmp, path.join(dir, `${hex}.json`));
+    await prune(dir);
+  } catch {
+    await rm(tmp, { force: true }).catch(() => undefined);
+  }
 }
 
 /** Past {@link MAX_FILES} files, deletes the least recently written half. */
