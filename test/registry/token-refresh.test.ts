@@ -52,3 +52,35 @@ test("a token refused to many parallel requests is fetched anew once, not once p
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
+
+test("an identity token's OAuth2 POST answered by a redirect falls back to the GET, which follows the realm", async () => {
+  const seen: string[] = [];
+  let host = "";
+  const server = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url?.split("?")[0]}`);
+    if (req.url?.startsWith("/token2")) {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token: "moved-token" }));
+    } else if (req.url?.startsWith("/token")) {
+      res.writeHead(307, { location: `/token2?${req.url.split("?")[1] ?? ""}` }).end();
+    } else if (req.headers.authorization === "Bearer moved-token") {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ errors: [{ code: "MANIFEST_UNKNOWN", message: "manifest unknown" }] }));
+    } else res.writeHead(401, { "www-authenticate": `Bearer realm="http://${host}/token",service="t"` }).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const c = new RegistryClient({
+    env: {},
+    hostOptions: () => ({ insecure: true }),
+    keychain: staticKeychain({ [host]: { identityToken: "refresh-me" } }),
+    retries: 0,
+    retryBaseDelayMs: 5,
+  });
+  try {
+    assert.equal(await c.getManifest(parseReference(`${host}/app:1`)), undefined);
+    assert.ok(seen.includes("POST /token") && seen.includes("GET /token2"), seen.join("\n"));
+  } finally {
+    await c.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
