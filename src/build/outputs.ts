@@ -85,7 +85,7 @@ export async function writeOutputs(
     const tags = opts.destinations.length > 0 ? opts.destinations.map(tarTag) : [UNSET_TAG];
     const tarPath = opts.tarPath;
     await fileOutput("the image tarball (--tar-path)", tarPath, () =>
-      writeDockerArchive(tarPath, image, tags, signal ? { signal } : {}),
+      writeDockerArchive(tarPath, image, tags, { followLinks: true, ...(signal ? { signal } : {}) }),
     );
     report({ kind: "phase", phase: "write", ms: Date.now() - t0 });
     report({ kind: "image-written", sink: "docker-archive", target: opts.tarPath, digest });

@@ -926,5 +926,6 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
  * build would miss.
  */
 function userIgnoreFingerprint(svc: StageServices): string {
-  return JSON.stringify({ paths: svc.opts.ignorePaths ?? [], varRun: svc.ignore?.ignores("/var/run") ?? false });
+  // The flag, not the ignore list's answer: in place the list holds the host's mounts, which differ by pod.
+  return JSON.stringify({ paths: svc.opts.ignorePaths ?? [], varRun: svc.opts.ignoreVarRun });
 }

@@ -5,7 +5,7 @@ import path from "node:path";
 import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
 import type { TestRegistry } from "../support/registry.js";
-import { removeDir, tempDir } from "../support/tmp.js";
+import { removeDir, repoRoot, tempDir } from "../support/tmp.js";
 import { sh, skopeoInspect, unpackWithUmoci, writeTree } from "../integration/helpers.js";
 
 const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
@@ -169,6 +169,13 @@ describe("build flags: --image-format, --force-build-metadata, --strict, --dryru
     ]);
     assert.equal(r.code, 0, out(r));
     assert.match(listing, /manifest\.json/);
+    // Into a pipe named by /dev/fd/3 (a link to `pipe:[N]`, no path), as `--tar-path=/dev/stdout | docker load`.
+    const bin = path.join(repoRoot(), "bin", "kiln");
+    const piped = await sh("sh", [
+      "-c",
+      `'${process.execPath}' '${bin}' build --context '${ctx}' --insecure-pull --no-push --tar-path /dev/fd/3 3>&1 >/dev/null 2>/dev/null | tar -t`,
+    ]);
+    assert.match(piped, /manifest\.json/);
   });
 
   test("--annotation on a Docker-format image: a warning, as the manifest cannot carry it", async () => {

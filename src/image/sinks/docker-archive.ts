@@ -37,13 +37,17 @@ export async function writeDockerArchive(
   file: string,
   image: Image,
   tags: string[],
-  opts?: { signal?: AbortSignal },
+  opts?: {
+    signal?: AbortSignal;
+    /** `file` is the user's own path (`--tar-path`): follow its links, write into a FIFO (see outputFile). */
+    followLinks?: boolean;
+  },
 ): Promise<void> {
   const repoTags = tags.map((t) => splitTag(t)).map(([r, t]) => `${r}:${t}`);
   const configName = `${digestHex(image.manifest.config.digest)}.json`;
   const layerNames = image.layers.map(layerFileName);
   const manifestJson = Buffer.from(JSON.stringify([{ Config: configName, RepoTags: repoTags, Layers: layerNames }]));
-  const target = await outputFile(file);
+  const target = await outputFile(file, { followLinks: opts?.followLinks === true });
   const out = createWriteStream(target.write);
   const writer = new TarWriter(out);
   const addBytes = async (name: string, data: Uint8Array): Promise<void> => {

@@ -1,4 +1,4 @@
-import { copyFile, lstat, mkdir, readlink, realpath, rename, rm } from "node:fs/promises";
+import { copyFile, lstat, mkdir, readlink, realpath, rename, rm, stat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 
@@ -16,19 +16,25 @@ export interface OutputFile {
 const MAX_LINKS = 40;
 
 /**
- * How to write the output file `file` as `os.Create` would (kaniko's `--tar-path`): through symlinks, and
- * into a FIFO, a device or a file bind-mounted from the host, which a rename would replace or cannot
- * replace; any other target (a regular file, or none) is written next to it and renamed into place, so
- * that a failed write never leaves half a file.
+ * How to write the output file `file`: next to it and renamed into place, so that a failed write never
+ * leaves half a file. With `followLinks` (a path the user names, kaniko's `--tar-path`), as `os.Create`
+ * would: through symlinks, and into a FIFO, a device or a file bind-mounted from the host, which a rename
+ * would replace or cannot replace. Never for a path in a shared directory (a planted link would redirect
+ * the write).
  */
-export async function outputFile(file: string): Promise<OutputFile> {
+export async function outputFile(file: string, opts: { followLinks?: boolean } = {}): Promise<OutputFile> {
   let target = path.resolve(file);
-  for (let links = 0; ; links++) {
+  for (let links = 0; opts.followLinks === true; links++) {
     const st = await lstat(target).catch(() => undefined);
     if (st === undefined) break; // created
     if (st.isSymbolicLink() && links < MAX_LINKS) {
+      // What the link leads to as the kernel opens it: `/dev/stdout` or `/dev/fd/3` lead to a pipe, whose
+      // link text (`pipe:[N]`) is no path: such a target is written through the link itself.
+      const followed = await stat(target).catch(() => undefined);
+      if (followed !== undefined && !followed.isFile() && !followed.isDirectory()) return inPlace(target);
       const real = await realpath(target).catch(() => undefined);
-      target = real ?? path.resolve(path.dirname(target), await readlink(target)); // dangling: create its target
+      // A dangling link: its target is created, relative to where its directory really is.
+      target = real ?? path.resolve(await realpath(path.dirname(target)), await readlink(target));
       continue;
     }
     if (!st.isFile()) return inPlace(target);
