@@ -5,6 +5,7 @@ import { after, before, test } from "node:test";
 import { hasCode } from "../../src/common/errors.js";
 import { parseReference, RegistryClient, staticKeychain, type RegistryEvent } from "../../src/registry/index.js";
 import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.js";
+import { withFakeRegistry } from "../support/fake-registry.js";
 import { readAllStream, startRegistry, testImage, testLayer, type TestRegistry } from "../support/registry.js";
 
 const amd64 = { os: "linux", architecture: "amd64" };
@@ -112,23 +113,9 @@ async function pullFromFake(
   handle: (req: IncomingMessage, res: ServerResponse, host: string) => void,
   check: (pull: Promise<unknown>, host: string) => Promise<void>,
 ): Promise<void> {
-  let host = "";
-  const server = createServer((req, res) => handle(req, res, host));
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const c = new RegistryClient({
-    env: {},
-    hostOptions: () => ({ insecure: true }),
-    keychain: staticKeychain({}),
-    retries: 0,
-    retryBaseDelayMs: 5,
-  });
-  try {
-    await check(c.pullImage(parseReference(`${host}/bad/app:1`), { platform: amd64 }), host);
-  } finally {
-    await c.close();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
+  await withFakeRegistry(handle, (c, host) =>
+    check(c.pullImage(parseReference(`${host}/bad/app:1`), { platform: amd64 }), host),
+  );
 }
 
 test("a redirect whose Location is not a URL is the registry's protocol error, naming the repository", async () => {
