@@ -6,7 +6,7 @@ import type { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
 /** A temp file name next to `file` (same directory, so rename is atomic). */
-function tempNameFor(file: string): string {
+export function tempNameFor(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
 }
 

@@ -1,6 +1,6 @@
 import { copyFile, lstat, mkdir, readlink, realpath, rename, rm, stat } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
 import * as path from "node:path";
+import { tempNameFor } from "./atomic-file.js";
 
 /** Where an output file is written, and how the written file takes its place. */
 export interface OutputFile {
@@ -41,7 +41,7 @@ export async function outputFile(file: string, opts: { followLinks?: boolean } =
     break;
   }
   await mkdir(path.dirname(target), { recursive: true });
-  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString("hex")}.tmp`);
+  const tmp = tempNameFor(target);
   return {
     write: tmp,
     async commit() {
