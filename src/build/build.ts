@@ -551,7 +551,11 @@ async function buildWith(
                   }
                 : {}),
           ...(prior
-            ? { cacheSeed: results.get(prior.index)?.cacheChain, inheritedArgs: results.get(prior.index)?.args }
+            ? {
+                cacheSeed: results.get(prior.index)?.cacheChain,
+                inheritedArgs: results.get(prior.index)?.args,
+                inheritedSecrets: results.get(prior.index)?.derivedSecrets,
+              }
             : {}),
           scratch: base.kind === "scratch",
         },
@@ -653,7 +657,7 @@ async function buildWith(
     const last = stages[stages.length - 1];
     const final = last ? results.get(last.index) : undefined;
     if (!final) throw new KilnError("INTERNAL", "no stage was built");
-    assertNoSecretBuildArgs(final.image.config, opts.buildArgs, opts.secretBuildArgs);
+    assertNoSecretBuildArgs(final.image.config, opts.buildArgs, opts.secretBuildArgs, final.derivedSecrets);
     if (Object.keys(opts.annotations).length > 0 && final.image.manifest.annotations === undefined) {
       report({
         kind: "warning",

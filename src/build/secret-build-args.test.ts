@@ -39,3 +39,21 @@ test("the secret value in Env, a label, a label key or the history fails, naming
     );
   }
 });
+
+test("a value set from a secret arg (part of it) in the config fails, naming the name and the arg", () => {
+  const secret = "ghp_0123456789abcdef";
+  const derived = [{ name: "T2", arg: false, from: "TOKEN", value: secret.slice(4) }];
+  const config = { config: { Env: [`T2=${secret.slice(4)}`] } };
+  assert.throws(
+    () => assertNoSecretBuildArgs(config, { TOKEN: secret }, ["TOKEN"], derived),
+    (e: unknown) =>
+      e instanceof KilnError &&
+      e.code === "SECRET_BUILD_ARG_STORED" &&
+      e.message.includes("T2 (set from TOKEN)") &&
+      e.message.includes("config.Env[0]") &&
+      !e.message.includes(secret.slice(4)),
+  );
+  assert.doesNotThrow(() =>
+    assertNoSecretBuildArgs(config, { TOKEN: secret }, ["TOKEN"], [{ ...derived[0]!, value: "" }]),
+  );
+});

@@ -1,4 +1,5 @@
 import { KilnError } from "../common/errors.js";
+import type { DerivedSecret } from "./secret-key-guard.js";
 
 /** Shortest secret build arg value kiln can keep out of its outputs without hiding unrelated text. */
 export const MIN_SECRET_BUILD_ARG_LENGTH = 4;
@@ -38,21 +39,29 @@ function findString(v: unknown, needle: string, where: string): string | undefin
 
 /**
  * Fails the build when the image config (runtime config, labels, history) would carry the value of a
- * build arg marked secret, e.g. through `ENV TOKEN=$TOKEN` or `LABEL x=$TOKEN`. kiln itself never
- * stores build arg values; this stops a Dockerfile from doing it by accident. The error names the
- * arg and the config field, never the value.
+ * build arg marked secret, e.g. through `ENV TOKEN=$TOKEN` or `LABEL x=$TOKEN`, or the value of a name set
+ * from one (`derived`: `ENV T2=${TOKEN#ghp_}` stores part of the secret). kiln itself never stores build
+ * arg values; this stops a Dockerfile from doing it by accident. The error names the arg and the config
+ * field, never the value.
  */
 export function assertNoSecretBuildArgs(
   imageConfig: unknown,
   buildArgs: Readonly<Record<string, string | undefined>>,
   secretNames: readonly string[] | undefined,
+  derived: readonly DerivedSecret[] = [],
 ): void {
-  for (const [name, value] of secretBuildArgValues(buildArgs, secretNames)) {
+  const checks: [string, string, string][] = [...secretBuildArgValues(buildArgs, secretNames)].map(([n, v]) => [
+    n,
+    n,
+    v,
+  ]);
+  for (const d of derived) if (d.value !== "") checks.push([d.from, `${d.name} (set from ${d.from})`, d.value]);
+  for (const [name, what, value] of checks) {
     const field = findString(imageConfig, value, "");
     if (field === undefined) continue;
     throw new KilnError(
       "SECRET_BUILD_ARG_STORED",
-      `the value of the secret build arg ${name} would be stored in the image config (${field}), ` +
+      `the value of the secret build arg ${what} would be stored in the image config (${field}), ` +
         `e.g. by an ENV, LABEL, USER or WORKDIR that expands $${name}; secret build args are for RUN steps only: ` +
         `read $${name} in a RUN, or use --secret with RUN --mount=type=secret`,
     );

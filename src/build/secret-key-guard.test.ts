@@ -40,8 +40,8 @@ test("a step other than RUN that refers to a secret arg, expanded whole or in pa
 
 test("names set from a secret arg and secret values are masked in key inputs", () => {
   const g = new SecretKeyGuard(["TOKEN"], new Map([["TOKEN", TOKEN]]));
-  g.note(instr("ENV AUTH=${TOKEN#ghp_} PLAIN=1"));
-  g.note(instr("ARG DERIVED=x$TOKEN"));
+  g.note(instr("ENV AUTH=${TOKEN#ghp_} PLAIN=1"), instr(`ENV AUTH=${TOKEN.slice(4)} PLAIN=1`));
+  g.note(instr("ARG DERIVED=x$TOKEN"), instr(`ARG DERIVED=x${TOKEN}`));
   const masked = g.mask([
     ["env:AUTH", TOKEN.slice(4)],
     ["env:PLAIN", "1"],
@@ -68,4 +68,59 @@ test("a RUN whose --mount fields refer to a secret arg or hold its value is not 
   assert.equal(g.uncacheableBecause(viaOther, instructionText(withValue)), "TOKEN", "the value in the key text");
   const inCommand = instr("RUN --mount=type=cache,target=/c curl -H $TOKEN h");
   assert.equal(g.uncacheableBecause(inCommand, instructionText(inCommand)), undefined, "the shell expands it");
+});
+
+test("a name set from a secret arg stands for it: referring to it, or to a name set from it, is not cached", () => {
+  const g = new SecretKeyGuard(["TOKEN"], new Map([["TOKEN", TOKEN]]));
+  g.note(instr("ARG T2=${TOKEN#ghp_}"), instr(`ARG T2=${TOKEN.slice(4)}`));
+  g.note(instr("ENV T3=$T2"), instr(`ENV T3=${TOKEN.slice(4)}`));
+  const part = TOKEN.slice(4, 14);
+  assert.equal(
+    g.uncacheableBecause(instr("COPY ${T2%cdef} /x"), instructionText(instr(`COPY ${part} /x`))),
+    "TOKEN (through T2)",
+  );
+  assert.equal(
+    g.uncacheableBecause(instr("WORKDIR /w/${T3:0}"), instructionText(instr(`WORKDIR /w/${part}`))),
+    "TOKEN (through T3)",
+  );
+  // The derived value is masked in other inputs like the secret's own; a name that was not derived is not.
+  assert.deepEqual(
+    g.mask([
+      ["env:URL", `https://h/?t=${TOKEN.slice(4)}`],
+      ["arg:T2", TOKEN.slice(4)],
+      ["env:T3", TOKEN.slice(4)],
+      ["env:T4", "1"],
+    ]),
+    [
+      ["env:URL", "https://h/?t=<secret>"],
+      ["arg:T2", "<secret>"],
+      ["env:T3", "<secret>"],
+      ["env:T4", "1"],
+    ],
+  );
+  assert.deepEqual(g.hiddenArgs(), ["TOKEN", "T2"], "ENV T3 is not a build arg");
+  assert.deepEqual(
+    g.derived().map((d) => [d.name, d.arg, d.from, d.value]),
+    [
+      ["T2", true, "TOKEN", TOKEN.slice(4)],
+      ["T3", false, "TOKEN", TOKEN.slice(4)],
+    ],
+  );
+});
+
+test("a stage built FROM another inherits its derived names; a value holding no part of the secret is not masked", () => {
+  const first = new SecretKeyGuard(["TOKEN"], new Map([["TOKEN", TOKEN]]));
+  first.note(instr("ARG T2=${TOKEN#ghp_}"), instr(`ARG T2=${TOKEN.slice(4)}`));
+  first.note(instr("ARG HAS=${TOKEN:+true}"), instr("ARG HAS=true"));
+  const next = new SecretKeyGuard(["TOKEN"], new Map([["TOKEN", TOKEN]]), first.derived());
+  assert.equal(
+    next.uncacheableBecause(instr("COPY ${T2} /x"), instructionText(instr(`COPY ${TOKEN.slice(4)} /x`))),
+    "TOKEN (through T2)",
+  );
+  assert.deepEqual(next.mask([["env:A", "true"]]), [["env:A", "true"]], "'true' shares nothing with the secret");
+  assert.deepEqual(next.mask([["arg:HAS", "true"]]), [["arg:HAS", "<secret>"]], "the name itself is still masked");
+  // An ARG whose value the user gave (the stage loop drops the default before noting it) is not derived.
+  const given = new SecretKeyGuard(["TOKEN"], new Map([["TOKEN", TOKEN]]));
+  given.note(instr("ARG T2"), instr("ARG T2=plain-value"));
+  assert.deepEqual(given.derived(), []);
 });

@@ -3,6 +3,18 @@ import type { Instruction } from "../dockerfile/index.js";
 import { instructionText } from "./cache-inputs.js";
 import { MIN_SECRET_BUILD_ARG_LENGTH } from "./secret-build-args.js";
 
+/** A build arg or env var set from a secret build arg (`ARG T2=${TOKEN#ghp_}`), and the value it took. */
+export interface DerivedSecret {
+  /** The ARG or ENV name. */
+  name: string;
+  /** Set by an ARG (else an ENV). */
+  arg: boolean;
+  /** The secret build arg it was set from (through any number of other derived names). */
+  from: string;
+  /** Its expanded value; empty when it holds no part of the secret (`${TOKEN:+yes}`: not tracked as a value). */
+  value: string;
+}
+
 /**
  * Keeps the values of secret build args (`--secret-build-arg`) out of the layer cache, whose keys hash a
  * step's inputs and whose entries record fingerprints of them (a short, unsalted hash of a token can be
@@ -12,19 +24,32 @@ import { MIN_SECRET_BUILD_ARG_LENGTH } from "./secret-build-args.js";
  * - a RUN whose `--mount` fields refer to a secret arg (`id=c-${TOKEN}`), or whose key text holds a secret
  *   value, is not cached either: kiln expands those fields, so its key text would hold (part of) the value.
  *   Its command is not expanded by kiln (the shell sees the arg), so `$TOKEN` there is fine;
- * - ENV and ARG names set from a secret arg are tainted: a later step's key sees `<secret>` for them;
+ * - ENV and ARG names set from a secret arg are derived secrets: a later step's key sees `<secret>` for
+ *   them, a reference to them counts as a reference to the secret arg, and their values (a part of the
+ *   secret, `${TOKEN#ghp_}`) are masked like the secret's own. A stage built FROM this one inherits them;
  * - any other input holding a secret value sees `<secret>` in its place.
  * Rotating a secret therefore does not invalidate cached RUN steps, as for the args themselves.
  */
 export class SecretKeyGuard {
+  /** The secret args' own values (at least 4 characters). */
+  private readonly secretValues: string[];
+  /** Values to mask, each with the name it is reported under. */
   private readonly values: [string, string][];
-  private readonly refs: [string, RegExp][];
-  /** Inputs (`env:NAME`, `arg:NAME`) set from a secret arg in this stage. */
+  /** References that make a step uncacheable: a name, the secret arg it stands for, its pattern. */
+  private readonly refs: [string, string, RegExp][];
+  /** Inputs (`env:NAME`, `arg:NAME`) set from a secret arg, in this stage or the one it is built FROM. */
   private readonly tainted = new Set<string>();
+  private readonly derivedList: DerivedSecret[] = [];
 
-  constructor(names: readonly string[], values: ReadonlyMap<string, string>) {
+  constructor(
+    private readonly secretNames: readonly string[],
+    values: ReadonlyMap<string, string>,
+    inherited: readonly DerivedSecret[] = [],
+  ) {
     this.values = [...values].filter(([, v]) => v.length >= MIN_SECRET_BUILD_ARG_LENGTH);
-    this.refs = names.map((n) => [n, new RegExp(`\\$\\{?${n}(?![A-Za-z0-9_])`)]);
+    this.secretValues = this.values.map(([, v]) => v);
+    this.refs = secretNames.map((n) => [n, n, refPattern(n)]);
+    for (const d of inherited) this.derive(d.name, d.from, d.value, d.arg);
   }
 
   /** Whether any secret arg is configured (nothing to do otherwise). */
@@ -32,37 +57,50 @@ export class SecretKeyGuard {
     return this.refs.length > 0;
   }
 
+  /** The ARG and ENV names set from a secret arg so far (a stage built FROM this one starts with them). */
+  derived(): readonly DerivedSecret[] {
+    return this.derivedList;
+  }
+
+  /** The build args whose values stay out of the history: the secret args and those set from them. */
+  hiddenArgs(): string[] {
+    return [...this.secretNames, ...this.derivedList.filter((d) => d.arg).map((d) => d.name)];
+  }
+
   /**
-   * The secret arg that keeps a step out of the cache, if any: `raw` is the step before expansion, `text` its
-   * key text after expansion ({@link instructionText}).
+   * The secret arg that keeps a step out of the cache, if any (`TOKEN`, or `TOKEN (through T2)` for a derived
+   * name): `raw` is the step before expansion, `text` its key text after expansion ({@link instructionText}).
    */
   uncacheableBecause(raw: Instruction, text: string): string | undefined {
     if (!this.active) return undefined;
     // A RUN's command reaches its key unexpanded; only the fields kiln expands count as references.
     const rawText = raw.kind === "run" ? JSON.stringify(raw.mounts) : instructionText(raw);
-    const byRef = this.refs.find(([, re]) => re.test(rawText));
-    if (byRef) return byRef[0];
-    return this.values.find(([, v]) => text.includes(v) || text.includes(JSON.stringify(v).slice(1, -1)))?.[0];
+    const byRef = this.refs.find(([, , re]) => re.test(rawText));
+    if (byRef) return described(byRef[0], byRef[1]);
+    const hit = this.values.find(([, v]) => text.includes(v) || text.includes(JSON.stringify(v).slice(1, -1)));
+    return hit && described(hit[0], this.refs.find(([n]) => n === hit[0])?.[1] ?? hit[0]);
   }
 
-  /** Notes an ENV or ARG instruction (before expansion): the names it sets from a secret arg are tainted. */
-  note(raw: Instruction): void {
+  /**
+   * Notes an ENV or ARG instruction: `raw` as it was expanded (an ARG whose value the user gave has none),
+   * `expanded` the result. The names it sets from a secret arg (or from a name set from one) are derived secrets.
+   */
+  note(raw: Instruction, expanded: Instruction): void {
     if (!this.active) return;
     const set =
-      raw.kind === "env"
-        ? raw.pairs.map((p) => ["env", p.key, p.value] as const)
-        : raw.kind === "arg"
-          ? raw.args.map((a) => ["arg", a.key, a.value ?? ""] as const)
+      raw.kind === "env" && expanded.kind === "env"
+        ? raw.pairs.map((p, i) => ["env", p.key, p.value, expanded.pairs[i]?.value ?? ""] as const)
+        : raw.kind === "arg" && expanded.kind === "arg"
+          ? raw.args.map((a, i) => ["arg", a.key, a.value ?? "", expanded.args[i]?.value ?? ""] as const)
           : [];
-    for (const [kind, key, value] of set) {
-      if (this.refs.some(([, re]) => re.test(value))) {
-        this.tainted.add(`env:${key}`);
-        if (kind === "arg") this.tainted.add(`arg:${key}`);
-      }
+    for (const [kind, key, value, result] of set) {
+      const ref = this.refs.find(([, , re]) => re.test(value));
+      if (!ref) continue;
+      this.derive(key, ref[1], result, kind === "arg");
     }
   }
 
-  /** `inputs` with tainted names' values and every secret value replaced by `<secret>`. */
+  /** `inputs` with derived names' values and every secret value replaced by `<secret>`. */
   mask(inputs: readonly KeyInput[]): KeyInput[] {
     if (!this.active) return [...inputs];
     return inputs.map(([k, v]): KeyInput => {
@@ -73,4 +111,45 @@ export class SecretKeyGuard {
       return [k, out];
     });
   }
+
+  /** Whether a derived value holds part of a secret arg's value (and is then masked like it). */
+  private secretMaterial(value: string): boolean {
+    return this.secretValues.some((v) => sharesMaterial(value, v));
+  }
+
+  private derive(name: string, from: string, value: string, isArg: boolean): void {
+    this.tainted.add(`env:${name}`);
+    if (isArg) this.tainted.add(`arg:${name}`);
+    if (!this.refs.some(([n]) => n === name)) this.refs.push([name, from, refPattern(name)]);
+    const kept = this.secretMaterial(value) ? value : "";
+    if (kept !== "" && !this.values.some(([, v]) => v === kept)) {
+      this.values.push([name, kept]);
+      // Longest first: a derived part of a value is masked only where the whole value is not.
+      this.values.sort((a, b) => b[1].length - a[1].length);
+    }
+    if (!this.derivedList.some((d) => d.name === name && d.arg === isArg && d.value === kept))
+      this.derivedList.push({ name, arg: isArg, from, value: kept });
+  }
+}
+
+/**
+ * Whether `value` shares a run of at least 8 characters (or all but one of a shorter secret's) with a secret
+ * value: `${TOKEN#ghp_}` does, `${TOKEN:+true}` does not. Windows of the secret are looked for at a stride
+ * that keeps a long secret to ~1,000 searches (a shared run that much longer is still found).
+ */
+function sharesMaterial(value: string, secret: string): boolean {
+  const run = Math.max(MIN_SECRET_BUILD_ARG_LENGTH, Math.min(8, secret.length - 1));
+  if (value.length < run) return false;
+  const windows = secret.length - run + 1;
+  const stride = Math.max(1, Math.ceil(windows / 1024));
+  for (let i = 0; i < windows; i += stride) if (value.includes(secret.slice(i, i + run))) return true;
+  return false;
+}
+
+function refPattern(name: string): RegExp {
+  return new RegExp(`\\$\\{?${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![A-Za-z0-9_])`);
+}
+
+function described(name: string, from: string): string {
+  return name === from ? name : `${from} (through ${name})`;
 }

@@ -223,3 +223,28 @@ test("the line as written is not keyed: keyword case and spacing keep the cache"
   const r = await build({ dockerfile: "FROM scratch\ncopy   a.txt   /a.txt\n", context: ctx, cache });
   assert.equal(r.outcomes.at(-1), "hit");
 });
+
+test("an ARG set from part of a secret build arg stays out of keys and history; steps naming it are not cached", async () => {
+  const ctx = await context({});
+  const cache = await freshDir("cache");
+  const df = "FROM scratch\nARG TOKEN\nARG T2=${TOKEN#ghp_}\nRUN make\nWORKDIR /w/${T2%XYZ}\n";
+  const part = "0123456789abcdef";
+  const first = await build({
+    dockerfile: df,
+    context: ctx,
+    cache,
+    opts: { buildArgs: { TOKEN: `ghp_${part}XYZ` }, secretBuildArgs: ["TOKEN"] },
+  });
+  assert.deepEqual(first.outcomes.slice(-2), ["miss", "uncacheable"], "RUN, WORKDIR");
+  assert.deepEqual(first.history.slice(0, 2), ["ARG TOKEN", "ARG T2"]);
+  assert.equal(first.history[2], "RUN /bin/sh -c make # buildkit", "no |1 T2=… before the command");
+  assert.ok(!first.history[2]?.includes(part), first.history[2]);
+  // Another secret keeps the RUN's key: neither the arg nor the name set from it is keyed by value.
+  const rotated = await build({
+    dockerfile: df,
+    context: ctx,
+    cache,
+    opts: { buildArgs: { TOKEN: `ghp_${part}XYZ`.replace("0", "9") }, secretBuildArgs: ["TOKEN"] },
+  });
+  assert.equal(rotated.outcomes.at(-2), "hit");
+});

@@ -49,7 +49,7 @@ import { execRun, runHistoryDetail } from "./steps/run.js";
 import type { StepContext, StepOutput } from "./steps/step-context.js";
 import { execWorkdir } from "./steps/workdir.js";
 import { secretBuildArgValues } from "./secret-build-args.js";
-import { SecretKeyGuard } from "./secret-key-guard.js";
+import { SecretKeyGuard, type DerivedSecret } from "./secret-key-guard.js";
 import { resolveIdentity, type Identity } from "./user.js";
 import type { BuildOptions } from "./options.js";
 import { retryPolicy } from "./retry.js";
@@ -66,6 +66,8 @@ export interface StageResult {
   cacheChain?: string;
   /** ARGs in scope at the end of the stage: a stage built FROM this one starts with them (BuildKit). */
   args: ReadonlyMap<string, string | undefined>;
+  /** ARG and ENV names set from secret build args, in this stage or the one it is built FROM. */
+  derivedSecrets: readonly DerivedSecret[];
   /**
    * Some steps changed the root but produced no layer because nothing reads this stage's layers
    * ({@link StageServices.layersUnread}): `layers` then does not describe the root, only `root` does.
@@ -152,6 +154,8 @@ export interface StageBase {
   cacheSeed?: string;
   /** ARGs of the stage this one is built FROM (BuildKit keeps them in scope). */
   inheritedArgs?: ReadonlyMap<string, string | undefined>;
+  /** ARG and ENV names the stage this one is built FROM set from secret build args. */
+  inheritedSecrets?: readonly DerivedSecret[];
   /** FROM scratch: BuildKit gives the image WorkingDir "/". */
   scratch?: boolean;
 }
@@ -211,6 +215,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   const secrets = new SecretKeyGuard(
     svc.opts.secretBuildArgs ?? [],
     secretBuildArgValues(svc.opts.buildArgs, svc.opts.secretBuildArgs),
+    base.inheritedSecrets,
   );
   let chain = cache
     ? compositeKey([
@@ -458,6 +463,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       config,
       shell: config.Shell ?? ["/bin/sh", "-c"],
       args,
+      hiddenArgs: secrets.hiddenArgs(),
       escapeToken: svc.df.escapeToken,
       rootDir: async () => skeleton?.dir ?? ensureRoot(),
       // On a skeleton only numeric owners occur (skeletonFor), which need no root.
@@ -614,7 +620,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
    * cached steps (like --secret).
    */
   const keyedVisibleInputs = (): KeyInput[] => {
-    const secret = new Set(svc.opts.secretBuildArgs ?? []);
+    const secret = new Set(secrets.hiddenArgs());
     const keyArgs = new Map([...args].map(([k, v]) => [k, v !== undefined && secret.has(k) ? "<secret>" : v]));
     return visibleInputs(config.Env ?? [], keyArgs, {});
   };
@@ -685,7 +691,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         case "from":
           throw new KilnError("INTERNAL", "FROM inside a stage");
         case "arg": {
-          secrets.note(raw);
+          secrets.note(toExpand, instr);
           for (const a of instr.args) {
             let value = a.value;
             if (Object.prototype.hasOwnProperty.call(svc.buildArgs, a.key)) {
@@ -698,15 +704,19 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
             }
             args.set(a.key, value);
           }
+          // An ARG set from a secret build arg is recorded by name, like the secret arg itself.
+          const hidden = new Set(secrets.hiddenArgs());
           addHistory(
             raw,
-            instr.args.map((a) => (a.value === undefined ? a.key : `${a.key}=${a.value}`)).join(" "),
+            instr.args
+              .map((a) => (a.value === undefined || hidden.has(a.key) ? a.key : `${a.key}=${a.value}`))
+              .join(" "),
             undefined,
           );
           break;
         }
         case "env": {
-          secrets.note(raw);
+          secrets.note(toExpand, instr);
           let env = config.Env ?? [];
           for (const p of instr.pairs) env = setEnv(env, p.key, p.value);
           config = { ...config, Env: env };
@@ -816,10 +826,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
             },
             // The key sorts the args and leaves out those an ENV hides; the history text lists them as declared.
             () =>
-              createdBy(
-                raw,
-                runHistoryDetail(instr, config.Shell ?? ["/bin/sh", "-c"], args, svc.opts.secretBuildArgs ?? []),
-              ),
+              createdBy(raw, runHistoryDetail(instr, config.Shell ?? ["/bin/sh", "-c"], args, secrets.hiddenArgs())),
           );
           break;
         case "copy":
@@ -914,6 +921,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
     family: base.family,
     author,
     args,
+    derivedSecrets: secrets.derived(),
     ...(cache ? { cacheChain: chain } : {}),
     ...(omittedLayers > 0 ? { layersOmitted: true } : {}),
   };

@@ -459,6 +459,8 @@ export interface DeferredCancellation {
    * failing build aborts: the session would then stay open on the registry.
    */
   signal?: AbortSignal;
+  /** How long the DELETE may take, in milliseconds (default 10 s). */
+  timeoutMs?: number;
 }
 
 /**
@@ -497,7 +499,7 @@ export async function checkPush(
         const location = host.resolveLocation(res, "pushing", repository);
         if (defer) {
           // Bounded: a failing build waits for it, and a registry that never answers must not hold it.
-          const limit = AbortSignal.timeout(CANCEL_TIMEOUT_MS);
+          const limit = AbortSignal.timeout(defer.timeoutMs ?? CANCEL_TIMEOUT_MS);
           const stop = defer.signal ? AbortSignal.any([defer.signal, limit]) : limit;
           defer.add(cancelUpload(host, repository, location, stop));
         } else await cancelUpload(host, repository, location, signal);

@@ -153,7 +153,7 @@ export async function execRun(instr: RunInstruction, ctx: StepContext): Promise<
   }
   return {
     snapshot: { kind: "walk" },
-    detail: runHistoryDetail(instr, ctx.shell, ctx.args, ctx.opts.secretBuildArgs ?? []),
+    detail: runHistoryDetail(instr, ctx.shell, ctx.args, ctx.hiddenArgs),
     ...(overlay && createdCwd.length > 0 ? { alsoChanged: createdCwd } : {}),
   };
 }

@@ -22,6 +22,8 @@ export interface StepContext {
   readonly shell: readonly string[];
   /** ARGs in scope in this stage with their resolved values. */
   readonly args: ReadonlyMap<string, string | undefined>;
+  /** ARGs whose values stay out of the history: secret build args and those set from them. */
+  readonly hiddenArgs: readonly string[];
   readonly escapeToken: "\\" | "`";
   /** Materialises the stage root (extracting the base on first use) and returns its host path. */
   rootDir(): Promise<string>;
