@@ -24,7 +24,8 @@ import { hostDetectionFs, isInContainer, spreadSubdirectories, type Runner } fro
 import type { Reporter } from "./events.js";
 import { keepsStateFiles, type BuildOptions } from "./options.js";
 import { writeOutputs } from "./outputs.js";
-import { assertNoSecretBuildArgs } from "./secret-build-args.js";
+import { assertNoSecretBuildArgs, secretBuildArgValues } from "./secret-build-args.js";
+import { SecretKeyGuard } from "./secret-key-guard.js";
 import { cleanRoot } from "./clean-root.js";
 import { decideInPlace, ignoreWithVolumes, inPlaceIgnoreOptions, restoreRootFiles, saveRootFiles } from "./in-place.js";
 import { planBuild, type BuildPlan } from "./dry-run.js";
@@ -160,6 +161,10 @@ async function buildWith(
   const consumedArgs = new Set<string>();
   const metaArgs = new Map<string, string | undefined>();
   const fromEnv = new Map<string, string>(platformArgs(opts.platform));
+  const metaSecrets = new SecretKeyGuard(
+    opts.secretBuildArgs ?? [],
+    secretBuildArgValues(opts.buildArgs, opts.secretBuildArgs),
+  );
   for (const a of df.metaArgs) {
     for (const kv of a.args) {
       let value: string | undefined;
@@ -173,6 +178,14 @@ async function buildWith(
       if (value !== undefined) fromEnv.set(kv.key, value);
       else fromEnv.delete(kv.key);
     }
+    // A meta ARG set from a secret build arg is one itself in the stages that declare it.
+    metaSecrets.note(
+      {
+        ...a,
+        args: a.args.map((kv) => (Object.prototype.hasOwnProperty.call(opts.buildArgs, kv.key) ? { key: kv.key } : kv)),
+      },
+      { ...a, args: a.args.map((kv) => ({ key: kv.key, value: metaArgs.get(kv.key) ?? "" })) },
+    );
   }
   // BuildKit: a global `ARG SOURCE_DATE_EPOCH=<n>` default sets the epoch when no build-arg or env gives one.
   const sdeDefault = metaArgs.get("SOURCE_DATE_EPOCH");
@@ -567,6 +580,7 @@ async function buildWith(
           context,
           buildArgs: opts.buildArgs,
           metaArgs: stageArgDefaults,
+          metaSecrets: metaSecrets.derived(),
           consumedArgs,
           sink: {
             blobsDir,

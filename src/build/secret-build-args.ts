@@ -4,6 +4,20 @@ import type { DerivedSecret } from "./secret-key-guard.js";
 /** Shortest secret build arg value kiln can keep out of its outputs without hiding unrelated text. */
 export const MIN_SECRET_BUILD_ARG_LENGTH = 4;
 
+/**
+ * Whether `value` shares a run of at least 8 characters (or all but one of a shorter secret's) with a secret
+ * value: `${TOKEN#ghp_}` does, `${TOKEN:+true}` does not. Windows of the secret are looked for at a stride
+ * that keeps a long secret to ~1,000 searches (a shared run that much longer is still found).
+ */
+export function sharesMaterial(value: string, secret: string): boolean {
+  const run = Math.max(MIN_SECRET_BUILD_ARG_LENGTH, Math.min(8, secret.length - 1));
+  if (value.length < run) return false;
+  const windows = secret.length - run + 1;
+  const stride = Math.max(1, Math.ceil(windows / 1024));
+  for (let i = 0; i < windows; i += stride) if (value.includes(secret.slice(i, i + run))) return true;
+  return false;
+}
+
 /** Values of the build args marked secret (`--secret-build-arg`), by name; empty values are left out. */
 export function secretBuildArgValues(
   buildArgs: Readonly<Record<string, string | undefined>>,
@@ -17,20 +31,20 @@ export function secretBuildArgValues(
   return out;
 }
 
-/** Depth-first search for the first string holding `needle`; returns its JSON path (`config.Env[1]`). */
-function findString(v: unknown, needle: string, where: string): string | undefined {
-  if (typeof v === "string") return v.includes(needle) ? where : undefined;
+/** Depth-first search for the first string (or object key) `holds`; returns its JSON path (`config.Env[1]`). */
+function findString(v: unknown, holds: (s: string) => boolean, where: string): string | undefined {
+  if (typeof v === "string") return holds(v) ? where : undefined;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
-      const hit = findString(v[i], needle, `${where}[${i}]`);
+      const hit = findString(v[i], holds, `${where}[${i}]`);
       if (hit !== undefined) return hit;
     }
     return undefined;
   }
   if (v !== null && typeof v === "object") {
     for (const [k, x] of Object.entries(v)) {
-      if (k.includes(needle)) return `${where}.<key>`;
-      const hit = findString(x, needle, where === "" ? k : `${where}.${k}`);
+      if (holds(k)) return `${where}.<key>`;
+      const hit = findString(x, holds, where === "" ? k : `${where}.${k}`);
       if (hit !== undefined) return hit;
     }
   }
@@ -50,14 +64,16 @@ export function assertNoSecretBuildArgs(
   secretNames: readonly string[] | undefined,
   derived: readonly DerivedSecret[] = [],
 ): void {
-  const checks: [string, string, string][] = [...secretBuildArgValues(buildArgs, secretNames)].map(([n, v]) => [
-    n,
-    n,
-    v,
-  ]);
-  for (const d of derived) if (d.value !== "") checks.push([d.from, `${d.name} (set from ${d.from})`, d.value]);
-  for (const [name, what, value] of checks) {
-    const field = findString(imageConfig, value, "");
+  // A derived value whole (named as such), then a secret's value or any run of it long enough to matter
+  // (`LABEL x=${TOKEN#ghp_}`).
+  const checks: [string, string, (s: string) => boolean][] = derived
+    .filter((d) => d.value !== "" && d.name !== d.from)
+    .map((d) => [d.from, `${d.name} (set from ${d.from})`, (s) => s.includes(d.value)]);
+  for (const [n, v] of secretBuildArgValues(buildArgs, secretNames)) {
+    checks.push([n, n, (s) => s.includes(v) || sharesMaterial(s, v)]);
+  }
+  for (const [name, what, holds] of checks) {
+    const field = findString(imageConfig, holds, "");
     if (field === undefined) continue;
     throw new KilnError(
       "SECRET_BUILD_ARG_STORED",

@@ -124,3 +124,18 @@ test("a stage built FROM another inherits its derived names; a value holding no 
   given.note(instr("ARG T2"), instr("ARG T2=plain-value"));
   assert.deepEqual(given.derived(), []);
 });
+
+test("part of a secret that reached a value another way is masked whole; a global ARG set from it is adopted", () => {
+  const g = new SecretKeyGuard(["TOKEN"], new Map([["TOKEN", TOKEN]]));
+  const part = TOKEN.slice(6, 16);
+  assert.deepEqual(g.mask([["workdir", `/w/${part}`]]), [["workdir", "<secret>"]]);
+  assert.deepEqual(
+    g.mask([["workdir", `/w/${part.slice(0, 7)}`]]),
+    [["workdir", `/w/${part.slice(0, 7)}`]],
+    "7 characters",
+  );
+  assert.equal(g.uncacheableBecause(instr("WORKDIR /w/$X"), instructionText(instr(`WORKDIR /w/${part}`))), "TOKEN");
+  g.adopt({ name: "T2", arg: true, from: "TOKEN", value: TOKEN.slice(4) });
+  assert.deepEqual(g.hiddenArgs(), ["TOKEN", "T2"]);
+  assert.equal(g.uncacheableBecause(instr("COPY $T2 /x"), "COPY x /x"), "TOKEN (through T2)");
+});

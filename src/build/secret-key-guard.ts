@@ -1,7 +1,7 @@
 import type { KeyInput } from "../cache/index.js";
 import type { Instruction } from "../dockerfile/index.js";
 import { instructionText } from "./cache-inputs.js";
-import { MIN_SECRET_BUILD_ARG_LENGTH } from "./secret-build-args.js";
+import { MIN_SECRET_BUILD_ARG_LENGTH, sharesMaterial } from "./secret-build-args.js";
 
 /** A build arg or env var set from a secret build arg (`ARG T2=${TOKEN#ghp_}`), and the value it took. */
 export interface DerivedSecret {
@@ -31,8 +31,8 @@ export interface DerivedSecret {
  * Rotating a secret therefore does not invalidate cached RUN steps, as for the args themselves.
  */
 export class SecretKeyGuard {
-  /** The secret args' own values (at least 4 characters). */
-  private readonly secretValues: string[];
+  /** The secret args' own values (at least 4 characters), by name. */
+  private readonly secretValues: readonly [string, string][];
   /** Values to mask, each with the name it is reported under. */
   private readonly values: [string, string][];
   /** References that make a step uncacheable: a name, the secret arg it stands for, its pattern. */
@@ -47,7 +47,7 @@ export class SecretKeyGuard {
     inherited: readonly DerivedSecret[] = [],
   ) {
     this.values = [...values].filter(([, v]) => v.length >= MIN_SECRET_BUILD_ARG_LENGTH);
-    this.secretValues = this.values.map(([, v]) => v);
+    this.secretValues = [...this.values];
     this.refs = secretNames.map((n) => [n, n, refPattern(n)]);
     for (const d of inherited) this.derive(d.name, d.from, d.value, d.arg);
   }
@@ -60,6 +60,11 @@ export class SecretKeyGuard {
   /** The ARG and ENV names set from a secret arg so far (a stage built FROM this one starts with them). */
   derived(): readonly DerivedSecret[] {
     return this.derivedList;
+  }
+
+  /** Takes over a name set from a secret arg elsewhere (a global ARG the stage declares). */
+  adopt(d: DerivedSecret): void {
+    if (this.active) this.derive(d.name, d.from, d.value, d.arg);
   }
 
   /** The build args whose values stay out of the history: the secret args and those set from them. */
@@ -78,7 +83,9 @@ export class SecretKeyGuard {
     const byRef = this.refs.find(([, , re]) => re.test(rawText));
     if (byRef) return described(byRef[0], byRef[1]);
     const hit = this.values.find(([, v]) => text.includes(v) || text.includes(JSON.stringify(v).slice(1, -1)));
-    return hit && described(hit[0], this.refs.find(([n]) => n === hit[0])?.[1] ?? hit[0]);
+    if (hit) return described(hit[0], this.refs.find(([n]) => n === hit[0])?.[1] ?? hit[0]);
+    // Part of a secret reached the text some other way (`${TOKEN/ghp_/}` through a name the guard did not see).
+    return this.secretValues.find(([, v]) => sharesMaterial(text, v))?.[0];
   }
 
   /**
@@ -108,13 +115,14 @@ export class SecretKeyGuard {
       if (typeof v !== "string") return [k, v];
       let out = v;
       for (const [, secret] of this.values) out = out.split(secret).join("<secret>");
-      return [k, out];
+      // What still holds part of a secret (`WORKDIR /w/${TOKEN#ghp_}` in a later step's workdir) is masked whole.
+      return [k, this.secretMaterial(out) ? "<secret>" : out];
     });
   }
 
   /** Whether a derived value holds part of a secret arg's value (and is then masked like it). */
   private secretMaterial(value: string): boolean {
-    return this.secretValues.some((v) => sharesMaterial(value, v));
+    return this.secretValues.some(([, v]) => sharesMaterial(value, v));
   }
 
   private derive(name: string, from: string, value: string, isArg: boolean): void {
@@ -130,20 +138,6 @@ export class SecretKeyGuard {
     if (!this.derivedList.some((d) => d.name === name && d.arg === isArg && d.value === kept))
       this.derivedList.push({ name, arg: isArg, from, value: kept });
   }
-}
-
-/**
- * Whether `value` shares a run of at least 8 characters (or all but one of a shorter secret's) with a secret
- * value: `${TOKEN#ghp_}` does, `${TOKEN:+true}` does not. Windows of the secret are looked for at a stride
- * that keeps a long secret to ~1,000 searches (a shared run that much longer is still found).
- */
-function sharesMaterial(value: string, secret: string): boolean {
-  const run = Math.max(MIN_SECRET_BUILD_ARG_LENGTH, Math.min(8, secret.length - 1));
-  if (value.length < run) return false;
-  const windows = secret.length - run + 1;
-  const stride = Math.max(1, Math.ceil(windows / 1024));
-  for (let i = 0; i < windows; i += stride) if (value.includes(secret.slice(i, i + run))) return true;
-  return false;
 }
 
 function refPattern(name: string): RegExp {

@@ -99,6 +99,8 @@ export interface StageServices {
   buildArgs: Readonly<Record<string, string | undefined>>;
   /** Values of meta ARGs (declared before the first FROM) after --build-arg overrides. */
   metaArgs: ReadonlyMap<string, string | undefined>;
+  /** Meta ARGs set from a secret build arg (`ARG T2=${TOKEN#ghp_}` before the first FROM). */
+  metaSecrets?: readonly DerivedSecret[];
   /** Build args consumed by some ARG (for the unused-build-arg warning). */
   consumedArgs: Set<string>;
   sink: LayerSink;
@@ -701,6 +703,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
               value = args.get(a.key); // in scope already (inherited from the stage this one is FROM)
             } else if (value === undefined && svc.metaArgs.has(a.key)) {
               value = svc.metaArgs.get(a.key);
+              for (const d of svc.metaSecrets ?? []) if (d.name === a.key) secrets.adopt(d);
             }
             args.set(a.key, value);
           }

@@ -325,6 +325,36 @@ describe("layer cache", () => {
     }
   });
 
+  test("part of a secret build arg, through a global ARG or a LABEL, reaches no cache entry, history or config", async () => {
+    const part = "SUPERSECRETVALUE123456";
+    const secret = ["--build-arg", `TOKEN=ghp_${part}`, "--secret-build-arg", "TOKEN"];
+    const ctx = path.join(work, "meta-secret-ctx");
+    await writeTree(ctx, {
+      Dockerfile: `ARG TOKEN\nARG T2=\${TOKEN#ghp_}\nFROM ${base}\nARG T2\nRUN echo built > /b\n`,
+    });
+    const cacheDir = path.join(work, "meta-secret-cache");
+    const a = await buildLayout(ctx, "meta-secret-1", ["--cache-repo", `dir:${cacheDir}`, ...secret]);
+    assert.doesNotMatch(a.r.stderr + a.r.stdout, new RegExp(part));
+    const found = await sh("grep", ["-rl", part, cacheDir, path.join(work, "meta-secret-1")]).catch(() => "");
+    assert.equal(found.trim(), "", "no cache entry, manifest, config or layer holds the part");
+    // A LABEL keeping part of the secret is refused like the whole value, naming the field, not the value.
+    const ctx2 = path.join(work, "label-secret-ctx");
+    await writeTree(ctx2, { Dockerfile: `FROM ${base}\nARG TOKEN\nLABEL x=\${TOKEN#ghp_}\n` });
+    const r = await runKiln([
+      "build",
+      "--context",
+      ctx2,
+      "--no-push",
+      "--insecure-pull",
+      "--oci-layout-path",
+      path.join(work, "label-secret-1"),
+      ...secret,
+    ]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /secret build arg TOKEN would be stored in the image config \(config\.Labels\.x\)/);
+    assert.doesNotMatch(r.stderr + r.stdout, new RegExp(part));
+  });
+
   test("with --cache-copy-layers a changed context file busts the COPY and names the file", async () => {
     const ctx = path.join(work, "copy-ctx");
     await writeTree(ctx, {
