@@ -47,6 +47,8 @@ interface BuildSetup {
   ignorePaths?: string[];
   fromKey?: (ref: string) => Promise<string | undefined>;
   runWrites?: boolean;
+  /** Build as the in-place back-end does: VOLUME paths join the ignore list of later RUN snapshots. */
+  inPlaceVolumes?: boolean;
 }
 
 /** One build of the Dockerfile's last stage; returns its step outcomes and history. */
@@ -99,6 +101,12 @@ async function build(s: BuildSetup): Promise<{ outcomes: string[]; history: stri
       now: () => new Date(0),
       cache: { layers, runLayers: true, copyLayers: true, explain: false },
       ...(s.fromKey ? { fromKey: s.fromKey } : {}),
+      ...(s.inPlaceVolumes
+        ? {
+            ignoreWithVolumes: (v: readonly string[]) =>
+              IgnoreList.create({ ignorePaths: [...(s.ignorePaths ?? []), ...v] }),
+          }
+        : {}),
     },
   );
   await layers.flush();
@@ -247,4 +255,17 @@ test("an ARG set from part of a secret build arg stays out of keys and history; 
     opts: { buildArgs: { TOKEN: `ghp_${part}XYZ`.replace("0", "9") }, secretBuildArgs: ["TOKEN"] },
   });
   assert.equal(rotated.outcomes.at(-2), "hit");
+});
+
+test("in place, a VOLUME before a RUN is keyed (its path leaves the RUN's snapshot); elsewhere it is not", async () => {
+  const ctx = await context({});
+  const plain = "FROM scratch\nRUN make\n";
+  const withVolume = "FROM scratch\nVOLUME /data\nRUN make\n";
+  const inPlace = await freshDir("cache");
+  await build({ dockerfile: plain, context: ctx, cache: inPlace, inPlaceVolumes: true });
+  const a = await build({ dockerfile: withVolume, context: ctx, cache: inPlace, inPlaceVolumes: true });
+  assert.equal(a.outcomes.at(-1), "miss");
+  const elsewhere = await freshDir("cache");
+  await build({ dockerfile: plain, context: ctx, cache: elsewhere });
+  assert.equal((await build({ dockerfile: withVolume, context: ctx, cache: elsewhere })).outcomes.at(-1), "hit");
 });
