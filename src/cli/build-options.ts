@@ -55,13 +55,15 @@ export function resolveSecretBuildArgs(
     if (name === "" || name.includes("=")) {
       throw new UsageError(
         `invalid --secret-build-arg "${name.split("=")[0] ?? ""}${name.includes("=") ? "=…" : ""}": expected a build arg name; ` +
-          "give the value through the environment (or --build-arg NAME=VALUE), never on this flag",
+          "set the value in the environment variable of that name, never on the command line",
       );
     }
     const value = Object.prototype.hasOwnProperty.call(given, name) ? given[name] : env[name];
     if (value === undefined) {
       throw new UsageError(
-        `--secret-build-arg ${name}: no value; set the environment variable ${name} or pass --build-arg ${name}=VALUE`,
+        // Not `--build-arg NAME=VALUE`: a command line is readable by every process (/proc/PID/cmdline).
+        `--secret-build-arg ${name}: no value; set the environment variable ${name} (a value on the command line ` +
+          "is visible to other processes)",
       );
     }
     if (value.length > 0 && value.length < MIN_SECRET_BUILD_ARG_LENGTH) {
@@ -88,9 +90,12 @@ export function secretBuildArgSecrets(
   return out;
 }
 
-/** kiln's state directory: --kaniko-dir/KANIKO_DIR when usable, else a per-user temp dir. */
+/**
+ * kiln's state directory: KANIKO_DIR, else --kaniko-dir (the variable wins, as in kaniko; empty counts as
+ * unset), else /kaniko when it is a directory, else a per-user temp dir (`$TMPDIR/kiln-<uid>`).
+ */
 export function stateDir(o: ExecutorOptions, env: Record<string, string | undefined>): string {
-  const explicit = env.KANIKO_DIR ?? o.kanikoDir;
+  const explicit = env.KANIKO_DIR || o.kanikoDir;
   if (explicit && explicit !== "/kaniko") return path.resolve(explicit);
   if (existsSync("/kaniko") && statSync("/kaniko").isDirectory()) return "/kaniko";
   return path.join(os.tmpdir(), `kiln-${process.getuid?.() ?? 0}`);

@@ -10,6 +10,7 @@ import {
   parseConnectionString,
   parseContextSpec,
   prepareContext as prepareContextDir,
+  proxyEnvFrom,
   type ContextLimits,
   type PreparedContext,
 } from "../context/index.js";
@@ -27,7 +28,10 @@ export function resolveContext(ctx: string, cwd: string): string {
   if (m) {
     const scheme = (m[1] as string).toLowerCase();
     if (scheme !== "dir")
-      throw new KilnError("CONTEXT_INVALID", `kiln: context ${scheme}:// must be fetched first (prepareContext)`);
+      throw new KilnError(
+        "CONTEXT_INVALID",
+        `kiln: context ${scheme}:// must be fetched first (prepareContext, not optionsFromFlags)`,
+      );
     return path.resolve(cwd, ctx.slice(m[0].length));
   }
   return path.resolve(cwd, ctx);
@@ -39,7 +43,10 @@ export function resolveContext(ctx: string, cwd: string): string {
  */
 export function resolveDockerfile(dockerfile: string, contextDir: string, cwd: string): string {
   if (/^https?:\/\//i.test(dockerfile)) {
-    throw new KilnError("CONTEXT_INVALID", "kiln: a --dockerfile URL must be downloaded first (prepareContext)");
+    throw new KilnError(
+      "CONTEXT_INVALID",
+      "kiln: a --dockerfile URL must be downloaded first (prepareContext, not optionsFromFlags)",
+    );
   }
   const asGiven = path.resolve(cwd, dockerfile);
   if (existsSync(asGiven)) return asGiven;
@@ -72,10 +79,11 @@ export interface PreparedOptions {
 
 /**
  * Fetches or unpacks the `--context` source into `<stateDir>/buildcontext` (kaniko's
- * `<kaniko dir>/buildcontext`) and downloads an http(s) `--dockerfile` to `<stateDir>/Dockerfile`. Returns
- * options whose `context`/`dockerfile` are local paths, ready for `toBuildOptions`. Reads the environment
+ * `<kaniko dir>/buildcontext`) and downloads an http(s) `--dockerfile` to `<stateDir>/dockerfile/Dockerfile`.
+ * Returns options whose `context`/`dockerfile` are local paths, ready for `toBuildOptions`. Reads the environment
  * kaniko reads: GIT_*, S3_ENDPOINT/S3_FORCE_PATH_STYLE (plus the AWS SDK chain), AZURE_STORAGE_ACCESS_KEY,
- * STORAGE_EMULATOR_HOST, and the optional AZURE_STORAGE_CONNECTION_STRING BlobEndpoint override.
+ * STORAGE_EMULATOR_HOST, and the optional AZURE_STORAGE_CONNECTION_STRING BlobEndpoint override; git, https,
+ * gs and Azure contexts and a URL Dockerfile go through HTTP(S)_PROXY unless NO_PROXY names the host.
  */
 export async function prepareContext(
   o: ExecutorOptions,
@@ -87,6 +95,7 @@ export async function prepareContext(
   const spec = parseContextSpec(o.context, cwd, { pullMethod: env.GIT_PULL_METHOD, bucket: o.bucket });
   const limits = contextLimits(env);
   const cs = parseConnectionString(env.AZURE_STORAGE_CONNECTION_STRING ?? "");
+  const proxy = proxyEnvFrom(env);
   const context = await prepareContextDir({
     spec,
     subPath: o.contextSubPath,
@@ -103,6 +112,7 @@ export async function prepareContext(
       accessToken: env.GOOGLE_OAUTH_ACCESS_TOKEN || env.CLOUDSDK_AUTH_ACCESS_TOKEN || undefined,
     },
     azure: { accessKey: env.AZURE_STORAGE_ACCESS_KEY || cs.accountKey, blobEndpoint: cs.blobEndpoint },
+    proxy,
     ...(io.stdin ? { stdin: io.stdin } : {}),
     limits,
     ...(io.signal ? { signal: io.signal } : {}),
@@ -112,6 +122,7 @@ export async function prepareContext(
     const body = await httpGet(dockerfile, {
       maxBytes: MAX_DOCKERFILE_BYTES,
       what: "Dockerfile",
+      proxy,
       ...(io.signal ? { signal: io.signal } : {}),
     });
     const dir = path.join(stateDir, "dockerfile");

@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KilnError } from "../common/errors.js";
 import { RegistryError } from "../registry/index.js";
-import { errorDetails, errorLine } from "./exit-codes.js";
+import { parseAddGitSource } from "../build/steps/add-git.js";
+import { errorDetails, errorLine, exitCodeFor } from "./exit-codes.js";
 
 test("--verbosity=debug details: the error code, the registry's answer, then the causes", () => {
   const root = new Error("ECONNRESET");
@@ -19,4 +20,15 @@ test("--verbosity=debug details: the error code, the registry's answer, then the
     "caused by: ECONNRESET",
   ]);
   assert.deepEqual(errorDetails(new KilnError("PARSE", "Dockerfile:2: bad")), ["error code PARSE"]);
+});
+
+test("an ADD source kiln does not support (ssh, git://) is a Dockerfile error: exit code 1, not 2", () => {
+  for (const src of ["git@github.com:org/repo.git", "git://github.com/org/repo.git#main"]) {
+    assert.throws(
+      () => parseAddGitSource(src),
+      (e: unknown) => e instanceof KilnError && e.code === "ADD_GIT_UNSUPPORTED" && exitCodeFor(e) === 1,
+      src,
+    );
+  }
+  assert.equal(exitCodeFor(new KilnError("NOT_IMPLEMENTED", "kiln: --x is not implemented yet")), 2);
 });

@@ -2,6 +2,7 @@ import { createHmac } from "node:crypto";
 import type { Readable } from "node:stream";
 import { KilnError } from "../common/errors.js";
 import { httpGet } from "./http-fetch.js";
+import type { ProxyEnv } from "./proxy.js";
 
 /** Azure settings: the account key and an optional endpoint override (emulators, private endpoints). */
 export interface AzureEnv {
@@ -12,6 +13,8 @@ export interface AzureEnv {
    * `http://127.0.0.1:10000/devstoreaccount1`: requests go there instead of the URL's host.
    */
   blobEndpoint?: string | undefined;
+  /** `HTTP(S)_PROXY`/`NO_PROXY`. */
+  proxy?: ProxyEnv | undefined;
 }
 
 /** x-ms-version sent; old enough for every Azure cloud and emulator that supports shared-key auth. */
@@ -85,6 +88,7 @@ export async function openAzureBlob(
     headers,
     maxBytes,
     what: `build context ${spec.account}/${spec.container}/${spec.blob} from`,
+    proxy: env.proxy,
     ...(signal ? { signal } : {}),
   });
 }

@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import { httpGet } from "./http-fetch.js";
+import type { ProxyEnv } from "./proxy.js";
 
 /** Where GCS requests go and how they authenticate. */
 export interface GcsEnv {
@@ -10,6 +11,8 @@ export interface GcsEnv {
   emulatorHost?: string | undefined;
   /** An OAuth2 access token (`GOOGLE_OAUTH_ACCESS_TOKEN` / `CLOUDSDK_AUTH_ACCESS_TOKEN`); none means anonymous. */
   accessToken?: string | undefined;
+  /** `HTTP(S)_PROXY`/`NO_PROXY`. */
+  proxy?: ProxyEnv | undefined;
 }
 
 /** The JSON API media-download URL of an object. */
@@ -33,6 +36,7 @@ export async function openGcsObject(
     headers,
     maxBytes,
     what: `build context gs://${bucket}/${object} via`,
+    proxy: env.proxy,
     ...(signal ? { signal } : {}),
   });
 }

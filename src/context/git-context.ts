@@ -1,10 +1,11 @@
 import * as fs from "node:fs";
 import { lstat, mkdir, readFile } from "node:fs/promises";
 import git, { type GitHttpRequest, type GitHttpResponse, type HttpClient } from "isomorphic-git";
-import { Agent, request, type Dispatcher } from "undici";
+import { request, type Dispatcher } from "undici";
 import { KilnError } from "../common/errors.js";
 import { resolveInRoot } from "../fs/index.js";
 import { redactUrl, type GitContextSpec } from "./context-spec.js";
+import { contextDispatcher, type ProxyEnv } from "./proxy.js";
 
 /** kaniko's `--git` options. */
 export interface GitFetchOptions {
@@ -18,6 +19,8 @@ export interface GitFetchOptions {
    * checkout fails unless the ref resolved to that commit (or, for an annotated tag, to that tag object).
    */
   expectCommit?: string;
+  /** `HTTP(S)_PROXY`/`NO_PROXY` to fetch through (none: direct connections). */
+  proxy?: ProxyEnv | undefined;
 }
 
 /** Credentials from GIT_USERNAME / GIT_PASSWORD / GIT_TOKEN (a token is sent as the username, like kaniko). */
@@ -70,7 +73,7 @@ export async function fetchGitContext(
   if (user !== undefined || pass !== undefined) {
     headers.Authorization = `Basic ${Buffer.from(`${user ?? ""}:${pass ?? ""}`).toString("base64")}`;
   }
-  const dispatcher = new Agent({ connect: { rejectUnauthorized: !opts.insecureSkipTLS } });
+  const dispatcher = contextDispatcher(opts.proxy, { rejectUnauthorized: !opts.insecureSkipTLS });
   try {
     const budget: GitBudget = { downloaded: 0, submodules: 0 };
     const http = httpClient(dispatcher, budget, signal);

@@ -1,7 +1,9 @@
+import { STATUS_CODES } from "node:http";
 import { Readable, Transform, pipeline, type TransformCallback } from "node:stream";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import { interceptors, request, type Dispatcher } from "undici";
 import { KilnError } from "../common/errors.js";
 import { redactUrl } from "./context-spec.js";
+import { contextDispatcher, type ProxyEnv } from "./proxy.js";
 
 /** Options of {@link httpGet}. */
 export interface HttpGetOptions {
@@ -11,38 +13,52 @@ export interface HttpGetOptions {
   /** What the download is, for error messages ("build context", "Dockerfile"). */
   what: string;
   signal?: AbortSignal;
+  /** `HTTP(S)_PROXY`/`NO_PROXY` to go through (none: a direct connection). */
+  proxy?: ProxyEnv | undefined;
 }
 
+/** Redirects followed, as many as fetch follows. */
+const MAX_REDIRECTS = 20;
+
 /**
- * GETs a URL (following up to 20 redirects) and returns the body as a stream bounded to `maxBytes`.
- * A status other than 200 fails with CONTEXT_FETCH naming the (redacted) URL and status.
+ * GETs a URL (following up to 20 redirects; through `opts.proxy` unless the host is in its `noProxy`) and
+ * returns the body as a stream bounded to `maxBytes`. A status other than 200 fails with CONTEXT_FETCH
+ * naming the (redacted) URL and status. The connection pool is closed once the body has been read.
  */
 export async function httpGet(url: string, opts: HttpGetOptions): Promise<Readable> {
-  let res: Response;
+  const agent = contextDispatcher(opts.proxy);
+  const close = (): void => void agent.close().catch(() => undefined);
+  let res: Dispatcher.ResponseData;
   try {
-    res = await fetch(url, { headers: opts.headers ?? {}, redirect: "follow", signal: opts.signal ?? null });
+    res = await request(url, {
+      method: "GET",
+      headers: opts.headers ?? {},
+      dispatcher: agent.compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTS })),
+      signal: opts.signal,
+    });
   } catch (e) {
-    const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : String(e);
+    close();
+    const cause = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
     throw new KilnError("CONTEXT_FETCH", `${opts.what} ${redactUrl(url)}: download failed: ${cause}`);
   }
-  if (res.status !== 200) {
-    await res.body?.cancel().catch(() => undefined);
+  if (res.statusCode !== 200) {
+    await res.body.dump().catch(() => undefined);
+    close();
     throw new KilnError(
       "CONTEXT_FETCH",
-      `${opts.what} ${redactUrl(url)}: the server answered ${res.status} ${res.statusText} (expected 200)`,
+      `${opts.what} ${redactUrl(url)}: the server answered ${[res.statusCode, STATUS_CODES[res.statusCode]].filter(Boolean).join(" ")} (expected 200)`,
     );
   }
-  const declared = Number(res.headers.get("content-length") ?? "NaN");
+  const declared = Number(res.headers["content-length"] ?? "NaN");
   if (Number.isFinite(declared) && declared > opts.maxBytes) {
-    await res.body?.cancel().catch(() => undefined);
+    await res.body.dump().catch(() => undefined);
+    close();
     throw tooLarge(opts, url);
   }
-  if (!res.body) return Readable.from([]);
-  const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
   return pipeline(
-    body,
+    res.body,
     byteLimit(opts.maxBytes, () => tooLarge(opts, url)),
-    () => undefined,
+    () => close(),
   );
 }
 

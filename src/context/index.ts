@@ -9,6 +9,8 @@ export type { PrepareContextOptions, PreparedContext } from "./prepare-context.j
 export { fetchGitContext, openS3Object } from "./lazy-sources.js";
 export type { GitFetchOptions, GitCredentials } from "./git-context.js";
 export { httpGet } from "./http-fetch.js";
+export { contextDispatcher, proxyEnvFrom } from "./proxy.js";
+export type { ContextTls, ProxyEnv } from "./proxy.js";
 export type { HttpGetOptions } from "./http-fetch.js";
 export type { S3Env } from "./s3-context.js";
 export { openGcsObject, gcsObjectUrl } from "./gcs-context.js";

@@ -12,6 +12,7 @@ import { openGcsObject, type GcsEnv } from "./gcs-context.js";
 import type { GitCredentials, GitFetchOptions } from "./git-context.js";
 import { fetchGitContext, openS3Object } from "./lazy-sources.js";
 import { httpGet } from "./http-fetch.js";
+import type { ProxyEnv } from "./proxy.js";
 import type { S3Env } from "./s3-context.js";
 
 /** Inputs of {@link prepareContext}. */
@@ -26,6 +27,11 @@ export interface PrepareContextOptions {
   s3?: S3Env;
   gcs?: GcsEnv;
   azure?: AzureEnv;
+  /**
+   * `HTTP(S)_PROXY`/`NO_PROXY` for git, https, gs and Azure contexts (it replaces `proxy` of `git`, `gcs` and
+   * `azure`). S3 goes through the AWS SDK, which does not use it.
+   */
+  proxy?: ProxyEnv;
   /** The process's stdin for `tar://stdin`; a TTY is refused. */
   stdin?: Readable & { isTTY?: boolean };
   limits?: Partial<ContextLimits>;
@@ -88,7 +94,10 @@ export async function prepareContext(o: PrepareContextOptions): Promise<Prepared
     }
     case "stdin": {
       source = "tar://stdin";
-      if (!o.stdin || o.stdin.isTTY) {
+      if (!o.stdin) {
+        throw new KilnError("CONTEXT_INVALID", "build context tar://stdin: no input stream was given (stdin)");
+      }
+      if (o.stdin.isTTY) {
         throw new KilnError(
           "CONTEXT_STDIN_TTY",
           "build context tar://stdin: stdin is a terminal, not a tar stream; pipe the archive in (docker run -i, kubectl run --stdin)",
@@ -101,7 +110,8 @@ export async function prepareContext(o: PrepareContextOptions): Promise<Prepared
     case "git": {
       source = `${redactUrl(spec.url)}${spec.ref ? `#${spec.ref}` : ""}${spec.commit ? `#${spec.commit}` : ""}`;
       const root = await fresh();
-      dir = await fetchGitContext(spec, root, o.git ?? DEFAULT_GIT, o.gitCredentials ?? {}, o.signal);
+      const git = { ...(o.git ?? DEFAULT_GIT), ...(o.proxy ? { proxy: o.proxy } : {}) };
+      dir = await fetchGitContext(spec, root, git, o.gitCredentials ?? {}, o.signal);
       break;
     }
     case "https": {
@@ -109,6 +119,7 @@ export async function prepareContext(o: PrepareContextOptions): Promise<Prepared
       const body = await httpGet(spec.url, {
         maxBytes: limits.maxBytes,
         what: "build context",
+        proxy: o.proxy,
         ...(o.signal ? { signal: o.signal } : {}),
       });
       dir = await fresh();
@@ -124,14 +135,16 @@ export async function prepareContext(o: PrepareContextOptions): Promise<Prepared
     }
     case "gs": {
       source = `gs://${spec.bucket}/${spec.object}`;
-      const body = await openGcsObject(spec.bucket, spec.object, o.gcs ?? {}, limits.maxBytes, o.signal);
+      const gcs = { ...o.gcs, ...(o.proxy ? { proxy: o.proxy } : {}) };
+      const body = await openGcsObject(spec.bucket, spec.object, gcs, limits.maxBytes, o.signal);
       dir = await fresh();
       await extractContextTar(body, dir, source, limits, o.signal);
       break;
     }
     case "azure": {
       source = redactUrl(spec.url);
-      const body = await openAzureBlob(spec, o.azure ?? {}, limits.maxBytes, (o.now ?? (() => new Date()))(), o.signal);
+      const azure = { ...o.azure, ...(o.proxy ? { proxy: o.proxy } : {}) };
+      const body = await openAzureBlob(spec, azure, limits.maxBytes, (o.now ?? (() => new Date()))(), o.signal);
       dir = await fresh();
       await extractContextTar(body, dir, source, limits, o.signal);
       break;

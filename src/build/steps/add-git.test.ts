@@ -46,10 +46,16 @@ test("bad query options are refused with the source named, before anything is fe
   refused(`${REPO}?checksum=sha256:abc`, "ADD_CHECKSUM_INVALID", /must be a commit hash/);
   refused(`${REPO}?keep-git-dir=yes`, "ADD_GIT_INVALID", /keep-git-dir=yes is not a boolean/);
   refused(`${REPO}?tag=v1#main`, "ADD_GIT_INVALID", /either a #fragment or \?query/);
-  assert.throws(
-    () => parseAddGitSource("git@github.com:org/repo.git"),
-    (e: unknown) => hasCode(e, "NOT_IMPLEMENTED"),
-  );
+  // An ssh or git:// source is a Dockerfile error (exit code 1: src/cli/exit-codes.test.ts), not NOT_IMPLEMENTED.
+  for (const src of ["git@github.com:org/repo.git", "git://github.com/org/repo.git#main"]) {
+    assert.throws(
+      () => parseAddGitSource(src),
+      (e: unknown) =>
+        hasCode(e, "ADD_GIT_UNSUPPORTED") &&
+        /only http\(s\) git URLs are supported \(ssh and git:\/\/ transports are not\)/.test((e as Error).message),
+      src,
+    );
+  }
 });
 
 test("a --checksum for a git source is a commit hash", () => {

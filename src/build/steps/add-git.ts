@@ -50,7 +50,7 @@ export function gitChecksum(raw: string, source: string): string {
  * Parses an `ADD` git source in either of BuildKit's forms: `https://host/repo.git#<ref>[:<subdir>]`, or
  * (Dockerfile 1.18) `https://host/repo.git?ref=…|tag=…|branch=…&checksum=…&subdir=…&keep-git-dir=…&submodules=…`
  * (`commit` is an alias of `checksum`). The two forms do not mix. Only http(s) transports are supported:
- * `git@…` (ssh) and `git://` fail with NOT_IMPLEMENTED.
+ * `git@…` (ssh) and `git://` fail with ADD_GIT_UNSUPPORTED (a Dockerfile error: exit code 1, not a usage error).
  */
 export function parseAddGitSource(raw: string): AddGitSource {
   // Messages show the URL without credentials or query (it may carry a token).
@@ -58,7 +58,7 @@ export function parseAddGitSource(raw: string): AddGitSource {
   const m = /^(https?):\/\/(.+)$/i.exec(raw);
   if (!m) {
     throw new KilnError(
-      "NOT_IMPLEMENTED",
+      "ADD_GIT_UNSUPPORTED",
       `ADD ${shown}: only http(s) git URLs are supported (ssh and git:// transports are not); use https://…/repo.git#ref`,
     );
   }

@@ -333,8 +333,10 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     default: "/kaniko",
     valueName: "path",
     group: BB,
-    description: "Directory for kiln's own state (kaniko's /kaniko).",
+    description:
+      "Directory for kiln's own state, kaniko's /kaniko (fetched contexts, build directories, RUN cache mounts); as in kaniko, KANIKO_DIR overrides it. Neither set: /kaniko when that directory exists, else $TMPDIR/kiln-<uid>.",
     env: "KANIKO_DIR",
+    envOverrides: true,
     implemented: true,
   },
   {
@@ -605,7 +607,7 @@ export const EXECUTOR_FLAGS: readonly FlagSpec[] = defineTable("executor", [
     type: "bool",
     default: true,
     group: CA,
-    description: "Keep compressed layers in memory while building (kaniko memory knob).",
+    description: "Accepted for compatibility; no effect (kiln spools layers to files and never holds them in memory).",
     implemented: true,
   },
   {

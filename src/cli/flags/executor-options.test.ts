@@ -177,7 +177,9 @@ test("env fallbacks: flags win, KANIKO_NO_PUSH invalid is ignored with a warning
   assert.equal(r.options.noPush, false);
   assert.match(r.warnings.join("\n"), /ignoring KANIKO_NO_PUSH="yes"/);
   assert.equal(parse(D, { KANIKO_DIR: "/k2" }).options.kanikoDir, "/k2");
-  assert.equal(parse([...D, "--kaniko-dir=/k3"], { KANIKO_DIR: "/k2" }).options.kanikoDir, "/k3");
+  // KANIKO_DIR wins over --kaniko-dir, as in kaniko (it sets kaniko's internal paths whatever the flag says).
+  assert.equal(parse([...D, "--kaniko-dir=/k3"], { KANIKO_DIR: "/k2" }).options.kanikoDir, "/k2");
+  assert.equal(parse([...D, "--kaniko-dir=/k3"], { KANIKO_DIR: "" }).options.kanikoDir, "/k3");
   assert.equal(parse(D, { KANIKO_DIR: "" }).options.kanikoDir, "/kaniko");
   assert.equal(parse(D, { KANIKO_DIR: "/k2" }).set.has("kaniko-dir"), false);
   assert.deepEqual(parse(D, { KANIKO_REGISTRY_MIRROR: "mirror.gcr.io" }).options.registryMirrors, ["mirror.gcr.io"]);

@@ -56,3 +56,16 @@ test("Markdown reference covers both tables, escapes pipes, and is deterministic
     assert.equal(line.replace(/\\\|/g, "").split("|").length, 6, line);
   }
 });
+
+test("--kaniko-dir: help and the reference say KANIKO_DIR wins over the flag; --compressed-caching has no effect", () => {
+  const help = renderHelp("build");
+  assert.match(
+    help,
+    /--kaniko-dir path +.*as in kaniko, KANIKO_DIR overrides it.*\[env KANIKO_DIR, wins over the flag\]/,
+  );
+  assert.match(help, /--kaniko-dir path +.*else \$TMPDIR\/kiln-<uid>/);
+  assert.match(help, /--compressed-caching +Accepted for compatibility; no effect/);
+  const md = renderFlagReferenceMarkdown();
+  assert.match(md, /`--kaniko-dir`.*Env `KANIKO_DIR` \(wins over the flag\)\./);
+  assert.doesNotMatch(md, /Keep compressed layers in memory/);
+});

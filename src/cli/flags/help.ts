@@ -28,7 +28,10 @@ function describe(spec: FlagSpec): string {
   }
   const def = formatDefault(spec);
   if (def !== undefined) text += spec.type === "string" ? ` (default "${def}")` : ` (default ${def})`;
-  if (spec.env !== undefined) text += spec.envAppends === true ? ` [env ${spec.env}, added]` : ` [env ${spec.env}]`;
+  if (spec.env !== undefined) {
+    const how = spec.envAppends === true ? ", added" : spec.envOverrides === true ? ", wins over the flag" : "";
+    text += ` [env ${spec.env}${how}]`;
+  }
   if (!spec.implemented) text += " [not implemented yet]";
   return text;
 }

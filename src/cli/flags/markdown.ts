@@ -26,7 +26,11 @@ function row(spec: FlagSpec): string {
   }
   if (spec.env !== undefined)
     notes.push(
-      spec.envAppends === true ? `Env ${code(spec.env)} (added to the flag's values).` : `Env ${code(spec.env)}.`,
+      spec.envAppends === true
+        ? `Env ${code(spec.env)} (added to the flag's values).`
+        : spec.envOverrides === true
+          ? `Env ${code(spec.env)} (wins over the flag).`
+          : `Env ${code(spec.env)}.`,
     );
   if (spec.hidden) notes.push("Hidden (accepted for compatibility).");
   if (!spec.implemented) notes.push("**Not implemented yet.**");

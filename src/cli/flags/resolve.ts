@@ -10,14 +10,15 @@ export type Env = Readonly<Record<string, string | undefined>>;
 
 /**
  * Applies `spec.env` fallbacks for flags not given on the command line (flags win over env, except that
- * an `envAppends` variable adds to the flag's values; empty variables count as unset). An invalid boolean is ignored with a warning, as kaniko ignores an
+ * an `envAppends` variable adds to the flag's values and an `envOverrides` one replaces the flag's value;
+ * empty variables count as unset). An invalid boolean is ignored with a warning, as kaniko ignores an
  * invalid KANIKO_NO_PUSH. Returns canonical flag name → variable that supplied its value.
  */
 export function applyEnvFallbacks(table: readonly FlagSpec[], raw: RawParse, env: Env): Map<string, string> {
   const fromEnv = new Map<string, string>();
   for (const spec of table) {
     const given = raw.set.has(spec.name);
-    if (spec.env === undefined || (given && spec.envAppends !== true)) continue;
+    if (spec.env === undefined || (given && spec.envAppends !== true && spec.envOverrides !== true)) continue;
     const v = env[spec.env];
     if (v === undefined || v === "") continue;
     if (spec.type === "bool" && parseGoBool(v) === undefined) {
@@ -25,7 +26,10 @@ export function applyEnvFallbacks(table: readonly FlagSpec[], raw: RawParse, env
       continue;
     }
     try {
-      const base = given ? (raw.values.get(spec.name) ?? cloneValue(spec.default)) : cloneValue(spec.default);
+      const base =
+        given && spec.envAppends === true
+          ? (raw.values.get(spec.name) ?? cloneValue(spec.default))
+          : cloneValue(spec.default);
       raw.values.set(spec.name, applyValue(spec, `${spec.env} (--${spec.name})`, base, v));
     } catch (e) {
       throw new UsageError(`invalid environment variable ${spec.env}: ${(e as Error).message}`, "USAGE", { cause: e });

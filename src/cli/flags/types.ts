@@ -45,5 +45,10 @@ export interface FlagSpec {
    * `KANIKO_REGISTRY_MIRROR` / `KANIKO_REGISTRY_MAP`, appended in its validateFlags); otherwise flags win.
    */
   envAppends?: boolean;
+  /**
+   * The variable wins over the flag when both are set (kaniko's `KANIKO_DIR`, which sets its internal paths
+   * whatever `--kaniko-dir` says); otherwise flags win.
+   */
+  envOverrides?: boolean;
   implemented: boolean;
 }
