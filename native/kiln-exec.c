@@ -1,9 +1,10 @@
 /*
  * kiln-exec [options] -- argv...: runs one Dockerfile RUN command inside a build root for kiln (Node.js cannot
- * chroot or unshare itself). Sets up user/mount/pid/network namespaces, mounts, chroot and credentials, then
- * execs the command; exits with its status (128+signal when killed). Helper failures go to the status pipe
- * (fd 3 when open) as "error <stage> <errno> <message>" with exit status 127; otherwise it reports "exec-ok"
- * and then "exit <code>" or "signal <number>".
+ * chroot or unshare itself). Sets up user/mount/pid/network namespaces, mounts, the root (pivot_root in a mount
+ * namespace, else chroot), Docker's default capabilities and credentials, then execs the command; exits with
+ * its status (128+signal when killed). Helper failures go to the status pipe (fd 3 when open) as
+ * "error <stage> <errno> <message>" with exit status 127; otherwise it reports "exec-ok" and then
+ * "exit <code>" or "signal <number>".
  * Processes: this supervisor forks C. Without a pid namespace C is the command in its own session; when it
  * exits, its group and every orphan reparented to us (child subreaper) are SIGKILLed. With a pid namespace C
  * is pid 1 (reaps, forwards signals) and the command is its child; when C exits the kernel kills the rest.
@@ -18,6 +19,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/fs.h>
 #include <net/if.h>
 #include <sched.h>
@@ -32,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -76,12 +79,19 @@ static void status_line(const char *fmt, int v) {
   if (status_fd >= 0 && n > 0 && write(status_fd, line, (size_t)n) < 0) { /* caller went away */ }
 }
 
-static unsigned long parse_num(const char *s, const char *what) {
+/* Parses a uid or gid: decimal digits only, at most 4294967294 ((uid_t)-1 means "unchanged" to the kernel). */
+static unsigned long parse_id(const char *s, const char *what) {
   char *end;
+  char msg[160];
+  if (*s < '0' || *s > '9') usage(what); /* no sign, no blanks: strtoul would wrap "-1" */
   errno = 0;
-  unsigned long v = strtoul(s, &end, 10);
-  if (errno || *s == '\0' || *end != '\0') usage(what);
-  return v;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *end != '\0') usage(what);
+  if (v > 4294967294ULL) {
+    snprintf(msg, sizeof msg, "%s: %.32s is above the largest valid id 4294967294", what, s);
+    usage(msg);
+  }
+  return (unsigned long)v;
 }
 
 /* Joins the root directory and a container path into buf. */
@@ -147,17 +157,68 @@ static void loopback_up(void) {
   close(s);
 }
 
-/* Remounts a bind mount read-only, keeping the flags the kernel locks in a user namespace. */
-static void remount_ro(const char *target) {
+/* Flags the kernel locks on a mount in a user namespace: a remount must repeat them. */
+static unsigned long locked_flags(const struct statvfs *sv) {
   static const unsigned long keep[][2] = {{ST_NOSUID, MS_NOSUID},     {ST_NODEV, MS_NODEV},
                                           {ST_NOEXEC, MS_NOEXEC},     {ST_NOATIME, MS_NOATIME},
                                           {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME}};
-  struct statvfs sv;
-  unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY;
-  if (statvfs(target, &sv) < 0) fail("mount", errno, target);
+  unsigned long flags = 0;
   for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
-    if (sv.f_flag & keep[i][0]) flags |= keep[i][1];
-  if (mount(NULL, target, NULL, flags, NULL) < 0) fail("mount", errno, target);
+    if (sv->f_flag & keep[i][0]) flags |= keep[i][1];
+  return flags;
+}
+
+/* Remounts the mount at `target` read-only (one mount, not its submounts); -1 with errno on failure. */
+static int try_remount_ro(const char *target) {
+  struct statvfs sv;
+  if (statvfs(target, &sv) < 0) return -1;
+  if (sv.f_flag & ST_RDONLY) return 0;
+  return mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(&sv), NULL);
+}
+
+/* Remounts a bind mount read-only, keeping the flags the kernel locks in a user namespace. */
+static void remount_ro(const char *target) {
+  if (try_remount_ro(target) < 0) fail("mount", errno, target);
+}
+
+/* Undoes mountinfo's octal escapes (\040 for a blank, \011, \012, \134) in place. */
+static void unescape_mountinfo(char *s) {
+  char *o = s;
+  for (char *p = s; *p; p++) {
+    if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+      *o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+      p += 3;
+    } else {
+      *o++ = *p;
+    }
+  }
+  *o = '\0';
+}
+
+/*
+ * Makes every mount at or below `target` read-only: a recursive bind carries the host's submounts (e.g.
+ * sys/fs/cgroup/cpu), and a read-only remount of the top one leaves them writable. A submount the helper
+ * cannot reach (EACCES: below a directory of another user, rootless) is no more reachable by the step.
+ */
+static void remount_tree_ro(const char *target) {
+  char canon[4096], *line = NULL;
+  size_t cap = 0, len;
+  if (!realpath(target, canon)) fail("mount", errno, target);
+  len = strlen(canon);
+  remount_ro(canon);
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) fail("mount", errno, "/proc/self/mountinfo");
+  while (getline(&line, &cap, f) > 0) {
+    /* ID PARENT MAJ:MIN ROOT MOUNTPOINT ...: the fifth field. */
+    char *save = NULL, *mp = strtok_r(line, " ", &save);
+    for (int k = 0; k < 4 && mp; k++) mp = strtok_r(NULL, " ", &save);
+    if (!mp) continue;
+    unescape_mountinfo(mp);
+    if (strncmp(mp, canon, len) != 0 || mp[len] != '/') continue;
+    if (try_remount_ro(mp) < 0 && errno != EACCES && errno != ENOENT) fail("mount", errno, mp);
+  }
+  free(line);
+  fclose(f);
 }
 
 static void bind_mount(const char *src, const char *dst, int ro) {
@@ -167,20 +228,182 @@ static void bind_mount(const char *src, const char *dst, int ro) {
   if (ro) remount_ro(target);
 }
 
+/*
+ * The fixed mount points /proc, /dev and /sys are mounted by their path in the root: one that the image
+ * made a symlink (`dev -> /host/dir`, `sys -> ..`) would be followed on the host's side. Refused.
+ */
+static void check_fixed_point(char *target, size_t len, const char *name) {
+  struct stat st;
+  char what[4200];
+  in_root(target, len, name);
+  if (lstat(target, &st) < 0) fail("mount", errno, target);
+  if (S_ISLNK(st.st_mode)) {
+    snprintf(what, sizeof what, "%s is a symlink in the image (kiln mounts %s there and does not follow links)", target,
+             name);
+    fail("mount", ELOOP, what);
+  }
+  if (!S_ISDIR(st.st_mode)) fail("mount", ENOTDIR, target);
+}
+
+static const struct devnode { const char *name; unsigned maj, min; } devnodes[] = {
+    {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+};
+
+/* Plain chroot (no mount namespace): the device nodes, made in the image's own /dev. */
 static void make_devnodes(void) {
-  static const struct { const char *name; unsigned maj, min; } nodes[] = {
-      {"/dev/null", 1, 3}, {"/dev/zero", 1, 5}, {"/dev/full", 1, 7},
-      {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
-  };
-  char path[4096];
-  for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
-    in_root(path, sizeof path, nodes[i].name);
-    if (mknod(path, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) == 0) {
+  char dev[4096], path[4096];
+  check_fixed_point(dev, sizeof dev, "/dev");
+  for (size_t i = 0; i < sizeof devnodes / sizeof devnodes[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dev, devnodes[i].name);
+    if (mknod(path, S_IFCHR | 0666, makedev(devnodes[i].maj, devnodes[i].min)) == 0) {
       if (chmod(path, 0666) < 0) fail("devnodes", errno, path); /* umask-proof */
     } else if (errno != EEXIST) {
       fail("devnodes", errno, path);
     }
   }
+}
+
+/*
+ * /dev as Docker makes it: a tmpfs with null, zero, full, random, urandom and tty (made with mknod, or the
+ * host's node bound onto an empty file where mknod is not allowed: a user namespace), a devpts instance of
+ * its own with ptmx, a tmpfs /dev/shm and the fd/stdin/stdout/stderr links. Never the host's /dev.
+ */
+static void mount_dev(void) {
+  char dev[4096], path[4096], host[64];
+  check_fixed_point(dev, sizeof dev, "/dev");
+  if (mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=0755,size=65536k") < 0) fail("mount", errno, dev);
+  for (size_t i = 0; i < sizeof devnodes / sizeof devnodes[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dev, devnodes[i].name);
+    if (mknod(path, S_IFCHR | 0666, makedev(devnodes[i].maj, devnodes[i].min)) == 0) {
+      if (chmod(path, 0666) < 0) fail("devnodes", errno, path);
+      continue;
+    }
+    if (errno != EPERM && errno != EACCES) fail("devnodes", errno, path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 || close(fd) < 0) fail("devnodes", errno, path);
+    snprintf(host, sizeof host, "/dev/%s", devnodes[i].name);
+    if (mount(host, path, NULL, MS_BIND, NULL) < 0) fail("devnodes", errno, path);
+  }
+  snprintf(path, sizeof path, "%s/pts", dev);
+  if (mkdir(path, 0755) < 0) fail("mount", errno, path);
+  /* gid=5 (tty) only where that group is mapped; a devpts of our own is optional (no ptys without it). */
+  if (mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5") == 0 ||
+      mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") == 0) {
+    snprintf(path, sizeof path, "%s/ptmx", dev);
+    if (symlink("pts/ptmx", path) < 0) fail("mount", errno, path);
+  }
+  snprintf(path, sizeof path, "%s/shm", dev);
+  if (mkdir(path, 0755) < 0) fail("mount", errno, path);
+  if (mount("shm", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0)
+    fail("mount", errno, path);
+  static const char *const links[][2] = {
+      {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
+  for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dev, links[i][0]);
+    if (symlink(links[i][1], path) < 0) fail("mount", errno, path);
+  }
+}
+
+/*
+ * A fresh /proc hardened as Docker does: kernel knobs (sys, sysrq-trigger, irq, bus) read-only, files that
+ * leak host memory or keys masked with /dev/null, acpi and scsi hidden under an empty read-only tmpfs.
+ * Entries this kernel lacks are skipped.
+ */
+static void harden_proc(const char *proc) {
+  static const char *const ro[] = {"sys", "sysrq-trigger", "irq", "bus"};
+  static const char *const masked[] = {"kcore", "keys", "timer_list", "sched_debug", "latency_stats", "timer_stats"};
+  static const char *const hidden[] = {"acpi", "scsi"};
+  char path[4096];
+  struct stat st;
+  for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", proc, ro[i]);
+    if (lstat(path, &st) < 0) {
+      if (errno == ENOENT) continue;
+      fail("mount", errno, path);
+    }
+    if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) fail("mount", errno, path);
+    remount_ro(path);
+  }
+  for (size_t i = 0; i < sizeof masked / sizeof masked[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", proc, masked[i]);
+    if (lstat(path, &st) < 0) {
+      if (errno == ENOENT) continue;
+      fail("mount", errno, path);
+    }
+    if (mount("/dev/null", path, NULL, MS_BIND, NULL) < 0) fail("mount", errno, path);
+  }
+  for (size_t i = 0; i < sizeof hidden / sizeof hidden[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", proc, hidden[i]);
+    if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+    if (mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0)
+      fail("mount", errno, path);
+  }
+}
+
+/*
+ * The capabilities Docker gives a container by default. A RUN keeps only these (bounding, permitted,
+ * effective and inheritable sets; ambient cleared). `allow_chroot` is false when the root was entered by
+ * chroot: CAP_SYS_CHROOT would let root climb out of it (chroot into a subdirectory, then "..").
+ * no_new_privs stays off, so that setuid programs (sudo, su) work as in Docker; the bounding set caps them.
+ */
+static const int default_caps[] = {CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FSETID,     CAP_FOWNER,          CAP_MKNOD,
+                                   CAP_NET_RAW, CAP_SETGID,      CAP_SETUID,     CAP_SETFCAP,         CAP_SETPCAP,
+                                   CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE};
+
+static void limit_caps(int allow_chroot) {
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  uint64_t keep = 0;
+  int cannot_drop = 0;
+  for (size_t i = 0; i < sizeof default_caps / sizeof default_caps[0]; i++) keep |= 1ULL << default_caps[i];
+  if (!allow_chroot) keep &= ~(1ULL << CAP_SYS_CHROOT);
+  for (int c = 0; c < 64; c++) {
+    int has = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
+    if (has < 0) break; /* past the last capability this kernel knows */
+    if (!has || (keep & (1ULL << c))) continue;
+    if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+      if (errno != EPERM) fail("capabilities", errno, "PR_CAPBSET_DROP");
+      cannot_drop = 1; /* no CAP_SETPCAP: a non-root helper with file capabilities */
+      break;
+    }
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+    fail("capabilities", errno, "PR_CAP_AMBIENT_CLEAR_ALL");
+  if (syscall(SYS_capget, &hdr, data) < 0) fail("capabilities", errno, "capget");
+  for (int k = 0; k < 2; k++) {
+    uint32_t mask = (uint32_t)(keep >> (32 * k));
+    data[k].effective &= mask, data[k].permitted &= mask, data[k].inheritable &= mask;
+  }
+  if (syscall(SYS_capset, &hdr, data) < 0) fail("capabilities", errno, "capset");
+  /* Without a bounding set to cap them, file capabilities and setuid programs of the image must not raise
+     privileges past the helper's own. */
+  if (cannot_drop && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail("capabilities", errno, "PR_SET_NO_NEW_PRIVS");
+}
+
+/*
+ * Enters the root: with a mount namespace by pivot_root (the old root detached, so nothing of the host is left
+ * to climb back to); without one, or where pivot_root is refused (EINVAL: the host's root is the initramfs),
+ * by chroot. Returns 1 after pivot_root, 0 after chroot.
+ */
+static int enter_root(void) {
+  if (mountns) {
+    int old = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (old < 0) fail("pivot_root", errno, "/");
+    if (chdir(root_dir) < 0) fail("chdir", errno, root_dir);
+    if (syscall(SYS_pivot_root, ".", ".") == 0) {
+      /* The old root is now stacked on the new one: detach it from below, through a handle on it. */
+      if (fchdir(old) < 0) fail("pivot_root", errno, "fchdir to the old root");
+      if (umount2(".", MNT_DETACH) < 0) fail("pivot_root", errno, "detaching the old root");
+      close(old);
+      if (chdir("/") < 0) fail("chdir", errno, "/");
+      return 1;
+    }
+    if (errno != EINVAL) fail("pivot_root", errno, root_dir);
+    close(old);
+  }
+  if (chroot(root_dir) < 0) fail("chroot", errno, root_dir);
+  if (chdir("/") < 0) fail("chdir", errno, "/");
+  return 0;
 }
 
 /* Sets the overlay mounted over the root: lower dirs (':'-separated, topmost first), upper and work dir. */
@@ -192,21 +415,41 @@ static void set_overlay(const char *lowers, const char *upper, const char *work)
   if (n < 0 || (size_t)n >= sizeof overlay_upper) usage("overlay paths too long");
 }
 
-/* Runs in the child that owns the new mount/pid namespaces: mounts, then chroot and chdir. */
+/*
+ * Runs in the child that owns the new mount/pid namespaces: mounts, then enters the root (pivot_root or
+ * chroot), chdirs and limits the capabilities. Without a root (in-place) only the mounts and chdir.
+ */
 static void setup_fs(void) {
   char target[4096];
+  /* A mount namespace of the step's own: pivot_root moves the root of every process in its namespace, and
+     the supervisor must keep the host's (it lists the overlay's upper, scans /proc for leftovers). */
+  if (mountns && unshare(CLONE_NEWNS) < 0) fail("unshare", errno, "unshare(CLONE_NEWNS) for the step");
   if (mountns && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("mount", errno, "make / rprivate");
-  if (overlay_opts[0] && mount("overlay", root_dir, "overlay", 0, overlay_opts) < 0) fail("mount", errno, "overlay over the root");
+  if (overlay_opts[0]) {
+    if (mount("overlay", root_dir, "overlay", 0, overlay_opts) < 0) fail("mount", errno, "overlay over the root");
+  } else if (mountns && root_dir) {
+    /* pivot_root needs the root to be a mount point. */
+    if (mount(root_dir, root_dir, NULL, MS_BIND | MS_REC, NULL) < 0) fail("mount", errno, "bind the root onto itself");
+  }
   if (do_proc) {
-    in_root(target, sizeof target, "/proc");
+    check_fixed_point(target, sizeof target, "/proc");
     if (pidns) {
       if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) fail("mount", errno, target);
+      harden_proc(target);
     } else {
-      bind_mount("/proc", "/proc", 0);
+      /* No pid namespace: the host's /proc, as it is (its processes' roots included). */
+      if (mount("/proc", target, NULL, MS_BIND | MS_REC, NULL) < 0) fail("mount", errno, target);
     }
   }
-  if (do_dev) bind_mount("/dev", "/dev", 0);
-  if (do_sys) bind_mount("/sys", "/sys", 1);
+  if (do_dev) mount_dev();
+  if (do_sys) {
+    check_fixed_point(target, sizeof target, "/sys");
+    /* A sysfs of the new network namespace where that works; else the host's, read-only throughout. */
+    if (!netns || mount("sysfs", target, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+      if (mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) < 0) fail("mount", errno, target);
+      remount_tree_ro(target);
+    }
+  }
   if (do_devnodes) make_devnodes();
   for (size_t i = 0; i < nmounts; i++) {
     if (mounts[i].kind == 'b') {
@@ -218,11 +461,10 @@ static void setup_fs(void) {
       if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) fail("mount", errno, target);
     }
   }
-  if (root_dir) {
-    if (chroot(root_dir) < 0) fail("chroot", errno, root_dir);
-    if (chdir("/") < 0) fail("chdir", errno, "/");
-  }
+  int pivoted = 0;
+  if (root_dir) pivoted = enter_root();
   if (cwd_dir && chdir(cwd_dir) < 0) fail("chdir", errno, cwd_dir);
+  if (root_dir) limit_caps(pivoted);
 }
 
 /* Switches credentials (after chroot), restores default signal state and executes the command. */
@@ -768,15 +1010,15 @@ int main(int argc, char **argv) {
     int takes = 1;
     if (!strcmp(a, "--root")) root_dir = v;
     else if (!strcmp(a, "--cwd")) cwd_dir = v;
-    else if (!strcmp(a, "--uid")) { if (v) uid = (uid_t)parse_num(v, "bad --uid"); want_creds = 1; }
-    else if (!strcmp(a, "--gid")) { if (v) gid = (gid_t)parse_num(v, "bad --gid"); want_creds = 1; }
+    else if (!strcmp(a, "--uid")) { if (v) uid = (uid_t)parse_id(v, "bad --uid"); want_creds = 1; }
+    else if (!strcmp(a, "--gid")) { if (v) gid = (gid_t)parse_id(v, "bad --gid"); want_creds = 1; }
     else if (!strcmp(a, "--groups")) {
       char buf[4096], *save = NULL;
       if (!v || strlen(v) >= sizeof buf) usage("bad --groups");
       strcpy(buf, v);
       for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (ngroups == MAX_GROUPS) usage("too many groups");
-        groups[ngroups++] = (gid_t)parse_num(t, "bad --groups");
+        groups[ngroups++] = (gid_t)parse_id(t, "bad --groups");
       }
       want_creds = 1;
     } else if (!strcmp(a, "--overlay")) { /* --overlay LOWER[:LOWER...]:UPPER:WORK (last two fields) */

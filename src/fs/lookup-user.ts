@@ -28,10 +28,25 @@ interface GroupEntry {
 
 const NUMERIC = /^[0-9]+$/;
 
+/** The largest valid uid or gid: 4294967295 is (uid_t)-1, "no change" to the kernel; above it wraps to 0. */
+export const MAX_ID = 4294967294;
+
+/** Returns `id`, or throws USER_ID_INVALID when it is above {@link MAX_ID} (`what` says whose id it is). */
+function validId(id: number, what: string): number {
+  if (!Number.isSafeInteger(id) || id > MAX_ID) {
+    throw new KilnError(
+      "USER_ID_INVALID",
+      `${what} is ${id > Number.MAX_SAFE_INTEGER ? "too large" : String(id)}: ids above ${MAX_ID} are not valid (they would wrap around to root)`,
+    );
+  }
+  return id;
+}
+
 /**
  * Resolves a Dockerfile `USER` spec (`name`, `uid`, `uid:gid`, `name:group`, `uid:groupname`) against
  * /etc/passwd and /etc/group inside `root` (read through {@link resolveInRoot}). Numeric ids need no
- * entry; an unknown user or group name throws `USER_NOT_FOUND`.
+ * entry; an unknown user or group name throws `USER_NOT_FOUND`; a uid or gid above {@link MAX_ID} (in the
+ * spec, or in the entry or groups it selects) throws `USER_ID_INVALID`.
  */
 export async function lookupUser(root: string, spec: string): Promise<ResolvedUser> {
   const colon = spec.indexOf(":");
@@ -42,7 +57,7 @@ export async function lookupUser(root: string, spec: string): Promise<ResolvedUs
   let user: PasswdEntry | undefined;
   let uid: number;
   if (NUMERIC.test(userPart)) {
-    uid = Number(userPart);
+    uid = validId(Number(userPart), `the uid in USER ${JSON.stringify(spec)}`);
     user = passwd.find((e) => e.uid === uid);
   } else {
     user = passwd.find((e) => e.name === userPart);
@@ -52,13 +67,16 @@ export async function lookupUser(root: string, spec: string): Promise<ResolvedUs
         `user ${JSON.stringify(userPart)} not found in /etc/passwd of the image; create it in an earlier step or use a numeric uid`,
       );
     }
-    uid = user.uid;
+    uid = validId(user.uid, `the uid of user ${JSON.stringify(userPart)} in /etc/passwd of the image`);
   }
   const groupFile = parseGroup(await readInRoot(root, "/etc/group"));
   let gid = user?.gid ?? 0;
-  if (groupPart !== undefined && groupPart !== "") {
-    if (NUMERIC.test(groupPart)) gid = Number(groupPart);
-    else {
+  if (groupPart === undefined || groupPart === "") {
+    if (user !== undefined) validId(gid, `the gid of user ${JSON.stringify(user.name)} in /etc/passwd of the image`);
+  } else {
+    if (NUMERIC.test(groupPart)) {
+      gid = validId(Number(groupPart), `the gid in USER ${JSON.stringify(spec)}`);
+    } else {
       const g = groupFile.find((e) => e.name === groupPart);
       if (g === undefined) {
         throw new KilnError(
@@ -66,13 +84,18 @@ export async function lookupUser(root: string, spec: string): Promise<ResolvedUs
           `group ${JSON.stringify(groupPart)} not found in /etc/group of the image; create it or use a numeric gid`,
         );
       }
-      gid = g.gid;
+      gid = validId(g.gid, `the gid of group ${JSON.stringify(groupPart)} in /etc/group of the image`);
     }
   }
   const groups: number[] = [];
   const name = user?.name;
   if (name !== undefined) {
-    for (const g of groupFile) if (g.members.includes(name) && !groups.includes(g.gid)) groups.push(g.gid);
+    for (const g of groupFile) {
+      if (!g.members.includes(name) || groups.includes(g.gid)) continue;
+      groups.push(
+        validId(g.gid, `the gid of group ${JSON.stringify(g.name)} (listing ${name}) in /etc/group of the image`),
+      );
+    }
   }
   return { uid, gid, home: user?.home || "/", groups, inPasswd: user !== undefined };
 }

@@ -1,3 +1,4 @@
+import type { BigIntStats } from "node:fs";
 import { lstat, mkdir, rmdir, unlink, utimes, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { KilnError, hasCode } from "../common/errors.js";
@@ -32,6 +33,40 @@ export async function canonicalContainerPath(root: string, containerPath: string
 interface Created {
   hostPath: string;
   dir: boolean;
+  /** Identity (device and inode) of the directory it was created in. */
+  parent: Identity;
+}
+
+/** A directory's device and inode numbers. */
+export interface Identity {
+  dev: bigint;
+  ino: bigint;
+}
+
+/**
+ * Whether `dir` (a host path inside `root`) is still the directory `was`, reached from `root` without a
+ * symlink: "same" when every component below the root is a real directory (lstat) and the last one is
+ * `was`; "missing" when a component no longer exists; "changed" otherwise. The command that ran in
+ * between may have renamed a parent and put a symlink in its place (`mv /etc /etc.old; ln -s /etc /etc`):
+ * a host path computed before the run would then lead out of the root, onto the host's files.
+ */
+export async function sameDirectory(root: string, dir: string, was: Identity): Promise<"same" | "missing" | "changed"> {
+  const rel = path.relative(root, dir);
+  if (rel.startsWith("..") || path.isAbsolute(rel)) return "changed";
+  let host = root;
+  let st: BigIntStats | undefined;
+  try {
+    for (const comp of rel === "" ? [] : rel.split(path.sep)) {
+      host = path.join(host, comp);
+      st = await lstat(host, { bigint: true });
+      if (!st.isDirectory()) return "changed"; // a symlink, or no longer a directory
+    }
+    st ??= await lstat(root, { bigint: true });
+  } catch (e) {
+    if (isMissing(e)) return "missing";
+    throw e;
+  }
+  return st.dev === was.dev && st.ino === was.ino ? "same" : "changed";
 }
 
 /**
@@ -42,7 +77,7 @@ export class MountTargets {
   readonly #root: string;
   readonly #created: Created[] = [];
   /** Directories we added entries to: their times before, and their mtime right after our additions. */
-  readonly #parents = new Map<string, { atimeNs: bigint; mtimeNs: bigint; mtimeAfter: bigint }>();
+  readonly #parents = new Map<string, { atimeNs: bigint; mtimeNs: bigint; mtimeAfter: bigint; id: Identity }>();
 
   constructor(root: string) {
     this.#root = root;
@@ -77,9 +112,10 @@ export class MountTargets {
       const before = this.#parents.get(parent) ?? (await lstat(parent, { bigint: true }));
       if (wantDir) await mkdir(host, { mode: 0o755 });
       else await writeFile(host, "", { flag: "wx", mode: 0o644 });
-      this.#created.push({ hostPath: host, dir: wantDir });
       const after = await lstat(parent, { bigint: true });
-      this.#parents.set(parent, { atimeNs: before.atimeNs, mtimeNs: before.mtimeNs, mtimeAfter: after.mtimeNs });
+      const id = { dev: after.dev, ino: after.ino };
+      this.#created.push({ hostPath: host, dir: wantDir, parent: id });
+      this.#parents.set(parent, { atimeNs: before.atimeNs, mtimeNs: before.mtimeNs, mtimeAfter: after.mtimeNs, id });
     }
     return resolved;
   }
@@ -91,16 +127,20 @@ export class MountTargets {
 
   /**
    * Removes what {@link ensure} created, deepest first. A directory the command has since filled is
-   * kept (its content is the command's output); the returned list names the paths that were kept.
+   * kept (its content is the command's output); so is an entry whose parent directory the command
+   * moved or replaced (by a symlink, say): the path recorded before the run may no longer lead to it,
+   * or may lead out of the root, so it is left where the command put it (inside the root). The
+   * returned list names the paths that were kept.
    */
   async cleanup(): Promise<string[]> {
     const kept: string[] = [];
     // Parents whose mtime the command did not change get their original times back afterwards, so that
     // time-based snapshots do not see directories that only held our mount points (Node sets times with
     // about 0.1 µs precision, so nanoseconds may differ).
-    const untouched: [string, { atimeNs: bigint; mtimeNs: bigint }][] = [];
+    const untouched: [string, { atimeNs: bigint; mtimeNs: bigint; id: Identity }][] = [];
     for (const [dir, t] of this.#parents) {
       try {
+        if ((await sameDirectory(this.#root, dir, t.id)) !== "same") continue;
         if ((await lstat(dir, { bigint: true })).mtimeNs === t.mtimeAfter) untouched.push([dir, t]);
       } catch (e) {
         if (!isMissing(e)) throw e;
@@ -109,6 +149,11 @@ export class MountTargets {
     this.#parents.clear();
     while (this.#created.length > 0) {
       const c = this.#created.pop() as Created;
+      const parent = await sameDirectory(this.#root, path.dirname(c.hostPath), c.parent);
+      if (parent !== "same") {
+        if (parent === "changed") kept.push(c.hostPath);
+        continue;
+      }
       try {
         if (c.dir) await rmdir(c.hostPath);
         else await unlink(c.hostPath);
@@ -118,7 +163,8 @@ export class MountTargets {
     }
     for (const [dir, t] of untouched) {
       try {
-        await utimes(dir, Number(t.atimeNs) / 1e9, Number(t.mtimeNs) / 1e9);
+        if ((await sameDirectory(this.#root, dir, t.id)) === "same")
+          await utimes(dir, Number(t.atimeNs) / 1e9, Number(t.mtimeNs) / 1e9);
       } catch (e) {
         if (!isMissing(e)) throw e;
       }

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { KilnError } from "../common/errors.js";
 import { findHelper } from "./helper-path.js";
 import { planMounts, type PlannedMount } from "./mount-order.js";
-import { MountTargets } from "./mount-targets.js";
+import { MountTargets, canonicalContainerPath, sameDirectory, type Identity } from "./mount-targets.js";
 import { runDirect } from "./spawn-direct.js";
 import { runHelper } from "./spawn-helper.js";
 import type { Isolation, IsolationProbe, RunIo, RunResult, RunSpec, Runner } from "./types.js";
@@ -64,7 +64,35 @@ async function absentDevNodes(root: string): Promise<string[]> {
   return absent;
 }
 
-async function removeCreatedDevNodes(candidates: string[]): Promise<void> {
+/**
+ * Makes sure the fixed mount point `p` (/proc, /dev, /sys) is a directory of the root at its own path. The
+ * helper mounts there by path: a symlink the image planted (`dev -> /host/dir`, `sys -> ..`) would be
+ * followed on the host's side, so it is refused rather than followed.
+ * @throws KilnError RUN_MOUNT_TARGET when `p` is a symlink in the image, or not a directory.
+ */
+async function ensureFixedPoint(targets: MountTargets, root: string, p: string): Promise<void> {
+  const canonical = await canonicalContainerPath(root, p);
+  if (canonical !== p) {
+    throw new KilnError(
+      "RUN_MOUNT_TARGET",
+      `the image's ${p} is a symlink (to ${canonical}): RUN mounts ${p} at its own path and does not follow links there; make ${p} a directory`,
+    );
+  }
+  await targets.ensure(p, "dir");
+}
+
+/** The root's /dev before the run (it holds the device nodes the helper makes), to find it again after. */
+async function devIdentity(root: string): Promise<Identity> {
+  const st = await lstat(path.join(root, "dev"), { bigint: true });
+  return { dev: st.dev, ino: st.ino };
+}
+
+/**
+ * Removes the device nodes the helper made in the root's /dev, unless the command replaced /dev (with a
+ * symlink to the host's /dev, say): then the nodes are wherever the command moved them, inside the root.
+ */
+async function removeCreatedDevNodes(root: string, dev: Identity | undefined, candidates: string[]): Promise<void> {
+  if (dev === undefined || (await sameDirectory(root, path.join(root, "dev"), dev)) !== "same") return;
   for (const p of candidates) {
     try {
       if ((await lstat(p)).isCharacterDevice()) await unlink(p);
@@ -109,6 +137,7 @@ class RootedRunner implements Runner {
     };
     const options = ["--root", spec.root, "--cwd", spec.cwd, ...credentialOptions(spec)];
     let devNodes: string[] = [];
+    let devDir: Identity | undefined;
     let scratch: string | undefined;
     if (spec.network === "none") {
       if (!probe.netns) throw unsupported("network none", "network namespaces cannot be created");
@@ -128,9 +157,7 @@ class RootedRunner implements Runner {
         if (userns) options.push("--userns");
         options.push("--mountns");
         if (probe.pidns) options.push("--pidns");
-        await targets.ensure("/proc", "dir");
-        await targets.ensure("/dev", "dir");
-        await targets.ensure("/sys", "dir");
+        for (const p of ["/proc", "/dev", "/sys"]) await ensureFixedPoint(targets, spec.root, p);
         options.push("--proc", "--dev", "--sys");
         if (spec.hostNetworkFiles) {
           scratch = await mkdtemp(path.join(tmpdir(), "kiln-run-"));
@@ -159,9 +186,12 @@ class RootedRunner implements Runner {
         if (spec.mounts.length > 0) {
           throw unsupported("RUN --mount", "mounts are not permitted here (chroot without mount namespaces)");
         }
-        await targets.ensure("/dev", "dir");
+        await ensureFixedPoint(targets, spec.root, "/dev");
         devNodes = await absentDevNodes(spec.root);
-        if (devNodes.length > 0) options.push("--devnodes");
+        if (devNodes.length > 0) {
+          devDir = await devIdentity(spec.root);
+          options.push("--devnodes");
+        }
       }
       return await runHelper(
         { helper: this.helper, options, argv: spec.argv, env: spec.env, cwd: spec.cwd },
@@ -169,7 +199,7 @@ class RootedRunner implements Runner {
         signal,
       );
     } finally {
-      await removeCreatedDevNodes(devNodes);
+      await removeCreatedDevNodes(spec.root, devDir, devNodes);
       for (const t of [...nestedTargets.values()].reverse()) await t.cleanup();
       await targets.cleanup();
       if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
