@@ -144,3 +144,39 @@ test("a git source's bad URL options and a --checksum that is no commit fail wit
     }
   }
 });
+
+test("a digest file at an https URL is shown by its host only: no path, signature or credentials", async () => {
+  const ctx = await mkdtemp(path.join(tmpdir(), "kiln-dryrun-"));
+  try {
+    const dockerfile = "FROM scratch\n";
+    await writeFile(path.join(ctx, "Dockerfile"), dockerfile);
+    const df = parseDockerfile(dockerfile);
+    const messages: string[] = [];
+    const opts = {
+      noPush: true,
+      destinations: [],
+      buildArgs: {},
+      dockerfileName: "Dockerfile",
+      digestFile: "https://ci:p@ss-SECRET@bucket.s3.example.com/d/digest?X-Amz-Signature=SIGSECRET",
+      imageNameWithDigestFile: "/tmp/kiln-out/name-digest",
+    } as unknown as BuildOptions;
+    const { plan } = await planBuild({
+      opts,
+      stages: df.stages,
+      allStages: df.stages,
+      expandFrom: (s) => s,
+      pull: () => Promise.resolve(baseWithEnv([])),
+      report: (e) => {
+        if (e.kind === "info") messages.push(e.message);
+      },
+      context: await DirContext.open(ctx, []),
+      argDefaults: new Map(),
+      escapeToken: df.escapeToken,
+    });
+    assert.ok(messages.includes("Dry run: would write file https://bucket.s3.example.com/…"), messages.join("\n"));
+    assert.ok(messages.includes("Dry run: would write file /tmp/kiln-out/name-digest"));
+    assert.doesNotMatch(JSON.stringify([messages, plan.outputs]), /SECRET|ci:|digest\?/);
+  } finally {
+    await rm(ctx, { recursive: true, force: true });
+  }
+});

@@ -8,6 +8,7 @@ import { setEnv, splitEnv } from "./env.js";
 import { stepError } from "./errors.js";
 import type { Reporter } from "./events.js";
 import type { BuildOptions } from "./options.js";
+import { textOutputShown } from "./outputs.js";
 import { isRemoteSource, planAddGitSources } from "./steps/add-git.js";
 import { matchSources } from "./steps/copy-sources.js";
 
@@ -184,7 +185,7 @@ export async function planBuild(p: PlanInputs): Promise<{ plan: BuildPlan; final
   if (o.ociLayoutPath) outputs.push(`oci-layout ${o.ociLayoutPath}`);
   if (o.tarPath) outputs.push(`docker-archive ${o.tarPath}`);
   for (const f of [o.digestFile, o.imageNameWithDigestFile, o.imageNameTagWithDigestFile])
-    if (f) outputs.push(`file ${f}`);
+    if (f) outputs.push(`file ${textOutputShown(f)}`);
   for (const out of outputs) p.report({ kind: "info", message: `Dry run: would write ${out}` });
   p.report({ kind: "info", message: "Dry run complete: no step was executed, nothing was written or pushed" });
   const last = p.stages[p.stages.length - 1];

@@ -24,6 +24,19 @@ function tarTag(dest: string): string {
 }
 
 /**
+ * A text output (`--digest-file` …) as messages show it: an https:// URL by its host only (`https://host/…`),
+ * since its path, query and user info may be credentials (a pre-signed URL's signature); a path as given.
+ */
+export function textOutputShown(target: string): string {
+  if (!/^https:\/\//i.test(target)) return target;
+  try {
+    return `https://${new URL(target).host}/…`;
+  } catch {
+    return "https://<url>";
+  }
+}
+
+/**
  * Writes a text output the way kaniko does: a local path (parent dirs created), or an HTTP PUT when
  * the value is an https:// URL (pre-signed URL support).
  */
@@ -32,7 +45,7 @@ export async function writeTextOutput(target: string, content: string): Promise<
     const res = await request(target, { method: "PUT", body: content, headers: { "content-type": "text/plain" } });
     await res.body.dump();
     if (res.statusCode >= 300) {
-      throw new KilnError("OUTPUT_FAILED", `writing digest to ${new URL(target).host}: HTTP ${res.statusCode}`);
+      throw new KilnError("OUTPUT_FAILED", `writing digest to ${textOutputShown(target)}: HTTP ${res.statusCode}`);
     }
     return;
   }

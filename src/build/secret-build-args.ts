@@ -1,22 +1,6 @@
 import { KilnError } from "../common/errors.js";
+import { sharesMaterial } from "../common/secret-material.js";
 import type { DerivedSecret } from "./secret-key-guard.js";
-
-/** Shortest secret build arg value kiln can keep out of its outputs without hiding unrelated text. */
-export const MIN_SECRET_BUILD_ARG_LENGTH = 4;
-
-/**
- * Whether `value` shares a run of at least 8 characters (or all but one of a shorter secret's) with a secret
- * value: `${TOKEN#ghp_}` does, `${TOKEN:+true}` does not. Windows of the secret are looked for at a stride
- * that keeps a long secret to ~1,000 searches (a shared run that much longer is still found).
- */
-export function sharesMaterial(value: string, secret: string): boolean {
-  const run = Math.max(MIN_SECRET_BUILD_ARG_LENGTH, Math.min(8, secret.length - 1));
-  if (value.length < run) return false;
-  const windows = secret.length - run + 1;
-  const stride = Math.max(1, Math.ceil(windows / 1024));
-  for (let i = 0; i < windows; i += stride) if (value.includes(secret.slice(i, i + run))) return true;
-  return false;
-}
 
 /** Values of the build args marked secret (`--secret-build-arg`), by name; empty values are left out. */
 export function secretBuildArgValues(
@@ -64,14 +48,20 @@ export function assertNoSecretBuildArgs(
   secretNames: readonly string[] | undefined,
   derived: readonly DerivedSecret[] = [],
 ): void {
-  // A derived value whole (named as such), then a secret's value or any run of it long enough to matter
-  // (`LABEL x=${TOKEN#ghp_}`).
-  const checks: [string, string, (s: string) => boolean][] = derived
-    .filter((d) => d.value !== "" && d.name !== d.from)
-    .map((d) => [d.from, `${d.name} (set from ${d.from})`, (s) => s.includes(d.value)]);
-  for (const [n, v] of secretBuildArgValues(buildArgs, secretNames)) {
-    checks.push([n, n, (s) => s.includes(v) || sharesMaterial(s, v)]);
-  }
+  // A secret's whole value first, then a derived value (part of a secret, named as such), then any run of a
+  // secret long enough to matter (`LABEL x=${TOKEN#ghp_}`).
+  const secrets = [...secretBuildArgValues(buildArgs, secretNames)];
+  const checks: [string, string, (s: string) => boolean][] = [
+    ...secrets.map(([n, v]): [string, string, (s: string) => boolean] => [n, n, (s) => s.includes(v)]),
+    ...derived
+      .filter((d) => d.value !== "" && d.name !== d.from)
+      .map((d): [string, string, (s: string) => boolean] => [
+        d.from,
+        `${d.name} (set from ${d.from})`,
+        (s) => s.includes(d.value),
+      ]),
+    ...secrets.map(([n, v]): [string, string, (s: string) => boolean] => [n, n, (s) => sharesMaterial(s, v)]),
+  ];
   for (const [name, what, holds] of checks) {
     const field = findString(imageConfig, holds, "");
     if (field === undefined) continue;

@@ -1,7 +1,7 @@
 import type { KeyInput } from "../cache/index.js";
 import type { Instruction } from "../dockerfile/index.js";
 import { instructionText } from "./cache-inputs.js";
-import { MIN_SECRET_BUILD_ARG_LENGTH, sharesMaterial } from "./secret-build-args.js";
+import { MIN_SECRET_LENGTH, sharesMaterial } from "../common/secret-material.js";
 
 /** A build arg or env var set from a secret build arg (`ARG T2=${TOKEN#ghp_}`), and the value it took. */
 export interface DerivedSecret {
@@ -46,7 +46,7 @@ export class SecretKeyGuard {
     values: ReadonlyMap<string, string>,
     inherited: readonly DerivedSecret[] = [],
   ) {
-    this.values = [...values].filter(([, v]) => v.length >= MIN_SECRET_BUILD_ARG_LENGTH);
+    this.values = [...values].filter(([, v]) => v.length >= MIN_SECRET_LENGTH);
     this.secretValues = [...this.values];
     this.refs = secretNames.map((n) => [n, n, refPattern(n)]);
     for (const d of inherited) this.derive(d.name, d.from, d.value, d.arg);

@@ -7,6 +7,7 @@ import { resolveContext, resolveDockerfile } from "./context-options.js";
 import { parsePlatform } from "./platform.js";
 import { parseSize } from "../fs/index.js";
 import { MAX_COMPRESSION_LEVEL } from "../image/index.js";
+import { MIN_SECRET_LENGTH } from "../common/secret-material.js";
 import { parseCredentialHelpers, parseReference } from "../registry/index.js";
 
 export { resolveContext, resolveDockerfile } from "./context-options.js";
@@ -37,9 +38,6 @@ function parseBuildArgs(args: readonly string[]): Record<string, string | undefi
   return out;
 }
 
-/** Shortest value a secret build arg may have: shorter ones cannot be redacted without hiding unrelated text. */
-const MIN_SECRET_BUILD_ARG_LENGTH = 4;
-
 /**
  * The build args marked secret (`--secret-build-arg NAME`) with their values: from `--build-arg NAME=VALUE`
  * or `--build-arg NAME`, else from the environment variable NAME. Throws UsageError for a name without a
@@ -66,9 +64,9 @@ export function resolveSecretBuildArgs(
           "is visible to other processes)",
       );
     }
-    if (value.length > 0 && value.length < MIN_SECRET_BUILD_ARG_LENGTH) {
+    if (value.length > 0 && value.length < MIN_SECRET_LENGTH) {
       throw new UsageError(
-        `--secret-build-arg ${name}: the value is shorter than ${MIN_SECRET_BUILD_ARG_LENGTH} characters, too short to be redacted reliably`,
+        `--secret-build-arg ${name}: the value is shorter than ${MIN_SECRET_LENGTH} characters, too short to be redacted reliably`,
       );
     }
     out.set(name, value);
@@ -85,7 +83,7 @@ export function secretBuildArgSecrets(
   const out: string[] = [];
   for (const name of o.secretBuildArgs) {
     const value = Object.prototype.hasOwnProperty.call(given, name) ? given[name] : env[name];
-    if (value !== undefined && value.length >= MIN_SECRET_BUILD_ARG_LENGTH) out.push(value);
+    if (value !== undefined && value.length >= MIN_SECRET_LENGTH) out.push(value);
   }
   return out;
 }

@@ -81,11 +81,12 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
     process.stderr.write(`${e instanceof UsageError || e instanceof KilnError ? e.message : String(e)}\n`);
     return ExitCode.usage;
   }
-  const secrets = [
-    ...envSecrets(env),
-    ...buildSecretValues(options.secrets, env),
-    ...secretBuildArgSecrets(options, env),
-  ];
+  // Secret build args and the credentials in the environment are tokens: their parts are masked too (a
+  // Dockerfile may expand part of one, `${TOKEN#ghp_}`). `--secret` files and values are masked whole
+  // (and line by line): the build never expands them, and their parts are often ordinary text.
+  const redact = redactor(buildSecretValues(options.secrets, env), {
+    partial: [...envSecrets(env), ...secretBuildArgSecrets(options, env)],
+  });
   // Live progress only on an interactive terminal; CI logs get plain lines.
   const progress = createProgress({
     tty: progressIsLive({ isTTY: process.stderr.isTTY === true, logFormat: options.logFormat, env }),
@@ -94,7 +95,7 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
     clock: () => performance.now(),
     line: (m, level) => logger.log({ level, message: m, time: new Date() }),
     columns: process.stderr.columns,
-    redact: redactor(secrets),
+    redact,
   });
   const logger: Logger = createLogger({
     format: options.logFormat,
@@ -104,8 +105,8 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
     isTTY: process.stderr.isTTY === true,
     noColor: env.NO_COLOR !== undefined && env.NO_COLOR !== "",
     start: new Date(),
+    redact, // every line, also those logged here without it (the context's source …)
   });
-  const redact = redactor(secrets);
   for (const w of warnings) logger.log({ level: "warn", message: redact(w), time: new Date() });
   const logReport = createReporter(logger, redact, progress.out);
   const collector =
@@ -115,6 +116,7 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
           startedAt: new Date(),
           clock: () => performance.now(),
           cacheEnabled: options.cache,
+          redact,
         })
       : undefined;
   const report: Reporter = (e) => {
@@ -192,11 +194,13 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
       },
       controller.signal,
     );
+    logReport.flush();
     const done = result.plan ? "Dry run: nothing was built, written or pushed" : `Built image ${result.digest}`;
     logger.log({ level: "info", message: done, time: new Date() });
     await finishReport({ exitCode: ExitCode.ok, digest: result.digest }, opts.ociLayoutPath);
     return ExitCode.ok;
   } catch (e) {
+    logReport.flush(); // RUN output held back, before the error that ends it
     if (interruptedBy) {
       logger.log({ level: "error", message: `build interrupted by ${interruptedBy}`, time: new Date() });
       const code = interruptedBy === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated;
@@ -209,6 +213,7 @@ async function runBuild(argv: string[], helpTopic: "executor" | "build"): Promis
     await finishReport({ exitCode: exitCodeFor(e), error: redact(errorLine(e)) });
     return exitCodeFor(e);
   } finally {
+    logReport.flush();
     progress.stop();
     process.removeListener("SIGINT", onSignal);
     process.removeListener("SIGTERM", onSignal);

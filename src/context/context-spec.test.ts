@@ -90,6 +90,12 @@ describe("redactUrl", () => {
     assert.equal(redactUrl("https://u:secret@h/r.git#main"), "https://***@h/r.git#main");
     assert.equal(redactUrl("https://h/c.tar.gz?X-Amz-Signature=abc"), "https://h/c.tar.gz?***");
   });
+
+  it("masks a password holding an unencoded @ whole (up to the last @ before the path)", () => {
+    assert.equal(redactUrl("https://ci:p@ssw0rd-SECRET@example.com/ctx.tar.gz"), "https://***@example.com/ctx.tar.gz");
+    assert.equal(redactUrl("git://bot:tok@n-SECRET@github.com/o/r.git#main"), "git://***@github.com/o/r.git#main");
+    assert.equal(redactUrl("https://h/a@b.tar.gz"), "https://h/a@b.tar.gz");
+  });
 });
 
 describe("git helpers", () => {

@@ -135,7 +135,10 @@ function parseGitUrl(raw: string): GitContextSpec {
   return spec;
 }
 
-/** A URL safe to print: userinfo replaced by `***`, query string (signatures, tokens) dropped. */
+/**
+ * A URL safe to print: userinfo replaced by `***`, query string (signatures, tokens) dropped. The user
+ * info runs to the last `@` before the path: a password may hold an unencoded `@` (`https://ci:p@ss@host`).
+ */
 export function redactUrl(raw: string): string {
-  return raw.replace(/^([a-z0-9+.-]+:\/\/)[^/@#?]*@/i, "$1***@").replace(/\?[^#]*/, "?***");
+  return raw.replace(/^([a-z0-9+.-]+:\/\/)[^/#?]*@/i, "$1***@").replace(/\?[^#]*/, "?***");
 }

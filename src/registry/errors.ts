@@ -123,9 +123,12 @@ export function redactUrl(u: string | URL): string {
 
 /** Removes things that look like bearer tokens, basic credentials or URL queries from free text. */
 export function redactText(s: string): string {
-  return s
-    .replace(/(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 <redacted>")
-    .replace(/eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, "<redacted-jwt>")
-    .replace(/(https?:\/\/)[^/\s@]+@/g, "$1")
-    .replace(/(https?:\/\/[^\s?#]+)\?[^\s#]*/g, "$1");
+  return (
+    s
+      .replace(/(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 <redacted>")
+      .replace(/eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, "<redacted-jwt>")
+      // User info runs to the last `@` before the path (a password may hold an unencoded `@`).
+      .replace(/(https?:\/\/)[^/\s?#]*@/g, "$1")
+      .replace(/(https?:\/\/[^\s?#]+)\?[^\s#]*/g, "$1")
+  );
 }

@@ -51,4 +51,7 @@ test("error messages name registry, repository, status and OCI code; secrets are
     "Bearer abc.def-ghi and https://user:pw@h/x?sig=1 and eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
   );
   assert.ok(!t.includes("abc.def-ghi") && !t.includes("pw@") && !t.includes("sig=1") && !t.includes("eyJzdWIi"), t);
+  // A password holding an unencoded `@`: removed up to the last `@` before the path.
+  assert.equal(redactText("GET https://u:pa@ss-SECRET@h/x failed"), "GET https://h/x failed");
+  assert.equal(redactText("GET https://h/a@b failed"), "GET https://h/a@b failed");
 });

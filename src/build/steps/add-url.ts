@@ -57,6 +57,13 @@ export function downloadName(url: URL): string {
   return decodeURIComponentSafe(base);
 }
 
+/** `Basic base64(user:password)` for a URL with user info (percent-decoded, UTF-8), else undefined. */
+export function basicAuthorization(url: URL): string | undefined {
+  if (url.username === "" && url.password === "") return undefined;
+  const pair = `${decodeURIComponentSafe(url.username)}:${decodeURIComponentSafe(url.password)}`;
+  return `Basic ${Buffer.from(pair, "utf8").toString("base64")}`;
+}
+
 function decodeURIComponentSafe(s: string): string {
   try {
     return decodeURIComponent(s);
@@ -78,6 +85,11 @@ export async function downloadUrl(
   const url = new URL(raw);
   // Messages show the URL without credentials or query (pre-signed URLs carry their signature there).
   const shown = redactUrl(raw);
+  // The URL's user info is sent as HTTP Basic credentials (RFC 7617), as curl and BuildKit do, and not in
+  // the request line. The redirect interceptor drops the header on a redirect to another origin.
+  const authorization = basicAuthorization(url);
+  url.username = "";
+  url.password = "";
   const want = opts.checksum !== undefined ? parseChecksum(opts.checksum) : undefined;
   const env = opts.env ?? {};
   const agent = new EnvHttpProxyAgent({
@@ -92,7 +104,7 @@ export async function downloadUrl(
       res = await request(url, {
         method: "GET",
         dispatcher: agent,
-        headers: { "user-agent": "kiln (ADD)" },
+        headers: { "user-agent": "kiln (ADD)", ...(authorization !== undefined ? { authorization } : {}) },
         signal: opts.signal,
       });
     } catch (e) {

@@ -1,5 +1,6 @@
 import { lstat } from "node:fs/promises";
 import { KilnError } from "../../common/errors.js";
+import { stripUserinfo } from "../../common/url-userinfo.js";
 import { DirContext, redactUrl } from "../../context/index.js";
 import {
   PatternMatcher,
@@ -87,7 +88,7 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
   if (items.length === 0) {
     // BuildKit: with --parents a wildcard that matches nothing is not an error.
     if (instr.parents && locals.every((s) => /[*?[]/.test(s)) && instr.sources.length > 0) {
-      return { snapshot: { kind: "none" }, detail: [...instr.sources, instr.dest].join(" ") };
+      return { snapshot: { kind: "none" }, detail: [...historySources(instr.sources), instr.dest].join(" ") };
     }
     throw new KilnError(
       "COPY_NO_SOURCE",
@@ -141,6 +142,17 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
       ...(noCapabilities ? { noCapabilities } : {}),
       ...(capabilities ? { capabilities } : {}),
     },
-    detail: [...instr.sources, ...docs, instr.dest].join(" "),
+    detail: [...historySources(instr.sources), ...docs, instr.dest].join(" "),
   };
+}
+
+/**
+ * Sources as the image history (and a cache record's `createdBy`) shows them: a URL's user info is
+ * removed (`https://ci:pw@host/f` → `https://host/f`); its query string stays, as written. Removed
+ * whole, not `***@`: the user name is often the token itself (`https://TOKEN@github.com/…`), and the
+ * text stays a URL a reader can fetch with their own credentials. The history, and so the image
+ * digest, does not change when the password does.
+ */
+export function historySources(sources: readonly string[]): string[] {
+  return sources.map((s) => (isRemoteSource(s) ? stripUserinfo(s) : s));
 }

@@ -1,24 +1,113 @@
+import { MaterialIndex } from "../../common/secret-material.js";
+import { openUserinfoTail, userinfoPattern } from "../../common/url-userinfo.js";
+
+/** What replaces a secret (and adjacent ones: two secrets side by side print one `***`). */
+const MASK = "***";
+
+/** Raw text held back at most by {@link Redactor.split}, whatever it holds (bounds memory on endless matches). */
+const MAX_HELD = 64 * 1024;
+
+/** Replaces secrets in text; `split` does it for text that more text may continue (a RUN's output). */
+export interface Redactor {
+  (s: string): string;
+  /**
+   * Redacts `text` up to where a secret (or a URL's user info) could still continue in the next piece:
+   * `head` is redacted and ready to print, `tail` is raw text to put in front of the next piece (or to
+   * redact on its own when no more comes). A line ending in a newline is not held back unless the
+   * newline may be part of a secret.
+   */
+  split(text: string): { head: string; tail: string };
+}
+
+/** Options of {@link redactor}. */
+export interface RedactorOptions {
+  /**
+   * Secrets whose parts are masked too: every run of at least 8 of their characters (all but one of
+   * a shorter one's, at least 4), the rule the build uses for values derived from a secret build arg
+   * (`${TOKEN#ghp_}`). They are masked whole as well (need not be repeated in `secrets`).
+   */
+  partial?: readonly string[];
+}
+
 /**
  * Builds a function that replaces every occurrence of any secret with `***`. Empty secrets are
- * ignored; longer secrets are matched first; for a multi-line secret (a key file) each of its
- * lines of 8+ characters is also redacted on its own, since lines may be logged separately.
+ * ignored; for a multi-line secret (a key file) each of its lines of 8+ characters is also redacted
+ * on its own, since lines may be logged separately. `partial` secrets are masked in part as well (see
+ * {@link RedactorOptions.partial}), and the user info of any URL (`scheme://user:password@`) is masked.
  */
-export function redactor(secrets: readonly string[]): (s: string) => string {
+export function redactor(secrets: readonly string[], opts: RedactorOptions = {}): Redactor {
   const needles = new Set<string>();
-  for (const s of secrets) {
+  for (const s of [...secrets, ...(opts.partial ?? [])]) {
     if (s === "") continue;
     needles.add(s);
     if (/[\r\n]/.test(s)) {
       for (const line of s.split(/\r?\n/)) if (line.trim().length >= 8) needles.add(line);
     }
   }
-  if (needles.size === 0) return (s) => s;
-  const alternation = [...needles]
-    .sort((a, b) => b.length - a.length)
-    .map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
-    .join("|");
-  const re = new RegExp(alternation, "g");
-  return (s) => s.replace(re, "***");
+  const parts = new MaterialIndex(opts.partial ?? []);
+
+  /** Marks every character to mask. */
+  const marks = (s: string): Uint8Array => {
+    const mask = new Uint8Array(s.length);
+    for (const n of needles) {
+      for (let i = s.indexOf(n); i >= 0; i = s.indexOf(n, i + 1)) mask.fill(1, i, i + n.length);
+    }
+    if (!parts.empty) parts.mark(s, mask);
+    const re = userinfoPattern();
+    for (let m = re.exec(s); m; m = re.exec(s)) {
+      const info = m[1] ?? "";
+      const from = m.index + 3;
+      mask.fill(1, from, from + info.length);
+    }
+    return mask;
+  };
+
+  /** `s[0..end)` with every marked run replaced by one `***`. */
+  const render = (s: string, mask: Uint8Array, end: number): string => {
+    let out = "";
+    let i = 0;
+    while (i < end) {
+      let j = i;
+      while (j < end && mask[j] === 0) j++;
+      out += s.slice(i, j);
+      if (j >= end) break;
+      out += MASK;
+      while (j < end && mask[j] === 1) j++;
+      i = j;
+    }
+    return out;
+  };
+
+  const quick = (s: string): boolean => s.length === 0 || (needles.size === 0 && !s.includes("://"));
+
+  const redact = (s: string): string => (quick(s) ? s : render(s, marks(s), s.length));
+
+  const split = (text: string): { head: string; tail: string } => {
+    const n = text.length;
+    if (n === 0) return { head: "", tail: "" };
+    const mask = marks(text);
+    let held = Math.max(parts.heldTail(text), openUserinfoTail(text));
+    // A proper prefix of a secret at the end (`…ghp_SUPER`): the rest may follow.
+    for (const needle of needles) {
+      const first = needle.charCodeAt(0);
+      for (let j = Math.max(0, n - needle.length + 1); j < n && n - j > held; j++) {
+        if (text.charCodeAt(j) === first && needle.startsWith(text.slice(j))) {
+          held = n - j;
+          break;
+        }
+      }
+    }
+    let cut = n - held;
+    // A masked run that reaches the cut (or the end) may go on in the next piece: hold it whole.
+    while (cut > 0 && mask[cut - 1] === 1 && (cut === n || mask[cut] === 1)) cut--;
+    if (n - cut > MAX_HELD) cut = n - MAX_HELD;
+    // Never between the two halves of a surrogate pair.
+    const c = text.charCodeAt(cut - 1);
+    if (cut > 0 && cut < n && c >= 0xd800 && c <= 0xdbff) cut--;
+    return { head: render(text, mask, cut), tail: text.slice(cut) };
+  };
+
+  return Object.assign(redact, { split });
 }
 
 /** Values that must never be printed: registry passwords and tokens passed through the environment. */
@@ -30,6 +119,9 @@ export function envSecrets(env: Record<string, string | undefined>): string[] {
     "AWS_SECRET_ACCESS_KEY",
     "AZURE_STORAGE_ACCESS_KEY",
     "AZURE_CLIENT_SECRET",
+    "AWS_SESSION_TOKEN",
+    "GOOGLE_OAUTH_ACCESS_TOKEN",
+    "CLOUDSDK_AUTH_ACCESS_TOKEN",
   ];
   return keys.map((k) => env[k]).filter((v): v is string => typeof v === "string" && v.length >= 4);
 }

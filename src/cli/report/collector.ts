@@ -36,6 +36,11 @@ export function createReportCollector(opts: {
   startedAt: Date;
   clock: () => number;
   cacheEnabled?: boolean;
+  /**
+   * Applied to every string the report holds (instructions, bases, warnings, cache reasons, the
+   * error …), e.g. the log's secret redactor: a report is a file that outlives the build's log.
+   */
+  redact?: (s: string) => string;
 }): ReportCollector {
   const t0 = opts.clock();
   const rel = (): number => Math.max(0, Math.round(opts.clock() - t0));
@@ -163,7 +168,7 @@ export function createReportCollector(opts: {
         if (st.endMs === undefined && st.steps.length === 0) st.endMs = st.startMs;
       }
       const order: Phase[] = ["resolve", "pull", "extract", "run", "copy", "snapshot", "compress", "push", "write"];
-      return {
+      const report: BuildReport = {
         schema: REPORT_SCHEMA,
         kilnVersion: opts.kilnVersion,
         startedAt: opts.startedAt.toISOString(),
@@ -181,6 +186,20 @@ export function createReportCollector(opts: {
         outputs,
         warnings,
       };
+      return opts.redact ? redactStrings(report, opts.redact) : report;
     },
   };
+}
+
+/** A copy of `value` with `redact` applied to every string in it (object keys are the schema's own). */
+export function redactStrings<T>(value: T, redact: (s: string) => string): T {
+  const walk = (v: unknown): unknown => {
+    if (typeof v === "string") return redact(v);
+    if (Array.isArray(v)) return v.map(walk);
+    if (v !== null && typeof v === "object") {
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    }
+    return v;
+  };
+  return walk(value) as T;
 }

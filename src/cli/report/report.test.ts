@@ -8,6 +8,7 @@ import type { BuildEvent } from "../../build/index.js";
 import type { Digest } from "../../image/digest.js";
 import { TarWriter, emptyHeader } from "../../image/tar/index.js";
 import type { Layer } from "../../image/types.js";
+import { redactor } from "../render/redact.js";
 import { createReportCollector } from "./collector.js";
 import { layerContents } from "./contents.js";
 import { formatBytes, formatMs } from "./format.js";
@@ -192,6 +193,48 @@ describe("report files", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  test("every string the report holds goes through the redactor: parts of secrets, URL user info", async () => {
+    const TOKEN = "ghp_SUPERSECRETVALUE123";
+    const c = createReportCollector({
+      kilnVersion: "0",
+      startedAt: new Date(0),
+      clock: () => 0,
+      redact: redactor([], { partial: [TOKEN] }),
+    });
+    c.reporter({
+      kind: "stage-start",
+      stage: 0,
+      name: "b-SUPERSECRETVALUE",
+      base: "reg.example/app:SUPERSECRETVALUE123",
+    });
+    c.reporter({
+      kind: "step-start",
+      stage: 0,
+      step: 1,
+      total: 2,
+      instruction: "ADD --checksum=sha256:00 http://alice:S3CRETPW@127.0.0.1:8081/f.txt /f",
+      location: "Dockerfile:2",
+    });
+    c.reporter({
+      kind: "step-done",
+      stage: 0,
+      step: 1,
+      ms: 1,
+      cache: { status: "uncacheable", reason: "the text holds SECRETVALUE123" },
+    });
+    c.reporter({ kind: "step-start", stage: 0, step: 2, total: 2, instruction: "COPY ${T2}.txt /x", location: "D:3" });
+    c.reporter({ kind: "warning", code: "W", message: "Dockerfile:3: /SUPERSECRETVALUE123.txt is empty" });
+    const r = await c.finish({ exitCode: 1, error: '"/SUPERSECRETVALUE123.txt": not found in the build context' });
+    const text = JSON.stringify(r);
+    assert.doesNotMatch(text, /SUPERSEC|SECRETVALUE|CRETVALU|S3CRETPW|alice/);
+    assert.equal(r.stages[0]?.base, "reg.example/app:***");
+    assert.equal(r.stages[0]?.steps[0]?.instruction, "ADD --checksum=sha256:00 http://***@127.0.0.1:8081/f.txt /f");
+    assert.equal(r.stages[0]?.steps[1]?.instruction, "COPY ${T2}.txt /x");
+    assert.equal(r.warnings[0]?.message, "Dockerfile:3: /***.txt is empty");
+    assert.equal(r.error, '"/***.txt": not found in the build context');
+    assert.equal(r.schema, "kiln.build-report/v1");
   });
 
   test("human units", () => {

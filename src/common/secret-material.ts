@@ -1,0 +1,120 @@
+/**
+ * The rule for "a part of a secret": a run of at least {@link secretRunLength} characters of its value. The
+ * build applies it to values derived from a secret build arg (`ARG T2=${TOKEN#ghp_}`), the CLI's log and
+ * report redactor to the text it prints; both use this file so that they agree.
+ */
+
+/** The shortest secret value kiln accepts and masks (shorter values would mask ordinary text). */
+export const MIN_SECRET_LENGTH = 4;
+
+/** The shortest run of a secret's characters that counts as a part of it: 8, or all but one of a shorter secret's (at least 4). */
+export function secretRunLength(secretLength: number): number {
+  return Math.max(MIN_SECRET_LENGTH, Math.min(8, secretLength - 1));
+}
+
+/**
+ * Whether `value` shares a run of at least {@link secretRunLength} characters with `secret`: `${TOKEN#ghp_}`
+ * does, `${TOKEN:+true}` does not. Windows of the secret are looked for at a stride that keeps a long secret
+ * to ~1,000 searches (a shared run that much longer is still found).
+ */
+export function sharesMaterial(value: string, secret: string): boolean {
+  const run = secretRunLength(secret.length);
+  if (value.length < run) return false;
+  const windows = secret.length - run + 1;
+  const stride = Math.max(1, Math.ceil(windows / 1024));
+  for (let i = 0; i < windows; i += stride) if (value.includes(secret.slice(i, i + run))) return true;
+  return false;
+}
+
+/** Windows indexed per secret at most; a longer secret is indexed at a stride (see {@link MaterialIndex}). */
+const MAX_WINDOWS = 16_384;
+
+/** Where a window occurs in a secret. */
+interface WindowAt {
+  secret: string;
+  offset: number;
+  /** The secret's stride: matches are extended by up to `stride - 1` characters each way. */
+  stride: number;
+}
+
+/**
+ * Finds the parts of secrets in text, in one pass per run length (4 to 8): every run of at least
+ * {@link secretRunLength} characters that is also a run of a secret is marked. A secret's windows (its
+ * substrings of that length) are kept in a map; a secret of more than 16 K windows is indexed at a stride
+ * `s`, and each window found is extended by up to `s - 1` characters each way, so that a run of at least
+ * `run + s - 1` characters is still marked whole (a 128 KiB value: runs of 15+ characters).
+ */
+export class MaterialIndex {
+  /** Windows by run length. */
+  private readonly byRun = new Map<number, Map<string, WindowAt[]>>();
+  /** The secrets, for {@link heldTail}. */
+  private readonly secrets: string[] = [];
+
+  constructor(secrets: readonly string[]) {
+    for (const secret of new Set(secrets)) {
+      if (secret.length < MIN_SECRET_LENGTH) continue;
+      this.secrets.push(secret);
+      const run = secretRunLength(secret.length);
+      let windows = this.byRun.get(run);
+      if (!windows) {
+        windows = new Map();
+        this.byRun.set(run, windows);
+      }
+      const count = secret.length - run + 1;
+      const stride = Math.max(1, Math.ceil(count / MAX_WINDOWS));
+      for (let offset = 0; offset < count; offset += stride) {
+        const w = secret.slice(offset, offset + run);
+        const at = windows.get(w);
+        // A window repeated in a secret (`aaaaaaaaaa`) needs one place only when every window is indexed.
+        if (!at) windows.set(w, [{ secret, offset, stride }]);
+        else if (stride > 1 && at.length < 8) at.push({ secret, offset, stride });
+      }
+    }
+  }
+
+  get empty(): boolean {
+    return this.secrets.length === 0;
+  }
+
+  /** Sets `mask[i] = 1` for every character of `text` in a run shared with a secret. */
+  mark(text: string, mask: Uint8Array): void {
+    for (const [run, windows] of this.byRun) {
+      for (let i = 0; i + run <= text.length; i++) {
+        const at = windows.get(text.slice(i, i + run));
+        if (!at) continue;
+        for (const { secret, offset, stride } of at) {
+          let from = i;
+          let to = i + run;
+          for (let k = 1; k < stride && from > 0 && offset - k >= 0; k++) {
+            if (text.charCodeAt(from - 1) !== secret.charCodeAt(offset - k)) break;
+            from--;
+          }
+          for (let k = 0; k < stride - 1 && to < text.length && offset + run + k < secret.length; k++) {
+            if (text.charCodeAt(to) !== secret.charCodeAt(offset + run + k)) break;
+            to++;
+          }
+          mask.fill(1, from, to);
+        }
+      }
+    }
+  }
+
+  /**
+   * How many characters at the end of `text` could begin a run that more text would make long enough
+   * to mark: the longest suffix shorter than the run length that is a part of a secret. (A longer one
+   * is marked already; see `mark`.)
+   */
+  heldTail(text: string): number {
+    let held = 0;
+    for (const secret of this.secrets) {
+      const max = Math.min(secretRunLength(secret.length) - 1, text.length);
+      for (let k = max; k > held; k--) {
+        if (secret.includes(text.slice(text.length - k))) {
+          held = k;
+          break;
+        }
+      }
+    }
+    return held;
+  }
+}
