@@ -27,3 +27,8 @@ test("stepError keeps a registry error's registry, repository and status", () =>
   assert.deepEqual([e.registry, e.repository, e.status, e.ociCode], ["reg:5000", "base", 404, "MANIFEST_UNKNOWN"]);
   assert.equal(e.cause, cause);
 });
+
+test("stepError leaves the user info of a URL in the instruction out of its message", () => {
+  const e = stepError("Dockerfile:3", "ADD https://ci:s3cr3t@host/f.tgz /f", new Error("HTTP 500"));
+  assert.equal(e.message, "Dockerfile:3: ADD https://host/f.tgz /f: HTTP 500");
+});

@@ -1,3 +1,4 @@
+import { userinfoPattern } from "../common/url-userinfo.js";
 import { KilnError } from "../common/errors.js";
 import { RegistryError } from "../registry/errors.js";
 
@@ -30,7 +31,8 @@ export function stepError(location: string, original: string, cause: unknown): K
   return new KilnError(code, located, { cause });
 }
 
+/** The instruction's first line, without the user info of any URL in it (`ADD https://u:pw@h/f`). */
 function firstLine(s: string): string {
-  const l = s.split("\n")[0] ?? "";
+  const l = (s.split("\n")[0] ?? "").replace(userinfoPattern(), "://");
   return l.length > 120 ? `${l.slice(0, 117)}...` : l;
 }

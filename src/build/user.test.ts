@@ -31,3 +31,9 @@ test("resolveFileOwner: a bare uid without a passwd entry owns files as uid:uid,
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test("resolveIdentity: a numeric id above 4294967294 is refused, also without a root", async () => {
+  await assert.rejects(resolveIdentity(undefined, "4294967296"), { code: "USER_ID_INVALID" });
+  await assert.rejects(resolveIdentity(undefined, "1000:4294967295"), { code: "USER_ID_INVALID" });
+  assert.equal((await resolveIdentity(undefined, "4294967294")).uid, 4294967294);
+});

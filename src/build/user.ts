@@ -1,4 +1,4 @@
-import { lookupUser } from "../fs/index.js";
+import { MAX_ID, lookupUser } from "../fs/index.js";
 
 /** Identity a RUN/COPY/WORKDIR acts as. */
 export interface Identity {
@@ -25,7 +25,9 @@ async function lookupIdentity(
   const spec = user && user.length > 0 ? user : "0";
   if (!root) {
     const m = /^(\d+)(?::(\d+))?$/.exec(spec);
-    if (m) return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]), groups: [], home: "/", inPasswd: false };
+    // Ids above MAX_ID (they wrap to root) go on to lookupUser, which refuses them.
+    if (m && Number(m[1]) <= MAX_ID && Number(m[2] ?? m[1]) <= MAX_ID)
+      return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]), groups: [], home: "/", inPasswd: false };
   }
   try {
     const r = await lookupUser(root ?? "/nonexistent", spec);

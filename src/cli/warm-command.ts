@@ -94,7 +94,7 @@ export async function runWarm(argv: string[], env: Record<string, string | undef
     start: new Date(),
   });
   // As in builds: registry passwords and tokens from the environment never reach a log line.
-  const redact = redactor(envSecrets(env));
+  const redact = redactor([], { partial: envSecrets(env) });
   const info = (message: string): void => logger.log({ level: "info", message: redact(message), time: new Date() });
   const registry = new RegistryClient(warmerRegistryOptions(o, env));
   try {

@@ -9,7 +9,7 @@ export type { IndexEntry } from "./file-index.js";
 export { globMatch } from "../common/glob-match.js";
 export { IgnoreList } from "./ignore-list.js";
 export type { IgnoreListOptions } from "./ignore-list.js";
-export { lookupUser } from "./lookup-user.js";
+export { MAX_ID, lookupUser } from "./lookup-user.js";
 export { SpecialNodes, xattrRequest } from "./special-node.js";
 export { applyXattrs, readCapabilities } from "./xattr.js";
 export type { XattrRequest } from "./xattr.js";

@@ -1,9 +1,9 @@
-import { lstat, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
-import { MountTargets, canonicalContainerPath } from "./mount-targets.js";
+import { MountTargets, canonicalContainerPath, sameDirectory } from "./mount-targets.js";
 
 describe("mount targets", () => {
   let root: string;
@@ -51,6 +51,22 @@ describe("mount targets", () => {
     await writeFile(path.join(root, "cache", "output"), "made by RUN");
     assert.deepEqual(await t.cleanup(), [path.join(root, "cache")]);
     assert.ok((await lstat(path.join(root, "cache", "output"))).isFile());
+  });
+
+  it("sameDirectory: the same real directory, one reached through a symlink, a moved one, a missing one", async () => {
+    await mkdir(path.join(root, "sd/a"), { recursive: true });
+    const st = await lstat(path.join(root, "sd/a"), { bigint: true });
+    const was = { dev: st.dev, ino: st.ino };
+    assert.equal(await sameDirectory(root, path.join(root, "sd/a"), was), "same");
+    // The command moves the directory away and puts a symlink to it (or anywhere) in its place.
+    await rename(path.join(root, "sd/a"), path.join(root, "sd/b"));
+    await symlink("b", path.join(root, "sd/a"));
+    assert.equal(await sameDirectory(root, path.join(root, "sd/a"), was), "changed", "a symlink, even to itself");
+    await rm(path.join(root, "sd/a"));
+    await mkdir(path.join(root, "sd/a"));
+    assert.equal(await sameDirectory(root, path.join(root, "sd/a"), was), "changed", "another directory");
+    assert.equal(await sameDirectory(root, path.join(root, "sd/gone"), was), "missing");
+    assert.equal(await sameDirectory(root, path.join(root, "../outside"), was), "changed", "outside the root");
   });
 
   it("refuses a target whose parent is a file", async () => {

@@ -80,6 +80,11 @@ describe("secret redaction in the CLI's output", () => {
     );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /ADD http:\/\/\*\*\*@127\.0\.0\.1/);
+    assert.doesNotMatch(
+      r.stdout + r.stderr,
+      /X-Amz-Signature=SIG\b/,
+      "a pre-signed URL's signature is masked in the log",
+    );
     assert.doesNotMatch(r.stdout + r.stderr, LEAK);
     assert.doesNotMatch(await readFile(path.join(dir, "report.json"), "utf8"), LEAK);
     const tar = await readFile(path.join(dir, "out.tar"), "latin1");

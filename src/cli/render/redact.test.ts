@@ -60,7 +60,7 @@ test("a URL's user info is masked in any line, up to the last @ before the path"
   const r = redactor([]);
   assert.equal(
     r("ADD http://alice:S3CRETPW@127.0.0.1:8081/f.txt?X-Amz-Signature=SIG /f"),
-    "ADD http://***@127.0.0.1:8081/f.txt?X-Amz-Signature=SIG /f",
+    "ADD http://***@127.0.0.1:8081/f.txt?X-Amz-Signature=*** /f",
   );
   assert.equal(r("fetch https://ci:p@ssw0rd-SECRET@example.com/x failed"), "fetch https://***@example.com/x failed");
   assert.equal(r('{"url":"https://tok@h"}'), '{"url":"https://***@h"}');
@@ -86,4 +86,16 @@ test("a secret split across two pieces of output is masked; a line ending in a n
   assert.deepEqual(r.split("building...\nstep 2 done\n"), { head: "building...\nstep 2 done\n", tail: "" });
   assert.deepEqual(r.split("token: ghp_SUP"), { head: "token: ", tail: "ghp_SUP" });
   assert.deepEqual(r.split(`token: ${TOKEN}`), { head: "token: ", tail: TOKEN });
+});
+
+test("signatures and tokens of pre-signed URLs are masked; other query parameters are not", () => {
+  const r = redactor([]);
+  assert.equal(
+    r("GET https://b.s3.amazonaws.com/f?X-Amz-Credential=AKIA1/x&X-Amz-Signature=abc123&part=2 failed"),
+    "GET https://b.s3.amazonaws.com/f?X-Amz-Credential=***&X-Amz-Signature=***&part=2 failed",
+  );
+  assert.equal(
+    r("https://a.blob.core.windows.net/c/f?sv=2022&sig=Zm9v%3D&se=1"),
+    "https://a.blob.core.windows.net/c/f?sv=2022&sig=***&se=1",
+  );
 });

@@ -35,6 +35,10 @@ export interface RedactorOptions {
  * on its own, since lines may be logged separately. `partial` secrets are masked in part as well (see
  * {@link RedactorOptions.partial}), and the user info of any URL (`scheme://user:password@`) is masked.
  */
+/** Query parameters of pre-signed URLs whose values are credentials (group 2: the value). */
+const SIGNED_QUERY_PARAMS = (): RegExp =>
+  /[?&](x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential|sig|signature|access_token)=([^&\s#"'<>]*)/gi;
+
 export function redactor(secrets: readonly string[], opts: RedactorOptions = {}): Redactor {
   const needles = new Set<string>();
   for (const s of [...secrets, ...(opts.partial ?? [])]) {
@@ -58,6 +62,13 @@ export function redactor(secrets: readonly string[], opts: RedactorOptions = {})
       const info = m[1] ?? "";
       const from = m.index + 3;
       mask.fill(1, from, from + info.length);
+    }
+    // Signatures and tokens of pre-signed URLs (S3, GCS, Azure SAS) are credentials for as long as they last.
+    const sig = SIGNED_QUERY_PARAMS();
+    for (let m = sig.exec(s); m; m = sig.exec(s)) {
+      const value = m[2] ?? "";
+      const from = m.index + m[0].length - value.length;
+      mask.fill(1, from, from + value.length);
     }
     return mask;
   };
