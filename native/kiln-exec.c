@@ -251,7 +251,7 @@ static const struct devnode { const char *name; unsigned maj, min; } devnodes[] 
 
 /* Plain chroot (no mount namespace): the device nodes, made in the image's own /dev. */
 static void make_devnodes(void) {
-  char dev[4096], path[4096];
+  char dev[4096], path[4200];
   check_fixed_point(dev, sizeof dev, "/dev");
   for (size_t i = 0; i < sizeof devnodes / sizeof devnodes[0]; i++) {
     snprintf(path, sizeof path, "%s/%s", dev, devnodes[i].name);
@@ -269,7 +269,7 @@ static void make_devnodes(void) {
  * its own with ptmx, a tmpfs /dev/shm and the fd/stdin/stdout/stderr links. Never the host's /dev.
  */
 static void mount_dev(void) {
-  char dev[4096], path[4096], host[64];
+  char dev[4096], path[4200], host[64];
   check_fixed_point(dev, sizeof dev, "/dev");
   if (mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=0755,size=65536k") < 0) fail("mount", errno, dev);
   for (size_t i = 0; i < sizeof devnodes / sizeof devnodes[0]; i++) {
@@ -305,6 +305,42 @@ static void mount_dev(void) {
 }
 
 /*
+ * A RUN --mount target below /dev: kiln made it in the image's /dev, which the private tmpfs /dev now hides,
+ * so it is made again inside that tmpfs (a directory for a tmpfs or a directory source, an empty file for a
+ * file source; missing parents as directories). A target that is one of the tmpfs's own links (fd, stdin …)
+ * is refused: mounting there would follow the link.
+ */
+static void ensure_dev_target(const char *dst, const char *src) {
+  char target[4096];
+  struct stat st;
+  if (!do_dev || strncmp(dst, "/dev/", 5) != 0) return;
+  in_root(target, sizeof target, dst);
+  if (lstat(target, &st) == 0) {
+    if (S_ISLNK(st.st_mode)) fail("mount", ELOOP, target);
+    return;
+  }
+  if (errno != ENOENT) fail("mount", errno, target);
+  int want_dir = 1;
+  if (src) {
+    if (stat(src, &st) < 0) fail("mount", errno, src);
+    want_dir = S_ISDIR(st.st_mode);
+  }
+  char *first = target + strlen(target) - strlen(dst) + 5; /* just after "<root>/dev/" */
+  for (char *p = strchr(first, '/'); p; p = strchr(p + 1, '/')) {
+    *p = '\0';
+    if (mkdir(target, 0755) < 0 && errno != EEXIST) fail("mount", errno, target);
+    if (lstat(target, &st) < 0 || !S_ISDIR(st.st_mode)) fail("mount", ENOTDIR, target);
+    *p = '/';
+  }
+  if (want_dir) {
+    if (mkdir(target, 0755) < 0) fail("mount", errno, target);
+  } else {
+    int fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0 || close(fd) < 0) fail("mount", errno, target);
+  }
+}
+
+/*
  * A fresh /proc hardened as Docker does: kernel knobs (sys, sysrq-trigger, irq, bus) read-only, files that
  * leak host memory or keys masked with /dev/null, acpi and scsi hidden under an empty read-only tmpfs.
  * Entries this kernel lacks are skipped.
@@ -313,7 +349,7 @@ static void harden_proc(const char *proc) {
   static const char *const ro[] = {"sys", "sysrq-trigger", "irq", "bus"};
   static const char *const masked[] = {"kcore", "keys", "timer_list", "sched_debug", "latency_stats", "timer_stats"};
   static const char *const hidden[] = {"acpi", "scsi"};
-  char path[4096];
+  char path[4200]; /* proc is at most 4095 characters, plus a name */
   struct stat st;
   for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++) {
     snprintf(path, sizeof path, "%s/%s", proc, ro[i]);
@@ -452,6 +488,7 @@ static void setup_fs(void) {
   }
   if (do_devnodes) make_devnodes();
   for (size_t i = 0; i < nmounts; i++) {
+    ensure_dev_target(mounts[i].dst, mounts[i].kind == 'b' ? mounts[i].src : NULL);
     if (mounts[i].kind == 'b') {
       bind_mount(mounts[i].src, mounts[i].dst, mounts[i].ro);
     } else {

@@ -1,5 +1,4 @@
 import { KilnError } from "../common/errors.js";
-import { sharesMaterial } from "../common/secret-material.js";
 import type { DerivedSecret } from "./secret-key-guard.js";
 
 /** Values of the build args marked secret (`--secret-build-arg`), by name; empty values are left out. */
@@ -48,8 +47,8 @@ export function assertNoSecretBuildArgs(
   secretNames: readonly string[] | undefined,
   derived: readonly DerivedSecret[] = [],
 ): void {
-  // A secret's whole value first, then a derived value (part of a secret, named as such), then any run of a
-  // secret long enough to matter (`LABEL x=${TOKEN#ghp_}`).
+  // A secret's whole value first, then a derived value (part of a secret, named as such: `ARG T2=${TOKEN#ghp_}`,
+  // or the expansion of a word that refers to the secret, `LABEL x=${TOKEN#ghp_}`).
   const secrets = [...secretBuildArgValues(buildArgs, secretNames)];
   const checks: [string, string, (s: string) => boolean][] = [
     ...secrets.map(([n, v]): [string, string, (s: string) => boolean] => [n, n, (s) => s.includes(v)]),
@@ -57,10 +56,9 @@ export function assertNoSecretBuildArgs(
       .filter((d) => d.value !== "" && d.name !== d.from)
       .map((d): [string, string, (s: string) => boolean] => [
         d.from,
-        `${d.name} (set from ${d.from})`,
+        d.name === "" ? `${d.from} (a part of it)` : `${d.name} (set from ${d.from})`,
         (s) => s.includes(d.value),
       ]),
-    ...secrets.map(([n, v]): [string, string, (s: string) => boolean] => [n, n, (s) => sharesMaterial(s, v)]),
   ];
   for (const [name, what, holds] of checks) {
     const field = findString(imageConfig, holds, "");

@@ -5,7 +5,7 @@ import { MIN_SECRET_LENGTH, sharesMaterial } from "../common/secret-material.js"
 
 /** A build arg or env var set from a secret build arg (`ARG T2=${TOKEN#ghp_}`), and the value it took. */
 export interface DerivedSecret {
-  /** The ARG or ENV name. */
+  /** The ARG or ENV name; "" for the expanded text of another instruction's word (`LABEL x=${TOKEN#ghp_}`). */
   name: string;
   /** Set by an ARG (else an ENV). */
   arg: boolean;
@@ -37,8 +37,6 @@ export class SecretKeyGuard {
   private readonly values: [string, string][];
   /** References that make a step uncacheable: a name, the secret arg it stands for, its pattern. */
   private readonly refs: [string, string, RegExp][];
-  /** Inputs (`env:NAME`, `arg:NAME`) set from a secret arg, in this stage or the one it is built FROM. */
-  private readonly tainted = new Set<string>();
   private readonly derivedList: DerivedSecret[] = [];
 
   constructor(
@@ -69,7 +67,7 @@ export class SecretKeyGuard {
 
   /** The build args whose values stay out of the history: the secret args and those set from them. */
   hiddenArgs(): string[] {
-    return [...this.secretNames, ...this.derivedList.filter((d) => d.arg).map((d) => d.name)];
+    return [...this.secretNames, ...this.derivedList.filter((d) => d.arg && d.name !== "").map((d) => d.name)];
   }
 
   /**
@@ -83,9 +81,31 @@ export class SecretKeyGuard {
     const byRef = this.refs.find(([, , re]) => re.test(rawText));
     if (byRef) return described(byRef[0], byRef[1]);
     const hit = this.values.find(([, v]) => text.includes(v) || text.includes(JSON.stringify(v).slice(1, -1)));
-    if (hit) return described(hit[0], this.refs.find(([n]) => n === hit[0])?.[1] ?? hit[0]);
-    // Part of a secret reached the text some other way (`${TOKEN/ghp_/}` through a name the guard did not see).
-    return this.secretValues.find(([, v]) => sharesMaterial(text, v))?.[0];
+    return hit && described(hit[0], this.refs.find(([n]) => n === hit[0])?.[1] ?? hit[0]);
+  }
+
+  /**
+   * Notes the words of any instruction that refer to a secret arg (or a name set from one) and expanded to
+   * text holding part of it (`LABEL x=${TOKEN#ghp_}`, `WORKDIR /w/$T2`): that text is masked and checked
+   * like a derived value from then on. Words whose expansion shares no run of the secret (`${TOKEN:+yes}`) are
+   * not, nor is other text that happens to share a run with it (a secret URL's `https://`).
+   */
+  noteWords(raw: Instruction, expanded: Instruction): void {
+    if (!this.active) return;
+    const walk = (r: unknown, e: unknown): void => {
+      if (typeof r === "string") {
+        if (typeof e !== "string" || r === e) return;
+        const ref = this.refs.find(([, , re]) => re.test(r));
+        if (ref && this.secretMaterial(e)) this.track("", ref[1], e);
+        return;
+      }
+      if (Array.isArray(r) && Array.isArray(e)) r.forEach((x, i) => walk(x, e[i]));
+      else if (r !== null && typeof r === "object" && e !== null && typeof e === "object") {
+        // The line as written is not expanded (and not keyed); only the fields are.
+        for (const [k, x] of Object.entries(r)) if (k !== "original") walk(x, (e as Record<string, unknown>)[k]);
+      }
+    };
+    walk(raw, expanded);
   }
 
   /**
@@ -107,16 +127,18 @@ export class SecretKeyGuard {
     }
   }
 
-  /** `inputs` with derived names' values and every secret value replaced by `<secret>`. */
+  /**
+   * `inputs` with every secret value and every tracked part of one (derived values, noted words) replaced by
+   * `<secret>`, longest first. Only those parts: the rest of an input stays keyed, so that two inputs that
+   * differ elsewhere (`https://v1/?t=$TOKEN`, `https://v2/?t=$TOKEN`) keep different keys.
+   */
   mask(inputs: readonly KeyInput[]): KeyInput[] {
     if (!this.active) return [...inputs];
     return inputs.map(([k, v]): KeyInput => {
-      if (this.tainted.has(k)) return [k, "<secret>"];
       if (typeof v !== "string") return [k, v];
       let out = v;
       for (const [, secret] of this.values) out = out.split(secret).join("<secret>");
-      // What still holds part of a secret (`WORKDIR /w/${TOKEN#ghp_}` in a later step's workdir) is masked whole.
-      return [k, this.secretMaterial(out) ? "<secret>" : out];
+      return [k, out];
     });
   }
 
@@ -125,18 +147,25 @@ export class SecretKeyGuard {
     return this.secretValues.some(([, v]) => sharesMaterial(value, v));
   }
 
+  /** A name set from the secret arg `from`: references to it count as references to `from`. */
   private derive(name: string, from: string, value: string, isArg: boolean): void {
-    this.tainted.add(`env:${name}`);
-    if (isArg) this.tainted.add(`arg:${name}`);
+    if (name === "") {
+      this.track("", from, value); // a noted word, inherited
+      return;
+    }
     if (!this.refs.some(([n]) => n === name)) this.refs.push([name, from, refPattern(name)]);
-    const kept = this.secretMaterial(value) ? value : "";
-    if (kept !== "" && !this.values.some(([, v]) => v === kept)) {
-      this.values.push([name, kept]);
+    this.track(name, from, this.secretMaterial(value) ? value : "", isArg);
+  }
+
+  /** Records a derived value (masked and checked from now on; "" for none) under `name` ("" for a word). */
+  private track(name: string, from: string, value: string, isArg = false): void {
+    if (value !== "" && !this.values.some(([, v]) => v === value)) {
+      this.values.push([name === "" ? from : name, value]);
       // Longest first: a derived part of a value is masked only where the whole value is not.
       this.values.sort((a, b) => b[1].length - a[1].length);
     }
-    if (!this.derivedList.some((d) => d.name === name && d.arg === isArg && d.value === kept))
-      this.derivedList.push({ name, arg: isArg, from, value: kept });
+    if (!this.derivedList.some((d) => d.name === name && d.arg === isArg && d.value === value))
+      this.derivedList.push({ name, arg: isArg, from, value });
   }
 }
 

@@ -685,6 +685,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         raw.kind === "arg" ? { ...raw, args: raw.args.map((a) => (given(a.key) ? { key: a.key } : a)) } : raw;
       const expanded = expandInstruction(toExpand, lookup(), svc.df.escapeToken, { file: svc.dockerfileName });
       const instr = expanded.instruction;
+      secrets.noteWords(toExpand, instr);
       if (svc.opts.strict && !checkSkipped(svc.df.directives, "UndefinedVar")) {
         const declared = (k: string): boolean => args.has(k) || getEnv(config.Env ?? [], k) !== undefined;
         assertVarsDefined(raw, expanded.unmatched, lookup(), svc.df.escapeToken, declared);

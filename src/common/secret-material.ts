@@ -1,7 +1,9 @@
 /**
- * The rule for "a part of a secret": a run of at least {@link secretRunLength} characters of its value. The
- * build applies it to values derived from a secret build arg (`ARG T2=${TOKEN#ghp_}`), the CLI's log and
- * report redactor to the text it prints; both use this file so that they agree.
+ * What counts as "a part of a secret". The build asks it only of text that was expanded from a secret build
+ * arg (`ARG T2=${TOKEN#ghp_}`, `LABEL x=${TOKEN#ghp_}`): a run of at least {@link secretRunLength} characters
+ * of the value. The CLI's log and report redactor asks it of everything it prints, where a short run would
+ * hide ordinary text (a secret URL shares `https://` with every URL, a password "hunter2password" the word
+ * "password"): there a run must be at least {@link printedRunLength} characters long.
  */
 
 /** The shortest secret value kiln accepts and masks (shorter values would mask ordinary text). */
@@ -10,6 +12,15 @@ export const MIN_SECRET_LENGTH = 4;
 /** The shortest run of a secret's characters that counts as a part of it: 8, or all but one of a shorter secret's (at least 4). */
 export function secretRunLength(secretLength: number): number {
   return Math.max(MIN_SECRET_LENGTH, Math.min(8, secretLength - 1));
+}
+
+/**
+ * The shortest run of a secret that the log redactor masks in text: 12 characters and at least half the
+ * secret, at most 64 (`${TOKEN#ghp_}` of a 40-character token leaves 36). A secret shorter than 12 is
+ * masked whole only.
+ */
+export function printedRunLength(secretLength: number): number {
+  return Math.min(64, Math.max(12, Math.ceil(secretLength / 2)));
 }
 
 /**
@@ -38,8 +49,8 @@ interface WindowAt {
 }
 
 /**
- * Finds the parts of secrets in text, in one pass per run length (4 to 8): every run of at least
- * {@link secretRunLength} characters that is also a run of a secret is marked. A secret's windows (its
+ * Finds the parts of secrets in text, in one pass per run length: every run of at least
+ * {@link printedRunLength} characters that is also a run of a secret is marked. A secret's windows (its
  * substrings of that length) are kept in a map; a secret of more than 16 K windows is indexed at a stride
  * `s`, and each window found is extended by up to `s - 1` characters each way, so that a run of at least
  * `run + s - 1` characters is still marked whole (a 128 KiB value: runs of 15+ characters).
@@ -52,9 +63,9 @@ export class MaterialIndex {
 
   constructor(secrets: readonly string[]) {
     for (const secret of new Set(secrets)) {
-      if (secret.length < MIN_SECRET_LENGTH) continue;
+      const run = printedRunLength(secret.length);
+      if (secret.length < MIN_SECRET_LENGTH || run > secret.length) continue;
       this.secrets.push(secret);
-      const run = secretRunLength(secret.length);
       let windows = this.byRun.get(run);
       if (!windows) {
         windows = new Map();
@@ -107,7 +118,7 @@ export class MaterialIndex {
   heldTail(text: string): number {
     let held = 0;
     for (const secret of this.secrets) {
-      const max = Math.min(secretRunLength(secret.length) - 1, text.length);
+      const max = Math.min(printedRunLength(secret.length) - 1, text.length);
       for (let k = max; k > held; k--) {
         if (secret.includes(text.slice(text.length - k))) {
           held = k;

@@ -1,5 +1,6 @@
 import { STATUS_CODES } from "node:http";
 import { Readable, Transform, pipeline, type TransformCallback } from "node:stream";
+import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import { interceptors, request, type Dispatcher } from "undici";
 import { KilnError } from "../common/errors.js";
 import { redactUrl } from "./context-spec.js";
@@ -32,7 +33,8 @@ export async function httpGet(url: string, opts: HttpGetOptions): Promise<Readab
   try {
     res = await request(url, {
       method: "GET",
-      headers: opts.headers ?? {},
+      // What fetch sent: some servers refuse a request without a User-Agent (api.github.com tarballs).
+      headers: { "user-agent": "kiln", accept: "*/*", "accept-encoding": "gzip, deflate, br", ...opts.headers },
       dispatcher: agent.compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTS })),
       signal: opts.signal,
     });
@@ -44,22 +46,41 @@ export async function httpGet(url: string, opts: HttpGetOptions): Promise<Readab
   if (res.statusCode !== 200) {
     await res.body.dump().catch(() => undefined);
     close();
+    const status = [res.statusCode, STATUS_CODES[res.statusCode]].filter(Boolean).join(" ");
     throw new KilnError(
       "CONTEXT_FETCH",
-      `${opts.what} ${redactUrl(url)}: the server answered ${[res.statusCode, STATUS_CODES[res.statusCode]].filter(Boolean).join(" ")} (expected 200)`,
+      res.statusCode >= 300 && res.statusCode < 400
+        ? `${opts.what} ${redactUrl(url)}: more than ${MAX_REDIRECTS} redirects (the last answer: ${status})`
+        : `${opts.what} ${redactUrl(url)}: the server answered ${status} (expected 200)`,
     );
   }
+  const encoding = String(res.headers["content-encoding"] ?? "identity")
+    .trim()
+    .toLowerCase();
+  const decoder = decoderFor(encoding);
+  if (decoder === null) {
+    await res.body.dump().catch(() => undefined);
+    close();
+    throw new KilnError("CONTEXT_FETCH", `${opts.what} ${redactUrl(url)}: unsupported Content-Encoding ${encoding}`);
+  }
   const declared = Number(res.headers["content-length"] ?? "NaN");
-  if (Number.isFinite(declared) && declared > opts.maxBytes) {
+  if (decoder === undefined && Number.isFinite(declared) && declared > opts.maxBytes) {
     await res.body.dump().catch(() => undefined);
     close();
     throw tooLarge(opts, url);
   }
-  return pipeline(
-    res.body,
-    byteLimit(opts.maxBytes, () => tooLarge(opts, url)),
-    () => close(),
-  );
+  // The limit counts decoded bytes (a compressed answer cannot exceed it by expanding).
+  const limit = byteLimit(opts.maxBytes, () => tooLarge(opts, url));
+  return decoder ? pipeline(res.body, decoder, limit, () => close()) : pipeline(res.body, limit, () => close());
+}
+
+/** The decoder of a Content-Encoding as fetch decodes them; undefined for none, null for one it does not know. */
+function decoderFor(encoding: string): Transform | undefined | null {
+  if (encoding === "" || encoding === "identity") return undefined;
+  if (encoding === "gzip" || encoding === "x-gzip") return createGunzip();
+  if (encoding === "deflate") return createInflate();
+  if (encoding === "br") return createBrotliDecompress();
+  return null;
 }
 
 function tooLarge(opts: HttpGetOptions, url: string): KilnError {

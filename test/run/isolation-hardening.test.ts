@@ -133,6 +133,24 @@ describe("RUN isolation hardening (real helper, as root)", { skip: setup.reason 
     }
   });
 
+  it("RUN --mount targets below /dev are made in the private /dev (a bind of a file, a tmpfs, nested)", async () => {
+    const data = path.join(dir, "dev-mount-data");
+    await writeFile(data, "bound");
+    await chmod(data, 0o644);
+    for (const [name, runner] of runners.filter(([n]) => n !== "plain chroot")) {
+      const r = await run(runner, {
+        root,
+        argv: ["/bin/sh", "-c", "cat /dev/net/tun && echo x > /dev/scratch/f && cat /dev/scratch/f"],
+        mounts: [
+          { kind: "bind", source: data, target: "/dev/net/tun", readonly: true },
+          { kind: "tmpfs", target: "/dev/scratch" },
+        ],
+      });
+      assert.equal(r.exitCode, 0, `${name}: ${r.stdout}${r.stderr}`);
+      assert.equal(r.stdout, "boundx\n", name);
+    }
+  });
+
   it("F1: kernel knobs in /proc are read-only, leaky files masked, every mount at or below /sys read-only", async () => {
     // Writes the current value back: harmless if the write were allowed (it is the host's setting).
     const knob = 'v=$(cat /proc/sys/kernel/core_pattern) && echo "$v" > /proc/sys/kernel/core_pattern && echo WROTE';

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { secretRunLength, sharesMaterial } from "../../common/secret-material.js";
+import { printedRunLength, secretRunLength, sharesMaterial } from "../../common/secret-material.js";
 import { redactor, type Redactor } from "./redact.js";
 
 const TOKEN = "ghp_SUPERSECRETVALUE123";
@@ -22,22 +22,28 @@ test("a part of a secret build arg (${TOKEN#ghp_}) is masked in an error line", 
   const line = `Dockerfile:5: COPY \${T2}.txt /x: "/SUPERSECRETVALUE123.txt": not found in the build context`;
   assert.equal(r(line), 'Dockerfile:5: COPY ${T2}.txt /x: "/***.txt": not found in the build context');
   assert.equal(r(`a ${TOKEN} b`), "a *** b");
-  // Runs of 8+ characters anywhere in the value; shorter ones are ordinary text.
-  assert.equal(r("x CRETVALU y"), "x *** y");
-  assert.equal(r("x SUPERSE y ghp_ z"), "x SUPERSE y ghp_ z");
+  // Runs of 12+ characters (and half the value) anywhere in it; shorter ones are ordinary text.
+  assert.equal(r("x SECRETVALUE1 y"), "x *** y");
+  assert.equal(r("x CRETVALU y SUPERSECRET z ghp_ z"), "x CRETVALU y SUPERSECRET z ghp_ z");
   // Two adjacent parts print one mask.
-  assert.equal(r("SUPERSECREETVALUE123"), "***");
+  assert.equal(r("ghp_SUPERSECRETghp_SUPERSECRET"), "***");
 });
 
-test("the partial rule is the build's: 8 characters, or all but one of a shorter secret's, at least 4", () => {
+test("the printed rule: 12 characters and half the secret (at most 64); the build's rule is 8", () => {
+  assert.equal(printedRunLength(23), 12);
+  assert.equal(printedRunLength(40), 20);
+  assert.equal(printedRunLength(1000), 64);
   assert.equal(secretRunLength(23), 8);
-  assert.equal(secretRunLength(9), 8);
   assert.equal(secretRunLength(6), 5);
   assert.equal(secretRunLength(4), 4);
-  const r = redactor([], { partial: ["hunter2x9"] });
-  assert.equal(r("xhunter2x9y hunter2x unter2x9 hunter2"), "x***y *** *** hunter2");
-  const short = redactor([], { partial: ["ab1cd"] });
-  assert.equal(short("zab1cz b1cd"), "z***z ***");
+  // Ordinary words a secret happens to hold stay readable; a long enough run of it does not.
+  const r = redactor([], { partial: ["hunter2password", "https://ci:tok3n@pypi.example.com/simple"] });
+  assert.equal(r("the password is wrong at https://example.com/x"), "the password is wrong at https://example.com/x");
+  assert.equal(r("x hunter2passwo y"), "x *** y");
+  assert.equal(r("index ci:tok3n@pypi.example.com"), "index ***");
+  // A secret shorter than 12 characters is masked whole only.
+  const short = redactor([], { partial: ["ab1cd2ef3"] });
+  assert.equal(short("ab1cd2ef3 and ab1cd2ef"), "*** and ab1cd2ef");
   for (const v of ["xhunter2x9y", "hunter2x", "unter2x9"]) assert.equal(sharesMaterial(v, "hunter2x9"), true, v);
   assert.equal(sharesMaterial("hunter2", "hunter2x9"), false);
 });
@@ -51,7 +57,7 @@ test("a very long secret is indexed at a stride and its long runs are still mask
   let v = "";
   for (let i = 0; v.length < 200_000; i++) v += ((i * 2654435761) >>> 0).toString(36);
   const r = redactor([], { partial: [v] });
-  const run = v.slice(5_003, 5_040);
+  const run = v.slice(5_003, 5_103);
   assert.equal(r(`<${run}>`), "<***>");
   assert.equal(r(`<${v}>`), "<***>");
 });
