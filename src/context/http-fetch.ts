@@ -1,4 +1,3 @@
-import { STATUS_CODES } from "node:http";
 import { Readable, Transform, pipeline, type TransformCallback } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import { interceptors, request, type Dispatcher } from "undici";
@@ -46,6 +45,8 @@ export async function httpGet(url: string, opts: HttpGetOptions): Promise<Readab
   if (res.statusCode !== 200) {
     await res.body.dump().catch(() => undefined);
     close();
+    // node:http only for its reason phrases, on this error path: loading it costs every start (~5 ms).
+    const { STATUS_CODES } = await import("node:http");
     const status = [res.statusCode, STATUS_CODES[res.statusCode]].filter(Boolean).join(" ");
     throw new KilnError(
       "CONTEXT_FETCH",
