@@ -52,7 +52,7 @@ test("names set from a secret arg and secret values are masked in key inputs", (
   assert.deepEqual(masked.slice(0, 4), [
     ["env:AUTH", "<secret>"],
     ["env:PLAIN", "1"],
-    ["arg:DERIVED", "<secret>"],
+    ["arg:DERIVED", "x<secret>"],
     ["env:URL", "https://h/?t=<secret>&x=1"],
   ]);
   assert.ok(!JSON.stringify(masked.slice(0, 4)).includes(TOKEN.slice(4)));
@@ -102,7 +102,9 @@ test("a name set from a secret arg stands for it: referring to it, or to a name 
   assert.deepEqual(
     g.derived().map((d) => [d.name, d.arg, d.from, d.value]),
     [
+      ["T2", true, "TOKEN", ""],
       ["T2", true, "TOKEN", TOKEN.slice(4)],
+      ["T3", false, "TOKEN", ""],
       ["T3", false, "TOKEN", TOKEN.slice(4)],
     ],
   );
@@ -140,13 +142,13 @@ test("words expanded from a secret are tracked; text merely sharing characters w
       ["label", "yes"],
     ]),
     [
-      ["workdir", "<secret>"],
+      ["workdir", "/w<secret>"],
       ["label", "yes"],
     ],
   );
   assert.deepEqual(
     g.derived().map((d) => [d.name, d.from, d.value]),
-    [["", "URL", "/w/ci:tok3n@pypi.example.com/simple"]],
+    [["", "URL", "/ci:tok3n@pypi.example.com/simple"]],
   );
   // Tracked names differing elsewhere keep different keys (a whole-input mask would make them collide).
   const t = new SecretKeyGuard(["TOKEN"], new Map([["TOKEN", TOKEN]]));
@@ -155,4 +157,34 @@ test("words expanded from a secret are tracked; text merely sharing characters w
   t.adopt({ name: "T2", arg: true, from: "TOKEN", value: TOKEN.slice(4) });
   assert.deepEqual(t.hiddenArgs(), ["TOKEN", "T2"]);
   assert.equal(t.uncacheableBecause(instr("COPY $T2 /x"), "COPY x /x"), "TOKEN (through T2)");
+});
+
+test("tracked runs are masked where they occur: inputs differing elsewhere keep different keys", () => {
+  const g = new SecretKeyGuard(["TOKEN"], new Map([["TOKEN", TOKEN]]));
+  // The whole value of IDX is not the secret: only its run of the secret is masked (host1 and host2 differ).
+  g.note(instr("ENV IDX=https://u:${TOKEN}@host1/simple"), instr(`ENV IDX=https://u:${TOKEN}@host1/simple`));
+  assert.deepEqual(
+    g.mask([
+      ["env:IDX", `https://u:${TOKEN}@host1/simple`],
+      ["env:IDX", `https://u:${TOKEN}@host2/simple`],
+    ]),
+    [
+      ["env:IDX", "https://u:<secret>@host1/simple"],
+      ["env:IDX", "https://u:<secret>@host2/simple"],
+    ],
+  );
+  // Literal text of the word is not the secret's, even where it shares 8 characters with a secret URL.
+  const url = "https://ci:tok3n@pypi.example.com/simple";
+  const u = new SecretKeyGuard(["URL"], new Map([["URL", url]]));
+  u.note(instr("ENV IDX=${URL:+https://pypi.org/simple}"), instr("ENV IDX=https://pypi.org/simple"));
+  u.noteWords(instr("LABEL src=https://github.com/o/r${URL:+}"), instr("LABEL src=https://github.com/o/r"));
+  assert.deepEqual(
+    u.derived().map((d) => d.value),
+    [""],
+  );
+  assert.deepEqual(u.mask([["env:IDX", "https://pypi.org/simple"]]), [["env:IDX", "https://pypi.org/simple"]]);
+  // Overlapping values are masked together: nothing of either is left.
+  const o = new SecretKeyGuard(["TOKEN"], new Map([["TOKEN", TOKEN]]));
+  o.noteWords(instr("LABEL p=P-${TOKEN:0}"), instr(`LABEL p=P-${TOKEN.slice(0, 12)}`));
+  assert.deepEqual(o.mask([["x", `P-${TOKEN}`]]), [["x", "P-<secret>"]]);
 });

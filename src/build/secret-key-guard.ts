@@ -1,17 +1,23 @@
 import type { KeyInput } from "../cache/index.js";
 import type { Instruction } from "../dockerfile/index.js";
 import { instructionText } from "./cache-inputs.js";
-import { MIN_SECRET_LENGTH, sharesMaterial } from "../common/secret-material.js";
+import { MaterialIndex, MIN_SECRET_LENGTH, secretRunLength } from "../common/secret-material.js";
 
-/** A build arg or env var set from a secret build arg (`ARG T2=${TOKEN#ghp_}`), and the value it took. */
+/**
+ * A part of a secret build arg that reached a build arg, an env var or another instruction's word through an
+ * expansion (`ARG T2=${TOKEN#ghp_}`, `LABEL x=${TOKEN#ghp_}`), or a name set from a secret arg.
+ */
 export interface DerivedSecret {
-  /** The ARG or ENV name; "" for the expanded text of another instruction's word (`LABEL x=${TOKEN#ghp_}`). */
+  /** The ARG or ENV name; "" for the expanded text of another instruction's word. */
   name: string;
   /** Set by an ARG (else an ENV). */
   arg: boolean;
-  /** The secret build arg it was set from (through any number of other derived names). */
+  /** The secret build arg it comes from (through any number of other derived names). */
   from: string;
-  /** Its expanded value; empty when it holds no part of the secret (`${TOKEN:+yes}`: not tracked as a value). */
+  /**
+   * A run of the secret's characters the expansion produced (at least 8, see `secretRunLength`); "" for a
+   * name whose value holds none (`${TOKEN:+yes}`): the name is still a reference to the secret.
+   */
   value: string;
 }
 
@@ -24,16 +30,20 @@ export interface DerivedSecret {
  * - a RUN whose `--mount` fields refer to a secret arg (`id=c-${TOKEN}`), or whose key text holds a secret
  *   value, is not cached either: kiln expands those fields, so its key text would hold (part of) the value.
  *   Its command is not expanded by kiln (the shell sees the arg), so `$TOKEN` there is fine;
- * - ENV and ARG names set from a secret arg are derived secrets: a later step's key sees `<secret>` for
- *   them, a reference to them counts as a reference to the secret arg, and their values (a part of the
- *   secret, `${TOKEN#ghp_}`) are masked like the secret's own. A stage built FROM this one inherits them;
- * - any other input holding a secret value sees `<secret>` in its place.
+ * - ENV and ARG names set from a secret arg are derived: a reference to them counts as a reference to the
+ *   secret arg. The runs of the secret that an expansion produced (in those names' values and in any other
+ *   instruction's words that refer to a secret or derived name) are tracked: replaced by `<secret>` in later
+ *   keys, exactly where they occur, and looked for in the final config. Runs that occur literally in the word
+ *   as written are not the secret's (`${URL:+https://pypi.org}` shares `https://` with a secret URL). A stage
+ *   built FROM this one inherits all of it;
+ * - any input holding a secret value sees `<secret>` in its place, and only there: inputs that differ
+ *   elsewhere (`https://v1/?t=$TOKEN`, `https://v2/?t=$TOKEN`) keep different keys.
  * Rotating a secret therefore does not invalidate cached RUN steps, as for the args themselves.
  */
 export class SecretKeyGuard {
-  /** The secret args' own values (at least 4 characters), by name. */
-  private readonly secretValues: readonly [string, string][];
-  /** Values to mask, each with the name it is reported under. */
+  /** Runs of the secret args' values, at least `secretRunLength` long. */
+  private readonly material: MaterialIndex;
+  /** Values to mask (the secrets and the tracked runs), each with the secret arg it is reported under. */
   private readonly values: [string, string][];
   /** References that make a step uncacheable: a name, the secret arg it stands for, its pattern. */
   private readonly refs: [string, string, RegExp][];
@@ -45,9 +55,12 @@ export class SecretKeyGuard {
     inherited: readonly DerivedSecret[] = [],
   ) {
     this.values = [...values].filter(([, v]) => v.length >= MIN_SECRET_LENGTH);
-    this.secretValues = [...this.values];
+    this.material = new MaterialIndex(
+      this.values.map(([, v]) => v),
+      secretRunLength,
+    );
     this.refs = secretNames.map((n) => [n, n, refPattern(n)]);
-    for (const d of inherited) this.derive(d.name, d.from, d.value, d.arg);
+    for (const d of inherited) this.adopt(d);
   }
 
   /** Whether any secret arg is configured (nothing to do otherwise). */
@@ -55,19 +68,22 @@ export class SecretKeyGuard {
     return this.refs.length > 0;
   }
 
-  /** The ARG and ENV names set from a secret arg so far (a stage built FROM this one starts with them). */
+  /** The derived names and tracked runs so far (a stage built FROM this one starts with them). */
   derived(): readonly DerivedSecret[] {
     return this.derivedList;
   }
 
-  /** Takes over a name set from a secret arg elsewhere (a global ARG the stage declares). */
+  /** Takes over a derived name or tracked run from elsewhere (a global ARG the stage declares, a FROM stage). */
   adopt(d: DerivedSecret): void {
-    if (this.active) this.derive(d.name, d.from, d.value, d.arg);
+    if (!this.active) return;
+    if (d.name !== "") this.name(d.name, d.from, d.arg);
+    this.track(d.name, d.from, d.value, d.arg);
   }
 
   /** The build args whose values stay out of the history: the secret args and those set from them. */
   hiddenArgs(): string[] {
-    return [...this.secretNames, ...this.derivedList.filter((d) => d.arg && d.name !== "").map((d) => d.name)];
+    const derivedArgs = this.derivedList.filter((d) => d.arg && d.name !== "").map((d) => d.name);
+    return [...new Set([...this.secretNames, ...derivedArgs])];
   }
 
   /**
@@ -80,15 +96,13 @@ export class SecretKeyGuard {
     const rawText = raw.kind === "run" ? JSON.stringify(raw.mounts) : instructionText(raw);
     const byRef = this.refs.find(([, , re]) => re.test(rawText));
     if (byRef) return described(byRef[0], byRef[1]);
-    const hit = this.values.find(([, v]) => text.includes(v) || text.includes(JSON.stringify(v).slice(1, -1)));
-    return hit && described(hit[0], this.refs.find(([n]) => n === hit[0])?.[1] ?? hit[0]);
+    return this.values.find(([, v]) => text.includes(v) || text.includes(JSON.stringify(v).slice(1, -1)))?.[0];
   }
 
   /**
-   * Notes the words of any instruction that refer to a secret arg (or a name set from one) and expanded to
-   * text holding part of it (`LABEL x=${TOKEN#ghp_}`, `WORKDIR /w/$T2`): that text is masked and checked
-   * like a derived value from then on. Words whose expansion shares no run of the secret (`${TOKEN:+yes}`) are
-   * not, nor is other text that happens to share a run with it (a secret URL's `https://`).
+   * Notes the words of any instruction that refer to a secret arg or a derived name: the runs of a secret
+   * their expansion produced are tracked (`LABEL x=${TOKEN#ghp_}`, `WORKDIR /w/$T2`). `raw` is the instruction
+   * as it was expanded, `expanded` the result.
    */
   noteWords(raw: Instruction, expanded: Instruction): void {
     if (!this.active) return;
@@ -96,7 +110,7 @@ export class SecretKeyGuard {
       if (typeof r === "string") {
         if (typeof e !== "string" || r === e) return;
         const ref = this.refs.find(([, , re]) => re.test(r));
-        if (ref && this.secretMaterial(e)) this.track("", ref[1], e);
+        if (ref) for (const part of this.partsOf(e, r)) this.track("", ref[1], part);
         return;
       }
       if (Array.isArray(r) && Array.isArray(e)) r.forEach((x, i) => walk(x, e[i]));
@@ -110,7 +124,8 @@ export class SecretKeyGuard {
 
   /**
    * Notes an ENV or ARG instruction: `raw` as it was expanded (an ARG whose value the user gave has none),
-   * `expanded` the result. The names it sets from a secret arg (or from a name set from one) are derived secrets.
+   * `expanded` the result. The names it sets from a secret arg (or from a name set from one) are derived, and
+   * the runs of the secret in their values tracked.
    */
   note(raw: Instruction, expanded: Instruction): void {
     if (!this.active) return;
@@ -123,49 +138,59 @@ export class SecretKeyGuard {
     for (const [kind, key, value, result] of set) {
       const ref = this.refs.find(([, , re]) => re.test(value));
       if (!ref) continue;
-      this.derive(key, ref[1], result, kind === "arg");
+      this.name(key, ref[1], kind === "arg");
+      for (const part of this.partsOf(result, value)) this.track(key, ref[1], part, kind === "arg");
     }
   }
 
   /**
-   * `inputs` with every secret value and every tracked part of one (derived values, noted words) replaced by
-   * `<secret>`, longest first. Only those parts: the rest of an input stays keyed, so that two inputs that
-   * differ elsewhere (`https://v1/?t=$TOKEN`, `https://v2/?t=$TOKEN`) keep different keys.
+   * `inputs` with every secret value and tracked run replaced by `<secret>` where it occurs (all occurrences
+   * are found first, so overlapping values leave nothing of either).
    */
   mask(inputs: readonly KeyInput[]): KeyInput[] {
     if (!this.active) return [...inputs];
     return inputs.map(([k, v]): KeyInput => {
       if (typeof v !== "string") return [k, v];
-      let out = v;
-      for (const [, secret] of this.values) out = out.split(secret).join("<secret>");
+      const marks = new Uint8Array(v.length);
+      for (const [, secret] of this.values) {
+        for (let i = v.indexOf(secret); i >= 0; i = v.indexOf(secret, i + 1)) marks.fill(1, i, i + secret.length);
+      }
+      let out = "";
+      for (let i = 0; i < v.length;) {
+        if (marks[i] === 1) {
+          while (i < v.length && marks[i] === 1) i++;
+          out += "<secret>";
+        } else {
+          const j = marks.indexOf(1, i);
+          const end = j < 0 ? v.length : j;
+          out += v.slice(i, end);
+          i = end;
+        }
+      }
       return [k, out];
     });
   }
 
-  /** Whether a derived value holds part of a secret arg's value (and is then masked like it). */
-  private secretMaterial(value: string): boolean {
-    return this.secretValues.some(([, v]) => sharesMaterial(value, v));
+  /** The runs of a secret in `expanded` that are not in `written` (the word before expansion) as literal text. */
+  private partsOf(expanded: string, written: string): string[] {
+    return this.material.parts(expanded).filter((p) => !written.includes(p));
   }
 
-  /** A name set from the secret arg `from`: references to it count as references to `from`. */
-  private derive(name: string, from: string, value: string, isArg: boolean): void {
-    if (name === "") {
-      this.track("", from, value); // a noted word, inherited
-      return;
-    }
+  /** Makes `name` a reference to the secret arg `from`. */
+  private name(name: string, from: string, isArg: boolean): void {
     if (!this.refs.some(([n]) => n === name)) this.refs.push([name, from, refPattern(name)]);
-    this.track(name, from, this.secretMaterial(value) ? value : "", isArg);
+    if (!this.derivedList.some((d) => d.name === name && d.arg === isArg && d.value === "")) {
+      this.derivedList.push({ name, arg: isArg, from, value: "" });
+    }
   }
 
-  /** Records a derived value (masked and checked from now on; "" for none) under `name` ("" for a word). */
+  /** Records a run of a secret (masked and checked from now on; "" records nothing). */
   private track(name: string, from: string, value: string, isArg = false): void {
-    if (value !== "" && !this.values.some(([, v]) => v === value)) {
-      this.values.push([name === "" ? from : name, value]);
-      // Longest first: a derived part of a value is masked only where the whole value is not.
-      this.values.sort((a, b) => b[1].length - a[1].length);
-    }
-    if (!this.derivedList.some((d) => d.name === name && d.arg === isArg && d.value === value))
+    if (value === "") return;
+    if (!this.values.some(([, v]) => v === value)) this.values.push([from, value]);
+    if (!this.derivedList.some((d) => d.name === name && d.arg === isArg && d.value === value)) {
       this.derivedList.push({ name, arg: isArg, from, value });
+    }
   }
 }
 

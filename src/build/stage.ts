@@ -622,7 +622,8 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
    * cached steps (like --secret).
    */
   const keyedVisibleInputs = (): KeyInput[] => {
-    const secret = new Set(secrets.hiddenArgs());
+    // The secret args themselves by name; names set from them are masked where they hold a part (mask()).
+    const secret = new Set(svc.opts.secretBuildArgs ?? []);
     const keyArgs = new Map([...args].map(([k, v]) => [k, v !== undefined && secret.has(k) ? "<secret>" : v]));
     return visibleInputs(config.Env ?? [], keyArgs, {});
   };

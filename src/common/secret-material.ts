@@ -23,20 +23,6 @@ export function printedRunLength(secretLength: number): number {
   return Math.min(64, Math.max(12, Math.ceil(secretLength / 2)));
 }
 
-/**
- * Whether `value` shares a run of at least {@link secretRunLength} characters with `secret`: `${TOKEN#ghp_}`
- * does, `${TOKEN:+true}` does not. Windows of the secret are looked for at a stride that keeps a long secret
- * to ~1,000 searches (a shared run that much longer is still found).
- */
-export function sharesMaterial(value: string, secret: string): boolean {
-  const run = secretRunLength(secret.length);
-  if (value.length < run) return false;
-  const windows = secret.length - run + 1;
-  const stride = Math.max(1, Math.ceil(windows / 1024));
-  for (let i = 0; i < windows; i += stride) if (value.includes(secret.slice(i, i + run))) return true;
-  return false;
-}
-
 /** Windows indexed per secret at most; a longer secret is indexed at a stride (see {@link MaterialIndex}). */
 const MAX_WINDOWS = 16_384;
 
@@ -61,9 +47,13 @@ export class MaterialIndex {
   /** The secrets, for {@link heldTail}. */
   private readonly secrets: string[] = [];
 
-  constructor(secrets: readonly string[]) {
+  /** `runLength`: the shortest run that counts, given the secret's length (default: the log redactor's rule). */
+  constructor(
+    secrets: readonly string[],
+    private readonly runLength: (secretLength: number) => number = printedRunLength,
+  ) {
     for (const secret of new Set(secrets)) {
-      const run = printedRunLength(secret.length);
+      const run = runLength(secret.length);
       if (secret.length < MIN_SECRET_LENGTH || run > secret.length) continue;
       this.secrets.push(secret);
       let windows = this.byRun.get(run);
@@ -110,6 +100,21 @@ export class MaterialIndex {
     }
   }
 
+  /** The maximal runs of `text` that are parts of secrets (adjacent parts as one), in order. */
+  parts(text: string): string[] {
+    const mask = new Uint8Array(text.length);
+    this.mark(text, mask);
+    const out: string[] = [];
+    for (let i = 0; i < text.length; i++) {
+      if (mask[i] === 0) continue;
+      let j = i;
+      while (j < text.length && mask[j] === 1) j++;
+      out.push(text.slice(i, j));
+      i = j;
+    }
+    return out;
+  }
+
   /**
    * How many characters at the end of `text` could begin a run that more text would make long enough
    * to mark: the longest suffix shorter than the run length that is a part of a secret. (A longer one
@@ -118,7 +123,7 @@ export class MaterialIndex {
   heldTail(text: string): number {
     let held = 0;
     for (const secret of this.secrets) {
-      const max = Math.min(printedRunLength(secret.length) - 1, text.length);
+      const max = Math.min(this.runLength(secret.length) - 1, text.length);
       for (let k = max; k > held; k--) {
         if (secret.includes(text.slice(text.length - k))) {
           held = k;

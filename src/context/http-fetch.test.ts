@@ -14,6 +14,7 @@ async function withServer(use: (base: string, seen: IncomingHttpHeaders[]) => Pr
     if (req.url === "/plain") res.end("FROM scratch\n");
     else if (req.url === "/gz") res.writeHead(200, { "content-encoding": "gzip" }).end(gzipSync("FROM gz\n"));
     else if (req.url === "/odd") res.writeHead(200, { "content-encoding": "zz" }).end("x");
+    else if (req.url === "/304") res.writeHead(304).end();
     else if (req.url?.startsWith("/loop/")) {
       res.writeHead(302, { location: `/loop/${Number(req.url.slice(6)) + 1}` }).end();
     } else res.writeHead(404).end();
@@ -42,5 +43,6 @@ test("httpGet sends a User-Agent and Accept, and decodes a Content-Encoding as f
 test("httpGet names a redirect loop as such", async () => {
   await withServer(async (base) => {
     await assert.rejects(httpGet(`${base}/loop/0`, opts), /more than 20 redirects \(the last answer: 302 Found\)/);
+    await assert.rejects(httpGet(`${base}/304`, opts), /the server answered 304 Not Modified \(expected 200\)/);
   });
 });

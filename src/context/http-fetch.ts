@@ -50,7 +50,7 @@ export async function httpGet(url: string, opts: HttpGetOptions): Promise<Readab
     const status = [res.statusCode, STATUS_CODES[res.statusCode]].filter(Boolean).join(" ");
     throw new KilnError(
       "CONTEXT_FETCH",
-      res.statusCode >= 300 && res.statusCode < 400
+      res.statusCode >= 300 && res.statusCode < 400 && res.headers.location !== undefined
         ? `${opts.what} ${redactUrl(url)}: more than ${MAX_REDIRECTS} redirects (the last answer: ${status})`
         : `${opts.what} ${redactUrl(url)}: the server answered ${status} (expected 200)`,
     );

@@ -22,23 +22,47 @@ export interface Redactor {
 /** Options of {@link redactor}. */
 export interface RedactorOptions {
   /**
-   * Secrets whose parts are masked too: every run of at least 8 of their characters (all but one of
-   * a shorter one's, at least 4), the rule the build uses for values derived from a secret build arg
-   * (`${TOKEN#ghp_}`). They are masked whole as well (need not be repeated in `secrets`).
+   * Secrets whose parts are masked too: every run of their characters at least 12 long and at least half the
+   * secret (at most 64; see `printedRunLength`), e.g. `${TOKEN#ghp_}` of a token. They are masked whole as
+   * well (need not be repeated in `secrets`).
    */
   partial?: readonly string[];
+}
+
+/** Query parameters of pre-signed URLs whose values are credentials. */
+const SIGNED_PARAMS = [
+  "x-amz-signature",
+  "x-amz-credential",
+  "x-amz-security-token",
+  "x-goog-signature",
+  "x-goog-credential",
+  "sig",
+  "signature",
+  "access_token",
+];
+
+/** Those parameters with their values in text (group 2: the value). */
+const SIGNED_QUERY_PARAMS = (): RegExp => new RegExp(`[?&](${SIGNED_PARAMS.join("|")})=([^&\\s#"'<>]*)`, "gi");
+
+/**
+ * How many characters at the end of `text` could be a signed parameter that more text would complete or
+ * continue (`…?X-Amz-Sig`, `…&sig=abc`): from its `?` or `&` on; 0 when none.
+ */
+function openSignedParamTail(text: string): number {
+  const m = /[?&]([A-Za-z0-9_-]*)(=[^&\s#"'<>]*)?$/.exec(text.length > 4096 ? text.slice(-4096) : text);
+  if (!m) return 0;
+  const name = (m[1] ?? "").toLowerCase();
+  const open = m[2] === undefined ? SIGNED_PARAMS.some((p) => p.startsWith(name)) : SIGNED_PARAMS.includes(name);
+  return open ? m[0].length : 0;
 }
 
 /**
  * Builds a function that replaces every occurrence of any secret with `***`. Empty secrets are
  * ignored; for a multi-line secret (a key file) each of its lines of 8+ characters is also redacted
  * on its own, since lines may be logged separately. `partial` secrets are masked in part as well (see
- * {@link RedactorOptions.partial}), and the user info of any URL (`scheme://user:password@`) is masked.
+ * {@link RedactorOptions.partial}); the user info of any URL (`scheme://user:password@`) and the signature
+ * parameters of pre-signed URLs are masked.
  */
-/** Query parameters of pre-signed URLs whose values are credentials (group 2: the value). */
-const SIGNED_QUERY_PARAMS = (): RegExp =>
-  /[?&](x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential|sig|signature|access_token)=([^&\s#"'<>]*)/gi;
-
 export function redactor(secrets: readonly string[], opts: RedactorOptions = {}): Redactor {
   const needles = new Set<string>();
   for (const s of [...secrets, ...(opts.partial ?? [])]) {
@@ -89,7 +113,8 @@ export function redactor(secrets: readonly string[], opts: RedactorOptions = {})
     return out;
   };
 
-  const quick = (s: string): boolean => s.length === 0 || (needles.size === 0 && !s.includes("://"));
+  const quick = (s: string): boolean =>
+    s.length === 0 || (needles.size === 0 && !s.includes("://") && !s.includes("="));
 
   const redact = (s: string): string => (quick(s) ? s : render(s, marks(s), s.length));
 
@@ -97,7 +122,7 @@ export function redactor(secrets: readonly string[], opts: RedactorOptions = {})
     const n = text.length;
     if (n === 0) return { head: "", tail: "" };
     const mask = marks(text);
-    let held = Math.max(parts.heldTail(text), openUserinfoTail(text));
+    let held = Math.max(parts.heldTail(text), openUserinfoTail(text), openSignedParamTail(text));
     // A proper prefix of a secret at the end (`…ghp_SUPER`): the rest may follow.
     for (const needle of needles) {
       const first = needle.charCodeAt(0);
