@@ -15,6 +15,7 @@ async function withServer(use: (base: string, seen: IncomingHttpHeaders[]) => Pr
     else if (req.url === "/gz") res.writeHead(200, { "content-encoding": "gzip" }).end(gzipSync("FROM gz\n"));
     else if (req.url === "/odd") res.writeHead(200, { "content-encoding": "zz" }).end("x");
     else if (req.url === "/304") res.writeHead(304).end();
+    else if (req.url === "/badgz") res.writeHead(200, { "content-encoding": "gzip" }).end("not gzip at all");
     else if (req.url?.startsWith("/loop/")) {
       res.writeHead(302, { location: `/loop/${Number(req.url.slice(6)) + 1}` }).end();
     } else res.writeHead(404).end();
@@ -37,6 +38,14 @@ test("httpGet sends a User-Agent and Accept, and decodes a Content-Encoding as f
     assert.equal(seen[0]?.accept, "*/*");
     assert.equal((await buffer(await httpGet(`${base}/gz`, opts))).toString(), "FROM gz\n");
     await assert.rejects(httpGet(`${base}/odd`, opts), /unsupported Content-Encoding zz/);
+    await assert.rejects(
+      buffer(await httpGet(`${base}/badgz`, opts)),
+      (e: unknown) =>
+        e instanceof Error &&
+        "code" in e &&
+        e.code === "CONTEXT_FETCH" &&
+        /\/badgz: the gzip body does not decode/.test(e.message),
+    );
   });
 });
 

@@ -72,7 +72,18 @@ export async function httpGet(url: string, opts: HttpGetOptions): Promise<Readab
   }
   // The limit counts decoded bytes (a compressed answer cannot exceed it by expanding).
   const limit = byteLimit(opts.maxBytes, () => tooLarge(opts, url));
-  return decoder ? pipeline(res.body, decoder, limit, () => close()) : pipeline(res.body, limit, () => close());
+  if (!decoder) return pipeline(res.body, limit, () => close());
+  // A body that does not decode fails the download with an error that names it (zlib's own says only
+  // "incorrect header check"); registered before pipeline's listeners, so the reader sees this one.
+  decoder.once("error", (e) => {
+    limit.destroy(
+      new KilnError(
+        "CONTEXT_FETCH",
+        `${opts.what} ${redactUrl(url)}: the ${encoding} body does not decode: ${e.message}`,
+      ),
+    );
+  });
+  return pipeline(res.body, decoder, limit, () => close());
 }
 
 /** The decoder of a Content-Encoding as fetch decodes them; undefined for none, null for one it does not know. */
