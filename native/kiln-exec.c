@@ -358,7 +358,7 @@ static void harden_proc(const char *proc) {
       fail("mount", errno, path);
     }
     if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) fail("mount", errno, path);
-    remount_ro(path);
+    remount_tree_ro(path); /* the host's /proc (no pid namespace) may carry submounts: binfmt_misc */
   }
   for (size_t i = 0; i < sizeof masked / sizeof masked[0]; i++) {
     snprintf(path, sizeof path, "%s/%s", proc, masked[i]);
@@ -473,8 +473,9 @@ static void setup_fs(void) {
       if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) fail("mount", errno, target);
       harden_proc(target);
     } else {
-      /* No pid namespace: the host's /proc, as it is (its processes' roots included). */
+      /* No pid namespace: the host's /proc (its processes are visible), hardened the same way. */
       if (mount("/proc", target, NULL, MS_BIND | MS_REC, NULL) < 0) fail("mount", errno, target);
+      harden_proc(target);
     }
   }
   if (do_dev) mount_dev();

@@ -154,10 +154,16 @@ describe("RUN isolation hardening (real helper, as root)", { skip: setup.reason 
   it("F1: kernel knobs in /proc are read-only, leaky files masked, every mount at or below /sys read-only", async () => {
     // Writes the current value back: harmless if the write were allowed (it is the host's setting).
     const knob = 'v=$(cat /proc/sys/kernel/core_pattern) && echo "$v" > /proc/sys/kernel/core_pattern && echo WROTE';
-    for (const network of ["host", "none"] as const) {
-      const r = await run(runners[0]?.[1] as Runner, {
+    // Also without a pid namespace, where the host's /proc is bound (and hardened) instead of a fresh one.
+    const noPidns = createRunner("chroot", { ...probe, pidns: false }, { helperPath: helper });
+    for (const [network, runner] of [
+      ["host", runners[0]?.[1] as Runner],
+      ["none", runners[0]?.[1] as Runner],
+      ["host, no pid namespace", noPidns],
+    ] as const) {
+      const r = await run(runner, {
         root,
-        network,
+        network: network === "none" ? "none" : "host",
         argv: [
           "sh",
           "-c",
