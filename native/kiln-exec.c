@@ -471,12 +471,11 @@ static void setup_fs(void) {
     check_fixed_point(target, sizeof target, "/proc");
     if (pidns) {
       if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) fail("mount", errno, target);
-      harden_proc(target);
     } else {
       /* No pid namespace: the host's /proc (its processes are visible), hardened the same way. */
       if (mount("/proc", target, NULL, MS_BIND | MS_REC, NULL) < 0) fail("mount", errno, target);
-      harden_proc(target);
     }
+    harden_proc(target);
   }
   if (do_dev) mount_dev();
   if (do_sys) {

@@ -1,7 +1,7 @@
 import type { KeyInput } from "../cache/index.js";
 import type { Instruction } from "../dockerfile/index.js";
 import { instructionText } from "./cache-inputs.js";
-import { MaterialIndex, MIN_SECRET_LENGTH, secretRunLength } from "../common/secret-material.js";
+import { MaterialIndex, MIN_SECRET_LENGTH, renderMarked, secretRunLength } from "../common/secret-material.js";
 
 /**
  * A part of a secret build arg that reached a build arg, an env var or another instruction's word through an
@@ -48,6 +48,8 @@ export class SecretKeyGuard {
   /** References that make a step uncacheable: a name, the secret arg it stands for, its pattern. */
   private readonly refs: [string, string, RegExp][];
   private readonly derivedList: DerivedSecret[] = [];
+  /** The build args whose values stay out of the history (see {@link hiddenArgs}). */
+  private readonly hidden: Set<string>;
 
   constructor(
     private readonly secretNames: readonly string[],
@@ -60,6 +62,7 @@ export class SecretKeyGuard {
       secretRunLength,
     );
     this.refs = secretNames.map((n) => [n, n, refPattern(n)]);
+    this.hidden = new Set(secretNames);
     for (const d of inherited) this.adopt(d);
   }
 
@@ -82,8 +85,12 @@ export class SecretKeyGuard {
 
   /** The build args whose values stay out of the history: the secret args and those set from them. */
   hiddenArgs(): string[] {
-    const derivedArgs = this.derivedList.filter((d) => d.arg && d.name !== "").map((d) => d.name);
-    return [...new Set([...this.secretNames, ...derivedArgs])];
+    return [...this.hidden];
+  }
+
+  /** Whether the build arg `name` is one of {@link hiddenArgs}. */
+  hidesArg(name: string): boolean {
+    return this.hidden.has(name);
   }
 
   /**
@@ -151,22 +158,13 @@ export class SecretKeyGuard {
     if (!this.active) return [...inputs];
     return inputs.map(([k, v]): KeyInput => {
       if (typeof v !== "string") return [k, v];
-      const marks = new Uint8Array(v.length);
+      let marks: Uint8Array | undefined;
       for (const [, secret] of this.values) {
-        for (let i = v.indexOf(secret); i >= 0; i = v.indexOf(secret, i + 1)) marks.fill(1, i, i + secret.length);
-      }
-      let out = "";
-      for (let i = 0; i < v.length;) {
-        if (marks[i] === 1) {
-          while (i < v.length && marks[i] === 1) i++;
-          out += "<secret>";
-        } else {
-          const j = marks.indexOf(1, i);
-          const end = j < 0 ? v.length : j;
-          out += v.slice(i, end);
-          i = end;
+        for (let i = v.indexOf(secret); i >= 0; i = v.indexOf(secret, i + 1)) {
+          (marks ??= new Uint8Array(v.length)).fill(1, i, i + secret.length);
         }
       }
+      const out = marks ? renderMarked(v, marks, "<secret>") : v;
       return [k, out];
     });
   }
@@ -179,6 +177,7 @@ export class SecretKeyGuard {
   /** Makes `name` a reference to the secret arg `from`. */
   private name(name: string, from: string, isArg: boolean): void {
     if (!this.refs.some(([n]) => n === name)) this.refs.push([name, from, refPattern(name)]);
+    if (isArg) this.hidden.add(name);
     if (!this.derivedList.some((d) => d.name === name && d.arg === isArg && d.value === "")) {
       this.derivedList.push({ name, arg: isArg, from, value: "" });
     }

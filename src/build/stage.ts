@@ -621,10 +621,10 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
    * its name only: no hash of its value is stored in the cache, and rotating the secret does not invalidate
    * cached steps (like --secret).
    */
+  // The secret args themselves are keyed by name; names set from them are masked where they hold a part (mask()).
+  const secretArgNames = new Set(svc.opts.secretBuildArgs ?? []);
   const keyedVisibleInputs = (): KeyInput[] => {
-    // The secret args themselves by name; names set from them are masked where they hold a part (mask()).
-    const secret = new Set(svc.opts.secretBuildArgs ?? []);
-    const keyArgs = new Map([...args].map(([k, v]) => [k, v !== undefined && secret.has(k) ? "<secret>" : v]));
+    const keyArgs = new Map([...args].map(([k, v]) => [k, v !== undefined && secretArgNames.has(k) ? "<secret>" : v]));
     return visibleInputs(config.Env ?? [], keyArgs, {});
   };
 
@@ -710,11 +710,10 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
             args.set(a.key, value);
           }
           // An ARG set from a secret build arg is recorded by name, like the secret arg itself.
-          const hidden = new Set(secrets.hiddenArgs());
           addHistory(
             raw,
             instr.args
-              .map((a) => (a.value === undefined || hidden.has(a.key) ? a.key : `${a.key}=${a.value}`))
+              .map((a) => (a.value === undefined || secrets.hidesArg(a.key) ? a.key : `${a.key}=${a.value}`))
               .join(" "),
             undefined,
           );

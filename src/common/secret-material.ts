@@ -23,6 +23,22 @@ export function printedRunLength(secretLength: number): number {
   return Math.min(64, Math.max(12, Math.ceil(secretLength / 2)));
 }
 
+/** `s[0..end)` with every run of marked characters (`mask[i] === 1`) replaced by one `placeholder`. */
+export function renderMarked(s: string, mask: Uint8Array, placeholder: string, end = s.length): string {
+  let out = "";
+  let i = 0;
+  while (i < end) {
+    let j = i;
+    while (j < end && mask[j] === 0) j++;
+    out += s.slice(i, j);
+    if (j >= end) break;
+    out += placeholder;
+    while (j < end && mask[j] === 1) j++;
+    i = j;
+  }
+  return out;
+}
+
 /** Windows indexed per secret at most; a longer secret is indexed at a stride (see {@link MaterialIndex}). */
 const MAX_WINDOWS = 16_384;
 

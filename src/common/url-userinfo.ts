@@ -12,11 +12,6 @@ export function stripUserinfo(url: string): string {
   return url.replace(LEADING_USERINFO, "$1");
 }
 
-/** Whether `url` starts with `scheme://` and holds user info. */
-export function hasUserinfo(url: string): boolean {
-  return LEADING_USERINFO.test(url);
-}
-
 /**
  * The user info of every URL in free text: the characters between `://` and the last `@` before a
  * path, query, fragment, quote or white space. Group 1 is the user info. No scheme is required, so

@@ -1,23 +1,7 @@
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from "undici";
+import type { ProxyEnv } from "../common/proxy-env.js";
 
-/**
- * The proxy settings remote contexts are fetched through: `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (or
- * their lower-case spellings), as the registry client and `ADD <url>` honour them. Empty or missing: none.
- */
-export interface ProxyEnv {
-  httpProxy?: string | undefined;
-  httpsProxy?: string | undefined;
-  noProxy?: string | undefined;
-}
-
-/** The proxy settings in `env` (upper case first, as the registry client reads them). */
-export function proxyEnvFrom(env: Readonly<Record<string, string | undefined>>): ProxyEnv {
-  return {
-    httpProxy: env.HTTP_PROXY ?? env.http_proxy,
-    httpsProxy: env.HTTPS_PROXY ?? env.https_proxy,
-    noProxy: env.NO_PROXY ?? env.no_proxy,
-  };
-}
+export { proxyEnvFrom, type ProxyEnv } from "../common/proxy-env.js";
 
 /** TLS options of a context fetch's connections (to the server, also when tunnelled through the proxy). */
 export interface ContextTls {

@@ -3,6 +3,7 @@ import * as path from "node:path";
 import { X509Certificate } from "node:crypto";
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
 import { Agent, buildConnector, EnvHttpProxyAgent, type Dispatcher } from "undici";
+import { proxyEnvFrom } from "../common/proxy-env.js";
 import { KilnError } from "../common/errors.js";
 
 /** Per-registry transport options (kiln maps its TLS/insecure flags onto these). */
@@ -157,8 +158,9 @@ export function createDispatcher(
   env: Record<string, string | undefined>,
   tls: () => TlsConnectOptions,
 ): Dispatcher {
-  const httpProxy = env.HTTP_PROXY ?? env.http_proxy ?? "";
-  const httpsProxy = env.HTTPS_PROXY ?? env.https_proxy ?? "";
+  const proxy = proxyEnvFrom(env);
+  const httpProxy = proxy.httpProxy ?? "";
+  const httpsProxy = proxy.httpsProxy ?? "";
   const eager = (opts.caFiles?.length ?? 0) > 0 || opts.clientCert !== undefined;
   if (httpProxy === "" && httpsProxy === "") {
     const connect = eager ? tls() : lazyTlsConnector(tls);
@@ -172,6 +174,6 @@ export function createDispatcher(
     requestTls: t,
     httpProxy,
     httpsProxy,
-    noProxy: env.NO_PROXY ?? env.no_proxy ?? "",
+    noProxy: proxy.noProxy ?? "",
   });
 }

@@ -1,4 +1,4 @@
-import { MaterialIndex } from "../../common/secret-material.js";
+import { MaterialIndex, renderMarked } from "../../common/secret-material.js";
 import { openUserinfoTail, userinfoPattern } from "../../common/url-userinfo.js";
 
 /** What replaces a secret (and adjacent ones: two secrets side by side print one `***`). */
@@ -41,8 +41,8 @@ const SIGNED_PARAMS = [
   "access_token",
 ];
 
-/** Those parameters with their values in text (group 2: the value). */
-const SIGNED_QUERY_PARAMS = (): RegExp => new RegExp(`[?&](${SIGNED_PARAMS.join("|")})=([^&\\s#"'<>]*)`, "gi");
+/** Those parameters with their values in text (group 2: the value); global, used with `matchAll`. */
+const SIGNED_QUERY_PARAMS = new RegExp(`[?&](${SIGNED_PARAMS.join("|")})=([^&\\s#"'<>]*)`, "gi");
 
 /**
  * How many characters at the end of `text` could be a signed parameter that more text would complete or
@@ -88,8 +88,7 @@ export function redactor(secrets: readonly string[], opts: RedactorOptions = {})
       mask.fill(1, from, from + info.length);
     }
     // Signatures and tokens of pre-signed URLs (S3, GCS, Azure SAS) are credentials for as long as they last.
-    const sig = SIGNED_QUERY_PARAMS();
-    for (let m = sig.exec(s); m; m = sig.exec(s)) {
+    for (const m of s.matchAll(SIGNED_QUERY_PARAMS)) {
       const value = m[2] ?? "";
       const from = m.index + m[0].length - value.length;
       mask.fill(1, from, from + value.length);
@@ -97,21 +96,7 @@ export function redactor(secrets: readonly string[], opts: RedactorOptions = {})
     return mask;
   };
 
-  /** `s[0..end)` with every marked run replaced by one `***`. */
-  const render = (s: string, mask: Uint8Array, end: number): string => {
-    let out = "";
-    let i = 0;
-    while (i < end) {
-      let j = i;
-      while (j < end && mask[j] === 0) j++;
-      out += s.slice(i, j);
-      if (j >= end) break;
-      out += MASK;
-      while (j < end && mask[j] === 1) j++;
-      i = j;
-    }
-    return out;
-  };
+  const render = (s: string, mask: Uint8Array, end: number): string => renderMarked(s, mask, MASK, end);
 
   const quick = (s: string): boolean =>
     s.length === 0 || (needles.size === 0 && !s.includes("://") && !s.includes("="));

@@ -1,6 +1,6 @@
-import { mkdir, writeFile, rename } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../../common/errors.js";
+import { writeFileAtomic } from "../../image/index.js";
 import { renderReportHtml } from "./html.js";
 import type { BuildReport } from "./model.js";
 
@@ -12,11 +12,8 @@ export function reportFormat(file: string): "html" | "json" {
 /** Writes the report atomically (temp file + rename) in the format its name asks for. */
 export async function writeReport(file: string, report: BuildReport): Promise<void> {
   const text = reportFormat(file) === "html" ? renderReportHtml(report) : `${JSON.stringify(report, null, 2)}\n`;
-  const tmp = `${file}.tmp-${process.pid}`;
   try {
-    await mkdir(path.dirname(path.resolve(file)), { recursive: true }); // as the digest files
-    await writeFile(tmp, text);
-    await rename(tmp, file);
+    await writeFileAtomic(path.resolve(file), text); // creates the directory, as the digest files do
   } catch (e) {
     throw new KilnError("REPORT_WRITE", `cannot write the build report to ${file}: ${(e as Error).message}`, {
       cause: e,
