@@ -42,6 +42,7 @@ import { retryPolicy, withRetries } from "./retry.js";
 import { CACHED_STEP_KINDS, stepSlot } from "./cache-inputs.js";
 import { openBuildLayerStore, StageRoot, type BuildLayerStore } from "./stage-root.js";
 import { earlierStage, layersUnreadStages, stageUses } from "./stage-uses.js";
+import { PushAhead } from "./push-ahead.js";
 import { buildStage, type StageResult } from "./stage.js";
 
 /** Everything a build needs from its environment; nothing is global. */
@@ -296,6 +297,8 @@ async function buildWith(
     ...(signal ? { signal } : {}),
   });
   check.settled = pushCheck.catch(() => {}); // awaited below
+  // The final stage's layers go to the destinations while the build runs (after the check passed).
+  const ahead = PushAhead.start(opts, deps.registry, pushCheck, signal);
   if (opts.dryRun) await pushCheck;
   if (opts.dryRun) {
     const { plan, finalBase } = await planBuild({
@@ -535,6 +538,8 @@ async function buildWith(
           family = opts.imageFormat;
         }
       }
+      const isFinal = stage === stages[stages.length - 1];
+      if (isFinal) ahead?.add(baseImage.layers);
       // A Docker-format image carries gzip layers: zstd falls back to gzip, and a zstd level above gzip's
       // 9 to gzip's default (kaniko #3147 failed the build there).
       const gzipOnly = family === "docker" && opts.compression !== "gzip";
@@ -619,6 +624,7 @@ async function buildWith(
           ...(rootStore && layerCache && opts.cache
             ? { publishLayer: (l: Layer, stack: readonly Layer[]) => rootStore.publish(l, stack, stageSignal) }
             : {}),
+          ...(isFinal && ahead ? { layerAdded: (l: Layer) => ahead.add([l]) } : {}),
         },
       );
       const image = assembleImage({
@@ -688,6 +694,7 @@ async function buildWith(
     // unmounted (a helper run each) while the image is written and pushed.
     closeStore().catch(() => undefined); // awaited below
     const { pushed } = await writeOutputs(final.image, opts, deps.registry, report, signal);
+    await ahead?.close(); // what still runs pushes a layer the image does not hold
     if (inPlace && opts.cleanup) {
       await cleanRoot("/", ignore, signal, { pruneEmpty: true });
       if (preserved) await restoreRootFiles("/", preserved, ignore, report, signal);
@@ -703,6 +710,7 @@ async function buildWith(
         report({ kind: "warning", code: "BUILD_CLEANUP", message: `${what} failed: ${errorMessage(e)}` });
       }
     };
+    await tidy("stopping the pushes started during the build", async () => ahead?.close()); // they read spooled layers
     await tidy("flushing the layer cache", async () => layerCache?.flush()); // cache writes read spooled layers under runDir
     await tidy("closing the layer store", closeStore); // unmounts store-mounted roots before runDir is deleted
     // --cleanup promises a root as found when the build ends: the build dir goes before `build` returns.

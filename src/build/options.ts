@@ -118,6 +118,11 @@ export interface BuildOptions {
    * true; see build/skeleton-root.ts). A library and test switch: false always extracts the root.
    */
   skeletonCopy?: boolean;
+  /**
+   * The final stage's layers are pushed to the destinations while the build runs (default true; see
+   * build/push-ahead.ts). A library and test switch: false pushes every blob after the build.
+   */
+  pushAhead?: boolean;
 }
 
 /** `--layer-store` settings. */

@@ -143,6 +143,8 @@ export interface StageServices {
    * `stack`: the stage's layers up to and including it, base first (see `BuildLayerStore.publish`).
    */
   publishLayer?(layer: Layer, stack: readonly Layer[]): void;
+  /** Called with each layer the stage adds to its base's (a cache hit's included), in order. */
+  layerAdded?(layer: Layer): void;
 }
 
 /** Base of a stage: its image, and the root directory to build in. */
@@ -173,6 +175,10 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
   if (getEnv(config.Env ?? [], "PATH") === undefined) config.Env = setEnv(config.Env ?? [], "PATH", DEFAULT_PATH);
   const history: HistoryEntry[] = [...(baseCfg.history ?? [])];
   const layers: Layer[] = [...base.image.layers];
+  const addLayer = (layer: Layer): void => {
+    layers.push(layer);
+    svc.layerAdded?.(layer);
+  };
   const root =
     base.root ?? new StageRoot(base.rootDir, retryPolicy(svc.opts.imageFsExtractRetry, svc.opts.retryFirstDelayMs));
   const args = new Map<string, string | undefined>(base.inheritedArgs ?? []);
@@ -278,7 +284,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       created_by: text,
       comment: "buildkit.dockerfile.v0",
     };
-    if (layer) layers.push(layer);
+    if (layer) addLayer(layer);
     else if (!omitted) {
       entry.empty_layer = true;
       layerless.add(entry);
@@ -859,7 +865,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
         });
         if (layer) {
           gainsLayer(last);
-          layers.push(layer);
+          addLayer(layer);
           svc.report({ kind: "layer-created", stage: stage.index, step: i + 1, layer });
         }
       }
@@ -894,7 +900,7 @@ export async function buildStage(stage: Stage, base: StageBase, svc: StageServic
       : undefined;
     if (!wanted) omittedLayers++;
     if (layer || !wanted) {
-      if (layer) layers.push(layer);
+      if (layer) addLayer(layer);
       // The stage's one layer belongs to its last filesystem step's history entry.
       for (let h = history.length - 1; h >= 0; h--) {
         const entry = history[h] as HistoryEntry;

@@ -1,7 +1,8 @@
 import type { Dispatcher } from "undici";
 import { KilnError } from "../common/errors.js";
 import type { Digest } from "../image/digest.js";
-import type { Image, Platform } from "../image/types.js";
+import type { Limiter } from "../common/limit.js";
+import type { Image, Layer, Platform } from "../image/types.js";
 import type { Keychain } from "./credentials.js";
 import { metadataCache } from "./metadata-cache.js";
 import {
@@ -17,6 +18,7 @@ import { RegistryHost } from "./host.js";
 import { dockerConfigKeychain } from "./keychain.js";
 import { fetchImageManifest, fetchManifest, pullFrom, type FetchedManifest, type ManifestOnly } from "./pull.js";
 import { checkPush, pushImageTo, type DeferredCancellation } from "./push.js";
+import { pushLayerAhead } from "./push-ahead.js";
 import { tagBlobs } from "./push-prefetch.js";
 import { PushState } from "./push-state.js";
 import { DOCKER_HUB_REGISTRY, type Reference } from "./reference.js";
@@ -224,6 +226,23 @@ export class RegistryClient {
         ...(chunkSize !== undefined ? { chunkSize } : {}),
       },
     );
+  }
+
+  /**
+   * Starts pushing one layer of an image still being built to ref's repository (see {@link pushLayerAhead}):
+   * a later {@link pushImage} there waits for that push instead of checking or pushing the blob again.
+   * Call it once the push permission check passed. Never rejects; `uploads` bounds these transfers.
+   */
+  async pushLayerAhead(ref: Reference, layer: Layer, opts: { signal?: AbortSignal; uploads?: Limiter }): Promise<void> {
+    const chunkSize = this.opts.uploadChunkSize;
+    try {
+      await pushLayerAhead(this.ctx, this.host(ref.registry, "push"), ref.repository, layer, this.pushState, {
+        ...opts,
+        ...(chunkSize !== undefined ? { chunkSize } : {}),
+      });
+    } catch {
+      // As the final push would: an unusable host setting fails that push, with its error.
+    }
   }
 
   /**

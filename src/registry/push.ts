@@ -3,7 +3,7 @@ import { createLimiter, type Limiter } from "../common/limit.js";
 import { mapLimit } from "../common/map-limit.js";
 import { countedStream } from "../common/progress.js";
 import type { Digest } from "../image/digest.js";
-import type { Image } from "../image/types.js";
+import type { Image, Layer } from "../image/types.js";
 import { blobProgress, type BlobProgress } from "./blob-progress.js";
 import { digestMismatch } from "./blob-reader.js";
 import { redactText, RegistryError } from "./errors.js";
@@ -27,9 +27,10 @@ export const UPLOAD_CONCURRENCY = 4;
 export const HEAD_CONCURRENCY = 12;
 
 /**
- * A blob up to this size that the destination tag's prefetched manifest does not name (in practice
- * the new image config) is uploaded without an existence check first: re-sending a few KiB the
- * repository might already hold costs less than the HEAD round trip that would find out.
+ * A blob up to this size that cannot be mounted is uploaded without an existence check first when this
+ * build made it (the new config) or the destination tag's prefetched manifest does not name it:
+ * re-sending a few KiB the repository might already hold costs less than the HEAD round trip that would
+ * find out (see {@link checkBeforeUpload}).
  */
 export const UNCHECKED_UPLOAD_MAX_BYTES = 64 * 1024;
 
@@ -39,7 +40,48 @@ export interface PushBlob {
   size: number;
   /** Repositories on the same registry that hold it (mount candidates). */
   mountFrom: string[];
+  /**
+   * True for a blob made by this build (the new config, a layer a step produced): no registry held it
+   * when the build started. False for a pulled or cached layer, which the destination may hold already.
+   */
+  madeHere: boolean;
   open(signal?: AbortSignal): Promise<Readable>;
+}
+
+/** The push blob of a layer bound for `repository` on `registry`: its mount candidates there. */
+export function layerPushBlob(l: Layer, registry: string, repository: string): PushBlob {
+  const mountFrom = (l.origins ?? [])
+    .filter((o) => o.registry === registry && o.repository !== repository)
+    .map((o) => o.repository);
+  const madeHere = (l.origins ?? []).length === 0;
+  return {
+    digest: l.digest,
+    size: l.size,
+    mountFrom: [...new Set(mountFrom)],
+    madeHere,
+    open: (s) => l.openCompressed(s),
+  };
+}
+
+/** Whether a layer was pulled from this very repository (it is there: a cache entry's layer, an image pushed back). */
+export function layerFrom(l: Layer, registry: string, repository: string): boolean {
+  return (l.origins ?? []).some((o) => o.registry === registry && o.repository === repository);
+}
+
+/** The token scopes of pushing blobs to `repository` that may be mounted from `sources`. */
+export function pushScopes(repository: string, sources: Iterable<string>): string[] {
+  return [`repository:${repository}:pull,push`, ...[...new Set(sources)].map((s) => `repository:${s}:pull`)];
+}
+
+/**
+ * Whether a blob is checked (HEAD) before its upload. Not a small blob that cannot be mounted and that
+ * no registry held before the build (the new config, a small layer a step made: almost always absent,
+ * and re-sending a few KiB costs less than the round trip that would find out), nor, once the
+ * destination tag's blobs are known (`tagKnown`), any small blob outside them.
+ */
+export function checkBeforeUpload(blob: PushBlob, tagKnown: boolean): boolean {
+  if (blob.size > UNCHECKED_UPLOAD_MAX_BYTES || blob.mountFrom.length > 0) return true;
+  return !tagKnown && !blob.madeHere;
 }
 
 /** Push tuning beyond the client options. */
@@ -332,48 +374,35 @@ export async function pushImageTo(
   settings: PushSettings,
 ): Promise<Digest> {
   const { signal } = settings;
-  const sources = new Set<string>();
-  for (const l of image.layers) {
-    for (const o of l.origins ?? []) {
-      if (o.registry === host.registry && o.repository !== repository) sources.add(o.repository);
-    }
-  }
-  const scopes = [`repository:${repository}:pull,push`, ...[...sources].map((s) => `repository:${s}:pull`)];
   const blobs = new Map<Digest, PushBlob>();
   blobs.set(image.manifest.config.digest, {
     digest: image.manifest.config.digest,
     size: image.rawConfig.length,
     mountFrom: [],
+    madeHere: true,
     open: () => Promise.resolve(Readable.from([Buffer.from(image.rawConfig)])),
   });
   for (const l of image.layers) {
-    if (blobs.has(l.digest)) continue;
-    const mountFrom = [
-      ...new Set(
-        (l.origins ?? [])
-          .filter((o) => o.registry === host.registry && o.repository !== repository)
-          .map((o) => o.repository),
-      ),
-    ];
-    blobs.set(l.digest, { digest: l.digest, size: l.size, mountFrom, open: (s) => l.openCompressed(s) });
+    if (!blobs.has(l.digest)) blobs.set(l.digest, layerPushBlob(l, host.registry, repository));
   }
+  const scopes = pushScopes(
+    repository,
+    [...blobs.values()].flatMap((b) => b.mountFrom),
+  );
   const blobSettings: PushSettings = { ...settings, uploads: settings.uploads ?? createLimiter(UPLOAD_CONCURRENCY) };
   const assumed = new Set(await state.assumedIn(host.registry, repository));
   // A layer pulled from this very repository is there too (a cache entry's layer in the cache's chain
   // record, an image pushed back to the repository it came from): same assumption, same safety net.
-  for (const l of image.layers) {
-    if ((l.origins ?? []).some((o) => o.registry === host.registry && o.repository === repository)) {
-      assumed.add(l.digest);
-    }
-  }
-  // With the tag's blobs known, a small blob outside them (the new config) is sent without a HEAD.
-  const pushBlobs = (trusted: ReadonlySet<Digest>): Promise<void[]> =>
+  for (const l of image.layers) if (layerFrom(l, host.registry, repository)) assumed.add(l.digest);
+  // A blob pushed ahead during the build (pushLayerAhead) shares that push's promise here (state.once).
+  // `checkAll` (after the registry refused blobs assumed present): every blob is checked before an upload.
+  const pushBlobs = (trusted: ReadonlySet<Digest>, checkAll = false): Promise<void[]> =>
     mapLimit([...blobs.values()], HEAD_CONCURRENCY, (blob) => {
       if (trusted.has(blob.digest)) {
         ctx.emit({ kind: "blob-exists", registry: host.registry, repository, digest: blob.digest, size: blob.size });
         return Promise.resolve();
       }
-      const check = trusted.size === 0 || blob.size > UNCHECKED_UPLOAD_MAX_BYTES || blob.mountFrom.length > 0;
+      const check = checkAll || checkBeforeUpload(blob, trusted.size > 0);
       return state.once(host.registry, repository, blob.digest, () =>
         pushBlob(ctx, host, repository, scopes, blob, blobSettings, check),
       );
@@ -419,7 +448,7 @@ export async function pushImageTo(
       reason: `${redactText(e.refusal instanceof Error ? e.refusal.message : String(e.refusal))}; ${skipped.length} blob(s) were assumed present from the tag's previous manifest: checking every blob and pushing the manifest again`,
     });
     state.forget(host.registry, repository, blobs.keys());
-    await pushBlobs(new Set());
+    await pushBlobs(new Set(), true);
     await withRetry(putManifest, retryOpts(ctx, host, operation, signal));
   }
   ctx.emit({ kind: "manifest-pushed", registry: host.registry, repository, reference, digest: image.digest });

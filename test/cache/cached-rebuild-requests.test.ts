@@ -145,6 +145,9 @@ describe("cached rebuild: registry round trips", () => {
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /error checking push permissions/);
       assert.doesNotMatch(r.stderr, /Running: \[/);
+      // Nothing is pushed ahead of the check either (the base layer's mount would be the first).
+      assert.equal(count(f.proxy.requests, "POST", /\/refused\/blobs\/uploads\/\?mount=/), 0);
+      assert.equal(count(f.proxy.requests, "PUT", /\/refused\/blobs\//), 0);
     } finally {
       f.proxy.setRules([]);
     }

@@ -89,14 +89,17 @@ describe("push with the destination tag's blobs prefetched", () => {
   test("a missing tag, a digest reference or an index leave nothing assumed", async () => {
     const { client } = newClient();
     try {
-      const image = testImage([testLayer({ d: "prefetch-none" })]);
+      // Above UNCHECKED_UPLOAD_MAX_BYTES: a layer checked first unless assumed present (the small new config
+      // is uploaded unchecked either way).
+      const image = testImage([testLayer({ d: randomBytes(96 * 1024) })]);
       fx.proxy.requests.splice(0);
       assert.equal(await client.prefetchPushState(parseReference(`${fx.proxy.host}/none:latest`)), 0);
       assert.equal(await client.prefetchPushState(parseReference(`${fx.proxy.host}/none@${image.digest}`)), 0);
       // The digest reference is not read at all.
       assert.equal(fx.proxy.requests.filter((q) => q.path.startsWith("/v2/none/")).length, 1);
       await client.pushImage(parseReference(`${fx.proxy.host}/none:latest`), image);
-      assert.equal(count(fx.proxy.requests, "HEAD", /^\/v2\/none\/blobs\//), 2);
+      assert.equal(count(fx.proxy.requests, "HEAD", /^\/v2\/none\/blobs\//), 1);
+      assert.equal(count(fx.proxy.requests, "HEAD", new RegExp(image.layers[0]?.digest ?? "none")), 1);
 
       // An index under the tag: its images' blobs are not named, so every blob is checked.
       const index = JSON.stringify({
@@ -156,10 +159,17 @@ describe("push with the destination tag's blobs prefetched", () => {
       assert.match((retries[0] as { reason: string }).reason, /MANIFEST_BLOB_UNKNOWN.*assumed present/);
       skopeoPullAll(`${fx.reg.host}/gc:latest`, `${fx.work}/gc`);
 
-      // What the safety net verified is remembered: a next push to the repository checks only its new config.
+      // What the safety net verified is remembered: a next push to the repository checks nothing and
+      // uploads only its new config (small and made by the build: unchecked).
       fx.proxy.requests.splice(0);
-      await client.pushImage(parseReference(`${fx.proxy.host}/gc:again`), testImage([l1, l2], "oci", ["/bin/true"]));
-      assert.equal(count(fx.proxy.requests, "HEAD", /\/gc\/blobs\//), 1);
+      const again = testImage([l1, l2], "oci", ["/bin/true"]);
+      await client.pushImage(parseReference(`${fx.proxy.host}/gc:again`), again);
+      assert.equal(count(fx.proxy.requests, "HEAD", /\/gc\/blobs\//), 0);
+      const uploads = fx.proxy.requests.filter((q) => q.method === "PUT" && q.path.includes("/gc/blobs/uploads/"));
+      assert.deepEqual(
+        uploads.map((q) => new URL(q.path, "http://x").searchParams.get("digest")),
+        [again.manifest.config.digest],
+      );
     } finally {
       await client.close();
     }

@@ -1,11 +1,13 @@
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { after, before, test } from "node:test";
 import { hasCode } from "../../src/common/errors.js";
 import { sha256Digest } from "../../src/image/digest.js";
 import { MediaTypes } from "../../src/image/media-types.js";
 import type { Image } from "../../src/image/types.js";
+import { UNCHECKED_UPLOAD_MAX_BYTES } from "../../src/registry/push.js";
 import {
   anonymousKeychain,
   parseReference,
@@ -80,11 +82,23 @@ test("push, skopeo reads it, pull back byte-identical, then exists and mount", a
     assert.equal(sha256Digest(tar), l2.diffId);
     assert.equal(kinds(events, "pull-manifest"), 1);
 
-    // A fresh client pushing the same image under another tag finds every blob.
+    // A fresh client pushing the same image under another tag: blobs made by the build and up to
+    // UNCHECKED_UPLOAD_MAX_BYTES are sent again without a HEAD (a build's new config is almost always new);
+    // a larger one is checked first and found.
+    const big = testLayer({ big: randomBytes(96 * 1024) });
+    assert.ok(big.size > UNCHECKED_UPLOAD_MAX_BYTES);
+    await client.pushImage(parseReference(`${reg.host}/app:big`), testImage([l1, big]));
     const second = newClient();
     await second.client.pushImage(parseReference(`${reg.host}/app:v2`), image);
-    assert.equal(kinds(second.events, "blob-exists"), 3);
-    assert.equal(kinds(second.events, "blob-pushed"), 0);
+    assert.equal(kinds(second.events, "blob-exists"), 0);
+    assert.equal(kinds(second.events, "blob-pushed"), 3);
+    const withBig = testImage([l1, big], "oci", ["/bin/sh"]);
+    await second.client.pushImage(parseReference(`${reg.host}/app:v3`), withBig);
+    const found = second.events.filter((e) => e.kind === "blob-exists");
+    assert.deepEqual(
+      found.map((e) => (e.kind === "blob-exists" ? e.digest : "")),
+      [big.digest],
+    );
     await second.client.close();
 
     // The pulled image's layers carry origin app: pushing to another repo mounts them.

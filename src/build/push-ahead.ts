@@ -1,0 +1,77 @@
+import { createLimiter } from "../common/limit.js";
+import type { Layer } from "../image/types.js";
+import { parseReference, UPLOAD_CONCURRENCY, type Reference, type RegistryClient } from "../registry/index.js";
+import type { BuildOptions } from "./options.js";
+
+/**
+ * Pushes the final image's layers to every destination while the build still runs: its base layers once
+ * the final stage has its base, each further layer as soon as a step produced it (or the cache gave it).
+ * At the end, the image's push then has little left but the config and the manifest: it waits for these
+ * pushes rather than starting its own (see RegistryClient.pushLayerAhead, which also decides which layers
+ * are worth pushing ahead). Nothing is pushed before kaniko's push-permission check passed. A build that
+ * fails leaves the blobs pushed so far untagged in the repository, as an interrupted push does; the
+ * registry's garbage collection removes them.
+ */
+export class PushAhead {
+  readonly #refs: readonly Reference[];
+  readonly #registry: RegistryClient;
+  readonly #check: Promise<void>;
+  readonly #stop = new AbortController();
+  readonly #signal: AbortSignal;
+  readonly #uploads = createLimiter(UPLOAD_CONCURRENCY);
+  readonly #seen = new Set<string>();
+  readonly #pending: Promise<void>[] = [];
+
+  private constructor(
+    refs: readonly Reference[],
+    registry: RegistryClient,
+    check: Promise<void>,
+    signal?: AbortSignal,
+  ) {
+    this.#refs = refs;
+    this.#registry = registry;
+    this.#check = check;
+    this.#signal = signal ? AbortSignal.any([signal, this.#stop.signal]) : this.#stop.signal;
+  }
+
+  /** The pusher of a build that pushes (undefined: --no-push, --dryrun, no destination, or switched off). */
+  static start(
+    opts: Readonly<BuildOptions>,
+    registry: RegistryClient,
+    check: Promise<void>,
+    signal?: AbortSignal,
+  ): PushAhead | undefined {
+    if (opts.noPush || opts.dryRun || opts.pushAhead === false || opts.destinations.length === 0) return undefined;
+    return new PushAhead(
+      opts.destinations.map((d) => parseReference(d)),
+      registry,
+      check,
+      signal,
+    );
+  }
+
+  /** Starts pushing layers of the final image (each digest once). */
+  add(layers: readonly Layer[]): void {
+    for (const layer of layers) {
+      if (this.#seen.has(layer.digest) || this.#signal.aborted) continue;
+      this.#seen.add(layer.digest);
+      for (const ref of this.#refs) {
+        this.#pending.push(
+          this.#check.then(
+            () => this.#registry.pushLayerAhead(ref, layer, { signal: this.#signal, uploads: this.#uploads }),
+            () => undefined, // no permission: nothing is pushed (the build fails with the check's error)
+          ),
+        );
+      }
+    }
+  }
+
+  /**
+   * Stops the pushes still running and waits for them. Call it after the image's push (whose blobs are
+   * then all done: what still runs is a layer the image does not hold) or once the build failed.
+   */
+  async close(): Promise<void> {
+    this.#stop.abort();
+    await Promise.allSettled(this.#pending);
+  }
+}
