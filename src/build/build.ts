@@ -694,7 +694,7 @@ async function buildWith(
     // unmounted (a helper run each) while the image is written and pushed.
     closeStore().catch(() => undefined); // awaited below
     const { pushed } = await writeOutputs(final.image, opts, deps.registry, report, signal);
-    await ahead?.close(); // what still runs pushes a layer the image does not hold
+    await ahead?.close(); // the image's blobs are all pushed: nothing the image needs is stopped
     if (inPlace && opts.cleanup) {
       await cleanRoot("/", ignore, signal, { pruneEmpty: true });
       if (preserved) await restoreRootFiles("/", preserved, ignore, report, signal);

@@ -1,6 +1,12 @@
 import { createLimiter } from "../common/limit.js";
 import type { Layer } from "../image/types.js";
-import { parseReference, UPLOAD_CONCURRENCY, type Reference, type RegistryClient } from "../registry/index.js";
+import {
+  HEAD_CONCURRENCY,
+  parseReference,
+  UPLOAD_CONCURRENCY,
+  type Reference,
+  type RegistryClient,
+} from "../registry/index.js";
 import type { BuildOptions } from "./options.js";
 
 /**
@@ -19,6 +25,10 @@ export class PushAhead {
   readonly #stop = new AbortController();
   readonly #signal: AbortSignal;
   readonly #uploads = createLimiter(UPLOAD_CONCURRENCY);
+  /** Bounds the pushes under way (each starts with a HEAD or a mount request), as the final push bounds its checks. */
+  readonly #pushes = createLimiter(HEAD_CONCURRENCY);
+  /** Resolves false once {@link close} was called: pushes not started by then never start. */
+  readonly #stopped: Promise<boolean>;
   readonly #seen = new Set<string>();
   readonly #pending: Promise<void>[] = [];
 
@@ -32,6 +42,9 @@ export class PushAhead {
     this.#registry = registry;
     this.#check = check;
     this.#signal = signal ? AbortSignal.any([signal, this.#stop.signal]) : this.#stop.signal;
+    this.#stopped = new Promise((resolve) => {
+      this.#signal.addEventListener("abort", () => resolve(false), { once: true });
+    });
   }
 
   /** The pusher of a build that pushes (undefined: --no-push, --dryrun, no destination, or switched off). */
@@ -56,10 +69,24 @@ export class PushAhead {
       if (this.#seen.has(layer.digest) || this.#signal.aborted) continue;
       this.#seen.add(layer.digest);
       for (const ref of this.#refs) {
-        this.#pending.push(
+        // No permission: nothing is pushed (the build fails with the check's error). Closed before the check
+        // passed: nothing is pushed either, and close() does not wait for the check.
+        const allowed = Promise.race([
           this.#check.then(
-            () => this.#registry.pushLayerAhead(ref, layer, { signal: this.#signal, uploads: this.#uploads }),
-            () => undefined, // no permission: nothing is pushed (the build fails with the check's error)
+            () => true,
+            () => false,
+          ),
+          this.#stopped,
+        ]);
+        this.#pending.push(
+          allowed.then((go) =>
+            go
+              ? this.#pushes(() =>
+                  this.#signal.aborted
+                    ? Promise.resolve()
+                    : this.#registry.pushLayerAhead(ref, layer, { signal: this.#signal, uploads: this.#uploads }),
+                )
+              : undefined,
           ),
         );
       }
@@ -67,8 +94,9 @@ export class PushAhead {
   }
 
   /**
-   * Stops the pushes still running and waits for them. Call it after the image's push (whose blobs are
-   * then all done: what still runs is a layer the image does not hold) or once the build failed.
+   * Stops the pushes still running (none that the image's push needs, once that push is done) and waits for
+   * them; pushes still waiting for the push-permission check never start. Call it after the image's push,
+   * or once the build failed.
    */
   async close(): Promise<void> {
     this.#stop.abort();

@@ -202,8 +202,9 @@ export class RegistryClient {
   }
 
   /**
-   * Pushes all blobs (HEAD check, cross-repository mount from Layer.origins on the same registry,
-   * upload), then the manifest under ref's tag (or digest). Returns the manifest digest.
+   * Pushes all blobs (HEAD check where it pays, cross-repository mount from Layer.origins on the same
+   * registry, upload; a blob pushed ahead is waited for), then the manifest under ref's tag (or digest).
+   * Returns the manifest digest.
    */
   async pushImage(ref: Reference, image: Image, opts?: { signal?: AbortSignal }): Promise<Digest> {
     if (ref.digest !== undefined && ref.tag === undefined && ref.digest !== image.digest) {

@@ -1,7 +1,7 @@
 /** Public API of the registry client (distribution protocol: references, auth, pull, push). */
 export { RegistryClient, type RegistryClientOptions } from "./client.js";
 export type { DeferredCancellation } from "./push.js";
-export { UPLOAD_CONCURRENCY } from "./push.js";
+export { HEAD_CONCURRENCY, UPLOAD_CONCURRENCY } from "./push.js";
 export { hasCredentials, type Credentials, type Keychain } from "./credentials.js";
 export type { RegistryHostOptions } from "./dispatcher.js";
 export { RegistryError } from "./errors.js";

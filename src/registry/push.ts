@@ -41,10 +41,11 @@ export interface PushBlob {
   /** Repositories on the same registry that hold it (mount candidates). */
   mountFrom: string[];
   /**
-   * True for a blob made by this build (the new config, a layer a step produced): no registry held it
-   * when the build started. False for a pulled or cached layer, which the destination may hold already.
+   * True for a blob no registry is known to hold (no origin): the new config, a layer a step produced, and
+   * also one read from local disk (a `--cache-dir` base, a local cache directory, an OCI layout). False for a
+   * layer pulled from a registry (a base image, a registry cache entry), which the destination may hold.
    */
-  madeHere: boolean;
+  local: boolean;
   open(signal?: AbortSignal): Promise<Readable>;
 }
 
@@ -53,12 +54,12 @@ export function layerPushBlob(l: Layer, registry: string, repository: string): P
   const mountFrom = (l.origins ?? [])
     .filter((o) => o.registry === registry && o.repository !== repository)
     .map((o) => o.repository);
-  const madeHere = (l.origins ?? []).length === 0;
+  const local = (l.origins ?? []).length === 0;
   return {
     digest: l.digest,
     size: l.size,
     mountFrom: [...new Set(mountFrom)],
-    madeHere,
+    local,
     open: (s) => l.openCompressed(s),
   };
 }
@@ -74,14 +75,14 @@ export function pushScopes(repository: string, sources: Iterable<string>): strin
 }
 
 /**
- * Whether a blob is checked (HEAD) before its upload. Not a small blob that cannot be mounted and that
- * no registry held before the build (the new config, a small layer a step made: almost always absent,
- * and re-sending a few KiB costs less than the round trip that would find out), nor, once the
- * destination tag's blobs are known (`tagKnown`), any small blob outside them.
+ * Whether a blob is checked (HEAD) before its upload. Not a small local blob that cannot be mounted (in
+ * practice the new config or a small layer a step made: almost always absent, and re-sending a few KiB
+ * costs less than the round trip that would find out; a retry checks first), nor, once the destination
+ * tag's blobs are known (`tagKnown`), any small blob outside them.
  */
 export function checkBeforeUpload(blob: PushBlob, tagKnown: boolean): boolean {
   if (blob.size > UNCHECKED_UPLOAD_MAX_BYTES || blob.mountFrom.length > 0) return true;
-  return !tagKnown && !blob.madeHere;
+  return !tagKnown && !blob.local;
 }
 
 /** Push tuning beyond the client options. */
@@ -91,6 +92,11 @@ export interface PushSettings {
   signal?: AbortSignal;
   /** Bounds the uploads (mount attempts and transfers) of blobs the HEAD check did not find. */
   uploads?: Limiter;
+}
+
+/** Whether `e` is the failure of an aborted operation (undici, streams and timers name it AbortError). */
+function isAbort(e: unknown): boolean {
+  return typeof e === "object" && e !== null && (e as { name?: unknown }).name === "AbortError";
 }
 
 /** Thrown inside the manifest PUT's retry loop to leave it at once: a blob assumed present may be missing. */
@@ -359,8 +365,9 @@ export async function pushBlob(
  * manifest under `reference` (a tag or digest); verifies `Docker-Content-Digest`. Returns the digest.
  *
  * Blobs `state` assumes present in the repository (the destination tag's manifest read at build
- * start) and layers pulled from that repository are not checked, and other blobs up to {@link UNCHECKED_UPLOAD_MAX_BYTES} are uploaded
- * without a check. If the registry then refuses the manifest (400/404, e.g.
+ * start) and layers pulled from that repository are not checked; a small blob is uploaded without a check
+ * when it is local or the tag's blobs are known ({@link checkBeforeUpload}); a blob pushed ahead during
+ * the build ({@link pushLayerAhead}) is waited for. If the registry then refuses the manifest (400/404, e.g.
  * MANIFEST_BLOB_UNKNOWN after a blob was deleted or garbage-collected), the assumptions are
  * dropped, every blob is checked (and uploaded where missing) and the PUT is sent once more.
  */
@@ -379,7 +386,7 @@ export async function pushImageTo(
     digest: image.manifest.config.digest,
     size: image.rawConfig.length,
     mountFrom: [],
-    madeHere: true,
+    local: true,
     open: () => Promise.resolve(Readable.from([Buffer.from(image.rawConfig)])),
   });
   for (const l of image.layers) {
@@ -403,9 +410,16 @@ export async function pushImageTo(
         return Promise.resolve();
       }
       const check = checkAll || checkBeforeUpload(blob, trusted.size > 0);
-      return state.once(host.registry, repository, blob.digest, () =>
-        pushBlob(ctx, host, repository, scopes, blob, blobSettings, check),
-      );
+      const push = (): Promise<void> =>
+        state.once(host.registry, repository, blob.digest, () =>
+          pushBlob(ctx, host, repository, scopes, blob, blobSettings, check),
+        );
+      // A push this one joined may have been stopped by its own starter (another build's push ahead, on a
+      // client shared by a library user): that is no reason for this push to fail. Pushed again, once.
+      return push().catch((e: unknown) => {
+        if (signal?.aborted === true || !isAbort(e)) throw e;
+        return push();
+      });
     });
   const putManifest = async (): Promise<void> => {
     const res = await host.request({

@@ -23,6 +23,7 @@ describe("push ahead: the final stage's layers go to the registry during the bui
   const buildWithHolds = async (
     repo: string,
     options: Partial<BuildOptions>,
+    holdMs: number,
   ): Promise<{ digest: string; released: Record<string, string | undefined>; events: BuildEvent[] }> => {
     const ctx = path.join(f.work, repo);
     await writeTree(ctx, {
@@ -39,7 +40,10 @@ describe("push ahead: the final stage's layers go to the registry during the bui
         path: uploadSession,
         fault: "hold",
         until: { method: "GET", path: /^\/v2\/_catalog/ },
-        maxMs: 3000,
+        // Should the ADD's request come first after all, the session goes on after this and its upload
+        // still releases the ADD (which waits longer).
+        maxMs: 2000,
+        times: 1,
       },
       // ... and the ADD waits for that layer's upload.
       {
@@ -47,7 +51,8 @@ describe("push ahead: the final stage's layers go to the registry during the bui
         path: /^\/v2\/_catalog/,
         fault: "hold",
         until: { method: "PUT", path: new RegExp(`^/v2/${repo}/blobs/uploads/.+digest=`) },
-        maxMs: 3000,
+        maxMs: holdMs,
+        times: 1,
       },
     ]);
     try {
@@ -73,7 +78,7 @@ describe("push ahead: the final stage's layers go to the registry during the bui
   };
 
   test("a step's layer is uploaded before the next step ends, once, and the image is complete", async () => {
-    const { digest, released, events } = await buildWithHolds("pa-on", {});
+    const { digest, released, events } = await buildWithHolds("pa-on", {}, 20_000);
     const list = f.proxy.requests.map((q) => `${q.method} ${q.path}`).join("\n");
     assert.equal(released["GET /v2/_catalog"], "until", list);
     // The COPY's layer: uploaded once (its push at the end waited for the one started during the build).
@@ -107,8 +112,46 @@ describe("push ahead: the final stage's layers go to the registry during the bui
     );
   });
 
+  test("a build that fails before any step waited for the push check does not wait for the check", async () => {
+    const ctx = path.join(f.work, "pa-fail");
+    // Nothing executes (ENV is metadata): the final check refuses the secret stored in the config.
+    await writeTree(ctx, { Dockerfile: `FROM ${f.proxy.host}/busybox:latest\nARG TOKEN\nENV LEAK=$TOKEN\n` });
+    f.proxy.injected.splice(0);
+    // The check's upload session is held until its client goes away (or 20 s pass).
+    f.proxy.setRules([
+      { method: "POST", path: /\/pa-fail\/blobs\/uploads\/$/, fault: "hold", until: { path: /^$/ }, maxMs: 20_000 },
+    ]);
+    try {
+      const flags = [
+        "--context",
+        ctx,
+        "--destination",
+        `${f.proxy.host}/pa-fail:latest`,
+        "--build-arg",
+        "TOKEN=s3cr3t-t0ken-value",
+        "--secret-build-arg",
+        "TOKEN",
+        "--insecure",
+        "--insecure-pull",
+        "--kaniko-dir",
+        path.join(f.work, "state-pa-fail"),
+      ];
+      await assert.rejects(
+        libraryBuild(flags),
+        (e: unknown) => (e as { code?: string }).code === "SECRET_BUILD_ARG_STORED",
+      );
+      // The build stopped the check: its session request was abandoned, not released by the time limit.
+      assert.deepEqual(
+        f.proxy.injected.map((i) => `${i.method} ${i.released}`),
+        ["POST abandoned"],
+      );
+    } finally {
+      f.proxy.setRules([]);
+    }
+  });
+
   test("switched off, every blob is pushed after the build: the held step is released only by the time limit", async () => {
-    const { released } = await buildWithHolds("pa-off", { pushAhead: false });
+    const { released } = await buildWithHolds("pa-off", { pushAhead: false }, 2000);
     assert.equal(released["GET /v2/_catalog"], "timeout");
   });
 });
