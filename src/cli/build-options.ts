@@ -204,6 +204,8 @@ export function toBuildOptions(
     snapshotMode: o.snapshotMode,
     pushIgnoreImmutableTagErrors: o.pushIgnoreImmutableTagErrors,
     disableOverlay: env.KILN_SNAPSHOTTER === "walk",
+    // Benchmark switch (bench/push-latency.ts): every blob is pushed after the build, as before session 14.
+    ...(env.KILN_BENCH_NO_PUSH_AHEAD === "1" ? { pushAhead: false } : {}),
     env: { ...env },
     cache: o.cache
       ? {
