@@ -26,6 +26,8 @@ export interface BuildSpec {
   kilnFlags?: string[];
   /** kiln only: skip the push (with `kilnFlags` giving another output). */
   noPush?: boolean;
+  /** kiln only: extra environment variables (benchmark switches such as `KILN_BENCH_NO_PUSH_AHEAD`). */
+  kilnEnv?: Record<string, string>;
 }
 
 /** A measured build: the sample plus kiln's per-phase profile (ms per phase) when the builder is kiln. */
@@ -146,7 +148,10 @@ export function kilnBuilder(repo: string, stateRoot: string, node: string = proc
         ...(warm ? ["--layer-store", store] : []),
         ...(spec.kilnFlags ?? []),
       ]);
-      const s = await timed(node, args, { cwd: repo });
+      const s = await timed(node, args, {
+        cwd: repo,
+        ...(spec.kilnEnv ? { env: { ...process.env, ...spec.kilnEnv } } : {}),
+      });
       return { ...s, phases: parsePhases(s.stderr + s.stdout) };
     },
     cleanup: async () => removeTree(stateDir),
