@@ -7,6 +7,7 @@ import { removeDir, tempDir } from "../support/tmp.js";
 import { sh, writeTree } from "../integration/helpers.js";
 import { buildToLayout, startGitServer, unpackLayout, type FileServer } from "./copy-support.js";
 import { startBusyboxRegistry } from "../support/busybox-registry.js";
+import { startFaultProxy } from "../support/fault-proxy.js";
 
 // ADD <git URL>: a real repository made with git, served by `git http-backend` on loopback.
 describe("ADD from a git repository", () => {
@@ -66,6 +67,36 @@ describe("ADD from a git repository", () => {
     assert.equal(await read("gc/README"), "v1\n");
     const gc = await lstat(path.join(root, "gc/sub/inner.txt"));
     assert.equal(`${gc.uid}:${gc.gid}`, "1000:1000");
+  });
+
+  test("the clone goes through HTTP_PROXY (a CONNECT tunnel to the git server); NO_PROXY bypasses it", async () => {
+    const proxy = await startFaultProxy({ target: reg.host });
+    try {
+      const ctx = path.join(work, "ctx-proxy");
+      await writeTree(ctx, { Dockerfile: `FROM scratch\nADD ${git.url}/r.git#v1 /g/\n` });
+      const host = git.url.replace(/^http:\/\//, "");
+      const env = {
+        HTTP_PROXY: `http://${proxy.host}`,
+        http_proxy: undefined,
+        NO_PROXY: undefined,
+        no_proxy: undefined,
+      };
+      const { r, layout } = await buildToLayout(ctx, path.join(work, "out-proxy"), [], env);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.ok(
+        proxy.tunnels.length > 0 && proxy.tunnels.every((t) => t === host),
+        `tunnels: ${proxy.tunnels.join(", ")}`,
+      );
+      const root = await unpackLayout(layout, path.join(work, "unpack-proxy"));
+      assert.equal(await readFile(path.join(root, "g/README"), "utf8"), "v1\n");
+
+      const through = proxy.tunnels.length;
+      const direct = await buildToLayout(ctx, path.join(work, "out-direct"), [], { ...env, NO_PROXY: "127.0.0.1" });
+      assert.equal(direct.r.code, 0, direct.r.stderr + direct.r.stdout);
+      assert.equal(proxy.tunnels.length, through, "NO_PROXY: no tunnel");
+    } finally {
+      await proxy.stop();
+    }
   });
 
   test("query options (Dockerfile 1.18) and checksums pin what is checked out", async () => {

@@ -39,20 +39,24 @@ export async function buildToLayout(
   ctx: string,
   out: string,
   extra: string[] = [],
+  env?: Record<string, string | undefined>,
 ): Promise<{ r: RunKilnResult; layout: string }> {
   const layout = path.join(out, "layout");
-  const r = await runKiln([
-    "build",
-    "--dockerfile",
-    path.join(ctx, "Dockerfile"),
-    "--context",
-    ctx,
-    "--no-push",
-    "--insecure-pull",
-    "--oci-layout-path",
-    layout,
-    ...extra,
-  ]);
+  const r = await runKiln(
+    [
+      "build",
+      "--dockerfile",
+      path.join(ctx, "Dockerfile"),
+      "--context",
+      ctx,
+      "--no-push",
+      "--insecure-pull",
+      "--oci-layout-path",
+      layout,
+      ...extra,
+    ],
+    env ? { env } : {},
+  );
   return { r, layout };
 }
 

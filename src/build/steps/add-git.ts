@@ -2,6 +2,7 @@ import { mkdtemp } from "node:fs/promises";
 import path from "node:path";
 import { errorMessage, KilnError } from "../../common/errors.js";
 import { parseGoBool } from "../../common/go-bool.js";
+import { proxyEnvFrom } from "../../common/proxy-env.js";
 import { fetchGitContext, parseContextSpec, redactUrl, type GitContextSpec } from "../../context/index.js";
 
 /** Whether an ADD source names a git repository (BuildKit's rules: git@…, git://…, or a URL ending in .git[#ref]). */
@@ -169,6 +170,7 @@ export async function fetchGitSource(
   source: AddGitSource,
   raw: string,
   tmpDir: string,
+  env: Readonly<Record<string, string | undefined>> | undefined,
   signal?: AbortSignal,
 ): Promise<string> {
   const dest = await mkdtemp(path.join(tmpDir, "add-git-"));
@@ -181,6 +183,8 @@ export async function fetchGitSource(
         singleBranch: true,
         recurseSubmodules: source.submodules,
         insecureSkipTLS: false,
+        // Through HTTP(S)_PROXY unless NO_PROXY names the host, as the build context and registries.
+        proxy: proxyEnvFrom(env ?? {}),
         ...(source.checksum !== undefined ? { expectCommit: source.checksum } : {}),
       },
       {},

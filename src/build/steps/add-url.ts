@@ -6,6 +6,7 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { EnvHttpProxyAgent, interceptors, request } from "undici";
 import { KilnError } from "../../common/errors.js";
+import { proxyEnvFrom } from "../../common/proxy-env.js";
 import { redactUrl } from "../../context/index.js";
 
 /** A URL downloaded for ADD. */
@@ -91,12 +92,9 @@ export async function downloadUrl(
   url.username = "";
   url.password = "";
   const want = opts.checksum !== undefined ? parseChecksum(opts.checksum) : undefined;
-  const env = opts.env ?? {};
-  const agent = new EnvHttpProxyAgent({
-    httpProxy: env.HTTP_PROXY ?? env.http_proxy,
-    httpsProxy: env.HTTPS_PROXY ?? env.https_proxy,
-    noProxy: env.NO_PROXY ?? env.no_proxy,
-  }).compose(interceptors.redirect({ maxRedirections: 10 }));
+  const agent = new EnvHttpProxyAgent(proxyEnvFrom(opts.env ?? {})).compose(
+    interceptors.redirect({ maxRedirections: 10 }),
+  );
   const max = opts.maxBytes ?? MAX_DOWNLOAD_BYTES;
   try {
     let res;

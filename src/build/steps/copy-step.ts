@@ -48,7 +48,7 @@ export async function execCopy(instr: CopyInstruction | AddInstruction, ctx: Ste
     const git = gits?.sources.get(u);
     if (gits && git !== undefined) {
       // The checkout's contents go to the destination; .git only with --keep-git-dir (or ?keep-git-dir=true).
-      const dir = await fetchGitSource(git, u, ctx.tmpDir, ctx.signal);
+      const dir = await fetchGitSource(git, u, ctx.tmpDir, ctx.opts.env, ctx.signal);
       const repo = await DirContext.open(dir, []);
       const keep = gits.keepGitDir(git);
       const match = { rel: "", abs: repo.root, stat: await lstat(repo.root), keep: "" };
