@@ -28,8 +28,8 @@ export interface PrepareContextOptions {
   gcs?: GcsEnv;
   azure?: AzureEnv;
   /**
-   * `HTTP(S)_PROXY`/`NO_PROXY` for git, https, gs and Azure contexts (it replaces `proxy` of `git`, `gcs` and
-   * `azure`). S3 goes through the AWS SDK, which does not use it.
+   * `HTTP(S)_PROXY`/`NO_PROXY` for git, https, gs, Azure and S3 contexts (it replaces `proxy` of `git`, `gcs`,
+   * `azure` and `s3`).
    */
   proxy?: ProxyEnv;
   /** The process's stdin for `tar://stdin`; a TTY is refused. */
@@ -128,7 +128,8 @@ export async function prepareContext(o: PrepareContextOptions): Promise<Prepared
     }
     case "s3": {
       source = `s3://${spec.bucket}/${spec.key}`;
-      const { body } = await openS3Object(spec.bucket, spec.key, o.s3 ?? {}, o.signal);
+      const s3 = { ...o.s3, ...(o.proxy ? { proxy: o.proxy } : {}) };
+      const { body } = await openS3Object(spec.bucket, spec.key, s3, o.signal);
       dir = await fresh();
       await extractContextTar(body, dir, source, limits, o.signal);
       break;

@@ -1,6 +1,8 @@
 import { GetObjectCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import { Readable } from "node:stream";
 import { KilnError } from "../common/errors.js";
+import type { ProxyEnv } from "../common/proxy-env.js";
+import { s3ProxyAgents } from "./s3-proxy.js";
 
 /** Environment the S3 context reads besides the AWS SDK's own chain (AWS_REGION, AWS_ACCESS_KEY_ID, profiles…). */
 export interface S3Env {
@@ -10,6 +12,8 @@ export interface S3Env {
   forcePathStyle?: boolean;
   /** `AWS_REGION`/`AWS_DEFAULT_REGION`; kaniko's default chain. us-east-1 when unset and an endpoint is given. */
   region?: string | undefined;
+  /** `HTTP(S)_PROXY`/`NO_PROXY`: the requests are tunnelled through the proxy (see s3-proxy.ts). */
+  proxy?: ProxyEnv | undefined;
 }
 
 /**
@@ -27,6 +31,8 @@ export async function openS3Object(
   if (env.forcePathStyle) config.forcePathStyle = true;
   if (env.region) config.region = env.region;
   else if (env.endpoint) config.region = "us-east-1";
+  const agents = s3ProxyAgents(env.proxy);
+  if (agents) config.requestHandler = agents;
   const client = new S3Client(config);
   try {
     const out = await client.send(
@@ -36,10 +42,14 @@ export async function openS3Object(
     if (!(out.Body instanceof Readable))
       throw new KilnError("CONTEXT_FETCH", `s3://${bucket}/${key}: the response has no readable body`);
     const body = out.Body;
-    body.once("close", () => client.destroy());
+    body.once("close", () => {
+      client.destroy();
+      agents?.httpsAgent.destroy();
+    });
     return { body, size: out.ContentLength };
   } catch (e) {
     client.destroy();
+    agents?.httpsAgent.destroy();
     if (e instanceof KilnError) throw e;
     const name = e instanceof Error ? e.name : "Error";
     const msg = e instanceof Error ? e.message : String(e);

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { sharedKeyAuthorization } from "../../src/context/index.js";
 import { readOciLayout, readTar } from "../../src/image/index.js";
+import { startFaultProxy } from "../support/fault-proxy.js";
 import { runKiln, type RunKilnResult } from "../support/kiln-cli.js";
 import { removeDir, tempDir } from "../support/tmp.js";
 import {
@@ -380,6 +381,49 @@ describe("build contexts from every kaniko source", () => {
     const missing = await buildWith(["--context", "s3://ctxbucket/none.tar.gz"], env);
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /s3:\/\/ctxbucket\/none\.tar\.gz: NoSuchKey/);
+  });
+
+  test("s3:// through HTTP_PROXY (a CONNECT tunnel to the S3 endpoint); NO_PROXY bypasses it", async () => {
+    const srv = await startS3(path.join(work, "s3-proxy"), "proxied", { "context.tar.gz": ctxTarGz });
+    servers.push(srv);
+    const proxy = await startFaultProxy({ target: srv.url.replace(/^http:\/\//, "") });
+    try {
+      const env = {
+        S3_ENDPOINT: srv.url,
+        S3_FORCE_PATH_STYLE: "true",
+        AWS_ACCESS_KEY_ID: "S3RVER",
+        AWS_SECRET_ACCESS_KEY: "S3RVER",
+        AWS_REGION: "us-east-1",
+        AWS_EC2_METADATA_DISABLED: "true",
+        // Credentials in the proxy URL: sent as Proxy-Authorization, and printed nowhere (also with the
+        // proxy agent's own debug output on).
+        HTTP_PROXY: `http://proxy-user:pr0xy%40pass@${proxy.host}`,
+        DEBUG: "*",
+        NO_PROXY: undefined,
+        no_proxy: undefined,
+      };
+      const host = srv.url.replace(/^http:\/\//, "");
+      const r = await buildWith(["--context", "s3://proxied"], env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.files.get("ctx/hello.txt"), "hello\n");
+      assert.ok(
+        proxy.tunnels.length > 0 && proxy.tunnels.every((t) => t === host),
+        `tunnels: ${proxy.tunnels.join(", ")}`,
+      );
+      const basic = `Basic ${Buffer.from("proxy-user:pr0xy@pass").toString("base64")}`;
+      assert.ok(
+        proxy.tunnelAuthorizations.every((a) => a === basic),
+        String(proxy.tunnelAuthorizations),
+      );
+      assert.doesNotMatch(r.stderr + r.stdout, /pr0xy/);
+
+      const through = proxy.tunnels.length;
+      const direct = await buildWith(["--context", "s3://proxied"], { ...env, NO_PROXY: "127.0.0.1" });
+      assert.equal(direct.code, 0, direct.stderr);
+      assert.equal(proxy.tunnels.length, through, "NO_PROXY: no tunnel");
+    } finally {
+      await proxy.stop();
+    }
   });
 
   test("gs:// and the hidden --bucket through a GCS JSON API server", async () => {

@@ -80,6 +80,8 @@ export interface FaultProxy {
   requests: { method: string; path: string; range?: string }[];
   /** Targets of CONNECT tunnels opened through the proxy (it also works as an HTTPS_PROXY/HTTP_PROXY). */
   tunnels: string[];
+  /** The Proxy-Authorization header of each CONNECT, in the order of {@link tunnels} (undefined: none). */
+  tunnelAuthorizations: (string | undefined)[];
   /** Requests the storage listener received (when `redirectBlobs`). */
   storageRequests: { path: string; authorization?: string }[];
   /** Replaces the rules (counters start afresh; held requests go on). */
@@ -296,9 +298,11 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     });
   });
   const tunnels: string[] = [];
+  const tunnelAuthorizations: (string | undefined)[] = [];
   server.on("connect", (req: IncomingMessage, client: Socket, head: Buffer) => {
     const target = req.url ?? "";
     tunnels.push(target);
+    tunnelAuthorizations.push(req.headers["proxy-authorization"]);
     const [th = "", tp = "0"] = target.split(":");
     const up = connect(Number(tp), th, () => {
       client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
@@ -322,6 +326,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     injected,
     requests,
     tunnels,
+    tunnelAuthorizations,
     storageRequests,
     setRules: (rules) => {
       state.rules = rules.map((r) => ({ ...r, left: r.times ?? 1 }));
