@@ -2,7 +2,8 @@
  * What pushing ahead (the final stage's layers pushed while the build runs, build/push-ahead.ts) saves
  * against a registry that is not on loopback: kiln with and without it (`KILN_BENCH_NO_PUSH_AHEAD=1`),
  * interleaved, through a TCP proxy that delays every chunk by `--delay-ms` each way in front of the local
- * registry (a round trip of twice that). Workloads: busybox RUN+COPY and steps-20 (no cache), and the
+ * registry (a round trip of twice that: every request and answer waits; connection set-up and bandwidth
+ * are not slowed). Workloads: busybox RUN+COPY and steps-20 (no cache), and the
  * CI-pod rebuild after a COPY edit (`cache-rebuild`, a registry cache, state thrown away), each pushing
  * to a fresh repository. Prints medians and the ratio with/without.
  * Usage: npm run build && npx tsx bench/push-latency.ts [--delay-ms 10] [--runs 8]   (root for RUN)
@@ -78,7 +79,8 @@ async function main(): Promise<void> {
         state,
         ...extra,
       ];
-      const env = { ...process.env, ...(ahead ? {} : { KILN_BENCH_NO_PUSH_AHEAD: "1" }) };
+      const env: NodeJS.ProcessEnv = { ...process.env, KILN_BENCH_NO_PUSH_AHEAD: "1" };
+      if (ahead) delete env.KILN_BENCH_NO_PUSH_AHEAD; // not inherited from the shell either
       const s = await timed(node, args, { cwd: REPO, env });
       if (s.code !== 0) throw new Error(`kiln failed (${s.code}): ${s.stderr.trim().split("\n").pop() ?? ""}`);
       return s.wallMs;
@@ -94,7 +96,8 @@ async function main(): Promise<void> {
       }
       const times: Record<"with" | "without", number[]> = { with: [], without: [] };
       for (let i = 0; i < runs; i++) {
-        for (const ahead of [false, true]) {
+        // Alternating which goes first, so that neither takes every cold-start penalty.
+        for (const ahead of i % 2 === 0 ? [false, true] : [true, false]) {
           if (cache.length > 0) writeFileSync(path.join(ctx, "changing.txt"), `edit ${i} ${ahead}\n`);
           times[ahead ? "with" : "without"].push(await build(ctx, base, ahead, cache));
         }

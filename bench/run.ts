@@ -551,7 +551,7 @@ async function runPush(
   col.note(
     row,
     "kiln (push phase)",
-    "CPU/RSS are the whole kiln build's; pushed without pushing ahead (KILN_BENCH_NO_PUSH_AHEAD=1), so that the phase holds every upload",
+    "CPU/RSS are the whole kiln build's; built without pushing ahead (KILN_BENCH_NO_PUSH_AHEAD=1), so that the phase holds every blob transfer (kiln mounts the busybox base layer, skopeo uploads it)",
   );
 }
 

@@ -83,7 +83,7 @@ export interface PreparedOptions {
  * Returns options whose `context`/`dockerfile` are local paths, ready for `toBuildOptions`. Reads the environment
  * kaniko reads: GIT_*, S3_ENDPOINT/S3_FORCE_PATH_STYLE (plus the AWS SDK chain), AZURE_STORAGE_ACCESS_KEY,
  * STORAGE_EMULATOR_HOST, and the optional AZURE_STORAGE_CONNECTION_STRING BlobEndpoint override; git, https,
- * gs and Azure contexts and a URL Dockerfile go through HTTP(S)_PROXY unless NO_PROXY names the host.
+ * gs, Azure and S3 contexts and a URL Dockerfile go through HTTP(S)_PROXY unless NO_PROXY names the host.
  */
 export async function prepareContext(
   o: ExecutorOptions,

@@ -55,7 +55,7 @@ export async function openS3Object(
     const msg = e instanceof Error ? e.message : String(e);
     throw new KilnError(
       "CONTEXT_FETCH",
-      `build context s3://${bucket}/${key}: ${name}: ${msg} (check the bucket, the key, AWS credentials, S3_ENDPOINT and S3_FORCE_PATH_STYLE)`,
+      `build context s3://${bucket}/${key}: ${name}: ${msg} (check the bucket, the key, AWS credentials, S3_ENDPOINT, S3_FORCE_PATH_STYLE${agents ? " and HTTP(S)_PROXY" : ""})`,
     );
   }
 }

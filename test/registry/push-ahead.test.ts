@@ -51,6 +51,8 @@ describe("push ahead on the registry client", () => {
     const client = newClient();
     try {
       const ahead = client.pushLayerAhead(ref, layer, {});
+      // The image's push starts once the layer's upload is under way (held at the proxy).
+      while (fx.proxy.injected.length === 0) await new Promise((r) => setImmediate(r));
       assert.equal(await client.pushImage(ref, image), image.digest);
       await ahead;
       const list = fx.proxy.requests.map((q) => `${q.method} ${q.path}`).join("\n");
