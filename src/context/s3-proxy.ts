@@ -118,6 +118,9 @@ export async function openTunnel(proxy: TunnelProxy, opts: AgentConnectOpts, tim
       throw new Error(`it refused the tunnel to ${target} (HTTP ${status}${why})`);
     }
     socket.setTimeout(0);
+    // Until the HTTP client or TLS takes the socket over (and listens for its errors), an error on it must
+    // not go unhandled, which would end the process; afterwards its listeners get every error as well.
+    socket.on("error", () => undefined);
     if (!opts.secureEndpoint) return socket;
     const { host: _h, port: _p, path: _path, ...tlsOpts } = opts as AgentConnectOpts & { path?: unknown };
     return tls.connect({ ...tlsOpts, socket, ...(net.isIP(host) ? {} : { servername: opts.servername ?? host }) });
