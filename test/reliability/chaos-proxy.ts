@@ -29,6 +29,11 @@ export interface ChaosProxy {
 }
 
 function pacedPipe(from: IncomingMessage, to: ServerResponse, rate: number | undefined): void {
+  // An answer cut off upstream (the registry restarted mid-body) is cut off for the client too, as a real
+  // proxy's would be: the client then sees the failure instead of waiting for the rest for ever.
+  from.on("close", () => {
+    if (!from.complete) to.destroy();
+  });
   if (rate === undefined) {
     from.pipe(to);
     return;
