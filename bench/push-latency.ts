@@ -8,12 +8,13 @@
  * to a fresh repository. Prints medians and the ratio with/without.
  * Usage: npm run build && npx tsx bench/push-latency.ts [--delay-ms 10] [--runs 8]   (root for RUN)
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { busyboxOciLayout, debianOciLayout, pushLayoutToRegistry } from "../test/support/base-images.js";
 import { startRegistry } from "../test/support/registry.js";
+import { removeTree } from "./lib/builders.js";
 import { kilnNode } from "./lib/kiln-node.js";
 import { median, timed } from "./lib/measure.js";
 import { stageContext } from "./lib/workloads.js";
@@ -51,7 +52,7 @@ function flag(name: string, def: number): number {
 async function main(): Promise<void> {
   const delayMs = flag("--delay-ms", 10);
   const runs = flag("--runs", 8);
-  rmSync(WORK, { recursive: true, force: true });
+  removeTree(WORK);
   mkdirSync(WORK, { recursive: true });
   const reg = await startRegistry();
   const proxy = await delayProxy(reg.host, delayMs);
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
     let seq = 0;
     const build = async (ctx: string, base: string, ahead: boolean, extra: string[] = []): Promise<number> => {
       const state = path.join(WORK, "state");
-      rmSync(state, { recursive: true, force: true });
+      removeTree(state);
       const args = [
         path.join(REPO, "bin", "kiln"),
         "build",

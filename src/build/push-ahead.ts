@@ -21,14 +21,16 @@ import type { BuildOptions } from "./options.js";
 export class PushAhead {
   readonly #refs: readonly Reference[];
   readonly #registry: RegistryClient;
-  readonly #check: Promise<void>;
   readonly #stop = new AbortController();
   readonly #signal: AbortSignal;
   readonly #uploads = createLimiter(UPLOAD_CONCURRENCY);
   /** Bounds the pushes under way (each starts with a HEAD or a mount request), as the final push bounds its checks. */
   readonly #pushes = createLimiter(HEAD_CONCURRENCY);
-  /** Resolves false once {@link close} was called: pushes not started by then never start. */
-  readonly #stopped: Promise<boolean>;
+  /**
+   * Resolves true once the push check passed, false if it failed or {@link close} was called first: pushes
+   * not allowed by then never start, and close() does not wait for the check.
+   */
+  readonly #allowed: Promise<boolean>;
   readonly #seen = new Set<string>();
   readonly #pending: Promise<void>[] = [];
 
@@ -40,11 +42,17 @@ export class PushAhead {
   ) {
     this.#refs = refs;
     this.#registry = registry;
-    this.#check = check;
     this.#signal = signal ? AbortSignal.any([signal, this.#stop.signal]) : this.#stop.signal;
-    this.#stopped = new Promise((resolve) => {
+    const stopped = new Promise<boolean>((resolve) => {
       this.#signal.addEventListener("abort", () => resolve(false), { once: true });
     });
+    this.#allowed = Promise.race([
+      check.then(
+        () => true,
+        () => false,
+      ),
+      stopped,
+    ]);
   }
 
   /** The pusher of a build that pushes (undefined: --no-push, --dryrun, no destination, or switched off). */
@@ -69,22 +77,11 @@ export class PushAhead {
       if (this.#seen.has(layer.digest) || this.#signal.aborted) continue;
       this.#seen.add(layer.digest);
       for (const ref of this.#refs) {
-        // No permission: nothing is pushed (the build fails with the check's error). Closed before the check
-        // passed: nothing is pushed either, and close() does not wait for the check.
-        const allowed = Promise.race([
-          this.#check.then(
-            () => true,
-            () => false,
-          ),
-          this.#stopped,
-        ]);
         this.#pending.push(
-          allowed.then((go) =>
+          this.#allowed.then((go) =>
             go
               ? this.#pushes(() =>
-                  this.#signal.aborted
-                    ? Promise.resolve()
-                    : this.#registry.pushLayerAhead(ref, layer, { signal: this.#signal, uploads: this.#uploads }),
+                  this.#registry.pushLayerAhead(ref, layer, { signal: this.#signal, uploads: this.#uploads }),
                 )
               : undefined,
           ),

@@ -4,7 +4,7 @@ import * as net from "node:net";
 import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import { Agent, type AgentConnectOpts } from "agent-base";
-import { KilnError } from "../common/errors.js";
+import { errorMessage, KilnError } from "../common/errors.js";
 import type { ProxyEnv } from "../common/proxy-env.js";
 
 /** How long the proxy may take to connect and answer a CONNECT (the S3 client sets no timeout of its own). */
@@ -58,7 +58,7 @@ export function tunnelProxy(setting: string): TunnelProxy {
     }
     return authorization !== undefined ? { url, authorization } : { url };
   } catch (e) {
-    const why = e instanceof URIError ? "its user info is not valid percent-encoding" : (e as Error).message;
+    const why = e instanceof URIError ? "its user info is not valid percent-encoding" : errorMessage(e);
     throw new KilnError("CONTEXT_FETCH", `the proxy setting for the S3 context is unusable: ${why}`);
   }
 }
@@ -126,7 +126,7 @@ export async function openTunnel(proxy: TunnelProxy, opts: AgentConnectOpts, tim
     return tls.connect({ ...tlsOpts, socket, ...(net.isIP(host) ? {} : { servername: opts.servername ?? host }) });
   } catch (e) {
     socket.destroy();
-    throw new Error(`the proxy ${proxy.url.host}: ${(e as Error).message}`);
+    throw new Error(`the proxy ${proxy.url.host}: ${errorMessage(e)}`);
   }
 }
 
@@ -143,7 +143,7 @@ export function s3ProxyAgents(
 ): { httpAgent: http.Agent; httpsAgent: http.Agent } | undefined {
   const httpProxy = proxy?.httpProxy ?? "";
   const httpsProxy = proxy?.httpsProxy || httpProxy;
-  if (httpProxy === "" && httpsProxy === "") return undefined;
+  if (httpsProxy === "") return undefined; // set whenever HTTP_PROXY is
   const agent = new EnvProxyAgent(
     httpProxy !== "" ? tunnelProxy(httpProxy) : undefined,
     httpsProxy !== "" ? tunnelProxy(httpsProxy) : undefined,

@@ -358,20 +358,23 @@ describe("build contexts from every kaniko source", () => {
     assert.match(r.stderr, /more than 100 submodules to check out/);
   });
 
+  /** The environment of a build reading from s3rver at `url` (path-style, its fixed credentials, no IMDS). */
+  const s3rverEnv = (url: string): Record<string, string> => ({
+    S3_ENDPOINT: url,
+    S3_FORCE_PATH_STYLE: "true",
+    AWS_ACCESS_KEY_ID: "S3RVER",
+    AWS_SECRET_ACCESS_KEY: "S3RVER",
+    AWS_REGION: "us-east-1",
+    AWS_EC2_METADATA_DISABLED: "true",
+  });
+
   test("s3:// through s3rver with S3_ENDPOINT and S3_FORCE_PATH_STYLE, default object", async () => {
     const srv = await startS3(path.join(work, "s3"), "ctxbucket", {
       "context.tar.gz": ctxTarGz,
       "dir/other.tar.gz": ctxTarGz,
     });
     servers.push(srv);
-    const env = {
-      S3_ENDPOINT: srv.url,
-      S3_FORCE_PATH_STYLE: "true",
-      AWS_ACCESS_KEY_ID: "S3RVER",
-      AWS_SECRET_ACCESS_KEY: "S3RVER",
-      AWS_REGION: "us-east-1",
-      AWS_EC2_METADATA_DISABLED: "true",
-    };
+    const env = s3rverEnv(srv.url);
     const r = await buildWith(["--context", "s3://ctxbucket"], env);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.files.get("ctx/hello.txt"), "hello\n");
@@ -389,12 +392,7 @@ describe("build contexts from every kaniko source", () => {
     const proxy = await startFaultProxy({ target: srv.url.replace(/^http:\/\//, "") });
     try {
       const env = {
-        S3_ENDPOINT: srv.url,
-        S3_FORCE_PATH_STYLE: "true",
-        AWS_ACCESS_KEY_ID: "S3RVER",
-        AWS_SECRET_ACCESS_KEY: "S3RVER",
-        AWS_REGION: "us-east-1",
-        AWS_EC2_METADATA_DISABLED: "true",
+        ...s3rverEnv(srv.url),
         // Credentials in the proxy URL: sent as Proxy-Authorization, and printed nowhere (also with the
         // proxy agent's own debug output on).
         HTTP_PROXY: `http://proxy-user:pr0xy%40pass@${proxy.host}`,
