@@ -42,6 +42,7 @@ import { retryPolicy, withRetries } from "./retry.js";
 import { CACHED_STEP_KINDS, stepSlot } from "./cache-inputs.js";
 import { openBuildLayerStore, StageRoot, type BuildLayerStore } from "./stage-root.js";
 import { earlierStage, layersUnreadStages, stageUses } from "./stage-uses.js";
+import { keepBaseCopies } from "./kept-bases.js";
 import { PushAhead } from "./push-ahead.js";
 import { buildStage, type StageResult } from "./stage.js";
 
@@ -396,6 +397,21 @@ async function buildWith(
   let storeClosed: Promise<void> | undefined;
   const closeStore = (): Promise<void> => (storeClosed ??= rootStore?.close() ?? Promise.resolve());
   const ignore = inPlaceIgnore ?? IgnoreList.create({ ignorePaths: opts.ignorePaths });
+  // Base images as stages build FROM them: the layers an output reads again keep a local copy of their
+  // blob once extracted (no second download), and a final-stage base layer is pushed ahead once it has one.
+  const finalBase = new Set<string>();
+  const onKept = (l: Layer): void => {
+    if (finalBase.has(l.digest)) ahead?.add([l]);
+  };
+  const keptBases = new Map<string, Promise<Image>>();
+  const stageBase = (ref: string): Promise<Image> => {
+    let p = keptBases.get(ref);
+    if (!p) {
+      p = pull(ref).then((img) => keepBaseCopies(img, blobsDir, opts, onKept));
+      keptBases.set(ref, p);
+    }
+    return p;
+  };
   const stageCopies = new Map<number, StageRoot>();
   let liveRootOwner: number | undefined;
   const results = new Map<number, BuiltStage>();
@@ -524,7 +540,7 @@ async function buildWith(
         }
       } else {
         try {
-          baseImage = await pull(fromRef);
+          baseImage = await stageBase(fromRef);
         } catch (e) {
           // A base that cannot be pulled (a bad reference, 401, 404, …) names its FROM line.
           if (signal?.aborted) throw e;
@@ -539,7 +555,10 @@ async function buildWith(
         }
       }
       const isFinal = stage === stages[stages.length - 1];
-      if (isFinal) ahead?.add(baseImage.layers);
+      if (isFinal) {
+        for (const l of baseImage.layers) finalBase.add(l.digest);
+        ahead?.add(baseImage.layers);
+      }
       // A Docker-format image carries gzip layers: zstd falls back to gzip, and a zstd level above gzip's
       // 9 to gzip's default (kaniko #3147 failed the build there).
       const gzipOnly = family === "docker" && opts.compression !== "gzip";

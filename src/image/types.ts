@@ -120,6 +120,11 @@ export interface Layer {
    * blob need not hash it again.
    */
   readonly verifiesCompressed?: boolean;
+  /**
+   * True once {@link openCompressed} reads a local copy (a base layer whose blob the build kept while it
+   * extracted it): an upload to a registry that cannot mount it costs no download then.
+   */
+  readonly hasLocalCopy?: () => boolean;
   openCompressed(signal?: AbortSignal): Promise<Readable>;
   openUncompressed(signal?: AbortSignal): Promise<Readable>;
 }

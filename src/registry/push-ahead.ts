@@ -8,9 +8,9 @@ import type { PushState } from "./push-state.js";
  * Pushes one layer of an image that is still being built to `repository`, so that the image's push at
  * the end finds it there: the push shares this one's promise through `state` (or, if this one failed,
  * pushes the blob itself). Only layers that cost no transfer from another registry are pushed ahead:
- * layers a step made (on local disk) and layers that may be mounted from a repository of the same
- * registry (a base image, a cache entry); a layer only another registry holds is left to the final push,
- * which a failing build never reaches. Skips what the repository is known or assumed to hold. Never
+ * layers a step made (on local disk), base layers the build kept a local copy of, and layers that may be
+ * mounted from a repository of the same registry (a base image, a cache entry); a layer only another
+ * registry holds is left to the final push, which a failing build never reaches. Skips what the repository is known or assumed to hold. Never
  * rejects (a failure leaves the blob to the final push, which reports it).
  */
 export async function pushLayerAhead(
@@ -23,7 +23,7 @@ export async function pushLayerAhead(
 ): Promise<void> {
   try {
     const blob = layerPushBlob(layer, host.registry, repository);
-    if (!blob.local && blob.mountFrom.length === 0) return;
+    if (!blob.local && blob.mountFrom.length === 0 && layer.hasLocalCopy?.() !== true) return;
     const assumed = await state.assumedIn(host.registry, repository);
     if (assumed.has(layer.digest) || layerFrom(layer, host.registry, repository)) return;
     if (settings.signal?.aborted) return;

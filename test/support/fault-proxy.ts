@@ -30,6 +30,11 @@ export interface FaultRule {
    * is never forwarded (`abandoned`), as if it had not reached the registry yet.
    */
   until?: { method?: string; path?: RegExp };
+  /**
+   * `hold`: a request matching `until` that arrived before the held one (since the rules were set) releases
+   * it at once (`released: "seen"`): holds "not before X", where X may come first.
+   */
+  untilSeen?: boolean;
   maxMs?: number;
 }
 
@@ -68,7 +73,7 @@ export interface InjectedFault {
   method: string;
   path: string;
   /** `hold`: what released the request (`stopped`: the rules were replaced or the proxy stopped). */
-  released?: "until" | "timeout" | "stopped" | "abandoned";
+  released?: "until" | "seen" | "timeout" | "stopped" | "abandoned";
 }
 
 /** A running fault proxy. */
@@ -125,7 +130,11 @@ function readAll(s: IncomingMessage): Promise<Buffer> {
 
 /** Starts the proxy on a free loopback port. */
 export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
-  const state = { rules: (opts.rules ?? []).map((r) => ({ ...r, left: r.times ?? 1 })) };
+  const state = {
+    rules: (opts.rules ?? []).map((r) => ({ ...r, left: r.times ?? 1 })),
+    /** Requests since the rules were set (for `untilSeen`). */
+    seen: [] as { method: string; path: string }[],
+  };
   const rand = opts.random ? prng(opts.random.seed) : undefined;
   const injected: InjectedFault[] = [];
   const requests: { method: string; path: string; range?: string }[] = [];
@@ -181,6 +190,10 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const hold = async (rule: FaultRule, method: string, p: string, res: ServerResponse): Promise<boolean> => {
     const fault: InjectedFault = { fault: "hold", method, path: p };
     injected.push(fault);
+    if (rule.untilSeen === true && state.seen.some((q) => matches(rule.until ?? {}, q.method, q.path))) {
+      fault.released = "seen";
+      return true;
+    }
     return new Promise<boolean>((resolve) => {
       const w = {
         until: rule.until,
@@ -203,6 +216,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     const method = req.method ?? "GET";
     const p = req.url ?? "/";
     requests.push({ method, path: p, ...(req.headers.range ? { range: req.headers.range } : {}) });
+    state.seen.push({ method, path: p });
     for (const w of held) if (matches(w.until ?? {}, method, p)) w.release("until");
     const reqBody = await readAll(req);
     if (expectedAuth !== undefined) {
@@ -330,6 +344,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     storageRequests,
     setRules: (rules) => {
       state.rules = rules.map((r) => ({ ...r, left: r.times ?? 1 }));
+      state.seen = [];
       for (const w of held) w.release("stopped");
     },
     stop: () =>

@@ -3,6 +3,7 @@ import { mkdir, open, rename, rm } from "node:fs/promises";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { BULK_WRITE } from "../../common/bulk-write.js";
 import { KilnError } from "../../common/errors.js";
 import { compressStream, decompressAuto } from "../compress/compression.js";
 import { digestHex, type Digest } from "../digest.js";
@@ -38,14 +39,14 @@ export async function spoolLayer(uncompressedTar: Readable, opts: SpoolOptions):
   const fh = await open(tmp, "w");
   try {
     const sig = opts.signal ? [{ signal: opts.signal }] : [];
-    if (plain) await pipeline(uncompressedTar, input, fh.createWriteStream(), ...sig);
+    if (plain) await pipeline(uncompressedTar, input, fh.createWriteStream(BULK_WRITE), ...sig);
     else
       await pipeline(
         uncompressedTar,
         input,
         compressStream(opts.compression, opts.level),
         output,
-        fh.createWriteStream(),
+        fh.createWriteStream(BULK_WRITE),
         ...sig,
       );
   } catch (e) {

@@ -4,6 +4,7 @@ import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import type { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { BULK_WRITE } from "../../common/bulk-write.js";
 
 /** A temp file name next to `file` (same directory, so rename is atomic). */
 export function tempNameFor(file: string): string {
@@ -37,8 +38,8 @@ export async function streamToFileAtomic(
   const tmp = tempNameFor(file);
   try {
     const opts = signal ? [{ signal }] : [];
-    if (via) await pipeline(source, via, createWriteStream(tmp), ...opts);
-    else await pipeline(source, createWriteStream(tmp), ...opts);
+    if (via) await pipeline(source, via, createWriteStream(tmp, BULK_WRITE), ...opts);
+    else await pipeline(source, createWriteStream(tmp, BULK_WRITE), ...opts);
     await rename(tmp, file);
   } catch (e) {
     await rm(tmp, { force: true });

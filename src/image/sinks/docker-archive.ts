@@ -1,4 +1,5 @@
 import { createWriteStream } from "node:fs";
+import { BULK_WRITE } from "../../common/bulk-write.js";
 import { KilnError } from "../../common/errors.js";
 import { digestHex } from "../digest.js";
 import { openVerifiedCompressed } from "../layer/verifying-stream.js";
@@ -48,7 +49,7 @@ export async function writeDockerArchive(
   const layerNames = image.layers.map(layerFileName);
   const manifestJson = Buffer.from(JSON.stringify([{ Config: configName, RepoTags: repoTags, Layers: layerNames }]));
   const target = await outputFile(file, { followLinks: opts?.followLinks === true });
-  const out = createWriteStream(target.write);
+  const out = createWriteStream(target.write, BULK_WRITE);
   const writer = new TarWriter(out);
   const addBytes = async (name: string, data: Uint8Array): Promise<void> => {
     const h = emptyHeader(name, "file");

@@ -1,0 +1,133 @@
+import { createWriteStream, type WriteStream } from "node:fs";
+import { open, rename, rm } from "node:fs/promises";
+import * as path from "node:path";
+import { Transform, type Readable, type TransformCallback } from "node:stream";
+import { finished } from "node:stream/promises";
+import { BULK_WRITE } from "../../common/bulk-write.js";
+import { decompressAuto } from "../compress/compression.js";
+import { digestHex } from "../digest.js";
+import { tempNameFor } from "../sinks/atomic-file.js";
+import type { Layer } from "../types.js";
+
+/**
+ * Passes `source` through unchanged and writes every chunk to `file` as well (a temp file renamed at the
+ * end). The copy never fails the stream: a write error just ends the copy. `kept` resolves with `file`
+ * once the source ended and the copy is complete on disk; it rejects when the copy failed, or the stream
+ * was stopped or failed before its end (the partial copy is removed then).
+ */
+function teeToFile(source: Readable, file: string): { stream: Readable; kept: Promise<string> } {
+  const tmp = tempNameFor(file);
+  // `wx`: the temp name is new; mode 0600: the copy is read only by this process.
+  let writer: WriteStream | undefined = createWriteStream(tmp, { ...BULK_WRITE, flags: "wx", mode: 0o600 });
+  let settle: { resolve: (f: string) => void; reject: (e: unknown) => void } | undefined;
+  const kept = new Promise<string>((resolve, reject) => (settle = { resolve, reject }));
+  const fail = (e: unknown): void => {
+    const w = writer;
+    writer = undefined;
+    w?.destroy();
+    void rm(tmp, { force: true }).catch(() => undefined);
+    settle?.reject(e);
+    settle = undefined;
+  };
+  writer.on("error", fail);
+  const tee = new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      const w = writer;
+      if (w === undefined || w.write(chunk)) {
+        cb(null, chunk);
+        return;
+      }
+      // The copy's own back-pressure: go on once it drained, or at once when it failed.
+      const go = (): void => {
+        w.off("drain", go);
+        w.off("error", go);
+        cb(null, chunk);
+      };
+      w.once("drain", go);
+      w.once("error", go);
+    },
+    flush(cb: TransformCallback) {
+      const w = writer;
+      if (w !== undefined) {
+        w.end();
+        finished(w)
+          .then(() => rename(tmp, file))
+          .then(
+            () => {
+              settle?.resolve(file);
+              settle = undefined;
+            },
+            (e: unknown) => fail(e),
+          );
+      }
+      cb();
+    },
+    destroy(err: Error | null, cb: (error: Error | null) => void) {
+      // Also after a clean end (a stream is destroyed once consumed): `settle` is gone by then.
+      if (settle !== undefined && writer !== undefined && !tee.writableFinished) {
+        fail(err ?? new Error("stopped before its end"));
+      }
+      cb(err);
+    },
+  });
+  source.on("error", (e) => tee.destroy(e));
+  tee.on("close", () => {
+    if (!source.destroyed) source.destroy();
+  });
+  return { stream: source.pipe(tee), kept };
+}
+
+/**
+ * `layer` (a registry layer, verified while it is read) that keeps a copy of its compressed blob in `dir`
+ * the first time it is read whole for an extraction, so that what reads the compressed blob later (an OCI
+ * layout or tarball output, an upload to a registry that cannot mount it) reads the local copy instead of
+ * downloading the blob a second time: BuildKit too pulls a base into its content store once. The copy
+ * is made only from a stream that ended, and a registry stream ends only when its bytes matched the
+ * digest, so the copy is trusted as verified (it lives in the build's own directory). A read while the
+ * copy is still being written goes to the registry as before: nothing ever waits for the copy, and a
+ * failed copy (a full disk, an extraction stopped early) only means the blob is downloaded again.
+ * `onKept` is called once the copy is complete.
+ */
+export function keepingCopy(layer: Layer, dir: string, onKept?: (kept: Layer) => void): Layer {
+  const file = path.join(dir, `kept-${digestHex(layer.digest)}`);
+  let done = false;
+  let writing = false;
+  const readLocal = async (signal?: AbortSignal): Promise<Readable> => {
+    try {
+      const fh = await open(file, "r");
+      return fh.createReadStream(signal ? { signal } : {});
+    } catch {
+      return layer.openCompressed(signal); // the build's directory is being removed: the registry still has it
+    }
+  };
+  const self: Layer = Object.freeze({
+    mediaType: layer.mediaType,
+    digest: layer.digest,
+    diffId: layer.diffId,
+    size: layer.size,
+    ...(layer.annotations ? { annotations: layer.annotations } : {}),
+    ...(layer.origins ? { origins: layer.origins } : {}),
+    verifiesCompressed: true,
+    hasLocalCopy: () => done,
+    openCompressed: (signal?: AbortSignal): Promise<Readable> =>
+      done ? readLocal(signal) : layer.openCompressed(signal),
+    openUncompressed: async (signal?: AbortSignal): Promise<Readable> => {
+      if (done) return decompressAuto(await readLocal(signal));
+      if (writing) return layer.openUncompressed(signal);
+      const source = await layer.openCompressed(signal);
+      writing = true;
+      const { stream, kept } = teeToFile(source, file);
+      kept.then(
+        () => {
+          done = true;
+          onKept?.(self);
+        },
+        () => {
+          writing = false;
+        },
+      );
+      return decompressAuto(stream);
+    },
+  });
+  return self;
+}
