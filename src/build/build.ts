@@ -397,8 +397,8 @@ async function buildWith(
   let storeClosed: Promise<void> | undefined;
   const closeStore = (): Promise<void> => (storeClosed ??= rootStore?.close() ?? Promise.resolve());
   const ignore = inPlaceIgnore ?? IgnoreList.create({ ignorePaths: opts.ignorePaths });
-  // Base images as stages build FROM them: the layers an output reads again keep a local copy of their
-  // blob once extracted (no second download), and a final-stage base layer is pushed ahead once it has one.
+  // Base images of the stages whose layers reach the output image: the layers an output reads again keep a
+  // local copy of their blob once extracted (no second download), and each is pushed ahead once it has one.
   const finalBase = new Set<string>();
   const onKept = (l: Layer): void => {
     if (finalBase.has(l.digest)) ahead?.add([l]);
@@ -540,7 +540,8 @@ async function buildWith(
         }
       } else {
         try {
-          baseImage = await stageBase(fromRef);
+          const keep = opts.keepBaseCopies !== false && outputStages.has(stage.index);
+          baseImage = keep ? await stageBase(fromRef) : await pull(fromRef);
         } catch (e) {
           // A base that cannot be pulled (a bad reference, 401, 404, …) names its FROM line.
           if (signal?.aborted) throw e;

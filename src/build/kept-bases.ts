@@ -16,10 +16,11 @@ export function outputReadsBlob(opts: Readonly<BuildOptions>, layer: Layer): boo
 }
 
 /**
- * `image` (a base pulled from a registry) with each layer an output reads again wrapped by
- * {@link keepingCopy}: the build keeps its blob in `dir` while it extracts it, and the output reads that
- * copy instead of downloading the blob a second time. Layers read from local disk already (no origin)
- * and layers no output reads stay as they are.
+ * `image` (the base of a stage whose layers reach the output image) with each layer an output reads again
+ * wrapped by {@link keepingCopy}: the build keeps its blob in `dir` while it extracts it, and the output
+ * reads that copy instead of downloading the blob a second time. Layers read from local disk already (no
+ * origin), layers not verified while read, and layers no output reads stay as they are. The copies take
+ * the compressed size of those layers in the build's directory until the build ends.
  */
 export function keepBaseCopies(
   image: Image,
@@ -27,7 +28,8 @@ export function keepBaseCopies(
   opts: Readonly<BuildOptions>,
   onKept: (layer: Layer) => void,
 ): Image {
-  const keep = (l: Layer): boolean => (l.origins ?? []).length > 0 && outputReadsBlob(opts, l);
+  const keep = (l: Layer): boolean =>
+    (l.origins ?? []).length > 0 && l.verifiesCompressed === true && outputReadsBlob(opts, l);
   if (!image.layers.some(keep)) return image;
   return { ...image, layers: image.layers.map((l) => (keep(l) ? keepingCopy(l, dir, onKept) : l)) };
 }

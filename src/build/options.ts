@@ -123,6 +123,12 @@ export interface BuildOptions {
    * build/push-ahead.ts). A library and test switch: false pushes every blob after the build.
    */
   pushAhead?: boolean;
+  /**
+   * Base layers an output reads again keep a copy of their blob while the build extracts them (default
+   * true; see build/kept-bases.ts). A library and benchmark switch: false downloads such a blob again
+   * for the output, as kiln did before session 15, and spares the copy's disk space.
+   */
+  keepBaseCopies?: boolean;
 }
 
 /** `--layer-store` settings. */

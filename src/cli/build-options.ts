@@ -204,8 +204,10 @@ export function toBuildOptions(
     snapshotMode: o.snapshotMode,
     pushIgnoreImmutableTagErrors: o.pushIgnoreImmutableTagErrors,
     disableOverlay: env.KILN_SNAPSHOTTER === "walk",
-    // Benchmark switch (bench/push-latency.ts): every blob is pushed after the build, as before session 14.
+    // Benchmark switches: every blob pushed after the build, as before session 14 (bench/push-latency.ts);
+    // base blobs downloaded again for the outputs, as before session 15 (bench/base-link.ts).
     ...(env.KILN_BENCH_NO_PUSH_AHEAD === "1" ? { pushAhead: false } : {}),
+    ...(env.KILN_BENCH_NO_KEPT_BASES === "1" ? { keepBaseCopies: false } : {}),
     env: { ...env },
     cache: o.cache
       ? {

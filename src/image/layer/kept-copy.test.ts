@@ -58,26 +58,30 @@ function keptSignal(): { onKept: (l: Layer) => void; kept: Promise<Layer> } {
   return { onKept: (l) => resolve(l), kept };
 }
 
-test("a layer read whole for an extraction keeps its blob, and later reads of the blob use the copy", async () => {
-  await withDir(async (dir) => {
-    const tar = randomBytes(600 * 1024); // incompressible: the blob spans several chunks
-    const blob = gzipSync(tar);
-    const src = sourceLayer(blob);
-    const k = keptSignal();
-    const layer = keepingCopy(src.layer, dir, k.onKept);
-    assert.equal(layer.hasLocalCopy?.(), false);
-    assert.deepEqual(await readAll(await layer.openUncompressed()), tar);
-    assert.equal(await k.kept, layer);
-    assert.equal(layer.hasLocalCopy?.(), true);
-    const file = path.join(dir, `kept-${digestHex(src.layer.digest)}`);
-    assert.deepEqual(await readFile(file), blob);
-    assert.deepEqual(await readAll(await layer.openCompressed()), blob);
-    assert.deepEqual(await readAll(await layer.openUncompressed()), tar);
-    assert.equal(src.opens(), 1, "the registry blob was read once");
-    assert.deepEqual(await readdir(dir), [path.basename(file)], "no temp file is left");
-    assert.deepEqual(layer.origins, src.layer.origins, "mount candidates are kept");
-  });
-});
+test(
+  "a layer read whole for an extraction keeps its blob, and later reads of the blob use the copy",
+  { timeout: 20_000 },
+  async () => {
+    await withDir(async (dir) => {
+      const tar = randomBytes(600 * 1024); // incompressible: the blob spans several chunks
+      const blob = gzipSync(tar);
+      const src = sourceLayer(blob);
+      const k = keptSignal();
+      const layer = keepingCopy(src.layer, dir, k.onKept);
+      assert.equal(layer.hasLocalCopy?.(), false);
+      assert.deepEqual(await readAll(await layer.openUncompressed()), tar);
+      assert.equal(await k.kept, layer);
+      assert.equal(layer.hasLocalCopy?.(), true);
+      const file = path.join(dir, `kept-${digestHex(src.layer.digest)}`);
+      assert.deepEqual(await readFile(file), blob);
+      assert.deepEqual(await readAll(await layer.openCompressed()), blob);
+      assert.deepEqual(await readAll(await layer.openUncompressed()), tar);
+      assert.equal(src.opens(), 1, "the registry blob was read once");
+      assert.deepEqual(await readdir(dir), [path.basename(file)], "no temp file is left");
+      assert.deepEqual(layer.origins, src.layer.origins, "mount candidates are kept");
+    });
+  },
+);
 
 test("an extraction stopped early keeps no copy, and the next read downloads the blob again", async () => {
   await withDir(async (dir) => {
@@ -90,7 +94,7 @@ test("an extraction stopped early keeps no copy, and the next read downloads the
     s.destroy();
     await new Promise((r) => s.once("close", r));
     // The partial copy is removed in the background.
-    for (let i = 0; i < 100 && (await readdir(dir)).length > 0; i++) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 1000 && (await readdir(dir)).length > 0; i++) await new Promise((r) => setImmediate(r));
     assert.deepEqual(await readdir(dir), []);
     assert.equal(layer.hasLocalCopy?.(), false);
     assert.deepEqual(await readAll(await layer.openCompressed()), blob);
@@ -105,7 +109,7 @@ test("a blob that fails verification is not kept", async () => {
     const src = sourceLayer(blob, wrong);
     const layer = keepingCopy(src.layer, dir);
     await assert.rejects(readAll(await layer.openUncompressed()), /DIGEST_MISMATCH|digest/);
-    for (let i = 0; i < 100 && (await readdir(dir)).length > 0; i++) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 1000 && (await readdir(dir)).length > 0; i++) await new Promise((r) => setImmediate(r));
     assert.deepEqual(await readdir(dir), []);
     assert.equal(layer.hasLocalCopy?.(), false);
   });
@@ -119,5 +123,49 @@ test("a copy that cannot be written never fails the extraction", async () => {
     assert.deepEqual(await readAll(await layer.openUncompressed()), tar);
     assert.equal(layer.hasLocalCopy?.(), false);
     assert.deepEqual(gunzipSync(await readAll(await layer.openCompressed())), tar);
+  });
+});
+
+test(
+  "a source that closes before its end fails the extraction instead of leaving it waiting",
+  { timeout: 20_000 },
+  async () => {
+    await withDir(async (dir) => {
+      const blob = gzipSync(randomBytes(300 * 1024));
+      const closing: Layer = {
+        ...sourceLayer(blob).layer,
+        // Two chunks, then a close without an error (as a socket that went away may end a body).
+        openCompressed: () => {
+          const s = new Readable({ read() {} });
+          s.push(blob.subarray(0, 64 * 1024));
+          s.push(blob.subarray(64 * 1024, 128 * 1024));
+          setImmediate(() => s.destroy());
+          return Promise.resolve(s);
+        },
+      };
+      const layer = keepingCopy(closing, dir);
+      await assert.rejects(readAll(await layer.openUncompressed()), /premature close/i);
+      assert.equal(layer.hasLocalCopy?.(), false);
+    });
+  },
+);
+
+test("two extractions at once make one copy", { timeout: 20_000 }, async () => {
+  await withDir(async (dir) => {
+    const tar = randomBytes(300 * 1024);
+    const src = sourceLayer(gzipSync(tar));
+    let kept = 0;
+    const k = keptSignal();
+    const layer = keepingCopy(src.layer, dir, (l) => {
+      kept++;
+      k.onKept(l);
+    });
+    const [a, b] = await Promise.all([layer.openUncompressed(), layer.openUncompressed()]);
+    assert.deepEqual(await readAll(a), tar);
+    assert.deepEqual(await readAll(b), tar);
+    await k.kept;
+    assert.equal(kept, 1);
+    assert.equal(src.opens(), 2, "the second extraction read the registry, not a copy in progress");
+    assert.equal((await readdir(dir)).length, 1);
   });
 });

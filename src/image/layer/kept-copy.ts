@@ -1,8 +1,8 @@
 import { createWriteStream, type WriteStream } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import * as path from "node:path";
-import { Transform, type Readable, type TransformCallback } from "node:stream";
-import { finished } from "node:stream/promises";
+import { finished, Transform, type Readable, type TransformCallback } from "node:stream";
+import { finished as writeFinished } from "node:stream/promises";
 import { BULK_WRITE } from "../../common/bulk-write.js";
 import { decompressAuto } from "../compress/compression.js";
 import { digestHex } from "../digest.js";
@@ -21,11 +21,16 @@ function teeToFile(source: Readable, file: string): { stream: Readable; kept: Pr
   let writer: WriteStream | undefined = createWriteStream(tmp, { ...BULK_WRITE, flags: "wx", mode: 0o600 });
   let settle: { resolve: (f: string) => void; reject: (e: unknown) => void } | undefined;
   const kept = new Promise<string>((resolve, reject) => (settle = { resolve, reject }));
+  const removeTemp = (): void => void rm(tmp, { force: true }).catch(() => undefined);
   const fail = (e: unknown): void => {
     const w = writer;
     writer = undefined;
-    w?.destroy();
-    void rm(tmp, { force: true }).catch(() => undefined);
+    if (w !== undefined) {
+      // Removed once the stream closed: a stream still opening would create the file after an earlier rm.
+      if (w.closed) removeTemp();
+      else w.once("close", removeTemp);
+      w.destroy();
+    }
     settle?.reject(e);
     settle = undefined;
   };
@@ -50,7 +55,7 @@ function teeToFile(source: Readable, file: string): { stream: Readable; kept: Pr
       const w = writer;
       if (w !== undefined) {
         w.end();
-        finished(w)
+        writeFinished(w)
           .then(() => rename(tmp, file))
           .then(
             () => {
@@ -70,7 +75,10 @@ function teeToFile(source: Readable, file: string): { stream: Readable; kept: Pr
       cb(err);
     },
   });
-  source.on("error", (e) => tee.destroy(e));
+  // An error, or a close before the end (a premature close), fails the tee as it fails the source.
+  finished(source, (e) => {
+    if (e) tee.destroy(e);
+  });
   tee.on("close", () => {
     if (!source.destroyed) source.destroy();
   });
@@ -85,13 +93,16 @@ function teeToFile(source: Readable, file: string): { stream: Readable; kept: Pr
  * is made only from a stream that ended, and a registry stream ends only when its bytes matched the
  * digest, so the copy is trusted as verified (it lives in the build's own directory). A read while the
  * copy is still being written goes to the registry as before: nothing ever waits for the copy, and a
- * failed copy (a full disk, an extraction stopped early) only means the blob is downloaded again.
- * `onKept` is called once the copy is complete.
+ * failed copy (a full disk, an extraction stopped early) only means the blob is downloaded again; it is
+ * not tried a second time. `onKept` is called once the copy is complete. A layer that does not verify its
+ * blob while it is read is returned as it is.
  */
 export function keepingCopy(layer: Layer, dir: string, onKept?: (kept: Layer) => void): Layer {
+  if (layer.verifiesCompressed !== true) return layer; // a copy of unverified bytes would be trusted later
   const file = path.join(dir, `kept-${digestHex(layer.digest)}`);
   let done = false;
-  let writing = false;
+  /** A copy is being written, or one failed (then the blob is not copied again in this build). */
+  let tried = false;
   const readLocal = async (signal?: AbortSignal): Promise<Readable> => {
     try {
       const fh = await open(file, "r");
@@ -113,19 +124,22 @@ export function keepingCopy(layer: Layer, dir: string, onKept?: (kept: Layer) =>
       done ? readLocal(signal) : layer.openCompressed(signal),
     openUncompressed: async (signal?: AbortSignal): Promise<Readable> => {
       if (done) return decompressAuto(await readLocal(signal));
-      if (writing) return layer.openUncompressed(signal);
-      const source = await layer.openCompressed(signal);
-      writing = true;
+      if (tried) return layer.openUncompressed(signal);
+      tried = true;
+      let source: Readable;
+      try {
+        source = await layer.openCompressed(signal);
+      } catch (e) {
+        tried = false; // nothing was written: a retry of the extraction may still keep the copy
+        throw e;
+      }
       const { stream, kept } = teeToFile(source, file);
-      kept.then(
-        () => {
+      kept
+        .then(() => {
           done = true;
           onKept?.(self);
-        },
-        () => {
-          writing = false;
-        },
-      );
+        })
+        .catch(() => undefined); // the copy is a saving, not a result: the blob is downloaded again
       return decompressAuto(stream);
     },
   });
