@@ -73,13 +73,13 @@ export class PushAhead {
 
   /**
    * Starts pushing layers of the final image (each digest once). A layer that may still get a local copy
-   * (see Layer.hasLocalCopy) may be added again once it has one: a destination that could not take it
+   * (see Layer.localFile) may be added again once it has one: a destination that could not take it
    * without a download from another registry takes it then.
    */
   add(layers: readonly Layer[]): void {
     for (const layer of layers) {
       if (this.#seen.has(layer.digest) || this.#signal.aborted) continue;
-      if (layer.hasLocalCopy?.() !== false) this.#seen.add(layer.digest);
+      if (layer.localFile === undefined || layer.localFile() !== undefined) this.#seen.add(layer.digest);
       for (const ref of this.#refs) {
         this.#pending.push(
           this.#allowed.then((go) =>

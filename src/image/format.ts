@@ -43,7 +43,7 @@ export function relabelLayer(layer: Layer, mediaType: string): Layer {
     size: layer.size,
     ...(layer.annotations ? { annotations: layer.annotations } : {}),
     ...(layer.origins ? { origins: layer.origins } : {}),
-    ...(layer.hasLocalCopy ? { hasLocalCopy: layer.hasLocalCopy } : {}),
+    ...(layer.localFile ? { localFile: layer.localFile } : {}),
     openCompressed: (signal) => layer.openCompressed(signal),
     openUncompressed: (signal) => layer.openUncompressed(signal),
   };

@@ -121,10 +121,12 @@ export interface Layer {
    */
   readonly verifiesCompressed?: boolean;
   /**
-   * True once {@link openCompressed} reads a local copy (a base layer whose blob the build kept while it
-   * extracted it): an upload to a registry that cannot mount it costs no download then.
+   * A file on local disk holding exactly the compressed blob, which kiln wrote itself from bytes it made or
+   * verified (a step's spooled layer, a base layer's blob kept while the build extracted it), or undefined
+   * while there is none (yet). A sink may copy the file as it is; an upload to a registry that cannot mount
+   * the blob costs no download then. Absent: the layer never has one.
    */
-  readonly hasLocalCopy?: () => boolean;
+  readonly localFile?: () => string | undefined;
   openCompressed(signal?: AbortSignal): Promise<Readable>;
   openUncompressed(signal?: AbortSignal): Promise<Readable>;
 }

@@ -23,7 +23,7 @@ export async function pushLayerAhead(
 ): Promise<void> {
   try {
     const blob = layerPushBlob(layer, host.registry, repository);
-    if (!blob.local && blob.mountFrom.length === 0 && layer.hasLocalCopy?.() !== true) return;
+    if (!blob.local && blob.mountFrom.length === 0 && layer.localFile?.() === undefined) return;
     const assumed = await state.assumedIn(host.registry, repository);
     if (assumed.has(layer.digest) || layerFrom(layer, host.registry, repository)) return;
     if (settings.signal?.aborted) return;

@@ -68,10 +68,10 @@ test(
       const src = sourceLayer(blob);
       const k = keptSignal();
       const layer = keepingCopy(src.layer, dir, k.onKept);
-      assert.equal(layer.hasLocalCopy?.(), false);
+      assert.equal(layer.localFile?.(), undefined);
       assert.deepEqual(await readAll(await layer.openUncompressed()), tar);
       assert.equal(await k.kept, layer);
-      assert.equal(layer.hasLocalCopy?.(), true);
+      assert.equal(layer.localFile?.(), path.join(dir, `kept-${digestHex(src.layer.digest)}`));
       const file = path.join(dir, `kept-${digestHex(src.layer.digest)}`);
       assert.deepEqual(await readFile(file), blob);
       assert.deepEqual(await readAll(await layer.openCompressed()), blob);
@@ -96,7 +96,7 @@ test("an extraction stopped early keeps no copy, and the next read downloads the
     // The partial copy is removed in the background.
     for (let i = 0; i < 1000 && (await readdir(dir)).length > 0; i++) await new Promise((r) => setImmediate(r));
     assert.deepEqual(await readdir(dir), []);
-    assert.equal(layer.hasLocalCopy?.(), false);
+    assert.equal(layer.localFile?.(), undefined);
     assert.deepEqual(await readAll(await layer.openCompressed()), blob);
     assert.equal(src.opens(), 2, "the blob was downloaded again");
   });
@@ -111,7 +111,7 @@ test("a blob that fails verification is not kept", async () => {
     await assert.rejects(readAll(await layer.openUncompressed()), /DIGEST_MISMATCH|digest/);
     for (let i = 0; i < 1000 && (await readdir(dir)).length > 0; i++) await new Promise((r) => setImmediate(r));
     assert.deepEqual(await readdir(dir), []);
-    assert.equal(layer.hasLocalCopy?.(), false);
+    assert.equal(layer.localFile?.(), undefined);
   });
 });
 
@@ -121,7 +121,7 @@ test("a copy that cannot be written never fails the extraction", async () => {
     const src = sourceLayer(gzipSync(tar));
     const layer = keepingCopy(src.layer, path.join(dir, "missing", "dir"));
     assert.deepEqual(await readAll(await layer.openUncompressed()), tar);
-    assert.equal(layer.hasLocalCopy?.(), false);
+    assert.equal(layer.localFile?.(), undefined);
     assert.deepEqual(gunzipSync(await readAll(await layer.openCompressed())), tar);
   });
 });
@@ -145,7 +145,7 @@ test(
       };
       const layer = keepingCopy(closing, dir);
       await assert.rejects(readAll(await layer.openUncompressed()), /premature close/i);
-      assert.equal(layer.hasLocalCopy?.(), false);
+      assert.equal(layer.localFile?.(), undefined);
     });
   },
 );

@@ -119,7 +119,7 @@ export function keepingCopy(layer: Layer, dir: string, onKept?: (kept: Layer) =>
     ...(layer.annotations ? { annotations: layer.annotations } : {}),
     ...(layer.origins ? { origins: layer.origins } : {}),
     verifiesCompressed: true,
-    hasLocalCopy: () => done,
+    localFile: () => (done ? file : undefined),
     openCompressed: (signal?: AbortSignal): Promise<Readable> =>
       done ? readLocal(signal) : layer.openCompressed(signal),
     openUncompressed: async (signal?: AbortSignal): Promise<Readable> => {

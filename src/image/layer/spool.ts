@@ -98,7 +98,8 @@ export function layerFromBlobFile(file: string, d: BlobFileLayerInfo): Layer {
     size: d.size,
     ...(d.annotations ? { annotations: d.annotations } : {}),
     ...(d.origins ? { origins: d.origins } : {}),
-    ...(d.verify ? { verifiesCompressed: true } : {}),
+    // A file not verified on read is one kiln wrote itself (spoolLayer): sinks may copy it as it is.
+    ...(d.verify ? { verifiesCompressed: true } : { localFile: () => file }),
     openCompressed: (signal?: AbortSignal) => openBlob(signal),
     openUncompressed: async (signal?: AbortSignal) => decompressAuto(await openBlob(signal)),
   };

@@ -8,7 +8,7 @@ import { layerFromBlobFile } from "../layer/spool.js";
 import { openVerifiedCompressed } from "../layer/verifying-stream.js";
 import { isIndexMediaType, MediaTypes } from "../media-types.js";
 import type { Descriptor, Image, ImageConfigFile, ImageIndex, ImageManifest, Layer } from "../types.js";
-import { hasFileOfSize, streamToFileAtomic, writeFileAtomic } from "./atomic-file.js";
+import { copyFileAtomic, hasFileOfSize, streamToFileAtomic, writeFileAtomic } from "./atomic-file.js";
 
 /** Annotation naming a manifest in an OCI layout's index.json (image-spec annotations.md). */
 export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
@@ -61,7 +61,8 @@ export interface WriteOciLayoutOptions {
  * blobs under `blobs/sha256/`, and `index.json`. Appending to an existing layout keeps its other
  * manifests; an entry with the same ref name is replaced. Blobs already present are not rewritten;
  * every file is written atomically (temp + rename) and layer blobs are verified while copied (by the layer
- * itself when it {@link Layer.verifiesCompressed}).
+ * itself when it {@link Layer.verifiesCompressed}), except a {@link Layer.localFile} kiln wrote itself,
+ * which is copied as it is (its size checked).
  */
 export async function writeOciLayout(dir: string, image: Image, opts?: WriteOciLayoutOptions): Promise<void> {
   await writeFileAtomic(path.join(dir, "oci-layout"), LAYOUT_FILE);
@@ -70,6 +71,16 @@ export async function writeOciLayout(dir: string, image: Image, opts?: WriteOciL
   await mapLimit(unique, LAYER_WRITES, async (layer) => {
     const file = blobPath(dir, layer.digest);
     if (opts?.rewriteBlobs !== true && (await hasFileOfSize(file, layer.size))) return;
+    opts?.signal?.throwIfAborted();
+    const local = layer.localFile?.();
+    if (local !== undefined) {
+      try {
+        await copyFileAtomic(local, file, layer.size);
+        return;
+      } catch {
+        // The file is gone or changed: read the layer as any other (a kept copy falls back to its registry).
+      }
+    }
     await streamToFileAtomic(file, await openVerifiedCompressed(layer, opts?.signal), opts?.signal);
   });
   const configDigest = sha256Digest(image.rawConfig);
