@@ -22,15 +22,11 @@ import { dockerBuilder, kilnBuilder, removeTree, type Builder, type BuildSpec } 
 import { startDockerd } from "./lib/env.js";
 import { kilnNode } from "./lib/kiln-node.js";
 import { median } from "./lib/measure.js";
+import { numberFlag } from "./lib/argv.js";
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(BENCH_DIR, "..");
 const WORK = path.join(REPO, ".tmp", "base-link");
-
-function flag(name: string, def: number): number {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
 
 /** One measured arm: a builder and how it changes the spec. */
 interface Arm {
@@ -40,8 +36,8 @@ interface Arm {
 }
 
 async function main(): Promise<void> {
-  const mbps = flag("--mbps", 50);
-  const runs = flag("--runs", 5);
+  const mbps = numberFlag("--mbps", 50);
+  const runs = numberFlag("--runs", 5);
   removeTree(WORK);
   mkdirSync(WORK, { recursive: true });
   const source = await startRegistry();

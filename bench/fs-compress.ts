@@ -14,11 +14,7 @@ import { pipeline } from "node:stream/promises";
 import { gunzipSync } from "node:zlib";
 import { compressStream } from "../src/image/index.js";
 import { debianOciLayout } from "../test/support/base-images.js";
-
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-}
+import { numberFlag } from "./lib/argv.js";
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -63,8 +59,8 @@ function tool(cmd: string): number {
 }
 
 async function main(): Promise<void> {
-  const mb = arg("--mb", 512);
-  const runs = arg("--runs", 2);
+  const mb = numberFlag("--mb", 512);
+  const runs = numberFlag("--runs", 2);
   const base = mkdtempSync(path.join(process.env.KILN_BENCH_DIR ?? os.tmpdir(), "kiln-bench-compress-"));
   const file = path.join(base, "input.tar");
   try {

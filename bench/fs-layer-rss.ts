@@ -14,11 +14,7 @@ import { gunzipSync } from "node:zlib";
 import { FileIndex, changesTarStream, walkChanges } from "../src/fs/index.js";
 import { spoolLayer } from "../src/image/index.js";
 import { debianOciLayout } from "../test/support/base-images.js";
-
-function argValue(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
+import { stringFlag } from "./lib/argv.js";
 
 async function child(root: string, out: string, compression: "gzip" | "zstd"): Promise<void> {
   const t = Date.now();
@@ -32,12 +28,12 @@ async function child(root: string, out: string, compression: "gzip" | "zstd"): P
 }
 
 async function main(): Promise<void> {
-  const compression = (argValue("--compression") ?? "gzip") as "gzip" | "zstd";
+  const compression = (stringFlag("--compression") ?? "gzip") as "gzip" | "zstd";
   if (process.argv.includes("--child")) {
-    await child(argValue("--root") as string, argValue("--out") as string, compression);
+    await child(stringFlag("--root") as string, stringFlag("--out") as string, compression);
     return;
   }
-  const gib = Number(argValue("--gib") ?? 2);
+  const gib = Number(stringFlag("--gib") ?? 2);
   const base = mkdtempSync(path.join(process.env.KILN_BENCH_DIR ?? os.tmpdir(), "kiln-bench-rss-"));
   try {
     const root = path.join(base, "root");

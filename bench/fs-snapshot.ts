@@ -10,11 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { FileIndex, walkChanges } from "../src/fs/index.js";
 import { OverlaySnapshotter, overlayHelperArgument } from "../src/fs/snapshot/index.js";
-
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-}
+import { numberFlag } from "./lib/argv.js";
 
 function ms(t: bigint): number {
   return Number(process.hrtime.bigint() - t) / 1e6;
@@ -28,8 +24,8 @@ function median(xs: number[]): number {
 const HELPER = path.resolve(import.meta.dirname, "..", "native", "kiln-exec");
 
 async function main(): Promise<void> {
-  const files = arg("--files", 100_000);
-  const runs = arg("--runs", 5);
+  const files = numberFlag("--files", 100_000);
+  const runs = numberFlag("--runs", 5);
   const base = mkdtempSync(path.join(process.env.KILN_BENCH_DIR ?? os.tmpdir(), "kiln-bench-snap-"));
   const root = path.join(base, "root");
   try {

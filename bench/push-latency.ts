@@ -18,6 +18,7 @@ import { removeTree } from "./lib/builders.js";
 import { kilnNode } from "./lib/kiln-node.js";
 import { median, timed } from "./lib/measure.js";
 import { stageContext } from "./lib/workloads.js";
+import { numberFlag } from "./lib/argv.js";
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(BENCH_DIR, "..");
@@ -44,14 +45,9 @@ function delayProxy(target: string, ms: number): Promise<{ host: string; close: 
   });
 }
 
-function flag(name: string, def: number): number {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
-
 async function main(): Promise<void> {
-  const delayMs = flag("--delay-ms", 10);
-  const runs = flag("--runs", 8);
+  const delayMs = numberFlag("--delay-ms", 10);
+  const runs = numberFlag("--runs", 8);
   removeTree(WORK);
   mkdirSync(WORK, { recursive: true });
   const reg = await startRegistry();

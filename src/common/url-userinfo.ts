@@ -29,3 +29,23 @@ export function openUserinfoTail(text: string, max = 2048): number {
   const m = /:(?:\/(?:\/[^\s/?#"<>]*)?)?$/.exec(text.length > max ? text.slice(text.length - max) : text);
   return m ? m[0].length : 0;
 }
+
+/** `s` percent-decoded; bad percent-encoding gives `s` as it is, or throws a URIError when `strict`. */
+export function percentDecoded(s: string, strict = false): string {
+  try {
+    return decodeURIComponent(s);
+  } catch (e) {
+    if (strict) throw e;
+    return s;
+  }
+}
+
+/**
+ * `Basic base64(user:password)` for a URL with user info (percent-decoded, UTF-8), else undefined. Bad
+ * percent-encoding is taken as it is, or throws a URIError when `strict`.
+ */
+export function basicAuthorization(url: URL, strict = false): string | undefined {
+  if (url.username === "" && url.password === "") return undefined;
+  const pair = `${percentDecoded(url.username, strict)}:${percentDecoded(url.password, strict)}`;
+  return `Basic ${Buffer.from(pair, "utf8").toString("base64")}`;
+}

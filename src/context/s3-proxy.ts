@@ -6,6 +6,7 @@ import * as tls from "node:tls";
 import { Agent, type AgentConnectOpts } from "agent-base";
 import { errorMessage, KilnError } from "../common/errors.js";
 import type { ProxyEnv } from "../common/proxy-env.js";
+import { basicAuthorization } from "../common/url-userinfo.js";
 
 /** How long the proxy may take to connect and answer a CONNECT (the S3 client sets no timeout of its own). */
 export const TUNNEL_TIMEOUT_MS = 30_000;
@@ -49,13 +50,9 @@ export function tunnelProxy(setting: string): TunnelProxy {
   try {
     const url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(setting) ? setting : `http://${setting}`);
     if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`unsupported scheme ${url.protocol}`);
-    let authorization: string | undefined;
-    if (url.username !== "" || url.password !== "") {
-      const user = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
-      authorization = `Basic ${Buffer.from(user).toString("base64")}`;
-      url.username = "";
-      url.password = "";
-    }
+    const authorization = basicAuthorization(url, true);
+    url.username = "";
+    url.password = "";
     return authorization !== undefined ? { url, authorization } : { url };
   } catch (e) {
     const why = e instanceof URIError ? "its user info is not valid percent-encoding" : errorMessage(e);

@@ -236,14 +236,16 @@ export class RegistryClient {
    */
   async pushLayerAhead(ref: Reference, layer: Layer, opts: { signal?: AbortSignal; uploads?: Limiter }): Promise<void> {
     const chunkSize = this.opts.uploadChunkSize;
+    let host: RegistryHost;
     try {
-      await pushLayerAhead(this.ctx, this.host(ref.registry, "push"), ref.repository, layer, this.pushState, {
-        ...opts,
-        ...(chunkSize !== undefined ? { chunkSize } : {}),
-      });
+      host = this.host(ref.registry, "push");
     } catch {
-      // As the final push would: an unusable host setting fails that push, with its error.
+      return; // an unusable host setting fails the final push, with its error
     }
+    await pushLayerAhead(this.ctx, host, ref.repository, layer, this.pushState, {
+      ...opts,
+      ...(chunkSize !== undefined ? { chunkSize } : {}),
+    });
   }
 
   /**

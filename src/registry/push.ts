@@ -11,7 +11,7 @@ import type { ClientContext } from "./events.js";
 
 import { header, unexpected, type HostResponse, type RegistryHost } from "./host.js";
 import { isStaleAssumption, type PushState } from "./push-state.js";
-import { retryOpts, withRetry } from "./retry.js";
+import { isAbortError, retryOpts, withRetry } from "./retry.js";
 
 /** ECR's (and S3 multipart's) minimum size of every chunk but the last. */
 export const MIN_CHUNK_BYTES = 5 * 1024 * 1024;
@@ -92,11 +92,6 @@ export interface PushSettings {
   signal?: AbortSignal;
   /** Bounds the uploads (mount attempts and transfers) of blobs the HEAD check did not find. */
   uploads?: Limiter;
-}
-
-/** Whether `e` is the failure of an aborted operation (undici, streams and timers name it AbortError). */
-function isAbort(e: unknown): boolean {
-  return typeof e === "object" && e !== null && (e as { name?: unknown }).name === "AbortError";
 }
 
 /** Thrown inside the manifest PUT's retry loop to leave it at once: a blob assumed present may be missing. */
@@ -417,7 +412,7 @@ export async function pushImageTo(
       // A push this one joined may have been stopped by its own starter (another build's push ahead, on a
       // client shared by a library user): that is no reason for this push to fail. Pushed again, once.
       return push().catch((e: unknown) => {
-        if (signal?.aborted === true || !isAbort(e)) throw e;
+        if (signal?.aborted === true || !isAbortError(e)) throw e;
         return push();
       });
     });

@@ -33,6 +33,19 @@ export function parseRetryAfter(v: string | undefined, now = Date.now()): number
   return Math.min(Math.max(ms, 0), 60_000);
 }
 
+/**
+ * Whether `e`, or an error it wraps a few causes deep, is the failure of an aborted operation (undici,
+ * streams and timers name it AbortError).
+ */
+export function isAbortError(e: unknown): boolean {
+  let cur: unknown = e;
+  for (let depth = 0; depth < 5 && typeof cur === "object" && cur !== null; depth++) {
+    if ((cur as { name?: unknown }).name === "AbortError") return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 /** True for errors a retry may cure: 5xx, 429, connection resets and timeouts. Aborts never are. */
 export function isRetryable(e: unknown): boolean {
   // A manifest PUT answered MANIFEST_BLOB_UNKNOWN right after its blobs were pushed: registries on
@@ -42,8 +55,8 @@ export function isRetryable(e: unknown): boolean {
   if (e instanceof RegistryError && e.status !== undefined) return e.status >= 500 || e.status === 429;
   if (e instanceof KilnError && !(e instanceof RegistryError)) return RETRYABLE_NET.has(e.code);
   let cur: unknown = e instanceof RegistryError ? e.cause : e;
+  if (isAbortError(cur)) return false;
   for (let depth = 0; depth < 4 && cur instanceof Error; depth++) {
-    if (cur.name === "AbortError") return false;
     const code = (cur as { code?: unknown }).code;
     if (typeof code === "string" && RETRYABLE_NET.has(code)) return true;
     if (/socket hang up|other side closed|terminated/i.test(cur.message)) return true;

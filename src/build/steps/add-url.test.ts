@@ -5,7 +5,8 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { basicAuthorization, downloadUrl } from "./add-url.js";
+import { basicAuthorization } from "../../common/url-userinfo.js";
+import { downloadUrl } from "./add-url.js";
 
 interface Seen {
   url: string;

@@ -7,6 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { EnvHttpProxyAgent, interceptors, request } from "undici";
 import { KilnError } from "../../common/errors.js";
 import { proxyEnvFrom } from "../../common/proxy-env.js";
+import { basicAuthorization, percentDecoded } from "../../common/url-userinfo.js";
 import { redactUrl } from "../../context/index.js";
 
 /** A URL downloaded for ADD. */
@@ -55,22 +56,7 @@ export function parseChecksum(spec: string): { algorithm: string; hex: string } 
 export function downloadName(url: URL): string {
   const base = path.posix.basename(url.pathname);
   if (base === "" || base === "/" || base === "." || base === "..") return "__unnamed__";
-  return decodeURIComponentSafe(base);
-}
-
-/** `Basic base64(user:password)` for a URL with user info (percent-decoded, UTF-8), else undefined. */
-export function basicAuthorization(url: URL): string | undefined {
-  if (url.username === "" && url.password === "") return undefined;
-  const pair = `${decodeURIComponentSafe(url.username)}:${decodeURIComponentSafe(url.password)}`;
-  return `Basic ${Buffer.from(pair, "utf8").toString("base64")}`;
-}
-
-function decodeURIComponentSafe(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
+  return percentDecoded(base);
 }
 
 /**
