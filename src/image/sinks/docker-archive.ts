@@ -70,7 +70,12 @@ export async function writeDockerArchive(
           `layer ${layer.digest} is a foreign layer; it cannot be saved to a docker-archive`,
         );
       }
-      const src = await openVerifiedCompressed(layer, opts?.signal);
+      // A blob file kiln wrote itself is copied as it is (the tar entry's size is still checked); any other
+      // blob is verified while it is copied.
+      const src =
+        layer.localFile?.() !== undefined
+          ? await layer.openCompressed(opts?.signal)
+          : await openVerifiedCompressed(layer, opts?.signal);
       const h = emptyHeader(name, "file");
       h.size = layer.size;
       await writer.add(h, src);
