@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
@@ -74,6 +74,11 @@ test(
       assert.equal(layer.localFile?.(), path.join(dir, `kept-${digestHex(src.layer.digest)}`));
       const file = path.join(dir, `kept-${digestHex(src.layer.digest)}`);
       assert.deepEqual(await readFile(file), blob);
+      // The default mode of a new file, as every blob file kiln writes (a layout's copy keeps it).
+      await writeFile(path.join(dir, "..probe"), "x");
+      const modeOf = async (f: string): Promise<number> => (await stat(f)).mode & 0o777;
+      assert.equal(await modeOf(file), await modeOf(path.join(dir, "..probe")));
+      await rm(path.join(dir, "..probe"));
       assert.deepEqual(await readAll(await layer.openCompressed()), blob);
       assert.deepEqual(await readAll(await layer.openUncompressed()), tar);
       assert.equal(src.opens(), 1, "the registry blob was read once");
@@ -119,7 +124,9 @@ test("a copy that cannot be written never fails the extraction", async () => {
   await withDir(async (dir) => {
     const tar = randomBytes(300 * 1024);
     const src = sourceLayer(gzipSync(tar));
-    const layer = keepingCopy(src.layer, path.join(dir, "missing", "dir"));
+    // A file where the copy's directory should be: the copy's temp file cannot be created (ENOTDIR).
+    await writeFile(path.join(dir, "not-a-dir"), "x");
+    const layer = keepingCopy(src.layer, path.join(dir, "not-a-dir"));
     assert.deepEqual(await readAll(await layer.openUncompressed()), tar);
     assert.equal(layer.localFile?.(), undefined);
     assert.deepEqual(gunzipSync(await readAll(await layer.openCompressed())), tar);
@@ -167,5 +174,22 @@ test("two extractions at once make one copy", { timeout: 20_000 }, async () => {
     assert.equal(kept, 1);
     assert.equal(src.opens(), 2, "the second extraction read the registry, not a copy in progress");
     assert.equal((await readdir(dir)).length, 1);
+  });
+});
+
+test("a copy whose size changed after it was made is not read: the registry is", { timeout: 20_000 }, async () => {
+  await withDir(async (dir) => {
+    const blob = gzipSync(randomBytes(300 * 1024));
+    const src = sourceLayer(blob);
+    const k = keptSignal();
+    const layer = keepingCopy(src.layer, dir, k.onKept);
+    await readAll(await layer.openUncompressed());
+    await k.kept;
+    const file = layer.localFile?.();
+    assert.ok(file !== undefined);
+    await truncate(file, 10);
+    assert.deepEqual(await readAll(await layer.openCompressed()), blob);
+    assert.equal(src.opens(), 2);
+    assert.equal(layer.localFile?.(), undefined);
   });
 });

@@ -1,5 +1,5 @@
 import { createWriteStream, type WriteStream } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
+import { open, rename, rm, statfs } from "node:fs/promises";
 import * as path from "node:path";
 import { finished, Transform, type Readable, type TransformCallback } from "node:stream";
 import { finished as writeFinished } from "node:stream/promises";
@@ -17,8 +17,9 @@ import type { Layer } from "../types.js";
  */
 function teeToFile(source: Readable, file: string): { stream: Readable; kept: Promise<string> } {
   const tmp = tempNameFor(file);
-  // `wx`: the temp name is new; mode 0600: the copy is read only by this process.
-  let writer: WriteStream | undefined = createWriteStream(tmp, { ...BULK_WRITE, flags: "wx", mode: 0o600 });
+  // `wx`: the temp name is new. The default mode (0666 less the umask), as every blob file kiln writes: an
+  // OCI layout's copy of this file keeps its mode, and readers of the layout may run as another user.
+  let writer: WriteStream | undefined = createWriteStream(tmp, { ...BULK_WRITE, flags: "wx" });
   let settle: { resolve: (f: string) => void; reject: (e: unknown) => void } | undefined;
   const kept = new Promise<string>((resolve, reject) => (settle = { resolve, reject }));
   const removeTemp = (): void => void rm(tmp, { force: true }).catch(() => undefined);
@@ -86,6 +87,21 @@ function teeToFile(source: Readable, file: string): { stream: Readable; kept: Pr
 }
 
 /**
+ * Whether the filesystem of `dir` has room for a copy of `size` bytes and for what the extraction that makes
+ * it writes: at least 4× `size` free (a gzip layer's files take 2–3× its compressed size). A build on a
+ * tight disk (a CI pod's ephemeral storage) keeps no copy rather than failing a later step for want of the
+ * space the copy took.
+ */
+async function roomFor(dir: string, size: number): Promise<boolean> {
+  try {
+    const fs = await statfs(dir);
+    return fs.bavail * fs.bsize >= 4 * size;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * `layer` (a registry layer, verified while it is read) that keeps a copy of its compressed blob in `dir`
  * the first time it is read whole for an extraction, so that what reads the compressed blob later (an OCI
  * layout or tarball output, an upload to a registry that cannot mount it) reads the local copy instead of
@@ -94,7 +110,8 @@ function teeToFile(source: Readable, file: string): { stream: Readable; kept: Pr
  * digest, so the copy is trusted as verified (it lives in the build's own directory). A read while the
  * copy is still being written goes to the registry as before: nothing ever waits for the copy, and a
  * failed copy (a full disk, an extraction stopped early) only means the blob is downloaded again; it is
- * not tried a second time. `onKept` is called once the copy is complete. A layer that does not verify its
+ * not tried a second time, nor on a disk without room for it ({@link roomFor}). A copy whose size changed
+ * later is not read (the registry is). `onKept` is called once the copy is complete. A layer that does not verify its
  * blob while it is read is returned as it is.
  */
 export function keepingCopy(layer: Layer, dir: string, onKept?: (kept: Layer) => void): Layer {
@@ -106,10 +123,13 @@ export function keepingCopy(layer: Layer, dir: string, onKept?: (kept: Layer) =>
   const readLocal = async (signal?: AbortSignal): Promise<Readable> => {
     try {
       const fh = await open(file, "r");
-      return fh.createReadStream(signal ? { signal } : {});
+      if ((await fh.stat()).size === layer.size) return fh.createReadStream(signal ? { signal } : {});
+      await fh.close();
+      done = false; // the copy was changed after it was made: not used again
     } catch {
-      return layer.openCompressed(signal); // the build's directory is being removed: the registry still has it
+      // The build's directory is being removed: the registry still has the blob.
     }
+    return layer.openCompressed(signal);
   };
   const self: Layer = Object.freeze({
     mediaType: layer.mediaType,
@@ -126,6 +146,7 @@ export function keepingCopy(layer: Layer, dir: string, onKept?: (kept: Layer) =>
       if (done) return decompressAuto(await readLocal(signal));
       if (tried) return layer.openUncompressed(signal);
       tried = true;
+      if (!(await roomFor(dir, layer.size))) return layer.openUncompressed(signal);
       let source: Readable;
       try {
         source = await layer.openCompressed(signal);

@@ -5,7 +5,7 @@ import { mapLimit } from "../../common/map-limit.js";
 import { imageFromRaw } from "../assemble.js";
 import { digestHex, isDigest, sha256Digest, type Digest } from "../digest.js";
 import { layerFromBlobFile } from "../layer/spool.js";
-import { openVerifiedCompressed } from "../layer/verifying-stream.js";
+import { verifyingStream } from "../layer/verifying-stream.js";
 import { isIndexMediaType, MediaTypes } from "../media-types.js";
 import type { Descriptor, Image, ImageConfigFile, ImageIndex, ImageManifest, Layer } from "../types.js";
 import { copyFileAtomic, hasFileOfSize, streamToFileAtomic, writeFileAtomic } from "./atomic-file.js";
@@ -78,10 +78,16 @@ export async function writeOciLayout(dir: string, image: Image, opts?: WriteOciL
         await copyFileAtomic(local, file, layer.size);
         return;
       } catch {
-        // The file is gone or changed: read the layer as any other (a kept copy falls back to its registry).
+        // The file is gone or changed: its blob is read again and verified whatever the layer says of itself.
+        const check = verifyingStream(layer.digest, layer.size);
+        await streamToFileAtomic(file, await layer.openCompressed(opts?.signal), opts?.signal, check);
+        return;
       }
     }
-    await streamToFileAtomic(file, await openVerifiedCompressed(layer, opts?.signal), opts?.signal);
+    // The check is a stage of the file's pipeline (not wired before it): a small blob that fails it before
+    // the pipeline starts would otherwise raise its error with no one listening.
+    const check = layer.verifiesCompressed === true ? undefined : verifyingStream(layer.digest, layer.size);
+    await streamToFileAtomic(file, await layer.openCompressed(opts?.signal), opts?.signal, check);
   });
   const configDigest = sha256Digest(image.rawConfig);
   await writeFileAtomic(blobPath(dir, configDigest), image.rawConfig);
