@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
@@ -193,3 +194,27 @@ test("a copy whose size changed after it was made is not read: the registry is",
     assert.equal(layer.localFile?.(), undefined);
   });
 });
+
+const isRoot = process.getuid?.() === 0;
+
+test(
+  "no copy on a filesystem without 4x the blob's size free",
+  { timeout: 20_000, skip: isRoot ? false : "needs root to mount a tmpfs" },
+  async () => {
+    await withDir(async (dir) => {
+      const small = path.join(dir, "small");
+      await mkdir(small);
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "kiln-test-kept", small]);
+      try {
+        const tar = randomBytes(300 * 1024); // ~300 KiB compressed: 1.2 MiB would be needed
+        const src = sourceLayer(gzipSync(tar));
+        const layer = keepingCopy(src.layer, small);
+        assert.deepEqual(await readAll(await layer.openUncompressed()), tar);
+        assert.equal(layer.localFile?.(), undefined);
+        assert.deepEqual(await readdir(small), []);
+      } finally {
+        execFileSync("umount", ["-l", small]);
+      }
+    });
+  },
+);
