@@ -10,8 +10,8 @@ import type { PushState } from "./push-state.js";
  * pushes the blob itself). Only layers that cost no transfer from another registry are pushed ahead:
  * layers a step made (on local disk), base layers the build kept a local copy of, and layers that may be
  * mounted from a repository of the same registry (a base image, a cache entry); a layer only another
- * registry holds is left to the final push, which a failing build never reaches. Skips what the repository is known or assumed to hold. Never
- * rejects (a failure leaves the blob to the final push, which reports it).
+ * registry holds is left to the final push, which a failing build never reaches. Skips what the repository
+ * is known or assumed to hold. Never rejects (a failure leaves the blob to the final push, which reports it).
  */
 export async function pushLayerAhead(
   ctx: ClientContext,

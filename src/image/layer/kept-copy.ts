@@ -11,17 +11,17 @@ import type { Layer } from "../types.js";
 
 /**
  * Passes `source` through unchanged and writes every chunk to `file` as well (a temp file renamed at the
- * end). The copy never fails the stream: a write error just ends the copy. `kept` resolves with `file`
- * once the source ended and the copy is complete on disk; it rejects when the copy failed, or the stream
+ * end). The copy never fails the stream: a write error just ends the copy. `kept` resolves once the source
+ * ended and the copy is complete on disk as `file`; it rejects when the copy failed, or the stream
  * was stopped or failed before its end (the partial copy is removed then).
  */
-function teeToFile(source: Readable, file: string): { stream: Readable; kept: Promise<string> } {
+function teeToFile(source: Readable, file: string): { stream: Readable; kept: Promise<void> } {
   const tmp = tempNameFor(file);
   // `wx`: the temp name is new. The default mode (0666 less the umask), as every blob file kiln writes: an
   // OCI layout's copy of this file keeps its mode, and readers of the layout may run as another user.
   let writer: WriteStream | undefined = createWriteStream(tmp, { ...BULK_WRITE, flags: "wx" });
-  let settle: { resolve: (f: string) => void; reject: (e: unknown) => void } | undefined;
-  const kept = new Promise<string>((resolve, reject) => (settle = { resolve, reject }));
+  let settle: { resolve: () => void; reject: (e: unknown) => void } | undefined;
+  const kept = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   const removeTemp = (): void => void rm(tmp, { force: true }).catch(() => undefined);
   const fail = (e: unknown): void => {
     const w = writer;
@@ -60,7 +60,7 @@ function teeToFile(source: Readable, file: string): { stream: Readable; kept: Pr
           .then(() => rename(tmp, file))
           .then(
             () => {
-              settle?.resolve(file);
+              settle?.resolve();
               settle = undefined;
             },
             (e: unknown) => fail(e),

@@ -74,19 +74,16 @@ export async function writeOciLayout(dir: string, image: Image, opts?: WriteOciL
     opts?.signal?.throwIfAborted();
     const local = layer.localFile?.();
     if (local !== undefined) {
-      try {
-        await copyFileAtomic(local, file, layer.size);
-        return;
-      } catch {
-        // The file is gone or changed: its blob is read again and verified whatever the layer says of itself.
-        const check = verifyingStream(layer.digest, layer.size);
-        await streamToFileAtomic(file, await layer.openCompressed(opts?.signal), opts?.signal, check);
-        return;
-      }
+      const copied = await copyFileAtomic(local, file, layer.size).then(
+        () => true,
+        () => false, // the file is gone or changed: its blob is read again below, and verified
+      );
+      if (copied) return;
     }
     // The check is a stage of the file's pipeline (not wired before it): a small blob that fails it before
     // the pipeline starts would otherwise raise its error with no one listening.
-    const check = layer.verifiesCompressed === true ? undefined : verifyingStream(layer.digest, layer.size);
+    const trusted = local === undefined && layer.verifiesCompressed === true;
+    const check = trusted ? undefined : verifyingStream(layer.digest, layer.size);
     await streamToFileAtomic(file, await layer.openCompressed(opts?.signal), opts?.signal, check);
   });
   const configDigest = sha256Digest(image.rawConfig);
