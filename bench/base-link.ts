@@ -36,6 +36,8 @@ interface Arm {
 }
 
 async function main(): Promise<void> {
+  // The plain kiln arms keep their copies even when the shell exported the switch.
+  delete process.env.KILN_BENCH_NO_KEPT_BASES;
   const mbps = numberFlag("--mbps", 50);
   const runs = numberFlag("--runs", 5);
   removeTree(WORK);

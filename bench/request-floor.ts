@@ -19,6 +19,7 @@ import { busyboxOciLayout, debianOciLayout, pushLayoutToRegistry } from "../test
 import { startRegistry } from "../test/support/registry.js";
 import { kilnNode } from "./lib/kiln-node.js";
 import { median, timed } from "./lib/measure.js";
+import { numberFlag } from "./lib/argv.js";
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(BENCH_DIR, "..");
@@ -58,8 +59,7 @@ process.exit(0);
 }
 
 async function main(): Promise<void> {
-  const i = process.argv.indexOf("--rounds");
-  const rounds = i > 0 ? Number(process.argv[i + 1]) : 15;
+  const rounds = numberFlag("--rounds", 15);
   const node = kilnNode(REPO);
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(WORK, { recursive: true });

@@ -399,10 +399,7 @@ async function buildWith(
   const ignore = inPlaceIgnore ?? IgnoreList.create({ ignorePaths: opts.ignorePaths });
   // Base images of the stages whose layers reach the output image: the layers an output reads again keep a
   // local copy of their blob once extracted (no second download), and each is pushed ahead once it has one.
-  const finalBase = new Set<string>();
-  const onKept = (l: Layer): void => {
-    if (finalBase.has(l.digest)) ahead?.add([l]);
-  };
+  const onKept = (l: Layer): void => ahead?.localFileReady(l);
   const keptBases = new Map<string, Promise<Image>>();
   const stageBase = (ref: string): Promise<Image> => {
     let p = keptBases.get(ref);
@@ -556,10 +553,7 @@ async function buildWith(
         }
       }
       const isFinal = stage === stages[stages.length - 1];
-      if (isFinal) {
-        for (const l of baseImage.layers) finalBase.add(l.digest);
-        ahead?.add(baseImage.layers);
-      }
+      if (isFinal) ahead?.add(baseImage.layers);
       // A Docker-format image carries gzip layers: zstd falls back to gzip, and a zstd level above gzip's
       // 9 to gzip's default (kaniko #3147 failed the build there).
       const gzipOnly = family === "docker" && opts.compression !== "gzip";

@@ -32,6 +32,8 @@ export class PushAhead {
    */
   readonly #allowed: Promise<boolean>;
   readonly #seen = new Set<string>();
+  /** Layers added before they had the local file they may get (see {@link localFileReady}). */
+  readonly #awaitingFile = new Set<string>();
   readonly #pending: Promise<void>[] = [];
 
   private constructor(
@@ -72,14 +74,15 @@ export class PushAhead {
   }
 
   /**
-   * Starts pushing layers of the final image (each digest once). A layer that may still get a local copy
-   * (see Layer.localFile) may be added again once it has one: a destination that could not take it
+   * Starts pushing layers of the final image (each digest once). A layer that may still get a local file
+   * (see Layer.localFile) is tried again by {@link localFileReady}: a destination that could not take it
    * without a download from another registry takes it then.
    */
   add(layers: readonly Layer[]): void {
     for (const layer of layers) {
       if (this.#seen.has(layer.digest) || this.#signal.aborted) continue;
-      if (layer.localFile === undefined || layer.localFile() !== undefined) this.#seen.add(layer.digest);
+      if (layer.localFile !== undefined && layer.localFile() === undefined) this.#awaitingFile.add(layer.digest);
+      else this.#seen.add(layer.digest);
       for (const ref of this.#refs) {
         this.#pending.push(
           this.#allowed.then((go) =>
@@ -92,6 +95,11 @@ export class PushAhead {
         );
       }
     }
+  }
+
+  /** `layer` got its local file: pushed again if it was added before it had one (else nothing happens). */
+  localFileReady(layer: Layer): void {
+    if (this.#awaitingFile.delete(layer.digest)) this.add([layer]);
   }
 
   /**

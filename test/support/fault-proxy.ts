@@ -132,7 +132,7 @@ function readAll(s: IncomingMessage): Promise<Buffer> {
 export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
   const state = {
     rules: (opts.rules ?? []).map((r) => ({ ...r, left: r.times ?? 1 })),
-    /** Requests since the rules were set (for `untilSeen`). */
+    /** Requests since the rules were set (for `untilSeen`); kept apart from `requests`, which tests empty. */
     seen: [] as { method: string; path: string }[],
   };
   const rand = opts.random ? prng(opts.random.seed) : undefined;
